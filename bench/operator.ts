@@ -1,0 +1,326 @@
+// Measures the operator at scale on a real control plane (etcd + kube-apiserver + kube-controller-manager
+// from test/harness, no kubelet) and writes the "Operator" section of BENCHMARKS.md (not run in CI):
+//
+//   npm run bench:operator [-- --policies 2000 --namespaces 20 --lag-policies 200 --steady-minutes 6
+//                              --lag-slots 2 --source --profile --keep --out FILE]
+//
+// The operator runs compiled, as the image runs it (tsc into .work/bench-operator/); --source runs it with
+// tsx from src/ instead, as the tests do (tsx costs ~100 MiB of RSS more).
+// 1. Creates the namespaces (one BackupRepository each) and the BackupPolicies, all quiet (the next run is
+//    on 1 January), then starts `tidemark operator` as its own process and times until every policy has
+//    been reconciled (status.observedGeneration = metadata.generation, Ready condition set).
+// 2. Peak RSS of the operator process (VmHWM) after that, and at the end.
+// 3. Steady state: with nothing due, the operator's requests per minute from the API server's
+//    apiserver_request_total (watches counted apart), over --steady-minutes (default 6: longer than the
+//    policy controller's 5-minute requeue, so a periodic resync shows).
+// 4. Schedule lag: --lag-policies of the policies are patched to run every minute from the next whole
+//    minute; their source selects no PVC, so each Backup fails at once (no Job) and the next slot may run.
+//    Lag = when the Backup appeared (watched from here, ms) − its spec.scheduledTime, over --lag-slots slots.
+// --profile runs the operator under `node --cpu-prof` (10 ms samples) and adds its hotspots.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startCluster } from '../test/harness/cluster.ts';
+import { startProcess } from '../test/harness/process.ts';
+import { repoRoot } from '../test/harness/tools.ts';
+import { makeWorkDir } from '../test/harness/workdir.ts';
+import { measure } from './measure.ts';
+import {
+  difference,
+  isOperatorRequest,
+  isWatch,
+  parseKey,
+  type RequestCounts,
+  requestCounts,
+  total,
+} from './operator/apiserver.ts';
+import { buildOperator } from './operator/build.ts';
+import { limitsOf } from './operator/limits.ts';
+import { allPolicies, createObjects, layout, makeEveryMinute } from './operator/objects.ts';
+import { sampleProcess } from './operator/proc.ts';
+import { type OperatorReport, renderSection, type Target, writeSection } from './operator/report.ts';
+import { watchBackups, watchReconciled } from './operator/watch.ts';
+import { type ProfileSummary, summarizeProfile } from './profile.ts';
+
+const { values } = parseArgs({
+  options: {
+    policies: { type: 'string', default: '2000' },
+    namespaces: { type: 'string', default: '20' },
+    'lag-policies': { type: 'string', default: '200' },
+    'steady-minutes': { type: 'string', default: '6' },
+    'lag-slots': { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '32' },
+    profile: { type: 'boolean', default: false },
+    source: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    out: { type: 'string', default: join(repoRoot, 'BENCHMARKS.md') },
+  },
+});
+const policies = Number(values.policies);
+const namespaces = Number(values.namespaces);
+const lagPolicies = Number(values['lag-policies']);
+const steadyMinutes = Number(values['steady-minutes']);
+const lagSlots = Number(values['lag-slots']);
+const concurrency = Number(values.concurrency);
+const args = process.argv.slice(2);
+const commandLine = `npm run bench:operator${args.length ? ` -- ${args.join(' ')}` : ''}`;
+
+const TARGET = { syncS: 60, rssMiB: 300, steadyPerMin: 10, lagP99S: 2 };
+const AGENT_IMAGE = 'ghcr.io/tidemark-dev/tidemark:bench';
+const MINUTE = 60_000;
+
+const log = (message: string) => process.stdout.write(`bench:operator: ${message}\n`);
+const started = Date.now();
+const work = makeWorkDir('bench-operator');
+if (values.keep) process.env.TIDEMARK_KEEP_WORKDIR = '1';
+
+function machine(): string[] {
+  const rev = (() => {
+    try {
+      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
+      const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: repoRoot }).toString().trim() !== '';
+      return `${head}${dirty ? '-dirty' : ''}`;
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const apiserver = (() => {
+    try {
+      return execFileSync(join(repoRoot, '.tools', 'bin', 'kube-apiserver'), ['--version'])
+        .toString()
+        .trim();
+    } catch {
+      return 'kube-apiserver';
+    }
+  })();
+  return [
+    `CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores (nproc); memory ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; Linux ${release()}`,
+    `Node ${process.version}; tidemark ${rev}, ${
+      values.source
+        ? 'run from source with tsx (`node --import tsx src/cli/main.ts operator`, as the tests run it)'
+        : 'compiled by `tsc -p tsconfig.build.json` and run as the image runs it (`node dist/cli/main.js operator`)'
+    }`,
+    `Load average when the run started: ${loadavg()
+      .map((n) => n.toFixed(2))
+      .join(
+        ' ',
+      )} (other work on the machine shares its ${cpus().length} cores with the operator and the control plane)`,
+    `Control plane (test/harness/cluster.ts) on the same machine: etcd (--unsafe-no-fsync), ${apiserver}, kube-controller-manager; no kubelet and no scheduler`,
+  ];
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
+
+/** The operator's requests, watches aside. */
+function operatorOnly(counts: RequestCounts): RequestCounts {
+  return new Map([...counts].filter(([key]) => isOperatorRequest(parseKey(key)) && !isWatch(parseKey(key))));
+}
+
+async function main(): Promise<void> {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const description = machine();
+  log(`work directory ${work.path}`);
+  log('starting etcd, kube-apiserver and kube-controller-manager');
+  const cluster = await startCluster(join(work.path, 'cluster'));
+  const kc = cluster.kubeConfig;
+  const profileDir = join(work.path, 'profile');
+  const operatorLog = join(work.path, 'operator.log');
+  let operator: ReturnType<typeof startProcess> | undefined;
+  try {
+    // 1. Objects, then the operator.
+    const l = layout(policies, namespaces);
+    let t = performance.now();
+    await createObjects(kc, l, concurrency);
+    const createS = (performance.now() - t) / 1000;
+    log(`created ${namespaces} namespaces, repositories and ${policies} policies in ${createS.toFixed(1)} s`);
+
+    const entry = values.source
+      ? ['--import', import.meta.resolve('tsx'), join(repoRoot, 'src/cli/main.ts')]
+      : [await buildOperator(join(work.path, 'build.log'), (m) => log(`WARNING: ${m}`))];
+    const cliAlone = await measure(
+      { command: process.execPath, args: [...entry, '--version'] },
+      join(work.path, 'build.log'),
+      work.path,
+    );
+    const reconciled = await watchReconciled(kc, policies);
+    const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-interval=10000', `--cpu-prof-dir=${profileDir}`] : [];
+    if (values.profile) mkdirSync(profileDir, { recursive: true });
+    reconciled.started();
+    operator = startProcess(
+      'tidemark-operator',
+      process.execPath,
+      [...nodeArgs, ...entry, 'operator', '--agent-image', AGENT_IMAGE],
+      { logFile: operatorLog, env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath } },
+    );
+    const pid = operator.child.pid as number;
+    let stopping = false;
+    const exited = operator.exited.then(() => {
+      if (!stopping) throw new Error(`the operator exited early; see ${operatorLog}`);
+      return Number.NaN;
+    });
+    const timeout = sleep(10 * MINUTE).then(() => {
+      throw new Error('not every policy was reconciled within 10 minutes');
+    });
+    const firstMs = await Promise.race([reconciled.first, exited, timeout]);
+    const syncMs = await Promise.race([reconciled.all, exited, timeout]);
+    const afterSync = sampleProcess(pid);
+    await reconciled.stop();
+    log(
+      `first policy reconciled ${(firstMs / 1000).toFixed(1)} s, all ${policies} after ${(syncMs / 1000).toFixed(1)} s; peak RSS ${afterSync.peakRssMiB.toFixed(0)} MiB, CPU ${afterSync.cpuS.toFixed(1)} s`,
+    );
+
+    // 3. Steady state: nothing due; count the operator's requests minute by minute.
+    log(`settling 30 s, then counting requests for ${steadyMinutes} min`);
+    await sleep(30_000);
+    const cpuBeforeSteady = sampleProcess(pid).cpuS;
+    const snapshots = [await requestCounts(kc)];
+    for (let minute = 0; minute < steadyMinutes; minute++) {
+      await sleep(MINUTE);
+      snapshots.push(await requestCounts(kc));
+      const last = difference(snapshots.at(-2) as RequestCounts, snapshots.at(-1) as RequestCounts);
+      log(`  minute ${minute + 1}: ${total(last, (k) => isOperatorRequest(k) && !isWatch(k))} operator requests`);
+    }
+    const afterSteady = sampleProcess(pid);
+    const steady = difference(snapshots[0] as RequestCounts, snapshots.at(-1) as RequestCounts);
+    const minuteTotals = snapshots
+      .slice(1)
+      .map((s, i) => total(difference(snapshots[i] as RequestCounts, s), (k) => isOperatorRequest(k) && !isWatch(k)));
+    const operatorPerMin = total(steady, (k) => isOperatorRequest(k) && !isWatch(k)) / steadyMinutes;
+    const watchesPerMin = total(steady, (k) => isOperatorRequest(k) && isWatch(k)) / steadyMinutes;
+    const othersPerMin = total(steady, (k) => !isOperatorRequest(k) && !isWatch(k)) / steadyMinutes;
+
+    // 4. Schedule lag.
+    const lagSet = allPolicies(l).filter((_, i) => i % l.policiesPerNamespace < lagPolicies / namespaces);
+    const backups = await watchBackups(kc);
+    const lagStart = { counts: await requestCounts(kc), at: Date.now() };
+    const anchor = new Date(Math.ceil((Date.now() + 40_000) / MINUTE) * MINUTE);
+    t = performance.now();
+    await makeEveryMinute(kc, lagSet, anchor, concurrency);
+    log(
+      `patched ${lagSet.length} policies to run every minute from ${anchor.toISOString()} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+    );
+    const slots = Array.from({ length: lagSlots }, (_, i) => anchor.getTime() + i * MINUTE);
+    const waitUntil = (slots.at(-1) as number) + 30_000;
+    await sleep(Math.max(0, waitUntil - Date.now()));
+    await backups.stop();
+    const lagCounts = difference(lagStart.counts, await requestCounts(kc));
+    const lagPhasePerMin =
+      total(lagCounts, (k) => isOperatorRequest(k) && !isWatch(k)) / ((Date.now() - lagStart.at) / MINUTE);
+    const end = sampleProcess(pid);
+    const inSlots = backups.seen.filter((b) => slots.includes(b.scheduledTime.getTime()));
+    const seenLags = inSlots.map((b) => b.seen.getTime() - b.scheduledTime.getTime()).sort((a, b) => a - b);
+    const createdLags = inSlots.map((b) => b.created.getTime() - b.scheduledTime.getTime()).sort((a, b) => a - b);
+    const expected = lagSet.length * lagSlots;
+    const missing = expected - inSlots.length;
+    // A Backup that did not appear within 30 s counts as later than every one that did.
+    const lagSamples = [...seenLags, ...Array.from({ length: missing }, () => Number.POSITIVE_INFINITY)];
+    const p99 = percentile(lagSamples, 0.99) / 1000;
+    log(`lag: ${inSlots.length}/${expected} Backups, p50 ${percentile(lagSamples, 0.5)} ms, p99 ${p99 * 1000} ms`);
+
+    // SIGTERM and a minute's grace (the harness would SIGKILL after 10 s, before a CPU profile is written).
+    stopping = true;
+    t = performance.now();
+    process.kill(pid, 'SIGTERM');
+    const stoppedS = (await Promise.race([operator.exited.then(() => true), sleep(MINUTE, false)]))
+      ? (performance.now() - t) / 1000
+      : Number.NaN;
+    await operator.stop();
+    log(
+      `operator stopped ${Number.isNaN(stoppedS) ? 'only by SIGKILL after 60 s' : `${stoppedS.toFixed(1)} s after SIGTERM`}`,
+    );
+    const reconcileErrors = readFileSync(operatorLog, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"reconcile-error"'));
+    let profile: ProfileSummary | undefined;
+    if (values.profile)
+      profile = await summarizeProfile(profileDir, 15).catch((error: unknown) => {
+        log(`WARNING: no CPU profile: ${(error as Error).message}`);
+        return undefined;
+      });
+
+    const peak = Math.max(afterSync.peakRssMiB, end.peakRssMiB);
+    const targets: Target[] = [
+      {
+        what: `Start → all ${policies} policies reconciled`,
+        value: `${(syncMs / 1000).toFixed(1)} s`,
+        target: `< ${TARGET.syncS} s`,
+        met: syncMs / 1000 < TARGET.syncS,
+      },
+      {
+        what: 'Operator peak RSS (VmHWM) during the initial sync',
+        value: `${afterSync.peakRssMiB.toFixed(0)} MiB`,
+        target: `< ${TARGET.rssMiB} MiB`,
+        met: afterSync.peakRssMiB < TARGET.rssMiB,
+      },
+      {
+        what: `Steady-state operator requests per minute (watches aside), ${steadyMinutes} min, nothing due`,
+        value: operatorPerMin.toFixed(1),
+        target: `near zero (≤ ${TARGET.steadyPerMin})`,
+        met: operatorPerMin <= TARGET.steadyPerMin,
+      },
+      {
+        what: `p99 schedule lag (Backup seen − scheduledTime), ${expected} runs`,
+        value: Number.isFinite(p99) ? `${p99.toFixed(2)} s` : '> 30 s',
+        target: `< ${TARGET.lagP99S} s`,
+        met: p99 < TARGET.lagP99S,
+      },
+    ];
+    const report: OperatorReport = {
+      command: commandLine,
+      date,
+      durationMin: (Date.now() - started) / MINUTE,
+      machine: description,
+      setup: [
+        `${policies} BackupPolicies in ${namespaces} namespaces (${policies / namespaces} each), each namespace with one BackupRepository (its status written as after a successful probe Job: initialised, checked just now); created with ${concurrency} requests in flight in ${createS.toFixed(1)} s, before the operator starts.`,
+        'Each policy: one volume source, full backup by cron `0 2 1 1 *` (UTC; nothing due during the run), RPO objective, retention and allowedRegions — every decision path but creating a Backup runs.',
+        `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process.${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
+        `Lag: ${lagSet.length} of the policies are patched to \`every: 1m\` from the next whole minute; their source selects no PVC, so each Backup fails at once without a Job and the next slot can run. ${lagSlots} slots are measured.`,
+      ],
+      targets,
+      details: [
+        `First policy reconciled ${(firstMs / 1000).toFixed(1)} s after the spawn (Node start-up, module loading, the informers' initial LISTs); operator CPU during the sync ${afterSync.cpuS.toFixed(1)} s.`,
+        `RSS right after the sync ${afterSync.rssMiB.toFixed(0)} MiB; after the steady-state window ${afterSteady.rssMiB.toFixed(0)} MiB; peak over the whole run ${peak.toFixed(0)} MiB.`,
+        `Steady state: operator CPU ${(afterSteady.cpuS - cpuBeforeSteady).toFixed(1)} s over ${steadyMinutes} min; ${watchesPerMin.toFixed(1)} watch requests per minute (re-established watches); everything else the API server served (its own loopback, the controller manager) ${othersPerMin.toFixed(1)} per minute.`,
+        `Lag over ${inSlots.length} of ${expected} expected Backups${missing ? ` (${missing} did not appear within 30 s of their slot)` : ''}: p50 ${(percentile(lagSamples, 0.5) / 1000).toFixed(2)} s, p90 ${(percentile(lagSamples, 0.9) / 1000).toFixed(2)} s, p99 ${p99.toFixed(2)} s, max ${(percentile(lagSamples, 1) / 1000).toFixed(2)} s. By creationTimestamp (whole seconds, rounded down): p99 ${(percentile(createdLags, 0.99) / 1000).toFixed(0)} s, max ${(percentile(createdLags, 1) / 1000).toFixed(0)} s.`,
+        `Reconcile errors in the operator log: ${reconcileErrors.length}. Shutdown: ${Number.isNaN(stoppedS) ? 'the operator did not exit within 60 s of SIGTERM' : `exited ${stoppedS.toFixed(1)} s after SIGTERM`}.`,
+      ],
+      steadyRequests: operatorOnly(steady),
+      steadyMinutes,
+      perMinute: minuteTotals,
+      limits: limitsOf({
+        policies,
+        steady: operatorOnly(steady),
+        steadyMinutes,
+        steadyCpuS: afterSteady.cpuS - cpuBeforeSteady,
+        lagPhasePerMin,
+        missed: {
+          sync: !targets[0]?.met,
+          rss: !targets[1]?.met,
+          steady: !targets[2]?.met,
+          lag: !targets[3]?.met,
+        },
+        rssMiB: {
+          afterSync: afterSync.peakRssMiB,
+          afterSteady: afterSteady.rssMiB,
+          peak,
+          cliAlone: cliAlone.maxRssMiB,
+        },
+        lagP50S: percentile(lagSamples, 0.5) / 1000,
+        ...(profile ? { profile } : {}),
+      }),
+      ...(profile ? { profile } : {}),
+    };
+    writeSection(values.out as string, renderSection(report));
+    log(`wrote the Operator section of ${values.out}`);
+  } finally {
+    await operator?.stop();
+    await cluster.stop();
+    if (values.keep) log(`kept ${work.path}`);
+    else work.remove();
+  }
+}
+
+await main();

@@ -1,0 +1,210 @@
+// Compares Tidemark's repository engine with restic, kopia and borg on the same data, on this machine,
+// in one run, and writes BENCHMARKS.md (not run in CI):
+//
+//   npm run bench [-- --size-gib 2 --repeat 3 --tools tidemark,restic,kopia,borg --seed S --no-profile --keep --out FILE]
+//
+// Builds Tidemark (tsc, into dist/) and the pinned restic and kopia (scripts/build-bench-tools.sh, cached);
+// borg comes from Debian (borgbackup). A 2 GiB data set is generated into a temporary directory (see
+// bench/dataset.ts), each tool backs it up (into --repeat fresh repositories), ~1% of it changes, each
+// tool backs it up again (into each of them), and each restores its latest snapshot (from each of them). Then Tidemark's steps run once more under `node --cpu-prof` (against a
+// fresh repository, with a second change before the incremental) to show where its time goes. The temporary directory is removed at the end (kept with --keep).
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runCommand } from '../test/harness/process.ts';
+import { repoRoot } from '../test/harness/tools.ts';
+import { makeWorkDir } from '../test/harness/workdir.ts';
+import { type Dataset, generateDataset, manifest, mutateDataset, verifyTree } from './dataset.ts';
+import { type Command, diskBytes, measure, run } from './measure.ts';
+import { summarizeProfile } from './profile.ts';
+import { type ProfileRun, renderReport, type Scenario, type StepResult } from './report.ts';
+import { type BenchTool, makeTools, TOOL_NAMES, type ToolName } from './tools.ts';
+
+const { values } = parseArgs({
+  options: {
+    'size-gib': { type: 'string', default: '2' },
+    repeat: { type: 'string', default: '3' },
+    tools: { type: 'string', default: TOOL_NAMES.join(',') },
+    seed: { type: 'string', default: 'tidemark-bench-1' },
+    'no-profile': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    out: { type: 'string', default: join(repoRoot, 'BENCHMARKS.md') },
+  },
+});
+const toolNames = (values.tools as string).split(',').map((name) => {
+  if (!(TOOL_NAMES as readonly string[]).includes(name)) throw new Error(`unknown tool ${name}`);
+  return name as ToolName;
+});
+const totalBytes = Math.round(Number(values['size-gib']) * 1024 ** 3);
+const repeat = Math.max(1, Number(values.repeat));
+const args = process.argv.slice(2);
+const commandLine = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+
+const log = (message: string) => process.stdout.write(`bench: ${message}\n`);
+const started = Date.now();
+const work = makeWorkDir('bench');
+const logFile = join(work.path, 'bench.log');
+let removed = false;
+const cleanUp = () => {
+  if (removed) return;
+  removed = true;
+  if (values.keep) log(`kept ${work.path}`);
+  else work.remove();
+};
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+
+async function build(): Promise<void> {
+  log('building Tidemark (tsc -p tsconfig.build.json)');
+  await runCommand(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', join(repoRoot, 'tsconfig.build.json')], {
+    logFile,
+    cwd: repoRoot,
+  }).catch((error: unknown) => {
+    // tsc still emits on type errors (work in progress elsewhere); measure what was emitted, loudly.
+    if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw error;
+    log(`WARNING: tsc reported errors, benchmarking the emitted dist/ anyway: ${(error as Error).message}`);
+  });
+  if (toolNames.includes('restic') || toolNames.includes('kopia')) {
+    log('building restic and kopia (scripts/build-bench-tools.sh; cached)');
+    await runCommand('bash', [join(repoRoot, 'scripts', 'build-bench-tools.sh')], { logFile });
+  }
+}
+
+/** Flushes dirty pages (the data set just written, the previous tool's repository or restore). */
+const sync = () => run({ command: 'sync', args: [] }, logFile);
+
+async function step(tool: BenchTool, scenario: Scenario, cmd: Command, sourceBytes: number): Promise<StepResult> {
+  await sync();
+  const m = await measure(cmd, logFile, work.path);
+  const storedBytes = await diskBytes(tool.repo);
+  log(
+    `${tool.name.padEnd(8)} ${scenario.padEnd(11)} ${m.wallS.toFixed(1).padStart(6)} s wall, ${(m.userS + m.sysS).toFixed(1).padStart(6)} s CPU, ${m.maxRssMiB.toFixed(0).padStart(5)} MiB RSS, ${(storedBytes / 1024 ** 2).toFixed(1)} MiB stored`,
+  );
+  return { tool: tool.name, scenario, m, storedBytes, sourceBytes };
+}
+
+/** Tidemark's three steps again, each under `node --cpu-prof`, against a fresh repository. */
+async function profileTidemark(dataset: Dataset): Promise<ProfileRun[]> {
+  const [tool] = makeTools({ data: dataset.root, workDir: join(work.path, 'profile'), logFile }, ['tidemark']);
+  if (!tool) return [];
+  await tool.init();
+  const runs: ProfileRun[] = [];
+  const profiled = async (scenario: Scenario, cmd: Command) => {
+    const dir = join(work.path, 'profile', `cpuprof-${scenario}`);
+    await mkdir(dir, { recursive: true });
+    await sync();
+    const m = await measure({ ...cmd, args: ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...cmd.args] }, logFile, work.path);
+    const summary = await summarizeProfile(dir);
+    log(
+      `profiled tidemark ${scenario}: ${m.wallS.toFixed(1)} s, main thread busy ${(summary.busyMs / 1000).toFixed(1)} s`,
+    );
+    runs.push({ scenario, summary, m });
+  };
+  await profiled('first', tool.backup('first'));
+  await mutateDataset(dataset, 2);
+  await profiled('incremental', tool.backup('incremental'));
+  const target = join(work.path, 'profile', 'restore');
+  await profiled('restore', await tool.restore(target));
+  await rm(target, { recursive: true, force: true });
+  return runs;
+}
+
+async function main(): Promise<void> {
+  const load = loadavg()[0] ?? 0;
+  if (load > 0.5)
+    log(`WARNING: load average ${load.toFixed(1)} before the run: other processes will add noise (see others' CPU)`);
+  await build();
+  const data = join(work.path, 'data');
+  log(`generating ${(totalBytes / 1024 ** 3).toFixed(2)} GiB data set in ${data}`);
+  const dataset = await generateDataset(data, work.path, totalBytes, values.seed as string);
+  const firstFiles = dataset.files.length;
+  const firstBytes = dataset.totalBytes;
+  const bytesByKind = { ...dataset.bytesByKind };
+  log(
+    `data set: ${firstFiles} files, ${firstBytes} bytes (generated in ${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  );
+
+  // One repository per tool and repetition; the order of the tools rotates from one repetition to the next.
+  const rounds = Array.from({ length: repeat }, (_, r) => {
+    const tools = makeTools({ data, workDir: join(work.path, `round-${r + 1}`), logFile }, toolNames);
+    return [...tools.slice(r % tools.length), ...tools.slice(0, r % tools.length)];
+  });
+  const versions = [];
+  for (const tool of makeTools({ data, workDir: work.path, logFile }, toolNames))
+    versions.push({ name: tool.name, version: await tool.version(), settings: tool.settings });
+  for (const tools of rounds) for (const tool of tools) await tool.init();
+
+  const results: StepResult[] = [];
+  for (const tools of rounds)
+    for (const tool of tools) results.push(await step(tool, 'first', tool.backup('first'), firstBytes));
+  const mutation = await mutateDataset(dataset);
+  log(`changed ${mutation.changedBytes} bytes (${((mutation.changedBytes / firstBytes) * 100).toFixed(2)}%)`);
+  for (const tools of rounds)
+    for (const tool of tools)
+      results.push(await step(tool, 'incremental', tool.backup('incremental'), dataset.totalBytes));
+
+  const expected = await manifest(data);
+  for (const [r, tools] of rounds.entries())
+    for (const tool of tools) {
+      const target = join(work.path, `restore-${tool.name}`);
+      results.push(await step(tool, 'restore', await tool.restore(target), dataset.totalBytes));
+      if (r === 0) await verifyTree(target, expected); // the first repetition's restores are checked
+      await rm(target, { recursive: true, force: true });
+    }
+  for (const tools of rounds) for (const tool of tools) await rm(tool.repo, { recursive: true, force: true });
+
+  const profiles = toolNames.includes('tidemark') && !values['no-profile'] ? await profileTidemark(dataset) : [];
+
+  const report = renderReport({
+    command: commandLine,
+    date: new Date(started),
+    durationS: (Date.now() - started) / 1000,
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      nproc: availableParallelism(),
+      memoryGiB: totalmem() / 1024 ** 3,
+      kernel: release(),
+      node: process.version,
+      filesystem:
+        (await run({ command: 'df', args: ['--output=fstype,source', work.path] }, logFile))
+          .trim()
+          .split('\n')
+          .at(-1)
+          ?.trim()
+          .replace(/\s+/, ' on ') ?? 'unknown',
+    },
+    tools: versions,
+    dataset: {
+      seed: dataset.seed,
+      files: firstFiles,
+      totalBytes: firstBytes,
+      bytesByKind,
+      dump: dataset.dump,
+      afterFiles: dataset.files.length,
+      afterBytes: dataset.totalBytes,
+    },
+    mutation,
+    results,
+    profiles,
+    tolerance: 0.05,
+    repeat,
+  });
+  await writeFile(values.out as string, report);
+  log(`wrote ${values.out} in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(
+    `bench: ${(error as Error).message}\n(the log of every command: ${logFile}; use --keep to keep it)\n`,
+  );
+  process.exitCode = 1;
+} finally {
+  cleanUp();
+}

@@ -1,0 +1,133 @@
+// The demo: a local control plane, PostgreSQL, an S3 server and Azurite, the operator, a policy, a
+// backup and its replica, a restore into a QA copy, and `kubectl get` of it all.
+// `--keep` leaves everything running (Ctrl-C stops it) and prints how to point kubectl at it.
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { waitUntil } from '../test/harness/process.ts';
+import { startTidemarkEnvironment } from '../test/harness/tidemark.ts';
+import { goTool } from '../test/harness/tools.ts';
+import { makeWorkDir } from '../test/harness/workdir.ts';
+
+const keep = process.argv.includes('--keep');
+const workDir = makeWorkDir('demo');
+const step = (text: string) => console.log(`\n==> ${text}`);
+const jsonpath = (resource: string, path: string) =>
+  env.cluster.kubectl(['get', resource, '-n', 'tenants', '-o', `jsonpath=${path}`]).catch(() => '');
+
+step('starting etcd, kube-apiserver, kube-controller-manager, PostgreSQL, versitygw (S3) and Azurite');
+const started = Date.now();
+const env = await startTidemarkEnvironment(workDir.path, { azurite: true, postgres: true });
+const postgres = env.postgres as NonNullable<typeof env.postgres>;
+console.log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; control plane at ${env.cluster.server}`);
+try {
+  step('a tenant database: acme, with customers and invoices');
+  await postgres.psql('create database acme');
+  await postgres.psql(
+    `create table customers (id serial primary key, email text);
+     insert into customers (email) select 'customer' || g || '@acme.example' from generate_series(1, 1000) g;
+     create table invoices (id serial primary key, customer int references customers, total numeric);
+     insert into invoices (customer, total) select 1 + g % 1000, g * 1.5 from generate_series(1, 20000) g;`,
+    'acme',
+  );
+
+  step(
+    'the operator (logs in the work directory), and a BackupPolicy: S3 primary, Azure replica, four-eyes restores off',
+  );
+  env.startOperator('operator');
+  const policy = {
+    apiVersion: 'tidemark.dev/v1alpha1',
+    kind: 'BackupPolicy',
+    metadata: { name: 'demo', namespace: 'tenants' },
+    spec: {
+      sources: [{ name: 'acme-db', postgres: { connectionSecret: { name: 'pg-main' }, databases: ['acme'] } }],
+      schedule: { full: { every: '1h' }, incremental: { cron: '*/5 * * * *' } },
+      repository: 'primary',
+      replicas: [{ repository: 'replica', region: 'westeurope' }],
+      retention: { keepLastFull: 4, keepDaily: 7 },
+      objectives: { rpo: '1h', rto: '15m' },
+      allowedRegions: ['us-east-1', 'westeurope'],
+    },
+  };
+  console.log(stringify(policy));
+  await env.apply([policy]);
+
+  step('waiting for the first backup and its replica');
+  await waitUntil(
+    'a replicated backup',
+    async () =>
+      (await jsonpath('backups', '{.items[*].status.repositories[*].state}'))
+        .split(' ')
+        .filter((s) => s === 'Succeeded').length >= 2,
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
+  console.log(await env.cluster.kubectl(['get', 'backuprepositories,backuppolicies,backups', '-n', 'tenants']));
+  console.log(
+    await env.cluster.kubectl([
+      'get',
+      'backups',
+      '-n',
+      'tenants',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}: {.status.objects}{"\\n"}{range .status.repositories[*]}  {.role} {.repository}: {.state}{"\\n"}{end}{end}',
+    ]),
+  );
+
+  step('a RestoreRequest: the latest backup into a new database acme_qa, anonymised afterwards');
+  await env.apply([
+    {
+      apiVersion: 'tidemark.dev/v1alpha1',
+      kind: 'RestoreRequest',
+      metadata: { name: 'acme-qa', namespace: 'tenants' },
+      spec: {
+        from: { policy: 'demo', source: 'acme-db' },
+        target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa' } },
+        postRestoreSQL: "update customers set email = 'user' || id || '@example.invalid';",
+        requestedBy: 'admin',
+      },
+    },
+  ]);
+  await waitUntil(
+    'the restore',
+    async () => ['Succeeded', 'Failed'].includes(await jsonpath('restorerequest/acme-qa', '{.status.phase}')),
+    {
+      timeoutMs: 180_000,
+      intervalMs: 1000,
+    },
+  );
+  console.log(await env.cluster.kubectl(['get', 'restorerequests', '-n', 'tenants']));
+  console.log('restored:', await jsonpath('restorerequest/acme-qa', '{.status.restored}'));
+  console.log('expected:', await jsonpath('restorerequest/acme-qa', '{.status.expected}'));
+  console.log(
+    'acme_qa.customers:',
+    (await postgres.psql("select count(*) || ' rows, e.g. ' || min(email) from customers", 'acme_qa')).trim(),
+  );
+
+  step('kubectl get backuppolicies,backups,restorerequests,backuprepositories -A');
+  console.log(await env.cluster.kubectl(['get', 'backuppolicies,backups,restorerequests,backuprepositories', '-A']));
+
+  step('a manifest with a mistake is refused at apply time, naming the field');
+  await env
+    .apply([
+      {
+        ...policy,
+        metadata: { name: 'broken', namespace: 'tenants' },
+        spec: { ...policy.spec, schedule: { full: { cron: '0 2 * *' } } },
+      },
+    ])
+    .then(
+      () => console.log('unexpectedly accepted'),
+      (error: Error) => console.log(error.message.replace(/^.*?(The BackupPolicy)/s, '$1')),
+    );
+
+  if (keep) {
+    step(
+      `running; in another shell: export KUBECONFIG=${env.cluster.kubeconfigPath}; alias kubectl=${goTool('kubectl')}`,
+    );
+    console.log(`operator log: ${join(workDir.path, 'operator.log')}. Ctrl-C stops everything.`);
+    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  }
+} finally {
+  step('stopping');
+  await env.stop();
+  workDir.remove();
+}

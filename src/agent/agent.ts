@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { isCode, TidemarkError } from '../errors.ts';
+import { log } from '../log.ts';
+import { copySnapshots } from '../repository/copy.ts';
+import type { SnapshotId } from '../repository/format.ts';
+import type { Progress } from '../repository/progress.ts';
+import { forget, prune } from '../repository/prune.ts';
+import { Repository } from '../repository/repository.ts';
+import { openStorage, redactUrl } from '../repository/storage/url.ts';
+import { type AgentResult, backupResult, writeResult } from './result.ts';
+import { runBackup } from './run-backup.ts';
+import { runRestore } from './run-restore.ts';
+
+/**
+ * What a Job runs. Everything comes from the environment the operator put in the pod spec (secrets
+ * through secretKeyRef only); the result goes to the termination message as JSON (result.ts), and
+ * progress to the JSON log.
+ *
+ *   TIDEMARK_REPO, TIDEMARK_REPO_KEY        repository URL and passphrase (+ provider credentials)
+ *   TIDEMARK_SOURCE, TIDEMARK_ALL_DATABASES what to back up; PGPASSWORD / MYSQL_PWD
+ *   TIDEMARK_SOURCE_NAME                    the source's identity in the repository (namespace/policy/source)
+ *   TIDEMARK_BACKUP_TYPE                    full | incremental
+ *   TIDEMARK_EXCLUDES                       JSON array of globs (volumes)
+ *   TIDEMARK_SNAPSHOT, TIDEMARK_TARGET, TIDEMARK_RESTORE_MODE, TIDEMARK_DATABASE,
+ *   TIDEMARK_POST_RESTORE_SQL (the SQL itself; not secret, kept out of argv),
+ *   TIDEMARK_POST_RESTORE_SQL_FILE          restore
+ *   TIDEMARK_REPLICA_REPO, TIDEMARK_REPLICA_KEY   replicate; the replica's provider credentials
+ *                                           come prefixed REPLICA_ (two S3 repositories need two key pairs)
+ *   TIDEMARK_SNAPSHOT                       forget: remove it, then prune what it freed
+ *   (probe)                                 reach the repository, initialise it when empty, report its size
+ *   TIDEMARK_RESULT_FILE                    where the result goes (the Job sets /dev/termination-log); else stdout
+ */
+export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe'] as const;
+export type AgentTask = (typeof AGENT_TASKS)[number];
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new TidemarkError('InvalidArgument', `${name} is not set`);
+  return value;
+}
+
+/** The replica's view of the environment: REPLICA_-prefixed variables override the unprefixed ones. */
+export function replicaEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const prefixed = Object.entries(env).filter(([name]) => name.startsWith('REPLICA_'));
+  return { ...env, ...Object.fromEntries(prefixed.map(([name, value]) => [name.slice('REPLICA_'.length), value])) };
+}
+
+async function openRepo(env: NodeJS.ProcessEnv, urlVariable: string, keyVariable: string): Promise<Repository> {
+  return Repository.open(openStorage(required(env, urlVariable), env), Buffer.from(required(env, keyVariable)));
+}
+
+const onProgress = (progress: Progress) =>
+  log.info({ event: 'progress', ...progress }, `${progress.operation} progress`);
+
+export async function runAgent(task: AgentTask, env: NodeJS.ProcessEnv = process.env): Promise<AgentResult> {
+  const resultFile = env.TIDEMARK_RESULT_FILE;
+  let result: AgentResult;
+  try {
+    result = await perform(task, env);
+    log.info({ event: `${task}-succeeded`, ...result, objects: undefined }, `${task} succeeded`);
+  } catch (error) {
+    const code = error instanceof TidemarkError ? error.code : 'Internal';
+    result = { ok: false, error: { code, message: (error as Error).message } };
+    log.error({ event: `${task}-failed`, code, err: (error as Error).message }, `${task} failed`);
+  }
+  if (resultFile) writeResult(resultFile, result);
+  else process.stdout.write(`${JSON.stringify(result)}\n`);
+  return result;
+}
+
+async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentResult> {
+  if (task === 'probe') return probe(env);
+  const repository = await openRepo(env, 'TIDEMARK_REPO', 'TIDEMARK_REPO_KEY');
+  log.info({ event: `${task}-started`, repository: redactUrl(required(env, 'TIDEMARK_REPO')) }, `${task} started`);
+  if (task === 'backup') {
+    const type = env.TIDEMARK_BACKUP_TYPE ?? 'full';
+    if (type !== 'full' && type !== 'incremental')
+      throw new TidemarkError('InvalidArgument', `TIDEMARK_BACKUP_TYPE ${type}`);
+    const snapshot = await runBackup({
+      sourceUrl: required(env, 'TIDEMARK_SOURCE'),
+      ...(env.TIDEMARK_SOURCE_NAME ? { sourceName: env.TIDEMARK_SOURCE_NAME } : {}),
+      allDatabases: env.TIDEMARK_ALL_DATABASES === 'true',
+      repository,
+      type,
+      excludes: env.TIDEMARK_EXCLUDES ? (JSON.parse(env.TIDEMARK_EXCLUDES) as string[]) : [],
+      env,
+      onProgress,
+    });
+    return backupResult(snapshot);
+  }
+  if (task === 'forget') return forgetSnapshot(repository, required(env, 'TIDEMARK_SNAPSHOT'));
+  const snapshot = await repository.findSnapshot(required(env, 'TIDEMARK_SNAPSHOT'));
+  if (task === 'replicate') {
+    const replica = await openRepo(replicaEnvironment(env), 'TIDEMARK_REPLICA_REPO', 'TIDEMARK_REPLICA_KEY');
+    const report = await copySnapshots(repository, replica, [snapshot], { onProgress });
+    return { ok: true, snapshotId: snapshot.id, uploadedBytes: report.uploadedBytes };
+  }
+  const mode = env.TIDEMARK_RESTORE_MODE ?? 'new';
+  if (mode !== 'new' && mode !== 'replace') throw new TidemarkError('InvalidArgument', `TIDEMARK_RESTORE_MODE ${mode}`);
+  const outcome = await runRestore({
+    repository,
+    snapshot,
+    targetUrl: required(env, 'TIDEMARK_TARGET'),
+    mode,
+    ...(env.TIDEMARK_DATABASE ? { database: env.TIDEMARK_DATABASE } : {}),
+    ...(env.TIDEMARK_POST_RESTORE_SQL
+      ? { postRestoreSQL: env.TIDEMARK_POST_RESTORE_SQL }
+      : env.TIDEMARK_POST_RESTORE_SQL_FILE
+        ? { postRestoreSQL: readFileSync(env.TIDEMARK_POST_RESTORE_SQL_FILE, 'utf8') }
+        : {}),
+    env,
+    onProgress,
+  });
+  return {
+    ok: true,
+    snapshotId: snapshot.id,
+    durationMs: outcome.durationMs,
+    objects: outcome.restored,
+    skipped: outcome.skipped,
+  };
+}
+
+/** Forgets a snapshot (already gone is fine) and prunes; a prune blocked by a running backup waits for the next one. */
+async function forgetSnapshot(repository: Repository, id: string): Promise<AgentResult> {
+  const snapshot = await repository.findSnapshot(id).catch((error: unknown) => {
+    if (isCode(error, 'NotFound')) return undefined;
+    throw error;
+  });
+  if (snapshot) await forget(repository, [snapshot.id as SnapshotId]);
+  try {
+    const report = await prune(await Repository.reopen(repository));
+    log.info({ event: 'pruned', ...report }, 'pruned');
+  } catch (error) {
+    if (!isCode(error, 'Locked')) throw error;
+    log.info({ event: 'prune-deferred', err: (error as Error).message }, 'prune deferred: the repository is in use');
+  }
+  return { ok: true, snapshotId: id };
+}
+
+/** Checks reachability and the key; an empty location is initialised (BackupRepository controller). */
+async function probe(env: NodeJS.ProcessEnv): Promise<AgentResult> {
+  const storage = openStorage(required(env, 'TIDEMARK_REPO'), env);
+  const key = Buffer.from(required(env, 'TIDEMARK_REPO_KEY'));
+  const empty = !(await storage.stat('config').catch((error: unknown) => {
+    if (isCode(error, 'ContainerMissing')) return undefined; // init creates the bucket or container
+    throw error;
+  }));
+  const repository = empty ? await Repository.init(storage, key) : await Repository.open(storage, key);
+  let storedBytes = 0;
+  for await (const blob of storage.list('')) storedBytes += blob.size;
+  return { ok: true, repositoryId: repository.config.id, initialized: empty, storedBytes };
+}

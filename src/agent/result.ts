@@ -1,0 +1,60 @@
+import { writeFileSync } from 'node:fs';
+import type { Snapshot } from '../repository/snapshot.ts';
+import type { ObjectCount } from '../sources/source.ts';
+
+/** Kubernetes keeps at most 4096 bytes of a termination message. */
+export const TERMINATION_MESSAGE_LIMIT = 4096;
+
+/** What an agent Job reports to the operator, as JSON in its termination message. */
+export interface AgentResult {
+  ok: boolean;
+  snapshotId?: string;
+  chainId?: string;
+  type?: 'full' | 'incremental';
+  logicalBytes?: number;
+  uploadedBytes?: number;
+  durationMs?: number;
+  objects?: ObjectCount[];
+  /** True when `objects` was cut to fit the message. */
+  objectsTruncated?: boolean;
+  skipped?: { path: string; reason: string }[];
+  error?: { code: string; message: string };
+  /** probe: the repository's id, whether this probe created it, and the bytes stored. */
+  repositoryId?: string;
+  initialized?: boolean;
+  storedBytes?: number;
+}
+
+export function backupResult(snapshot: Snapshot): AgentResult {
+  return {
+    ok: true,
+    snapshotId: snapshot.id,
+    chainId: snapshot.chainId,
+    type: snapshot.type,
+    logicalBytes: snapshot.summary.logicalBytes,
+    uploadedBytes: snapshot.summary.uploadedBytes,
+    durationMs: snapshot.summary.durationMs,
+    objects: snapshot.objects ?? [],
+    skipped: snapshot.skipped ?? [],
+  };
+}
+
+/** Serialises a result into at most `limit` bytes, dropping skipped entries and then objects from the end. */
+export function encodeResult(result: AgentResult, limit = TERMINATION_MESSAGE_LIMIT): string {
+  let current = { ...result };
+  let text = JSON.stringify(current);
+  while (Buffer.byteLength(text) > limit) {
+    if (current.skipped?.length) current = { ...current, skipped: current.skipped.slice(0, -1) };
+    else if (current.objects?.length)
+      current = { ...current, objects: current.objects.slice(0, -1), objectsTruncated: true };
+    else if (current.error)
+      current = { ...current, error: { ...current.error, message: current.error.message.slice(0, limit / 2) } };
+    else break;
+    text = JSON.stringify(current);
+  }
+  return text;
+}
+
+export function writeResult(path: string, result: AgentResult): void {
+  writeFileSync(path, encodeResult(result));
+}

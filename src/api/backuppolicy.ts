@@ -1,0 +1,266 @@
+import { conditions, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
+import { schedule, trigger } from './schedule.ts';
+import {
+  array,
+  boolean,
+  integer,
+  object,
+  opaque,
+  opaqueList,
+  optional,
+  string,
+  stringMap,
+  type TypeOf,
+} from './schema.ts';
+
+const databaseSource = (engine: string) =>
+  object(
+    {
+      connectionSecret: secretRef(
+        `Secret with host, port, username and password keys for the ${engine} server (optional sslmode).`,
+      ),
+      databases: optional(
+        array(string({ minLength: 1, maxLength: 63 }), {
+          description: 'Databases to back up (one tenant = one database).',
+          minItems: 1,
+          maxItems: 1000,
+          'x-kubernetes-list-type': 'set',
+        }),
+      ),
+      allDatabases: optional(boolean({ description: 'Back up every database of the server, and its roles once.' })),
+    },
+    {
+      description: `A ${engine} server.`,
+      rules: [
+        {
+          rule: 'has(self.databases) != (has(self.allDatabases) && self.allDatabases)',
+          message: 'set either databases (a list) or allDatabases: true',
+        },
+      ],
+    },
+  );
+
+const volumeSource = object(
+  {
+    claimName: optional(objectName('PersistentVolumeClaim to back up.')),
+    selector: optional(
+      object(
+        { matchLabels: stringMap({ description: 'Back up every PVC with these labels.' }) },
+        { description: 'Label selector for PVCs.' },
+      ),
+    ),
+    excludes: optional(
+      array(string({ maxLength: 1024 }), {
+        description: 'Glob patterns of paths to skip, e.g. "**/*.tmp".',
+        maxItems: 256,
+      }),
+    ),
+    volumeSnapshotClassName: optional(
+      objectName('Take a CSI VolumeSnapshot with this class first and read the snapshot (crash-consistent).'),
+    ),
+  },
+  {
+    description: 'Document volumes.',
+    rules: [
+      {
+        rule: 'has(self.claimName) != has(self.selector)',
+        message: 'set exactly one of claimName or selector',
+      },
+    ],
+  },
+);
+
+const source = object(
+  {
+    name: labelName('Name of the source; part of Backup names.', 40),
+    postgres: optional(databaseSource('PostgreSQL')),
+    mysql: optional(databaseSource('MySQL/MariaDB')),
+    volume: optional(volumeSource),
+  },
+  {
+    rules: [
+      {
+        rule: '(has(self.postgres) ? 1 : 0) + (has(self.mysql) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1',
+        message: 'each source sets exactly one of postgres, mysql or volume',
+      },
+    ],
+  },
+);
+
+export const retention = object(
+  {
+    keepLastFull: optional(
+      integer({
+        description:
+          'Keep this many most recent full backups. Incrementals stay until a newer full supersedes them (unless a keepDaily/Weekly/Monthly rule keeps them).',
+        default: 7,
+        rules: [{ rule: 'self >= 1', message: 'retention must keep at least one full backup (keepLastFull >= 1)' }],
+      }),
+    ),
+    keepDaily: optional(integer({ minimum: 0, description: 'Also keep the last backup of each of this many days.' })),
+    keepWeekly: optional(integer({ minimum: 0, description: 'Also keep the last backup of each of this many weeks.' })),
+    keepMonthly: optional(
+      integer({ minimum: 0, description: 'Also keep the last backup of each of this many months.' }),
+    ),
+    maxAge: optional(duration('Remove backups older than this, except the newest full chain.')),
+  },
+  { description: 'How long backups are kept in one repository.' },
+);
+
+const replica = object({
+  repository: objectName('BackupRepository that receives a copy of every backup.'),
+  region: labelName(
+    'Region of that repository, checked against allowedRegions (and by the operator against the repository).',
+  ),
+  retention: optional(retention),
+  maxLag: optional(duration('Replica lag objective: alert when the newest copy is older than this.')),
+});
+
+export const backupPolicySpec = object(
+  {
+    sources: array(source, {
+      description: 'What to back up.',
+      minItems: 1,
+      maxItems: 200,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+    }),
+    schedule,
+    repository: objectName('Primary BackupRepository (same namespace).'),
+    replicas: optional(
+      array(replica, {
+        description: 'Secondary repositories (another region or provider).',
+        maxItems: 8,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['repository'],
+      }),
+    ),
+    retention: optional(retention),
+    objectives: optional(
+      object(
+        {
+          rpo: optional(duration('Recovery point objective: the most data, in time, that may be lost.')),
+          rto: optional(duration('Recovery time objective: the longest a restore may take.')),
+        },
+        { description: 'Recovery objectives, exported as metrics and conditions.' },
+      ),
+    ),
+    restore: optional(
+      object(
+        {
+          approval: optional(
+            object(
+              {
+                required: integer({
+                  minimum: 0,
+                  maximum: 10,
+                  description: 'Distinct approvals needed (0: none).',
+                }),
+                approverGroups: optional(
+                  array(string({ maxLength: 253 }), {
+                    description: 'Groups whose members may approve.',
+                    maxItems: 32,
+                  }),
+                ),
+                approverUsers: optional(
+                  array(string({ maxLength: 253 }), { description: 'Users who may approve.', maxItems: 64 }),
+                ),
+              },
+              {
+                description: 'Four-eyes rule: the requester never counts as an approver.',
+                rules: [
+                  {
+                    rule: 'self.required == 0 || (has(self.approverGroups) && size(self.approverGroups) > 0) || (has(self.approverUsers) && size(self.approverUsers) > 0)',
+                    message: 'approval.required > 0 needs approverGroups or approverUsers',
+                  },
+                ],
+              },
+            ),
+          ),
+        },
+        { description: "Rules for restores of this policy's backups." },
+      ),
+    ),
+    verification: optional(
+      object(
+        {
+          audit: optional(trigger('When to compare live sources with their latest backup.')),
+          restoreDrill: optional(trigger('When to restore the latest backup into a scratch target and measure RTO.')),
+        },
+        { description: 'Scheduled audits and restore drills.' },
+      ),
+    ),
+    allowedRegions: optional(
+      array(labelName('A region.'), {
+        description: 'Data residency: every repository of this policy must be in one of these regions.',
+        minItems: 1,
+        maxItems: 32,
+        'x-kubernetes-list-type': 'set',
+      }),
+    ),
+    jobTemplate: optional(
+      object(
+        {
+          resources: optional(opaque<Record<string, unknown>>({ description: 'Agent container resources.' })),
+          nodeSelector: optional(stringMap({ description: 'Node selector for agent pods.' })),
+          tolerations: optional(opaqueList<Record<string, unknown>>({ description: 'Tolerations for agent pods.' })),
+          activeDeadlineSeconds: optional(integer({ minimum: 60, description: 'Fail a run that takes longer.' })),
+          backoffLimit: optional(integer({ minimum: 0, maximum: 10, default: 2, description: 'Pod retries per run.' })),
+        },
+        { description: 'How agent Jobs of this policy run.' },
+      ),
+    ),
+  },
+  {
+    rules: [
+      {
+        rule: '!has(self.replicas) || self.replicas.all(r, r.repository != self.repository)',
+        message: 'a replica must not be the primary repository',
+        fieldPath: '.replicas',
+      },
+      {
+        rule: '!has(self.allowedRegions) || !has(self.replicas) || self.replicas.all(r, r.region in self.allowedRegions)',
+        message: 'every replica region must be one of allowedRegions (data residency)',
+        fieldPath: '.replicas',
+      },
+    ],
+  },
+);
+
+const sourceStatus = object({
+  name: string({ maxLength: 63 }),
+  lastBackup: optional(string({ description: 'Newest Backup of this source.', maxLength: 253 })),
+  lastBackupTime: optional(timestamp('When the newest Backup started.')),
+  lastSuccessfulBackup: optional(string({ maxLength: 253 })),
+  lastSuccessTime: optional(timestamp('When the newest successful Backup completed.')),
+  lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
+  lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
+  nextRunTime: optional(timestamp('When the next run is due.')),
+  currentRPOSeconds: optional(integer({ minimum: 0, description: 'Seconds since the newest successful backup.' })),
+});
+
+export const backupPolicyStatus = object({
+  conditions: optional(conditions),
+  observedGeneration: optional(integer({ minimum: 0 })),
+  sources: optional(array(sourceStatus, { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })),
+  replicas: optional(
+    array(
+      object({
+        repository: string({ maxLength: 253 }),
+        lagSeconds: optional(integer({ minimum: 0 })),
+        lastCopyTime: optional(timestamp('When the newest copy completed.')),
+      }),
+      { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['repository'] },
+    ),
+  ),
+  lastSuccessTime: optional(
+    timestamp("Oldest of the sources' last successes: the policy is as fresh as its stalest source."),
+  ),
+  currentRPO: optional(string({ description: 'Worst current RPO across sources, e.g. 3m12s.', maxLength: 32 })),
+  nextRunTime: optional(timestamp('Earliest next run across sources.')),
+});
+
+export type BackupPolicySpec = TypeOf<typeof backupPolicySpec>;
+export type BackupPolicyStatus = TypeOf<typeof backupPolicyStatus>;
+export type Source = BackupPolicySpec['sources'][number];
+export type Retention = TypeOf<typeof retention>;

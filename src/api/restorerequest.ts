@@ -1,0 +1,175 @@
+import { conditions, labelName, objectCounts, objectName, progress, secretRef, timestamp } from './common.ts';
+import { array, boolean, enumOf, integer, object, optional, string, type TypeOf } from './schema.ts';
+
+export const RESTORE_PHASES = ['PendingApproval', 'Approved', 'Running', 'Succeeded', 'Failed'] as const;
+export type RestorePhase = (typeof RESTORE_PHASES)[number];
+
+const databaseTarget = (engine: string) =>
+  object(
+    {
+      connectionSecret: secretRef(`Secret with host, port, username and password keys for the ${engine} server.`),
+      database: string({ description: 'Database to restore into.', minLength: 1, maxLength: 63 }),
+    },
+    { description: `A ${engine} database.` },
+  );
+
+export const restoreRequestSpec = object(
+  {
+    from: object(
+      {
+        backupName: optional(objectName('Restore this Backup.')),
+        policy: optional(objectName('Restore the latest Backup of policy + source.')),
+        source: optional(labelName('Source within policy.', 40)),
+        before: optional(timestamp('With policy + source: the latest Backup completed before this time.')),
+      },
+      {
+        description: 'Which backup: backupName, or policy + source (+ before).',
+        rules: [
+          {
+            rule: 'has(self.backupName) != has(self.policy)',
+            message: 'name exactly one way to pick the backup: backupName, or policy with source',
+          },
+          {
+            rule: 'has(self.policy) == has(self.source)',
+            message: 'policy and source go together',
+            fieldPath: '.source',
+            reason: 'FieldValueRequired',
+          },
+          {
+            rule: '!has(self.before) || has(self.policy)',
+            message: 'before only applies with policy and source',
+            fieldPath: '.before',
+            reason: 'FieldValueForbidden',
+          },
+        ],
+      },
+    ),
+    target: object(
+      {
+        original: optional(
+          boolean({
+            description: 'Restore over the backed-up source itself. Must be stated explicitly.',
+            rules: [{ rule: 'self', message: 'original may only be true; omit it to restore elsewhere' }],
+          }),
+        ),
+        postgres: optional(databaseTarget('PostgreSQL')),
+        mysql: optional(databaseTarget('MySQL/MariaDB')),
+        volume: optional(
+          object(
+            {
+              claimName: objectName('PersistentVolumeClaim to restore into.'),
+              namespace: optional(labelName("Namespace of the claim; defaults to this request's namespace.")),
+            },
+            { description: 'A volume.' },
+          ),
+        ),
+        database: optional(
+          string({ description: 'Which database of a multi-database backup to restore.', maxLength: 63 }),
+        ),
+      },
+      {
+        description: 'Where to restore: the original source (explicitly), or another database or volume.',
+        rules: [
+          {
+            rule: '(has(self.original) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.mysql) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1',
+            message: 'set exactly one target: original, postgres, mysql or volume',
+          },
+        ],
+      },
+    ),
+    mode: optional(
+      enumOf(['refuse', 'replace'] as const, {
+        description: 'What to do if the target is not empty: refuse (default, nothing changes) or replace its content.',
+        default: 'refuse',
+      }),
+    ),
+    postRestoreSQL: optional(
+      string({
+        description: 'SQL run on the restored database, e.g. anonymisation for a QA copy.',
+        maxLength: 65536,
+      }),
+    ),
+    requestedBy: optional(
+      string({
+        description: 'Who asked for the restore; the admission policy requires it to be the creating user.',
+        maxLength: 253,
+      }),
+    ),
+    approvals: optional(
+      array(
+        object({
+          user: string({ maxLength: 253 }),
+          comment: optional(string({ maxLength: 1024 })),
+        }),
+        {
+          description: 'Approvals, each added by the approving user (checked by the admission policy).',
+          maxItems: 16,
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['user'],
+        },
+      ),
+    ),
+  },
+  {
+    rules: [
+      {
+        rule: 'self.from == oldSelf.from && self.target == oldSelf.target && self.mode == oldSelf.mode && ((has(self.postRestoreSQL) && has(oldSelf.postRestoreSQL) && self.postRestoreSQL == oldSelf.postRestoreSQL) || (!has(self.postRestoreSQL) && !has(oldSelf.postRestoreSQL)))',
+        message: 'only approvals may change after a RestoreRequest is created',
+      },
+      {
+        rule: '(has(self.requestedBy) && has(oldSelf.requestedBy) && self.requestedBy == oldSelf.requestedBy) || (!has(self.requestedBy) && !has(oldSelf.requestedBy))',
+        message: 'requestedBy is immutable',
+        fieldPath: '.requestedBy',
+      },
+      {
+        rule: '!has(oldSelf.approvals) || (has(self.approvals) && oldSelf.approvals.all(a, self.approvals.exists(b, b.user == a.user)))',
+        message: 'approvals can be added, never removed',
+        fieldPath: '.approvals',
+      },
+      {
+        rule: '!has(self.postRestoreSQL) || has(self.target.postgres) || has(self.target.mysql) || has(self.target.original)',
+        message: 'postRestoreSQL needs a database target',
+        fieldPath: '.postRestoreSQL',
+      },
+      {
+        rule: '!has(self.requestedBy) || !has(self.approvals) || self.approvals.all(a, a.user != self.requestedBy)',
+        message: 'the requester cannot approve their own restore',
+        fieldPath: '.approvals',
+      },
+    ],
+  },
+);
+
+export const restoreRequestStatus = object({
+  phase: optional(enumOf(RESTORE_PHASES)),
+  conditions: optional(conditions),
+  backupName: optional(string({ description: 'The Backup that was resolved.', maxLength: 253 })),
+  repository: optional(
+    string({ description: 'Repository the data was read from (primary or a replica).', maxLength: 253 }),
+  ),
+  approvedBy: optional(array(string({ maxLength: 253 }), { description: 'Approvals the operator counted.' })),
+  approverGroups: optional(
+    array(string({ maxLength: 253 }), {
+      description:
+        "Copied by the operator from the policy's approval rule; the admission policy checks approvers against it.",
+      maxItems: 32,
+    }),
+  ),
+  approverUsers: optional(
+    array(string({ maxLength: 253 }), { description: 'As approverGroups, for single users.', maxItems: 64 }),
+  ),
+  approvalsRequired: optional(integer({ minimum: 0 })),
+  approvalSummary: optional(string({ description: 'Counted/required, e.g. 1/2.', maxLength: 16 })),
+  startTime: optional(timestamp('When the restore started.')),
+  completionTime: optional(timestamp('When it ended.')),
+  rtoSeconds: optional(integer({ minimum: 0, description: 'Achieved recovery time.' })),
+  achievedRTO: optional(string({ description: 'rtoSeconds for people, e.g. 4m10s.', maxLength: 32 })),
+  restored: optional(objectCounts('Record counts in the target after the restore.')),
+  expected: optional(objectCounts('Record counts of the backup.')),
+  jobName: optional(string({ maxLength: 63 })),
+  progress: optional(progress),
+  error: optional(string({ maxLength: 32768 })),
+});
+
+export type RestoreRequestSpec = TypeOf<typeof restoreRequestSpec>;
+export type RestoreRequestStatus = TypeOf<typeof restoreRequestStatus>;

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import { pathToFileURL } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Command } from 'commander';
+import { AGENT_TASKS, type AgentTask, runAgent } from '../agent/agent.ts';
+import { renderGeneratedFiles } from '../api/render.ts';
+import { TidemarkError } from '../errors.ts';
+import { runOperator } from '../operator/operator.ts';
+import { version } from '../version.ts';
+import { registerDataCommands } from './data.ts';
+import { registerRepoCommands } from './repo.ts';
+
+/** The one `tidemark` binary. Subcommands only parse arguments and delegate. */
+export function buildProgram(): Command {
+  const program = new Command('tidemark')
+    .description('Backups of tenant databases and document volumes on Kubernetes, with proof of RPO and RTO.')
+    .version(version, '-v, --version');
+
+  program
+    .command('crds')
+    .description('print the CustomResourceDefinitions (e.g. `tidemark crds | kubectl apply --server-side -f -`)')
+    .action(() => {
+      const crds = [...renderGeneratedFiles()].filter(([path]) => path.endsWith('.tidemark.dev.yaml'));
+      process.stdout.write(crds.map(([, yaml]) => yaml).join('---\n'));
+    });
+
+  program
+    .command('agent')
+    .description('what a Tidemark Job runs; reads its task from the environment (see src/agent/agent.ts)')
+    .argument('<task>', AGENT_TASKS.join(', '))
+    .action(async (task: string) => {
+      if (!(AGENT_TASKS as readonly string[]).includes(task))
+        throw new TidemarkError('InvalidArgument', `unknown agent task ${task}: ${AGENT_TASKS.join(', ')}`);
+      const result = await runAgent(task as AgentTask);
+      if (!result.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('operator')
+    .description('run the controllers (in the cluster, or against $KUBECONFIG)')
+    .option('--leader-elect', 'hold a Lease so only one replica acts')
+    .option('--lease-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE or tidemark-system)')
+    .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
+    .option('--agent-image <image>', 'image of agent Jobs (or TIDEMARK_AGENT_IMAGE)')
+    .action(
+      async (options: {
+        leaderElect?: boolean;
+        leaseNamespace?: string;
+        leaseDuration: string;
+        agentImage?: string;
+      }) => {
+        const kc = new KubeConfig();
+        kc.loadFromDefault();
+        const stop = new AbortController();
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop.abort());
+        await runOperator(
+          kc,
+          {
+            settings: {
+              image:
+                options.agentImage ?? process.env.TIDEMARK_AGENT_IMAGE ?? `ghcr.io/tidemark-dev/tidemark:${version}`,
+              serviceAccountName: 'tidemark-agent',
+            },
+            ...(options.leaderElect
+              ? {
+                  leaderElection: {
+                    namespace: options.leaseNamespace ?? process.env.POD_NAMESPACE ?? 'tidemark-system',
+                    leaseDurationSeconds: Number(options.leaseDuration),
+                  },
+                }
+              : {}),
+          },
+          stop.signal,
+        );
+      },
+    );
+
+  registerDataCommands(program);
+  registerRepoCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  // `tidemark crds | head` closes the pipe early; that is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    // One line a person can act on; the code lets scripts branch without parsing text.
+    const code = (error as { code?: string }).code;
+    process.stderr.write(`tidemark: ${(error as Error).message}${code ? ` (${code})` : ''}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main(process.argv);

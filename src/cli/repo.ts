@@ -1,0 +1,185 @@
+import type { Command } from 'commander';
+import { TidemarkError } from '../errors.ts';
+import { backupStreams, backupTree } from '../repository/backup.ts';
+import { check } from '../repository/check.ts';
+import { copySnapshots } from '../repository/copy.ts';
+import type { SnapshotId } from '../repository/format.ts';
+import { forget, prune } from '../repository/prune.ts';
+import { Repository } from '../repository/repository.ts';
+import { restoreStream, restoreTree } from '../repository/restore.ts';
+import { openStorage, redactUrl } from '../repository/storage/url.ts';
+import { formatBytes } from '../units.ts';
+import { progressReporter } from './progress.ts';
+import { openRepository, passphrase, print, type RepoOptions, repoUrl } from './repository-options.ts';
+
+export function registerRepoCommands(program: Command): void {
+  const repo = program
+    .command('repo')
+    .description('work with a backup repository directly (file://, s3://, azblob:// URLs)')
+    .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
+    .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
+    .option('--json', 'print results as JSON');
+  const opts = (command: Command) => ({ ...repo.opts<RepoOptions>(), ...command.opts<RepoOptions>() });
+
+  repo
+    .command('init')
+    .description('create a repository (the passphrase wraps its keys)')
+    .action(async (_args, command: Command) => {
+      const options = opts(command);
+      const url = repoUrl(options);
+      const created = await Repository.init(
+        openStorage(url),
+        passphrase(options.keyFile, 'TIDEMARK_REPO_KEY', '--key-file'),
+      );
+      print(
+        options,
+        { id: created.config.id, repository: redactUrl(url) },
+        `created repository ${created.config.id.slice(0, 12)} at ${redactUrl(url)}`,
+      );
+    });
+
+  repo
+    .command('backup')
+    .description('back up a directory, or standard input with --source -')
+    .requiredOption('--source <path>', 'directory to back up, or - for standard input')
+    .option('--type <type>', 'full or incremental (continues the latest chain of the same source)', 'incremental')
+    .option('--stdin-name <name>', 'name of the stream read from standard input', 'stdin')
+    .option('--tag <tag...>', 'tags to add to the snapshot')
+    .action(async (options: { source: string; type: string; stdinName: string; tag?: string[] }, command: Command) => {
+      const common = opts(command);
+      if (options.type !== 'full' && options.type !== 'incremental')
+        throw new TidemarkError('InvalidArgument', `--type must be full or incremental, not ${options.type}`);
+      const repository = await openRepository(common);
+      const source = options.source === '-' ? `stdin:${options.stdinName}` : `file://${options.source}`;
+      const parent = (await repository.snapshots()).find((s) => s.source === source);
+      const backupOptions = {
+        type: options.type,
+        source,
+        tags: options.tag ?? [],
+        onProgress: progressReporter(),
+        ...(parent ? { parent } : {}),
+      } as const;
+      const snapshot =
+        options.source === '-'
+          ? await backupStreams(repository, [{ name: options.stdinName, data: process.stdin }], backupOptions)
+          : await backupTree(repository, options.source, backupOptions);
+      const s = snapshot.summary;
+      print(
+        common,
+        snapshot,
+        `\nsnapshot ${snapshot.id.slice(0, 12)} (${snapshot.type}) of ${source}: ${s.files} files, ${formatBytes(s.logicalBytes)} read, ${formatBytes(s.uploadedBytes)} uploaded in ${(s.durationMs / 1000).toFixed(1)} s`,
+      );
+    });
+
+  repo
+    .command('restore')
+    .description('restore a snapshot into an empty directory, or a stream to standard output with --target -')
+    .requiredOption('--snapshot <id>', 'snapshot id, unique prefix, or latest')
+    .requiredOption('--target <path>', 'empty directory, or - for standard output')
+    .option('--stream <name>', 'which stream of a stream snapshot')
+    .action(async (options: { snapshot: string; target: string; stream?: string }, command: Command) => {
+      const common = opts(command);
+      const repository = await openRepository(common);
+      const snapshot = await repository.findSnapshot(options.snapshot);
+      if (options.target === '-')
+        await restoreStream(repository, snapshot, process.stdout, options.stream, { onProgress: progressReporter() });
+      else {
+        await restoreTree(repository, snapshot, options.target, { onProgress: progressReporter() });
+        print(
+          common,
+          { snapshot: snapshot.id, target: options.target },
+          `\nrestored ${snapshot.id.slice(0, 12)} to ${options.target}`,
+        );
+      }
+    });
+
+  repo
+    .command('snapshots')
+    .description('list snapshots, newest first')
+    .action(async (_args, command: Command) => {
+      const options = opts(command);
+      const snapshots = await (await openRepository(options)).snapshots();
+      const lines = snapshots.map(
+        (s) =>
+          `${s.id.slice(0, 12)}  ${s.time}  ${s.type.padEnd(11)}  ${formatBytes(s.summary.logicalBytes).padStart(10)}  ${s.source}`,
+      );
+      print(
+        options,
+        snapshots,
+        ['ID            TIME                      TYPE         SIZE        SOURCE', ...lines].join('\n'),
+      );
+    });
+
+  repo
+    .command('check')
+    .description('verify the repository structure; --read-data also decrypts and verifies every pack')
+    .option('--read-data', 'download and verify every pack')
+    .action(async (options: { readData?: boolean }, command: Command) => {
+      const common = opts(command);
+      const report = await check(await openRepository(common), {
+        readData: options.readData ?? false,
+        onProgress: progressReporter(),
+      });
+      const summary = `${report.snapshots} snapshots, ${report.packs} packs, ${report.unreferencedPacks} unreferenced packs (prune removes them)`;
+      print(
+        common,
+        report,
+        report.errors.length ? `${report.errors.join('\n')}\ncheck FAILED: ${summary}` : `no errors: ${summary}`,
+      );
+      if (report.errors.length) process.exitCode = 1;
+    });
+
+  repo
+    .command('forget')
+    .description('remove snapshots (their data goes with the next prune)')
+    .argument('<ids...>', 'snapshot ids or unique prefixes')
+    .action(async (ids: string[], _options, command: Command) => {
+      const common = opts(command);
+      const repository = await openRepository(common);
+      const snapshots = await Promise.all(ids.map((id) => repository.findSnapshot(id)));
+      await forget(
+        repository,
+        snapshots.map((s) => s.id as SnapshotId),
+      );
+      print(
+        common,
+        snapshots.map((s) => s.id),
+        `forgot ${snapshots.length} snapshot(s)`,
+      );
+    });
+
+  repo
+    .command('prune')
+    .description('delete data no snapshot references (waits for no backup to run)')
+    .action(async (_args, command: Command) => {
+      const common = opts(command);
+      const report = await prune(await openRepository(common));
+      print(
+        common,
+        report,
+        `deleted ${report.deletedPacks} packs (${formatBytes(report.deletedBytes)}), repacked ${report.repackedPacks}, kept ${report.keptPacks}`,
+      );
+    });
+
+  repo
+    .command('copy')
+    .description('copy snapshots to another repository, uploading only what it lacks')
+    .requiredOption('--to <url>', 'destination repository URL')
+    .option('--to-key-file <path>', 'destination passphrase file (or TIDEMARK_TO_REPO_KEY)')
+    .option('--snapshot <id>', 'one snapshot (default: all)')
+    .action(async (options: { to: string; toKeyFile?: string; snapshot?: string }, command: Command) => {
+      const common = opts(command);
+      const source = await openRepository(common);
+      const destination = await Repository.open(
+        openStorage(options.to),
+        passphrase(options.toKeyFile, 'TIDEMARK_TO_REPO_KEY', '--to-key-file'),
+      );
+      const snapshots = options.snapshot ? [await source.findSnapshot(options.snapshot)] : await source.snapshots();
+      const report = await copySnapshots(source, destination, snapshots, { onProgress: progressReporter() });
+      print(
+        common,
+        report,
+        `copied ${report.copied.length}, already there ${report.skipped.length}, uploaded ${formatBytes(report.uploadedBytes)}`,
+      );
+    });
+}

@@ -1,0 +1,40 @@
+/**
+ * Errors with a stable code to branch on (never the message text), whether a retry may help, and the
+ * context each boundary adds ("reading pack 3fa2… from s3://bucket/prefix").
+ */
+export type ErrorCode =
+  | 'NotFound'
+  | 'AccessDenied'
+  | 'ContainerMissing'
+  | 'Transient'
+  | 'WrongKey'
+  | 'Corrupt'
+  | 'Locked'
+  | 'InvalidArgument'
+  | 'SourceUnavailable'
+  | 'Unsupported'
+  | 'Internal';
+
+export class TidemarkError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'TidemarkError';
+    this.code = code;
+    this.retryable = options.retryable ?? code === 'Transient';
+  }
+}
+
+/** Wraps any error with what was being done, keeping the code of a TidemarkError underneath. */
+export function withContext(context: string, error: unknown): TidemarkError {
+  if (error instanceof TidemarkError)
+    return new TidemarkError(error.code, `${context}: ${error.message}`, { cause: error, retryable: error.retryable });
+  const message = error instanceof Error ? error.message : String(error);
+  return new TidemarkError('Internal', `${context}: ${message}`, { cause: error });
+}
+
+export function isCode(error: unknown, code: ErrorCode): boolean {
+  return error instanceof TidemarkError && error.code === code;
+}

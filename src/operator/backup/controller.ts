@@ -1,0 +1,74 @@
+import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { OperatorContext } from '../context.ts';
+import { observeJobs } from '../runtime/agent-result.ts';
+import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
+import { createAgentJobs } from '../runtime/jobs.ts';
+import { type BackupObserved, decideBackup, SNAPSHOT_FINALIZER } from './decide.ts';
+import { LABELS } from './job.ts';
+
+/** The Backup controller's shell: observes Jobs and PVCs, decides, creates Jobs, writes status and finalizers. */
+export function backupController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
+  const { informers, resources, events } = ctx;
+  const controller = new Controller(
+    'backup',
+    async (key) => {
+      const { namespace, name } = splitKey(key);
+      const backup = (await resources.get<Backup>('backups', namespace, name)) as Backup | undefined;
+      if (!backup) return undefined;
+      const policy = informers.policies.get(backup.spec.policy, namespace) as BackupPolicy | undefined;
+      const observed: BackupObserved = {
+        backup,
+        ...(policy ? { policy } : {}),
+        repositories: new Map(
+          (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
+        ),
+        claims: await claimsOf(ctx, backup, policy),
+        jobs: await observeJobs(ctx, namespace, LABELS.backup, name),
+        settings: ctx.settings,
+        now: ctx.now(),
+      };
+      const decision = decideBackup(observed);
+      await createAgentJobs(ctx, namespace, decision.createJobs);
+      if (decision.addFinalizer)
+        await resources.updateMetadata<Backup>('backups', namespace, name, (m) => ({
+          ...m,
+          finalizers: [...new Set([...(m.finalizers ?? []), SNAPSHOT_FINALIZER])],
+        }));
+      if (decision.status && !backup.metadata.deletionTimestamp)
+        await resources.patchStatus<Backup>(
+          'backups',
+          namespace,
+          name,
+          () => decision.status as NonNullable<Backup['status']>,
+        );
+      for (const e of decision.events) await events.record(backup, e.type, e.reason, e.message);
+      if (decision.removeFinalizer)
+        await resources.updateMetadata<Backup>('backups', namespace, name, (m) => ({
+          ...m,
+          finalizers: (m.finalizers ?? []).filter((f) => f !== SNAPSHOT_FINALIZER),
+        }));
+      return decision.status?.phase === 'Running' ? { requeueAfterMs: 60_000 } : undefined;
+    },
+    hooks,
+  );
+  controller.watch(informers.backups);
+  controller.watch(informers.jobs, (job) => {
+    const backup = job.metadata?.labels?.[LABELS.backup];
+    return backup ? [`${job.metadata?.namespace}/${backup}`] : [];
+  });
+  return controller;
+}
+
+async function claimsOf(ctx: OperatorContext, backup: Backup, policy: BackupPolicy | undefined): Promise<string[]> {
+  const volume = policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume;
+  if (!volume) return [];
+  if (volume.claimName) return [volume.claimName];
+  const selector = Object.entries(volume.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  const list = await ctx.core.listNamespacedPersistentVolumeClaim({
+    namespace: backup.metadata.namespace ?? '',
+    labelSelector: selector,
+  });
+  return list.items.map((c) => c.metadata?.name ?? '').sort();
+}

@@ -1,0 +1,240 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { AgentResult } from '../../agent/result.ts';
+import type { BackupStatus } from '../../api/backup.ts';
+import type { Condition } from '../../api/common.ts';
+import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { formatBytes } from '../../units.ts';
+import { setCondition } from '../runtime/conditions.ts';
+import {
+  type AgentSettings,
+  backupJob,
+  backupJobName,
+  forgetJob,
+  forgetJobName,
+  replicaJobName,
+  replicateJob,
+} from './job.ts';
+
+export const SNAPSHOT_FINALIZER = 'tidemark.dev/snapshots';
+
+export interface JobObserved {
+  job: k8s.V1Job;
+  /** The agent's result from its pod's termination message, once the Job ended. */
+  result?: AgentResult;
+}
+
+export interface BackupObserved {
+  backup: Backup;
+  policy?: BackupPolicy;
+  repositories: Map<string, BackupRepository>;
+  /** PVCs of a volume source (by name, or matching its selector). */
+  claims: string[];
+  /** Jobs owned by this Backup, by name. */
+  jobs: Map<string, JobObserved>;
+  settings: AgentSettings;
+  now: Date;
+}
+
+export interface BackupDecision {
+  createJobs: k8s.V1Job[];
+  status?: BackupStatus;
+  events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
+  addFinalizer?: boolean;
+  removeFinalizer?: boolean;
+  requeueAfterMs?: number;
+}
+
+export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
+  const ended = job.status?.conditions?.find(
+    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  );
+  return ended?.type as 'Complete' | 'Failed' | undefined;
+}
+
+/**
+ * The Backup controller's decision, pure (R-BACKUP, R-REPL): start the backup Job, record its result,
+ * then copy to every replica (a Job each); on deletion, forget the snapshot in every repository
+ * first (the finalizer keeps the object until then).
+ */
+export function decideBackup(observed: BackupObserved): BackupDecision {
+  const { backup, now } = observed;
+  const status: BackupStatus = structuredClone(backup.status ?? {});
+  const decision: BackupDecision = { createJobs: [], events: [] };
+  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
+    decision.events.push({ type, reason, message });
+  const setPhase = (phase: NonNullable<BackupStatus['phase']>, reason: string, message: string) => {
+    status.phase = phase;
+    const succeeded: Condition['status'] = phase === 'Succeeded' ? 'True' : phase === 'Failed' ? 'False' : 'Unknown';
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'Succeeded', status: succeeded, reason, message },
+      backup.metadata.generation,
+      now,
+    );
+  };
+  const fail = (reason: string, message: string) => {
+    setPhase('Failed', reason, message);
+    status.error = message;
+    status.completionTime = now.toISOString();
+    event('Warning', 'BackupFailed', message);
+  };
+
+  if (backup.metadata.deletionTimestamp) return decideDeletion(observed, decision);
+
+  const { policy } = observed;
+  const source = policy?.spec.sources.find((s) => s.name === backup.spec.source);
+  const primary = policy ? observed.repositories.get(policy.spec.repository) : undefined;
+  const primaryJobName = backupJobName(backup);
+  const primaryJob = observed.jobs.get(primaryJobName);
+
+  if (status.phase === undefined || status.phase === 'Pending' || status.phase === 'Running') {
+    if (!policy || !source)
+      fail('SourceNotFound', `policy ${backup.spec.policy} or its source ${backup.spec.source} does not exist`);
+    else if (!primary) fail('RepositoryNotFound', `BackupRepository ${policy.spec.repository} does not exist`);
+    else if (source.volume && observed.claims.length === 0)
+      fail('SourceNotFound', `no PersistentVolumeClaim matches source ${source.name}`);
+    else if (!primaryJob && status.jobName) {
+      fail(
+        'JobLost',
+        `the backup Job ${status.jobName} disappeared before it finished (deleted, or lost while the operator was down)`,
+      );
+    } else if (!primaryJob) {
+      decision.createJobs.push(backupJob(backup, policy, primary, observed.claims, observed.settings));
+      status.jobName = primaryJobName;
+      status.startTime = now.toISOString();
+      setPhase('Running', 'JobCreated', `Job ${primaryJobName} is backing up ${backup.spec.source}`);
+      event(
+        'Normal',
+        'BackupStarted',
+        `${backup.spec.type ?? 'full'} backup of ${backup.spec.source} started (Job ${primaryJobName})`,
+      );
+    } else {
+      const outcome = jobOutcome(primaryJob.job);
+      if (outcome === 'Complete' && primaryJob.result?.ok) recordSuccess(status, primaryJob.result, policy, now);
+      else if (outcome)
+        fail(
+          'JobFailed',
+          primaryJob.result?.error?.message ?? `Job ${primaryJobName} failed: ${jobFailure(primaryJob.job)}`,
+        );
+      if (outcome === 'Complete' && primaryJob.result?.ok) {
+        setPhase('Succeeded', 'Completed', `snapshot ${status.snapshotId?.slice(0, 12)} in ${policy.spec.repository}`);
+        event(
+          'Normal',
+          'BackupSucceeded',
+          `${backup.spec.source}: ${status.size} read, ${formatBytes(status.uploadedBytes ?? 0)} uploaded, snapshot ${status.snapshotId?.slice(0, 12)}`,
+        );
+        decision.addFinalizer = true;
+      }
+      if (!outcome) setPhase('Running', 'JobRunning', `Job ${primaryJobName} is running`);
+    }
+  }
+
+  if (status.phase === 'Succeeded' && policy && primary) replicate(observed, policy, primary, status, decision, now);
+  decision.status = status;
+  return decision;
+}
+
+function recordSuccess(status: BackupStatus, result: AgentResult, policy: BackupPolicy, now: Date): void {
+  status.snapshotId = result.snapshotId ?? '';
+  if (result.chainId) status.chainId = result.chainId;
+  status.logicalBytes = result.logicalBytes ?? 0;
+  status.uploadedBytes = result.uploadedBytes ?? 0;
+  status.size = formatBytes(result.logicalBytes ?? 0);
+  status.objects = result.objects ?? [];
+  if (result.skipped?.length) status.skipped = result.skipped.map((s) => ({ name: s.path, reason: s.reason }));
+  status.completionTime = now.toISOString();
+  delete status.error;
+  status.repositories = [
+    {
+      repository: policy.spec.repository,
+      role: 'primary',
+      state: 'Succeeded',
+      snapshotId: status.snapshotId,
+      completionTime: now.toISOString(),
+    },
+    ...(policy.spec.replicas ?? []).map((r) => ({
+      repository: r.repository,
+      role: 'replica' as const,
+      state: 'Pending' as const,
+    })),
+  ];
+}
+
+function replicate(
+  observed: BackupObserved,
+  policy: BackupPolicy,
+  primary: BackupRepository,
+  status: BackupStatus,
+  decision: BackupDecision,
+  now: Date,
+): void {
+  for (const state of status.repositories ?? []) {
+    if (state.role !== 'replica' || state.state === 'Succeeded' || state.state === 'Failed') continue;
+    const replica = observed.repositories.get(state.repository);
+    if (!replica) {
+      state.state = 'Failed';
+      state.message = `BackupRepository ${state.repository} does not exist`;
+      continue;
+    }
+    const name = replicaJobName(observed.backup, state.repository);
+    const job = observed.jobs.get(name);
+    if (!job) {
+      decision.createJobs.push(
+        replicateJob(observed.backup, policy, primary, replica, status.snapshotId ?? '', observed.settings),
+      );
+      state.state = 'Running';
+      continue;
+    }
+    const outcome = jobOutcome(job.job);
+    if (outcome === 'Complete' && job.result?.ok) {
+      state.state = 'Succeeded';
+      state.snapshotId = status.snapshotId ?? '';
+      state.completionTime = now.toISOString();
+      decision.events.push({
+        type: 'Normal',
+        reason: 'Replicated',
+        message: `copied to ${state.repository} (${formatBytes(job.result.uploadedBytes ?? 0)} uploaded)`,
+      });
+    } else if (outcome) {
+      state.state = 'Failed';
+      state.message = job.result?.error?.message ?? jobFailure(job.job);
+      decision.events.push({
+        type: 'Warning',
+        reason: 'ReplicationFailed',
+        message: `copy to ${state.repository} failed: ${state.message}`,
+      });
+    } else if (state.state === 'Pending') state.state = 'Running';
+  }
+}
+
+function decideDeletion(observed: BackupObserved, decision: BackupDecision): BackupDecision {
+  const { backup } = observed;
+  if (!backup.metadata.finalizers?.includes(SNAPSHOT_FINALIZER)) return decision;
+  const stored = (backup.status?.repositories ?? []).filter((r) => r.state === 'Succeeded' && r.snapshotId);
+  let pending = 0;
+  for (const state of stored) {
+    const repository = observed.repositories.get(state.repository);
+    if (!repository) continue; // nothing to forget where the repository is gone
+    const name = forgetJobName(backup, state.repository);
+    const job = observed.jobs.get(name);
+    if (!job) {
+      decision.createJobs.push(
+        forgetJob(backup, observed.policy, repository, state.snapshotId ?? '', name, observed.settings),
+      );
+      pending++;
+    } else if (!jobOutcome(job.job)) pending++;
+    else if (jobOutcome(job.job) === 'Failed')
+      decision.events.push({
+        type: 'Warning',
+        reason: 'ForgetFailed',
+        message: `could not remove snapshot ${state.snapshotId?.slice(0, 12)} from ${state.repository}: ${job.result?.error?.message ?? jobFailure(job.job)}; prune will not free it`,
+      });
+  }
+  if (pending === 0) decision.removeFinalizer = true;
+  return decision;
+}
+
+function jobFailure(job: k8s.V1Job): string {
+  const failed = job.status?.conditions?.find((c) => c.type === 'Failed');
+  return `${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}`;
+}

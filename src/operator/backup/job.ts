@@ -1,0 +1,256 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { AgentTask } from '../../agent/agent.ts';
+import type { Source } from '../../api/backuppolicy.ts';
+import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { jobName } from '../backuppolicy/schedule.ts';
+import { repositoryAccess } from './repository-env.ts';
+
+export interface AgentSettings {
+  image: string;
+  serviceAccountName: string;
+}
+
+export const LABELS = {
+  backup: 'tidemark.dev/backup',
+  policy: 'tidemark.dev/policy',
+  source: 'tidemark.dev/source',
+  task: 'tidemark.dev/task',
+} as const;
+
+/** Where volume sources are mounted in the agent container (read-only). */
+export const DATA_MOUNT = '/data';
+
+/**
+ * The Job of one agent task for a Backup: pod security "restricted", credentials only from Secrets
+ * (secretKeyRef / envFrom), owned by the Backup so it goes with it. Pure: same inputs, same Job.
+ */
+export function agentJob(options: {
+  /** The Backup the Job works for; absent for a repository probe (then `owner` and `labels` are given). */
+  backup?: Backup;
+  policy: BackupPolicy | undefined;
+  task: AgentTask;
+  name: string;
+  /** For a Job run for another object (a RestoreRequest, a BackupRepository): its owner, and labels instead of the Backup's. */
+  owner?: { apiVersion: string; kind: string; metadata: { name?: string; namespace?: string; uid?: string } };
+  labels?: Record<string, string>;
+  settings: AgentSettings;
+  env: k8s.V1EnvVar[];
+  envFrom: k8s.V1EnvFromSource[];
+  volumes: k8s.V1Volume[];
+  volumeMounts: k8s.V1VolumeMount[];
+}): k8s.V1Job {
+  const { backup, policy, settings } = options;
+  const owner = options.owner ?? backup;
+  if (!owner) throw new Error(`agent Job ${options.name} needs a Backup or an owner`);
+  const template = policy?.spec.jobTemplate ?? {};
+  const labels = {
+    'app.kubernetes.io/name': 'tidemark-agent',
+    'app.kubernetes.io/managed-by': 'tidemark',
+    ...(options.labels ??
+      (backup
+        ? {
+            [LABELS.backup]: backup.metadata.name ?? '',
+            [LABELS.policy]: backup.spec.policy,
+            [LABELS.source]: backup.spec.source,
+          }
+        : {})),
+    [LABELS.task]: options.task,
+  };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: options.name,
+      namespace: owner.metadata.namespace ?? '',
+      labels,
+      ownerReferences: [
+        {
+          apiVersion: owner.apiVersion,
+          kind: owner.kind,
+          name: owner.metadata.name ?? '',
+          uid: owner.metadata.uid ?? '',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      backoffLimit: template.backoffLimit ?? 2,
+      ...(template.activeDeadlineSeconds ? { activeDeadlineSeconds: template.activeDeadlineSeconds } : {}),
+      ttlSecondsAfterFinished: 24 * 3600,
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: settings.serviceAccountName,
+          restartPolicy: 'Never',
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            fsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          ...(template.nodeSelector ? { nodeSelector: template.nodeSelector } : {}),
+          ...(template.tolerations ? { tolerations: template.tolerations as k8s.V1Toleration[] } : {}),
+          containers: [
+            {
+              name: 'agent',
+              image: settings.image,
+              args: ['agent', options.task],
+              env: [{ name: 'TIDEMARK_RESULT_FILE', value: '/dev/termination-log' }, ...options.env],
+              envFrom: options.envFrom,
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...options.volumeMounts],
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              ...(template.resources ? { resources: template.resources as k8s.V1ResourceRequirements } : {}),
+              securityContext: {
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+          volumes: [{ name: 'tmp', emptyDir: {} }, ...options.volumes],
+        },
+      },
+    },
+  };
+}
+
+/** What the agent needs to reach one source: its URL (password-free) and credentials from the connection Secret. */
+export function sourceAccess(
+  source: Source,
+  claims: string[],
+): Pick<k8s.V1Container, 'env'> & { volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
+  const database = source.postgres ?? source.mysql;
+  if (database) {
+    const secret = database.connectionSecret.name;
+    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
+      name,
+      valueFrom: { secretKeyRef: { name: secret, key } },
+    });
+    const scheme = source.postgres ? 'postgresql' : 'mysql';
+    const databases = database.allDatabases ? '' : (database.databases ?? []).map(encodeURIComponent).join(',');
+    return {
+      env: [
+        fromSecret('TIDEMARK_DB_HOST', 'host'),
+        fromSecret('TIDEMARK_DB_PORT', 'port'),
+        fromSecret('TIDEMARK_DB_USER', 'username'),
+        fromSecret(source.postgres ? 'PGPASSWORD' : 'MYSQL_PWD', 'password'),
+        {
+          name: 'TIDEMARK_SOURCE',
+          value: `${scheme}://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/${databases}`,
+        },
+        ...(database.allDatabases ? [{ name: 'TIDEMARK_ALL_DATABASES', value: 'true' }] : []),
+      ],
+      volumes: [],
+      volumeMounts: [],
+    };
+  }
+  const single = claims.length === 1;
+  return {
+    env: [
+      { name: 'TIDEMARK_SOURCE', value: `file://${DATA_MOUNT}` },
+      ...(source.volume?.excludes?.length
+        ? [{ name: 'TIDEMARK_EXCLUDES', value: JSON.stringify(source.volume.excludes) }]
+        : []),
+    ],
+    volumes: claims.map((claim, i) => ({
+      name: `source-${i}`,
+      persistentVolumeClaim: { claimName: claim, readOnly: true },
+    })),
+    volumeMounts: claims.map((claim, i) => ({
+      name: `source-${i}`,
+      mountPath: single ? DATA_MOUNT : `${DATA_MOUNT}/${claim}`,
+      readOnly: true,
+    })),
+  };
+}
+
+export const backupJobName = (backup: Backup) => jobName(backup.metadata.name ?? '');
+export const replicaJobName = (backup: Backup, repository: string) =>
+  jobName(`${backup.metadata.name}-to-${repository}`);
+export const forgetJobName = (backup: Backup, repository: string) =>
+  jobName(`${backup.metadata.name}-forget-${repository}`);
+
+/** The Job that runs one Backup. */
+export function backupJob(
+  backup: Backup,
+  policy: BackupPolicy,
+  repository: BackupRepository,
+  claims: string[],
+  settings: AgentSettings,
+): k8s.V1Job {
+  const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
+  if (!source) throw new Error(`policy ${policy.metadata.name} has no source ${backup.spec.source}`);
+  const repo = repositoryAccess(repository, 'primary');
+  const src = sourceAccess(source, claims);
+  return agentJob({
+    backup,
+    policy,
+    task: 'backup',
+    name: backupJobName(backup),
+    settings,
+    env: [
+      ...(src.env ?? []),
+      ...repo.env,
+      { name: 'TIDEMARK_BACKUP_TYPE', value: backup.spec.type ?? 'full' },
+      {
+        name: 'TIDEMARK_SOURCE_NAME',
+        value: `${backup.metadata.namespace}/${backup.spec.policy}/${backup.spec.source}`,
+      },
+    ],
+    envFrom: repo.envFrom,
+    volumes: [...src.volumes, ...repo.volumes],
+    volumeMounts: [...src.volumeMounts, ...repo.volumeMounts],
+  });
+}
+
+/** The Job that copies a Backup's snapshot to one replica. */
+export function replicateJob(
+  backup: Backup,
+  policy: BackupPolicy,
+  primary: BackupRepository,
+  replica: BackupRepository,
+  snapshotId: string,
+  settings: AgentSettings,
+): k8s.V1Job {
+  const from = repositoryAccess(primary, 'primary');
+  const to = repositoryAccess(replica, 'replica');
+  return agentJob({
+    backup,
+    policy,
+    task: 'replicate',
+    name: replicaJobName(backup, replica.metadata.name ?? ''),
+    settings,
+    env: [...from.env, ...to.env, { name: 'TIDEMARK_SNAPSHOT', value: snapshotId }],
+    envFrom: [...from.envFrom, ...to.envFrom],
+    volumes: [...from.volumes, ...to.volumes],
+    volumeMounts: [...from.volumeMounts, ...to.volumeMounts],
+  });
+}
+
+/** The Job that removes a deleted Backup's snapshot from one repository (and prunes what it freed). */
+export function forgetJob(
+  backup: Backup,
+  policy: BackupPolicy | undefined,
+  repository: BackupRepository,
+  snapshotId: string,
+  name: string,
+  settings: AgentSettings,
+): k8s.V1Job {
+  const access = repositoryAccess(repository, 'primary');
+  const job = agentJob({
+    backup,
+    policy,
+    task: 'forget',
+    name,
+    settings,
+    env: [...access.env, { name: 'TIDEMARK_SNAPSHOT', value: snapshotId }],
+    envFrom: access.envFrom,
+    volumes: access.volumes,
+    volumeMounts: access.volumeMounts,
+  });
+  // The Backup is being deleted: the Job must not be garbage-collected with it before it ran.
+  delete job.metadata?.ownerReferences;
+  return job;
+}

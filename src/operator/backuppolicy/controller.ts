@@ -1,0 +1,59 @@
+import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { OperatorContext } from '../context.ts';
+import { Controller, type ControllerHooks, keyOf, splitKey } from '../runtime/controller.ts';
+import { decidePolicy } from './decide.ts';
+
+/** The BackupPolicy controller's shell: reads the caches, decides, creates and removes Backups, writes status. */
+export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
+  const { informers, resources, events } = ctx;
+  const controller = new Controller(
+    'backuppolicy',
+    async (key) => {
+      const { namespace, name } = splitKey(key);
+      const policy = informers.policies.get(name, namespace) as BackupPolicy | undefined;
+      if (!policy || policy.metadata.deletionTimestamp) return undefined;
+      const backups = (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name);
+      const repositories = new Map(
+        (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
+      );
+      const decision = decidePolicy({ policy, backups, repositories, now: ctx.now() });
+
+      for (const backup of decision.create) {
+        const { created } = await resources.createOrGet('backups', backup);
+        if (created)
+          await events.record(
+            policy,
+            'Normal',
+            'BackupScheduled',
+            `created ${backup.spec.type} Backup ${backup.metadata.name} for ${backup.spec.source}`,
+          );
+      }
+      for (const removal of decision.remove) {
+        await resources.delete('backups', namespace, removal.name);
+        await events.record(
+          policy,
+          'Normal',
+          'BackupRemoved',
+          `retention removed ${removal.name}: ${removal.reasons.join('; ')}`,
+        );
+      }
+      for (const e of decision.events) await events.record(policy, e.type, e.reason, e.message);
+      const before = JSON.stringify(policy.status?.conditions ?? []);
+      await resources.patchStatus<BackupPolicy>('backuppolicies', namespace, name, () => decision.status);
+      if (before !== JSON.stringify(decision.status.conditions ?? [])) {
+        const ready = decision.status.conditions?.find((c) => c.type === 'Ready');
+        const rpo = decision.status.conditions?.find((c) => c.type === 'RPOMet');
+        if (ready?.status === 'False') await events.record(policy, 'Warning', ready.reason, ready.message ?? '');
+        if (rpo?.status === 'False') await events.record(policy, 'Warning', rpo.reason, rpo.message ?? '');
+      }
+      return { requeueAfterMs: decision.requeueAfterMs };
+    },
+    hooks,
+  );
+  controller.watch(informers.policies);
+  controller.watch(informers.backups, (b) => [`${b.metadata?.namespace}/${(b as Backup).spec.policy}`]);
+  controller.watch(informers.repositories, (r) =>
+    (informers.policies.list(r.metadata?.namespace) as BackupPolicy[]).map((p) => keyOf(p as never)),
+  );
+  return controller;
+}

@@ -1,0 +1,227 @@
+import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
+import type { Condition } from '../../api/common.ts';
+import { API_GROUP_VERSION } from '../../api/common.ts';
+import { formatDuration, parseDuration } from '../../api/duration.ts';
+import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { LABELS } from '../backup/job.ts';
+import { applyRetention, type RetentionDecision, retentionForRepository } from '../retention/retention.ts';
+import { setCondition } from '../runtime/conditions.ts';
+import { backupName, dueRuns, validateSchedule } from './schedule.ts';
+
+export interface PolicyObserved {
+  policy: BackupPolicy;
+  /** Backups labelled with this policy. */
+  backups: Backup[];
+  /** BackupRepositories of the namespace, by name. */
+  repositories: Map<string, BackupRepository>;
+  now: Date;
+}
+
+export interface PolicyEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface PolicyDecision {
+  create: Backup[];
+  /** Backups retention removes, each with why (an Event on the policy says it). */
+  remove: { name: string; reasons: string[] }[];
+  status: BackupPolicyStatus;
+  events: PolicyEvent[];
+  requeueAfterMs: number;
+}
+
+const MAX_REQUEUE_MS = 5 * 60_000;
+const done = (b: Backup) => b.status?.phase === 'Succeeded' || b.status?.phase === 'Failed';
+
+/**
+ * The BackupPolicy controller's decision, pure (R-SCHED, R-RET, R-OBJ, data residency): which
+ * Backups to create now, which retention removes, the status and when to look again.
+ */
+export function decidePolicy(observed: PolicyObserved): PolicyDecision {
+  const { policy, now } = observed;
+  const generation = policy.metadata.generation;
+  const previous = policy.status ?? {};
+  let conditions = previous.conditions ?? [];
+  const set = (type: string, status: Condition['status'], reason: string, message: string) => {
+    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+  };
+  const decision: PolicyDecision = { create: [], remove: [], status: {}, events: [], requeueAfterMs: MAX_REQUEUE_MS };
+
+  const problems: Problem[] = [
+    ...validateSchedule(policy.spec.schedule).map((p) => ({ ...p, reason: 'InvalidSchedule' })),
+    ...residencyProblems(policy, observed.repositories),
+  ];
+  const created = new Date(policy.metadata.creationTimestamp ?? now.toISOString());
+  const sources: NonNullable<BackupPolicyStatus['sources']> = [];
+  let worstRpoMs = 0;
+  let oldestSuccess: Date | undefined;
+  let earliestNext: Date | undefined;
+  const rpoMs = policy.spec.objectives?.rpo ? parseDuration(policy.spec.objectives.rpo) : undefined;
+  const breached: string[] = [];
+
+  for (const source of policy.spec.sources) {
+    const mine = observed.backups
+      .filter((b) => b.spec.source === source.name)
+      .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
+    const scheduled = (type: string) =>
+      mine
+        .filter((b) => (b.spec.type ?? 'full') === type && b.spec.scheduledTime)
+        .map((b) => new Date(b.spec.scheduledTime as string))
+        .sort((a, b) => b.getTime() - a.getTime())[0];
+    const succeeded = mine.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
+    const lastSuccess = succeeded.sort((a, b) =>
+      (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''),
+    )[0];
+    const newest = mine[mine.length - 1];
+    const sourceStatus: NonNullable<BackupPolicyStatus['sources']>[number] = { name: source.name };
+    if (newest) {
+      sourceStatus.lastBackup = newest.metadata.name ?? '';
+      if (newest.metadata.creationTimestamp) sourceStatus.lastBackupTime = newest.metadata.creationTimestamp;
+    }
+    const lastFull = scheduled('full');
+    const lastIncremental = scheduled('incremental');
+    if (lastFull) sourceStatus.lastFullTime = lastFull.toISOString();
+    if (lastIncremental) sourceStatus.lastIncrementalTime = lastIncremental.toISOString();
+    if (lastSuccess?.status?.completionTime) {
+      sourceStatus.lastSuccessfulBackup = lastSuccess.metadata.name ?? '';
+      sourceStatus.lastSuccessTime = lastSuccess.status.completionTime;
+    }
+    const successAt = lastSuccess?.status?.completionTime ? new Date(lastSuccess.status.completionTime) : created;
+    const rpoNow = Math.max(0, now.getTime() - successAt.getTime());
+    sourceStatus.currentRPOSeconds = Math.floor(rpoNow / 1000);
+    worstRpoMs = Math.max(worstRpoMs, rpoNow);
+    if (!oldestSuccess || successAt < oldestSuccess) oldestSuccess = successAt;
+    if (rpoMs !== undefined) {
+      if (rpoNow > rpoMs) breached.push(`${source.name} (${formatDuration(rpoNow)})`);
+      else decision.requeueAfterMs = Math.min(decision.requeueAfterMs, rpoMs - rpoNow + 1000);
+    }
+
+    if (problems.length === 0) {
+      const runs = dueRuns({
+        schedule: policy.spec.schedule,
+        policyCreated: created,
+        lastFullTime: lastFull,
+        lastIncrementalTime: lastIncremental,
+        now,
+      });
+      sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
+      if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
+      decision.requeueAfterMs = Math.min(
+        decision.requeueAfterMs,
+        Math.max(1000, runs.nextRunTime.getTime() - now.getTime()),
+      );
+      const running = mine.find((b) => !done(b));
+      if (runs.due && running) {
+        // No two runs of one source overlap: the due run starts when the running one ends (its update requeues us).
+      } else if (runs.due) {
+        decision.create.push(newBackup(policy, source.name, runs.due.type, runs.due.scheduledTime));
+        if (runs.missed > 0)
+          decision.events.push({
+            type: 'Warning',
+            reason: 'MissedRuns',
+            message: `source ${source.name}: ${runs.missed} scheduled ${runs.due.type} run(s) were missed; running the latest once`,
+          });
+      }
+    }
+
+    const finished = mine.filter((b) => done(b) && b.status?.completionTime);
+    for (const d of retain(policy, finished, now))
+      if (!d.keep) decision.remove.push({ name: d.name, reasons: d.reasons });
+    sources.push(sourceStatus);
+  }
+
+  if (problems.length) {
+    const first = problems[0];
+    set('Ready', 'False', first?.reason ?? 'Invalid', problems.map((p) => `${p.field}: ${p.message}`).join('; '));
+  } else set('Ready', 'True', 'Scheduled', 'schedule valid, repositories allowed');
+  if (rpoMs !== undefined) {
+    if (breached.length)
+      set('RPOMet', 'False', 'RPOBreached', `RPO ${policy.spec.objectives?.rpo} exceeded by: ${breached.join(', ')}`);
+    else
+      set('RPOMet', 'True', 'WithinObjective', `every source has a backup newer than ${policy.spec.objectives?.rpo}`);
+  }
+  decision.status = {
+    ...previous,
+    conditions,
+    observedGeneration: generation ?? 0,
+    sources,
+    ...(oldestSuccess ? { lastSuccessTime: oldestSuccess.toISOString() } : {}),
+    currentRPO: formatDuration(worstRpoMs),
+    ...(earliestNext ? { nextRunTime: earliestNext.toISOString() } : {}),
+  };
+  return decision;
+}
+
+interface Problem {
+  field: string;
+  message: string;
+  reason: string;
+}
+
+/**
+ * Repositories must exist and be initialised (their probe succeeded), declared replica regions must
+ * match, and every region must be allowed (data residency).
+ */
+function residencyProblems(policy: BackupPolicy, repositories: Map<string, BackupRepository>): Problem[] {
+  const allowed = policy.spec.allowedRegions;
+  const check = (name: string, field: string, declaredRegion?: string): Problem | undefined => {
+    const repository = repositories.get(name);
+    if (!repository) return { field, message: `BackupRepository ${name} not found`, reason: 'RepositoryNotFound' };
+    if (declaredRegion !== undefined && repository.spec.region !== declaredRegion)
+      return {
+        field: `${field}.region`,
+        message: `declared ${declaredRegion} but ${name} is in ${repository.spec.region}`,
+        reason: 'RegionNotAllowed',
+      };
+    if (allowed && !allowed.includes(repository.spec.region))
+      return {
+        field,
+        message: `${name} is in ${repository.spec.region}, not in allowedRegions`,
+        reason: 'RegionNotAllowed',
+      };
+    if (!repository.status?.initialized)
+      return {
+        field,
+        message: `BackupRepository ${name} is not initialised yet (see its Ready condition)`,
+        reason: 'RepositoryNotReady',
+      };
+    return undefined;
+  };
+  const problems = [
+    check(policy.spec.repository, 'spec.repository'),
+    ...(policy.spec.replicas ?? []).map((r, i) => check(r.repository, `spec.replicas[${i}]`, r.region)),
+  ];
+  return problems.filter((p): p is Problem => p !== undefined);
+}
+
+function retain(policy: BackupPolicy, finished: Backup[], now: Date): RetentionDecision[] {
+  if (finished.length === 0) return [];
+  const rule = retentionForRepository(policy.spec, policy.spec.repository);
+  return applyRetention(
+    finished.map((b) => ({
+      name: b.metadata.name ?? '',
+      type: b.spec.type ?? 'full',
+      chainId: b.status?.chainId ?? b.metadata.name ?? '',
+      completionTime: new Date(b.status?.completionTime as string),
+      phase: b.status?.phase === 'Succeeded' ? 'Succeeded' : 'Failed',
+    })),
+    rule,
+    now,
+    policy.spec.schedule.timeZone ?? 'UTC',
+  );
+}
+
+function newBackup(policy: BackupPolicy, source: string, type: 'full' | 'incremental', scheduledTime: Date): Backup {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'Backup',
+    metadata: {
+      name: backupName(policy.metadata.name ?? '', source, type, scheduledTime),
+      namespace: policy.metadata.namespace ?? '',
+      labels: { [LABELS.policy]: policy.metadata.name ?? '', [LABELS.source]: source },
+    },
+    spec: { policy: policy.metadata.name ?? '', source, type, scheduledTime: scheduledTime.toISOString() },
+  };
+}

@@ -1,0 +1,34 @@
+import type { BackupRepository } from '../../api/kinds.ts';
+import type { OperatorContext } from '../context.ts';
+import { observeJobs } from '../runtime/agent-result.ts';
+import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
+import { createAgentJobs } from '../runtime/jobs.ts';
+import { decideRepository, REPOSITORY_LABEL } from './decide.ts';
+
+/** The BackupRepository controller's shell: runs probe Jobs and records what they found. */
+export function backupRepositoryController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
+  const { informers, resources, events } = ctx;
+  const controller = new Controller(
+    'backuprepository',
+    async (key) => {
+      const { namespace, name } = splitKey(key);
+      const repository = informers.repositories.get(name, namespace) as BackupRepository | undefined;
+      if (!repository || repository.metadata.deletionTimestamp) return undefined;
+      const probes = [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()].sort((a, b) =>
+        String(b.job.metadata?.creationTimestamp ?? '').localeCompare(String(a.job.metadata?.creationTimestamp ?? '')),
+      );
+      const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
+      await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
+      await resources.patchStatus<BackupRepository>('backuprepositories', namespace, name, () => decision.status);
+      for (const e of decision.events) await events.record(repository, e.type, e.reason, e.message);
+      return { requeueAfterMs: decision.requeueAfterMs };
+    },
+    hooks,
+  );
+  controller.watch(informers.repositories);
+  controller.watch(informers.jobs, (job) => {
+    const repository = job.metadata?.labels?.[REPOSITORY_LABEL];
+    return repository ? [`${job.metadata?.namespace}/${repository}`] : [];
+  });
+  return controller;
+}

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
+import type { BackupRepository } from '../../api/kinds.ts';
+import { decideRepository, PROBE_INTERVAL_MS } from './decide.ts';
+
+const now = new Date('2026-11-23T12:00:00Z');
+const settings = { image: 'tidemark:test', serviceAccountName: 'tidemark-agent' };
+const repository = (status?: BackupRepository['status']): BackupRepository => ({
+  apiVersion: 'tidemark.dev/v1alpha1',
+  kind: 'BackupRepository',
+  metadata: { name: 'primary', namespace: 'tenants', uid: 'u1', generation: 1 },
+  spec: {
+    provider: 's3',
+    s3: { bucket: 'b' },
+    region: 'eu-west-1',
+    credentialsSecret: { name: 'c' },
+    encryptionKeySecret: { name: 'k', key: 'passphrase' },
+  },
+  ...(status ? { status } : {}),
+});
+const ended = (type: 'Complete' | 'Failed'): k8s.V1Job => ({
+  metadata: { name: 'probe' },
+  status: { completionTime: new Date(now.getTime() - 1000), conditions: [{ type, status: 'True' }] },
+});
+
+test('a new repository gets a probe Job that reaches it with its credentials only through Secrets', () => {
+  const decision = decideRepository({ repository: repository(), probes: [], settings, now });
+  const container = decision.createJob?.spec?.template.spec?.containers[0];
+  assert.deepEqual(container?.args, ['agent', 'probe']);
+  assert.ok(container?.env?.some((e) => e.name === 'TIDEMARK_REPO_KEY' && e.valueFrom?.secretKeyRef?.name === 'k'));
+  assert.deepEqual(container?.envFrom, [{ secretRef: { name: 'c' } }]);
+  assert.equal(decision.createJob?.metadata?.ownerReferences?.[0]?.kind, 'BackupRepository');
+});
+
+test('a successful probe makes the repository Ready and initialised, with its size', () => {
+  const decision = decideRepository({
+    repository: repository(),
+    probes: [
+      { job: ended('Complete'), result: { ok: true, repositoryId: 'abc', initialized: true, storedBytes: 2048 } },
+    ],
+    settings,
+    now,
+  });
+  assert.equal(decision.status.initialized, true);
+  assert.equal(decision.status.size, '2.0 KiB');
+  assert.equal(decision.status.conditions?.[0]?.status, 'True');
+  assert.equal(decision.createJob, undefined);
+  assert.deepEqual(
+    decision.events.map((e) => e.reason),
+    ['RepositoryInitialized'],
+  );
+  assert.equal(decision.requeueAfterMs, PROBE_INTERVAL_MS);
+});
+
+test('a failed probe says why, by the agent error code', () => {
+  const decision = decideRepository({
+    repository: repository(),
+    probes: [
+      { job: ended('Failed'), result: { ok: false, error: { code: 'WrongKey', message: 'wrong repository key' } } },
+    ],
+    settings,
+    now,
+  });
+  assert.equal(decision.status.conditions?.[0]?.reason, 'WrongKey');
+  assert.equal(decision.status.conditions?.[0]?.status, 'False');
+  assert.equal(decision.events[0]?.type, 'Warning');
+});
+
+test('a recent check waits for the interval; an old one probes again', () => {
+  const fresh = repository({
+    lastCheckTime: new Date(now.getTime() - 60_000).toISOString(),
+    observedGeneration: 1,
+    initialized: true,
+  });
+  assert.equal(decideRepository({ repository: fresh, probes: [], settings, now }).createJob, undefined);
+  const stale = repository({
+    lastCheckTime: new Date(now.getTime() - PROBE_INTERVAL_MS).toISOString(),
+    observedGeneration: 1,
+    initialized: true,
+  });
+  assert.ok(decideRepository({ repository: stale, probes: [], settings, now }).createJob);
+});

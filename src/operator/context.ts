@@ -1,0 +1,56 @@
+import * as k8s from '@kubernetes/client-node';
+import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../api/kinds.ts';
+import type { AgentSettings } from './backup/job.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { Resources } from './runtime/resources.ts';
+
+type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
+
+/** What every controller shares: clients, informers (the caches they read), the recorder, settings and the clock. */
+export interface OperatorContext {
+  kc: k8s.KubeConfig;
+  resources: Resources;
+  core: k8s.CoreV1Api;
+  batch: k8s.BatchV1Api;
+  events: EventRecorder;
+  settings: AgentSettings;
+  now: () => Date;
+  informers: {
+    repositories: Cached<BackupRepository & k8s.KubernetesObject>;
+    policies: Cached<BackupPolicy & k8s.KubernetesObject>;
+    backups: Cached<Backup & k8s.KubernetesObject>;
+    restores: Cached<RestoreRequest & k8s.KubernetesObject>;
+    jobs: Cached<k8s.V1Job>;
+  };
+}
+
+export function createContext(
+  kc: k8s.KubeConfig,
+  settings: AgentSettings,
+  now: () => Date = () => new Date(),
+): OperatorContext {
+  const resources = new Resources(kc);
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const managed = 'app.kubernetes.io/managed-by=tidemark';
+  return {
+    kc,
+    resources,
+    core: kc.makeApiClient(k8s.CoreV1Api),
+    batch,
+    events: new EventRecorder(kc),
+    settings,
+    now,
+    informers: {
+      repositories: resources.informer('backuprepositories'),
+      policies: resources.informer('backuppolicies'),
+      backups: resources.informer('backups'),
+      restores: resources.informer('restorerequests'),
+      jobs: k8s.makeInformer(
+        kc,
+        '/apis/batch/v1/jobs',
+        () => batch.listJobForAllNamespaces({ labelSelector: managed }),
+        managed,
+      ),
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
+import type { OperatorContext } from '../context.ts';
+import { observeJobs } from '../runtime/agent-result.ts';
+import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
+import { createAgentJobs } from '../runtime/jobs.ts';
+import { decideRestore, type RestoreObserved } from './decide.ts';
+import { RESTORE_LABEL } from './job.ts';
+
+/** The RestoreRequest controller's shell: observes Backups, policies, its Jobs and PVCs, decides, creates Jobs, writes status. */
+export function restoreRequestController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
+  const { informers, resources, events } = ctx;
+  const controller = new Controller(
+    'restorerequest',
+    async (key) => {
+      const { namespace, name } = splitKey(key);
+      const request = (await resources.get<RestoreRequest>('restorerequests', namespace, name)) as
+        | RestoreRequest
+        | undefined;
+      if (!request || request.metadata.deletionTimestamp) return undefined;
+      const phase = request.status?.phase;
+      if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+      const byName = <T extends { metadata: { name?: string } }>(items: T[]) =>
+        new Map(items.map((i) => [i.metadata.name ?? '', i]));
+      const target = request.spec.target;
+      const observed: RestoreObserved = {
+        request,
+        backups: informers.backups.list(namespace) as Backup[],
+        policies: byName(informers.policies.list(namespace) as BackupPolicy[]),
+        repositories: byName(informers.repositories.list(namespace) as BackupRepository[]),
+        jobs: await observeJobs(ctx, namespace, RESTORE_LABEL, name),
+        ...((target.volume || target.original) && !request.status?.jobName
+          ? { claims: await claimsIn(ctx, namespace) }
+          : {}),
+        settings: ctx.settings,
+        now: ctx.now(),
+      };
+      const decision = decideRestore(observed);
+      await createAgentJobs(ctx, namespace, decision.createJobs);
+      if (decision.status)
+        await resources.patchStatus<RestoreRequest>(
+          'restorerequests',
+          namespace,
+          name,
+          () => decision.status as NonNullable<RestoreRequest['status']>,
+        );
+      for (const e of decision.events) await events.record(request, e.type, e.reason, e.message);
+      return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+    },
+    hooks,
+  );
+  controller.watch(informers.restores);
+  controller.watch(informers.jobs, (job) => {
+    const request = job.metadata?.labels?.[RESTORE_LABEL];
+    return request ? [`${job.metadata?.namespace}/${request}`] : [];
+  });
+  return controller;
+}
+
+async function claimsIn(ctx: OperatorContext, namespace: string): Promise<Set<string>> {
+  const list = await ctx.core.listNamespacedPersistentVolumeClaim({ namespace });
+  return new Set(list.items.map((c) => c.metadata?.name ?? ''));
+}

@@ -1,0 +1,459 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { Condition } from '../../api/common.ts';
+import { formatDuration, parseDuration } from '../../api/duration.ts';
+import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
+import type { RestoreRequestStatus } from '../../api/restorerequest.ts';
+import type { ErrorCode } from '../../errors.ts';
+import { type JobObserved, jobOutcome } from '../backup/decide.ts';
+import type { AgentSettings } from '../backup/job.ts';
+import { setCondition } from '../runtime/conditions.ts';
+import { type RestoreTarget, restoreJob, restoreJobName } from './job.ts';
+
+export interface RestoreObserved {
+  request: RestoreRequest;
+  /** Backups of the request's namespace. */
+  backups: Backup[];
+  policies: Map<string, BackupPolicy>;
+  repositories: Map<string, BackupRepository>;
+  /** Jobs owned by this request, by name. */
+  jobs: Map<string, JobObserved>;
+  /** Names of the PVCs in the namespace, when the target is a volume (undefined: not looked up). */
+  claims?: Set<string>;
+  settings: AgentSettings;
+  now: Date;
+}
+
+export interface RestoreEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface RestoreDecision {
+  createJobs: k8s.V1Job[];
+  status?: RestoreRequestStatus;
+  events: RestoreEvent[];
+  requeueAfterMs?: number;
+}
+
+/**
+ * Agent error codes that say the repository could not be read (unreachable, damaged, refused, gone):
+ * the cases where another copy of the same snapshot may succeed. Anything else (a non-empty target,
+ * bad SQL, an unreachable database) would fail the same way from a replica.
+ */
+export const FALLBACK_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'Transient',
+  'NotFound',
+  'Corrupt',
+  'AccessDenied',
+  'ContainerMissing',
+]);
+
+type ApprovalRule = NonNullable<NonNullable<BackupPolicy['spec']['restore']>['approval']>;
+
+/**
+ * The Backup a request names: by name, or the newest Succeeded Backup of policy + source (completed
+ * before `before` when given). Returns a reason when there is none.
+ */
+export function resolveBackup(
+  from: RestoreRequest['spec']['from'],
+  backups: Backup[],
+): { backup: Backup } | { reason: string; message: string } {
+  if (from.backupName) {
+    const backup = backups.find((b) => b.metadata.name === from.backupName);
+    if (!backup) return { reason: 'BackupNotFound', message: `Backup ${from.backupName} does not exist` };
+    if (backup.status?.phase !== 'Succeeded')
+      return {
+        reason: 'BackupNotRestorable',
+        message: `Backup ${from.backupName} has not succeeded (phase ${backup.status?.phase ?? 'Pending'}); only a Succeeded Backup can be restored`,
+      };
+    return { backup };
+  }
+  const before = from.before ? Date.parse(from.before) : undefined;
+  const candidates = backups
+    .filter(
+      (b) =>
+        b.spec.policy === from.policy &&
+        b.spec.source === from.source &&
+        b.status?.phase === 'Succeeded' &&
+        b.status.completionTime &&
+        !b.metadata.deletionTimestamp &&
+        (before === undefined || Date.parse(b.status.completionTime) < before),
+    )
+    .sort(
+      (a, b) =>
+        Date.parse(b.status?.completionTime ?? '') - Date.parse(a.status?.completionTime ?? '') ||
+        (b.metadata.name ?? '').localeCompare(a.metadata.name ?? ''),
+    );
+  const newest = candidates[0];
+  if (newest) return { backup: newest };
+  return {
+    reason: 'BackupNotFound',
+    message: `no Succeeded Backup of policy ${from.policy} source ${from.source}${from.before ? ` completed before ${from.before}` : ''}`,
+  };
+}
+
+/**
+ * The approvals that count: distinct users, never the requester. A user counts when the rule lists
+ * them in approverUsers, or when the rule has approverGroups: the operator cannot see an approver's
+ * groups, but the admission policy checked `request.userInfo.groups` against status.approverGroups
+ * when the approval was added, so an approval that reached the object passed that check.
+ */
+export function countApprovals(
+  approvals: RestoreRequest['spec']['approvals'],
+  rule: Pick<ApprovalRule, 'approverUsers' | 'approverGroups'>,
+  requestedBy: string | undefined,
+): string[] {
+  const users = new Set(rule.approverUsers ?? []);
+  const groups = (rule.approverGroups ?? []).length > 0;
+  const counted: string[] = [];
+  for (const { user } of approvals ?? []) {
+    if (!user || user === requestedBy || counted.includes(user)) continue;
+    if (users.has(user) || groups) counted.push(user);
+  }
+  return counted;
+}
+
+/**
+ * Where to restore to. `original` is the policy source itself (its connection Secret and database,
+ * or its PVC); a postgres/mysql target brings its own Secret and database; a volume target names a
+ * PVC in the request's namespace. Refuses engine mismatches early, before anyone approves.
+ */
+export function resolveTarget(
+  request: RestoreRequest,
+  backup: Backup,
+  policy: BackupPolicy,
+): { target: RestoreTarget } | { reason: string; message: string } {
+  const { target } = request.spec;
+  const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
+  const invalid = (message: string) => ({ reason: 'InvalidTarget', message });
+  const sourceDb = source?.postgres ?? source?.mysql;
+  if (target.database && sourceDb && !sourceDb.allDatabases && !sourceDb.databases?.includes(target.database))
+    return invalid(
+      `target.database ${target.database} is not one of the databases source ${backup.spec.source} backs up (${(sourceDb.databases ?? []).join(', ')})`,
+    );
+  const several = sourceDb && (sourceDb.allDatabases || (sourceDb.databases ?? []).length > 1);
+  if (several && !target.database)
+    return invalid(
+      `source ${backup.spec.source} backs up several databases: name the one to restore in spec.target.database`,
+    );
+  if (target.original) {
+    if (!source)
+      return {
+        reason: 'SourceNotFound',
+        message: `policy ${policy.metadata.name} no longer has source ${backup.spec.source}, so its original target is unknown`,
+      };
+    if (source.volume) {
+      if (!source.volume.claimName)
+        return invalid(
+          `source ${source.name} selects its PVCs by label; restoring them in place is not supported yet, restore into a volume target`,
+        );
+      return { target: { kind: 'volume', claimName: source.volume.claimName } };
+    }
+    const database = target.database ?? sourceDb?.databases?.[0] ?? '';
+    return {
+      target: {
+        kind: 'database',
+        engine: source.postgres ? 'postgres' : 'mysql',
+        connectionSecret: sourceDb?.connectionSecret.name ?? '',
+        database,
+      },
+    };
+  }
+  if (target.volume) {
+    if (target.volume.namespace && target.volume.namespace !== request.metadata.namespace)
+      return { reason: 'Unsupported', message: 'cross-namespace volume restores are not supported yet' };
+    if (source && !source.volume)
+      return invalid(`Backup ${backup.metadata.name} is a database backup; restore it into a postgres or mysql target`);
+    return { target: { kind: 'volume', claimName: target.volume.claimName } };
+  }
+  const engine = target.postgres ? 'postgres' : 'mysql';
+  const db = target.postgres ?? target.mysql;
+  if (!db) return invalid('set exactly one target: original, postgres, mysql or volume');
+  if (source && !source[engine])
+    return invalid(
+      `Backup ${backup.metadata.name} is a ${source.volume ? 'volume' : source.postgres ? 'PostgreSQL' : 'MySQL/MariaDB'} backup; it cannot be restored into a ${engine} target`,
+    );
+  return { target: { kind: 'database', engine, connectionSecret: db.connectionSecret.name, database: db.database } };
+}
+
+/**
+ * The backup's counts for what this request restores. A multi-database backup (allDatabases, or a
+ * list of several) names its objects `<database>.<schema>.<table>`; restoring one database of it
+ * expects that database's objects, without the prefix.
+ */
+export function expectedCounts(
+  backup: Backup,
+  policy: BackupPolicy,
+  database: string | undefined,
+): { name: string; records: number }[] {
+  const objects = backup.status?.objects ?? [];
+  const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
+  const db = source?.postgres ?? source?.mysql;
+  const several = db && (db.allDatabases || (db.databases ?? []).length > 1);
+  if (!database || !several) return objects;
+  const prefix = `${database}.`;
+  return objects.filter((o) => o.name.startsWith(prefix)).map((o) => ({ ...o, name: o.name.slice(prefix.length) }));
+}
+
+/**
+ * When the recovery clock starts: once approved for a request that needed approval (the wait for
+ * people is not the system's recovery time), else at the request's creation.
+ */
+export function rtoStart(request: RestoreRequest, status: RestoreRequestStatus): Date | undefined {
+  const approved = status.conditions?.find((c) => c.type === 'Approved' && c.status === 'True');
+  const start =
+    (status.approvalsRequired ?? 0) > 0 && approved
+      ? approved.lastTransitionTime
+      : (request.metadata.creationTimestamp ?? status.startTime);
+  return start ? new Date(start) : undefined;
+}
+
+/**
+ * The RestoreRequest controller's decision, pure (R-RESTORE, R-OBJ): resolve the Backup once, check
+ * the target, wait for approvals, run the restore Job from the primary, fall back once to a replica
+ * when the primary could not be read, and record counts, times and the achieved RTO.
+ */
+export function decideRestore(observed: RestoreObserved): RestoreDecision {
+  const { request, now } = observed;
+  const status: RestoreRequestStatus = structuredClone(request.status ?? {});
+  const decision: RestoreDecision = { createJobs: [], events: [], status };
+  if (status.phase === 'Succeeded' || status.phase === 'Failed') return decision;
+  const event = (type: RestoreEvent['type'], reason: string, message: string) =>
+    decision.events.push({ type, reason, message });
+  const condition = (type: string, value: Condition['status'], reason: string, message: string) => {
+    status.conditions = setCondition(
+      status.conditions,
+      { type, status: value, reason, message },
+      request.metadata.generation,
+      now,
+    );
+  };
+  const fail = (reason: string, message: string) => {
+    status.phase = 'Failed';
+    status.error = message;
+    status.completionTime = now.toISOString();
+    condition('Succeeded', 'False', reason, message);
+    event('Warning', 'RestoreFailed', message);
+    return decision;
+  };
+
+  if (status.jobName) return decideRunning(observed, status, decision, condition, fail);
+
+  // Resolve once: approvers approve a fixed Backup, not whatever is newest when they click.
+  let backup: Backup | undefined;
+  if (status.backupName) {
+    backup = observed.backups.find((b) => b.metadata.name === status.backupName);
+    if (!backup) return fail('BackupNotFound', `Backup ${status.backupName} was deleted before the restore started`);
+  } else {
+    const resolved = resolveBackup(request.spec.from, observed.backups);
+    if ('reason' in resolved) return fail(resolved.reason, resolved.message);
+    backup = resolved.backup;
+    status.backupName = backup.metadata.name ?? '';
+  }
+  const policy = observed.policies.get(backup.spec.policy);
+  if (!policy)
+    return fail(
+      'PolicyNotFound',
+      `BackupPolicy ${backup.spec.policy} of Backup ${backup.metadata.name} does not exist, so its restore rules cannot be checked`,
+    );
+  const resolvedTarget = resolveTarget(request, backup, policy);
+  if ('reason' in resolvedTarget) return fail(resolvedTarget.reason, resolvedTarget.message);
+  const { target } = resolvedTarget;
+  if (target.kind === 'volume' && observed.claims && !observed.claims.has(target.claimName))
+    return fail('InvalidTarget', `PersistentVolumeClaim ${target.claimName} does not exist`);
+
+  const rule = policy.spec.restore?.approval;
+  if (rule && rule.required > 0) {
+    status.approvalsRequired = rule.required;
+    status.approverGroups = rule.approverGroups ?? [];
+    status.approverUsers = rule.approverUsers ?? [];
+    if (!request.spec.requestedBy)
+      return fail(
+        'RequesterUnknown',
+        `policy ${policy.metadata.name} requires approval, but spec.requestedBy is empty, so the requester cannot be excluded from the approvers`,
+      );
+    const counted = countApprovals(request.spec.approvals, rule, request.spec.requestedBy);
+    status.approvedBy = counted;
+    status.approvalSummary = `${Math.min(counted.length, rule.required)}/${rule.required}`;
+    if (counted.length < rule.required) {
+      const who = [
+        ...(rule.approverUsers?.length ? [`users ${rule.approverUsers.join(', ')}`] : []),
+        ...(rule.approverGroups?.length ? [`members of ${rule.approverGroups.join(', ')}`] : []),
+      ].join(' or ');
+      const message = `${counted.length} of ${rule.required} approvals from ${who} (not ${request.spec.requestedBy})`;
+      if (status.phase !== 'PendingApproval')
+        event(
+          'Normal',
+          'RestorePendingApproval',
+          `restore of Backup ${backup.metadata.name} waits for approval: ${message}`,
+        );
+      status.phase = 'PendingApproval';
+      condition('Approved', 'False', 'WaitingForApprovals', message);
+      condition('Succeeded', 'Unknown', 'PendingApproval', message);
+      return decision;
+    }
+    condition('Approved', 'True', 'Approved', `approved by ${counted.join(', ')}`);
+    if (status.phase !== 'Approved')
+      event('Normal', 'RestoreApproved', `approved by ${counted.join(', ')}; restoring Backup ${backup.metadata.name}`);
+    status.phase = 'Approved';
+  }
+
+  const primary = backup.status?.repositories?.find((r) => r.role === 'primary');
+  const repositoryName = primary?.repository ?? policy.spec.repository;
+  const repository = observed.repositories.get(repositoryName);
+  if (!repository) return fail('RepositoryNotFound', `BackupRepository ${repositoryName} does not exist`);
+  const name = restoreJobName(request);
+  decision.createJobs.push(
+    restoreJob({
+      request,
+      backup,
+      policy,
+      repository,
+      snapshotId: primary?.snapshotId ?? backup.status?.snapshotId ?? '',
+      target,
+      name,
+      settings: observed.settings,
+    }),
+  );
+  status.phase = 'Running';
+  status.jobName = name;
+  status.repository = repositoryName;
+  status.startTime = now.toISOString();
+  status.expected = expectedCounts(backup, policy, request.spec.target.database);
+  condition('Succeeded', 'Unknown', 'JobCreated', `Job ${name} is restoring from ${repositoryName}`);
+  event(
+    'Normal',
+    'RestoreStarted',
+    `restoring Backup ${backup.metadata.name} from ${repositoryName} into ${describeTarget(target)} (Job ${name})`,
+  );
+  decision.requeueAfterMs = requeueFor(observed, policy, status);
+  return decision;
+}
+
+function decideRunning(
+  observed: RestoreObserved,
+  status: RestoreRequestStatus,
+  decision: RestoreDecision,
+  condition: (type: string, value: Condition['status'], reason: string, message: string) => void,
+  fail: (reason: string, message: string) => RestoreDecision,
+): RestoreDecision {
+  const { request, now } = observed;
+  const jobName = status.jobName ?? '';
+  const job = observed.jobs.get(jobName);
+  const backup = observed.backups.find((b) => b.metadata.name === status.backupName);
+  const policy = backup ? observed.policies.get(backup.spec.policy) : undefined;
+  if (!job)
+    return fail(
+      'JobLost',
+      `the restore Job ${jobName} disappeared before it finished (deleted, or lost while the operator was down)`,
+    );
+  const outcome = jobOutcome(job.job);
+  if (!outcome) {
+    condition('Succeeded', 'Unknown', 'JobRunning', `Job ${jobName} is restoring from ${status.repository}`);
+    const objective = rtoObjectiveMs(policy);
+    const start = rtoStart(request, status);
+    if (objective !== undefined && start && now.getTime() - start.getTime() > objective)
+      condition(
+        'RTOMet',
+        'False',
+        'RTOExceeded',
+        `still running after ${formatDuration(now.getTime() - start.getTime())}, objective ${policy?.spec.objectives?.rto}`,
+      );
+    decision.requeueAfterMs = requeueFor(observed, policy, status);
+    return decision;
+  }
+  const result = job.result;
+  if (outcome === 'Complete' && result?.ok) {
+    const completion = job.job.status?.completionTime ? new Date(job.job.status.completionTime) : now;
+    status.phase = 'Succeeded';
+    status.completionTime = completion.toISOString();
+    status.restored = result.objects ?? [];
+    delete status.error;
+    const start = rtoStart(request, status);
+    const rtoMs = start ? Math.max(0, completion.getTime() - start.getTime()) : 0;
+    status.rtoSeconds = Math.round(rtoMs / 1000);
+    status.achievedRTO = formatDuration(status.rtoSeconds * 1000);
+    const restored = (status.restored ?? []).reduce((n, o) => n + o.records, 0);
+    const expected = (status.expected ?? []).reduce((n, o) => n + o.records, 0);
+    const message = `restored ${restored} records in ${status.restored.length} objects (backup: ${expected}) from ${status.repository} in ${status.achievedRTO}`;
+    condition('Succeeded', 'True', 'Completed', message);
+    const objective = rtoObjectiveMs(policy);
+    if (objective !== undefined) {
+      const met = status.rtoSeconds * 1000 <= objective;
+      condition(
+        'RTOMet',
+        met ? 'True' : 'False',
+        met ? 'WithinObjective' : 'RTOExceeded',
+        `restored in ${status.achievedRTO}, objective ${policy?.spec.objectives?.rto}`,
+      );
+    }
+    decision.events.push({ type: 'Normal', reason: 'RestoreSucceeded', message });
+    return decision;
+  }
+  const error = result?.error;
+  const why = error?.message ?? (result?.ok === false ? 'the agent reported a failure' : jobFailure(job.job));
+  const firstAttempt = jobName === restoreJobName(request);
+  if (firstAttempt && error && FALLBACK_CODES.has(error.code)) {
+    const replica = backup?.status?.repositories?.find(
+      (r) => r.role === 'replica' && r.state === 'Succeeded' && observed.repositories.has(r.repository),
+    );
+    const target = backup && policy ? resolveTarget(request, backup, policy) : undefined;
+    if (replica && backup && target && 'target' in target) {
+      const name = restoreJobName(request, replica.repository);
+      decision.createJobs.push(
+        restoreJob({
+          request,
+          backup,
+          policy,
+          repository: observed.repositories.get(replica.repository) as BackupRepository,
+          snapshotId: replica.snapshotId ?? backup.status?.snapshotId ?? '',
+          target: target.target,
+          name,
+          settings: observed.settings,
+        }),
+      );
+      const message = `restore from ${status.repository} failed (${error.code}: ${why}); retrying from replica ${replica.repository} (Job ${name})`;
+      status.jobName = name;
+      status.repository = replica.repository;
+      condition('Succeeded', 'Unknown', 'FellBackToReplica', message);
+      decision.events.push({ type: 'Warning', reason: 'RestoreFellBackToReplica', message });
+      decision.requeueAfterMs = requeueFor(observed, policy, status);
+      return decision;
+    }
+    return fail(
+      'JobFailed',
+      `restore from ${status.repository} failed (${error.code}: ${why}) and no replica holds Backup ${status.backupName}`,
+    );
+  }
+  return fail('JobFailed', `restore from ${status.repository} failed: ${why}`);
+}
+
+function rtoObjectiveMs(policy: BackupPolicy | undefined): number | undefined {
+  const rto = policy?.spec.objectives?.rto;
+  if (!rto) return undefined;
+  try {
+    return parseDuration(rto);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Look again in a minute while running, or when the RTO objective runs out if that is sooner. */
+function requeueFor(observed: RestoreObserved, policy: BackupPolicy | undefined, status: RestoreRequestStatus): number {
+  const objective = rtoObjectiveMs(policy);
+  const start = rtoStart(observed.request, status);
+  const minute = 60_000;
+  if (objective === undefined || !start) return minute;
+  const left = start.getTime() + objective - observed.now.getTime();
+  return left > 0 ? Math.min(minute, left + 1000) : minute;
+}
+
+function describeTarget(target: RestoreTarget): string {
+  return target.kind === 'volume' ? `PVC ${target.claimName}` : `${target.engine} database ${target.database}`;
+}
+
+function jobFailure(job: k8s.V1Job): string {
+  const failed = job.status?.conditions?.find((c) => c.type === 'Failed');
+  return `Job ${job.metadata?.name} failed: ${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}`;
+}

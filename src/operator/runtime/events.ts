@@ -1,0 +1,61 @@
+import * as k8s from '@kubernetes/client-node';
+import { log } from '../../log.ts';
+
+/** An object an event is about. */
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  metadata: { name?: string; namespace?: string; uid?: string };
+}
+
+export type EventType = 'Normal' | 'Warning';
+
+/**
+ * R-AUDIT: every user-visible action is a Kubernetes Event on the object (what `kubectl describe`
+ * shows) and a structured log line. Reasons are CamelCase. Messages never hold secrets.
+ */
+export class EventRecorder {
+  private readonly core: k8s.CoreV1Api;
+
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly component = 'tidemark-operator',
+  ) {
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  async record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+    const namespace = target.metadata.namespace ?? 'default';
+    const now = new Date();
+    const level = type === 'Warning' ? 'warn' : 'info';
+    log[level](
+      { event: reason, kind: target.kind, namespace, name: target.metadata.name },
+      `${target.kind} ${namespace}/${target.metadata.name}: ${message}`,
+    );
+    try {
+      await this.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${target.metadata.name}.`, namespace },
+          involvedObject: {
+            apiVersion: target.apiVersion,
+            kind: target.kind,
+            name: target.metadata.name ?? '',
+            namespace,
+            ...(target.metadata.uid ? { uid: target.metadata.uid } : {}),
+          },
+          type,
+          reason,
+          message,
+          source: { component: this.component },
+          reportingComponent: this.component,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (error) {
+      log.warn({ event: 'event-failed', reason, err: (error as Error).message }, 'could not record an event');
+    }
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Chunk compression. The repository stores a one-byte codec id next to each chunk (pack entry):
+ *
+ *   id | codec | stored bytes                                   | written by
+ *   ---+-------+-------------------------------------------------+------------------------------------
+ *    0 | none  | the chunk as is                                 | any runtime, when compression saves
+ *      |       |                                                 | less than 1/16 (random, media, .gz)
+ *    1 | zstd  | one zstd frame (level 1 by default, no frame    | Node >= 22.15 / 23.8 (node:zlib has
+ *      |       | checksum) || crc32(frame) as uint32 LE          | zstd): the release image
+ *    2 | brotli| a brotli stream (quality 1 by default)          | Node 20 and other runtimes without
+ *      |       | || crc32(stream) as uint32 LE                   | zstd in node:zlib
+ *  3.. | —     | reserved; readers refuse unknown ids (Unsupported) |
+ *
+ * Every runtime reads every codec: zstd with node:zlib where present, otherwise with the pure-JS
+ * decoder fzstd (Node 20), so a repository written by the Node 22 image is readable on Node 20.
+ * The CRC-32 (IEEE, zlib's) of the compressed stream is checked before decoding, so damage is an
+ * error on every path, also where the codec has no check of its own (brotli; fzstd checks no zstd
+ * checksum), and a decoder never sees damaged input. It costs a fraction of a CRC over the raw
+ * chunk. Above this layer AES-GCM authenticates the stored bytes, so a failing CRC means a bug or a
+ * wrong codec id. The raw length (from the index) is checked as well.
+ *
+ * Compression runs on libuv's thread pool (async node:zlib), so several chunks compress in parallel.
+ */
+import * as zlib from 'node:zlib';
+import { TidemarkError } from '../errors.ts';
+
+export const CODEC_NONE = 0;
+export const CODEC_ZSTD = 1;
+export const CODEC_BROTLI = 2;
+export type Codec = typeof CODEC_NONE | typeof CODEC_ZSTD | typeof CODEC_BROTLI;
+
+export const CODEC_NAMES: Readonly<Record<Codec, string>> = { 0: 'none', 1: 'zstd', 2: 'brotli' };
+
+/** Default levels: fast ones, since on two cores compression competes with chunking, hashing and sealing. */
+export const DEFAULT_ZSTD_LEVEL = 1;
+export const DEFAULT_BROTLI_QUALITY = 1;
+
+/**
+ * Stored uncompressed unless compression saves at least 1/16 of the size: below that the CPU spent
+ * on every restore buys almost nothing.
+ */
+export const MIN_SAVING = 1 / 16;
+/** Chunks this short are stored as they are. */
+const MIN_COMPRESS_LENGTH = 64;
+/**
+ * Chunks of at least PROBE_FROM bytes are probed first: three slices of PROBE_SLICE bytes are
+ * compressed, and when they save less than PROBE_MIN_SAVING the chunk is stored as is without
+ * compressing the whole (already compressed media, archives: ~15x less CPU for them).
+ */
+const PROBE_FROM = 256 * 1024;
+const PROBE_SLICE = 16 * 1024;
+const PROBE_MIN_SAVING = 1 / 32;
+/** Without an expected length, decompression stops (as Corrupt) past this many bytes. */
+const DEFAULT_MAX_OUTPUT = 1024 * 1024 * 1024;
+const CRC_LENGTH = 4;
+
+type ZlibCallback = (error: Error | null, result: Buffer) => void;
+interface ZstdZlib {
+  crc32?: (data: Uint8Array) => number;
+  zstdCompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
+  zstdDecompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
+  constants: Record<string, number>;
+}
+const native = zlib as unknown as ZstdZlib;
+
+/** Whether node:zlib has zstd (Node >= 22.15 / 23.8); then zstd is written, otherwise brotli. */
+export const nativeZstd = typeof native.zstdCompress === 'function' && typeof native.zstdDecompress === 'function';
+
+export interface CompressOptions {
+  /** zstd level (1..19) or brotli quality (0..11); the codec's default when absent. */
+  level?: number;
+}
+
+/** The codec `compress` uses when none is named: zstd where node:zlib has it, brotli otherwise. */
+export function defaultCodec(): Codec {
+  return nativeZstd ? CODEC_ZSTD : CODEC_BROTLI;
+}
+
+/**
+ * Compresses a chunk with `codec` (default: `defaultCodec()`), or returns it as is with codec 0 when
+ * that saves less than MIN_SAVING. Naming zstd where node:zlib lacks it is an Unsupported error.
+ */
+export async function compress(
+  data: Buffer,
+  codec: Codec = defaultCodec(),
+  options: CompressOptions = {},
+): Promise<{ codec: Codec; data: Buffer }> {
+  const stored = { codec: CODEC_NONE, data } as const;
+  if (codec === CODEC_NONE) return stored;
+  if (codec !== CODEC_ZSTD && codec !== CODEC_BROTLI)
+    throw new TidemarkError('Unsupported', `cannot compress with unknown codec ${codec}`);
+  if (codec === CODEC_ZSTD && !nativeZstd)
+    throw new TidemarkError(
+      'Unsupported',
+      `zstd compression needs node:zlib with zstd (Node >= 22.15), this is Node ${process.versions.node}`,
+    );
+  if (data.length < MIN_COMPRESS_LENGTH) return stored;
+  if (data.length >= PROBE_FROM) {
+    const sample = Buffer.concat([1, 2, 3].map((q) => slice(data, (data.length * q) / 4)));
+    const probed = await encode(codec, sample, options.level);
+    if (probed.length > sample.length * (1 - PROBE_MIN_SAVING)) return stored;
+  }
+  const encoded = await encode(codec, data, options.level);
+  if (encoded.length + CRC_LENGTH > data.length * (1 - MIN_SAVING)) return stored;
+  const out = Buffer.allocUnsafe(encoded.length + CRC_LENGTH);
+  encoded.copy(out);
+  out.writeUInt32LE(crc32(encoded), encoded.length);
+  return { codec, data: out };
+}
+
+/**
+ * Reverses `compress`. Unknown codec ids are Unsupported; damaged input (CRC mismatch, codec error,
+ * wrong length) is Corrupt, never wrong bytes. Pass `expectedLength` (the chunk's raw length from
+ * the index): it is checked, it bounds the memory a bad stream can claim, and it is the only thing
+ * that catches a stream a buggy writer cut short before its CRC was taken (node:zlib's zstd decoder
+ * accepts an incomplete frame silently).
+ */
+export async function decompress(codec: number, data: Buffer, expectedLength?: number): Promise<Buffer> {
+  if (codec === CODEC_NONE) {
+    if (expectedLength !== undefined && data.length !== expectedLength)
+      throw corrupt(`uncompressed chunk is ${data.length} bytes, expected ${expectedLength}`);
+    return data;
+  }
+  if (codec !== CODEC_ZSTD && codec !== CODEC_BROTLI)
+    throw new TidemarkError('Unsupported', `unknown compression codec ${codec} (this version reads 0, 1, 2)`);
+  const name = CODEC_NAMES[codec];
+  // An empty stream is never written (empty chunks get codec 0), and node:zlib's zstd decodes it to nothing.
+  if (data.length <= CRC_LENGTH) throw corrupt(`${name} data of ${data.length} bytes is too short`);
+  const stream = data.subarray(0, data.length - CRC_LENGTH);
+  if (crc32(stream) !== data.readUInt32LE(stream.length)) throw corrupt(`${name} data fails its CRC-32 check`);
+  let out: Buffer;
+  try {
+    out = await decode(codec, stream, expectedLength);
+  } catch (error) {
+    throw corrupt(`${name} data does not decompress: ${error instanceof Error ? error.message : error}`, error);
+  }
+  if (expectedLength !== undefined && out.length !== expectedLength)
+    throw corrupt(`${name} data gives ${out.length} bytes, expected ${expectedLength}`);
+  return out;
+}
+
+function corrupt(message: string, cause?: unknown): TidemarkError {
+  return new TidemarkError('Corrupt', message, { cause });
+}
+
+function slice(data: Buffer, center: number): Buffer {
+  const start = Math.max(0, Math.min(data.length - PROBE_SLICE, Math.floor(center - PROBE_SLICE / 2)));
+  return data.subarray(start, start + PROBE_SLICE);
+}
+
+function encode(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, data: Buffer, level?: number): Promise<Buffer> {
+  const chunkSize = Math.max(64 * 1024, Math.min(data.length, 4 * 1024 * 1024));
+  return new Promise((resolve, reject) => {
+    const done: ZlibCallback = (error, result) => (error ? reject(error) : resolve(result));
+    if (codec === CODEC_ZSTD)
+      native.zstdCompress?.(
+        data,
+        {
+          chunkSize,
+          params: {
+            [native.constants.ZSTD_c_compressionLevel as number]: level ?? DEFAULT_ZSTD_LEVEL,
+            [native.constants.ZSTD_c_checksumFlag as number]: 0,
+          },
+        },
+        done,
+      );
+    else
+      zlib.brotliCompress(
+        data,
+        {
+          chunkSize,
+          params: {
+            [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY,
+            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+          },
+        },
+        done,
+      );
+  });
+}
+
+async function decode(
+  codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,
+  data: Buffer,
+  expectedLength: number | undefined,
+): Promise<Buffer> {
+  const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
+  if (codec === CODEC_ZSTD && !nativeZstd) {
+    const out = (await fzstd()).decompress(data);
+    if (out.length > limit) throw new Error(`output exceeds ${limit} bytes`);
+    return Buffer.from(out.buffer, out.byteOffset, out.length);
+  }
+  // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
+  const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
+  return new Promise<Buffer>((resolve, reject) => {
+    const done: ZlibCallback = (error, output) => (error ? reject(error) : resolve(output));
+    if (codec === CODEC_ZSTD) native.zstdDecompress?.(data, options, done);
+    else zlib.brotliDecompress(data, options, done);
+  });
+}
+
+let fzstdModule: Promise<typeof import('fzstd')> | undefined;
+/** The pure-JS zstd decoder, loaded only where node:zlib lacks zstd. */
+function fzstd(): Promise<typeof import('fzstd')> {
+  fzstdModule ??= import('fzstd');
+  return fzstdModule;
+}
+
+/** CRC-32 (IEEE): node:zlib's where present (Node >= 20.15), else a table-driven fallback. */
+export function crc32(data: Uint8Array): number {
+  return native.crc32 ? native.crc32(data) : crc32Js(data);
+}
+
+let crcTable: Int32Array | undefined;
+export function crc32Js(data: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  const table = crcTable;
+  let c = -1;
+  for (let i = 0; i < data.length; i++) c = (table[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}

@@ -1,0 +1,62 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt as scryptCallback } from 'node:crypto';
+import { TidemarkError } from '../errors.ts';
+
+/** AES-256-GCM envelope: nonce (12 bytes) || ciphertext || tag (16 bytes). */
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+export const ENVELOPE_OVERHEAD = NONCE_BYTES + TAG_BYTES;
+
+/**
+ * Encrypts with a random nonce. `aad` binds the ciphertext to where it belongs (a chunk id, a blob
+ * name), so a blob cannot be swapped for another valid one.
+ */
+export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  const final = cipher.final();
+  return Buffer.concat([nonce, body, final, cipher.getAuthTag()]);
+}
+
+/** Decrypts and authenticates; any change to the bytes, the key or the aad fails with code Corrupt. */
+export function open(key: Buffer, envelope: Buffer, aad: Buffer, what: string): Buffer {
+  if (envelope.length < ENVELOPE_OVERHEAD)
+    throw new TidemarkError('Corrupt', `${what}: ${envelope.length} bytes is shorter than an encrypted envelope`);
+  const decipher = createDecipheriv('aes-256-gcm', key, envelope.subarray(0, NONCE_BYTES));
+  decipher.setAAD(aad);
+  decipher.setAuthTag(envelope.subarray(envelope.length - TAG_BYTES));
+  try {
+    return Buffer.concat([
+      decipher.update(envelope.subarray(NONCE_BYTES, envelope.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
+  } catch (error) {
+    throw new TidemarkError('Corrupt', `${what}: authentication failed (data damaged or not written with this key)`, {
+      cause: error,
+    });
+  }
+}
+
+export function hmac(key: Buffer, ...parts: Buffer[]): Buffer {
+  const mac = createHmac('sha256', key);
+  for (const part of parts) mac.update(part);
+  return mac.digest();
+}
+
+export interface ScryptParams {
+  N: number;
+  r: number;
+  p: number;
+}
+
+/** Interactive-strength defaults (N=2^15, r=8, p=1): ~50 ms and 32 MiB here, per opening of a repository. */
+export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
+
+export function deriveKey(passphrase: Buffer, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scryptCallback(passphrase, salt, 32, { ...params, maxmem: 256 * params.N * params.r }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    );
+  });
+}

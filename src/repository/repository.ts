@@ -1,0 +1,159 @@
+import { TidemarkError, withContext } from '../errors.ts';
+import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
+import { validateParams } from './chunker/fastcdc.ts';
+import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
+import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
+import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
+import { ChunkIndex, type IndexFile } from './index.ts';
+import { generateMasterKeys, type KeyFile, type MasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
+import { acquireLock, type Lock } from './lock.ts';
+import { byTimeDescending, type Snapshot } from './snapshot.ts';
+import type { Storage } from './storage/storage.ts';
+
+/** `config` (encrypted JSON): what a reader must know before reading anything else. */
+export interface RepositoryConfig {
+  version: number;
+  id: string;
+  chunker: { min: number; avg: number; max: number };
+  created: string;
+}
+
+export interface InitOptions {
+  chunker?: Partial<RepositoryConfig['chunker']>;
+  scrypt?: ScryptParams;
+}
+
+/** An opened repository: keys, config and the loaded index over one storage. */
+export class Repository {
+  private constructor(
+    readonly storage: Storage,
+    readonly keys: MasterKeys,
+    readonly config: RepositoryConfig,
+    readonly index: ChunkIndex,
+    /** The index files loaded, by id (prune replaces them). */
+    readonly indexFiles: Set<string>,
+  ) {}
+
+  static async init(storage: Storage, passphrase: Buffer, options: InitOptions = {}): Promise<Repository> {
+    await storage.ensureContainer();
+    if (await storage.stat(blobNames.config))
+      throw new TidemarkError('InvalidArgument', `${storage.description} already holds a repository`);
+    const keys = generateMasterKeys();
+    const config: RepositoryConfig = {
+      version: FORMAT_VERSION,
+      id: randomId(),
+      chunker: validateParams(options.chunker ?? {}),
+      created: new Date().toISOString(),
+    };
+    const keyFile = await wrapMasterKeys(keys, passphrase, options.scrypt ?? DEFAULT_SCRYPT);
+    await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
+    await putEncryptedJson(storage, keys.encryption, blobNames.config, config);
+    return new Repository(storage, keys, config, new ChunkIndex(), new Set());
+  }
+
+  static async open(storage: Storage, passphrase: Buffer): Promise<Repository> {
+    const keyNames: string[] = [];
+    for await (const blob of storage.list(prefixes.keys)) keyNames.push(blob.name);
+    if (keyNames.length === 0)
+      throw new TidemarkError('NotFound', `${storage.description} holds no repository (no keys/); run \`repo init\``);
+    let keys: MasterKeys | undefined;
+    let lastError: unknown;
+    for (const name of keyNames) {
+      try {
+        keys = await unwrapMasterKeys(JSON.parse((await storage.get(name)).toString('utf8')) as KeyFile, passphrase);
+        break;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    if (!keys) throw withContext(`opening ${storage.description}`, lastError);
+    const config = await getEncryptedJson<RepositoryConfig>(storage, keys.encryption, blobNames.config);
+    if (config.version !== FORMAT_VERSION)
+      throw new TidemarkError(
+        'Unsupported',
+        `${storage.description} has repository format version ${config.version}; this tidemark reads version ${FORMAT_VERSION}`,
+      );
+    return Repository.reopen(new Repository(storage, keys, config, new ChunkIndex(), new Set()));
+  }
+
+  /** The same repository with its index read again (after others may have written). */
+  static async reopen(repository: Repository): Promise<Repository> {
+    const fresh = new Repository(repository.storage, repository.keys, repository.config, new ChunkIndex(), new Set());
+    await fresh.loadIndex();
+    return fresh;
+  }
+
+  private async loadIndex(): Promise<void> {
+    const files = new Map<string, IndexFile>();
+    const names: string[] = [];
+    for await (const blob of this.storage.list(prefixes.index)) names.push(blob.name);
+    await mapLimit(names, 8, async (name) => {
+      files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
+    });
+    // An index that a newer one supersedes (prune crashed before deleting it) is skipped.
+    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes ?? []));
+    for (const [id, file] of files) {
+      if (superseded.has(id)) continue;
+      this.index.addFile(file);
+      this.indexFiles.add(id);
+    }
+  }
+
+  chunkStore(options?: ChunkStoreOptions): ChunkStore {
+    return new ChunkStore(this.storage, this.keys, this.index, options);
+  }
+
+  async saveIndex(file: IndexFile): Promise<string> {
+    const id = randomId();
+    await putEncryptedJson(this.storage, this.keys.encryption, blobNames.index(id), file);
+    this.indexFiles.add(id);
+    return id;
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    await putEncryptedJson(this.storage, this.keys.encryption, blobNames.snapshot(snapshot.id), snapshot);
+  }
+
+  async loadSnapshot(id: SnapshotId): Promise<Snapshot> {
+    return getEncryptedJson<Snapshot>(this.storage, this.keys.encryption, blobNames.snapshot(id));
+  }
+
+  /** Every snapshot, newest first. */
+  async snapshots(): Promise<Snapshot[]> {
+    const names: string[] = [];
+    for await (const blob of this.storage.list(prefixes.snapshots)) names.push(blob.name);
+    const snapshots = await mapLimit(names, 8, (name) => this.loadSnapshot(idOf(name) as SnapshotId));
+    return snapshots.sort(byTimeDescending);
+  }
+
+  /** A snapshot by id, unique id prefix, or `latest` (optionally of one source). */
+  async findSnapshot(ref: string, source?: string): Promise<Snapshot> {
+    const all = (await this.snapshots()).filter((s) => !source || s.source === source);
+    const found = ref === 'latest' ? all.slice(0, 1) : all.filter((s) => s.id.startsWith(ref));
+    if (found.length === 1 && found[0]) return found[0];
+    throw new TidemarkError(
+      found.length ? 'InvalidArgument' : 'NotFound',
+      found.length
+        ? `snapshot prefix ${ref} is ambiguous in ${this.storage.description}`
+        : `no snapshot ${ref}${source ? ` of ${source}` : ''} in ${this.storage.description}`,
+    );
+  }
+
+  lock(exclusive: boolean): Promise<Lock> {
+    return acquireLock(this.storage, exclusive);
+  }
+}
+
+/** Runs `fn` over items with at most `limit` at once; results in input order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import type { Dir } from 'node:fs';
+import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type ErrorCode, TidemarkError } from '../../errors.ts';
+import type { BlobInfo, Storage } from './storage.ts';
+
+const validName = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
+const validPrefix = /^[a-z0-9/_.-]*$/;
+/** Temporary files carry a `~`, which no blob name has, so `list` skips leftovers of interrupted puts. */
+const tempMarker = '~';
+
+/**
+ * Blobs as files under `rootDir`; folders in names are directories. `put` writes a temporary file beside the
+ * target and renames it over, so readers see the old blob or the new one. With `fsync`, the data and the
+ * directory entry are flushed to disk before `put` returns.
+ */
+export class FileStorage implements Storage {
+  readonly description: string;
+
+  constructor(
+    private readonly rootDir: string,
+    private readonly options: { fsync?: boolean } = {},
+  ) {
+    this.description = pathToFileURL(rootDir).href;
+  }
+
+  async get(name: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    const path = this.pathOf('get', name);
+    try {
+      if (!range) return await readFile(path);
+      const file = await open(path, 'r');
+      try {
+        const { size } = await file.stat();
+        if (range.offset + range.length > size)
+          throw this.error(
+            'InvalidArgument',
+            'get',
+            name,
+            `range ${range.offset}+${range.length} is past the end (${size} bytes)`,
+          );
+        const buffer = Buffer.alloc(range.length);
+        let read = 0;
+        while (read < range.length) {
+          const { bytesRead } = await file.read(buffer, read, range.length - read, range.offset + read);
+          if (bytesRead === 0) throw this.error('Corrupt', 'get', name, 'blob shrank while being read');
+          read += bytesRead;
+        }
+        return buffer;
+      } finally {
+        await file.close();
+      }
+    } catch (error) {
+      throw await this.mapError('get', name, error);
+    }
+  }
+
+  async put(name: string, data: Buffer): Promise<void> {
+    const path = this.pathOf('put', name);
+    const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}${tempMarker}`);
+    try {
+      await this.writeFile(temp, data).catch(async (error: NodeJS.ErrnoException) => {
+        // The common case needs no mkdir; the root itself is never created here (that is ensureContainer's job).
+        if (error.code !== 'ENOENT' || !(await this.rootExists())) throw error;
+        await mkdir(dirname(path), { recursive: true });
+        await this.writeFile(temp, data);
+      });
+      await rename(temp, path);
+      if (this.options.fsync) await syncDirectory(dirname(path));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw await this.mapError('put', name, error);
+    }
+  }
+
+  async stat(name: string): Promise<BlobInfo | undefined> {
+    try {
+      const info = await stat(this.pathOf('stat', name));
+      return info.isFile() ? { name, size: info.size } : undefined;
+    } catch (error) {
+      const mapped = await this.mapError('stat', name, error);
+      if (mapped.code === 'NotFound') return undefined;
+      throw mapped;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobInfo> {
+    if (!validPrefix.test(prefix) || prefix.split('/').includes('..'))
+      throw this.error('InvalidArgument', 'list', prefix, 'not a valid blob name prefix');
+    const folder = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    let dir: Dir;
+    try {
+      dir = await opendir(join(this.rootDir, folder));
+    } catch (error) {
+      const mapped = await this.mapError('list', prefix, error);
+      if (mapped.code === 'NotFound') return;
+      throw mapped;
+    }
+    try {
+      yield* this.walk(dir, folder, prefix);
+    } catch (error) {
+      throw await this.mapError('list', prefix, error);
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await unlink(this.pathOf('delete', name));
+    } catch (error) {
+      const mapped = await this.mapError('delete', name, error);
+      if (mapped.code !== 'NotFound') throw mapped;
+    }
+  }
+
+  async ensureContainer(): Promise<void> {
+    try {
+      await mkdir(this.rootDir, { recursive: true });
+    } catch (error) {
+      throw await this.mapError('ensureContainer', '', error);
+    }
+  }
+
+  private async writeFile(path: string, data: Buffer): Promise<void> {
+    const file = await open(path, 'wx');
+    try {
+      await file.writeFile(data);
+      if (this.options.fsync) await file.sync();
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Yields the files in `dir` (the folder `folder` of names) and below whose names start with `prefix`. */
+  private async *walk(dir: Dir, folder: string, prefix: string): AsyncGenerator<BlobInfo> {
+    for await (const entry of dir) {
+      if (entry.name.includes(tempMarker)) continue;
+      const name = folder + entry.name;
+      const path = join(this.rootDir, name);
+      // Entries deleted while we walk are skipped, not reported as errors.
+      if (entry.isDirectory() && `${name}/`.startsWith(prefix)) {
+        const subdir = await opendir(path).catch(unlessMissing);
+        if (subdir) yield* this.walk(subdir, `${name}/`, prefix);
+      } else if (entry.isFile() && name.startsWith(prefix)) {
+        const info = await stat(path).catch(unlessMissing);
+        if (info) yield { name, size: info.size };
+      }
+    }
+  }
+
+  private pathOf(operation: string, name: string): string {
+    if (!validName.test(name) || name.split('/').some((part) => part === '.' || part === '..'))
+      throw this.error('InvalidArgument', operation, name, 'not a valid blob name');
+    return join(this.rootDir, name);
+  }
+
+  private rootExists(): Promise<boolean> {
+    return stat(this.rootDir).then(
+      (info) => info.isDirectory(),
+      () => false,
+    );
+  }
+
+  /** A missing file is NotFound, unless the whole root directory is missing: then it is ContainerMissing. */
+  private async mapError(operation: string, name: string, error: unknown): Promise<TidemarkError> {
+    if (error instanceof TidemarkError) return error;
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(code)) {
+      if (!(await this.rootExists()))
+        return this.error('ContainerMissing', operation, name, 'no such directory', error);
+      return this.error('NotFound', operation, name, 'not found', error);
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    return this.error(errorCodes[code] ?? 'Internal', operation, name, reason, error);
+  }
+
+  private error(code: ErrorCode, operation: string, name: string, reason: string, cause?: unknown): TidemarkError {
+    return new TidemarkError(code, `${this.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+  }
+}
+
+const errorCodes: Record<string, ErrorCode> = {
+  EACCES: 'AccessDenied',
+  EPERM: 'AccessDenied',
+  EROFS: 'AccessDenied',
+  EAGAIN: 'Transient',
+  EBUSY: 'Transient',
+  EMFILE: 'Transient',
+  ENFILE: 'Transient',
+  ETIMEDOUT: 'Transient',
+};
+
+function unlessMissing(error: NodeJS.ErrnoException): undefined {
+  if (error.code === 'ENOENT') return undefined;
+  throw error;
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,238 @@
+import {
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type ErrorCode, isCode, TidemarkError } from '../../errors.ts';
+import type { BlobInfo, Storage } from './storage.ts';
+
+export interface S3StorageOptions {
+  bucket: string;
+  /** Folder inside the bucket that holds the repository; empty for the whole bucket. */
+  prefix: string;
+  /** For S3-compatible servers; AWS when absent. */
+  endpoint?: string;
+  region: string;
+  forcePathStyle?: boolean;
+  /** Absent: the SDK's default chain (environment, web identity, instance profile). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+const MiB = 1024 * 1024;
+/** Above this size a put is a multipart upload; S3 allows 10,000 parts, so blobs up to 78 GiB fit. */
+const multipartThreshold = 16 * MiB;
+const partSize = 8 * MiB;
+
+/** Blobs as objects in an S3 bucket under `prefix/`; a multipart upload becomes visible only when complete. */
+export class S3Storage implements Storage {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly keyPrefix: string;
+
+  constructor(private readonly options: S3StorageOptions) {
+    const prefix = options.prefix.replace(/^\/+|\/+$/g, '');
+    this.bucket = options.bucket;
+    this.keyPrefix = prefix ? `${prefix}/` : '';
+    this.description = `s3://${options.bucket}/${prefix}${options.endpoint ? `?endpoint=${options.endpoint}` : ''}`;
+    this.client = new S3Client({
+      endpoint: options.endpoint,
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      credentials: options.credentials,
+      // retrying.ts retries, so that retry policy and its logging live in one place.
+      maxAttempts: 1,
+      // Checked only when asked for: the repository authenticates what it reads, and versitygw (posix, sidecar
+      // metadata) sends the previous version's x-amz-checksum-crc32 while an object is being replaced.
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 },
+    });
+  }
+
+  async get(name: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    // S3 ignores an empty range (`bytes=5-4`) and sends the whole object, so that case asks for the size instead.
+    if (range?.length === 0) {
+      const info = await this.stat(name);
+      if (!info) throw this.error('NotFound', 'get', name, 'not found');
+      if (range.offset > info.size) throw this.pastTheEnd(name, range, info.size);
+      return Buffer.alloc(0);
+    }
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyPrefix + name,
+          Range: range && `bytes=${range.offset}-${range.offset + range.length - 1}`,
+        }),
+      );
+      const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+      const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      if (range && data.length !== range.length) throw this.pastTheEnd(name, range, data.length);
+      return data;
+    } catch (error) {
+      throw this.mapError('get', name, error);
+    }
+  }
+
+  async put(name: string, data: Buffer): Promise<void> {
+    const params = { Bucket: this.bucket, Key: this.keyPrefix + name, Body: data, ContentLength: data.length };
+    try {
+      if (data.length <= multipartThreshold) await this.client.send(new PutObjectCommand(params));
+      else await new Upload({ client: this.client, params, partSize, queueSize: 4 }).done();
+    } catch (error) {
+      throw this.mapError('put', name, error);
+    }
+  }
+
+  async stat(name: string): Promise<BlobInfo | undefined> {
+    try {
+      const response = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }),
+      );
+      return { name, size: response.ContentLength ?? 0 };
+    } catch (error) {
+      const mapped = this.mapError('stat', name, error);
+      if (mapped.code !== 'NotFound') throw mapped;
+    }
+    // A HEAD answer has no body, so "no such key" and "no such bucket" look alike until we ask about the bucket.
+    await this.headBucket('stat', name);
+    return undefined;
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobInfo> {
+    let token: string | undefined;
+    do {
+      const page = await this.client
+        .send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken: token }),
+        )
+        .catch((error) => {
+          throw this.mapError('list', prefix, error);
+        });
+      for (const object of page.Contents ?? [])
+        if (object.Key) yield { name: object.Key.slice(this.keyPrefix.length), size: object.Size ?? 0 };
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }));
+    } catch (error) {
+      const mapped = this.mapError('delete', name, error);
+      if (mapped.code !== 'NotFound') throw mapped;
+    }
+  }
+
+  async ensureContainer(): Promise<void> {
+    // Asking first keeps credentials that may use a bucket but not create one working.
+    try {
+      await this.headBucket('ensureContainer', '');
+      return;
+    } catch (error) {
+      if (!isCode(error, 'ContainerMissing')) throw error;
+    }
+    const { region } = this.options;
+    const configuration =
+      region === 'us-east-1' ? undefined : { LocationConstraint: region as BucketLocationConstraint };
+    try {
+      await this.client.send(
+        new CreateBucketCommand({ Bucket: this.bucket, CreateBucketConfiguration: configuration }),
+      );
+    } catch (error) {
+      if ((error as Error).name !== 'BucketAlreadyOwnedByYou') throw this.mapError('ensureContainer', '', error);
+    }
+  }
+
+  private async headBucket(operation: string, name: string): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      const mapped = this.mapError(operation, name, error);
+      if (mapped.code === 'NotFound') throw this.error('ContainerMissing', operation, name, 'no such bucket', error);
+      throw mapped;
+    }
+  }
+
+  private pastTheEnd(name: string, range: { offset: number; length: number }, available: number): TidemarkError {
+    return this.error(
+      'InvalidArgument',
+      'get',
+      name,
+      `range ${range.offset}+${range.length} is past the end (${available} bytes there)`,
+    );
+  }
+
+  private mapError(operation: string, name: string, error: unknown): TidemarkError {
+    if (error instanceof TidemarkError) return error;
+    const { code, reason } = classify(error);
+    return this.error(code, operation, name, reason, error);
+  }
+
+  private error(code: ErrorCode, operation: string, name: string, reason: string, cause?: unknown): TidemarkError {
+    return new TidemarkError(code, `${this.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+  }
+}
+
+const codesByName: Record<string, ErrorCode> = {
+  NoSuchKey: 'NotFound',
+  NotFound: 'NotFound',
+  NoSuchBucket: 'ContainerMissing',
+  AccessDenied: 'AccessDenied',
+  Forbidden: 'AccessDenied',
+  InvalidAccessKeyId: 'AccessDenied',
+  SignatureDoesNotMatch: 'AccessDenied',
+  InvalidRange: 'InvalidArgument',
+  SlowDown: 'Transient',
+  Throttling: 'Transient',
+  ThrottlingException: 'Transient',
+  RequestLimitExceeded: 'Transient',
+  RequestTimeout: 'Transient',
+  TimeoutError: 'Transient',
+};
+
+const transientNetworkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+
+/** S3 errors carry the S3 error code as `name` and the HTTP status in `$metadata`; network errors a Node `code`. */
+function classify(error: unknown): { code: ErrorCode; reason: string } {
+  const e = error as {
+    name?: string;
+    message?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+    errors?: Array<{ code?: string }>;
+  };
+  const status = e.$metadata?.httpStatusCode;
+  const networkCode = e.code ?? e.errors?.[0]?.code;
+  const reason = [e.name, status && `HTTP ${status}`, networkCode, e.message !== e.name && e.message]
+    .filter(Boolean)
+    .join(', ');
+  return { code: codesByName[e.name ?? ''] ?? codeOfStatus(status) ?? codeOfNetwork(networkCode), reason };
+}
+
+function codeOfStatus(status: number | undefined): ErrorCode | undefined {
+  if (status === undefined) return undefined;
+  if (status === 403) return 'AccessDenied';
+  if (status === 404) return 'NotFound';
+  if (status === 416) return 'InvalidArgument';
+  if (status >= 500 || status === 429) return 'Transient';
+  return undefined;
+}
+
+function codeOfNetwork(networkCode: string | undefined): ErrorCode {
+  return transientNetworkCodes.has(networkCode ?? '') ? 'Transient' : 'Internal';
+}

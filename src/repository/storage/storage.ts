@@ -1,0 +1,36 @@
+/**
+ * The storage layer: a flat namespace of immutable blobs. Every backend (file, s3, azblob) keeps these
+ * promises, checked by one conformance suite (storage.conformance.ts):
+ *
+ * - `put` is atomic: a reader sees the whole blob or none of it, never a part (an interrupted upload
+ *   leaves nothing visible under `name`).
+ * - Blobs are written once; a repository never overwrites a blob with different content, except for
+ *   `locks/` blobs, which may be replaced.
+ * - `get` of a missing blob throws TidemarkError code NotFound; `delete` of a missing blob succeeds.
+ * - `get` with a range returns exactly `length` bytes from `offset`; a range reaching past the end throws
+ *   InvalidArgument.
+ * - `list(prefix)` yields every blob whose name starts with prefix, each exactly once, in any order.
+ * - Names are relative paths of [a-z0-9/_.-]; `/` separates folders. No name is a folder of another (`a` and
+ *   `a/b` never both exist), because the file backend keeps folders as directories.
+ * - Errors are TidemarkErrors: NotFound, AccessDenied (bad credentials, denied), ContainerMissing (no
+ *   such bucket/container/directory), Transient (worth retrying: timeouts, 5xx, throttling); messages
+ *   name the backend (`description`) and the blob.
+ * - Backends do not retry; retrying.ts wraps them (openStorage in url.ts does).
+ */
+export interface BlobInfo {
+  name: string;
+  size: number;
+}
+
+export interface Storage {
+  /** Where this storage points, for messages and logs, without credentials: `s3://bucket/prefix`. */
+  readonly description: string;
+  get(name: string, range?: { offset: number; length: number }): Promise<Buffer>;
+  put(name: string, data: Buffer): Promise<void>;
+  /** Size of a blob, or undefined when it does not exist. */
+  stat(name: string): Promise<BlobInfo | undefined>;
+  list(prefix: string): AsyncIterable<BlobInfo>;
+  delete(name: string): Promise<void>;
+  /** Creates the bucket/container/directory if missing (used by `repo init` only). */
+  ensureContainer(): Promise<void>;
+}

@@ -1,0 +1,162 @@
+import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { TidemarkError } from '../../errors.ts';
+
+/**
+ * Running the MariaDB/MySQL command-line tools against one server. The password reaches them only
+ * through MYSQL_PWD in their environment: never argv (visible in `ps`), never a message.
+ */
+export interface Connection {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+const toolNames = { dump: ['mariadb-dump', 'mysqldump'], client: ['mariadb', 'mysql'] } as const;
+const found = new Map<string, string>();
+
+/** The MariaDB tool of that kind on PATH, or its MySQL name. */
+export function findTool(kind: keyof typeof toolNames, path = process.env.PATH ?? ''): string {
+  const key = `${kind}\0${path}`;
+  const cached = found.get(key);
+  if (cached) return cached;
+  for (const name of toolNames[kind])
+    for (const dir of path.split(delimiter).filter(Boolean)) {
+      const candidate = join(dir, name);
+      try {
+        accessSync(candidate, constants.X_OK);
+        found.set(key, candidate);
+        return candidate;
+      } catch {
+        // not here
+      }
+    }
+  throw new TidemarkError('Unsupported', `neither ${toolNames[kind].join(' nor ')} is on PATH`);
+}
+
+const usersSupport = new Map<string, Promise<boolean>>();
+
+/** Whether a dump tool writes users and grants as SQL (`--system=users`: MariaDB 10.5.5 and later, not MySQL). */
+export function dumpsUsers(tool: string): Promise<boolean> {
+  let supported = usersSupport.get(tool);
+  if (!supported) {
+    supported = new Promise((resolve) =>
+      execFile(tool, ['--no-defaults', '--help'], { maxBuffer: 4 * 1024 * 1024 }, (_error, stdout) =>
+        resolve(/--system=/.test(String(stdout))),
+      ),
+    );
+    usersSupport.set(tool, supported);
+  }
+  return supported;
+}
+
+/** Options every tool takes first: no option files (a stray ~/.my.cnf must not change what is dumped). */
+export function connectionArgs(connection: Connection): string[] {
+  return [
+    '--no-defaults',
+    '--protocol=TCP',
+    `--host=${connection.host}`,
+    `--port=${connection.port}`,
+    `--user=${connection.user}`,
+  ];
+}
+
+function toolEnv(connection: Connection): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('MYSQL_')) env[key] = value;
+  env.MYSQL_PWD = connection.password;
+  return env;
+}
+
+/** A running tool: stdout to read, its stderr's tail with the password masked, and its exit. */
+export interface ToolProcess {
+  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  /** Exit code, or the signal's name; rejects only when the tool could not be started. */
+  readonly exited: Promise<number | string>;
+  stderr(): string;
+  /** The last lines of stderr, as one line for a message. */
+  stderrTail(lines?: number): string;
+}
+
+const STDERR_KEEP = 16 * 1024;
+
+export function startTool(connection: Connection, tool: string, args: string[]): ToolProcess {
+  const child = spawn(tool, [...connectionArgs(connection), ...args], {
+    env: toolEnv(connection),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_KEEP);
+  });
+  child.stdin.on('error', () => {}); // an early exit is reported through `exited`
+  const exited = new Promise<number | string>((resolve, reject) => {
+    child.once('error', (error) =>
+      reject(new TidemarkError('Unsupported', `cannot run ${tool}: ${error.message}`, { cause: error })),
+    );
+    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  exited.catch(() => {}); // awaited by the caller; never an unhandled rejection meanwhile
+  const masked = () => (connection.password ? stderr.replaceAll(connection.password, '***') : stderr);
+  return {
+    child,
+    exited,
+    stderr: masked,
+    stderrTail: (lines = 3) =>
+      masked()
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean)
+        .slice(-lines)
+        .join(' / '),
+  };
+}
+
+/**
+ * Runs SQL with the client (statements on stdin, so nothing lands in argv) and returns the rows of its
+ * last result set, unescaped. A failure throws SourceUnavailable with `context` and the client's error.
+ */
+export async function runSql(
+  connection: Connection,
+  sql: string,
+  context: string,
+  database?: string,
+): Promise<string[][]> {
+  const tool = startTool(connection, findTool('client'), [
+    '--connect-timeout=10',
+    '--batch',
+    '--skip-column-names',
+    '--default-character-set=utf8mb4',
+    ...(database === undefined ? [] : [`--database=${database}`]),
+  ]);
+  let stdout = '';
+  tool.child.stdout.setEncoding('utf8');
+  tool.child.stdout.on('data', (text: string) => {
+    stdout += text;
+  });
+  tool.child.stdin.end(sql);
+  const code = await tool.exited;
+  if (code !== 0) throw new TidemarkError('SourceUnavailable', `${context}: ${tool.stderrTail() || `exit ${code}`}`);
+  return stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.split('\t').map(unescapeBatch));
+}
+
+/** Batch mode writes `\\`, `\t`, `\n` and `\0` for those characters. */
+function unescapeBatch(field: string): string {
+  return field.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', '0': '\0' })[c] ?? c);
+}
+
+export function quoteIdentifier(name: string): string {
+  return `\`${name.replaceAll('`', '``')}\``;
+}
+
+/** A string literal that means the same whatever the server's sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES). */
+export function quoteString(value: string): string {
+  return value === '' ? "''" : `CONVERT(X'${Buffer.from(value).toString('hex')}' USING utf8mb4)`;
+}

@@ -1,0 +1,178 @@
+import type { Readable } from 'node:stream';
+import { TidemarkError } from '../../errors.ts';
+import type { StreamSource } from '../../repository/backup.ts';
+import type {
+  DatabaseDump,
+  DatabaseRestoreOptions,
+  DatabaseRestoreResult,
+  DatabaseSource,
+  ObjectCount,
+  Skipped,
+} from '../source.ts';
+import { type PostgresConnection, Psql, type SslMode } from './client.ts';
+import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from './dump.ts';
+import { type RestoreContext, restoreDatabase, SCRATCH_PREFIX } from './restore.ts';
+import { countRows } from './row-counts.ts';
+import { findTools, formatMajor, majorOf, type PostgresTools } from './tools.ts';
+
+export interface PostgresSourceOptions {
+  host: string;
+  port?: number;
+  user: string;
+  /** Passed to pg_dump, pg_dumpall and psql only as PGPASSWORD. */
+  password?: string;
+  /** The databases to dump, or every database that accepts connections (plus roles, as `globals.sql`). */
+  databases: string[] | 'all';
+  sslmode?: SslMode;
+  connectTimeoutSeconds?: number;
+  /** How long pg_dump waits for a table lock before failing (a migration holding ACCESS EXCLUSIVE). */
+  lockWaitTimeoutSeconds?: number;
+}
+
+export const GLOBALS_STREAM = 'globals.sql';
+
+interface Resolved {
+  tools: PostgresTools;
+  serverVersion: number;
+  databases: string[];
+  skipped: Skipped[];
+}
+
+/** A PostgreSQL server dumped with pg_dump (plain SQL) and restored with psql. */
+export class PostgresSource implements DatabaseSource {
+  readonly description: string;
+  private readonly connection: PostgresConnection;
+  private readonly databases: string[] | 'all';
+  private readonly lockWaitTimeoutSeconds: number;
+  private tools: Promise<PostgresTools> | undefined;
+
+  constructor(options: PostgresSourceOptions) {
+    const port = options.port ?? 5432;
+    if (!options.host) throw new TidemarkError('InvalidArgument', 'postgresql source: host is empty');
+    if (!options.user) throw new TidemarkError('InvalidArgument', 'postgresql source: user is empty');
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new TidemarkError('InvalidArgument', `postgresql source: port ${port} is not a TCP port`);
+    if (options.databases !== 'all' && (options.databases.length === 0 || options.databases.some((d) => !d)))
+      throw new TidemarkError('InvalidArgument', 'postgresql source: name at least one database, or all');
+    this.connection = {
+      host: options.host,
+      port,
+      user: options.user,
+      password: options.password,
+      sslmode: options.sslmode,
+      connectTimeoutSeconds: options.connectTimeoutSeconds,
+    };
+    this.databases = options.databases;
+    this.lockWaitTimeoutSeconds = options.lockWaitTimeoutSeconds ?? 300;
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    const path = options.databases === 'all' ? '*' : options.databases.map(encodeURIComponent).join(',');
+    this.description = `postgresql://${encodeURIComponent(options.user)}@${host}:${port}/${path}`;
+  }
+
+  async check(): Promise<void> {
+    await this.resolve();
+  }
+
+  async dump(): Promise<DatabaseDump> {
+    const resolved = await this.resolve();
+    const several = this.databases === 'all' || resolved.databases.length > 1;
+    const objects: ObjectCount[] = [];
+    const skipped: Skipped[] = [...resolved.skipped];
+    const context: DumpContext = {
+      tools: resolved.tools,
+      connection: this.connection,
+      description: this.description,
+      lockWaitTimeoutSeconds: this.lockWaitTimeoutSeconds,
+    };
+    const collect = (database: string | undefined) => (outcome: DumpOutcome) => {
+      const prefix = several && database !== undefined ? `${database}.` : '';
+      objects.push(...outcome.counts.map((c) => ({ name: prefix + c.name, records: c.records })));
+      skipped.push(...outcome.skipped);
+    };
+    const streams: StreamSource[] = [];
+    if (this.databases === 'all') {
+      if (resolved.databases.includes('globals'))
+        throw new TidemarkError(
+          'Unsupported',
+          `${this.description}: a database named "globals" would share its stream name with the roles (${GLOBALS_STREAM}); list the databases instead of all`,
+        );
+      streams.push({ name: GLOBALS_STREAM, data: dumpGlobals(context, collect(undefined)) });
+    }
+    for (const database of resolved.databases)
+      streams.push({ name: `${database}.sql`, data: dumpDatabase(context, database, collect(database)) });
+    return { streams, objects: () => [...objects], skipped: () => [...skipped] };
+  }
+
+  async restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {
+    let context: RestoreContext;
+    try {
+      const psql = new Psql((await this.findTools()).psql, this.connection);
+      const maintenance = options.database === 'postgres' ? 'template1' : 'postgres';
+      const serverVersion = await this.serverVersion(psql, maintenance);
+      context = { psql, password: this.connection.password, server: this.server(), serverVersion };
+    } catch (error) {
+      data.destroy();
+      throw error;
+    }
+    return restoreDatabase(context, data, options);
+  }
+
+  /** Exact row counts of one live database, named like a single-database dump's (`schema.table`). */
+  async countRows(database: string): Promise<ObjectCount[]> {
+    const psql = new Psql((await this.findTools()).psql, this.connection);
+    return countRows(psql, database, `counting rows of database "${database}" on ${this.server()}`);
+  }
+
+  /**
+   * Connects to every database to be dumped (for `all`: to `postgres`, to list them), and checks that
+   * pg_dump is at least as new as the server, which pg_dump requires.
+   */
+  private async resolve(): Promise<Resolved> {
+    const tools = await this.findTools();
+    const psql = new Psql(tools.psql, this.connection);
+    const skipped: Skipped[] = [];
+    let databases: string[];
+    let serverVersion = 0;
+    if (this.databases === 'all') {
+      serverVersion = await this.serverVersion(psql, 'postgres');
+      const rows = await psql.query(
+        'postgres',
+        `select datname, has_database_privilege(datname, 'CONNECT') from pg_catalog.pg_database
+         where not datistemplate and datallowconn and datname not like :'scratch' order by datname`,
+        { vars: { scratch: `${SCRATCH_PREFIX}%` }, doing: `listing the databases of ${this.description}` },
+      );
+      databases = [];
+      for (let i = 0; i + 1 < rows.length; i += 2) {
+        const name = rows[i] as string;
+        if (rows[i + 1] === 't') databases.push(name);
+        else skipped.push({ path: name, reason: `user ${this.connection.user} may not connect to it` });
+      }
+    } else {
+      databases = this.databases;
+      for (const database of databases) serverVersion = await this.serverVersion(psql, database);
+    }
+    if (majorOf(tools.pgDumpVersion) < majorOf(serverVersion))
+      throw new TidemarkError(
+        'Unsupported',
+        `${this.description}: the server runs PostgreSQL ${formatMajor(serverVersion)} but ${tools.pgDump} is version ${formatMajor(tools.pgDumpVersion)}; pg_dump must be at least the server's major version`,
+      );
+    return { tools, serverVersion, databases, skipped };
+  }
+
+  private async serverVersion(psql: Psql, database: string): Promise<number> {
+    const [version] = await psql.query(database, "select current_setting('server_version_num')", {
+      doing: `${this.description}: cannot connect to database "${database}"`,
+    });
+    return Number(version);
+  }
+
+  private findTools(): Promise<PostgresTools> {
+    this.tools ??= findTools();
+    return this.tools;
+  }
+
+  /** The server without databases, for restore messages. */
+  private server(): string {
+    return this.description.slice(0, this.description.lastIndexOf('/'));
+  }
+}

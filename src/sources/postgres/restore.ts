@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { TidemarkError } from '../../errors.ts';
+import type { DatabaseRestoreOptions, DatabaseRestoreResult } from '../source.ts';
+import { type Psql, summarizeStderr } from './client.ts';
+import { countRelations, countRows } from './row-counts.ts';
+
+export interface RestoreContext {
+  psql: Psql;
+  password: string | undefined;
+  /** Names the target server in errors. */
+  server: string;
+  serverVersion: number;
+}
+
+/** Databases holding a restore in progress; one left behind by a killed agent may be dropped. */
+export const SCRATCH_PREFIX = 'tidemark_restore_';
+
+/**
+ * Restores a plain-format dump into a scratch database, counts its rows, runs the post-restore SQL,
+ * and only then puts it in place of the target (dropping the target first with mode `replace`). So a
+ * failed restore, in either mode, leaves the target exactly as it was, and nobody ever connects to
+ * restored data before the post-restore SQL (anonymisation) ran. Rows are counted before that SQL runs,
+ * so the counts compare with the backup's. The database is created from template0 and owned by the
+ * restoring user: a per-database dump carries no database-level settings.
+ */
+export async function restoreDatabase(
+  context: RestoreContext,
+  data: Readable,
+  options: DatabaseRestoreOptions,
+): Promise<DatabaseRestoreResult> {
+  const { psql, server } = context;
+  const target = options.database;
+  const postRestoreSQL = options.postRestoreSQL?.trim();
+  const maintenance = target === 'postgres' ? 'template1' : 'postgres';
+  const scratch = `${SCRATCH_PREFIX}${randomBytes(6).toString('hex')}`;
+  let created = false;
+  try {
+    validateDatabaseName(target);
+    if (postRestoreSQL?.startsWith('\\'))
+      throw new TidemarkError('InvalidArgument', 'post-restore SQL must be SQL, not a psql meta-command');
+    if (postRestoreSQL && Buffer.byteLength(postRestoreSQL) > 100_000)
+      // it travels as one argv entry
+      throw new TidemarkError('InvalidArgument', 'post-restore SQL is longer than 100 kB');
+    if (options.mode === 'new') await refuseNonEmpty(context, maintenance, target);
+    await psql.query(maintenance, 'create database :"scratch" template template0', {
+      vars: { scratch },
+      doing: `creating a database on ${server} to restore into`,
+    });
+    created = true;
+
+    const restored = await psql.script(scratch, data);
+    if (restored.code !== 0)
+      throw new TidemarkError(
+        'Unsupported',
+        `restoring into "${target}" on ${server} failed, target left unchanged: ${summarizeStderr(restored.stderr, context.password)}`,
+      );
+    const objects = await countRows(psql, scratch, `counting restored rows on ${server}`);
+    if (postRestoreSQL) {
+      const post = await psql.command(scratch, postRestoreSQL);
+      if (post.code !== 0)
+        throw new TidemarkError(
+          'InvalidArgument',
+          `post-restore SQL failed on the restored copy of "${target}", target left unchanged: ${summarizeStderr(post.stderr, context.password)}`,
+        );
+    }
+    await dropTarget(context, maintenance, target, options.mode);
+    created = false; // the target is gone: from here on the scratch database holds the only copy
+    await renameScratch(context, maintenance, scratch, target);
+    return { objects, skipped: [] };
+  } catch (error) {
+    if (created) await dropScratch(context, maintenance, scratch);
+    throw error;
+  } finally {
+    if (!data.readableEnded) data.destroy();
+  }
+}
+
+function validateDatabaseName(name: string): void {
+  if (!name || name.includes('\0') || Buffer.byteLength(name) > 63)
+    throw new TidemarkError('InvalidArgument', `"${name}" is not a PostgreSQL database name (1 to 63 bytes)`);
+  if (name.startsWith(SCRATCH_PREFIX))
+    throw new TidemarkError('InvalidArgument', `database names starting with ${SCRATCH_PREFIX} are tidemark's own`);
+}
+
+async function targetExists(context: RestoreContext, maintenance: string, target: string): Promise<boolean> {
+  const rows = await context.psql.query(maintenance, "select 1 from pg_catalog.pg_database where datname = :'target'", {
+    vars: { target },
+    doing: `looking for database "${target}" on ${context.server}`,
+  });
+  return rows.length > 0;
+}
+
+async function refuseNonEmpty(context: RestoreContext, maintenance: string, target: string): Promise<void> {
+  if (!(await targetExists(context, maintenance, target))) return;
+  const relations = await countRelations(context.psql, target);
+  if (relations > 0)
+    throw new TidemarkError(
+      'InvalidArgument',
+      `database "${target}" on ${context.server} is not empty (${relations} tables, views or sequences); restore into a new database or use mode replace`,
+    );
+}
+
+/** Drops the target, refusing a non-empty one again in mode `new` (its check may be old by now). */
+async function dropTarget(
+  context: RestoreContext,
+  maintenance: string,
+  target: string,
+  mode: DatabaseRestoreOptions['mode'],
+): Promise<void> {
+  if (mode === 'new') await refuseNonEmpty(context, maintenance, target);
+  // Only mode `replace` ends other sessions; in mode `new` a session on the empty target fails the drop.
+  const drop =
+    mode === 'new'
+      ? 'drop database if exists :"target"'
+      : context.serverVersion >= 130000
+        ? 'drop database if exists :"target" with (force)'
+        : `select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity where datname = :'target';
+           drop database if exists :"target"`;
+  await context.psql.query(maintenance, drop, {
+    vars: { target },
+    doing: `dropping database "${target}" on ${context.server}`,
+  });
+}
+
+async function renameScratch(context: RestoreContext, maintenance: string, scratch: string, target: string) {
+  try {
+    await context.psql.query(maintenance, 'alter database :"scratch" rename to :"target"', {
+      vars: { scratch, target },
+      doing: `renaming the restored database to "${target}" on ${context.server}`,
+    });
+  } catch (error) {
+    throw new TidemarkError('Internal', `${(error as Error).message}; the restored data is in database "${scratch}"`, {
+      cause: error,
+    });
+  }
+}
+
+async function dropScratch(context: RestoreContext, maintenance: string, scratch: string): Promise<void> {
+  const force = context.serverVersion >= 130000 ? ' with (force)' : '';
+  await context.psql
+    .query(maintenance, `drop database if exists :"scratch"${force}`, { vars: { scratch } })
+    .catch(() => undefined); // the restore's own error is the one to report
+}

@@ -1,0 +1,61 @@
+import type { Readable } from 'node:stream';
+import type { StreamSource } from '../repository/backup.ts';
+
+/** Record counts per object: rows per table (`schema.table`, or `database.schema.table` when several), files per directory. */
+export interface ObjectCount {
+  name: string;
+  records: number;
+}
+
+/** Something that could not be backed up or restored, and why (an unlogged table, a missing extension). */
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+/**
+ * A logical dump of a database server, as streams for the repository: one per database (plain SQL,
+ * uncompressed so the chunker can deduplicate), plus one for server-wide objects (roles) when all
+ * databases are dumped. Streams are produced lazily, in order, and consumed one at a time.
+ */
+export interface DatabaseDump {
+  streams: StreamSource[];
+  /** Complete once every stream was consumed: counts taken in the same snapshot as the dump. */
+  objects(): ObjectCount[];
+  skipped(): Skipped[];
+}
+
+export type RestoreMode = 'new' | 'replace';
+
+export interface DatabaseRestoreOptions {
+  /** Database to restore into (created when missing). */
+  database: string;
+  /**
+   * `new`: refuse (changing nothing) when the target database exists and holds any table.
+   * `replace`: drop what the target holds, then restore.
+   */
+  mode: RestoreMode;
+  /** SQL run on the restored database afterwards (e.g. anonymisation for a QA copy). */
+  postRestoreSQL?: string;
+}
+
+export interface DatabaseRestoreResult {
+  /** Counts read back from the restored database, to compare with the backup's. */
+  objects: ObjectCount[];
+  skipped: Skipped[];
+}
+
+/** A PostgreSQL or MySQL/MariaDB server, reached with credentials from the environment only. */
+export interface DatabaseSource {
+  /** The source for logs, status and snapshots: `postgresql://user@host:port/db`, never a password. */
+  readonly description: string;
+  /**
+   * Connects and checks that what will be dumped exists, before any snapshot is started: a wrong
+   * password, an unreachable host or a missing database fail here with code SourceUnavailable and a
+   * message naming the source.
+   */
+  check(): Promise<void>;
+  dump(): Promise<DatabaseDump>;
+  /** Restores one database's stream (as written by `dump`) into `options.database` on this server. */
+  restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult>;
+}

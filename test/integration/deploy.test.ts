@@ -1,0 +1,304 @@
+// deploy/ and charts/tidemark against a real API server: server-side dry-runs validate every object's
+// schema and run admission (Pod Security "restricted" on the namespace), and the RBAC is exercised
+// by impersonating the operator's and the agent's ServiceAccounts.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { type Cluster, startCluster } from '../harness/cluster.ts';
+import { goTool, repoRoot } from '../harness/tools.ts';
+import { makeWorkDir } from '../harness/workdir.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field
+type Obj = Record<string, any>;
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+const namespace = 'tidemark-system';
+const operatorUser = `system:serviceaccount:${namespace}:tidemark-operator`;
+const chart = join(repoRoot, 'charts', 'tidemark');
+const workDir = makeWorkDir('deploy');
+let cluster: Cluster;
+
+before(async () => {
+  cluster = await startCluster(workDir.path);
+  // The real namespace, with its Pod Security labels, so that the dry-runs below are admitted against it.
+  await cluster.kubectl(['apply', '--server-side', '-f', join(repoRoot, 'deploy', 'namespace.yaml')]);
+});
+
+after(async () => {
+  await cluster?.stop();
+  workDir.remove();
+});
+
+describe('deploy/ (kustomize)', () => {
+  let objects: Obj[];
+  before(async () => {
+    objects = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy')]));
+  });
+
+  test('is accepted by the API server (server-side dry-run) without Pod Security warnings', async () => {
+    await dryRunApply(objects);
+  });
+
+  test('contains the CRDs, the restricted namespace and a two-replica leader-elected operator', () => {
+    assert.deepEqual(
+      names(objects, 'CustomResourceDefinition'),
+      ['backuppolicies', 'backuprepositories', 'backups', 'restorerequests'].map((k) => `${k}.tidemark.dev`),
+    );
+    const ns = only(objects, 'Namespace');
+    assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
+    const deployment = only(objects, 'Deployment');
+    assert.equal(deployment.metadata.namespace, namespace);
+    assert.equal(deployment.spec.replicas, 2);
+    assert.deepEqual(deployment.spec.template.spec.containers[0].args, ['operator', '--leader-elect']);
+  });
+
+  test('every container runs as non-root, read-only, without capabilities', () => {
+    assertRestricted(only(objects, 'Deployment'));
+  });
+
+  test('ClusterRoles grant no wildcards and no writes on Secrets', () => {
+    assertLeastPrivilege(objects);
+  });
+
+  test('deploy/monitoring scrapes the metrics Service by its port name', async () => {
+    const [monitor] = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy', 'monitoring')]));
+    assertScrapes(monitor as Obj, only(objects, 'Service'));
+  });
+});
+
+describe('charts/tidemark (helm)', () => {
+  let objects: Obj[];
+  before(async () => {
+    objects = parse(await helm(['template', 'tidemark', chart, '--namespace', namespace, '--include-crds']));
+  });
+
+  test('passes helm lint', async () => {
+    await helm(['lint', chart]);
+  });
+
+  test('is accepted by the API server (server-side dry-run) without Pod Security warnings', async () => {
+    await dryRunApply(objects);
+  });
+
+  test('every container runs as non-root, read-only, without capabilities', () => {
+    assertRestricted(only(objects, 'Deployment'));
+  });
+
+  test('ClusterRoles grant no wildcards and no writes on Secrets', () => {
+    assertLeastPrivilege(objects);
+  });
+
+  test('renders the same objects, rules and pod spec as deploy/', async () => {
+    const kustomized = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy')]));
+    const key = (o: Obj) => `${o.kind}/${o.metadata.name}`;
+    const keys = (list: Obj[]) =>
+      list
+        .filter((o) => o.kind !== 'Namespace')
+        .map(key)
+        .sort();
+    assert.deepEqual(keys(objects), keys(kustomized));
+    for (const kind of ['CustomResourceDefinition', 'ClusterRole', 'Role']) {
+      for (const o of objects.filter((x) => x.kind === kind)) {
+        const twin = kustomized.find((x) => key(x) === key(o));
+        assert.deepEqual(o.spec ?? o.rules, twin?.spec ?? twin?.rules, key(o));
+      }
+    }
+    assert.deepEqual(only(objects, 'Deployment').spec.template.spec, only(kustomized, 'Deployment').spec.template.spec);
+  });
+
+  test('renders no ServiceMonitor by default, and one scraping the metrics Service when enabled', async () => {
+    assert.deepEqual(names(objects, 'ServiceMonitor'), []);
+    const withMonitor = parse(
+      await helm(['template', 'tidemark', chart, '-n', namespace, '--set', 'metrics.serviceMonitor.enabled=true']),
+    );
+    assertScrapes(only(withMonitor, 'ServiceMonitor'), only(withMonitor, 'Service'));
+  });
+
+  test('refuses several replicas without leader election', async () => {
+    await assert.rejects(
+      helm(['template', 'tidemark', chart, '--set', 'leaderElection.enabled=false']),
+      /replicas > 1 needs leaderElection.enabled=true/,
+    );
+  });
+});
+
+describe('RBAC on the real API server', () => {
+  /** `resource` may name a subresource: `backups.tidemark.dev/status`. */
+  const can = async (user: string, verb: string, resource: string, ns: string) => {
+    const [name = '', subresource] = resource.split('/');
+    const args = ['auth', 'can-i', verb, name, '-n', ns, `--as=${user}`];
+    if (subresource) args.push(`--subresource=${subresource}`);
+    const { stdout } = await run(goTool('kubectl'), [`--kubeconfig=${cluster.kubeconfigPath}`, ...args]);
+    return stdout.trim() === 'yes';
+  };
+
+  before(async () => {
+    await cluster.kubectl(['apply', '--server-side', '-k', join(repoRoot, 'deploy')]);
+    for (const ns of ['tenant-a', 'tenant-b']) await cluster.kubectl(['create', 'namespace', ns]);
+  });
+
+  test('the operator can set up an agent ServiceAccount bound to tidemark-agent, and bind nothing else', async () => {
+    const asOperator = (args: string[]) => cluster.kubectl([`--as=${operatorUser}`, '-n', 'tenant-a', ...args]);
+    await asOperator(['create', 'serviceaccount', 'tidemark-agent']);
+    await asOperator([
+      'create',
+      'rolebinding',
+      'tidemark-agent',
+      '--clusterrole=tidemark-agent',
+      '--serviceaccount=tenant-a:tidemark-agent',
+    ]);
+    // cluster-admin, not admin: aggregated roles are empty here (no clusterrole-aggregation controller).
+    await assert.rejects(
+      asOperator(['create', 'rolebinding', 'escalate', '--clusterrole=cluster-admin', '--serviceaccount=tenant-a:x']),
+      /forbidden/,
+    );
+  });
+
+  test('the operator reads Secrets but cannot write them, and holds Leases only in its namespace', async () => {
+    assert.equal(await can(operatorUser, 'get', 'secrets', 'tenant-a'), true);
+    for (const verb of ['create', 'update', 'patch', 'delete'])
+      assert.equal(await can(operatorUser, verb, 'secrets', 'tenant-a'), false, verb);
+    assert.equal(await can(operatorUser, 'update', 'leases.coordination.k8s.io', namespace), true);
+    assert.equal(await can(operatorUser, 'update', 'leases.coordination.k8s.io', 'tenant-a'), false);
+    assert.equal(await can(operatorUser, 'delete', 'pods', 'tenant-a'), false);
+  });
+
+  test('the agent patches Backup and RestoreRequest status in its own namespace only', async () => {
+    const agent = 'system:serviceaccount:tenant-a:tidemark-agent';
+    for (const resource of ['backups.tidemark.dev/status', 'restorerequests.tidemark.dev/status']) {
+      assert.equal(await can(agent, 'patch', resource, 'tenant-a'), true, resource);
+      assert.equal(await can(agent, 'patch', resource, 'tenant-b'), false, resource);
+    }
+    assert.equal(await can(agent, 'update', 'backups.tidemark.dev', 'tenant-a'), false);
+    assert.equal(await can(agent, 'get', 'secrets', 'tenant-a'), false);
+  });
+});
+
+/** Server-side dry-run apply; PodSecurity admission only warns for Deployments, so warnings fail too. */
+async function dryRunApply(objects: Obj[]): Promise<void> {
+  const stream = objects.map((o) => JSON.stringify(o)).join('\n');
+  const { stderr } = await run(
+    goTool('kubectl'),
+    [
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--dry-run=server',
+      '-f',
+      '-',
+    ],
+    stream,
+    true,
+  );
+  assert.doesNotMatch(stderr, /PodSecurity|Warning/, stderr);
+}
+
+function assertRestricted(deployment: Obj): void {
+  const pod = deployment.spec.template.spec;
+  const containers: Obj[] = [...(pod.initContainers ?? []), ...pod.containers];
+  assert.ok(containers.length > 0);
+  for (const c of containers) {
+    const sc = c.securityContext ?? {};
+    const runAsNonRoot = sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
+    const runAsUser = sc.runAsUser ?? pod.securityContext?.runAsUser;
+    assert.equal(runAsNonRoot, true, `${c.name}: runAsNonRoot`);
+    assert.ok(runAsUser === undefined || runAsUser > 0, `${c.name}: runAsUser ${runAsUser}`);
+    assert.equal(sc.readOnlyRootFilesystem, true, `${c.name}: readOnlyRootFilesystem`);
+    assert.equal(sc.allowPrivilegeEscalation, false, `${c.name}: allowPrivilegeEscalation`);
+    assert.ok(sc.capabilities?.drop?.includes('ALL'), `${c.name}: capabilities.drop ALL`);
+    assert.ok(!sc.capabilities?.add?.length, `${c.name}: capabilities.add`);
+  }
+}
+
+function assertLeastPrivilege(objects: Obj[]): void {
+  const writes = ['create', 'update', 'patch', 'delete', 'deletecollection', '*'];
+  const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  assert.ok(roles.length >= 2);
+  for (const role of roles) {
+    for (const rule of role.rules as Rule[]) {
+      const where = `${role.kind} ${role.metadata.name}: ${JSON.stringify(rule)}`;
+      assert.ok(!rule.verbs.includes('*'), `wildcard verb in ${where}`);
+      assert.ok(!rule.resources?.includes('*'), `wildcard resource in ${where}`);
+      assert.ok(!rule.apiGroups?.includes('*'), `wildcard apiGroup in ${where}`);
+      const secrets = rule.apiGroups?.includes('') && rule.resources?.includes('secrets');
+      if (secrets) assert.ok(!rule.verbs.some((v) => writes.includes(v)), `writes Secrets in ${where}`);
+    }
+  }
+}
+
+function assertScrapes(monitor: Obj, service: Obj): void {
+  assert.equal(monitor.kind, 'ServiceMonitor');
+  for (const [label, value] of Object.entries(monitor.spec.selector.matchLabels))
+    assert.equal(service.metadata.labels[label], value, `Service label ${label}`);
+  const port = service.spec.ports.find((p: Obj) => p.name === monitor.spec.endpoints[0].port);
+  assert.equal(port?.port, 8080);
+  assert.equal(monitor.spec.endpoints[0].path, '/metrics');
+}
+
+function parse(text: string): Obj[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+
+function only(objects: Obj[], kind: string): Obj {
+  const found = objects.filter((o) => o.kind === kind);
+  assert.equal(found.length, 1, `exactly one ${kind}`);
+  return found[0] as Obj;
+}
+
+function names(objects: Obj[], kind: string): string[] {
+  return objects
+    .filter((o) => o.kind === kind)
+    .map((o) => o.metadata.name)
+    .sort();
+}
+
+async function kubectlOut(args: string[]): Promise<string> {
+  return (await run(goTool('kubectl'), args, undefined, true)).stdout;
+}
+
+async function helm(args: string[]): Promise<string> {
+  return (await run(goTool('helm'), args, undefined, true)).stdout;
+}
+
+/** Runs a tool; with `check`, a non-zero exit rejects with its stderr. */
+function run(
+  command: string,
+  args: string[],
+  input?: string,
+  check = false,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Keep helm's cache and config out of the user's home.
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: workDir.path,
+    HELM_CONFIG_HOME: workDir.path,
+    HELM_DATA_HOME: workDir.path,
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (check && code !== 0) reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr.trim()}`));
+      else resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { type Cluster, startCluster } from '../harness/cluster.ts';
+import { type ProcessKubelet, startProcessKubelet } from '../harness/kubelet/kubelet.ts';
+import { waitUntil } from '../harness/process.ts';
+import { makeWorkDir } from '../harness/workdir.ts';
+
+const namespace = 'jobs';
+let cluster: Cluster;
+let kubelet: ProcessKubelet;
+let core: k8s.CoreV1Api;
+let batch: k8s.BatchV1Api;
+const workDir = makeWorkDir('kubelet');
+
+before(async () => {
+  const started = Date.now();
+  cluster = await startCluster(workDir.path);
+  // The ready-time target lives in the benchmarks; this only shows it in the test log.
+  console.log(`control plane ready in ${Date.now() - started} ms`);
+  kubelet = await startProcessKubelet(cluster.kubeConfig, { workDir: `${workDir.path}/kubelet` });
+  core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  batch = cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await waitUntil(
+    'default ServiceAccount in namespace jobs',
+    async () => {
+      await core.readNamespacedServiceAccount({ name: 'default', namespace });
+      return true;
+    },
+    { timeoutMs: 30_000 },
+  );
+});
+
+after(async () => {
+  await kubelet?.stop();
+  await cluster?.stop();
+  workDir.remove();
+});
+
+function job(name: string, script: string, extra: Partial<k8s.V1JobSpec> = {}): k8s.V1Job {
+  return {
+    metadata: { name, namespace },
+    spec: {
+      backoffLimit: 0,
+      ...extra,
+      template: {
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'main',
+              image: 'busybox',
+              command: ['sh', '-c', script],
+              env: [
+                { name: 'GREETING', valueFrom: { secretKeyRef: { name: 'greeting', key: 'text' } } },
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'MESSAGE', value: '$(GREETING) from $(POD_NAME)' },
+              ],
+              volumeMounts: [
+                { name: 'out', mountPath: '/out' },
+                { name: 'settings', mountPath: '/etc/settings', readOnly: true },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'out', persistentVolumeClaim: { claimName: 'results' } },
+            { name: 'settings', configMap: { name: 'settings' } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+async function jobCondition(name: string): Promise<string | undefined> {
+  const current = await batch.readNamespacedJob({ name, namespace });
+  return current.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')
+    ?.type;
+}
+
+async function podsOf(jobName: string): Promise<k8s.V1Pod[]> {
+  const list = await core.listNamespacedPod({
+    namespace,
+    labelSelector: `batch.kubernetes.io/job-name=${jobName}`,
+  });
+  return list.items;
+}
+
+describe('process kubelet with the real Job controller', () => {
+  before(async () => {
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: 'greeting' }, stringData: { text: 'hello' } },
+    });
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'settings' }, data: { mode: 'fast' } },
+    });
+    mkdirSync(kubelet.claimDir(namespace, 'results'), { recursive: true });
+  });
+
+  test('a Job whose command succeeds is marked Complete by the Job controller', async () => {
+    await batch.createNamespacedJob({
+      namespace,
+      body: job(
+        'succeeds',
+        'echo "$MESSAGE" > /out/greeting && cat /etc/settings/mode > /out/mode && echo all-good > /dev/termination-log',
+      ),
+    });
+    await waitUntil('job succeeds completes', async () => (await jobCondition('succeeds')) !== undefined, {
+      timeoutMs: 60_000,
+    });
+    assert.equal(await jobCondition('succeeds'), 'Complete');
+    const [pod] = await podsOf('succeeds');
+    assert.equal(pod?.status?.phase, 'Succeeded');
+    assert.equal(pod?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
+    assert.equal(pod?.status?.containerStatuses?.[0]?.state?.terminated?.message?.trim(), 'all-good');
+    const claim = kubelet.claimDir(namespace, 'results');
+    assert.match(readFileSync(`${claim}/greeting`, 'utf8'), /^hello from succeeds-[a-z0-9]+\n$/);
+    assert.equal(readFileSync(`${claim}/mode`, 'utf8'), 'fast');
+  });
+
+  test('a failing command ends Failed after backoffLimit retries', async () => {
+    await batch.createNamespacedJob({
+      namespace,
+      body: job('fails', 'echo "cannot reach the database" >&2; exit 3', { backoffLimit: 2 }),
+    });
+    await waitUntil('job fails ends', async () => (await jobCondition('fails')) !== undefined, {
+      timeoutMs: 120_000,
+    });
+    const current = await batch.readNamespacedJob({ name: 'fails', namespace });
+    const failed = current.status?.conditions?.find((c) => c.type === 'Failed');
+    assert.equal(failed?.status, 'True');
+    assert.equal(failed?.reason, 'BackoffLimitExceeded');
+    const pods = await podsOf('fails');
+    assert.equal(pods.length, 3, 'one pod and backoffLimit (2) retries');
+    for (const pod of pods) {
+      assert.equal(pod.status?.phase, 'Failed');
+      assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 3);
+    }
+    assert.match(kubelet.logs(namespace, pods[0]?.metadata?.name ?? '', 'main'), /cannot reach the database/);
+  });
+
+  test('a missing Secret fails the pod with a reason naming it, not the kubelet', async () => {
+    const broken = job('no-secret-2', 'true');
+    const env = broken.spec?.template.spec?.containers[0]?.env?.[0];
+    if (env?.valueFrom?.secretKeyRef) env.valueFrom.secretKeyRef.name = 'absent';
+    await batch.createNamespacedJob({ namespace, body: broken });
+    await waitUntil('job no-secret-2 ends', async () => (await jobCondition('no-secret-2')) !== undefined, {
+      timeoutMs: 60_000,
+    });
+    const [pod] = await podsOf('no-secret-2');
+    assert.equal(pod?.status?.phase, 'Failed');
+    assert.match(pod?.status?.message ?? '', /secret "absent"/);
+  });
+
+  test('deleting a Job garbage-collects its Pods through owner references', async () => {
+    const owned = await podsOf('succeeds');
+    const owner = await batch.readNamespacedJob({ name: 'succeeds', namespace });
+    assert.ok(owned.length > 0);
+    for (const pod of owned) assert.equal(pod.metadata?.ownerReferences?.[0]?.uid, owner.metadata?.uid);
+    await batch.deleteNamespacedJob({ name: 'succeeds', namespace, propagationPolicy: 'Background' });
+    await waitUntil('pods of job succeeds deleted', async () => (await podsOf('succeeds')).length === 0, {
+      timeoutMs: 60_000,
+    });
+  });
+
+  test('deleting a running Job stops its process', async () => {
+    const marker = `${kubelet.claimDir(namespace, 'results')}/still-running`;
+    await batch.createNamespacedJob({
+      namespace,
+      body: job('sleeper', 'trap "exit 0" TERM; while true; do date > /out/still-running; sleep 0.2; done'),
+    });
+    await waitUntil('sleeper running', async () => (await podsOf('sleeper'))[0]?.status?.phase === 'Running', {
+      timeoutMs: 30_000,
+    });
+    await batch.deleteNamespacedJob({ name: 'sleeper', namespace, propagationPolicy: 'Foreground' });
+    await waitUntil('pods of sleeper deleted', async () => (await podsOf('sleeper')).length === 0, {
+      timeoutMs: 60_000,
+    });
+    const last = readFileSync(marker, 'utf8');
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(readFileSync(marker, 'utf8'), last, 'the process no longer writes after its pod is gone');
+  });
+});
