@@ -236,7 +236,6 @@ const sourceStatus = object({
   lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
   nextRunTime: optional(timestamp('When the next run is due.')),
-  currentRPOSeconds: optional(integer({ minimum: 0, description: 'Seconds since the newest successful backup.' })),
 });
 
 export const backupPolicyStatus = object({
@@ -254,9 +253,10 @@ export const backupPolicyStatus = object({
     ),
   ),
   lastSuccessTime: optional(
-    timestamp("Oldest of the sources' last successes: the policy is as fresh as its stalest source."),
+    timestamp(
+      "Oldest of the sources' last successes: the policy is as fresh as its stalest source. Now minus this is the current RPO (kubectl shows it as an age).",
+    ),
   ),
-  currentRPO: optional(string({ description: 'Worst current RPO across sources, e.g. 3m12s.', maxLength: 32 })),
   nextRunTime: optional(timestamp('Earliest next run across sources.')),
 });
 

@@ -56,7 +56,6 @@ export const kinds = {
     printerColumns: [
       { name: 'Ready', type: 'string', jsonPath: condition('Ready') },
       { name: 'RPO Met', type: 'string', jsonPath: condition('RPOMet') },
-      { name: 'Current RPO', type: 'string', jsonPath: '.status.currentRPO' },
       { name: 'RPO Target', type: 'string', jsonPath: '.spec.objectives.rpo' },
       { name: 'Last Success', type: 'date', jsonPath: '.status.lastSuccessTime' },
       { name: 'Next Run', type: 'string', jsonPath: '.status.nextRunTime' },

@@ -6,6 +6,7 @@ import type { ChunkStore } from './chunk-store.ts';
 import { chunkStream } from './chunker/fastcdc.ts';
 import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.ts';
 import { globMatcher } from './glob.ts';
+import { InOrder } from './in-order.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
@@ -174,16 +175,21 @@ class BackupRun {
   /** Chunks a stream and stores its chunks, several compressing at once, ids kept in order. */
   async content(data: AsyncIterable<Buffer>): Promise<{ content: ChunkId[]; size: number }> {
     const content: ChunkId[] = [];
-    const inFlight: Promise<ChunkId>[] = [];
+    const inFlight = new InOrder<ChunkId>();
     let size = 0;
     const { chunker } = this.repository.config;
-    for await (const chunk of chunkStream(data, { seed: this.repository.keys.chunkerSeed, ...chunker })) {
-      size += chunk.length;
-      this.meter.add(chunk.length);
-      inFlight.push(this.putChunk('data', chunk).then((r) => r.id));
-      if (inFlight.length >= this.parallelChunks) content.push(await (inFlight.shift() as Promise<ChunkId>));
+    try {
+      for await (const chunk of chunkStream(data, { seed: this.repository.keys.chunkerSeed, ...chunker })) {
+        size += chunk.length;
+        this.meter.add(chunk.length);
+        inFlight.add(this.putChunk('data', chunk).then((r) => r.id));
+        if (inFlight.size >= this.parallelChunks) content.push((await inFlight.next()) as ChunkId);
+      }
+      while (inFlight.size > 0) content.push((await inFlight.next()) as ChunkId);
+    } catch (error) {
+      await inFlight.drain();
+      throw error;
     }
-    for (const pending of inFlight) content.push(await pending);
     return { content, size };
   }
 

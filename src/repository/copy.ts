@@ -1,5 +1,6 @@
 import type { ChunkStore } from './chunk-store.ts';
 import type { ChunkId } from './format.ts';
+import { InOrder } from './in-order.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -78,12 +79,13 @@ class TreeCopier {
   /** Re-identifies file content in the destination, reading ahead from the source. */
   private async content(ids: ChunkId[]): Promise<ChunkId[]> {
     const readAhead = 8;
-    const reads: Promise<Buffer>[] = ids.slice(0, readAhead).map((id) => this.from.get(id));
+    const reads = new InOrder<Buffer>();
+    for (const id of ids.slice(0, readAhead)) reads.add(this.from.get(id));
     const out: ChunkId[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const data = await (reads[i] as Promise<Buffer>);
+      const data = (await reads.next()) as Buffer;
       const ahead = ids[i + readAhead];
-      if (ahead) reads.push(this.from.get(ahead));
+      if (ahead) reads.add(this.from.get(ahead));
       const id = ids[i] as ChunkId;
       const mapped = this.mapped.get(id) ?? (await this.to.put(this.snapshot.chainId, 'data', data)).id;
       this.mapped.set(id, mapped);

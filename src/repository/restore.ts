@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises';
 import { TidemarkError, withContext } from '../errors.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import type { ChunkId } from './format.ts';
+import { InOrder } from './in-order.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -105,16 +106,16 @@ class RestoreRun {
 
   /** Fetches chunks ahead (in parallel) and writes them in order, respecting the writer's back-pressure. */
   async writeContent(content: ChunkId[], out: Writable): Promise<void> {
-    const fetching: Promise<Buffer>[] = [];
+    const fetching = new InOrder<Buffer>();
     let next = 0;
     const fill = () => {
-      while (fetching.length < this.readAhead && next < content.length)
-        fetching.push(this.store.get(content[next++] as ChunkId));
+      while (fetching.size < this.readAhead && next < content.length)
+        fetching.add(this.store.get(content[next++] as ChunkId));
     };
     try {
       fill();
-      while (fetching.length > 0) {
-        const data = await (fetching.shift() as Promise<Buffer>);
+      while (fetching.size > 0) {
+        const data = (await fetching.next()) as Buffer;
         fill();
         this.meter.add(data.length);
         if (out.destroyed)
@@ -126,7 +127,7 @@ class RestoreRun {
     } catch (error) {
       // Never leave a file that looks complete: the stream is destroyed, the error surfaces.
       out.destroy();
-      await Promise.allSettled(fetching);
+      await fetching.drain();
       throw withContext('restoring', error);
     }
   }

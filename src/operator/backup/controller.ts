@@ -35,12 +35,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
           finalizers: [...new Set([...(m.finalizers ?? []), SNAPSHOT_FINALIZER])],
         }));
       if (decision.status && !backup.metadata.deletionTimestamp)
-        await resources.patchStatus<Backup>(
-          'backups',
-          namespace,
-          name,
-          () => decision.status as NonNullable<Backup['status']>,
-        );
+        await resources.writeStatus('backups', backup, decision.status);
       for (const e of decision.events) await events.record(backup, e.type, e.reason, e.message);
       if (decision.removeFinalizer)
         await resources.updateMetadata<Backup>('backups', namespace, name, (m) => ({

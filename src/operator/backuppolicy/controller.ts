@@ -1,6 +1,6 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { Controller, type ControllerHooks, keyOf, splitKey } from '../runtime/controller.ts';
+import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
 import { decidePolicy } from './decide.ts';
 
 /** The BackupPolicy controller's shell: reads the caches, decides, creates and removes Backups, writes status. */
@@ -39,7 +39,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       }
       for (const e of decision.events) await events.record(policy, e.type, e.reason, e.message);
       const before = JSON.stringify(policy.status?.conditions ?? []);
-      await resources.patchStatus<BackupPolicy>('backuppolicies', namespace, name, () => decision.status);
+      await resources.writeStatus('backuppolicies', policy, decision.status);
       if (before !== JSON.stringify(decision.status.conditions ?? [])) {
         const ready = decision.status.conditions?.find((c) => c.type === 'Ready');
         const rpo = decision.status.conditions?.find((c) => c.type === 'RPOMet');
@@ -50,10 +50,16 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
     },
     hooks,
   );
-  controller.watch(informers.policies);
-  controller.watch(informers.backups, (b) => [`${b.metadata?.namespace}/${(b as Backup).spec.policy}`]);
-  controller.watch(informers.repositories, (r) =>
-    (informers.policies.list(r.metadata?.namespace) as BackupPolicy[]).map((p) => keyOf(p as never)),
+  controller.watch(informers.policies, undefined, specSignature);
+  controller.watch(
+    informers.backups,
+    (b) => [`${b.metadata?.namespace}/${(b as Backup).spec.policy}`],
+    (b) => JSON.stringify([(b as Backup).status?.phase, (b as Backup).status?.completionTime]),
+  );
+  controller.watch(
+    informers.repositories,
+    (r) => (informers.policies.list(r.metadata?.namespace) as BackupPolicy[]).map((p) => keyOf(p as never)),
+    (r) => JSON.stringify([(r as BackupRepository).spec.region, (r as BackupRepository).status?.initialized]),
   );
   return controller;
 }

@@ -1,7 +1,7 @@
 import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
 import type { Condition } from '../../api/common.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
-import { formatDuration, parseDuration } from '../../api/duration.ts';
+import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { LABELS } from '../backup/job.ts';
 import { applyRetention, type RetentionDecision, retentionForRepository } from '../retention/retention.ts';
@@ -55,7 +55,6 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   ];
   const created = new Date(policy.metadata.creationTimestamp ?? now.toISOString());
   const sources: NonNullable<BackupPolicyStatus['sources']> = [];
-  let worstRpoMs = 0;
   let oldestSuccess: Date | undefined;
   let earliestNext: Date | undefined;
   const rpoMs = policy.spec.objectives?.rpo ? parseDuration(policy.spec.objectives.rpo) : undefined;
@@ -90,11 +89,13 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     }
     const successAt = lastSuccess?.status?.completionTime ? new Date(lastSuccess.status.completionTime) : created;
     const rpoNow = Math.max(0, now.getTime() - successAt.getTime());
-    sourceStatus.currentRPOSeconds = Math.floor(rpoNow / 1000);
-    worstRpoMs = Math.max(worstRpoMs, rpoNow);
     if (!oldestSuccess || successAt < oldestSuccess) oldestSuccess = successAt;
     if (rpoMs !== undefined) {
-      if (rpoNow > rpoMs) breached.push(`${source.name} (${formatDuration(rpoNow)})`);
+      // The message names a time, not an age: it must not change (and cause a write) every pass.
+      if (rpoNow > rpoMs)
+        breached.push(
+          `${source.name} (${lastSuccess ? `last success ${successAt.toISOString()}` : 'no successful backup yet'})`,
+        );
       else decision.requeueAfterMs = Math.min(decision.requeueAfterMs, rpoMs - rpoNow + 1000);
     }
 
@@ -148,7 +149,6 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     observedGeneration: generation ?? 0,
     sources,
     ...(oldestSuccess ? { lastSuccessTime: oldestSuccess.toISOString() } : {}),
-    currentRPO: formatDuration(worstRpoMs),
     ...(earliestNext ? { nextRunTime: earliestNext.toISOString() } : {}),
   };
   return decision;

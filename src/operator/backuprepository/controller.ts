@@ -19,7 +19,7 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
       );
       const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
-      await resources.patchStatus<BackupRepository>('backuprepositories', namespace, name, () => decision.status);
+      await resources.writeStatus('backuprepositories', repository, decision.status);
       for (const e of decision.events) await events.record(repository, e.type, e.reason, e.message);
       return { requeueAfterMs: decision.requeueAfterMs };
     },

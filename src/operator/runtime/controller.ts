@@ -19,6 +19,12 @@ export function keyOf(object: k8s.KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
+/** What a controller reacts to in its own objects: spec changes and deletion, not its own status writes. */
+export function specSignature(object: k8s.KubernetesObject): string {
+  const { generation, deletionTimestamp, finalizers } = object.metadata ?? {};
+  return JSON.stringify([generation, deletionTimestamp, finalizers]);
+}
+
 export function splitKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf('/');
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
@@ -38,17 +44,36 @@ export class Controller {
     private readonly workers = 2,
   ) {}
 
-  /** Enqueues the keys `toKeys` maps each added, changed or deleted object to. */
+  /**
+   * Enqueues the keys `toKeys` maps each added or deleted object to, and each updated one whose
+   * `relevant` signature changed (by default any change). Filtering updates matters: without it a
+   * controller's own status write comes back as an update and queues the object again.
+   */
   watch<T extends k8s.KubernetesObject>(
     informer: k8s.Informer<T>,
     toKeys: (object: T) => string[] = (o) => [keyOf(o)],
+    relevant?: (object: T) => string,
   ): void {
+    const seen = new Map<string, string>();
     const enqueue = (object: T) => {
       for (const key of toKeys(object)) this.queue.add(key);
     };
-    informer.on('add', enqueue);
-    informer.on('update', enqueue);
-    informer.on('delete', enqueue);
+    informer.on('add', (object) => {
+      if (relevant) seen.set(keyOf(object), relevant(object));
+      enqueue(object);
+    });
+    informer.on('update', (object) => {
+      if (relevant) {
+        const signature = relevant(object);
+        if (seen.get(keyOf(object)) === signature) return;
+        seen.set(keyOf(object), signature);
+      }
+      enqueue(object);
+    });
+    informer.on('delete', (object) => {
+      seen.delete(keyOf(object));
+      enqueue(object);
+    });
   }
 
   async run(signal: AbortSignal): Promise<void> {

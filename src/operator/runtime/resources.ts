@@ -4,12 +4,21 @@ import type { Resource } from '../../api/kinds.ts';
 
 export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests';
 
+/** JSON with object keys sorted: the API server returns custom objects with their keys sorted. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
 const isNotFound = (error: unknown) => (error as { code?: number }).code === 404;
 const isConflict = (error: unknown) => (error as { code?: number }).code === 409;
 
 /**
- * Typed access to Tidemark's custom resources, and the one status writer: status changes are
- * applied to a fresh read, skipped when nothing changed, and retried on conflict (STYLE 3).
+ * Typed access to Tidemark's custom resources, and the one status writer: a status is written only
+ * when it changed, and retried on conflict against a fresh read (STYLE 3).
  */
 export class Resources {
   readonly api: k8s.CustomObjectsApi;
@@ -96,7 +105,7 @@ export class Resources {
       const current = await this.get<R>(plural, namespace, name);
       if (!current) return;
       const next = mutate(structuredClone(current.metadata));
-      if (!next || JSON.stringify(next) === JSON.stringify(current.metadata)) return;
+      if (!next || canonicalJson(next) === canonicalJson(current.metadata)) return;
       try {
         await this.api.replaceNamespacedCustomObject({
           group: API_GROUP,
@@ -114,33 +123,35 @@ export class Resources {
     }
   }
 
-  /** Applies `mutate` to the status of a fresh read; no write when nothing changed; retried on conflict. */
-  async patchStatus<R extends Resource<unknown, unknown>>(
+  /**
+   * Makes `object`'s status `status`. The object as the informer last saw it is tried first, so an
+   * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
+   */
+  async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
-    namespace: string,
-    name: string,
-    mutate: (status: NonNullable<R['status']>, object: R) => NonNullable<R['status']>,
-  ): Promise<R | undefined> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await this.get<R>(plural, namespace, name);
-      if (!current) return undefined;
-      const before = (current.status ?? {}) as NonNullable<R['status']>;
-      const next = mutate(structuredClone(before), current);
-      if (JSON.stringify(next) === JSON.stringify(before)) return current;
+    object: R,
+    status: NonNullable<R['status']>,
+  ): Promise<void> {
+    const { namespace = '', name = '' } = object.metadata;
+    let current: R | undefined = object;
+    for (let attempt = 0; attempt < 5 && current; attempt++) {
+      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return;
       try {
-        return (await this.api.replaceNamespacedCustomObjectStatus({
+        await this.api.replaceNamespacedCustomObjectStatus({
           group: API_GROUP,
           version: API_VERSION,
           plural,
           namespace,
           name,
-          body: { ...current, status: next },
-        })) as R;
+          body: { ...current, status },
+        });
+        return;
       } catch (error) {
-        if (isNotFound(error)) return undefined;
+        if (isNotFound(error)) return;
         if (!isConflict(error)) throw error;
       }
+      current = await this.get<R>(plural, namespace, name);
     }
-    throw new Error(`status of ${plural} ${namespace}/${name}: conflicts on every attempt`);
+    if (current) throw new Error(`status of ${plural} ${namespace}/${name}: conflicts on every attempt`);
   }
 }
