@@ -155,9 +155,12 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
         localPath: terminationLog,
       },
     ];
+    // The image entrypoint is a path on this machine, not in the container: it is never rewritten.
     const argv = [
-      ...(container.command ?? options.imageEntrypoints?.[container.image ?? ''] ?? []),
-      ...(container.args ?? []),
+      ...(container.command
+        ? container.command.map((a) => rewritePaths(a, mappings))
+        : (options.imageEntrypoints?.[container.image ?? ''] ?? [])),
+      ...(container.args ?? []).map((a) => rewritePaths(a, mappings)),
     ];
     if (!container.command && !options.imageEntrypoints?.[container.image ?? ''])
       throw new PodSpecError(
@@ -188,7 +191,7 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
         state: { running: { startedAt: started } },
       });
       const { code, error } = await runProcess(
-        argv.map((a) => rewritePaths(a, mappings)),
+        argv,
         processEnv,
         container.workingDir ? rewritePaths(container.workingDir, mappings) : podDir,
         logPath,
