@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 import { pathToFileURL } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Command } from 'commander';
-import { AGENT_TASKS, type AgentTask, runAgent } from '../agent/agent.ts';
-import { renderGeneratedFiles } from '../api/render.ts';
+import { AGENT_TASKS, type AgentTask } from '../agent/tasks.ts';
 import { TidemarkError } from '../errors.ts';
-import { runOperator } from '../operator/operator.ts';
 import { version } from '../version.ts';
 import { registerDataCommands } from './data.ts';
 import { registerRepoCommands } from './repo.ts';
 
-/** The one `tidemark` binary. Subcommands only parse arguments and delegate. */
+/**
+ * The one `tidemark` binary. Subcommands only parse arguments and delegate; each action imports what it
+ * runs, so a command loads only its own modules (the Kubernetes client alone takes half a second).
+ */
 export function buildProgram(): Command {
   const program = new Command('tidemark')
     .description('Backups of tenant databases and document volumes on Kubernetes, with proof of RPO and RTO.')
@@ -19,7 +19,8 @@ export function buildProgram(): Command {
   program
     .command('crds')
     .description('print the CustomResourceDefinitions (e.g. `tidemark crds | kubectl apply --server-side -f -`)')
-    .action(() => {
+    .action(async () => {
+      const { renderGeneratedFiles } = await import('../api/render.ts');
       const crds = [...renderGeneratedFiles()].filter(([path]) => path.endsWith('.tidemark.dev.yaml'));
       process.stdout.write(crds.map(([, yaml]) => yaml).join('---\n'));
     });
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     .action(async (task: string) => {
       if (!(AGENT_TASKS as readonly string[]).includes(task))
         throw new TidemarkError('InvalidArgument', `unknown agent task ${task}: ${AGENT_TASKS.join(', ')}`);
+      const { runAgent } = await import('../agent/agent.ts');
       const result = await runAgent(task as AgentTask);
       if (!result.ok) process.exitCode = 1;
     });
@@ -49,6 +51,10 @@ export function buildProgram(): Command {
         leaseDuration: string;
         agentImage?: string;
       }) => {
+        const [{ KubeConfig }, { runOperator }] = await Promise.all([
+          import('@kubernetes/client-node'),
+          import('../operator/operator.ts'),
+        ]);
         const kc = new KubeConfig();
         kc.loadFromDefault();
         const stop = new AbortController();

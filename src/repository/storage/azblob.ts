@@ -1,9 +1,5 @@
-import {
-  BlobServiceClient,
-  type ContainerClient,
-  type StoragePipelineOptions,
-  StorageSharedKeyCredential,
-} from '@azure/storage-blob';
+import { createRequire } from 'node:module';
+import type { ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
 import type { BlobInfo, Storage } from './storage.ts';
 
@@ -25,6 +21,10 @@ export class AzureBlobStorage implements Storage {
   private readonly keyPrefix: string;
 
   constructor(options: AzureBlobStorageOptions) {
+    // Loaded here, not imported, so that commands that never open an Azure repository do not pay for the SDK.
+    const { BlobServiceClient, StorageSharedKeyCredential } = createRequire(import.meta.url)(
+      '@azure/storage-blob',
+    ) as typeof import('@azure/storage-blob');
     const service =
       'connectionString' in options
         ? BlobServiceClient.fromConnectionString(options.connectionString, pipelineOptions)

@@ -1,15 +1,5 @@
-import {
-  type BucketLocationConstraint,
-  CreateBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { createRequire } from 'node:module';
+import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import { type ErrorCode, isCode, TidemarkError } from '../../errors.ts';
 import type { BlobInfo, Storage } from './storage.ts';
 
@@ -25,6 +15,9 @@ export interface S3StorageOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
+// The SDK is loaded when an S3Storage is made, not imported, so that commands that never open an S3
+// repository do not pay for it.
+const require = createRequire(import.meta.url);
 const MiB = 1024 * 1024;
 /** Above this size a put is a multipart upload; S3 allows 10,000 parts, so blobs up to 78 GiB fit. */
 const multipartThreshold = 16 * MiB;
@@ -34,6 +27,7 @@ const partSize = 8 * MiB;
 export class S3Storage implements Storage {
   readonly description: string;
   private readonly client: S3Client;
+  private readonly sdk: typeof import('@aws-sdk/client-s3');
   private readonly bucket: string;
   private readonly keyPrefix: string;
 
@@ -42,7 +36,8 @@ export class S3Storage implements Storage {
     this.bucket = options.bucket;
     this.keyPrefix = prefix ? `${prefix}/` : '';
     this.description = `s3://${options.bucket}/${prefix}${options.endpoint ? `?endpoint=${options.endpoint}` : ''}`;
-    this.client = new S3Client({
+    this.sdk = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
+    this.client = new this.sdk.S3Client({
       endpoint: options.endpoint,
       region: options.region,
       forcePathStyle: options.forcePathStyle,
@@ -66,7 +61,7 @@ export class S3Storage implements Storage {
     }
     try {
       const response = await this.client.send(
-        new GetObjectCommand({
+        new this.sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: this.keyPrefix + name,
           Range: range && `bytes=${range.offset}-${range.offset + range.length - 1}`,
@@ -84,8 +79,11 @@ export class S3Storage implements Storage {
   async put(name: string, data: Buffer): Promise<void> {
     const params = { Bucket: this.bucket, Key: this.keyPrefix + name, Body: data, ContentLength: data.length };
     try {
-      if (data.length <= multipartThreshold) await this.client.send(new PutObjectCommand(params));
-      else await new Upload({ client: this.client, params, partSize, queueSize: 4 }).done();
+      if (data.length <= multipartThreshold) await this.client.send(new this.sdk.PutObjectCommand(params));
+      else {
+        const { Upload } = require('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage');
+        await new Upload({ client: this.client, params, partSize, queueSize: 4 }).done();
+      }
     } catch (error) {
       throw this.mapError('put', name, error);
     }
@@ -94,7 +92,7 @@ export class S3Storage implements Storage {
   async stat(name: string): Promise<BlobInfo | undefined> {
     try {
       const response = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }),
+        new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }),
       );
       return { name, size: response.ContentLength ?? 0 };
     } catch (error) {
@@ -111,7 +109,11 @@ export class S3Storage implements Storage {
     do {
       const page = await this.client
         .send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken: token }),
+          new this.sdk.ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ContinuationToken: token,
+          }),
         )
         .catch((error) => {
           throw this.mapError('list', prefix, error);
@@ -124,7 +126,7 @@ export class S3Storage implements Storage {
 
   async delete(name: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }));
+      await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }));
     } catch (error) {
       const mapped = this.mapError('delete', name, error);
       if (mapped.code !== 'NotFound') throw mapped;
@@ -144,7 +146,7 @@ export class S3Storage implements Storage {
       region === 'us-east-1' ? undefined : { LocationConstraint: region as BucketLocationConstraint };
     try {
       await this.client.send(
-        new CreateBucketCommand({ Bucket: this.bucket, CreateBucketConfiguration: configuration }),
+        new this.sdk.CreateBucketCommand({ Bucket: this.bucket, CreateBucketConfiguration: configuration }),
       );
     } catch (error) {
       if ((error as Error).name !== 'BucketAlreadyOwnedByYou') throw this.mapError('ensureContainer', '', error);
@@ -153,7 +155,7 @@ export class S3Storage implements Storage {
 
   private async headBucket(operation: string, name: string): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
       const mapped = this.mapError(operation, name, error);
       if (mapped.code === 'NotFound') throw this.error('ContainerMissing', operation, name, 'no such bucket', error);

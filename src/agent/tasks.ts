@@ -1,0 +1,23 @@
+/**
+ * What a Job runs. Everything comes from the environment the operator put in the pod spec (secrets
+ * through secretKeyRef only); the result goes to the termination message as JSON (result.ts), and
+ * progress to the JSON log.
+ *
+ *   TIDEMARK_REPO, TIDEMARK_REPO_KEY        repository URL and passphrase (+ provider credentials)
+ *   TIDEMARK_SOURCE, TIDEMARK_ALL_DATABASES what to back up; PGPASSWORD / MYSQL_PWD
+ *   TIDEMARK_SOURCE_NAME                    the source's identity in the repository (namespace/policy/source)
+ *   TIDEMARK_BACKUP_TYPE                    full | incremental
+ *   TIDEMARK_EXCLUDES                       JSON array of globs (volumes)
+ *   TIDEMARK_SNAPSHOT, TIDEMARK_TARGET, TIDEMARK_RESTORE_MODE, TIDEMARK_DATABASE,
+ *   TIDEMARK_POST_RESTORE_SQL (the SQL itself; not secret, kept out of argv),
+ *   TIDEMARK_POST_RESTORE_SQL_FILE          restore
+ *   TIDEMARK_REPLICA_REPO, TIDEMARK_REPLICA_KEY   replicate; the replica's provider credentials
+ *                                           come prefixed REPLICA_ (two S3 repositories need two key pairs)
+ *   TIDEMARK_SNAPSHOT                       forget: remove it, then prune what it freed
+ *   (probe)                                 reach the repository, initialise it when empty, report its size
+ *   TIDEMARK_RESULT_FILE                    where the result goes (the Job sets /dev/termination-log); else stdout
+ *
+ * The tasks live apart from agent.ts so the CLI can list them without loading the agent.
+ */
+export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe'] as const;
+export type AgentTask = (typeof AGENT_TASKS)[number];
