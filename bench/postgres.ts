@@ -281,14 +281,13 @@ async function main(): Promise<void> {
       if (rows !== expectedRows) throw new Error(`${tool}: ${rows} rows, expected ${expectedRows}`);
       await pg.psql(`drop database ${db}`);
     };
-    const psqlInto = (db: string, single: boolean) =>
-      `${psql} -X -q -v ON_ERROR_STOP=1${single ? ' --single-transaction' : ''} -d ${db} > /dev/null`;
+    const psqlInto = (db: string) => `${psql} -X -q -v ON_ERROR_STOP=1 -d ${db} > /dev/null`;
     const repoStream = `${process.execPath} ${q(main)} repo restore --snapshot latest --target - --repo ${q(`file://${repo}`)}`;
     const floor = () =>
       restoreInto(
         `restore_floor_${r}`,
         'zstd -dc file | psql',
-        shell(`${zstd} -dc ${q(dump3)} | ${psqlInto(`restore_floor_${r}`, false)}`),
+        shell(`${zstd} -dc ${q(dump3)} | ${psqlInto(`restore_floor_${r}`)}`),
         true,
       );
     const ours = () =>
@@ -306,22 +305,16 @@ async function main(): Promise<void> {
         ),
         false,
       );
-    // Where the difference comes from: the floor in one transaction, the repository read alone, and
-    // the repository read piped into a plain psql (no scratch database, no row counts).
+    // Where the difference comes from: the repository read alone, and the repository read piped into a
+    // plain psql (no scratch database, no row counts).
     const parts = async () => {
-      await restoreInto(
-        `restore_floor1_${r}`,
-        'zstd -dc file | psql --single-transaction',
-        shell(`${zstd} -dc ${q(dump3)} | ${psqlInto(`restore_floor1_${r}`, true)}`),
-        true,
-      );
       steps.push(
         await step('read only', 'tidemark repo restore --target - | wc -c', shell(`${repoStream} | wc -c > /dev/null`)),
       );
       await restoreInto(
         `restore_stream_${r}`,
-        'tidemark repo restore --target - | psql --single-transaction',
-        shell(`${repoStream} | ${psqlInto(`restore_stream_${r}`, true)}`),
+        'tidemark repo restore --target - | psql',
+        shell(`${repoStream} | ${psqlInto(`restore_stream_${r}`)}`),
         true,
       );
     };
@@ -477,7 +470,7 @@ function render(input: ReportInput): string {
     '',
     `- All steps in one run, against the same server and database. Each step ran ${repeat}× (the order of floor and Tidemark alternating between rounds); the table keeps the fastest (all wall times listed). Before every step: \`CHECKPOINT\` and \`sync\`, so no step pays for the writes of the one before.`,
     '- Floor backup: `pg_dump -Fp bench | zstd -3 > file` in bash with pipefail; `| zstd -1` and `| wc -c` (pg_dump alone, nothing stored) show where the time goes. Tidemark backup: `node dist/cli/main.js backup --source postgresql://postgres@127.0.0.1:PORT/bench --repo file:///… --type full` into a fresh repository, then `--type incremental` of the unchanged database into the same one. `tidemark repo snapshots` (start Node, load the CLI, open the repository and derive its key, list) shows the fixed cost of every command. Both dump plain SQL; Tidemark additionally passes `--encoding=UTF8 --blobs --lock-wait-timeout` and counts the rows of every COPY block.',
-    '- Floor restore: `zstd -dc file | psql -X -q -v ON_ERROR_STOP=1 -d NEWDB` into a database created beforehand (not timed). Tidemark restore: `restore --snapshot latest --target postgresql://…/NEWDB`, which creates a scratch database, runs the dump through `psql --single-transaction`, counts the rows of every table, and renames it — all timed. To see where a difference comes from, each round also restores with `zstd -dc file | psql --single-transaction`, streams the snapshot out of the repository alone (`node dist/cli/main.js repo restore --snapshot latest --target - | wc -c`), and pipes that stream into `psql --single-transaction` (the repository engine without the scratch database, row counts and rename). Every restore is checked afterwards (row counts) and dropped.',
+    '- Floor restore: `zstd -dc file | psql -X -q -v ON_ERROR_STOP=1 -d NEWDB` into a database created beforehand (not timed). Tidemark restore: `restore --snapshot latest --target postgresql://…/NEWDB`, which creates a scratch database, runs the dump through `psql` (not in one transaction: a failed restore drops the scratch database), counts the rows of every table, and renames it — all timed. To see where a difference comes from, each round also streams the snapshot out of the repository alone (`node dist/cli/main.js repo restore --snapshot latest --target - | wc -c`) and pipes that stream into `psql` (the repository engine without the scratch database, row counts and rename). Every restore is checked afterwards (row counts) and dropped.',
     "- Wall time around the process; CPU (user + system) and peak RSS of the command and its descendants (pg_dump, zstd, psql) from GNU time; peak RSS is the largest single process's. Server CPU: the postmaster's and its backends' CPU during the step (/proc), not included in CPU s. Others' CPU: the rest of the machine's busy time during the step (noise from other work). Size: the file written, or `du -sb` of the repository.",
     '',
     '### Results',

@@ -156,10 +156,14 @@ export class Psql {
     return fields;
   }
 
-  /** Runs a psql script from a stream with ON_ERROR_STOP in one transaction (a dump being restored). */
+  /**
+   * Runs a psql script from a stream with ON_ERROR_STOP (a dump being restored). Not in one transaction:
+   * restores go into a scratch database that is dropped when they fail (restore.ts), and one transaction
+   * makes a large restore markedly slower.
+   */
   async script(database: string, input: AsyncIterable<Buffer>): Promise<ToolResult> {
     // `-f -` rather than plain stdin: errors then carry the line number (psql:<stdin>:1234: ERROR: ...).
-    const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'];
+    const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '-'];
     return runTool(this.psql, args, clientEnv(this.connection, database), input, { keepStdout: false });
   }
 
