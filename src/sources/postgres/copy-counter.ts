@@ -39,6 +39,8 @@ export class CopyCounter {
         this.head = [];
         this.headBytes = 0;
         this.lineBytes = 0;
+      } else if (this.table !== undefined) {
+        this.row(chunk, start, end - start); // millions of rows: no view allocated per line
       } else {
         this.line(chunk.subarray(start, end), end - start);
       }
@@ -74,15 +76,20 @@ export class CopyCounter {
     this.headBytes += kept.length;
   }
 
+  /** A line of the current table's data at `bytes[at]`: a row, or `\.` that ends the data. */
+  private row(bytes: Buffer, at: number, length: number): void {
+    if (length === 2 && bytes[at] === BACKSLASH && bytes[at + 1] === DOT) {
+      this.counts.set(this.table as string, this.rows);
+      this.table = undefined;
+    } else {
+      this.rows++;
+    }
+  }
+
   /** One complete line, without its newline; `head` holds at least its first bytes. */
   private line(head: Buffer, length: number): void {
     if (this.table !== undefined) {
-      if (length === 2 && head[0] === BACKSLASH && head[1] === DOT) {
-        this.counts.set(this.table, this.rows);
-        this.table = undefined;
-      } else {
-        this.rows++;
-      }
+      this.row(head, 0, length);
       return;
     }
     if (length > MAX_TEXT_LINE) {
