@@ -101,13 +101,14 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
   };
 }
 
-/** Forgets a snapshot (already gone is fine) and prunes; a prune blocked by a running backup waits for the next one. */
+/**
+ * Forgets a snapshot by its full id (already gone is fine) and prunes; a prune blocked by a running
+ * backup waits for the next one. Several of these run at once when retention removes a chain.
+ */
 async function forgetSnapshot(repository: Repository, id: string): Promise<AgentResult> {
-  const snapshot = await repository.findSnapshot(id).catch((error: unknown) => {
-    if (isCode(error, 'NotFound')) return undefined;
-    throw error;
-  });
-  if (snapshot) await forget(repository, [snapshot.id as SnapshotId]);
+  if (!/^[0-9a-f]{64}$/.test(id))
+    throw new TidemarkError('InvalidArgument', `TIDEMARK_SNAPSHOT must be a full snapshot id, not ${id}`);
+  await forget(repository, [id as SnapshotId]);
   try {
     const report = await prune(await Repository.reopen(repository));
     log.info({ event: 'pruned', ...report }, 'pruned');

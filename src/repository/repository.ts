@@ -1,4 +1,4 @@
-import { TidemarkError, withContext } from '../errors.ts';
+import { isCode, TidemarkError, withContext } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
@@ -118,12 +118,17 @@ export class Repository {
     return getEncryptedJson<Snapshot>(this.storage, this.keys.encryption, blobNames.snapshot(id));
   }
 
-  /** Every snapshot, newest first. */
+  /** Every snapshot, newest first. One forgotten while they are read is left out, not an error. */
   async snapshots(): Promise<Snapshot[]> {
     const names: string[] = [];
     for await (const blob of this.storage.list(prefixes.snapshots)) names.push(blob.name);
-    const snapshots = await mapLimit(names, 8, (name) => this.loadSnapshot(idOf(name) as SnapshotId));
-    return snapshots.sort(byTimeDescending);
+    const snapshots = await mapLimit(names, 8, (name) =>
+      this.loadSnapshot(idOf(name) as SnapshotId).catch((error: unknown) => {
+        if (isCode(error, 'NotFound')) return undefined;
+        throw error;
+      }),
+    );
+    return snapshots.filter((s): s is Snapshot => s !== undefined).sort(byTimeDescending);
   }
 
   /** A snapshot by id, unique id prefix, or `latest` (optionally of one source). */

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { backupTree } from './backup.ts';
+import { blobNames, prefixes, type SnapshotId } from './format.ts';
+import { Repository } from './repository.ts';
+import { FileStorage } from './storage/file.ts';
+import type { Storage } from './storage/storage.ts';
+
+const root = await mkdtemp(join(tmpdir(), 'tidemark-repository-'));
+after(() => rm(root, { recursive: true, force: true }));
+const passphrase = Buffer.from('repository test');
+
+test('a snapshot forgotten while snapshots() reads them is left out, not an error', async () => {
+  const storage = new FileStorage(join(root, 'repo'));
+  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const source = join(root, 'source');
+  await rm(source, { recursive: true, force: true });
+  await mkdir(source);
+  await writeFile(join(source, 'a.txt'), 'a');
+  const first = await backupTree(repository, source, { type: 'full', source: 'docs' });
+  const second = await backupTree(repository, source, { type: 'full', source: 'docs' });
+
+  // Another process forgets `first` right after this reader listed the snapshots.
+  const racing: Storage = Object.create(storage, {
+    list: {
+      value: async function* (prefix: string) {
+        yield* storage.list(prefix);
+        if (prefix === prefixes.snapshots) await storage.delete(blobNames.snapshot(first.id as SnapshotId));
+      },
+    },
+  });
+  const reader = await Repository.open(racing, passphrase);
+  assert.deepEqual(
+    (await reader.snapshots()).map((s) => s.id),
+    [second.id],
+  );
+});
