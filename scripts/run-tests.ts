@@ -1,5 +1,6 @@
 // Runs the test suites with Node's own test runner: `unit` (src/ and test/harness/, no servers),
-// `integration` (test/integration/, real control plane and services), or both when no suite is named.
+// `integration` (test/integration/, real control plane and services), `operator` (test/operator/, the
+// operator end to end), or all three when no suite is named.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -8,8 +9,7 @@ import { repoRoot } from '../test/harness/tools.ts';
 const suites: Record<string, string[]> = {
   unit: ['src', 'test/harness'],
   integration: ['test/integration'],
-  // Operator end-to-end tests: pass in the work tree, but failed in a clean-clone CI run (agent Jobs did
-  // not start there; not yet understood), so they run on demand until that is fixed.
+  // The operator end to end (control plane, process kubelet, agent Jobs, databases, object stores).
   operator: ['test/operator'],
 };
 
@@ -26,7 +26,7 @@ if (unknown.length) {
   console.error(`unknown suite ${unknown.join(', ')}; choose from ${Object.keys(suites).join(', ')}`);
   process.exit(2);
 }
-const files = (requested.length ? requested : ['unit', 'integration'])
+const files = (requested.length ? requested : ['unit', 'integration', 'operator'])
   .flatMap((s) => suites[s] ?? [])
   .flatMap(testFiles);
 if (files.length === 0) {
