@@ -7,6 +7,7 @@ import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
 import { createContext } from './context.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
+import { reuseConnections } from './runtime/connections.ts';
 import { LeaderElector } from './runtime/leader.ts';
 
 export interface OperatorOptions {
@@ -19,7 +20,12 @@ export interface OperatorOptions {
  * Runs the controllers until `signal` aborts. With leader election only the Lease holder runs them;
  * the others wait to take over.
  */
-export async function runOperator(kc: k8s.KubeConfig, options: OperatorOptions, signal: AbortSignal): Promise<void> {
+export async function runOperator(
+  config: k8s.KubeConfig,
+  options: OperatorOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const kc = reuseConnections(config);
   const lead = async (leading: AbortSignal) => {
     const ctx = createContext(kc, options.settings, options.now);
     const informers = Object.values(ctx.informers);
