@@ -48,6 +48,7 @@ export async function runOperator(
     signal.addEventListener('abort', abort, { once: true });
     await Promise.all(controllers.map((c) => c.run(stop.signal)));
     await Promise.all(informers.map((i) => i.stop()));
+    await ctx.events.flush();
   };
   if (!options.leaderElection) return lead(signal);
   const elector = new LeaderElector(kc, {

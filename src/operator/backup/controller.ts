@@ -36,7 +36,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
         }));
       if (decision.status && !backup.metadata.deletionTimestamp)
         await resources.writeStatus('backups', backup, decision.status);
-      for (const e of decision.events) await events.record(backup, e.type, e.reason, e.message);
+      for (const e of decision.events) events.record(backup, e.type, e.reason, e.message);
       if (decision.removeFinalizer)
         await resources.updateMetadata<Backup>('backups', namespace, name, (m) => ({
           ...m,

@@ -21,7 +21,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       for (const backup of decision.create) {
         const { created } = await resources.createOrGet('backups', backup);
         if (created)
-          await events.record(
+          events.record(
             policy,
             'Normal',
             'BackupScheduled',
@@ -30,21 +30,21 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       }
       for (const removal of decision.remove) {
         await resources.delete('backups', namespace, removal.name);
-        await events.record(
+        events.record(
           policy,
           'Normal',
           'BackupRemoved',
           `retention removed ${removal.name}: ${removal.reasons.join('; ')}`,
         );
       }
-      for (const e of decision.events) await events.record(policy, e.type, e.reason, e.message);
+      for (const e of decision.events) events.record(policy, e.type, e.reason, e.message);
       const before = JSON.stringify(policy.status?.conditions ?? []);
       await resources.writeStatus('backuppolicies', policy, decision.status);
       if (before !== JSON.stringify(decision.status.conditions ?? [])) {
         const ready = decision.status.conditions?.find((c) => c.type === 'Ready');
         const rpo = decision.status.conditions?.find((c) => c.type === 'RPOMet');
-        if (ready?.status === 'False') await events.record(policy, 'Warning', ready.reason, ready.message ?? '');
-        if (rpo?.status === 'False') await events.record(policy, 'Warning', rpo.reason, rpo.message ?? '');
+        if (ready?.status === 'False') events.record(policy, 'Warning', ready.reason, ready.message ?? '');
+        if (rpo?.status === 'False') events.record(policy, 'Warning', rpo.reason, rpo.message ?? '');
       }
       return { requeueAfterMs: decision.requeueAfterMs };
     },

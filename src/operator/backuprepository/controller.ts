@@ -20,7 +20,7 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
       const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
       await resources.writeStatus('backuprepositories', repository, decision.status);
-      for (const e of decision.events) await events.record(repository, e.type, e.reason, e.message);
+      for (const e of decision.events) events.record(repository, e.type, e.reason, e.message);
       return { requeueAfterMs: decision.requeueAfterMs };
     },
     hooks,

@@ -37,7 +37,7 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
       const decision = decideRestore(observed);
       await createAgentJobs(ctx, namespace, decision.createJobs);
       if (decision.status) await resources.writeStatus('restorerequests', request, decision.status);
-      for (const e of decision.events) await events.record(request, e.type, e.reason, e.message);
+      for (const e of decision.events) events.record(request, e.type, e.reason, e.message);
       return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
     },
     hooks,

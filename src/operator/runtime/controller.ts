@@ -41,7 +41,7 @@ export class Controller {
     readonly name: string,
     private readonly reconcile: Reconcile,
     private readonly hooks: ControllerHooks = {},
-    private readonly workers = 2,
+    private readonly workers = 4,
   ) {}
 
   /**

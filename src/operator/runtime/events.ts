@@ -24,14 +24,36 @@ export class EventRecorder {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  async record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+  private readonly sending = new Set<Promise<void>>();
+
+  /**
+   * Logs the event at once and posts it in the background, as client-go's recorder does: a
+   * reconcile never waits for an Event, and a failed post is logged, not retried.
+   */
+  record(target: EventTarget, type: EventType, reason: string, message: string): void {
     const namespace = target.metadata.namespace ?? 'default';
-    const now = new Date();
     const level = type === 'Warning' ? 'warn' : 'info';
     log[level](
       { event: reason, kind: target.kind, namespace, name: target.metadata.name },
       `${target.kind} ${namespace}/${target.metadata.name}: ${message}`,
     );
+    const sent = this.post(target, namespace, type, reason, message).finally(() => this.sending.delete(sent));
+    this.sending.add(sent);
+  }
+
+  /** Waits for the events still being posted (on shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all(this.sending);
+  }
+
+  private async post(
+    target: EventTarget,
+    namespace: string,
+    type: EventType,
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const now = new Date();
     try {
       await this.core.createNamespacedEvent({
         namespace,
