@@ -45,6 +45,8 @@ export class PostgresSource implements DatabaseSource {
   private readonly databases: string[] | 'all';
   private readonly lockWaitTimeoutSeconds: number;
   private tools: Promise<PostgresTools> | undefined;
+  /** What check() found, reused by dump(): each psql session costs a connection. */
+  private resolved: Promise<Resolved> | undefined;
 
   constructor(options: PostgresSourceOptions) {
     const port = options.port ?? 5432;
@@ -70,11 +72,11 @@ export class PostgresSource implements DatabaseSource {
   }
 
   async check(): Promise<void> {
-    await this.resolve();
+    await this.resolution();
   }
 
   async dump(): Promise<DatabaseDump> {
-    const resolved = await this.resolve();
+    const resolved = await this.resolution();
     const several = this.databases === 'all' || resolved.databases.length > 1;
     const objects: ObjectCount[] = [];
     const skipped: Skipped[] = [...resolved.skipped];
@@ -107,9 +109,7 @@ export class PostgresSource implements DatabaseSource {
     let context: RestoreContext;
     try {
       const psql = new Psql((await this.findTools()).psql, this.connection);
-      const maintenance = options.database === 'postgres' ? 'template1' : 'postgres';
-      const serverVersion = await this.serverVersion(psql, maintenance);
-      context = { psql, password: this.connection.password, server: this.server(), serverVersion };
+      context = { psql, password: this.connection.password, server: this.server() };
     } catch (error) {
       data.destroy();
       throw error;
@@ -121,6 +121,11 @@ export class PostgresSource implements DatabaseSource {
   async countRows(database: string): Promise<ObjectCount[]> {
     const psql = new Psql((await this.findTools()).psql, this.connection);
     return countRows(psql, database, `counting rows of database "${database}" on ${this.server()}`);
+  }
+
+  private resolution(): Promise<Resolved> {
+    this.resolved ??= this.resolve();
+    return this.resolved;
   }
 
   /**

@@ -10,6 +10,10 @@ export interface RestoreContext {
   password: string | undefined;
   /** Names the target server in errors. */
   server: string;
+}
+
+/** The context once connected: the server's version decides how databases are dropped. */
+interface Connected extends RestoreContext {
   serverVersion: number;
 }
 
@@ -34,6 +38,7 @@ export async function restoreDatabase(
   const postRestoreSQL = options.postRestoreSQL?.trim();
   const maintenance = target === 'postgres' ? 'template1' : 'postgres';
   const scratch = `${SCRATCH_PREFIX}${randomBytes(6).toString('hex')}`;
+  let connected: Connected = { ...context, serverVersion: 0 };
   let created = false;
   try {
     validateDatabaseName(target);
@@ -42,7 +47,15 @@ export async function restoreDatabase(
     if (postRestoreSQL && Buffer.byteLength(postRestoreSQL) > 100_000)
       // it travels as one argv entry
       throw new TidemarkError('InvalidArgument', 'post-restore SQL is longer than 100 kB');
-    if (options.mode === 'new') await refuseNonEmpty(context, maintenance, target);
+    // Every psql session costs a connection (~50 ms), so the first one asks both questions.
+    const [version, exists] = await psql.query(
+      maintenance,
+      `select current_setting('server_version_num'),
+              exists (select from pg_catalog.pg_database where datname = :'target')`,
+      { vars: { target }, doing: `${server}: cannot connect to database "${maintenance}"` },
+    );
+    connected = { ...context, serverVersion: Number(version) };
+    if (options.mode === 'new' && exists === 't') await refuseNonEmpty(connected, target);
     await psql.query(maintenance, 'create database :"scratch" template template0', {
       vars: { scratch },
       doing: `creating a database on ${server} to restore into`,
@@ -64,12 +77,12 @@ export async function restoreDatabase(
           `post-restore SQL failed on the restored copy of "${target}", target left unchanged: ${summarizeStderr(post.stderr, context.password)}`,
         );
     }
-    await dropTarget(context, maintenance, target, options.mode);
+    await dropTarget(connected, maintenance, target, options.mode);
     created = false; // the target is gone: from here on the scratch database holds the only copy
-    await renameScratch(context, maintenance, scratch, target);
+    await renameScratch(connected, maintenance, scratch, target);
     return { objects, skipped: [] };
   } catch (error) {
-    if (created) await dropScratch(context, maintenance, scratch);
+    if (created) await dropScratch(connected, maintenance, scratch);
     throw error;
   } finally {
     if (!data.readableEnded) data.destroy();
@@ -91,8 +104,7 @@ async function targetExists(context: RestoreContext, maintenance: string, target
   return rows.length > 0;
 }
 
-async function refuseNonEmpty(context: RestoreContext, maintenance: string, target: string): Promise<void> {
-  if (!(await targetExists(context, maintenance, target))) return;
+async function refuseNonEmpty(context: RestoreContext, target: string): Promise<void> {
   const relations = await countRelations(context.psql, target);
   if (relations > 0)
     throw new TidemarkError(
@@ -103,12 +115,15 @@ async function refuseNonEmpty(context: RestoreContext, maintenance: string, targ
 
 /** Drops the target, refusing a non-empty one again in mode `new` (its check may be old by now). */
 async function dropTarget(
-  context: RestoreContext,
+  context: Connected,
   maintenance: string,
   target: string,
   mode: DatabaseRestoreOptions['mode'],
 ): Promise<void> {
-  if (mode === 'new') await refuseNonEmpty(context, maintenance, target);
+  if (mode === 'new') {
+    if (!(await targetExists(context, maintenance, target))) return;
+    await refuseNonEmpty(context, target);
+  }
   // Only mode `replace` ends other sessions; in mode `new` a session on the empty target fails the drop.
   const drop =
     mode === 'new'
@@ -123,7 +138,7 @@ async function dropTarget(
   });
 }
 
-async function renameScratch(context: RestoreContext, maintenance: string, scratch: string, target: string) {
+async function renameScratch(context: Connected, maintenance: string, scratch: string, target: string) {
   try {
     await context.psql.query(maintenance, 'alter database :"scratch" rename to :"target"', {
       vars: { scratch, target },
@@ -136,7 +151,7 @@ async function renameScratch(context: RestoreContext, maintenance: string, scrat
   }
 }
 
-async function dropScratch(context: RestoreContext, maintenance: string, scratch: string): Promise<void> {
+async function dropScratch(context: Connected, maintenance: string, scratch: string): Promise<void> {
   const force = context.serverVersion >= 130000 ? ' with (force)' : '';
   await context.psql
     .query(maintenance, `drop database if exists :"scratch"${force}`, { vars: { scratch } })
