@@ -109,10 +109,10 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       });
       sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
       if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
-      decision.requeueAfterMs = Math.min(
-        decision.requeueAfterMs,
-        Math.max(1000, runs.nextRunTime.getTime() - now.getTime()),
-      );
+      // Aim just past the slot (a timer may fire a millisecond early, which would miss it by a whole
+      // requeue). A slot already past waits for the running Backup, whose update requeues us.
+      const untilNext = runs.nextRunTime.getTime() - now.getTime();
+      decision.requeueAfterMs = Math.min(decision.requeueAfterMs, untilNext > 0 ? untilNext + 5 : 1000);
       const running = mine.find((b) => !done(b));
       if (runs.due && running) {
         // No two runs of one source overlap: the due run starts when the running one ends (its update requeues us).
