@@ -128,7 +128,7 @@ describe('decidePolicy', () => {
   });
 
   it('a replica outside allowedRegions stops every run and says why in Ready', () => {
-    const refused = policy({ replicas: [{ repository: 'replica' }], allowedRegions: ['eu-central-1'] });
+    const refused = policy({ replicas: [{ repository: 'replica', region: 'us-east-1' }], allowedRegions: ['eu-central-1'] });
     const repositories = new Map([
       ['primary', repository('primary', 'eu-central-1')],
       ['replica', repository('replica', 'us-east-1')],
