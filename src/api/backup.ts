@@ -24,7 +24,9 @@ export const backupSpec = object(
 const repositoryState = object({
   repository: string({ maxLength: 253 }),
   role: enumOf(['primary', 'replica'] as const),
-  state: enumOf(['Pending', 'Running', 'Succeeded', 'Failed'] as const),
+  state: enumOf(['Pending', 'Running', 'Succeeded', 'Failed', 'Forgotten'] as const, {
+    description: "Forgotten: this repository's retention removed the snapshot while another repository keeps it.",
+  }),
   snapshotId: optional(string({ maxLength: 128 })),
   completionTime: optional(timestamp('When the copy in this repository was complete and verified.')),
   message: optional(string({ maxLength: 4096 })),

@@ -16,6 +16,15 @@ import {
 } from './job.ts';
 
 export const SNAPSHOT_FINALIZER = 'tidemark.dev/snapshots';
+/**
+ * Set by the policy controller: the repositories whose retention dropped this Backup while another
+ * repository's retention keeps it (comma-separated). Their copies are forgotten; the object stays.
+ */
+export const RETIRED_ANNOTATION = 'tidemark.dev/retired-from';
+
+export function retiredFrom(backup: Backup): string[] {
+  return (backup.metadata.annotations?.[RETIRED_ANNOTATION] ?? '').split(',').filter(Boolean);
+}
 
 export interface JobObserved {
   job: k8s.V1Job;
@@ -130,6 +139,7 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
   }
 
   if (status.phase === 'Succeeded' && policy && primary) replicate(observed, policy, primary, status, decision, now);
+  if (status.phase === 'Succeeded') retire(observed, status, decision);
   decision.status = status;
   return decision;
 }
@@ -169,7 +179,7 @@ function replicate(
   now: Date,
 ): void {
   for (const state of status.repositories ?? []) {
-    if (state.role !== 'replica' || state.state === 'Succeeded' || state.state === 'Failed') continue;
+    if (state.role !== 'replica' || (state.state !== 'Pending' && state.state !== 'Running')) continue;
     const replica = observed.repositories.get(state.repository);
     if (!replica) {
       state.state = 'Failed';
@@ -204,6 +214,45 @@ function replicate(
         message: `copy to ${state.repository} failed: ${state.message}`,
       });
     } else if (state.state === 'Pending') state.state = 'Running';
+  }
+}
+
+/**
+ * R-RET per repository: forgets the snapshot in each repository whose retention dropped it (the
+ * policy says which in RETIRED_ANNOTATION), once no copy is in flight (a replica copies from the
+ * primary).
+ */
+function retire(observed: BackupObserved, status: BackupStatus, decision: BackupDecision): void {
+  if (status.repositories?.some((r) => r.state === 'Pending' || r.state === 'Running')) return;
+  for (const name of retiredFrom(observed.backup)) {
+    const state = status.repositories?.find((r) => r.repository === name && r.state === 'Succeeded');
+    const repository = observed.repositories.get(name);
+    if (!state || !repository) continue;
+    const jobName = forgetJobName(observed.backup, name);
+    const job = observed.jobs.get(jobName);
+    const snapshot = state.snapshotId ?? status.snapshotId ?? '';
+    if (!job) {
+      decision.createJobs.push(
+        forgetJob(observed.backup, observed.policy, repository, snapshot, jobName, observed.settings),
+      );
+      continue;
+    }
+    const outcome = jobOutcome(job.job);
+    if (outcome === 'Complete' && job.result?.ok) {
+      state.state = 'Forgotten';
+      state.message = `removed by the retention of ${name}; the repositories that keep it still hold it`;
+      decision.events.push({
+        type: 'Normal',
+        reason: 'SnapshotForgotten',
+        message: `retention of ${name} removed snapshot ${snapshot.slice(0, 12)} there; other repositories keep it`,
+      });
+    } else if (outcome) {
+      const message = `could not remove snapshot ${snapshot.slice(0, 12)} from ${name}: ${job.result?.error?.message ?? jobFailure(job.job)}`;
+      if (state.message !== message) {
+        state.message = message;
+        decision.events.push({ type: 'Warning', reason: 'ForgetFailed', message });
+      }
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { RETIRED_ANNOTATION } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
 import { decidePolicy } from './decide.ts';
@@ -35,6 +36,18 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
           'Normal',
           'BackupRemoved',
           `retention removed ${removal.name}: ${removal.reasons.join('; ')}`,
+        );
+      }
+      for (const retired of decision.retire) {
+        await resources.updateMetadata<Backup>('backups', namespace, retired.name, (m) => ({
+          ...m,
+          annotations: { ...m.annotations, [RETIRED_ANNOTATION]: retired.repositories.join(',') },
+        }));
+        events.record(
+          policy,
+          'Normal',
+          'BackupRetired',
+          `retention removes ${retired.name} from ${retired.repositories.join(', ')} (kept elsewhere): ${retired.reasons.join('; ')}`,
         );
       }
       for (const e of decision.events) events.record(policy, e.type, e.reason, e.message);

@@ -128,7 +128,10 @@ describe('decidePolicy', () => {
   });
 
   it('a replica outside allowedRegions stops every run and says why in Ready', () => {
-    const refused = policy({ replicas: [{ repository: 'replica', region: 'us-east-1' }], allowedRegions: ['eu-central-1'] });
+    const refused = policy({
+      replicas: [{ repository: 'replica', region: 'us-east-1' }],
+      allowedRegions: ['eu-central-1'],
+    });
     const repositories = new Map([
       ['primary', repository('primary', 'eu-central-1')],
       ['replica', repository('replica', 'us-east-1')],
@@ -157,5 +160,72 @@ describe('decidePolicy', () => {
       ['tenants-documents-full-20261120t020000z'],
     );
     assert.ok(decision.remove[0]?.reasons.length);
+  });
+});
+
+describe('decidePolicy: retention per repository', () => {
+  const days = ['19', '20', '21', '22'].map((d) => {
+    const b = backup(
+      `tenants-documents-full-202611${d}t0200z`,
+      `2026-11-${d}T02:00:00Z`,
+      'Succeeded',
+      `2026-11-${d}T02:03:00Z`,
+    );
+    return b;
+  });
+  const repositories = new Map([
+    ['primary', repository('primary', 'eu-central-1')],
+    ['replica', repository('replica', 'westeurope')],
+  ]);
+  const now = at('2026-11-22T09:00:00Z');
+
+  it('a replica keeping longer than the primary: the Backup stays and the primary copy is retired', () => {
+    const spec = policy({
+      retention: { keepLastFull: 2 },
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 3 } }],
+    });
+    const decision = decidePolicy(observe({ policy: spec, backups: days, repositories, now }));
+    assert.deepEqual(
+      decision.remove.map((r) => r.name),
+      ['tenants-documents-full-20261119t0200z'],
+      'kept by neither: removed',
+    );
+    assert.deepEqual(
+      decision.retire.map((r) => [r.name, r.repositories]),
+      [['tenants-documents-full-20261120t0200z', ['primary']]],
+    );
+    assert.match(decision.retire[0]?.reasons.join(';') ?? '', /^primary: /);
+  });
+
+  it('a Backup already retired from those repositories is not retired again', () => {
+    const spec = policy({
+      retention: { keepLastFull: 2 },
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 3 } }],
+    });
+    const retired = days.map((b) =>
+      b.metadata.name === 'tenants-documents-full-20261120t0200z'
+        ? { ...b, metadata: { ...b.metadata, annotations: { 'tidemark.dev/retired-from': 'primary' } } }
+        : b,
+    );
+    assert.deepEqual(decidePolicy(observe({ policy: spec, backups: retired, repositories, now })).retire, []);
+  });
+
+  it('a replica keeping less: its copies of what the primary keeps are retired', () => {
+    const spec = policy({
+      retention: { keepLastFull: 3 },
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 1 } }],
+    });
+    const decision = decidePolicy(observe({ policy: spec, backups: days, repositories, now }));
+    assert.deepEqual(
+      decision.remove.map((r) => r.name),
+      ['tenants-documents-full-20261119t0200z'],
+    );
+    assert.deepEqual(
+      decision.retire.map((r) => [r.name, r.repositories]),
+      [
+        ['tenants-documents-full-20261120t0200z', ['replica']],
+        ['tenants-documents-full-20261121t0200z', ['replica']],
+      ],
+    );
   });
 });

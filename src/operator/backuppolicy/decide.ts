@@ -3,8 +3,9 @@ import type { Condition } from '../../api/common.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { retiredFrom } from '../backup/decide.ts';
 import { LABELS } from '../backup/job.ts';
-import { applyRetention, type RetentionDecision, retentionForRepository } from '../retention/retention.ts';
+import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
 
@@ -25,8 +26,13 @@ export interface PolicyEvent {
 
 export interface PolicyDecision {
   create: Backup[];
-  /** Backups retention removes, each with why (an Event on the policy says it). */
+  /** Backups no repository's retention keeps, each with why (an Event on the policy says it). */
   remove: { name: string; reasons: string[] }[];
+  /**
+   * Backups some repositories' retention dropped while another keeps them: the new value of their
+   * RETIRED_ANNOTATION (the Backup controller forgets those copies), with each repository's reasons.
+   */
+  retire: { name: string; repositories: string[]; reasons: string[] }[];
   status: BackupPolicyStatus;
   events: PolicyEvent[];
   requeueAfterMs: number;
@@ -47,7 +53,14 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   const set = (type: string, status: Condition['status'], reason: string, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
   };
-  const decision: PolicyDecision = { create: [], remove: [], status: {}, events: [], requeueAfterMs: MAX_REQUEUE_MS };
+  const decision: PolicyDecision = {
+    create: [],
+    remove: [],
+    retire: [],
+    status: {},
+    events: [],
+    requeueAfterMs: MAX_REQUEUE_MS,
+  };
 
   const problems: Problem[] = [
     ...validateSchedule(policy.spec.schedule).map((p) => ({ ...p, reason: 'InvalidSchedule' })),
@@ -128,8 +141,9 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     }
 
     const finished = mine.filter((b) => done(b) && b.status?.completionTime);
-    for (const d of retain(policy, finished, now))
-      if (!d.keep) decision.remove.push({ name: d.name, reasons: d.reasons });
+    const verdict = retain(policy, finished, now);
+    decision.remove.push(...verdict.remove);
+    decision.retire.push(...verdict.retire);
     sources.push(sourceStatus);
   }
 
@@ -196,21 +210,44 @@ function residencyProblems(policy: BackupPolicy, repositories: Map<string, Backu
   return problems.filter((p): p is Problem => p !== undefined);
 }
 
-function retain(policy: BackupPolicy, finished: Backup[], now: Date): RetentionDecision[] {
-  if (finished.length === 0) return [];
-  const rule = retentionForRepository(policy.spec, policy.spec.repository);
-  return applyRetention(
-    finished.map((b) => ({
-      name: b.metadata.name ?? '',
-      type: b.spec.type ?? 'full',
-      chainId: b.status?.chainId ?? b.metadata.name ?? '',
-      completionTime: new Date(b.status?.completionTime as string),
-      phase: b.status?.phase === 'Succeeded' ? 'Succeeded' : 'Failed',
-    })),
-    rule,
-    now,
-    policy.spec.schedule.timeZone ?? 'UTC',
-  );
+/**
+ * R-RET per repository: each repository's rule (a replica's own, else the primary's) decides on its
+ * own. A Backup goes when no repository keeps it; one that some repositories dropped while another
+ * keeps it stays, and those repositories' copies are retired.
+ */
+function retain(policy: BackupPolicy, finished: Backup[], now: Date): Pick<PolicyDecision, 'remove' | 'retire'> {
+  if (finished.length === 0) return { remove: [], retire: [] };
+  const input = finished.map((b) => ({
+    name: b.metadata.name ?? '',
+    type: b.spec.type ?? 'full',
+    chainId: b.status?.chainId ?? b.metadata.name ?? '',
+    completionTime: new Date(b.status?.completionTime as string),
+    phase: b.status?.phase === 'Succeeded' ? ('Succeeded' as const) : ('Failed' as const),
+  }));
+  const repositories = [policy.spec.repository, ...(policy.spec.replicas ?? []).map((r) => r.repository)];
+  const verdicts = repositories.map((repository) => ({
+    repository,
+    decisions: applyRetention(
+      input,
+      retentionForRepository(policy.spec, repository),
+      now,
+      policy.spec.schedule.timeZone ?? 'UTC',
+    ),
+  }));
+  const result: Pick<PolicyDecision, 'remove' | 'retire'> = { remove: [], retire: [] };
+  finished.forEach((backup, i) => {
+    const name = backup.metadata.name ?? '';
+    const dropped = verdicts.filter((v) => !v.decisions[i]?.keep);
+    const reasons = (v: (typeof verdicts)[number]) =>
+      (v.decisions[i]?.reasons ?? []).map((r) => (verdicts.length > 1 ? `${v.repository}: ${r}` : r));
+    if (dropped.length === verdicts.length) result.remove.push({ name, reasons: dropped.flatMap(reasons) });
+    else if (dropped.length > 0) {
+      const retiring = dropped.map((v) => v.repository).sort();
+      if (retiring.join(',') !== retiredFrom(backup).sort().join(','))
+        result.retire.push({ name, repositories: retiring, reasons: dropped.flatMap(reasons) });
+    }
+  });
+  return result;
 }
 
 function newBackup(policy: BackupPolicy, source: string, type: 'full' | 'incremental', scheduledTime: Date): Backup {

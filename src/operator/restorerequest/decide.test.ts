@@ -359,6 +359,18 @@ describe('decideRestore: phases', () => {
     );
   });
 
+  test("a Backup the primary's retention forgot restores from the replica that keeps it", () => {
+    const forgotten = backup('b-2', '2026-03-01T02:00:00Z', 'Succeeded', {
+      repositories: [
+        { repository: 'primary-eu', role: 'primary', state: 'Forgotten', snapshotId: 'snap-b-2' },
+        { repository: 'replica-we', role: 'replica', state: 'Succeeded', snapshotId: 'snap-b-2' },
+      ],
+    });
+    const d = decideRestore(observed(request(), { backups: [forgotten] }));
+    assert.equal(d.status?.repository, 'replica-we');
+    assert.match(String(env(d.createJobs[0]).TIDEMARK_REPO), /^s3:\/\/replica-we\//);
+  });
+
   test('mode replace, target.database and a volume target reach the Job', () => {
     const d = decideRestore(
       observed(

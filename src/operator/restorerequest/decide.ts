@@ -299,7 +299,9 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
     status.phase = 'Approved';
   }
 
-  const primary = backup.status?.repositories?.find((r) => r.role === 'primary');
+  // The primary, unless its retention already forgot this snapshot (a replica that keeps it then serves).
+  const held = backup.status?.repositories?.filter((r) => r.state === 'Succeeded') ?? [];
+  const primary = held.find((r) => r.role === 'primary') ?? held[0];
   const repositoryName = primary?.repository ?? policy.spec.repository;
   const repository = observed.repositories.get(repositoryName);
   if (!repository) return fail('RepositoryNotFound', `BackupRepository ${repositoryName} does not exist`);
@@ -396,7 +398,11 @@ function decideRunning(
   const firstAttempt = jobName === restoreJobName(request);
   if (firstAttempt && error && FALLBACK_CODES.has(error.code)) {
     const replica = backup?.status?.repositories?.find(
-      (r) => r.role === 'replica' && r.state === 'Succeeded' && observed.repositories.has(r.repository),
+      (r) =>
+        r.role === 'replica' &&
+        r.state === 'Succeeded' &&
+        r.repository !== status.repository &&
+        observed.repositories.has(r.repository),
     );
     const target = backup && policy ? resolveTarget(request, backup, policy) : undefined;
     if (replica && backup && target && 'target' in target) {
