@@ -37,7 +37,10 @@ export async function* dumpDatabase(
     // A table held in ACCESS EXCLUSIVE (a long migration) fails the dump instead of hanging it.
     `--lock-wait-timeout=${context.lockWaitTimeoutSeconds}s`,
   ];
-  const child = spawn(context.tools.pgDump, args, {
+  // pg_dump writes to a pipe 4 KiB at a time (stdio's buffer for pipes), and each read costs Node far more
+  // than the write costs pg_dump (~0.5 s of CPU per GiB here): stdbuf gives it a 1 MiB buffer instead.
+  const { pgDump, stdbuf } = context.tools;
+  const child = spawn(stdbuf ?? pgDump, stdbuf ? ['-o', '1M', pgDump, ...args] : args, {
     env: clientEnv(context.connection, database),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,7 +64,7 @@ export async function* dumpDatabase(
       yield chunk;
     }
     const { code, error } = await exited;
-    if (error) throw new TidemarkError('Unsupported', `cannot run ${context.tools.pgDump}: ${error.message}`);
+    if (error) throw new TidemarkError('Unsupported', `cannot run ${pgDump}: ${error.message}`);
     if (code !== 0)
       throw new TidemarkError(
         'SourceUnavailable',

@@ -21,19 +21,22 @@ test('compares and prints major versions as PostgreSQL numbers them', () => {
   assert.equal(formatMajor(90624), '9.6');
 });
 
-test('takes the tools from the first PATH directory that has pg_dump, and reads its version', async () => {
+test('takes the tools from the first PATH directory that has pg_dump, reads its version, finds stdbuf', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tidemark-pgtools-'));
   try {
     for (const name of ['pg_dump', 'pg_dumpall', 'psql']) {
       await writeFile(join(dir, name), '#!/bin/sh\necho "pg_dump (PostgreSQL) 16.4"\n');
       await chmod(join(dir, name), 0o755);
     }
+    assert.equal((await findTools(dir)).stdbuf, undefined);
+    await writeFile(join(dir, 'stdbuf'), '');
     const tools = await findTools(`${dir}:/usr/bin`);
     assert.deepEqual(tools, {
       pgDump: join(dir, 'pg_dump'),
       pgDumpAll: join(dir, 'pg_dumpall'),
       psql: join(dir, 'psql'),
       pgDumpVersion: 160004,
+      stdbuf: join(dir, 'stdbuf'),
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

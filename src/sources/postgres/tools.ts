@@ -12,6 +12,8 @@ export interface PostgresTools {
   psql: string;
   /** pg_dump's version as `server_version_num` would give it (150018 for 15.18). */
   pgDumpVersion: number;
+  /** coreutils' stdbuf, when on the PATH (see dump.ts). */
+  stdbuf: string | undefined;
 }
 
 /**
@@ -40,7 +42,12 @@ export async function findTools(searchPath = process.env.PATH ?? ''): Promise<Po
   const pgDumpVersion = parseToolVersion(stdout);
   if (pgDumpVersion === undefined)
     throw new TidemarkError('Unsupported', `cannot read the version of ${pgDump} from "${stdout.trim()}"`);
-  return { pgDump, pgDumpAll: find('pg_dumpall', dir), psql: find('psql', dir), pgDumpVersion };
+  const stdbuf = searchPath
+    .split(':')
+    .filter(Boolean)
+    .map((d) => join(d, 'stdbuf'))
+    .find((path) => existsSync(path));
+  return { pgDump, pgDumpAll: find('pg_dumpall', dir), psql: find('psql', dir), pgDumpVersion, stdbuf };
 }
 
 /** `pg_dump (PostgreSQL) 15.18 (Debian ...)` → 150018; `9.6.24` → 90624; `17devel` → 170000. */
