@@ -54,17 +54,21 @@ export function renderSection(r: OperatorReport): string {
     '',
     ...r.details.map((d) => `- ${d}`),
     '',
-    `Operator requests in the steady-state window (watches aside), per minute, by kind (per-minute totals: ${r.perMinute.map((n) => String(n)).join(', ')}):`,
-    '',
-    '| request | per minute |',
-    '| --- | ---: |',
-    ...[...r.steadyRequests.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([key, n]) => {
-        const k = parseKey(key);
-        return `| ${k.verb} ${k.resource}${k.subresource ? `/${k.subresource}` : ''} | ${fmt(n / r.steadyMinutes)} |`;
-      }),
-    '',
+    ...(r.steadyRequests.size === 0
+      ? ['The operator made no requests in the steady-state window (watches aside).', '']
+      : [
+          `Operator requests in the steady-state window (watches aside), per minute, by kind (per-minute totals: ${r.perMinute.map((n) => String(n)).join(', ')}):`,
+          '',
+          '| request | per minute |',
+          '| --- | ---: |',
+          ...[...r.steadyRequests.entries()]
+            .sort((a, b) => b[1] - a[1])
+            .map(([key, n]) => {
+              const k = parseKey(key);
+              return `| ${k.verb} ${k.resource}${k.subresource ? `/${k.subresource}` : ''} | ${fmt(n / r.steadyMinutes)} |`;
+            }),
+          '',
+        ]),
   ];
   if (r.limits.length) lines.push('### What limits us', '', ...r.limits.map((l) => `- ${l}`), '');
   if (r.profile) {

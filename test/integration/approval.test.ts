@@ -1,74 +1,45 @@
 // R-RESTORE: restore approval enforced by the API server. deploy/admission-policy.yaml (a
 // ValidatingAdmissionPolicy on request.userInfo) is applied to a real kube-apiserver, and users are
-// impersonated with RBAC that lets them write RestoreRequests but not their status.
-//
-// Users act through kubectl --as/--as-group: @kubernetes/client-node 1.4 sends Impersonate-User but
-// drops the kubeconfig's impersonated groups, and groups are what approver rules are about.
+// impersonated with RBAC that lets them write RestoreRequests but not their status
+// (test/harness/four-eyes.ts). The operator's part is in test/operator/restore-request.test.ts.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { type Cluster, startCluster } from '../harness/cluster.ts';
-import { goTool, repoRoot } from '../harness/tools.ts';
+import {
+  type Approval,
+  approveAs,
+  installFourEyes,
+  kubectlAs,
+  type Person,
+  admissionPolicyFile as policyFile,
+} from '../harness/four-eyes.ts';
+import { helm } from '../harness/helm.ts';
+import { repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are checked field by field
 type Obj = Record<string, any>;
-interface Approval {
-  user: string;
-  comment?: string;
-}
-
 const namespace = 'tenants';
 const group = 'tidemark.dev';
 const version = 'v1alpha1';
 const plural = 'restorerequests';
-const policyFile = join(repoRoot, 'deploy', 'admission-policy.yaml');
 
 /** The people of the scenario: a requester, a colleague, an on-call approver and a user named in approverUsers. */
 const A = { user: 'dev@acme.example', groups: ['developers'] };
 const B = { user: 'colleague@acme.example', groups: ['developers'] };
 const C = { user: 'oncall@acme.example', groups: ['platform-oncall'] };
 const D = { user: 'cto@acme.example', groups: [] as string[] };
-type Person = typeof A;
 
 const workDir = makeWorkDir('approval');
 let cluster: Cluster;
 
 before(async () => {
   cluster = await startCluster(workDir.path);
-  await cluster.kubectl(['apply', '--server-side', '-f', policyFile]);
   await cluster.kubectl(['create', 'namespace', namespace]);
-  // What a kubectl user gets: write RestoreRequests, but not their status (the operator's).
-  await cluster.kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'List',
-      items: [
-        {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRole',
-          metadata: { name: 'restore-requester' },
-          rules: [{ apiGroups: [group], resources: [plural], verbs: ['create', 'get', 'list', 'update', 'patch'] }],
-        },
-        {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'RoleBinding',
-          metadata: { name: 'restore-requesters', namespace },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'restore-requester' },
-          subjects: [
-            { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'developers' },
-            { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'platform-oncall' },
-            { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: D.user },
-          ],
-        },
-      ],
-    }),
-  );
-  await waitForPolicy();
+  await installFourEyes(cluster, namespace, [A, B, C, D]);
 });
 
 after(async () => {
@@ -239,15 +210,18 @@ describe('before the operator has listed the approvers', () => {
 describe('charts/tidemark', () => {
   test('renders the same policy and binding as deploy/', async () => {
     const rendered = policyObjects(
-      await run(goTool('helm'), [
-        'template',
-        'tidemark',
-        join(repoRoot, 'charts', 'tidemark'),
-        '--namespace',
-        'tidemark-system',
-        '--show-only',
-        'templates/admission-policy.yaml',
-      ]),
+      await helm(
+        [
+          'template',
+          'tidemark',
+          join(repoRoot, 'charts', 'tidemark'),
+          '--namespace',
+          'tidemark-system',
+          '--show-only',
+          'templates/admission-policy.yaml',
+        ],
+        workDir.path,
+      ),
     );
     const deployed = policyObjects(readFileSync(policyFile, 'utf8'));
     assert.deepEqual(
@@ -266,9 +240,8 @@ function restore(name: string, requestedBy: string): Obj {
   };
 }
 
-/** kubectl as `person`: impersonating the user and each of their groups. */
 function as(person: Person, args: string[], input?: string): Promise<string> {
-  return cluster.kubectl([`--as=${person.user}`, ...person.groups.map((g) => `--as-group=${g}`), ...args], input);
+  return kubectlAs(cluster, person, args, input);
 }
 
 async function create(person: Person, body: Obj, ...flags: string[]): Promise<void> {
@@ -284,13 +257,8 @@ async function patch(person: Person, name: string, body: Obj, subresource?: stri
   await as(person, subresource ? [...args, `--subresource=${subresource}`] : args);
 }
 
-/** Adds `added` to the stored approvals with a JSON patch, as docs/validation.md tells approvers to. */
-async function approve(person: Person, name: string, added: Approval[]): Promise<void> {
-  const first = !(await read(name)).spec.approvals?.length;
-  const ops = first
-    ? [{ op: 'add', path: '/spec/approvals', value: added }]
-    : added.map((value) => ({ op: 'add', path: '/spec/approvals/-', value }));
-  await as(person, ['patch', '-n', namespace, 'restorerequest', name, '--type=json', '-p', JSON.stringify(ops)]);
+function approve(person: Person, name: string, added: Approval[]): Promise<void> {
+  return approveAs(cluster, person, namespace, name, added);
 }
 
 /** Writes status as the operator does: through the status subresource. */
@@ -318,51 +286,8 @@ async function assertRefused(request: Promise<unknown>, expected: string | RegEx
   });
 }
 
-/**
- * The binding takes effect once the API server has loaded and type-checked the policy, and the
- * RoleBinding once the RBAC authorizer has seen it: probe with a dry-run create the policy refuses.
- */
-async function waitForPolicy(): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    let last = 'the dry-run create was allowed';
-    try {
-      await create(A, restore('probe', C.user), '--dry-run=server');
-    } catch (e) {
-      last = e instanceof Error ? e.message : String(e);
-      if (last.includes('cannot create a restore requested by')) return;
-    }
-    if (Date.now() > deadline) throw new Error(`the admission policy did not take effect within 30s: ${last}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 function policyObjects(text: string): Obj[] {
   return parseAllDocuments(text)
     .map((d) => d.toJS() as Obj | null)
     .filter((o): o is Obj => o !== null);
-}
-
-function run(command: string, args: string[]): Promise<string> {
-  const env = {
-    ...process.env,
-    HELM_CACHE_HOME: workDir.path,
-    HELM_CONFIG_HOME: workDir.path,
-    HELM_DATA_HOME: workDir.path,
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr}`)),
-    );
-  });
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { type Cluster, startCluster } from '../harness/cluster.ts';
+import { helm as runHelm } from '../harness/helm.ts';
 import { goTool, repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -266,8 +267,8 @@ async function kubectlOut(args: string[]): Promise<string> {
   return (await run(goTool('kubectl'), args, undefined, true)).stdout;
 }
 
-async function helm(args: string[]): Promise<string> {
-  return (await run(goTool('helm'), args, undefined, true)).stdout;
+function helm(args: string[]): Promise<string> {
+  return runHelm(args, workDir.path);
 }
 
 /** Runs a tool; with `check`, a non-zero exit rejects with its stderr. */
@@ -277,15 +278,8 @@ function run(
   input?: string,
   check = false,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  // Keep helm's cache and config out of the user's home.
-  const env = {
-    ...process.env,
-    HELM_CACHE_HOME: workDir.path,
-    HELM_CONFIG_HOME: workDir.path,
-    HELM_DATA_HOME: workDir.path,
-  };
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

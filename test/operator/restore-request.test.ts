@@ -1,7 +1,9 @@
 // RestoreRequests end to end on the real control plane: a policy with a PostgreSQL tenant database,
 // primary on the S3 server, replica on Azurite, an approval rule and an RTO objective. One on-demand
-// Backup is taken and replicated; a request restores it into a new QA database with post-restore SQL
-// once approved; with the S3 server stopped a second request falls back to the replica.
+// Backup is taken and replicated; a developer's request restores it into a new QA database with
+// post-restore SQL once someone else in the approver group approved it (the admission policy of
+// deploy/ enforces who may approve); with the S3 server stopped a second request falls back to the
+// replica.
 // SPEC R-RESTORE, R-OBJ.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -9,11 +11,16 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { Backup, RestoreRequest } from '../../src/api/kinds.ts';
 import { runOperator } from '../../src/operator/operator.ts';
+import { approveAs, installFourEyes, kubectlAs } from '../harness/four-eyes.ts';
 import type { PostgresServer } from '../harness/postgres.ts';
 import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment } from '../harness/tidemark.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const namespace = 'tenants';
+/** A requester, a colleague outside the approver group, and an on-call approver. */
+const A = { user: 'dev@acme.example', groups: ['developers'] };
+const B = { user: 'colleague@acme.example', groups: ['developers'] };
+const C = { user: 'oncall@acme.example', groups: ['platform-oncall'] };
 const workDir = makeWorkDir('restore-request');
 let env: TidemarkEnvironment;
 let cluster: TidemarkEnvironment['cluster'];
@@ -45,7 +52,7 @@ before(async () => {
         repository: 'primary',
         replicas: [{ repository: 'replica', region: 'westeurope' }],
         objectives: { rpo: '1h', rto: '15m' },
-        restore: { approval: { required: 1, approverUsers: ['alice'] } },
+        restore: { approval: { required: 1, approverGroups: ['platform-oncall'] } },
         allowedRegions: ['us-east-1', 'westeurope'],
       },
     },
@@ -56,6 +63,7 @@ before(async () => {
       spec: { policy: 'tenants', source: 'acme-db', type: 'full' },
     },
   ]);
+  await installFourEyes(cluster, namespace, [A, B, C]);
   operator = runOperator(
     cluster.kubeConfig,
     { settings: { image: AGENT_IMAGE, serviceAccountName: 'tidemark-agent' } },
@@ -114,18 +122,14 @@ async function eventReasons(name: string): Promise<string[]> {
 }
 
 /** What an approver does: add their own approval once the request waits for it (the admission policy's flow). */
-async function approve(name: string, user: string): Promise<void> {
+async function approve(name: string, approver: typeof A): Promise<void> {
   await waitFor<RestoreRequest>('restorerequests', name, (r) => r.status?.phase === 'PendingApproval', 20_000);
-  await cluster.kubectl([
-    'patch',
-    'restorerequest',
-    name,
-    '-n',
-    namespace,
-    '--type=merge',
-    '-p',
-    JSON.stringify({ spec: { approvals: [{ user, comment: 'QA copy' }] } }),
-  ]);
+  await approveAs(cluster, approver, namespace, name, [{ user: approver.user, comment: 'QA copy' }]);
+}
+
+/** Creates a RestoreRequest as `person`, who must be its requester (the admission policy checks). */
+async function requestRestore(person: typeof A, name: string, spec: Record<string, unknown>): Promise<void> {
+  await kubectlAs(cluster, person, ['create', '-f', '-'], restoreRequest(name, { ...spec, requestedBy: person.user }));
 }
 
 const anonymise = "update invoices set customer = 'customer ' || id::text || ' (anonymised)'";
@@ -143,16 +147,12 @@ describe('restore requests end to end', () => {
     assert.deepEqual(backup.status?.objects, [{ name: 'public.invoices', records: 5000 }]);
   });
 
-  test('waits for approval, then restores into a new database with post-restore SQL and records the RTO', async () => {
-    await cluster.kubectl(
-      ['apply', '-f', '-'],
-      restoreRequest('acme-qa', {
-        from: { backupName: 'acme-on-demand' },
-        target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa' } },
-        postRestoreSQL: anonymise,
-        requestedBy: 'bob',
-      }),
-    );
+  test('A requests; neither A nor B outside the group can approve; once C in the group approves it restores into a new database with post-restore SQL and records the RTO', async () => {
+    await requestRestore(A, 'acme-qa', {
+      from: { backupName: 'acme-on-demand' },
+      target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa' } },
+      postRestoreSQL: anonymise,
+    });
     const pending = await waitFor<RestoreRequest>(
       'restorerequests',
       'acme-qa',
@@ -160,11 +160,19 @@ describe('restore requests end to end', () => {
       20_000,
     );
     assert.equal(pending.status?.approvalSummary, '0/1');
-    assert.deepEqual(pending.status?.approverUsers, ['alice']);
+    assert.deepEqual(pending.status?.approverGroups, ['platform-oncall']);
     assert.equal(pending.status?.backupName, 'acme-on-demand');
     assert.equal(pending.status?.jobName, undefined, 'no Job before approval');
 
-    await approve('acme-qa', 'alice');
+    await assert.rejects(approve('acme-qa', A), /the requester cannot approve their own restore/);
+    await assert.rejects(approve('acme-qa', B), new RegExp(`${B.user} cannot approve: not among the approvers`));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const still = await get<RestoreRequest>('restorerequests', 'acme-qa');
+    assert.equal(still.status?.phase, 'PendingApproval', 'refused approvals change nothing');
+    assert.equal(still.status?.jobName, undefined);
+    assert.deepEqual(still.spec.approvals ?? [], []);
+
+    await approve('acme-qa', C);
     const done = await waitFor<RestoreRequest>(
       'restorerequests',
       'acme-qa',
@@ -174,7 +182,7 @@ describe('restore requests end to end', () => {
     const status = done.status ?? {};
     assert.equal(status.repository, 'primary');
     assert.equal(status.approvalSummary, '1/1');
-    assert.deepEqual(status.approvedBy, ['alice']);
+    assert.deepEqual(status.approvedBy, [C.user]);
     assert.deepEqual(status.restored, backup.status?.objects);
     assert.deepEqual(status.expected, backup.status?.objects);
     assert.ok(status.startTime && status.completionTime);
@@ -204,15 +212,11 @@ describe('restore requests end to end', () => {
 
   test('with the primary down it falls back to the replica', async () => {
     await s3.stop();
-    await cluster.kubectl(
-      ['apply', '-f', '-'],
-      restoreRequest('acme-qa2', {
-        from: { policy: 'tenants', source: 'acme-db' },
-        target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa2' } },
-        requestedBy: 'bob',
-      }),
-    );
-    await approve('acme-qa2', 'alice');
+    await requestRestore(A, 'acme-qa2', {
+      from: { policy: 'tenants', source: 'acme-db' },
+      target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa2' } },
+    });
+    await approve('acme-qa2', C);
     const done = await waitFor<RestoreRequest>(
       'restorerequests',
       'acme-qa2',

@@ -53,6 +53,10 @@ export interface BackupDecision {
   requeueAfterMs?: number;
 }
 
+export function isFinished(backup: Backup): boolean {
+  return backup.status?.phase === 'Succeeded' || backup.status?.phase === 'Failed';
+}
+
 export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
   const ended = job.status?.conditions?.find(
     (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
@@ -100,14 +104,14 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
     if (!policy || !source)
       fail('SourceNotFound', `policy ${backup.spec.policy} or its source ${backup.spec.source} does not exist`);
     else if (!primary) fail('RepositoryNotFound', `BackupRepository ${policy.spec.repository} does not exist`);
-    else if (source.volume && observed.claims.length === 0)
-      fail('SourceNotFound', `no PersistentVolumeClaim matches source ${source.name}`);
     else if (!primaryJob && status.jobName) {
       fail(
         'JobLost',
         `the backup Job ${status.jobName} disappeared before it finished (deleted, or lost while the operator was down)`,
       );
-    } else if (!primaryJob) {
+    } else if (!primaryJob && source.volume && observed.claims.length === 0)
+      fail('SourceNotFound', `no PersistentVolumeClaim matches source ${source.name}`);
+    else if (!primaryJob) {
       decision.createJobs.push(backupJob(backup, policy, primary, observed.claims, observed.settings));
       status.jobName = primaryJobName;
       status.startTime = now.toISOString();

@@ -62,6 +62,8 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       return { requeueAfterMs: decision.requeueAfterMs };
     },
     hooks,
+    // Many policies fall due at the same second (every hour, every night): their Backups go out in parallel.
+    8,
   );
   controller.watch(informers.policies, undefined, specSignature);
   controller.watch(

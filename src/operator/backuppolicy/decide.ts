@@ -3,7 +3,7 @@ import type { Condition } from '../../api/common.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { retiredFrom } from '../backup/decide.ts';
+import { isFinished, retiredFrom } from '../backup/decide.ts';
 import { LABELS } from '../backup/job.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { setCondition } from '../runtime/conditions.ts';
@@ -39,7 +39,6 @@ export interface PolicyDecision {
 }
 
 const MAX_REQUEUE_MS = 5 * 60_000;
-const done = (b: Backup) => b.status?.phase === 'Succeeded' || b.status?.phase === 'Failed';
 
 /**
  * The BackupPolicy controller's decision, pure (R-SCHED, R-RET, R-OBJ, data residency): which
@@ -126,7 +125,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       // requeue). A slot already past waits for the running Backup, whose update requeues us.
       const untilNext = runs.nextRunTime.getTime() - now.getTime();
       decision.requeueAfterMs = Math.min(decision.requeueAfterMs, untilNext > 0 ? untilNext + 5 : 1000);
-      const running = mine.find((b) => !done(b));
+      const running = mine.find((b) => !isFinished(b));
       if (runs.due && running) {
         // No two runs of one source overlap: the due run starts when the running one ends (its update requeues us).
       } else if (runs.due) {
@@ -140,7 +139,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       }
     }
 
-    const finished = mine.filter((b) => done(b) && b.status?.completionTime);
+    const finished = mine.filter((b) => isFinished(b) && b.status?.completionTime);
     const verdict = retain(policy, finished, now);
     decision.remove.push(...verdict.remove);
     decision.retire.push(...verdict.retire);
