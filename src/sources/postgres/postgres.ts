@@ -108,7 +108,8 @@ export class PostgresSource implements DatabaseSource {
   async restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {
     let context: RestoreContext;
     try {
-      const psql = new Psql((await this.findTools()).psql, this.connection);
+      const tools = await this.findTools();
+      const psql = new Psql(tools.psql, this.connection, tools.stdbuf);
       context = { psql, password: this.connection.password, server: this.server() };
     } catch (error) {
       data.destroy();
