@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { runBackup } from '../agent/run-backup.ts';
-import { runRestore } from '../agent/run-restore.ts';
 import { TidemarkError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
@@ -44,6 +42,7 @@ export function registerDataCommands(program: Command): void {
     ) => {
       if (options.type !== 'full' && options.type !== 'incremental')
         throw new TidemarkError('InvalidArgument', `--type must be full or incremental, not ${options.type}`);
+      const { runBackup } = await import('../agent/run-backup.ts');
       const snapshot = await runBackup({
         sourceUrl: options.source,
         allDatabases: options.allDatabases ?? false,
@@ -98,6 +97,7 @@ export function registerDataCommands(program: Command): void {
     ) => {
       if (options.mode !== 'new' && options.mode !== 'replace')
         throw new TidemarkError('InvalidArgument', `--mode must be new or replace, not ${options.mode}`);
+      const { runRestore } = await import('../agent/run-restore.ts');
       const repository = await openRepository(options);
       const snapshot = await repository.findSnapshot(options.snapshot, options.of);
       const outcome = await runRestore({

@@ -1,12 +1,7 @@
 import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
-import { backupStreams, backupTree } from '../repository/backup.ts';
-import { check } from '../repository/check.ts';
-import { copySnapshots } from '../repository/copy.ts';
 import type { SnapshotId } from '../repository/format.ts';
-import { forget, prune } from '../repository/prune.ts';
 import { Repository } from '../repository/repository.ts';
-import { restoreStream, restoreTree } from '../repository/restore.ts';
 import { openStorage, redactUrl } from '../repository/storage/url.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
@@ -49,6 +44,7 @@ export function registerRepoCommands(program: Command): void {
       const common = opts(command);
       if (options.type !== 'full' && options.type !== 'incremental')
         throw new TidemarkError('InvalidArgument', `--type must be full or incremental, not ${options.type}`);
+      const { backupStreams, backupTree } = await import('../repository/backup.ts');
       const repository = await openRepository(common);
       const source = options.source === '-' ? `stdin:${options.stdinName}` : `file://${options.source}`;
       const parent = (await repository.snapshots()).find((s) => s.source === source);
@@ -79,6 +75,7 @@ export function registerRepoCommands(program: Command): void {
     .option('--stream <name>', 'which stream of a stream snapshot')
     .action(async (options: { snapshot: string; target: string; stream?: string }, command: Command) => {
       const common = opts(command);
+      const { restoreStream, restoreTree } = await import('../repository/restore.ts');
       const repository = await openRepository(common);
       const snapshot = await repository.findSnapshot(options.snapshot);
       if (options.target === '-')
@@ -116,6 +113,7 @@ export function registerRepoCommands(program: Command): void {
     .option('--read-data', 'download and verify every pack')
     .action(async (options: { readData?: boolean }, command: Command) => {
       const common = opts(command);
+      const { check } = await import('../repository/check.ts');
       const report = await check(await openRepository(common), {
         readData: options.readData ?? false,
         onProgress: progressReporter(),
@@ -135,6 +133,7 @@ export function registerRepoCommands(program: Command): void {
     .argument('<ids...>', 'snapshot ids or unique prefixes')
     .action(async (ids: string[], _options, command: Command) => {
       const common = opts(command);
+      const { forget } = await import('../repository/prune.ts');
       const repository = await openRepository(common);
       const snapshots = await Promise.all(ids.map((id) => repository.findSnapshot(id)));
       await forget(
@@ -153,6 +152,7 @@ export function registerRepoCommands(program: Command): void {
     .description('delete data no snapshot references (waits for no backup to run)')
     .action(async (_args, command: Command) => {
       const common = opts(command);
+      const { prune } = await import('../repository/prune.ts');
       const report = await prune(await openRepository(common));
       print(
         common,
@@ -169,6 +169,7 @@ export function registerRepoCommands(program: Command): void {
     .option('--snapshot <id>', 'one snapshot (default: all)')
     .action(async (options: { to: string; toKeyFile?: string; snapshot?: string }, command: Command) => {
       const common = opts(command);
+      const { copySnapshots } = await import('../repository/copy.ts');
       const source = await openRepository(common);
       const destination = await Repository.open(
         openStorage(options.to),
