@@ -51,6 +51,9 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
         );
       }
       for (const e of decision.events) events.record(policy, e.type, e.reason, e.message);
+      // A Backup just created comes back as a watch event that requeues the policy, which writes the
+      // status then: at a busy schedule slot every policy's Backup goes out before any status write.
+      if (decision.create.length > 0) return { requeueAfterMs: decision.requeueAfterMs };
       const before = JSON.stringify(policy.status?.conditions ?? []);
       await resources.writeStatus('backuppolicies', policy, decision.status);
       if (before !== JSON.stringify(decision.status.conditions ?? [])) {

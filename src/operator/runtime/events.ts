@@ -10,6 +10,8 @@ export interface EventTarget {
 
 export type EventType = 'Normal' | 'Warning';
 
+const MAX_BACKLOG = 10_000;
+
 /**
  * R-AUDIT: every user-visible action is a Kubernetes Event on the object (what `kubectl describe`
  * shows) and a structured log line. Reasons are CamelCase. Messages never hold secrets.
@@ -24,11 +26,13 @@ export class EventRecorder {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  private readonly sending = new Set<Promise<void>>();
+  /** Events are posted one at a time, in order, behind the reconcilers' own requests (client-go does the same). */
+  private queue: Promise<void> = Promise.resolve();
+  private backlog = 0;
 
   /**
-   * Logs the event at once and posts it in the background, as client-go's recorder does: a
-   * reconcile never waits for an Event, and a failed post is logged, not retried.
+   * Logs the event at once and posts it in the background: a reconcile never waits for an Event. A
+   * failed post is logged, not retried; beyond MAX_BACKLOG waiting events new ones are only logged.
    */
   record(target: EventTarget, type: EventType, reason: string, message: string): void {
     const namespace = target.metadata.namespace ?? 'default';
@@ -37,13 +41,16 @@ export class EventRecorder {
       { event: reason, kind: target.kind, namespace, name: target.metadata.name },
       `${target.kind} ${namespace}/${target.metadata.name}: ${message}`,
     );
-    const sent = this.post(target, namespace, type, reason, message).finally(() => this.sending.delete(sent));
-    this.sending.add(sent);
+    if (this.backlog >= MAX_BACKLOG) return;
+    this.backlog++;
+    this.queue = this.queue
+      .then(() => this.post(target, namespace, type, reason, message))
+      .finally(() => this.backlog--);
   }
 
   /** Waits for the events still being posted (on shutdown). */
   async flush(): Promise<void> {
-    await Promise.all(this.sending);
+    await this.queue;
   }
 
   private async post(
