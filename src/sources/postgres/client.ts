@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
+import { CopyTags } from './copy-tags.ts';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -71,24 +72,26 @@ export interface ToolResult {
 
 /**
  * Runs a client tool to completion with `input` on stdin (a string, or a stream that is piped and
- * stops being read if the tool exits early). Never rejects for a non-zero exit: callers word the error.
+ * stops being read if the tool exits early). Stdout is kept, dropped (`keepStdout: false`), or handed
+ * to `onStdout` chunk by chunk. Never rejects for a non-zero exit: callers word the error.
  */
 export function runTool(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   input: string | AsyncIterable<Buffer> = '',
-  options: { keepStdout?: boolean } = {},
+  options: { keepStdout?: boolean; onStdout?: (chunk: Buffer) => void } = {},
 ): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
+    const { keepStdout, onStdout } = options;
     const child = spawn(command, args, {
       env,
-      stdio: ['pipe', options.keepStdout === false ? 'ignore' : 'pipe', 'pipe'],
+      stdio: ['pipe', keepStdout === false && !onStdout ? 'ignore' : 'pipe', 'pipe'],
     });
     const stdin = child.stdin as Writable;
     const stdout: Buffer[] = [];
     const stderr = new TextTail();
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stdout?.on('data', onStdout ?? ((chunk: Buffer) => stdout.push(chunk)));
     child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
     stdin.on('error', () => {}); // EPIPE when the tool exits early: its exit status tells why
     let inputError: unknown;
@@ -159,16 +162,23 @@ export class Psql {
   }
 
   /**
-   * Runs a psql script from a stream with ON_ERROR_STOP (a dump being restored). Not in one transaction:
-   * restores go into a scratch database that is dropped when they fail (restore.ts), and one transaction
-   * makes a large restore markedly slower.
+   * Runs a psql script from a stream with ON_ERROR_STOP (a dump being restored), and returns with the
+   * result the row count of every COPY it ran, in order (`copied`). Not in one transaction: restores go
+   * into a scratch database that is dropped when they fail (restore.ts), and one transaction makes a
+   * large restore markedly slower.
    */
-  async script(database: string, input: AsyncIterable<Buffer>): Promise<ToolResult> {
+  async script(database: string, input: AsyncIterable<Buffer>): Promise<ToolResult & { copied: number[] }> {
     // `-f -` rather than plain stdin: errors then carry the line number (psql:<stdin>:1234: ERROR: ...).
-    const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '-'];
+    // Not `-q`: psql then prints every command's tag, and those of COPY (`COPY 42`) give the row counts.
+    const args = ['-X', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '-'];
     // psql reads its input 4 KiB at a time; stdbuf gives it 1 MiB reads (~5% faster restores here).
     const [command, commandArgs] = this.stdbuf ? [this.stdbuf, ['-i', '1M', this.psql, ...args]] : [this.psql, args];
-    return runTool(command, commandArgs, clientEnv(this.connection, database), input, { keepStdout: false });
+    const tags = new CopyTags();
+    const result = await runTool(command, commandArgs, clientEnv(this.connection, database), input, {
+      onStdout: (chunk) => tags.write(chunk),
+    });
+    tags.end();
+    return { ...result, copied: tags.counts };
   }
 
   /**

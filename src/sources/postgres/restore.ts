@@ -3,7 +3,9 @@ import type { Readable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
 import type { DatabaseRestoreOptions, DatabaseRestoreResult } from '../source.ts';
 import { type Psql, summarizeStderr } from './client.ts';
-import { countRelations, countRows } from './row-counts.ts';
+import { CopyCounter } from './copy-counter.ts';
+import { pairCopyTags } from './copy-tags.ts';
+import { countRelations } from './row-counts.ts';
 
 export interface RestoreContext {
   psql: Psql;
@@ -21,12 +23,13 @@ interface Connected extends RestoreContext {
 export const SCRATCH_PREFIX = 'tidemark_restore_';
 
 /**
- * Restores a plain-format dump into a scratch database, counts its rows, runs the post-restore SQL,
- * and only then puts it in place of the target (dropping the target first with mode `replace`). So a
- * failed restore, in either mode, leaves the target exactly as it was, and nobody ever connects to
- * restored data before the post-restore SQL (anonymisation) ran. Rows are counted before that SQL runs,
- * so the counts compare with the backup's. The database is created from template0 and owned by the
- * restoring user: a per-database dump carries no database-level settings.
+ * Restores a plain-format dump into a scratch database, runs the post-restore SQL, and only then puts
+ * it in place of the target (dropping the target first with mode `replace`). So a failed restore, in
+ * either mode, leaves the target exactly as it was, and nobody ever connects to restored data before the
+ * post-restore SQL (anonymisation) ran. The rows of each table are those the server reports for the
+ * dump's COPY of it (its command tag), so the counts are of the load itself and compare with the
+ * backup's, whatever the post-restore SQL changes. The database is created from template0 and owned by
+ * the restoring user: a per-database dump carries no database-level settings.
  */
 export async function restoreDatabase(
   context: RestoreContext,
@@ -62,13 +65,15 @@ export async function restoreDatabase(
     });
     created = true;
 
-    const restored = await psql.script(scratch, data);
+    const blocks = new CopyCounter(); // the table of each COPY block, in the order psql runs them
+    const restored = await psql.script(scratch, copyBlocks(data, blocks));
     if (restored.code !== 0)
       throw new TidemarkError(
         'Unsupported',
         `restoring into "${target}" on ${server} failed, target left unchanged: ${summarizeStderr(restored.stderr, context.password)}`,
       );
-    const objects = await countRows(psql, scratch, `counting restored rows on ${server}`);
+    const tables = blocks.objects().map((table) => table.name);
+    const objects = pairCopyTags(tables, restored.copied, `restoring "${target}" on ${server}, target left unchanged`);
     if (postRestoreSQL) {
       const post = await psql.command(scratch, postRestoreSQL);
       if (post.code !== 0)
@@ -87,6 +92,14 @@ export async function restoreDatabase(
   } finally {
     if (!data.readableEnded) data.destroy();
   }
+}
+
+async function* copyBlocks(data: Readable, blocks: CopyCounter): AsyncGenerator<Buffer> {
+  for await (const chunk of data as AsyncIterable<Buffer>) {
+    blocks.write(chunk);
+    yield chunk;
+  }
+  blocks.end();
 }
 
 function validateDatabaseName(name: string): void {
