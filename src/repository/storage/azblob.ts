@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
-import type { BlobInfo, Storage } from './storage.ts';
+import { type BlobInfo, rangePastTheEnd, type Storage, storageError } from './storage.ts';
 
 export type AzureBlobStorageOptions = { container: string; prefix: string } & (
   | { endpoint: string; accountName: string; accountKey: string }
@@ -46,8 +46,8 @@ export class AzureBlobStorage implements Storage {
     // The SDK reads a count of 0 as "to the end", so an empty range asks for the size instead.
     if (range?.length === 0) {
       const info = await this.stat(name);
-      if (!info) throw this.error('NotFound', 'get', name, 'not found');
-      if (range.offset > info.size) throw this.pastTheEnd(name, range, info.size);
+      if (!info) throw storageError(this, 'NotFound', 'get', name, 'not found');
+      if (range.offset > info.size) throw rangePastTheEnd(this, name, range, info.size);
       return Buffer.alloc(0);
     }
     try {
@@ -57,7 +57,7 @@ export class AzureBlobStorage implements Storage {
       const chunks: Buffer[] = [];
       for await (const chunk of response.readableStreamBody ?? []) chunks.push(chunk as Buffer);
       const data = Buffer.concat(chunks);
-      if (range && data.length !== range.length) throw this.pastTheEnd(name, range, data.length);
+      if (range && data.length !== range.length) throw rangePastTheEnd(this, name, range, data.length);
       return data;
     } catch (error) {
       throw this.mapError('get', name, error);
@@ -112,15 +112,6 @@ export class AzureBlobStorage implements Storage {
     }
   }
 
-  private pastTheEnd(name: string, range: { offset: number; length: number }, available: number): TidemarkError {
-    return this.error(
-      'InvalidArgument',
-      'get',
-      name,
-      `range ${range.offset}+${range.length} is past the end (${available} bytes there)`,
-    );
-  }
-
   private mapError(operation: string, name: string, error: unknown): TidemarkError {
     if (error instanceof TidemarkError) return error;
     const e = error as {
@@ -133,11 +124,7 @@ export class AzureBlobStorage implements Storage {
     // HEAD answers have no body: the SDK leaves `code` unset and puts the x-ms-error-code header in `details`.
     const code = e.code ?? e.details?.errorCode;
     const reason = [code, e.statusCode && `HTTP ${e.statusCode}`, e.message?.split('\n')[0]].filter(Boolean).join(', ');
-    return this.error(classify(e.name, code, e.statusCode), operation, name, reason, error);
-  }
-
-  private error(code: ErrorCode, operation: string, name: string, reason: string, cause?: unknown): TidemarkError {
-    return new TidemarkError(code, `${this.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+    return storageError(this, classify(e.name, code, e.statusCode), operation, name, reason, error);
   }
 }
 

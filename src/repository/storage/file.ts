@@ -4,7 +4,7 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:f
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
-import type { BlobInfo, Storage } from './storage.ts';
+import { type BlobInfo, type Storage, storageError } from './storage.ts';
 
 const validName = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
 const validPrefix = /^[a-z0-9/_.-]*$/;
@@ -34,7 +34,8 @@ export class FileStorage implements Storage {
       try {
         const { size } = await file.stat();
         if (range.offset + range.length > size)
-          throw this.error(
+          throw storageError(
+            this,
             'InvalidArgument',
             'get',
             name,
@@ -44,7 +45,7 @@ export class FileStorage implements Storage {
         let read = 0;
         while (read < range.length) {
           const { bytesRead } = await file.read(buffer, read, range.length - read, range.offset + read);
-          if (bytesRead === 0) throw this.error('Corrupt', 'get', name, 'blob shrank while being read');
+          if (bytesRead === 0) throw storageError(this, 'Corrupt', 'get', name, 'blob shrank while being read');
           read += bytesRead;
         }
         return buffer;
@@ -87,7 +88,7 @@ export class FileStorage implements Storage {
 
   async *list(prefix: string): AsyncIterable<BlobInfo> {
     if (!validPrefix.test(prefix) || prefix.split('/').includes('..'))
-      throw this.error('InvalidArgument', 'list', prefix, 'not a valid blob name prefix');
+      throw storageError(this, 'InvalidArgument', 'list', prefix, 'not a valid blob name prefix');
     const folder = prefix.slice(0, prefix.lastIndexOf('/') + 1);
     let dir: Dir;
     try {
@@ -150,7 +151,7 @@ export class FileStorage implements Storage {
 
   private pathOf(operation: string, name: string): string {
     if (!validName.test(name) || name.split('/').some((part) => part === '.' || part === '..'))
-      throw this.error('InvalidArgument', operation, name, 'not a valid blob name');
+      throw storageError(this, 'InvalidArgument', operation, name, 'not a valid blob name');
     return join(this.rootDir, name);
   }
 
@@ -167,15 +168,11 @@ export class FileStorage implements Storage {
     const code = (error as NodeJS.ErrnoException).code ?? '';
     if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(code)) {
       if (!(await this.rootExists()))
-        return this.error('ContainerMissing', operation, name, 'no such directory', error);
-      return this.error('NotFound', operation, name, 'not found', error);
+        return storageError(this, 'ContainerMissing', operation, name, 'no such directory', error);
+      return storageError(this, 'NotFound', operation, name, 'not found', error);
     }
     const reason = error instanceof Error ? error.message : String(error);
-    return this.error(errorCodes[code] ?? 'Internal', operation, name, reason, error);
-  }
-
-  private error(code: ErrorCode, operation: string, name: string, reason: string, cause?: unknown): TidemarkError {
-    return new TidemarkError(code, `${this.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+    return storageError(this, errorCodes[code] ?? 'Internal', operation, name, reason, error);
   }
 }
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import { type ErrorCode, isCode, TidemarkError } from '../../errors.ts';
-import type { BlobInfo, Storage } from './storage.ts';
+import { type BlobInfo, rangePastTheEnd, type Storage, storageError } from './storage.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -55,8 +55,8 @@ export class S3Storage implements Storage {
     // S3 ignores an empty range (`bytes=5-4`) and sends the whole object, so that case asks for the size instead.
     if (range?.length === 0) {
       const info = await this.stat(name);
-      if (!info) throw this.error('NotFound', 'get', name, 'not found');
-      if (range.offset > info.size) throw this.pastTheEnd(name, range, info.size);
+      if (!info) throw storageError(this, 'NotFound', 'get', name, 'not found');
+      if (range.offset > info.size) throw rangePastTheEnd(this, name, range, info.size);
       return Buffer.alloc(0);
     }
     try {
@@ -69,7 +69,7 @@ export class S3Storage implements Storage {
       );
       const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
       const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      if (range && data.length !== range.length) throw this.pastTheEnd(name, range, data.length);
+      if (range && data.length !== range.length) throw rangePastTheEnd(this, name, range, data.length);
       return data;
     } catch (error) {
       throw this.mapError('get', name, error);
@@ -158,28 +158,16 @@ export class S3Storage implements Storage {
       await this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
       const mapped = this.mapError(operation, name, error);
-      if (mapped.code === 'NotFound') throw this.error('ContainerMissing', operation, name, 'no such bucket', error);
+      if (mapped.code === 'NotFound')
+        throw storageError(this, 'ContainerMissing', operation, name, 'no such bucket', error);
       throw mapped;
     }
-  }
-
-  private pastTheEnd(name: string, range: { offset: number; length: number }, available: number): TidemarkError {
-    return this.error(
-      'InvalidArgument',
-      'get',
-      name,
-      `range ${range.offset}+${range.length} is past the end (${available} bytes there)`,
-    );
   }
 
   private mapError(operation: string, name: string, error: unknown): TidemarkError {
     if (error instanceof TidemarkError) return error;
     const { code, reason } = classify(error);
-    return this.error(code, operation, name, reason, error);
-  }
-
-  private error(code: ErrorCode, operation: string, name: string, reason: string, cause?: unknown): TidemarkError {
-    return new TidemarkError(code, `${this.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+    return storageError(this, code, operation, name, reason, error);
   }
 }
 

@@ -17,6 +17,8 @@
  *   name the backend (`description`) and the blob.
  * - Backends do not retry; retrying.ts wraps them (openStorage in url.ts does).
  */
+import { type ErrorCode, TidemarkError } from '../../errors.ts';
+
 export interface BlobInfo {
   name: string;
   size: number;
@@ -33,4 +35,32 @@ export interface Storage {
   delete(name: string): Promise<void>;
   /** Creates the bucket/container/directory if missing (used by `repo init` only). */
   ensureContainer(): Promise<void>;
+}
+
+/** An error that names the storage, the operation and the blob (or prefix) it was about. */
+export function storageError(
+  storage: Pick<Storage, 'description'>,
+  code: ErrorCode,
+  operation: string,
+  name: string,
+  reason: string,
+  cause?: unknown,
+): TidemarkError {
+  return new TidemarkError(code, `${storage.description}: ${operation}${name ? ` ${name}` : ''}: ${reason}`, { cause });
+}
+
+/** A ranged get that reaches past the end of the blob (InvalidArgument, as the contract says). */
+export function rangePastTheEnd(
+  storage: Pick<Storage, 'description'>,
+  name: string,
+  range: { offset: number; length: number },
+  available: number,
+): TidemarkError {
+  return storageError(
+    storage,
+    'InvalidArgument',
+    'get',
+    name,
+    `range ${range.offset}+${range.length} is past the end (${available} bytes there)`,
+  );
 }
