@@ -1,5 +1,5 @@
 /**
- * Durations as written in manifests (`90s`, `1h30m`, `14d`, `2w`) and as shown in status (`currentRPO: 1h12m`).
+ * Durations as written in manifests (`90s`, `1h30m`, `14d`, `2w`) and as shown in status (`achievedRTO: 4m12s`).
  * The grammar is exactly the CRD's DURATION_PATTERN, so whatever the API server accepts parses here.
  */
 import { TidemarkError } from '../errors.ts';
