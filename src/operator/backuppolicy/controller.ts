@@ -1,6 +1,7 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { RETIRED_ANNOTATION } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
+import { newlyFalse } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
 import { decidePolicy } from './decide.ts';
 
@@ -54,14 +55,9 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       // A Backup just created comes back as a watch event that requeues the policy, which writes the
       // status then: at a busy schedule slot every policy's Backup goes out before any status write.
       if (decision.create.length > 0) return { requeueAfterMs: decision.requeueAfterMs };
-      const before = JSON.stringify(policy.status?.conditions ?? []);
       await resources.writeStatus('backuppolicies', policy, decision.status);
-      if (before !== JSON.stringify(decision.status.conditions ?? [])) {
-        const ready = decision.status.conditions?.find((c) => c.type === 'Ready');
-        const rpo = decision.status.conditions?.find((c) => c.type === 'RPOMet');
-        if (ready?.status === 'False') events.record(policy, 'Warning', ready.reason, ready.message ?? '');
-        if (rpo?.status === 'False') events.record(policy, 'Warning', rpo.reason, rpo.message ?? '');
-      }
+      for (const c of newlyFalse(policy.status?.conditions, decision.status.conditions, ['Ready', 'RPOMet']))
+        events.record(policy, 'Warning', c.reason, c.message ?? '');
       return { requeueAfterMs: decision.requeueAfterMs };
     },
     hooks,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { conditionStatus, setCondition } from './conditions.ts';
+import { conditionStatus, newlyFalse, setCondition } from './conditions.ts';
 
 const t0 = new Date('2026-11-23T10:00:00Z');
 const t1 = new Date('2026-11-23T11:00:00Z');
@@ -27,4 +27,24 @@ test('conditions are keyed by type and kept sorted', () => {
       ['RPOMet', 'False'],
     ],
   );
+});
+
+test('newlyFalse: a condition that turned False, or changed why it is False, once; not one that stays as it was', () => {
+  const ready = (status: 'True' | 'False', reason: string, message = '') =>
+    setCondition(undefined, { type: 'Ready', status, reason, message }, 1, t0);
+  // As the API server returns it: keys sorted, which must not matter.
+  const fromServer = ready('False', 'RegionNotAllowed', 'replica in us-east-1').map((c) =>
+    Object.fromEntries(Object.entries(c).sort(([a], [b]) => a.localeCompare(b))),
+  ) as typeof fromScratch;
+  const fromScratch = ready('False', 'RegionNotAllowed', 'replica in us-east-1');
+  assert.deepEqual(
+    newlyFalse(ready('True', 'Scheduled'), fromScratch, ['Ready']).map((c) => c.reason),
+    ['RegionNotAllowed'],
+  );
+  assert.deepEqual(newlyFalse(fromServer, fromScratch, ['Ready']), []);
+  assert.deepEqual(
+    newlyFalse(fromServer, ready('False', 'RepositoryNotFound', 'no primary'), ['Ready']).map((c) => c.reason),
+    ['RepositoryNotFound'],
+  );
+  assert.deepEqual(newlyFalse(undefined, fromScratch, ['RPOMet']), [], 'only the types asked for');
 });

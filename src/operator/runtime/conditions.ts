@@ -25,3 +25,19 @@ export function setCondition(
 export function conditionStatus(conditions: Condition[] | undefined, type: string): Condition['status'] | undefined {
   return conditions?.find((c) => c.type === type)?.status;
 }
+
+/**
+ * The conditions of `types` that are False in `after` and were not False for the same reason and
+ * message in `before`: what deserves a Warning Event once, not on every pass that rewrites status.
+ */
+export function newlyFalse(
+  before: Condition[] | undefined,
+  after: Condition[] | undefined,
+  types: string[],
+): Condition[] {
+  return (after ?? []).filter((c) => {
+    if (!types.includes(c.type) || c.status !== 'False') return false;
+    const was = before?.find((b) => b.type === c.type);
+    return was?.status !== 'False' || was.reason !== c.reason || was.message !== c.message;
+  });
+}
