@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { TidemarkError } from '../../errors.ts';
 import type { ObjectCount, Skipped } from '../source.ts';
-import { clientEnv, type PostgresConnection, runTool, summarizeStderr, TextTail } from './client.ts';
+import { clientEnv, type PostgresConnection, runTool, summarizeStderr, TextTail, withBigBuffer } from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
 import type { PostgresTools } from './tools.ts';
 
@@ -37,10 +37,8 @@ export async function* dumpDatabase(
     // A table held in ACCESS EXCLUSIVE (a long migration) fails the dump instead of hanging it.
     `--lock-wait-timeout=${context.lockWaitTimeoutSeconds}s`,
   ];
-  // pg_dump writes to a pipe 4 KiB at a time (stdio's buffer for pipes), and each read costs Node far more
-  // than the write costs pg_dump (~0.5 s of CPU per GiB here): stdbuf gives it a 1 MiB buffer instead.
   const { pgDump, stdbuf } = context.tools;
-  const child = spawn(stdbuf ?? pgDump, stdbuf ? ['-o', '1M', pgDump, ...args] : args, {
+  const child = spawn(...withBigBuffer(stdbuf, 'output', pgDump, args), {
     env: clientEnv(context.connection, database),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -28,7 +28,8 @@ export async function findTools(searchPath = process.env.PATH ?? ''): Promise<Po
         .sort((a, b) => Number(b) - Number(a))
         .map((v) => join(DEBIAN_ROOT, v, 'bin'))
     : [];
-  const dirs = [...searchPath.split(':').filter(Boolean), ...debianDirs];
+  const pathDirs = searchPath.split(':').filter(Boolean);
+  const dirs = [...pathDirs, ...debianDirs];
   const find = (name: string, preferred?: string): string => {
     for (const dir of preferred ? [preferred, ...dirs] : dirs) if (existsSync(join(dir, name))) return join(dir, name);
     throw new TidemarkError(
@@ -42,11 +43,7 @@ export async function findTools(searchPath = process.env.PATH ?? ''): Promise<Po
   const pgDumpVersion = parseToolVersion(stdout);
   if (pgDumpVersion === undefined)
     throw new TidemarkError('Unsupported', `cannot read the version of ${pgDump} from "${stdout.trim()}"`);
-  const stdbuf = searchPath
-    .split(':')
-    .filter(Boolean)
-    .map((d) => join(d, 'stdbuf'))
-    .find((path) => existsSync(path));
+  const stdbuf = pathDirs.map((d) => join(d, 'stdbuf')).find((path) => existsSync(path));
   return { pgDump, pgDumpAll: find('pg_dumpall', dir), psql: find('psql', dir), pgDumpVersion, stdbuf };
 }
 
