@@ -3,7 +3,7 @@ import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
-import { type BackupObserved, decideBackup, isFinished, SNAPSHOT_FINALIZER } from './decide.ts';
+import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
 import { LABELS } from './job.ts';
 
 /** The Backup controller's shell: observes Jobs and PVCs, decides, creates Jobs, writes status and finalizers. */
@@ -22,8 +22,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
         repositories: new Map(
           (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
         ),
-        // Only a run whose Job is yet to be created needs the claims (one LIST less per pass otherwise).
-        claims: backup.status?.jobName || isFinished(backup) ? [] : await claimsOf(ctx, backup, policy),
+        claims: needsClaims(backup) ? await claimsOf(ctx, backup, policy) : [],
         jobs: await observeJobs(ctx, namespace, LABELS.backup, name),
         settings: ctx.settings,
         now: ctx.now(),

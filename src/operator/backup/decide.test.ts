@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { AgentResult } from '../../agent/result.ts';
-import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { Backup, BackupPolicy } from '../../api/kinds.ts';
+import { s3Repository } from '../testing/objects.ts';
 import {
   type BackupObserved,
   decideBackup,
@@ -38,17 +39,7 @@ function backup(
   };
 }
 
-const repo = (name: string): BackupRepository => ({
-  apiVersion: API,
-  kind: 'BackupRepository',
-  metadata: { name, namespace: ns },
-  spec: {
-    provider: 's3',
-    region: 'eu',
-    s3: { bucket: name },
-    encryptionKeySecret: { name: 'passphrase' },
-  } as BackupRepository['spec'],
-});
+const repo = (name: string) => s3Repository(name, ns);
 
 const policy: BackupPolicy = {
   apiVersion: API,

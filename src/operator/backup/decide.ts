@@ -57,6 +57,11 @@ export function isFinished(backup: Backup): boolean {
   return backup.status?.phase === 'Succeeded' || backup.status?.phase === 'Failed';
 }
 
+/** Only a run whose Job is yet to be created looks at the claims (the shell lists them only then). */
+export function needsClaims(backup: Backup): boolean {
+  return !backup.status?.jobName && !isFinished(backup);
+}
+
 export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
   const ended = job.status?.conditions?.find(
     (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',

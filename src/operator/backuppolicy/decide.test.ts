@@ -164,15 +164,15 @@ describe('decidePolicy', () => {
 });
 
 describe('decidePolicy: retention per repository', () => {
-  const days = ['19', '20', '21', '22'].map((d) => {
-    const b = backup(
-      `tenants-documents-full-202611${d}t0200z`,
-      `2026-11-${d}T02:00:00Z`,
-      'Succeeded',
-      `2026-11-${d}T02:03:00Z`,
-    );
-    return b;
-  });
+  const days = ['19', '20', '21', '22'].map((d) =>
+    backup(`tenants-documents-full-202611${d}t0200z`, `2026-11-${d}T02:00:00Z`, 'Succeeded', `2026-11-${d}T02:03:00Z`),
+  );
+  /** The policy keeping `primary` fulls in the primary and `replica` fulls in the replica. */
+  const keeping = (primary: number, replica: number) =>
+    policy({
+      retention: { keepLastFull: primary },
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: replica } }],
+    });
   const repositories = new Map([
     ['primary', repository('primary', 'eu-central-1')],
     ['replica', repository('replica', 'westeurope')],
@@ -180,10 +180,7 @@ describe('decidePolicy: retention per repository', () => {
   const now = at('2026-11-22T09:00:00Z');
 
   it('a replica keeping longer than the primary: the Backup stays and the primary copy is retired', () => {
-    const spec = policy({
-      retention: { keepLastFull: 2 },
-      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 3 } }],
-    });
+    const spec = keeping(2, 3);
     const decision = decidePolicy(observe({ policy: spec, backups: days, repositories, now }));
     assert.deepEqual(
       decision.remove.map((r) => r.name),
@@ -198,10 +195,7 @@ describe('decidePolicy: retention per repository', () => {
   });
 
   it('a Backup already retired from those repositories is not retired again', () => {
-    const spec = policy({
-      retention: { keepLastFull: 2 },
-      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 3 } }],
-    });
+    const spec = keeping(2, 3);
     const retired = days.map((b) =>
       b.metadata.name === 'tenants-documents-full-20261120t0200z'
         ? { ...b, metadata: { ...b.metadata, annotations: { 'tidemark.dev/retired-from': 'primary' } } }
@@ -211,10 +205,7 @@ describe('decidePolicy: retention per repository', () => {
   });
 
   it('a replica keeping less: its copies of what the primary keeps are retired', () => {
-    const spec = policy({
-      retention: { keepLastFull: 3 },
-      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 1 } }],
-    });
+    const spec = keeping(3, 1);
     const decision = decidePolicy(observe({ policy: spec, backups: days, repositories, now }));
     assert.deepEqual(
       decision.remove.map((r) => r.name),

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { AgentResult } from '../../agent/result.ts';
-import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
+import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import type { JobObserved } from '../backup/decide.ts';
+import { s3Repository } from '../testing/objects.ts';
 import {
   countApprovals,
   decideRestore,
@@ -94,17 +95,7 @@ function request(
   };
 }
 
-const repo = (name: string): BackupRepository => ({
-  apiVersion: API,
-  kind: 'BackupRepository',
-  metadata: { name, namespace: ns },
-  spec: {
-    provider: 's3',
-    region: 'eu',
-    s3: { bucket: name },
-    encryptionKeySecret: { name: 'passphrase' },
-  } as BackupRepository['spec'],
-});
+const repo = (name: string) => s3Repository(name, ns);
 
 function observed(req: RestoreRequest, over: Partial<RestoreObserved> = {}): RestoreObserved {
   return {
