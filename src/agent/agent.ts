@@ -12,8 +12,6 @@ import { runBackup } from './run-backup.ts';
 import { runRestore } from './run-restore.ts';
 import type { AgentTask } from './tasks.ts';
 
-export type { AgentTask } from './tasks.ts';
-
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
   if (!value) throw new TidemarkError('InvalidArgument', `${name} is not set`);

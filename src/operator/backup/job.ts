@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentTask } from '../../agent/agent.ts';
+import type { AgentTask } from '../../agent/tasks.ts';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
