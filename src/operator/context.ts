@@ -3,6 +3,7 @@ import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../
 import type { AgentSettings } from './backup/job.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
+import { asWatched } from './runtime/time.ts';
 
 type Cached<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
 
@@ -48,7 +49,8 @@ export function createContext(
       jobs: k8s.makeInformer(
         kc,
         '/apis/batch/v1/jobs',
-        () => batch.listJobForAllNamespaces({ labelSelector: managed }),
+        // Typed lists carry Dates, watch events strings: the cache gets one shape (runtime/time.ts).
+        async () => asWatched(await batch.listJobForAllNamespaces({ labelSelector: managed })),
         managed,
       ),
     },

@@ -3,6 +3,7 @@ import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
+import { newestFirst } from '../runtime/time.ts';
 import { decideRepository, REPOSITORY_LABEL } from './decide.ts';
 
 /** The BackupRepository controller's shell: runs probe Jobs and records what they found. */
@@ -14,8 +15,9 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
       const { namespace, name } = splitKey(key);
       const repository = informers.repositories.get(name, namespace) as BackupRepository | undefined;
       if (!repository || repository.metadata.deletionTimestamp) return undefined;
-      const probes = [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()].sort((a, b) =>
-        String(b.job.metadata?.creationTimestamp ?? '').localeCompare(String(a.job.metadata?.creationTimestamp ?? '')),
+      const probes = newestFirst(
+        [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()],
+        (p) => p.job.metadata?.creationTimestamp,
       );
       const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);

@@ -50,7 +50,9 @@ test('a successful probe makes the repository Ready and initialised, with its si
     decision.events.map((e) => e.reason),
     ['RepositoryInitialized'],
   );
-  assert.equal(decision.requeueAfterMs, PROBE_INTERVAL_MS);
+  // The check time is when the probe ended (a second ago), and the next probe is due an interval after it.
+  assert.equal(decision.status.lastCheckTime, new Date(now.getTime() - 1000).toISOString());
+  assert.equal(decision.requeueAfterMs, PROBE_INTERVAL_MS - 1000);
 });
 
 test('a failed probe says why, by the agent error code', () => {
@@ -80,4 +82,36 @@ test('a recent check waits for the interval; an old one probes again', () => {
     initialized: true,
   });
   assert.ok(decideRepository({ repository: stale, probes: [], settings, now }).createJob);
+});
+
+test('a probe that ended after the last check is recorded even when the Job came from a list (Date) and the check from a watch (string)', () => {
+  const before = new Date(now.getTime() - 120_000);
+  const old: k8s.V1Job = {
+    metadata: { name: 'probe-old', creationTimestamp: new Date(before.getTime() - 5000) },
+    status: { completionTime: before, conditions: [{ type: 'Complete', status: 'True' }] },
+  };
+  const fresh = {
+    metadata: { name: 'probe-new', creationTimestamp: new Date(now.getTime() - 10_000).toISOString() },
+    status: {
+      completionTime: new Date(now.getTime() - 5000).toISOString(),
+      conditions: [{ type: 'Failed', status: 'True' }],
+    },
+  } as unknown as k8s.V1Job;
+  const decision = decideRepository({
+    repository: repository({
+      initialized: true,
+      lastCheckTime: before.toISOString(),
+      conditions: [
+        { type: 'Ready', status: 'True', reason: 'Reachable', message: 'ok', lastTransitionTime: before.toISOString() },
+      ],
+    }),
+    probes: [
+      { job: fresh, result: { ok: false, error: { code: 'AccessDenied', message: 'access denied' } } },
+      { job: old, result: { ok: true } },
+    ],
+    settings,
+    now,
+  });
+  assert.equal(decision.status.lastCheckTime, new Date(now.getTime() - 5000).toISOString());
+  assert.equal(decision.status.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
 });

@@ -8,6 +8,7 @@ import { type AgentSettings, agentJob } from '../backup/job.ts';
 import { repositoryAccess } from '../backup/repository-env.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { instant } from '../runtime/time.ts';
 
 export const PROBE_INTERVAL_MS = 10 * 60_000;
 export const REPOSITORY_LABEL = 'tidemark.dev/repository';
@@ -49,14 +50,13 @@ export function decideRepository(observed: RepositoryObserved): RepositoryDecisi
   const generation = repository.metadata.generation ?? 0;
   const latest = observed.probes[0];
   const ended = latest && jobOutcome(latest.job);
-  const lastCheck = status.lastCheckTime ? Date.parse(status.lastCheckTime) : 0;
-  const endedAt = Date.parse(
-    String(latest?.job.status?.completionTime ?? latest?.job.status?.conditions?.[0]?.lastTransitionTime ?? 0),
-  );
+  const lastCheck = instant(status.lastCheckTime) ?? 0;
+  const endedAt = latest && ended ? (endTime(latest.job) ?? 0) : 0;
 
+  // The check time is when the probe ended (not when we looked), so re-reading the same probe is a no-op.
   if (latest && ended && endedAt > lastCheck) {
     const result = latest.result;
-    status.lastCheckTime = now.toISOString();
+    status.lastCheckTime = new Date(endedAt).toISOString();
     if (ended === 'Complete' && result?.ok) {
       status.initialized = true;
       if (result.repositoryId) status.repositoryId = result.repositoryId;
@@ -93,7 +93,7 @@ export function decideRepository(observed: RepositoryObserved): RepositoryDecisi
   const due =
     !status.lastCheckTime ||
     status.observedGeneration !== generation ||
-    now.getTime() - Date.parse(status.lastCheckTime) >= PROBE_INTERVAL_MS;
+    now.getTime() - (instant(status.lastCheckTime) ?? 0) >= PROBE_INTERVAL_MS;
   if (!running && due) {
     const slot = Math.floor(now.getTime() / PROBE_INTERVAL_MS);
     const name = jobName(`${repository.metadata.name}-probe-${generation}-${slot}`);
@@ -102,7 +102,7 @@ export function decideRepository(observed: RepositoryObserved): RepositoryDecisi
   }
   if (running || decision.createJob) decision.requeueAfterMs = 30_000;
   else if (status.lastCheckTime)
-    decision.requeueAfterMs = Math.max(1000, Date.parse(status.lastCheckTime) + PROBE_INTERVAL_MS - now.getTime());
+    decision.requeueAfterMs = Math.max(1000, (instant(status.lastCheckTime) ?? 0) + PROBE_INTERVAL_MS - now.getTime());
   return decision;
 }
 
@@ -126,4 +126,12 @@ function probeJob(repository: BackupRepository, name: string, generation: number
     job.spec.ttlSecondsAfterFinished = 3600;
   }
   return job;
+}
+
+/** When a Job ended: its completion time, else the time its Complete or Failed condition became true. */
+function endTime(job: k8s.V1Job): number | undefined {
+  const ended = job.status?.conditions?.find(
+    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  );
+  return instant(job.status?.completionTime) ?? instant(ended?.lastTransitionTime);
 }

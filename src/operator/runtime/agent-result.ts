@@ -2,14 +2,15 @@ import type * as k8s from '@kubernetes/client-node';
 import type { AgentResult } from '../../agent/result.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
+import { newestFirst } from './time.ts';
 
 /** The agent's result: the termination message of the Job's newest pod that ended. */
 export async function resultOf(ctx: OperatorContext, namespace: string, job: string): Promise<AgentResult | undefined> {
   const pods = await ctx.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job}` });
-  const messages = pods.items
-    .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated)
-    .filter((t) => t?.message)
-    .sort((a, b) => String(b?.finishedAt ?? '').localeCompare(String(a?.finishedAt ?? '')));
+  const messages = newestFirst(
+    pods.items.map((p) => p.status?.containerStatuses?.[0]?.state?.terminated).filter((t) => t?.message),
+    (t) => t?.finishedAt,
+  );
   for (const terminated of messages) {
     try {
       return JSON.parse(terminated?.message ?? '') as AgentResult;
