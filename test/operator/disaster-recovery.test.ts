@@ -1,0 +1,242 @@
+// Restores that wait, and disaster recovery through the API, on the real control plane. RestoreRequests
+// created before their Backup wait (phase Pending, Resolved False) and restore once it succeeded.
+// Then the policy and every Backup are deleted (the snapshots stay in the repository), and
+// RestoreRequests name the repository directly: a snapshot id, and a source identity + latest (the
+// agent resolves both from the repository's own catalog); with no policy left, one approval from
+// tidemark:restore-approvers is needed. Finally a sync request on the BackupRepository re-imports the
+// Backups (`kubectl get backups` repopulated), without re-running them.
+// SPEC R-RESTORE; issue 8 findings 8 (restore half) and 10.
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import type { Backup, RestoreRequest } from '../../src/api/kinds.ts';
+import { waitUntil } from '../harness/process.ts';
+import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
+import { repoRoot } from '../harness/tools.ts';
+import { makeWorkDir } from '../harness/workdir.ts';
+
+const workDir = makeWorkDir('disaster-recovery');
+let env: TidemarkEnvironment;
+let api: k8s.CustomObjectsApi;
+let namespace: string;
+const originals = new Map<string, string>();
+
+before(async () => {
+  env = await startTidemarkEnvironment(workDir.path);
+  namespace = env.namespace;
+  api = env.cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const documents = join(env.kubelet.claimDir(namespace, 'documents'), 'files');
+  await mkdir(documents, { recursive: true });
+  for (let i = 0; i < 3; i++) {
+    const text = `document ${i}\n`.repeat(2000);
+    originals.set(`doc-${i}.txt`, text);
+    await writeFile(join(documents, `doc-${i}.txt`), text);
+  }
+  // The agent's ClusterRole as deployed (the catalog task writes a ConfigMap with it).
+  await env.cluster.kubectl(['apply', '-f', join(repoRoot, 'deploy/agent-rbac.yaml')]);
+  await env.apply(
+    ['documents', 'wait-by-name', 'wait-latest', 'dr-by-id', 'dr-latest'].map((name) => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name, namespace },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    })),
+  );
+  env.startOperator('operator');
+});
+
+after(async () => {
+  await env?.stop();
+  workDir.remove();
+});
+
+const crd = { group: 'tidemark.dev', version: 'v1alpha1' };
+
+async function get<T>(plural: string, name: string): Promise<T | undefined> {
+  return (await api.getNamespacedCustomObject({ ...crd, plural, namespace, name }).catch(() => undefined)) as
+    | T
+    | undefined;
+}
+
+async function waitForRestore(name: string, phase: string, timeoutMs = 90_000): Promise<RestoreRequest> {
+  let last: RestoreRequest | undefined;
+  await waitUntil(
+    `RestoreRequest ${name} ${phase}`,
+    async () => {
+      last = await get<RestoreRequest>('restorerequests', name);
+      if (phase !== 'Failed' && last?.status?.phase === 'Failed')
+        throw new Error(`RestoreRequest ${name} failed: ${last.status.error}`);
+      return last?.status?.phase === phase;
+    },
+    { timeoutMs, intervalMs: 500 },
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; last status ${JSON.stringify(last?.status)}`);
+  });
+  return last as RestoreRequest;
+}
+
+async function createRestore(name: string, spec: Record<string, unknown>): Promise<void> {
+  await api.createNamespacedCustomObject({
+    ...crd,
+    plural: 'restorerequests',
+    namespace,
+    body: { apiVersion: 'tidemark.dev/v1alpha1', kind: 'RestoreRequest', metadata: { name, namespace }, spec },
+  });
+}
+
+async function restoredFiles(claim: string): Promise<Map<string, string>> {
+  const dir = join(env.kubelet.claimDir(namespace, claim), 'files');
+  const files = new Map<string, string>();
+  for (const name of await readdir(dir)) files.set(name, await readFile(join(dir, name), 'utf8'));
+  return files;
+}
+
+const condition = (r: RestoreRequest | undefined, type: string) => r?.status?.conditions?.find((c) => c.type === type);
+
+let snapshotId = '';
+
+describe('restores that wait for their Backup', () => {
+  test('requests created before their Backup (by name, and latest of policy + source) wait in Pending, then restore once it succeeded', async () => {
+    await env.apply([volumePolicy(namespace, 'docs', { full: { every: '1h' }, suspend: true })]);
+    await createRestore('wait-by-name', {
+      from: { backupName: 'docs-first' },
+      target: { volume: { claimName: 'wait-by-name' } },
+    });
+    await createRestore('wait-latest', {
+      from: { policy: 'docs', source: 'documents' },
+      target: { volume: { claimName: 'wait-latest' } },
+    });
+    for (const name of ['wait-by-name', 'wait-latest']) {
+      const waiting = await waitForRestore(name, 'Pending', 20_000);
+      assert.equal(condition(waiting, 'Resolved')?.status, 'False');
+      assert.equal(condition(waiting, 'Resolved')?.reason, 'WaitingForBackup');
+      assert.equal(waiting.status?.jobName, undefined);
+    }
+    assert.match(condition(await get('restorerequests', 'wait-by-name'), 'Resolved')?.message ?? '', /docs-first/);
+
+    await env.apply([
+      {
+        apiVersion: 'tidemark.dev/v1alpha1',
+        kind: 'Backup',
+        metadata: { name: 'docs-first', namespace },
+        spec: { policy: 'docs', source: 'documents', type: 'full' },
+      },
+    ]);
+    for (const name of ['wait-by-name', 'wait-latest']) {
+      const done = await waitForRestore(name, 'Succeeded');
+      assert.equal(done.status?.backupName, 'docs-first');
+      assert.equal(condition(done, 'Resolved')?.status, 'True');
+      assert.deepEqual(await restoredFiles(name), originals);
+    }
+    const backup = await get<Backup>('backups', 'docs-first');
+    snapshotId = backup?.status?.snapshotId ?? '';
+    assert.match(snapshotId, /^[0-9a-f]{64}$/);
+  });
+});
+
+describe('disaster recovery through the API', () => {
+  before(async () => {
+    assert.ok(snapshotId, 'the first test made the backup');
+    // The namespace's history is gone: policy and Backups. The finalizer is removed first so that
+    // deleting the objects leaves the snapshots in the repository (as after a lost cluster).
+    await env.cluster.kubectl(['delete', 'backuppolicy', 'docs', '-n', namespace]);
+    for (const backup of await env.backups()) {
+      const name = backup.metadata.name ?? '';
+      await env.cluster.kubectl([
+        'patch',
+        'backup',
+        name,
+        '-n',
+        namespace,
+        '--type=merge',
+        '-p',
+        '{"metadata":{"finalizers":null}}',
+      ]);
+      await env.cluster.kubectl(['delete', 'backup', name, '-n', namespace]);
+    }
+    await waitUntil('no Backups left', async () => (await env.backups()).length === 0, { timeoutMs: 20_000 });
+  });
+
+  async function approveAs(name: string, user: string): Promise<void> {
+    await api.patchNamespacedCustomObject(
+      { ...crd, plural: 'restorerequests', namespace, name, body: { spec: { approvals: [{ user }] } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+  }
+
+  test('(a) repository + snapshot id (a prefix): with no policy left it waits for one approval from tidemark:restore-approvers, then restores the files', async () => {
+    await createRestore('dr-by-id', {
+      from: { repository: 'primary', snapshot: snapshotId.slice(0, 12) },
+      target: { volume: { claimName: 'dr-by-id' } },
+      requestedBy: 'dev@acme.example',
+    });
+    const pending = await waitForRestore('dr-by-id', 'PendingApproval', 20_000);
+    assert.deepEqual(pending.status?.approverGroups, ['tidemark:restore-approvers']);
+    assert.equal(pending.status?.approvalSummary, '0/1');
+    await approveAs('dr-by-id', 'oncall@acme.example');
+    const done = await waitForRestore('dr-by-id', 'Succeeded');
+    assert.equal(done.status?.repository, 'primary');
+    assert.equal(done.status?.snapshotId, snapshotId, 'the full id the agent resolved');
+    assert.equal(done.status?.snapshotSource, `${namespace}/docs/documents`);
+    assert.equal(done.status?.backupName, undefined);
+    assert.deepEqual(await restoredFiles('dr-by-id'), originals);
+  });
+
+  test('(b) repository + source identity + latest: the agent picks the newest snapshot of that source', async () => {
+    await createRestore('dr-latest', {
+      from: { repository: 'primary', sourceName: `${namespace}/docs/documents` },
+      target: { volume: { claimName: 'dr-latest' } },
+      requestedBy: 'dev@acme.example',
+    });
+    await waitForRestore('dr-latest', 'PendingApproval', 20_000);
+    await approveAs('dr-latest', 'oncall@acme.example');
+    const done = await waitForRestore('dr-latest', 'Succeeded');
+    assert.equal(done.status?.snapshotId, snapshotId);
+    assert.deepEqual(await restoredFiles('dr-latest'), originals);
+  });
+
+  test('(c) a sync request on the BackupRepository re-imports the Backups, which are not run again', async () => {
+    await env.cluster.kubectl([
+      'annotate',
+      'backuprepository',
+      'primary',
+      '-n',
+      namespace,
+      'tidemark.dev/sync-requested=after-the-fire',
+    ]);
+    let imported: Backup | undefined;
+    await waitUntil(
+      'the Backup re-imported',
+      async () => {
+        imported = (await env.backups()).find((b) => b.status?.snapshotId === snapshotId);
+        return imported?.status?.phase === 'Succeeded';
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const name = imported?.metadata.name ?? '';
+    assert.equal(imported?.metadata.annotations?.['tidemark.dev/imported-from'], 'primary');
+    assert.deepEqual(imported?.spec, { policy: 'docs', source: 'documents', type: 'full' });
+    assert.equal(imported?.metadata.labels?.['tidemark.dev/policy'], 'docs');
+    assert.ok(imported?.status?.completionTime);
+    assert.match(await env.cluster.kubectl(['get', 'backups', '-n', namespace]), new RegExp(`${name}\\s+.*Succeeded`));
+    await waitUntil(
+      'the request recorded as handled',
+      async () =>
+        (await get<{ metadata: { annotations?: Record<string, string> } }>('backuprepositories', 'primary'))?.metadata
+          .annotations?.['tidemark.dev/synced'] === 'after-the-fire',
+      { timeoutMs: 20_000 },
+    );
+    // Not run again: no backup Job for it, and it stays Succeeded.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const batch = env.cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
+    const jobs = await batch.listNamespacedJob({ namespace, labelSelector: `tidemark.dev/backup=${name}` });
+    assert.deepEqual(
+      jobs.items.map((j) => j.metadata?.name),
+      [],
+    );
+    assert.equal((await get<Backup>('backups', name))?.status?.phase, 'Succeeded');
+    assert.equal((await env.backups()).length, 1, 'one snapshot, one Backup');
+  });
+});
