@@ -66,14 +66,13 @@ async function waitForRestore(name: string, phase: string, timeoutMs = 90_000): 
     `RestoreRequest ${name} ${phase}`,
     async () => {
       last = await get<RestoreRequest>('restorerequests', name);
-      if (phase !== 'Failed' && last?.status?.phase === 'Failed')
-        throw new Error(`RestoreRequest ${name} failed: ${last.status.error}`);
-      return last?.status?.phase === phase;
+      return last?.status?.phase === phase || last?.status?.phase === 'Failed';
     },
     { timeoutMs, intervalMs: 500 },
   ).catch((error: Error) => {
     throw new Error(`${error.message}; last status ${JSON.stringify(last?.status)}`);
   });
+  assert.equal(last?.status?.phase, phase, `RestoreRequest ${name}: ${JSON.stringify(last?.status)}`);
   return last as RestoreRequest;
 }
 
