@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, RestoreRequest } from '../../src/api/kinds.ts';
+import { type ProcessKubelet, startProcessKubelet } from '../harness/kubelet/kubelet.ts';
 import { waitUntil } from '../harness/process.ts';
-import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
+import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -21,6 +22,8 @@ const workDir = makeWorkDir('disaster-recovery');
 let env: TidemarkEnvironment;
 let api: k8s.CustomObjectsApi;
 let namespace: string;
+/** The kubelet that replaces the environment's one after it was stopped to hold a Backup in Running. */
+let secondKubelet: ProcessKubelet | undefined;
 const originals = new Map<string, string>();
 
 before(async () => {
@@ -37,7 +40,7 @@ before(async () => {
   // The agent's ClusterRole as deployed (the catalog task writes a ConfigMap with it).
   await env.cluster.kubectl(['apply', '-f', join(repoRoot, 'deploy/agent-rbac.yaml')]);
   await env.apply(
-    ['documents', 'wait-by-name', 'wait-latest', 'dr-by-id', 'dr-latest'].map((name) => ({
+    ['documents', 'wait-by-name', 'wait-latest', 'wait-running', 'dr-by-id', 'dr-latest'].map((name) => ({
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
       metadata: { name, namespace },
@@ -48,6 +51,7 @@ before(async () => {
 });
 
 after(async () => {
+  await secondKubelet?.stop();
   await env?.stop();
   workDir.remove();
 });
@@ -95,6 +99,16 @@ async function restoredFiles(claim: string): Promise<Map<string, string>> {
 const condition = (r: RestoreRequest | undefined, type: string) => r?.status?.conditions?.find((c) => c.type === type);
 
 let snapshotId = '';
+let secondSnapshotId = '';
+
+function backupObject(name: string) {
+  return {
+    apiVersion: 'tidemark.dev/v1alpha1',
+    kind: 'Backup',
+    metadata: { name, namespace },
+    spec: { policy: 'docs', source: 'documents', type: 'full' },
+  };
+}
 
 describe('restores that wait for their Backup', () => {
   test('requests created before their Backup (by name, and latest of policy + source) wait in Pending, then restore once it succeeded', async () => {
@@ -115,14 +129,7 @@ describe('restores that wait for their Backup', () => {
     }
     assert.match(condition(await get('restorerequests', 'wait-by-name'), 'Resolved')?.message ?? '', /docs-first/);
 
-    await env.apply([
-      {
-        apiVersion: 'tidemark.dev/v1alpha1',
-        kind: 'Backup',
-        metadata: { name: 'docs-first', namespace },
-        spec: { policy: 'docs', source: 'documents', type: 'full' },
-      },
-    ]);
+    await env.apply([backupObject('docs-first')]);
     for (const name of ['wait-by-name', 'wait-latest']) {
       const done = await waitForRestore(name, 'Succeeded');
       assert.equal(done.status?.backupName, 'docs-first');
@@ -132,6 +139,39 @@ describe('restores that wait for their Backup', () => {
     const backup = await get<Backup>('backups', 'docs-first');
     snapshotId = backup?.status?.snapshotId ?? '';
     assert.match(snapshotId, /^[0-9a-f]{64}$/);
+  });
+
+  test('a request naming a Backup that is still Running waits, and restores once the Backup succeeded', async () => {
+    // No kubelet: the Backup's Job is created and its pod never starts, so the Backup stays Running.
+    await env.kubelet.stop();
+    await env.apply([backupObject('docs-second')]);
+    await waitUntil(
+      'Backup docs-second Running',
+      async () => (await get<Backup>('backups', 'docs-second'))?.status?.phase === 'Running',
+      { timeoutMs: 20_000 },
+    );
+    await createRestore('wait-running', {
+      from: { backupName: 'docs-second' },
+      target: { volume: { claimName: 'wait-running' } },
+    });
+    const waiting = await waitForRestore('wait-running', 'Pending', 20_000);
+    assert.match(condition(waiting, 'Resolved')?.message ?? '', /Backup docs-second \(phase Running\)/);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal((await get<RestoreRequest>('restorerequests', 'wait-running'))?.status?.phase, 'Pending');
+
+    secondKubelet = await startProcessKubelet(env.cluster.kubeConfig, {
+      workDir: join(workDir.path, 'kubelet'),
+      nodeName: 'process-kubelet-2',
+      imageEntrypoints: {
+        [AGENT_IMAGE]: [process.execPath, '--import', import.meta.resolve('tsx'), join(repoRoot, 'src/cli/main.ts')],
+      },
+      baseEnv: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    const done = await waitForRestore('wait-running', 'Succeeded');
+    assert.equal(done.status?.backupName, 'docs-second');
+    assert.deepEqual(await restoredFiles('wait-running'), originals);
+    secondSnapshotId = (await get<Backup>('backups', 'docs-second'))?.status?.snapshotId ?? '';
+    assert.match(secondSnapshotId, /^[0-9a-f]{64}$/);
   });
 });
 
@@ -184,6 +224,7 @@ describe('disaster recovery through the API', () => {
   });
 
   test('(b) repository + source identity + latest: the agent picks the newest snapshot of that source', async () => {
+    assert.ok(secondSnapshotId, 'the second Backup made a newer snapshot');
     await createRestore('dr-latest', {
       from: { repository: 'primary', sourceName: `${namespace}/docs/documents` },
       target: { volume: { claimName: 'dr-latest' } },
@@ -192,7 +233,7 @@ describe('disaster recovery through the API', () => {
     await waitForRestore('dr-latest', 'PendingApproval', 20_000);
     await approveAs('dr-latest', 'oncall@acme.example');
     const done = await waitForRestore('dr-latest', 'Succeeded');
-    assert.equal(done.status?.snapshotId, snapshotId);
+    assert.equal(done.status?.snapshotId, secondSnapshotId);
     assert.deepEqual(await restoredFiles('dr-latest'), originals);
   });
 
@@ -205,20 +246,24 @@ describe('disaster recovery through the API', () => {
       namespace,
       'tidemark.dev/sync-requested=after-the-fire',
     ]);
-    let imported: Backup | undefined;
+    let imported: Backup[] = [];
     await waitUntil(
-      'the Backup re-imported',
+      'both Backups re-imported',
       async () => {
-        imported = (await env.backups()).find((b) => b.status?.snapshotId === snapshotId);
-        return imported?.status?.phase === 'Succeeded';
+        imported = (await env.backups()).filter((b) => b.status?.phase === 'Succeeded');
+        return imported.length === 2;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
-    const name = imported?.metadata.name ?? '';
-    assert.equal(imported?.metadata.annotations?.['tidemark.dev/imported-from'], 'primary');
-    assert.deepEqual(imported?.spec, { policy: 'docs', source: 'documents', type: 'full' });
-    assert.equal(imported?.metadata.labels?.['tidemark.dev/policy'], 'docs');
-    assert.ok(imported?.status?.completionTime);
+    assert.deepEqual(imported.map((b) => b.status?.snapshotId).sort(), [snapshotId, secondSnapshotId].sort());
+    for (const b of imported) {
+      assert.equal(b.metadata.annotations?.['tidemark.dev/imported-from'], 'primary');
+      assert.deepEqual(b.spec, { policy: 'docs', source: 'documents', type: 'full' });
+      assert.equal(b.metadata.labels?.['tidemark.dev/policy'], 'docs');
+      assert.ok(b.status?.completionTime);
+    }
+    const first = imported.find((b) => b.status?.snapshotId === snapshotId);
+    const name = first?.metadata.name ?? '';
     assert.match(await env.cluster.kubectl(['get', 'backups', '-n', namespace]), new RegExp(`${name}\\s+.*Succeeded`));
     await waitUntil(
       'the request recorded as handled',
@@ -236,6 +281,6 @@ describe('disaster recovery through the API', () => {
       [],
     );
     assert.equal((await get<Backup>('backups', name))?.status?.phase, 'Succeeded');
-    assert.equal((await env.backups()).length, 1, 'one snapshot, one Backup');
+    assert.equal((await env.backups()).length, 2, 'one Backup per snapshot');
   });
 });
