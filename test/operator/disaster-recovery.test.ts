@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, RestoreRequest } from '../../src/api/kinds.ts';
 import { type ProcessKubelet, startProcessKubelet } from '../harness/kubelet/kubelet.ts';
-import { waitUntil } from '../harness/process.ts';
+import { type ManagedProcess, waitUntil } from '../harness/process.ts';
 import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
@@ -24,6 +24,7 @@ let api: k8s.CustomObjectsApi;
 let namespace: string;
 /** The kubelet that replaces the environment's one after it was stopped to hold a Backup in Running. */
 let secondKubelet: ProcessKubelet | undefined;
+let operator: ManagedProcess;
 const originals = new Map<string, string>();
 
 before(async () => {
@@ -47,7 +48,7 @@ before(async () => {
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     })),
   );
-  env.startOperator('operator');
+  operator = env.startOperator('operator');
 });
 
 after(async () => {
@@ -128,6 +129,9 @@ describe('restores that wait for their Backup', () => {
       assert.equal(waiting.status?.jobName, undefined);
     }
     assert.match(condition(await get('restorerequests', 'wait-by-name'), 'Resolved')?.message ?? '', /docs-first/);
+    // The wait survives an operator restart: the new one is woken by the Backup all the same.
+    await operator.stop();
+    operator = env.startOperator('operator-2');
 
     await env.apply([backupObject('docs-first')]);
     for (const name of ['wait-by-name', 'wait-latest']) {
