@@ -412,7 +412,11 @@ function decideRunning(
     status.achievedRTO = formatDuration(status.rtoSeconds * 1000);
     const restored = (status.restored ?? []).reduce((n, o) => n + o.records, 0);
     const expected = (status.expected ?? []).reduce((n, o) => n + o.records, 0);
-    const message = `restored ${restored} records in ${status.restored.length} objects (backup: ${expected}) from ${status.repository} in ${status.achievedRTO}`;
+    const compared = status.expected ? ` (backup: ${expected})` : '';
+    const snapshot = status.backupName
+      ? ''
+      : ` (snapshot ${status.snapshotId?.slice(0, 12)} of ${status.snapshotSource})`;
+    const message = `restored ${restored} records in ${status.restored.length} objects${compared} from ${status.repository}${snapshot} in ${status.achievedRTO}`;
     condition('Succeeded', 'True', 'Completed', message);
     const objective = rtoObjectiveMs(policy);
     if (objective !== undefined) {
