@@ -111,14 +111,23 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
  */
 async function chosenSnapshot(repository: Repository, env: NodeJS.ProcessEnv): Promise<Snapshot> {
   const source = env.TIDEMARK_SNAPSHOT_SOURCE;
-  if (!source) return repository.findSnapshot(required(env, 'TIDEMARK_SNAPSHOT'));
   const before = env.TIDEMARK_SNAPSHOT_BEFORE ? new Date(env.TIDEMARK_SNAPSHOT_BEFORE) : undefined;
   if (before && Number.isNaN(before.getTime()))
     throw new TidemarkError(
       'InvalidArgument',
       `TIDEMARK_SNAPSHOT_BEFORE ${env.TIDEMARK_SNAPSHOT_BEFORE} is not a time`,
     );
-  return repository.latestSnapshotOf(source, before);
+  const snapshot = source
+    ? await repository.latestSnapshotOf(source, before)
+    : await repository.findSnapshot(required(env, 'TIDEMARK_SNAPSHOT'));
+  // A request straight from a repository restores only its own namespace's snapshots.
+  const scope = env.TIDEMARK_SNAPSHOT_SCOPE;
+  if (scope && !snapshot.source.startsWith(scope))
+    throw new TidemarkError(
+      'InvalidArgument',
+      `snapshot ${snapshot.id.slice(0, 12)} is of ${snapshot.source}, not of namespace ${scope.replace(/\/$/, '')}: a namespace restores only its own snapshots`,
+    );
+  return snapshot;
 }
 
 /**

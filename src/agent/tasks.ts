@@ -16,6 +16,7 @@
  *   TIDEMARK_SNAPSHOT                       forget: remove it, then prune what it freed
  *   TIDEMARK_SNAPSHOT_SOURCE, TIDEMARK_SNAPSHOT_BEFORE   restore by source identity: its newest snapshot
  *                                           (taken before the time), instead of TIDEMARK_SNAPSHOT
+ *   TIDEMARK_SNAPSHOT_SCOPE                 restore: refuse a snapshot whose source identity lacks this prefix
  *   TIDEMARK_CATALOG_PREFIX, TIDEMARK_CATALOG_CONFIGMAP, TIDEMARK_CATALOG_OWNER, TIDEMARK_NAMESPACE
  *                                           catalog: list the snapshots under the prefix into that ConfigMap
  *   (probe)                                 reach the repository, initialise it when empty, report its size

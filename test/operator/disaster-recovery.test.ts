@@ -12,9 +12,18 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, RestoreRequest } from '../../src/api/kinds.ts';
+import { backupTree } from '../../src/repository/backup.ts';
+import { Repository } from '../../src/repository/repository.ts';
+import { openStorage } from '../../src/repository/storage/url.ts';
 import { type ProcessKubelet, startProcessKubelet } from '../harness/kubelet/kubelet.ts';
 import { type ManagedProcess, waitUntil } from '../harness/process.ts';
-import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
+import {
+  AGENT_IMAGE,
+  PASSPHRASE,
+  startTidemarkEnvironment,
+  type TidemarkEnvironment,
+  volumePolicy,
+} from '../harness/tidemark.ts';
 import { repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -101,6 +110,7 @@ const condition = (r: RestoreRequest | undefined, type: string) => r?.status?.co
 
 let snapshotId = '';
 let secondSnapshotId = '';
+let foreignSnapshotId = '';
 
 function backupObject(name: string) {
   return {
@@ -200,6 +210,12 @@ describe('disaster recovery through the API', () => {
       await env.cluster.kubectl(['delete', 'backup', name, '-n', namespace]);
     }
     await waitUntil('no Backups left', async () => (await env.backups()).length === 0, { timeoutMs: 20_000 });
+    // Another namespace's snapshot in the same repository (a shared bucket prefix).
+    const elsewhere = join(workDir.path, 'payments-ledger');
+    await mkdir(elsewhere, { recursive: true });
+    await writeFile(join(elsewhere, 'ledger.csv'), 'id,amount\n1,100\n');
+    const repository = await Repository.open(openStorage(env.primaryUrl, env.s3Env), Buffer.from(PASSPHRASE));
+    foreignSnapshotId = (await backupTree(repository, elsewhere, { type: 'full', source: 'payments/ledger/files' })).id;
   });
 
   async function approveAs(name: string, user: string): Promise<void> {
@@ -225,6 +241,23 @@ describe('disaster recovery through the API', () => {
     assert.equal(done.status?.snapshotSource, `${namespace}/docs/documents`);
     assert.equal(done.status?.backupName, undefined);
     assert.deepEqual(await restoredFiles('dr-by-id'), originals);
+  });
+
+  test("(a') another namespace's snapshot in the same repository is refused by the agent, naming both", async () => {
+    await createRestore('dr-foreign', {
+      from: { repository: 'primary', snapshot: foreignSnapshotId },
+      target: { volume: { claimName: 'dr-by-id' } },
+      mode: 'replace',
+      requestedBy: 'dev@acme.example',
+    });
+    await waitForRestore('dr-foreign', 'PendingApproval', 20_000);
+    await approveAs('dr-foreign', 'oncall@acme.example');
+    const failed = await waitForRestore('dr-foreign', 'Failed');
+    assert.match(
+      failed.status?.error ?? '',
+      /is of payments\/ledger\/files, not of namespace tenants: a namespace restores only its own snapshots/,
+    );
+    assert.deepEqual(await restoredFiles('dr-by-id'), originals, 'nothing written');
   });
 
   test('(b) repository + source identity + latest: the agent picks the newest snapshot of that source', async () => {

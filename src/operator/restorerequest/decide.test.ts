@@ -412,6 +412,7 @@ describe('decideRestore: phases', () => {
     assert.equal(job?.metadata?.labels?.[RESTORE_LABEL], 'qa');
     assert.equal(job?.metadata?.labels?.['tidemark.dev/backup'], undefined, 'not one of the Backup controller’s Jobs');
     assert.equal(job?.spec?.backoffLimit, 0);
+    assert.equal(e.TIDEMARK_SNAPSHOT_SCOPE, undefined, 'the Backup names its snapshot');
     assert.deepEqual(
       d.events.map((x) => x.reason),
       ['RestoreStarted'],
@@ -602,6 +603,7 @@ describe('decideRestore: straight from a repository', () => {
     const vars = env(d.createJobs[0]);
     assert.equal(vars.TIDEMARK_SNAPSHOT, 'abcdef12');
     assert.equal(vars.TIDEMARK_SNAPSHOT_SOURCE, undefined);
+    assert.equal(vars.TIDEMARK_SNAPSHOT_SCOPE, `${ns}/`, 'the agent refuses another namespace snapshot');
     assert.equal(vars.TIDEMARK_TARGET, 'file:///data');
     const labels = d.createJobs[0]?.metadata?.labels ?? {};
     assert.equal(labels[RESTORE_LABEL], 'qa');
@@ -642,6 +644,15 @@ describe('decideRestore: straight from a repository', () => {
     assert.equal(d.status?.snapshotId, 'f'.repeat(64));
     assert.equal(d.status?.snapshotSource, `${ns}/tenants/documents`);
     assert.equal(d.status?.snapshotTime, '2026-03-01T04:00:00.000Z');
+  });
+
+  test("another namespace's source identity fails at once: a namespace restores only its own snapshots", () => {
+    const d = decideRestore(
+      observed(request({ from: { repository: 'primary-eu', sourceName: 'payments/db/ledger' }, target: volumeTarget })),
+    );
+    assert.equal(d.status?.phase, 'Failed');
+    assert.match(d.status?.error ?? '', /sourceName payments\/db\/ledger is not of namespace tenants/);
+    assert.equal(d.createJobs.length, 0);
   });
 
   test('original is refused: there is no policy source to call original', () => {

@@ -320,6 +320,14 @@ function resolveWhat(
   const from = request.spec.from;
   const createdAt = new Date(request.metadata.creationTimestamp ?? now);
   if (from.repository) {
+    const namespace = request.metadata.namespace ?? '';
+    if (from.sourceName && !from.sourceName.startsWith(`${namespace}/`))
+      return {
+        failure: {
+          reason: 'InvalidSource',
+          message: `sourceName ${from.sourceName} is not of namespace ${namespace} (<namespace>/<policy>/<source>): a namespace restores only its own snapshots`,
+        },
+      };
     const found = resolveRepository(from.repository, observed.repositories, createdAt, now);
     if (!('repository' in found)) return found;
     const snapshot: SnapshotChoice = from.snapshot

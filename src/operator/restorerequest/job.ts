@@ -90,6 +90,8 @@ export function restoreJob(options: {
     env: [
       ...target.env,
       ...repo.env,
+      // Straight from a repository (no Backup vouches for the snapshot): only this namespace's.
+      ...(backup ? [] : [{ name: 'TIDEMARK_SNAPSHOT_SCOPE', value: `${request.metadata.namespace}/` }]),
       ...('id' in snapshot
         ? [{ name: 'TIDEMARK_SNAPSHOT', value: snapshot.id }]
         : [
