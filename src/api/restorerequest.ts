@@ -22,7 +22,7 @@ export const restoreRequestSpec = object(
         source: optional(labelName('Source within policy.', 40)),
         repository: optional(
           objectName(
-            "Restore straight from this BackupRepository's catalog (disaster recovery: no Backup or policy needed), with snapshot or sourceName.",
+            "Restore straight from this BackupRepository's catalog (disaster recovery: no Backup or policy needed), with snapshot or sourceName; only this namespace's snapshots.",
           ),
         ),
         snapshot: optional(
@@ -36,7 +36,7 @@ export const restoreRequestSpec = object(
         sourceName: optional(
           string({
             description:
-              'With repository: the source identity recorded in the snapshots, <namespace>/<policy>/<source>; its latest snapshot (taken before `before` when given) is restored.',
+              'With repository: the source identity recorded in the snapshots, <namespace>/<policy>/<source> (this namespace); its latest snapshot (taken before `before` when given) is restored.',
             minLength: 1,
             maxLength: 253,
           }),
