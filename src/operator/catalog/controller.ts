@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { CATALOG_KEY, type CatalogEntry } from '../../agent/catalog.ts';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
-import { jobOutcome } from '../backup/decide.ts';
+import { IMPORTED_FROM, jobOutcome } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
@@ -44,8 +44,11 @@ export function catalogController(ctx: OperatorContext, hooks?: ControllerHooks)
       const decision = decideCatalog(observed);
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
       for (const backup of decision.createBackups) {
-        const { object, created } = await resources.createOrGet('backups', backup);
-        if (created && backup.status) await resources.writeStatus('backups', object, backup.status);
+        // One created by an earlier pass that stopped before its status (a restart) gets it now.
+        const { object } = await resources.createOrGet('backups', backup);
+        const imported = object.metadata.annotations?.[IMPORTED_FROM];
+        if (backup.status && imported && !object.status?.phase)
+          await resources.writeStatus('backups', object, backup.status);
       }
       if (decision.markSynced !== undefined) {
         const synced = decision.markSynced;
