@@ -549,10 +549,21 @@ describe('decideRestore: waiting for what it restores', () => {
       ['RestoreWaiting'],
     );
     assert.equal(d.createJobs.length, 0);
-    assert.equal(d.status?.backupName, undefined);
+    assert.equal(d.status?.backupName, 'b-4', 'pinned: the request waits for this Backup');
 
     const again = decideRestore(observed({ ...req, status: d.status }));
     assert.deepEqual(again.events, [], 'the wait is announced once');
+    assert.equal(again.status?.phase, 'Pending');
+
+    const deleted = decideRestore(
+      observed({ ...req, status: d.status }, { backups: BACKUPS.filter((b) => b.metadata.name !== 'b-4') }),
+    );
+    assert.equal(deleted.status?.phase, 'Failed', 'deleted while waited for: fails at once');
+    assert.match(deleted.status?.error ?? '', /Backup b-4 was deleted before the restore started/);
+    const failed = BACKUPS.map((b) => (b.metadata.name === 'b-4' ? backup('b-4', undefined, 'Failed') : b));
+    const ended = decideRestore(observed({ ...req, status: d.status }, { backups: failed }));
+    assert.equal(ended.status?.phase, 'Failed');
+    assert.match(ended.status?.error ?? '', /Backup b-4 failed/);
 
     const succeeded = BACKUPS.map((b) =>
       b.metadata.name === 'b-4' ? backup('b-4', '2026-03-02T09:59:00Z', 'Succeeded') : b,

@@ -210,6 +210,9 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
 
   const wait = (w: Wait) => {
     if (status.phase !== 'Pending') event('Normal', 'RestoreWaiting', w.message);
+    // A named Backup seen while waiting is pinned: its deletion then fails the request at once.
+    const named = request.spec.from.backupName;
+    if (named && observed.backups.some((b) => b.metadata.name === named)) status.backupName = named;
     status.phase = 'Pending';
     condition('Resolved', 'False', w.reason, w.message);
     if (w.deadline) decision.requeueAfterMs = Math.max(1000, w.deadline.getTime() - now.getTime() + 1000);
@@ -335,21 +338,15 @@ function resolveWhat(
       : { source: from.sourceName ?? '', ...(from.before ? { before: from.before } : {}) };
     return { repository: found.repository, snapshot };
   }
-  let backup: Backup | undefined;
-  if (status.backupName) {
-    backup = observed.backups.find((b) => b.metadata.name === status.backupName);
-    if (!backup)
-      return {
-        failure: {
-          reason: 'BackupNotFound',
-          message: `Backup ${status.backupName} was deleted before the restore started`,
-        },
-      };
-  } else {
-    const resolved = resolveBackup(from, observed.backups, createdAt, now);
-    if (!('backup' in resolved)) return resolved;
-    backup = resolved.backup;
-  }
+  // Once pinned (status.backupName: seen while waiting, or resolved), that Backup and no other.
+  const pinned = status.backupName;
+  if (pinned && !observed.backups.some((b) => b.metadata.name === pinned))
+    return {
+      failure: { reason: 'BackupNotFound', message: `Backup ${pinned} was deleted before the restore started` },
+    };
+  const resolved = resolveBackup(pinned ? { backupName: pinned } : from, observed.backups, createdAt, now);
+  if (!('backup' in resolved)) return resolved;
+  const { backup } = resolved;
   // The primary, unless its retention already forgot this snapshot (a replica that keeps it then serves).
   const held = backup.status?.repositories?.filter((r) => r.state === 'Succeeded') ?? [];
   const primary = held.find((r) => r.role === 'primary') ?? held[0];
