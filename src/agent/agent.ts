@@ -6,7 +6,9 @@ import type { SnapshotId } from '../repository/format.ts';
 import type { Progress } from '../repository/progress.ts';
 import { forget, prune } from '../repository/prune.ts';
 import { Repository } from '../repository/repository.ts';
+import type { Snapshot } from '../repository/snapshot.ts';
 import { openStorage, redactUrl } from '../repository/storage/url.ts';
+import { writeCatalog } from './catalog.ts';
 import { type AgentResult, backupResult, writeResult } from './result.ts';
 import { runBackup } from './run-backup.ts';
 import { runRestore } from './run-restore.ts';
@@ -68,7 +70,8 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
     return backupResult(snapshot);
   }
   if (task === 'forget') return forgetSnapshot(repository, required(env, 'TIDEMARK_SNAPSHOT'));
-  const snapshot = await repository.findSnapshot(required(env, 'TIDEMARK_SNAPSHOT'));
+  if (task === 'catalog') return writeCatalog(repository, env);
+  const snapshot = await chosenSnapshot(repository, env);
   if (task === 'replicate') {
     const replica = await openRepo(replicaEnvironment(env), 'TIDEMARK_REPLICA_REPO', 'TIDEMARK_REPLICA_KEY');
     const report = await copySnapshots(repository, replica, [snapshot], { onProgress });
@@ -93,10 +96,38 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
   return {
     ok: true,
     snapshotId: snapshot.id,
+    snapshotSource: snapshot.source,
+    snapshotTime: snapshot.time,
     durationMs: outcome.durationMs,
     objects: outcome.restored,
     skipped: outcome.skipped,
   };
+}
+
+/**
+ * The snapshot a task works on: TIDEMARK_SNAPSHOT (an id or unique prefix), or, for a restore named
+ * by source identity, the newest snapshot of TIDEMARK_SNAPSHOT_SOURCE taken before
+ * TIDEMARK_SNAPSHOT_BEFORE (resolved here, from the repository's own catalog).
+ */
+async function chosenSnapshot(repository: Repository, env: NodeJS.ProcessEnv): Promise<Snapshot> {
+  const source = env.TIDEMARK_SNAPSHOT_SOURCE;
+  const before = env.TIDEMARK_SNAPSHOT_BEFORE ? new Date(env.TIDEMARK_SNAPSHOT_BEFORE) : undefined;
+  if (before && Number.isNaN(before.getTime()))
+    throw new TidemarkError(
+      'InvalidArgument',
+      `TIDEMARK_SNAPSHOT_BEFORE ${env.TIDEMARK_SNAPSHOT_BEFORE} is not a time`,
+    );
+  const snapshot = source
+    ? await repository.latestSnapshotOf(source, before)
+    : await repository.findSnapshot(required(env, 'TIDEMARK_SNAPSHOT'));
+  // A request straight from a repository restores only its own namespace's snapshots.
+  const scope = env.TIDEMARK_SNAPSHOT_SCOPE;
+  if (scope && !snapshot.source.startsWith(scope))
+    throw new TidemarkError(
+      'InvalidArgument',
+      `snapshot ${snapshot.id.slice(0, 12)} is of ${snapshot.source}, not of namespace ${scope.replace(/\/$/, '')}: a namespace restores only its own snapshots`,
+    );
+  return snapshot;
 }
 
 /**

@@ -14,6 +14,11 @@ export interface AgentResult {
   logicalBytes?: number;
   uploadedBytes?: number;
   durationMs?: number;
+  /** restore: the source identity and time of the snapshot restored (it may have been resolved by source). */
+  snapshotSource?: string;
+  snapshotTime?: string;
+  /** catalog: how many snapshots were written to the ConfigMap. */
+  snapshots?: number;
   objects?: ObjectCount[];
   /** True when `objects` was cut to fit the message. */
   objectsTruncated?: boolean;

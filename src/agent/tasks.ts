@@ -14,10 +14,15 @@
  *   TIDEMARK_REPLICA_REPO, TIDEMARK_REPLICA_KEY   replicate; the replica's provider credentials
  *                                           come prefixed REPLICA_ (two S3 repositories need two key pairs)
  *   TIDEMARK_SNAPSHOT                       forget: remove it, then prune what it freed
+ *   TIDEMARK_SNAPSHOT_SOURCE, TIDEMARK_SNAPSHOT_BEFORE   restore by source identity: its newest snapshot
+ *                                           (taken before the time), instead of TIDEMARK_SNAPSHOT
+ *   TIDEMARK_SNAPSHOT_SCOPE                 restore: refuse a snapshot whose source identity lacks this prefix
+ *   TIDEMARK_CATALOG_PREFIX, TIDEMARK_CATALOG_CONFIGMAP, TIDEMARK_CATALOG_OWNER, TIDEMARK_NAMESPACE
+ *                                           catalog: list the snapshots under the prefix into that ConfigMap
  *   (probe)                                 reach the repository, initialise it when empty, report its size
  *   TIDEMARK_RESULT_FILE                    where the result goes (the Job sets /dev/termination-log); else stdout
  *
  * The tasks live apart from agent.ts so the CLI can list them without loading the agent.
  */
-export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe'] as const;
+export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog'] as const;
 export type AgentTask = (typeof AGENT_TASKS)[number];

@@ -1,7 +1,7 @@
 import { conditions, labelName, objectCounts, objectName, progress, secretRef, timestamp } from './common.ts';
 import { array, boolean, enumOf, integer, object, optional, string, type TypeOf } from './schema.ts';
 
-export const RESTORE_PHASES = ['PendingApproval', 'Approved', 'Running', 'Succeeded', 'Failed'] as const;
+export const RESTORE_PHASES = ['Pending', 'PendingApproval', 'Approved', 'Running', 'Succeeded', 'Failed'] as const;
 export type RestorePhase = (typeof RESTORE_PHASES)[number];
 
 const databaseTarget = (engine: string) =>
@@ -17,17 +17,43 @@ export const restoreRequestSpec = object(
   {
     from: object(
       {
-        backupName: optional(objectName('Restore this Backup.')),
+        backupName: optional(objectName('Restore this Backup; waits while it is still running or not yet created.')),
         policy: optional(objectName('Restore the latest Backup of policy + source.')),
         source: optional(labelName('Source within policy.', 40)),
-        before: optional(timestamp('With policy + source: the latest Backup completed before this time.')),
+        repository: optional(
+          objectName(
+            "Restore straight from this BackupRepository's catalog (disaster recovery: no Backup or policy needed), with snapshot or sourceName; only this namespace's snapshots.",
+          ),
+        ),
+        snapshot: optional(
+          string({
+            description: 'With repository: the snapshot id, or a unique prefix of it.',
+            minLength: 8,
+            maxLength: 64,
+            pattern: '^[0-9a-f]+$',
+          }),
+        ),
+        sourceName: optional(
+          string({
+            description:
+              'With repository: the source identity recorded in the snapshots, <namespace>/<policy>/<source> (this namespace); its latest snapshot (taken before `before` when given) is restored.',
+            minLength: 1,
+            maxLength: 253,
+          }),
+        ),
+        before: optional(
+          timestamp(
+            'With policy + source: the latest Backup completed before this time. With repository + sourceName: the latest snapshot taken before it.',
+          ),
+        ),
       },
       {
-        description: 'Which backup: backupName, or policy + source (+ before).',
+        description:
+          'Which backup: backupName; policy + source (+ before); or repository + snapshot, or repository + sourceName (+ before).',
         rules: [
           {
-            rule: 'has(self.backupName) != has(self.policy)',
-            message: 'name exactly one way to pick the backup: backupName, or policy with source',
+            rule: '(has(self.backupName) ? 1 : 0) + (has(self.policy) ? 1 : 0) + (has(self.repository) ? 1 : 0) == 1',
+            message: 'name exactly one way to pick the backup: backupName, policy with source, or repository',
           },
           {
             rule: 'has(self.policy) == has(self.source)',
@@ -36,8 +62,19 @@ export const restoreRequestSpec = object(
             reason: 'FieldValueRequired',
           },
           {
-            rule: '!has(self.before) || has(self.policy)',
-            message: 'before only applies with policy and source',
+            rule: '!has(self.repository) || has(self.snapshot) != has(self.sourceName)',
+            message: 'with repository, name either snapshot or sourceName',
+            fieldPath: '.repository',
+          },
+          {
+            rule: '(!has(self.snapshot) && !has(self.sourceName)) || has(self.repository)',
+            message: 'snapshot and sourceName only apply with repository',
+            fieldPath: '.repository',
+            reason: 'FieldValueRequired',
+          },
+          {
+            rule: '!has(self.before) || has(self.policy) || has(self.sourceName)',
+            message: 'before only applies with policy and source, or repository and sourceName',
             fieldPath: '.before',
             reason: 'FieldValueForbidden',
           },
@@ -127,6 +164,12 @@ export const restoreRequestSpec = object(
         fieldPath: '.approvals',
       },
       {
+        rule: '!has(self.from.repository) || !has(self.target.original)',
+        message: 'a restore from a repository snapshot has no policy source to call original: name the target',
+        fieldPath: '.target.original',
+        reason: 'FieldValueForbidden',
+      },
+      {
         rule: '!has(self.postRestoreSQL) || has(self.target.postgres) || has(self.target.mysql) || has(self.target.original)',
         message: 'postRestoreSQL needs a database target',
         fieldPath: '.postRestoreSQL',
@@ -144,6 +187,9 @@ export const restoreRequestStatus = object({
   phase: optional(enumOf(RESTORE_PHASES)),
   conditions: optional(conditions),
   backupName: optional(string({ description: 'The Backup that was resolved.', maxLength: 253 })),
+  snapshotId: optional(string({ description: 'The snapshot restored, as the agent resolved it.', maxLength: 128 })),
+  snapshotSource: optional(string({ description: 'The source identity recorded in that snapshot.', maxLength: 253 })),
+  snapshotTime: optional(timestamp('When that snapshot was taken.')),
   repository: optional(
     string({ description: 'Repository the data was read from (primary or a replica).', maxLength: 253 }),
   ),

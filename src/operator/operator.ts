@@ -5,6 +5,7 @@ import { backupController } from './backup/controller.ts';
 import type { AgentSettings } from './backup/job.ts';
 import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
+import { catalogController } from './catalog/controller.ts';
 import { createContext } from './context.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
@@ -39,6 +40,7 @@ export async function runOperator(
       backupPolicyController(ctx),
       backupController(ctx),
       restoreRequestController(ctx),
+      catalogController(ctx),
     ];
     await Promise.all(informers.map((i) => i.start()));
     log.info({ event: 'operator-started', controllers: controllers.map((c) => c.name) }, 'controllers running');

@@ -38,3 +38,25 @@ test('a snapshot forgotten while snapshots() reads them is left out, not an erro
     [second.id],
   );
 });
+
+test('latestSnapshotOf: the newest snapshot of one source, optionally taken before a time; none names the source', async () => {
+  const storage = new FileStorage(join(root, 'latest'));
+  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const source = join(root, 'latest-source');
+  await mkdir(source, { recursive: true });
+  await writeFile(join(source, 'a.txt'), 'a');
+  const older = await backupTree(repository, source, { type: 'full', source: 'ns/policy/docs' });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const between = new Date();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const newer = await backupTree(repository, source, { type: 'full', source: 'ns/policy/docs' });
+  await backupTree(repository, source, { type: 'full', source: 'ns/policy/other' });
+
+  assert.equal((await repository.latestSnapshotOf('ns/policy/docs')).id, newer.id);
+  assert.equal((await repository.latestSnapshotOf('ns/policy/docs', between)).id, older.id);
+  await assert.rejects(
+    repository.latestSnapshotOf('ns/policy/docs', new Date(Date.parse(older.time))),
+    /no snapshot of ns\/policy\/docs taken before .* in /,
+  );
+  await assert.rejects(repository.latestSnapshotOf('ns/gone/docs'), /no snapshot of ns\/gone\/docs in /);
+});

@@ -144,6 +144,18 @@ export class Repository {
     );
   }
 
+  /** The newest snapshot of `source` taken before `before` (any time when absent). */
+  async latestSnapshotOf(source: string, before?: Date): Promise<Snapshot> {
+    const found = (await this.snapshots()).find(
+      (s) => s.source === source && (!before || Date.parse(s.time) < before.getTime()),
+    );
+    if (found) return found;
+    throw new TidemarkError(
+      'NotFound',
+      `no snapshot of ${source}${before ? ` taken before ${before.toISOString()}` : ''} in ${this.storage.description}`,
+    );
+  }
+
   lock(exclusive: boolean): Promise<Lock> {
     return acquireLock(this.storage, exclusive);
   }

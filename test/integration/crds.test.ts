@@ -403,6 +403,34 @@ const invalidOnCreate: InvalidCase[] = [
     says: 'Unsupported value: "merge"',
   },
   {
+    name: 'restore: from a repository with both a snapshot and a source identity',
+    example: 'restorerequest-disaster-recovery.yaml',
+    mutate: (m) => {
+      spec(m).from.snapshot = 'abcdef12';
+    },
+    field: 'spec.from.repository',
+    says: 'with repository, name either snapshot or sourceName',
+  },
+  {
+    name: 'restore: a snapshot id without a repository',
+    example: 'restorerequest-by-name.yaml',
+    mutate: (m) => {
+      spec(m).from.snapshot = 'abcdef12';
+    },
+    field: 'spec.from.repository',
+    says: 'snapshot and sourceName only apply with repository',
+  },
+  {
+    name: 'restore: original target for a repository snapshot',
+    example: 'restorerequest-disaster-recovery.yaml',
+    mutate: (m) => {
+      delete spec(m).target.volume;
+      spec(m).target.original = true;
+    },
+    field: 'spec.target.original',
+    says: 'has no policy source to call original',
+  },
+  {
     name: 'restore: requester approves own restore',
     example: 'restorerequest-qa-copy.yaml',
     mutate: (m) => {

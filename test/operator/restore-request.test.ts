@@ -189,7 +189,7 @@ describe('restore requests end to end', () => {
     assert.ok(typeof status.rtoSeconds === 'number' && status.rtoSeconds >= 0);
     assert.match(status.achievedRTO ?? '', /^\d+[dhms]/);
     const conditions = Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c.status]));
-    assert.deepEqual(conditions, { Approved: 'True', RTOMet: 'True', Succeeded: 'True' });
+    assert.deepEqual(conditions, { Approved: 'True', Resolved: 'True', RTOMet: 'True', Succeeded: 'True' });
 
     assert.equal(await postgres.psql('select count(*) from invoices', 'acme_qa'), '5000\n');
     assert.equal(

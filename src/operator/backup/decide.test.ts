@@ -8,6 +8,7 @@ import { s3Repository } from '../testing/objects.ts';
 import {
   type BackupObserved,
   decideBackup,
+  IMPORTED_FROM,
   type JobObserved,
   RETIRED_ANNOTATION,
   SNAPSHOT_FINALIZER,
@@ -129,5 +130,16 @@ describe('decideBackup: retention per repository', () => {
     assert.ok(!first.removeFinalizer);
     const done = decideBackup(observe(b, ended(forgetJobName(b, 'replica'), 'Complete', { ok: true })));
     assert.equal(done.removeFinalizer, true);
+  });
+});
+
+describe('decideBackup: an imported Backup', () => {
+  test('before the catalog controller wrote its status it is left alone: no Job, no status, no failure', () => {
+    const b = backup({ primary: 'Succeeded', replica: 'Succeeded' }, { annotations: { [IMPORTED_FROM]: 'primary' } });
+    delete b.status;
+    const d = decideBackup({ ...observe(b), policy: undefined });
+    assert.deepEqual(d.createJobs, []);
+    assert.equal(d.status, undefined);
+    assert.deepEqual(d.events, []);
   });
 });

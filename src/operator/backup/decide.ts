@@ -22,6 +22,9 @@ export const SNAPSHOT_FINALIZER = 'tidemark.dev/snapshots';
  */
 export const RETIRED_ANNOTATION = 'tidemark.dev/retired-from';
 
+/** On a Backup re-created from a repository's catalog: that BackupRepository (catalog controller). */
+export const IMPORTED_FROM = 'tidemark.dev/imported-from';
+
 export function retiredFrom(backup: Backup): string[] {
   return (backup.metadata.annotations?.[RETIRED_ANNOTATION] ?? '').split(',').filter(Boolean);
 }
@@ -98,6 +101,8 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
   };
 
   if (backup.metadata.deletionTimestamp) return decideDeletion(observed, decision);
+  // Its status (Succeeded) is written right after creation by the catalog controller: never run it.
+  if (!status.phase && backup.metadata.annotations?.[IMPORTED_FROM]) return decision;
 
   const { policy } = observed;
   const source = policy?.spec.sources.find((s) => s.name === backup.spec.source);

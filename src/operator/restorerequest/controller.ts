@@ -43,11 +43,26 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
     hooks,
   );
   controller.watch(informers.restores);
+  // A request that waits for a Backup (or a repository) moves on when one changes in its namespace.
+  const waitingIn = (object: { metadata?: { namespace?: string } }) => {
+    const namespace = object.metadata?.namespace ?? '';
+    return (informers.restores.list(namespace) as RestoreRequest[])
+      .filter((r) => isWaiting(r))
+      .map((r) => `${namespace}/${r.metadata.name}`);
+  };
+  controller.watch(informers.backups, waitingIn, (b) => `${b.status?.phase}/${b.metadata?.deletionTimestamp ?? ''}`);
+  controller.watch(informers.repositories, waitingIn);
   controller.watch(informers.jobs, (job) => {
     const request = job.metadata?.labels?.[RESTORE_LABEL];
     return request ? [`${job.metadata?.namespace}/${request}`] : [];
   });
   return controller;
+}
+
+/** Not yet running: waiting for its Backup or repository, or for approvals (its Backup may go away). */
+function isWaiting(request: RestoreRequest): boolean {
+  const phase = request.status?.phase;
+  return !request.status?.jobName && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
 async function claimsIn(ctx: OperatorContext, namespace: string): Promise<Set<string>> {

@@ -5,15 +5,9 @@ import type { AgentResult } from '../../agent/result.ts';
 import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import type { JobObserved } from '../backup/decide.ts';
 import { s3Repository } from '../testing/objects.ts';
-import {
-  countApprovals,
-  decideRestore,
-  expectedCounts,
-  type RestoreObserved,
-  resolveBackup,
-  resolveTarget,
-} from './decide.ts';
+import { countApprovals, decideRestore, expectedCounts, type RestoreObserved, resolveTarget } from './decide.ts';
 import { RESTORE_LABEL, restoreJobName } from './job.ts';
+import { approvalRule, DEFAULT_APPROVER_GROUP, resolveBackup, WAIT_FOR_MISSING_MS } from './resolve.ts';
 
 const ns = 'tenants';
 const NOW = new Date('2026-03-02T10:00:00Z');
@@ -129,11 +123,14 @@ const env = (job: k8s.V1Job | undefined) =>
   Object.fromEntries((job?.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('resolveBackup', () => {
-  const cases: { name: string; from: RestoreRequest['spec']['from']; want: string }[] = [
+  const longAgo = new Date(NOW.getTime() - WAIT_FOR_MISSING_MS);
+  const justNow = new Date(NOW.getTime() - 60_000);
+  const cases: { name: string; from: RestoreRequest['spec']['from']; created?: Date; want: string }[] = [
     { name: 'by name', from: { backupName: 'b-1' }, want: 'b-1' },
-    { name: 'by name, missing', from: { backupName: 'nope' }, want: 'BackupNotFound' },
+    { name: 'by name, missing for the whole wait', from: { backupName: 'nope' }, want: 'BackupNotFound' },
+    { name: 'by name, missing, just asked', from: { backupName: 'nope' }, created: justNow, want: 'WaitingForBackup' },
     { name: 'by name, failed', from: { backupName: 'b-3' }, want: 'BackupNotRestorable' },
-    { name: 'by name, still running', from: { backupName: 'b-4' }, want: 'BackupNotRestorable' },
+    { name: 'by name, still running (however long)', from: { backupName: 'b-4' }, want: 'WaitingForBackup' },
     { name: 'latest skips failed and running', from: { policy: 'tenants', source: 'acme-db' }, want: 'b-2' },
     {
       name: 'latest before T',
@@ -146,18 +143,89 @@ describe('resolveBackup', () => {
       want: 'b-1',
     },
     {
-      name: 'nothing before T',
+      name: 'nothing before a past T: the running run cannot qualify',
       from: { policy: 'tenants', source: 'acme-db', before: '2026-03-01T00:00:00Z' },
       want: 'BackupNotFound',
     },
     { name: 'other source', from: { policy: 'tenants', source: 'documents' }, want: 'docs-1' },
-    { name: 'unknown source', from: { policy: 'tenants', source: 'nope' }, want: 'BackupNotFound' },
+    { name: 'unknown source, for the whole wait', from: { policy: 'tenants', source: 'nope' }, want: 'BackupNotFound' },
+    {
+      name: 'unknown source, just asked (policy applied later)',
+      from: { policy: 'tenants', source: 'nope' },
+      created: justNow,
+      want: 'WaitingForBackup',
+    },
   ];
   for (const c of cases)
     test(c.name, () => {
-      const got = resolveBackup(c.from, BACKUPS);
-      assert.equal('backup' in got ? got.backup.metadata.name : got.reason, c.want);
+      const got = resolveBackup(c.from, BACKUPS, c.created ?? longAgo, NOW);
+      const outcome = 'backup' in got ? got.backup.metadata.name : 'wait' in got ? got.wait.reason : got.failure.reason;
+      assert.equal(outcome, c.want);
     });
+
+  test('latest with no success yet waits for the run in progress, without a bound', () => {
+    const running = [backup('first', undefined, 'Running')];
+    const got = resolveBackup({ policy: 'tenants', source: 'acme-db' }, running, new Date(0), NOW);
+    assert.ok('wait' in got);
+    assert.equal(got.wait.deadline, undefined);
+    assert.match(got.wait.message, /waiting for Backup first \(phase Running\)/);
+  });
+
+  test('a missing Backup is waited for until the bound, then fails naming it', () => {
+    const created = new Date(NOW.getTime() - 60_000);
+    const got = resolveBackup({ backupName: 'later' }, [], created, NOW);
+    assert.ok('wait' in got);
+    assert.equal(got.wait.deadline?.getTime(), created.getTime() + WAIT_FOR_MISSING_MS);
+    const after = resolveBackup(
+      { backupName: 'later' },
+      [],
+      created,
+      new Date(created.getTime() + WAIT_FOR_MISSING_MS),
+    );
+    assert.ok('failure' in after);
+    assert.match(after.failure.message, /Backup later does not exist \(waited 10m\)/);
+  });
+});
+
+describe('approvalRule', () => {
+  const policies = (...list: BackupPolicy[]) => new Map(list.map((p) => [p.metadata.name ?? '', p]));
+  const named = (name: string, spec: Partial<BackupPolicy['spec']>) => {
+    const p = policy(spec);
+    p.metadata.name = name;
+    return p;
+  };
+  test("the Backup's own policy decides", () => {
+    const own = policy({ restore: { approval: APPROVAL } });
+    assert.deepEqual(approvalRule({ policy: own, namespace: ns, repository: 'x', policies: new Map() }).rule, APPROVAL);
+  });
+  test('the policy named by the source identity, when it exists in this namespace', () => {
+    const got = approvalRule({
+      namespace: ns,
+      repository: 'primary-eu',
+      sourceName: `${ns}/tenants/acme-db`,
+      policies: policies(policy({ restore: { approval: APPROVAL } }), named('other', { repository: 'primary-eu' })),
+    });
+    assert.equal(got.policy?.metadata.name, 'tenants');
+  });
+  test('else the strictest policy using the repository (as primary or replica)', () => {
+    const strict = named('strict', {
+      repository: 'elsewhere',
+      replicas: [{ repository: 'primary-eu', region: 'westeurope' }],
+      restore: { approval: { required: 3, approverGroups: ['sre'] } },
+    });
+    const got = approvalRule({
+      namespace: ns,
+      repository: 'primary-eu',
+      sourceName: 'old-namespace/gone/acme-db',
+      policies: policies(policy({ restore: { approval: APPROVAL } }), strict, named('unrelated', { repository: 'x' })),
+    });
+    assert.equal(got.policy?.metadata.name, 'strict');
+  });
+  test('no policy at all: one approval from the documented group', () => {
+    const got = approvalRule({ namespace: ns, repository: 'primary-eu', policies: new Map() });
+    assert.deepEqual(got.rule, { required: 1, approverGroups: [DEFAULT_APPROVER_GROUP] });
+    assert.equal(got.policy, undefined);
+  });
 });
 
 describe('countApprovals', () => {
@@ -344,6 +412,7 @@ describe('decideRestore: phases', () => {
     assert.equal(job?.metadata?.labels?.[RESTORE_LABEL], 'qa');
     assert.equal(job?.metadata?.labels?.['tidemark.dev/backup'], undefined, 'not one of the Backup controller’s Jobs');
     assert.equal(job?.spec?.backoffLimit, 0);
+    assert.equal(e.TIDEMARK_SNAPSHOT_SCOPE, undefined, 'the Backup names its snapshot');
     assert.deepEqual(
       d.events.map((x) => x.reason),
       ['RestoreStarted'],
@@ -398,17 +467,27 @@ describe('decideRestore: phases', () => {
   });
 
   const failures: { name: string; req: RestoreRequest; over?: Partial<RestoreObserved>; error: RegExp }[] = [
-    { name: 'unknown backup', req: request({ from: { backupName: 'nope' } }), error: /Backup nope does not exist/ },
     {
-      name: 'no backup of the source',
-      req: request({ from: { policy: 'tenants', source: 'nope' } }),
+      name: 'unknown backup, after the wait',
+      req: request({ from: { backupName: 'nope' } }, undefined, '2026-03-02T09:40:00Z'),
+      error: /Backup nope does not exist \(waited 10m\)/,
+    },
+    {
+      name: 'no backup of the source, after the wait',
+      req: request({ from: { policy: 'tenants', source: 'nope' } }, undefined, '2026-03-02T09:40:00Z'),
       error: /no Succeeded Backup of policy tenants source nope/,
     },
     {
-      name: 'policy gone',
+      name: 'the named Backup failed',
+      req: request({ from: { backupName: 'b-3' } }),
+      error: /Backup b-3 failed/,
+    },
+    {
+      name: 'policy gone and no requester: the default approval rule cannot be applied',
       req: request(),
       over: { policies: new Map() },
-      error: /BackupPolicy tenants .* does not exist/,
+      error:
+        /no BackupPolicy in tenants uses repository primary-eu, so the default rule requires approval, but spec.requestedBy is empty/,
     },
     {
       name: 'cross-namespace volume',
@@ -419,7 +498,7 @@ describe('decideRestore: phases', () => {
       name: 'primary repository gone',
       req: request(),
       over: { repositories: new Map() },
-      error: /BackupRepository primary-eu does not exist/,
+      error: /BackupRepository primary-eu of Backup b-2 does not exist/,
     },
     {
       name: 'resolved backup deleted before the start',
@@ -453,6 +532,146 @@ describe('decideRestore: phases', () => {
       assert.deepEqual(d.status, req.status);
       assert.equal(d.createJobs.length + d.events.length, 0);
     }
+  });
+});
+
+describe('decideRestore: waiting for what it restores', () => {
+  test('a Backup still running: Pending with Resolved False naming it, one event, no Job; then it proceeds', () => {
+    const req = request({ from: { backupName: 'b-4' } });
+    const d = decideRestore(observed(req));
+    assert.equal(d.status?.phase, 'Pending');
+    const resolved = d.status?.conditions?.find((c) => c.type === 'Resolved');
+    assert.equal(resolved?.status, 'False');
+    assert.equal(resolved?.reason, 'WaitingForBackup');
+    assert.match(resolved?.message ?? '', /Backup b-4 \(phase Running\)/);
+    assert.deepEqual(
+      d.events.map((e) => e.reason),
+      ['RestoreWaiting'],
+    );
+    assert.equal(d.createJobs.length, 0);
+    assert.equal(d.status?.backupName, 'b-4', 'pinned: the request waits for this Backup');
+
+    const again = decideRestore(observed({ ...req, status: d.status }));
+    assert.deepEqual(again.events, [], 'the wait is announced once');
+    assert.equal(again.status?.phase, 'Pending');
+
+    const deleted = decideRestore(
+      observed({ ...req, status: d.status }, { backups: BACKUPS.filter((b) => b.metadata.name !== 'b-4') }),
+    );
+    assert.equal(deleted.status?.phase, 'Failed', 'deleted while waited for: fails at once');
+    assert.match(deleted.status?.error ?? '', /Backup b-4 was deleted before the restore started/);
+    const failed = BACKUPS.map((b) => (b.metadata.name === 'b-4' ? backup('b-4', undefined, 'Failed') : b));
+    const ended = decideRestore(observed({ ...req, status: d.status }, { backups: failed }));
+    assert.equal(ended.status?.phase, 'Failed');
+    assert.match(ended.status?.error ?? '', /Backup b-4 failed/);
+
+    const succeeded = BACKUPS.map((b) =>
+      b.metadata.name === 'b-4' ? backup('b-4', '2026-03-02T09:59:00Z', 'Succeeded') : b,
+    );
+    const go = decideRestore(observed({ ...req, status: d.status }, { backups: succeeded }));
+    assert.equal(go.status?.phase, 'Running');
+    assert.equal(go.status?.backupName, 'b-4');
+    assert.equal(go.status?.conditions?.find((c) => c.type === 'Resolved')?.status, 'True');
+    assert.equal(go.createJobs.length, 1);
+  });
+
+  test('a Backup that does not exist yet: waits, with a requeue at the end of the bound', () => {
+    const d = decideRestore(observed(request({ from: { backupName: 'later' } })));
+    assert.equal(d.status?.phase, 'Pending');
+    // created 09:58, bound 10m, now 10:00: 8 minutes (and a second) left
+    assert.equal(d.requeueAfterMs, 8 * 60_000 + 1000);
+  });
+
+  test('a BackupRepository that does not exist yet (a cluster being rebuilt): waits', () => {
+    const d = decideRestore(
+      observed(request({ from: { repository: 'rebuilt', snapshot: 'abcdef12' }, requestedBy: 'dev' })),
+    );
+    assert.equal(d.status?.phase, 'Pending');
+    assert.equal(d.status?.conditions?.find((c) => c.type === 'Resolved')?.reason, 'WaitingForRepository');
+  });
+});
+
+describe('decideRestore: straight from a repository', () => {
+  const volumeTarget = { volume: { claimName: 'docs-qa' } };
+
+  test('a snapshot id with no policy in the namespace: one approval from the default group, then a Job naming the snapshot', () => {
+    const req = request({
+      from: { repository: 'primary-eu', snapshot: 'abcdef12' },
+      target: volumeTarget,
+      requestedBy: 'dev',
+    });
+    const pending = decideRestore(observed(req, { policies: new Map(), backups: [] }));
+    assert.equal(pending.status?.phase, 'PendingApproval');
+    assert.deepEqual(pending.status?.approverGroups, [DEFAULT_APPROVER_GROUP]);
+    assert.equal(pending.status?.approvalsRequired, 1);
+    assert.equal(pending.createJobs.length, 0);
+
+    const approved = { ...req, spec: { ...req.spec, approvals: [{ user: 'oncall' }] }, status: pending.status };
+    const d = decideRestore(observed(approved, { policies: new Map(), backups: [] }));
+    assert.equal(d.status?.phase, 'Running');
+    assert.equal(d.status?.repository, 'primary-eu');
+    assert.equal(d.status?.backupName, undefined);
+    const vars = env(d.createJobs[0]);
+    assert.equal(vars.TIDEMARK_SNAPSHOT, 'abcdef12');
+    assert.equal(vars.TIDEMARK_SNAPSHOT_SOURCE, undefined);
+    assert.equal(vars.TIDEMARK_SNAPSHOT_SCOPE, `${ns}/`, 'the agent refuses another namespace snapshot');
+    assert.equal(vars.TIDEMARK_TARGET, 'file:///data');
+    const labels = d.createJobs[0]?.metadata?.labels ?? {};
+    assert.equal(labels[RESTORE_LABEL], 'qa');
+    assert.equal(labels['tidemark.dev/policy'], undefined);
+  });
+
+  test('a source identity + before: the agent resolves it; the policy that identity names sets the rule', () => {
+    const req = request({
+      from: { repository: 'primary-eu', sourceName: `${ns}/tenants/documents`, before: '2026-03-01T12:00:00Z' },
+      target: volumeTarget,
+    });
+    const d = decideRestore(observed(req, { backups: [] }));
+    assert.equal(d.status?.phase, 'Running', 'the tenants policy has no approval rule');
+    const vars = env(d.createJobs[0]);
+    assert.equal(vars.TIDEMARK_SNAPSHOT_SOURCE, `${ns}/tenants/documents`);
+    assert.equal(vars.TIDEMARK_SNAPSHOT_BEFORE, '2026-03-01T12:00:00Z');
+    assert.equal(vars.TIDEMARK_SNAPSHOT, undefined);
+    assert.match(
+      d.status?.conditions?.find((c) => c.type === 'Resolved')?.message ?? '',
+      /latest snapshot of tenants\/tenants\/documents taken before 2026-03-01T12:00:00Z in repository primary-eu/,
+    );
+  });
+
+  test('success records the snapshot the agent resolved', () => {
+    const req = request(
+      { from: { repository: 'primary-eu', sourceName: `${ns}/tenants/documents` }, target: volumeTarget },
+      { phase: 'Running', jobName: restoreJobName(request()), repository: 'primary-eu' },
+    );
+    const jobs = endedJob(restoreJobName(req), 'Complete', {
+      ok: true,
+      snapshotId: 'f'.repeat(64),
+      snapshotSource: `${ns}/tenants/documents`,
+      snapshotTime: '2026-03-01T04:00:00.000Z',
+      objects: [{ name: '.', records: 3 }],
+    });
+    const d = decideRestore(observed(req, { jobs, backups: [] }));
+    assert.equal(d.status?.phase, 'Succeeded');
+    assert.equal(d.status?.snapshotId, 'f'.repeat(64));
+    assert.equal(d.status?.snapshotSource, `${ns}/tenants/documents`);
+    assert.equal(d.status?.snapshotTime, '2026-03-01T04:00:00.000Z');
+  });
+
+  test("another namespace's source identity fails at once: a namespace restores only its own snapshots", () => {
+    const d = decideRestore(
+      observed(request({ from: { repository: 'primary-eu', sourceName: 'payments/db/ledger' }, target: volumeTarget })),
+    );
+    assert.equal(d.status?.phase, 'Failed');
+    assert.match(d.status?.error ?? '', /sourceName payments\/db\/ledger is not of namespace tenants/);
+    assert.equal(d.createJobs.length, 0);
+  });
+
+  test('original is refused: there is no policy source to call original', () => {
+    const d = decideRestore(
+      observed(request({ from: { repository: 'primary-eu', snapshot: 'abcdef12' }, target: { original: true } })),
+    );
+    assert.equal(d.status?.phase, 'Failed');
+    assert.match(d.status?.error ?? '', /no original target/);
   });
 });
 

@@ -7,7 +7,15 @@ import type { ErrorCode } from '../../errors.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
 import type { AgentSettings } from '../backup/job.ts';
 import { setCondition } from '../runtime/conditions.ts';
-import { type RestoreTarget, restoreJob, restoreJobName } from './job.ts';
+import { type RestoreTarget, restoreJob, restoreJobName, type SnapshotChoice } from './job.ts';
+import {
+  type ApprovalRule,
+  approvalRule,
+  type Resolution,
+  resolveBackup,
+  resolveRepository,
+  type Wait,
+} from './resolve.ts';
 
 export interface RestoreObserved {
   request: RestoreRequest;
@@ -49,50 +57,6 @@ export const FALLBACK_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ContainerMissing',
 ]);
 
-type ApprovalRule = NonNullable<NonNullable<BackupPolicy['spec']['restore']>['approval']>;
-
-/**
- * The Backup a request names: by name, or the newest Succeeded Backup of policy + source (completed
- * before `before` when given). Returns a reason when there is none.
- */
-export function resolveBackup(
-  from: RestoreRequest['spec']['from'],
-  backups: Backup[],
-): { backup: Backup } | { reason: string; message: string } {
-  if (from.backupName) {
-    const backup = backups.find((b) => b.metadata.name === from.backupName);
-    if (!backup) return { reason: 'BackupNotFound', message: `Backup ${from.backupName} does not exist` };
-    if (backup.status?.phase !== 'Succeeded')
-      return {
-        reason: 'BackupNotRestorable',
-        message: `Backup ${from.backupName} has not succeeded (phase ${backup.status?.phase ?? 'Pending'}); only a Succeeded Backup can be restored`,
-      };
-    return { backup };
-  }
-  const before = from.before ? Date.parse(from.before) : undefined;
-  const candidates = backups
-    .filter(
-      (b) =>
-        b.spec.policy === from.policy &&
-        b.spec.source === from.source &&
-        b.status?.phase === 'Succeeded' &&
-        b.status.completionTime &&
-        !b.metadata.deletionTimestamp &&
-        (before === undefined || Date.parse(b.status.completionTime) < before),
-    )
-    .sort(
-      (a, b) =>
-        Date.parse(b.status?.completionTime ?? '') - Date.parse(a.status?.completionTime ?? '') ||
-        (b.metadata.name ?? '').localeCompare(a.metadata.name ?? ''),
-    );
-  const newest = candidates[0];
-  if (newest) return { backup: newest };
-  return {
-    reason: 'BackupNotFound',
-    message: `no Succeeded Backup of policy ${from.policy} source ${from.source}${from.before ? ` completed before ${from.before}` : ''}`,
-  };
-}
-
 /**
  * The approvals that count: distinct users, never the requester. A user counts when the rule lists
  * them in approverUsers, or when the rule has approverGroups: the operator cannot see an approver's
@@ -121,27 +85,29 @@ export function countApprovals(
  */
 export function resolveTarget(
   request: RestoreRequest,
-  backup: Backup,
-  policy: BackupPolicy,
+  backup: Backup | undefined,
+  policy: BackupPolicy | undefined,
 ): { target: RestoreTarget } | { reason: string; message: string } {
   const { target } = request.spec;
-  const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
+  const source = backup && policy?.spec.sources.find((s) => s.name === backup.spec.source);
   const invalid = (message: string) => ({ reason: 'InvalidTarget', message });
   const sourceDb = source?.postgres ?? source?.mysql;
   if (target.database && sourceDb && !sourceDb.allDatabases && !sourceDb.databases?.includes(target.database))
     return invalid(
-      `target.database ${target.database} is not one of the databases source ${backup.spec.source} backs up (${(sourceDb.databases ?? []).join(', ')})`,
+      `target.database ${target.database} is not one of the databases source ${source?.name} backs up (${(sourceDb.databases ?? []).join(', ')})`,
     );
   const several = sourceDb && (sourceDb.allDatabases || (sourceDb.databases ?? []).length > 1);
   if (several && !target.database)
     return invalid(
-      `source ${backup.spec.source} backs up several databases: name the one to restore in spec.target.database`,
+      `source ${source?.name} backs up several databases: name the one to restore in spec.target.database`,
     );
   if (target.original) {
     if (!source)
       return {
         reason: 'SourceNotFound',
-        message: `policy ${policy.metadata.name} no longer has source ${backup.spec.source}, so its original target is unknown`,
+        message: backup
+          ? `policy ${backup.spec.policy} no longer exists or has no source ${backup.spec.source}, so its original target is unknown; name the target`
+          : 'a restore from a repository snapshot has no original target; name the target',
       };
     if (source.volume) {
       if (!source.volume.claimName)
@@ -164,7 +130,9 @@ export function resolveTarget(
     if (target.volume.namespace && target.volume.namespace !== request.metadata.namespace)
       return { reason: 'Unsupported', message: 'cross-namespace volume restores are not supported yet' };
     if (source && !source.volume)
-      return invalid(`Backup ${backup.metadata.name} is a database backup; restore it into a postgres or mysql target`);
+      return invalid(
+        `Backup ${backup?.metadata.name} is a database backup; restore it into a postgres or mysql target`,
+      );
     return { target: { kind: 'volume', claimName: target.volume.claimName } };
   }
   const engine = target.postgres ? 'postgres' : 'mysql';
@@ -172,7 +140,7 @@ export function resolveTarget(
   if (!db) return invalid('set exactly one target: original, postgres, mysql or volume');
   if (source && !source[engine])
     return invalid(
-      `Backup ${backup.metadata.name} is a ${source.volume ? 'volume' : source.postgres ? 'PostgreSQL' : 'MySQL/MariaDB'} backup; it cannot be restored into a ${engine} target`,
+      `Backup ${backup?.metadata.name} is a ${source.volume ? 'volume' : source.postgres ? 'PostgreSQL' : 'MySQL/MariaDB'} backup; it cannot be restored into a ${engine} target`,
     );
   return { target: { kind: 'database', engine, connectionSecret: db.connectionSecret.name, database: db.database } };
 }
@@ -240,30 +208,43 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
 
   if (status.jobName) return decideRunning(observed, status, decision, condition, fail);
 
-  // Resolve once: approvers approve a fixed Backup, not whatever is newest when they click.
-  let backup: Backup | undefined;
-  if (status.backupName) {
-    backup = observed.backups.find((b) => b.metadata.name === status.backupName);
-    if (!backup) return fail('BackupNotFound', `Backup ${status.backupName} was deleted before the restore started`);
-  } else {
-    const resolved = resolveBackup(request.spec.from, observed.backups);
-    if ('reason' in resolved) return fail(resolved.reason, resolved.message);
-    backup = resolved.backup;
-    status.backupName = backup.metadata.name ?? '';
+  const wait = (w: Wait) => {
+    if (status.phase !== 'Pending') event('Normal', 'RestoreWaiting', w.message);
+    // A named Backup seen while waiting is pinned: its deletion then fails the request at once.
+    const named = request.spec.from.backupName;
+    if (named && observed.backups.some((b) => b.metadata.name === named)) status.backupName = named;
+    status.phase = 'Pending';
+    condition('Resolved', 'False', w.reason, w.message);
+    if (w.deadline) decision.requeueAfterMs = Math.max(1000, w.deadline.getTime() - now.getTime() + 1000);
+    return decision;
+  };
+  const resolved = resolveWhat(observed);
+  if ('wait' in resolved) return wait(resolved.wait);
+  if ('failure' in resolved) {
+    condition('Resolved', 'False', resolved.failure.reason, resolved.failure.message);
+    return fail(resolved.failure.reason, resolved.failure.message);
   }
-  const policy = observed.policies.get(backup.spec.policy);
-  if (!policy)
-    return fail(
-      'PolicyNotFound',
-      `BackupPolicy ${backup.spec.policy} of Backup ${backup.metadata.name} does not exist, so its restore rules cannot be checked`,
-    );
+  const { backup, repository, snapshot } = resolved;
+  if (backup) status.backupName = backup.metadata.name ?? '';
+  condition('Resolved', 'True', 'Resolved', describeSnapshot(backup, repository, snapshot));
+
+  const approval = approvalRule({
+    policy: backup ? observed.policies.get(backup.spec.policy) : undefined,
+    namespace: request.metadata.namespace ?? '',
+    repository: repository.metadata.name ?? '',
+    sourceName: 'source' in snapshot ? snapshot.source : backup ? sourceIdentity(backup) : undefined,
+    policies: observed.policies,
+  });
+  // Only the Backup's own policy knows its sources, so only it can check (and define) the target.
+  const policy = backup && approval.policy?.metadata.name === backup.spec.policy ? approval.policy : undefined;
   const resolvedTarget = resolveTarget(request, backup, policy);
   if ('reason' in resolvedTarget) return fail(resolvedTarget.reason, resolvedTarget.message);
   const { target } = resolvedTarget;
   if (target.kind === 'volume' && observed.claims && !observed.claims.has(target.claimName))
     return fail('InvalidTarget', `PersistentVolumeClaim ${target.claimName} does not exist`);
 
-  const rule = policy.spec.restore?.approval;
+  const rule = approval.rule;
+  const what = backup ? `Backup ${backup.metadata.name}` : describeSnapshot(backup, repository, snapshot);
   if (rule && rule.required > 0) {
     status.approvalsRequired = rule.required;
     status.approverGroups = rule.approverGroups ?? [];
@@ -271,7 +252,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
     if (!request.spec.requestedBy)
       return fail(
         'RequesterUnknown',
-        `policy ${policy.metadata.name} requires approval, but spec.requestedBy is empty, so the requester cannot be excluded from the approvers`,
+        `${approval.from} requires approval, but spec.requestedBy is empty, so the requester cannot be excluded from the approvers`,
       );
     const counted = countApprovals(request.spec.approvals, rule, request.spec.requestedBy);
     status.approvedBy = counted;
@@ -281,13 +262,9 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
         ...(rule.approverUsers?.length ? [`users ${rule.approverUsers.join(', ')}`] : []),
         ...(rule.approverGroups?.length ? [`members of ${rule.approverGroups.join(', ')}`] : []),
       ].join(' or ');
-      const message = `${counted.length} of ${rule.required} approvals from ${who} (not ${request.spec.requestedBy})`;
+      const message = `${counted.length} of ${rule.required} approvals from ${who} (not ${request.spec.requestedBy}), required by ${approval.from}`;
       if (status.phase !== 'PendingApproval')
-        event(
-          'Normal',
-          'RestorePendingApproval',
-          `restore of Backup ${backup.metadata.name} waits for approval: ${message}`,
-        );
+        event('Normal', 'RestorePendingApproval', `restore of ${what} waits for approval: ${message}`);
       status.phase = 'PendingApproval';
       condition('Approved', 'False', 'WaitingForApprovals', message);
       condition('Succeeded', 'Unknown', 'PendingApproval', message);
@@ -295,16 +272,11 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
     }
     condition('Approved', 'True', 'Approved', `approved by ${counted.join(', ')}`);
     if (status.phase !== 'Approved')
-      event('Normal', 'RestoreApproved', `approved by ${counted.join(', ')}; restoring Backup ${backup.metadata.name}`);
+      event('Normal', 'RestoreApproved', `approved by ${counted.join(', ')}; restoring ${what}`);
     status.phase = 'Approved';
   }
 
-  // The primary, unless its retention already forgot this snapshot (a replica that keeps it then serves).
-  const held = backup.status?.repositories?.filter((r) => r.state === 'Succeeded') ?? [];
-  const primary = held.find((r) => r.role === 'primary') ?? held[0];
-  const repositoryName = primary?.repository ?? policy.spec.repository;
-  const repository = observed.repositories.get(repositoryName);
-  if (!repository) return fail('RepositoryNotFound', `BackupRepository ${repositoryName} does not exist`);
+  const repositoryName = repository.metadata.name ?? '';
   const name = restoreJobName(request);
   decision.createJobs.push(
     restoreJob({
@@ -312,7 +284,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
       backup,
       policy,
       repository,
-      snapshotId: primary?.snapshotId ?? backup.status?.snapshotId ?? '',
+      snapshot,
       target,
       name,
       settings: observed.settings,
@@ -322,15 +294,79 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
   status.jobName = name;
   status.repository = repositoryName;
   status.startTime = now.toISOString();
-  status.expected = expectedCounts(backup, policy, request.spec.target.database);
+  if (backup && policy) status.expected = expectedCounts(backup, policy, request.spec.target.database);
   condition('Succeeded', 'Unknown', 'JobCreated', `Job ${name} is restoring from ${repositoryName}`);
   event(
     'Normal',
     'RestoreStarted',
-    `restoring Backup ${backup.metadata.name} from ${repositoryName} into ${describeTarget(target)} (Job ${name})`,
+    `restoring ${what} from ${repositoryName} into ${describeTarget(target)} (Job ${name})`,
   );
   decision.requeueAfterMs = requeueFor(observed, policy, status);
   return decision;
+}
+
+/** The identity a Backup's snapshot records as its source (TIDEMARK_SOURCE_NAME). */
+export const sourceIdentity = (backup: Backup) =>
+  `${backup.metadata.namespace}/${backup.spec.policy}/${backup.spec.source}`;
+
+/**
+ * What to restore, resolved once: approvers approve a fixed Backup, not whatever is newest when they
+ * click. A Backup (by name, or the newest of policy + source) is read from the repository that holds
+ * it; a request straight from a repository names a snapshot id, or a source identity the agent
+ * resolves from the repository's catalog.
+ */
+function resolveWhat(
+  observed: RestoreObserved,
+): Resolution<{ backup?: Backup; repository: BackupRepository; snapshot: SnapshotChoice }> {
+  const { request, now } = observed;
+  const status = request.status ?? {};
+  const from = request.spec.from;
+  const createdAt = new Date(request.metadata.creationTimestamp ?? now);
+  if (from.repository) {
+    const namespace = request.metadata.namespace ?? '';
+    if (from.sourceName && !from.sourceName.startsWith(`${namespace}/`))
+      return {
+        failure: {
+          reason: 'InvalidSource',
+          message: `sourceName ${from.sourceName} is not of namespace ${namespace} (<namespace>/<policy>/<source>): a namespace restores only its own snapshots`,
+        },
+      };
+    const found = resolveRepository(from.repository, observed.repositories, createdAt, now);
+    if (!('repository' in found)) return found;
+    const snapshot: SnapshotChoice = from.snapshot
+      ? { id: from.snapshot }
+      : { source: from.sourceName ?? '', ...(from.before ? { before: from.before } : {}) };
+    return { repository: found.repository, snapshot };
+  }
+  // Once pinned (status.backupName: seen while waiting, or resolved), that Backup and no other.
+  const pinned = status.backupName;
+  if (pinned && !observed.backups.some((b) => b.metadata.name === pinned))
+    return {
+      failure: { reason: 'BackupNotFound', message: `Backup ${pinned} was deleted before the restore started` },
+    };
+  const resolved = resolveBackup(pinned ? { backupName: pinned } : from, observed.backups, createdAt, now);
+  if (!('backup' in resolved)) return resolved;
+  const { backup } = resolved;
+  // The primary, unless its retention already forgot this snapshot (a replica that keeps it then serves).
+  const held = backup.status?.repositories?.filter((r) => r.state === 'Succeeded') ?? [];
+  const primary = held.find((r) => r.role === 'primary') ?? held[0];
+  const repositoryName = primary?.repository ?? observed.policies.get(backup.spec.policy)?.spec.repository;
+  const repository = repositoryName ? observed.repositories.get(repositoryName) : undefined;
+  if (!repository)
+    return {
+      failure: {
+        reason: 'RepositoryNotFound',
+        message: `BackupRepository ${repositoryName ?? '(unknown: no policy and no repository recorded)'} of Backup ${backup.metadata.name} does not exist`,
+      },
+    };
+  return { backup, repository, snapshot: { id: primary?.snapshotId ?? backup.status?.snapshotId ?? '' } };
+}
+
+function describeSnapshot(backup: Backup | undefined, repository: BackupRepository, snapshot: SnapshotChoice): string {
+  if (backup) return `Backup ${backup.metadata.name} (snapshot ${'id' in snapshot ? snapshot.id.slice(0, 12) : ''})`;
+  const where = `repository ${repository.metadata.name}`;
+  if ('id' in snapshot) return `snapshot ${snapshot.id} in ${where}`;
+  return `the latest snapshot of ${snapshot.source}${snapshot.before ? ` taken before ${snapshot.before}` : ''} in ${where} (the agent resolves it)`;
 }
 
 function decideRunning(
@@ -371,6 +407,9 @@ function decideRunning(
     status.phase = 'Succeeded';
     status.completionTime = completion.toISOString();
     status.restored = result.objects ?? [];
+    if (result.snapshotId) status.snapshotId = result.snapshotId;
+    if (result.snapshotSource) status.snapshotSource = result.snapshotSource;
+    if (result.snapshotTime) status.snapshotTime = result.snapshotTime;
     delete status.error;
     const start = rtoStart(request, status);
     const rtoMs = start ? Math.max(0, completion.getTime() - start.getTime()) : 0;
@@ -378,7 +417,11 @@ function decideRunning(
     status.achievedRTO = formatDuration(status.rtoSeconds * 1000);
     const restored = (status.restored ?? []).reduce((n, o) => n + o.records, 0);
     const expected = (status.expected ?? []).reduce((n, o) => n + o.records, 0);
-    const message = `restored ${restored} records in ${status.restored.length} objects (backup: ${expected}) from ${status.repository} in ${status.achievedRTO}`;
+    const compared = status.expected ? ` (backup: ${expected})` : '';
+    const snapshot = status.backupName
+      ? ''
+      : ` (snapshot ${status.snapshotId?.slice(0, 12)} of ${status.snapshotSource})`;
+    const message = `restored ${restored} records in ${status.restored.length} objects${compared} from ${status.repository}${snapshot} in ${status.achievedRTO}`;
     condition('Succeeded', 'True', 'Completed', message);
     const objective = rtoObjectiveMs(policy);
     if (objective !== undefined) {
@@ -413,7 +456,7 @@ function decideRunning(
           backup,
           policy,
           repository: observed.repositories.get(replica.repository) as BackupRepository,
-          snapshotId: replica.snapshotId ?? backup.status?.snapshotId ?? '',
+          snapshot: { id: replica.snapshotId ?? backup.status?.snapshotId ?? '' },
           target: target.target,
           name,
           settings: observed.settings,

@@ -12,6 +12,9 @@ export type RestoreTarget =
   | { kind: 'database'; engine: 'postgres' | 'mysql'; connectionSecret: string; database: string }
   | { kind: 'volume'; claimName: string };
 
+/** Which snapshot the agent restores: an id (or unique prefix), or the newest of a source identity (before a time). */
+export type SnapshotChoice = { id: string } | { source: string; before?: string };
+
 /** The first attempt reads from the Backup's primary repository; a fallback from one replica. */
 export const restoreJobName = (request: RestoreRequest, fallbackRepository?: string) =>
   jobName(
@@ -54,28 +57,27 @@ export function targetAccess(target: RestoreTarget): {
 }
 
 /**
- * The Job that restores one snapshot of `backup` from `repository` into `target`, owned by the
- * RestoreRequest. It runs the agent's `restore` task once (backoffLimit 0, disruptions not counted):
- * a failed restore is the operator's to retry (from a replica), and retrying a deterministic failure
- * such as a non-empty target only delays the answer. The post-restore SQL travels in an env var,
- * never in argv. Pure: same inputs, same Job.
+ * The Job that restores one snapshot (of `backup`, or chosen straight from `repository`) into
+ * `target`, owned by the RestoreRequest. It runs the agent's `restore` task once (backoffLimit 0,
+ * disruptions not counted): a failed restore is the operator's to retry (from a replica), and
+ * retrying a deterministic failure such as a non-empty target only delays the answer. The
+ * post-restore SQL travels in an env var, never in argv. Pure: same inputs, same Job.
  */
 export function restoreJob(options: {
   request: RestoreRequest;
-  backup: Backup;
+  backup: Backup | undefined;
   policy: BackupPolicy | undefined;
   repository: BackupRepository;
-  snapshotId: string;
+  snapshot: SnapshotChoice;
   target: RestoreTarget;
   name: string;
   settings: AgentSettings;
 }): k8s.V1Job {
-  const { request, backup } = options;
+  const { request, backup, snapshot } = options;
   const repo = repositoryAccess(options.repository, 'primary');
   const target = targetAccess(options.target);
   const spec = request.spec;
   const job = agentJob({
-    backup,
     policy: options.policy,
     task: 'restore',
     name: options.name,
@@ -83,13 +85,19 @@ export function restoreJob(options: {
     owner: request,
     labels: {
       [RESTORE_LABEL]: request.metadata.name ?? '',
-      [LABELS.policy]: backup.spec.policy,
-      [LABELS.source]: backup.spec.source,
+      ...(backup ? { [LABELS.policy]: backup.spec.policy, [LABELS.source]: backup.spec.source } : {}),
     },
     env: [
       ...target.env,
       ...repo.env,
-      { name: 'TIDEMARK_SNAPSHOT', value: options.snapshotId },
+      // Straight from a repository (no Backup vouches for the snapshot): only this namespace's.
+      ...(backup ? [] : [{ name: 'TIDEMARK_SNAPSHOT_SCOPE', value: `${request.metadata.namespace}/` }]),
+      ...('id' in snapshot
+        ? [{ name: 'TIDEMARK_SNAPSHOT', value: snapshot.id }]
+        : [
+            { name: 'TIDEMARK_SNAPSHOT_SOURCE', value: snapshot.source },
+            ...(snapshot.before ? [{ name: 'TIDEMARK_SNAPSHOT_BEFORE', value: snapshot.before }] : []),
+          ]),
       { name: 'TIDEMARK_RESTORE_MODE', value: spec.mode === 'replace' ? 'replace' : 'new' },
       ...(spec.target.database ? [{ name: 'TIDEMARK_DATABASE', value: spec.target.database }] : []),
       ...(spec.postRestoreSQL ? [{ name: 'TIDEMARK_POST_RESTORE_SQL', value: spec.postRestoreSQL }] : []),
