@@ -3,6 +3,7 @@ import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
+import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
 import { LABELS } from './job.ts';
 
@@ -26,6 +27,9 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
         jobs: await observeJobs(ctx, namespace, LABELS.backup, name),
         settings: ctx.settings,
         now: ctx.now(),
+        ...(backup.metadata.deletionTimestamp
+          ? { namespaceTerminating: await namespaceTerminating(ctx, namespace) }
+          : {}),
       };
       const decision = decideBackup(observed);
       await createAgentJobs(ctx, namespace, decision.createJobs);

@@ -5,6 +5,7 @@ import type { Condition } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { decideDeletion } from './deletion.ts';
 import {
   type AgentSettings,
   backupJob,
@@ -42,6 +43,8 @@ export interface BackupObserved {
   jobs: Map<string, JobObserved>;
   settings: AgentSettings;
   now: Date;
+  /** Set while the Backup is being deleted: its namespace is going too (no forget Job can be created there). */
+  namespaceTerminating?: boolean;
 }
 
 export interface BackupDecision {
@@ -71,8 +74,7 @@ export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
 
 /**
  * The Backup controller's decision, pure (R-BACKUP, R-REPL): start the backup Job, record its result,
- * then copy to every replica (a Job each); on deletion, forget the snapshot in every repository
- * first (the finalizer keeps the object until then).
+ * then copy to every replica (a Job each); on deletion, see decideDeletion.
  */
 export function decideBackup(observed: BackupObserved): BackupDecision {
   const { backup, now } = observed;
@@ -265,34 +267,7 @@ function retire(observed: BackupObserved, status: BackupStatus, decision: Backup
   }
 }
 
-function decideDeletion(observed: BackupObserved, decision: BackupDecision): BackupDecision {
-  const { backup } = observed;
-  if (!backup.metadata.finalizers?.includes(SNAPSHOT_FINALIZER)) return decision;
-  const stored = (backup.status?.repositories ?? []).filter((r) => r.state === 'Succeeded' && r.snapshotId);
-  let pending = 0;
-  for (const state of stored) {
-    const repository = observed.repositories.get(state.repository);
-    if (!repository) continue; // nothing to forget where the repository is gone
-    const name = forgetJobName(backup, state.repository);
-    const job = observed.jobs.get(name);
-    if (!job) {
-      decision.createJobs.push(
-        forgetJob(backup, observed.policy, repository, state.snapshotId ?? '', name, observed.settings),
-      );
-      pending++;
-    } else if (!jobOutcome(job.job)) pending++;
-    else if (jobOutcome(job.job) === 'Failed')
-      decision.events.push({
-        type: 'Warning',
-        reason: 'ForgetFailed',
-        message: `could not remove snapshot ${state.snapshotId?.slice(0, 12)} from ${state.repository}: ${job.result?.error?.message ?? jobFailure(job.job)}; prune will not free it`,
-      });
-  }
-  if (pending === 0) decision.removeFinalizer = true;
-  return decision;
-}
-
-function jobFailure(job: k8s.V1Job): string {
+export function jobFailure(job: k8s.V1Job): string {
   const failed = job.status?.conditions?.find((c) => c.type === 'Failed');
   return `${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}`;
 }
