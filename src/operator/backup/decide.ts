@@ -15,6 +15,12 @@ import {
   replicaJobName,
   replicateJob,
 } from './job.ts';
+import {
+  SNAPSHOT_POLL_MS,
+  type VolumeSnapshotObserved,
+  volumeSnapshotLeftovers,
+  volumeSnapshotStep,
+} from './volume-snapshot.ts';
 
 export const SNAPSHOT_FINALIZER = 'tidemark.dev/snapshots';
 /**
@@ -43,6 +49,8 @@ export interface BackupObserved {
   jobs: Map<string, JobObserved>;
   settings: AgentSettings;
   now: Date;
+  /** Observed only for a volume source with volumeSnapshotClassName (see volume-snapshot.ts). */
+  volumeSnapshots?: VolumeSnapshotObserved;
   /** Set while the Backup is being deleted: its namespace is going too (no forget Job can be created there). */
   namespaceTerminating?: boolean;
 }
@@ -54,6 +62,9 @@ export interface BackupDecision {
   addFinalizer?: boolean;
   removeFinalizer?: boolean;
   requeueAfterMs?: number;
+  /** VolumeSnapshots and PVCs restored from them to create before the backup Job, or to delete after it. */
+  createVolumeSnapshotObjects?: k8s.KubernetesObject[];
+  deleteVolumeSnapshotObjects?: { snapshots: string[]; claims: string[] };
 }
 
 export function isFinished(backup: Backup): boolean {
@@ -119,15 +130,27 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
     } else if (!primaryJob && source.volume && observed.claims.length === 0)
       fail('SourceNotFound', `no PersistentVolumeClaim matches source ${source.name}`);
     else if (!primaryJob) {
-      decision.createJobs.push(backupJob(backup, policy, primary, observed.claims, observed.settings));
-      status.jobName = primaryJobName;
-      status.startTime = now.toISOString();
-      setPhase('Running', 'JobCreated', `Job ${primaryJobName} is backing up ${backup.spec.source}`);
-      event(
-        'Normal',
-        'BackupStarted',
-        `${backup.spec.type ?? 'full'} backup of ${backup.spec.source} started (Job ${primaryJobName})`,
-      );
+      const step = observed.volumeSnapshots
+        ? volumeSnapshotStep(backup, source, observed.claims, observed.volumeSnapshots, now)
+        : undefined;
+      if (step) decision.createVolumeSnapshotObjects = step.kind === 'failed' ? [] : step.create;
+      if (step?.kind === 'failed') fail(step.reason, step.message);
+      else if (step?.kind === 'waiting') {
+        setPhase('Pending', 'WaitingForVolumeSnapshot', step.message);
+        decision.requeueAfterMs = SNAPSHOT_POLL_MS;
+      } else {
+        decision.createJobs.push(
+          backupJob(backup, policy, primary, observed.claims, observed.settings, step?.readFrom),
+        );
+        status.jobName = primaryJobName;
+        status.startTime = now.toISOString();
+        setPhase('Running', 'JobCreated', `Job ${primaryJobName} is backing up ${backup.spec.source}`);
+        event(
+          'Normal',
+          'BackupStarted',
+          `${backup.spec.type ?? 'full'} backup of ${backup.spec.source} started (Job ${primaryJobName})`,
+        );
+      }
     } else {
       const outcome = jobOutcome(primaryJob.job);
       if (outcome === 'Complete' && primaryJob.result?.ok) recordSuccess(status, primaryJob.result, policy, now);
@@ -151,6 +174,8 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
 
   if (status.phase === 'Succeeded' && policy && primary) replicate(observed, policy, primary, status, decision, now);
   if (status.phase === 'Succeeded') retire(observed, status, decision);
+  if ((status.phase === 'Succeeded' || status.phase === 'Failed') && observed.volumeSnapshots)
+    decision.deleteVolumeSnapshotObjects = volumeSnapshotLeftovers(observed.volumeSnapshots);
   decision.status = status;
   return decision;
 }
