@@ -84,7 +84,7 @@ export function volumeSnapshotStep(
     const snapshot = observed.snapshots.get(name);
     if (!snapshot) {
       create.push(volumeSnapshot(backup, name, claim, className));
-      waiting.push(`VolumeSnapshot ${name} of PVC ${claim} (class ${className}) is being created`);
+      waiting.push(notReady(name, claim, className));
       continue;
     }
     if (snapshot.status?.error?.message)
@@ -101,7 +101,7 @@ export function volumeSnapshotStep(
           reason: 'VolumeSnapshotNotReady',
           message: `VolumeSnapshot ${name} of PVC ${claim} (class ${className}) was not ready to use within ${SNAPSHOT_READY_TIMEOUT_MS / 60_000}m; is the CSI snapshot controller running and does the class exist?`,
         };
-      waiting.push(`VolumeSnapshot ${name} of PVC ${claim} (class ${className}) is not ready to use yet`);
+      waiting.push(notReady(name, claim, className));
       continue;
     }
     readFrom.set(claim, name);
@@ -110,6 +110,9 @@ export function volumeSnapshotStep(
   if (waiting.length > 0) return { kind: 'waiting', message: waiting.join('; '), create };
   return { kind: 'ready', readFrom, create };
 }
+
+const notReady = (name: string, claim: string, className: string) =>
+  `VolumeSnapshot ${name} of PVC ${claim} (class ${className}) is not ready to use yet`;
 
 /** What a finished run leaves behind: its VolumeSnapshots and restored PVCs go as soon as it ended. */
 export function volumeSnapshotLeftovers(observed: VolumeSnapshotObserved): { snapshots: string[]; claims: string[] } {
