@@ -35,10 +35,10 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
         if (!repository.metadata.finalizers?.includes(IN_USE_FINALIZER)) return undefined;
         await resources.writeStatus('backuprepositories', repository, withInUse(repository.status ?? {}));
         if (inUse.event) events.record(repository, inUse.event.type, inUse.event.reason, inUse.event.message);
-        await setInUseFinalizer(ctx, namespace, name, inUse.finalizer);
+        await setInUseFinalizer(ctx, repository, inUse.finalizer);
         return undefined;
       }
-      await setInUseFinalizer(ctx, namespace, name, inUse.finalizer);
+      await setInUseFinalizer(ctx, repository, inUse.finalizer);
       const probes = [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()].sort((a, b) =>
         String(b.job.metadata?.creationTimestamp ?? '').localeCompare(String(a.job.metadata?.creationTimestamp ?? '')),
       );
@@ -68,7 +68,9 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
   return controller;
 }
 
-async function setInUseFinalizer(ctx: OperatorContext, namespace: string, name: string, present: boolean) {
+async function setInUseFinalizer(ctx: OperatorContext, repository: BackupRepository, present: boolean) {
+  if ((repository.metadata.finalizers?.includes(IN_USE_FINALIZER) ?? false) === present) return;
+  const { namespace = '', name = '' } = repository.metadata;
   await ctx.resources.updateMetadata<BackupRepository>('backuprepositories', namespace, name, (m) => {
     const has = m.finalizers?.includes(IN_USE_FINALIZER) ?? false;
     if (has === present) return undefined;
