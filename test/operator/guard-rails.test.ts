@@ -239,7 +239,38 @@ describe('deleting a BackupRepository', () => {
       { timeoutMs: 30_000, intervalMs: 500 },
     );
     await env.cluster.kubectl(['annotate', 'backup', 'last', '-n', doomed, 'tidemark.dev/forget=true']);
+    // Someone else's finalizer keeps the repository object while the namespace goes, so the Backup's
+    // finalizer meets a repository it could forget in, in a namespace where no Job can be created.
+    await env.cluster.kubectl([
+      'patch',
+      'backuprepository',
+      'primary',
+      '-n',
+      doomed,
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'add', path: '/metadata/finalizers/-', value: 'example.com/hold' }]),
+    ]);
     await env.cluster.kubectl(['delete', 'namespace', doomed, '--wait=false']);
+    await waitUntil('the annotated Backup is gone', gone('backups', 'last', doomed), {
+      timeoutMs: 60_000,
+      intervalMs: 1000,
+    });
+    const held = await get<BackupRepository>('backuprepositories', 'primary', doomed);
+    const at = held?.metadata.finalizers?.indexOf('example.com/hold') ?? -1;
+    await env.cluster.kubectl([
+      'patch',
+      'backuprepository',
+      'primary',
+      '-n',
+      doomed,
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        { op: 'test', path: `/metadata/finalizers/${at}`, value: 'example.com/hold' },
+        { op: 'remove', path: `/metadata/finalizers/${at}` },
+      ]),
+    ]);
     const core = env.cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
     await waitUntil(
       'the namespace is gone',
