@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
+import { sourceAccess } from './job.ts';
 import { type VolumeSnapshot, type VolumeSnapshotObserved, volumeSnapshotStep } from './volume-snapshot.ts';
 
 const now = new Date('2026-11-23T09:00:00Z');
@@ -109,4 +110,33 @@ describe('volumeSnapshotStep', () => {
     const step = volumeSnapshotStep(backup, source, ['documents'], observed({ sourceClaims: new Map() }), now);
     assert.equal(step.kind, 'failed');
   });
+});
+
+test('the backup Job mounts each restored PVC read-only where its source claim would be', () => {
+  const several: Source = {
+    name: 'documents',
+    volume: { selector: { matchLabels: { app: 'docs' } }, volumeSnapshotClassName: 'csi' },
+  };
+  const access = sourceAccess(
+    several,
+    ['a', 'b'],
+    new Map([
+      ['a', 'b-1-snap-0'],
+      ['b', 'b-1-snap-1'],
+    ]),
+  );
+  assert.deepEqual(
+    access.volumes.map((v) => v.persistentVolumeClaim),
+    [
+      { claimName: 'b-1-snap-0', readOnly: true },
+      { claimName: 'b-1-snap-1', readOnly: true },
+    ],
+  );
+  assert.deepEqual(
+    access.volumeMounts.map((m) => [m.mountPath, m.readOnly]),
+    [
+      ['/data/a', true],
+      ['/data/b', true],
+    ],
+  );
 });
