@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'WrongKey'
   | 'Corrupt'
   | 'Locked'
+  /** A snapshot inside its repository's immutability period cannot be forgotten. */
+  | 'Immutable'
   | 'InvalidArgument'
   | 'SourceUnavailable'
   | 'Unsupported'

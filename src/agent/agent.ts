@@ -3,6 +3,7 @@ import { isCode, TidemarkError } from '../errors.ts';
 import { log } from '../log.ts';
 import { copySnapshots } from '../repository/copy.ts';
 import type { SnapshotId } from '../repository/format.ts';
+import { immutableError, immutableUntil } from '../repository/immutability.ts';
 import type { Progress } from '../repository/progress.ts';
 import { forget, prune } from '../repository/prune.ts';
 import { Repository } from '../repository/repository.ts';
@@ -69,7 +70,8 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
     });
     return backupResult(snapshot);
   }
-  if (task === 'forget') return forgetSnapshot(repository, required(env, 'TIDEMARK_SNAPSHOT'));
+  if (task === 'forget')
+    return forgetSnapshot(repository, required(env, 'TIDEMARK_SNAPSHOT'), env.TIDEMARK_REPO_IMMUTABILITY);
   if (task === 'catalog') return writeCatalog(repository, env);
   const snapshot = await chosenSnapshot(repository, env);
   if (task === 'replicate') {
@@ -132,11 +134,23 @@ async function chosenSnapshot(repository: Repository, env: NodeJS.ProcessEnv): P
 
 /**
  * Forgets a snapshot by its full id (already gone is fine) and prunes; a prune blocked by a running
- * backup waits for the next one. Several of these run at once when retention removes a chain.
+ * backup waits for the next one. Several of these run at once when retention removes a chain. A
+ * snapshot inside the repository's immutability period (TIDEMARK_REPO_IMMUTABILITY, from the
+ * BackupRepository spec) is refused, whoever asked.
  */
-async function forgetSnapshot(repository: Repository, id: string): Promise<AgentResult> {
+export async function forgetSnapshot(
+  repository: Repository,
+  id: string,
+  immutability: string | undefined,
+  now = new Date(),
+): Promise<AgentResult> {
   if (!/^[0-9a-f]{64}$/.test(id))
     throw new TidemarkError('InvalidArgument', `TIDEMARK_SNAPSHOT must be a full snapshot id, not ${id}`);
+  if (immutability) {
+    const snapshot = (await repository.snapshots()).find((s) => s.id === id);
+    const until = snapshot && immutableUntil(snapshot.time, immutability, now);
+    if (until) throw immutableError(id, repository.storage.description, immutability, until);
+  }
   await forget(repository, [id as SnapshotId]);
   try {
     const report = await prune(await Repository.reopen(repository));

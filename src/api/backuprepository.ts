@@ -80,8 +80,15 @@ export const backupRepositorySpec = object(
     ),
     immutability: optional(
       object(
-        { period: duration('Objects stay locked (S3 Object Lock / Azure immutability) for this long.') },
-        { description: 'Write-once retention at the provider.' },
+        {
+          period: duration(
+            'No snapshot younger than this is forgotten: not by deleting its Backup (even annotated tidemark.dev/forget=true), not by retention, not by an agent forget Job.',
+          ),
+        },
+        {
+          description:
+            'Tidemark-enforced minimum age before a snapshot may be removed. Not a provider lock: Tidemark neither sets nor checks S3 Object Lock or Azure immutability, so whoever holds the storage credentials can still delete objects.',
+        },
       ),
     ),
   },

@@ -3,8 +3,14 @@ import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
+import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
 import { LABELS } from './job.ts';
+import {
+  createVolumeSnapshotObjects,
+  deleteVolumeSnapshotObjects,
+  observeVolumeSnapshots,
+} from './volume-snapshot-shell.ts';
 
 /** The Backup controller's shell: observes Jobs and PVCs, decides, creates Jobs, writes status and finalizers. */
 export function backupController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
@@ -26,9 +32,17 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
         jobs: await observeJobs(ctx, namespace, LABELS.backup, name),
         settings: ctx.settings,
         now: ctx.now(),
+        ...(backup.metadata.deletionTimestamp
+          ? { namespaceTerminating: await namespaceTerminating(ctx, namespace) }
+          : {}),
       };
+      if (usesVolumeSnapshots(backup, policy))
+        observed.volumeSnapshots = await observeVolumeSnapshots(ctx, backup, observed.claims);
       const decision = decideBackup(observed);
+      await createVolumeSnapshotObjects(ctx, decision.createVolumeSnapshotObjects ?? []);
       await createAgentJobs(ctx, namespace, decision.createJobs);
+      if (decision.deleteVolumeSnapshotObjects)
+        await deleteVolumeSnapshotObjects(ctx, namespace, decision.deleteVolumeSnapshotObjects);
       if (decision.addFinalizer)
         await resources.updateMetadata<Backup>('backups', namespace, name, (m) => ({
           ...m,
@@ -42,6 +56,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
           ...m,
           finalizers: (m.finalizers ?? []).filter((f) => f !== SNAPSHOT_FINALIZER),
         }));
+      if (decision.requeueAfterMs) return { requeueAfterMs: decision.requeueAfterMs };
       return decision.status?.phase === 'Running' ? { requeueAfterMs: 60_000 } : undefined;
     },
     hooks,
@@ -66,4 +81,10 @@ async function claimsOf(ctx: OperatorContext, backup: Backup, policy: BackupPoli
     labelSelector: selector,
   });
   return list.items.map((c) => c.metadata?.name ?? '').sort();
+}
+
+/** Only a volume source with volumeSnapshotClassName, and not while the Backup is being deleted. */
+function usesVolumeSnapshots(backup: Backup, policy: BackupPolicy | undefined): boolean {
+  if (backup.metadata.deletionTimestamp) return false;
+  return Boolean(policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume?.volumeSnapshotClassName);
 }

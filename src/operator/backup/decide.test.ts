@@ -13,6 +13,7 @@ import {
   RETIRED_ANNOTATION,
   SNAPSHOT_FINALIZER,
 } from './decide.ts';
+import { FORGET_ANNOTATION, FORGET_BY_RETENTION } from './deletion.ts';
 import { forgetJobName } from './job.ts';
 
 const ns = 'tenants';
@@ -117,10 +118,13 @@ describe('decideBackup: retention per repository', () => {
     );
   });
 
-  test('deleting the Backup forgets only the copies still held, then releases the finalizer', () => {
+  test('retention deleting the Backup forgets only the copies still held, then releases the finalizer', () => {
     const b = backup(
       { primary: 'Forgotten', replica: 'Succeeded' },
-      { ...retired, deletionTimestamp: new Date('2026-11-23T08:00:00Z') as unknown as string },
+      {
+        annotations: { ...retired.annotations, [FORGET_ANNOTATION]: FORGET_BY_RETENTION },
+        deletionTimestamp: new Date('2026-11-23T08:00:00Z') as unknown as string,
+      },
     );
     const first = decideBackup(observe(b));
     assert.deepEqual(

@@ -5,6 +5,7 @@ import type { Condition } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { decideDeletion } from './deletion.ts';
 import {
   type AgentSettings,
   backupJob,
@@ -14,6 +15,12 @@ import {
   replicaJobName,
   replicateJob,
 } from './job.ts';
+import {
+  SNAPSHOT_POLL_MS,
+  type VolumeSnapshotObserved,
+  volumeSnapshotLeftovers,
+  volumeSnapshotStep,
+} from './volume-snapshot.ts';
 
 export const SNAPSHOT_FINALIZER = 'tidemark.dev/snapshots';
 /**
@@ -45,6 +52,10 @@ export interface BackupObserved {
   jobs: Map<string, JobObserved>;
   settings: AgentSettings;
   now: Date;
+  /** Observed only for a volume source with volumeSnapshotClassName (see volume-snapshot.ts). */
+  volumeSnapshots?: VolumeSnapshotObserved;
+  /** Set while the Backup is being deleted: its namespace is going too (no forget Job can be created there). */
+  namespaceTerminating?: boolean;
 }
 
 export interface BackupDecision {
@@ -54,6 +65,9 @@ export interface BackupDecision {
   addFinalizer?: boolean;
   removeFinalizer?: boolean;
   requeueAfterMs?: number;
+  /** VolumeSnapshots and PVCs restored from them to create before the backup Job, or to delete after it. */
+  createVolumeSnapshotObjects?: k8s.KubernetesObject[];
+  deleteVolumeSnapshotObjects?: { snapshots: string[]; claims: string[] };
 }
 
 export function isFinished(backup: Backup): boolean {
@@ -74,8 +88,7 @@ export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
 
 /**
  * The Backup controller's decision, pure (R-BACKUP, R-REPL): start the backup Job, record its result,
- * then copy to every replica (a Job each); on deletion, forget the snapshot in every repository
- * first (the finalizer keeps the object until then).
+ * then copy to every replica (a Job each); on deletion, see decideDeletion.
  */
 export function decideBackup(observed: BackupObserved): BackupDecision {
   const { backup, now } = observed;
@@ -122,15 +135,27 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
     } else if (!primaryJob && source.volume && observed.claims.length === 0)
       fail('SourceNotFound', `no PersistentVolumeClaim matches source ${source.name}`);
     else if (!primaryJob) {
-      decision.createJobs.push(backupJob(backup, policy, primary, observed.claims, observed.settings));
-      status.jobName = primaryJobName;
-      status.startTime = now.toISOString();
-      setPhase('Running', 'JobCreated', `Job ${primaryJobName} is backing up ${backup.spec.source}`);
-      event(
-        'Normal',
-        'BackupStarted',
-        `${backup.spec.type ?? 'full'} backup of ${backup.spec.source} started (Job ${primaryJobName})`,
-      );
+      const step = observed.volumeSnapshots
+        ? volumeSnapshotStep(backup, source, observed.claims, observed.volumeSnapshots, now)
+        : undefined;
+      if (step) decision.createVolumeSnapshotObjects = step.kind === 'failed' ? [] : step.create;
+      if (step?.kind === 'failed') fail(step.reason, step.message);
+      else if (step?.kind === 'waiting') {
+        setPhase('Pending', 'WaitingForVolumeSnapshot', step.message);
+        decision.requeueAfterMs = SNAPSHOT_POLL_MS;
+      } else {
+        decision.createJobs.push(
+          backupJob(backup, policy, primary, observed.claims, observed.settings, step?.readFrom),
+        );
+        status.jobName = primaryJobName;
+        status.startTime = now.toISOString();
+        setPhase('Running', 'JobCreated', `Job ${primaryJobName} is backing up ${backup.spec.source}`);
+        event(
+          'Normal',
+          'BackupStarted',
+          `${backup.spec.type ?? 'full'} backup of ${backup.spec.source} started (Job ${primaryJobName})`,
+        );
+      }
     } else {
       const outcome = jobOutcome(primaryJob.job);
       if (outcome === 'Complete' && primaryJob.result?.ok) recordSuccess(status, primaryJob.result, policy, now);
@@ -154,6 +179,8 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
 
   if (status.phase === 'Succeeded' && policy && primary) replicate(observed, policy, primary, status, decision, now);
   if (status.phase === 'Succeeded') retire(observed, status, decision);
+  if ((status.phase === 'Succeeded' || status.phase === 'Failed') && observed.volumeSnapshots)
+    decision.deleteVolumeSnapshotObjects = volumeSnapshotLeftovers(observed.volumeSnapshots);
   decision.status = status;
   return decision;
 }
@@ -270,34 +297,7 @@ function retire(observed: BackupObserved, status: BackupStatus, decision: Backup
   }
 }
 
-function decideDeletion(observed: BackupObserved, decision: BackupDecision): BackupDecision {
-  const { backup } = observed;
-  if (!backup.metadata.finalizers?.includes(SNAPSHOT_FINALIZER)) return decision;
-  const stored = (backup.status?.repositories ?? []).filter((r) => r.state === 'Succeeded' && r.snapshotId);
-  let pending = 0;
-  for (const state of stored) {
-    const repository = observed.repositories.get(state.repository);
-    if (!repository) continue; // nothing to forget where the repository is gone
-    const name = forgetJobName(backup, state.repository);
-    const job = observed.jobs.get(name);
-    if (!job) {
-      decision.createJobs.push(
-        forgetJob(backup, observed.policy, repository, state.snapshotId ?? '', name, observed.settings),
-      );
-      pending++;
-    } else if (!jobOutcome(job.job)) pending++;
-    else if (jobOutcome(job.job) === 'Failed')
-      decision.events.push({
-        type: 'Warning',
-        reason: 'ForgetFailed',
-        message: `could not remove snapshot ${state.snapshotId?.slice(0, 12)} from ${state.repository}: ${job.result?.error?.message ?? jobFailure(job.job)}; prune will not free it`,
-      });
-  }
-  if (pending === 0) decision.removeFinalizer = true;
-  return decision;
-}
-
-function jobFailure(job: k8s.V1Job): string {
+export function jobFailure(job: k8s.V1Job): string {
   const failed = job.status?.conditions?.find((c) => c.type === 'Failed');
   return `${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}`;
 }

@@ -120,6 +120,8 @@ export function agentJob(options: {
 export function sourceAccess(
   source: Source,
   claims: string[],
+  /** Claims read from a PVC restored from a VolumeSnapshot: claim → that PVC (mounted where the claim would be). */
+  readFrom?: Map<string, string>,
 ): Pick<k8s.V1Container, 'env'> & { volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
   const database = source.postgres ?? source.mysql;
   if (database) {
@@ -156,7 +158,7 @@ export function sourceAccess(
     ],
     volumes: claims.map((claim, i) => ({
       name: `source-${i}`,
-      persistentVolumeClaim: { claimName: claim, readOnly: true },
+      persistentVolumeClaim: { claimName: readFrom?.get(claim) ?? claim, readOnly: true },
     })),
     volumeMounts: claims.map((claim, i) => ({
       name: `source-${i}`,
@@ -179,11 +181,12 @@ export function backupJob(
   repository: BackupRepository,
   claims: string[],
   settings: AgentSettings,
+  readFrom?: Map<string, string>,
 ): k8s.V1Job {
   const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
   if (!source) throw new Error(`policy ${policy.metadata.name} has no source ${backup.spec.source}`);
   const repo = repositoryAccess(repository, 'primary');
-  const src = sourceAccess(source, claims);
+  const src = sourceAccess(source, claims, readFrom);
   return agentJob({
     backup,
     policy,

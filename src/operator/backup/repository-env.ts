@@ -53,6 +53,9 @@ export function repositoryAccess(repository: BackupRepository, role: 'primary' |
     volumes: [],
     volumeMounts: [],
   };
+  // The agent refuses to forget a snapshot inside this period, whichever path asked for it.
+  if (role === 'primary' && spec.immutability)
+    access.env.push({ name: 'TIDEMARK_REPO_IMMUTABILITY', value: spec.immutability.period });
   if (spec.provider === 'filesystem' && spec.filesystem?.claimName) {
     const volume = `${role}-repository`;
     access.volumes.push({ name: volume, persistentVolumeClaim: { claimName: spec.filesystem.claimName } });

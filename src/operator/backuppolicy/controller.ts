@@ -1,5 +1,6 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { RETIRED_ANNOTATION } from '../backup/decide.ts';
+import { markForgetByRetention } from '../backup/deletion.ts';
 import type { OperatorContext } from '../context.ts';
 import { newlyFalse } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
@@ -31,6 +32,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
           );
       }
       for (const removal of decision.remove) {
+        await resources.updateMetadata<Backup>('backups', namespace, removal.name, markForgetByRetention);
         await resources.delete('backups', namespace, removal.name);
         events.record(
           policy,

@@ -1,12 +1,19 @@
-import type { BackupRepository } from '../../api/kinds.ts';
+import type { BackupRepositoryStatus } from '../../api/backuprepository.ts';
+import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
 import { observeJobs } from '../runtime/agent-result.ts';
-import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
+import { setCondition } from '../runtime/conditions.ts';
+import { Controller, type ControllerHooks, specSignature, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
+import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { newestFirst } from '../runtime/time.ts';
 import { decideRepository, REPOSITORY_LABEL } from './decide.ts';
+import { decideInUse, IN_USE_FINALIZER } from './in-use.ts';
 
-/** The BackupRepository controller's shell: runs probe Jobs and records what they found. */
+/**
+ * The BackupRepository controller's shell: runs probe Jobs and records what they found; holds the
+ * in-use finalizer while policies use the repository.
+ */
 export function backupRepositoryController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
   const { informers, resources, events } = ctx;
   const controller = new Controller(
@@ -14,14 +21,32 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
     async (key) => {
       const { namespace, name } = splitKey(key);
       const repository = informers.repositories.get(name, namespace) as BackupRepository | undefined;
-      if (!repository || repository.metadata.deletionTimestamp) return undefined;
+      if (!repository) return undefined;
+      const deleting = Boolean(repository.metadata.deletionTimestamp);
+      const inUse = decideInUse({
+        repository,
+        policies: informers.policies.list(namespace) as BackupPolicy[],
+        namespaceTerminating: deleting && (await namespaceTerminating(ctx, namespace)),
+      });
+      const withInUse = (status: BackupRepositoryStatus): BackupRepositoryStatus => ({
+        ...status,
+        conditions: setCondition(status.conditions, inUse.condition, repository.metadata.generation, ctx.now()),
+      });
+      if (deleting) {
+        if (!repository.metadata.finalizers?.includes(IN_USE_FINALIZER)) return undefined;
+        await resources.writeStatus('backuprepositories', repository, withInUse(repository.status ?? {}));
+        if (inUse.event) events.record(repository, inUse.event.type, inUse.event.reason, inUse.event.message);
+        await setInUseFinalizer(ctx, repository, inUse.finalizer);
+        return undefined;
+      }
+      await setInUseFinalizer(ctx, repository, inUse.finalizer);
       const probes = newestFirst(
         [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()],
         (p) => p.job.metadata?.creationTimestamp,
       );
       const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
-      await resources.writeStatus('backuprepositories', repository, decision.status);
+      await resources.writeStatus('backuprepositories', repository, withInUse(decision.status));
       for (const e of decision.events) events.record(repository, e.type, e.reason, e.message);
       return { requeueAfterMs: decision.requeueAfterMs };
     },
@@ -32,5 +57,26 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
     const repository = job.metadata?.labels?.[REPOSITORY_LABEL];
     return repository ? [`${job.metadata?.namespace}/${repository}`] : [];
   });
+  // A policy starting or ceasing to use a repository (or going away) changes in-use finalizers: the
+  // repository it used before is not known here, so every repository of the namespace is looked at.
+  controller.watch(
+    informers.policies,
+    (policy) =>
+      (informers.repositories.list(policy.metadata?.namespace) as BackupRepository[]).map(
+        (r) => `${r.metadata.namespace}/${r.metadata.name}`,
+      ),
+    specSignature,
+  );
   return controller;
+}
+
+async function setInUseFinalizer(ctx: OperatorContext, repository: BackupRepository, present: boolean) {
+  if ((repository.metadata.finalizers?.includes(IN_USE_FINALIZER) ?? false) === present) return;
+  const { namespace = '', name = '' } = repository.metadata;
+  await ctx.resources.updateMetadata<BackupRepository>('backuprepositories', namespace, name, (m) => {
+    const has = m.finalizers?.includes(IN_USE_FINALIZER) ?? false;
+    if (has === present) return undefined;
+    const others = (m.finalizers ?? []).filter((f) => f !== IN_USE_FINALIZER);
+    return { ...m, finalizers: present ? [...others, IN_USE_FINALIZER] : others };
+  });
 }
