@@ -126,7 +126,7 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
         event('Normal', 'Waiting', `waiting: ${missing.message}`);
     } else if (!policy || !source || !primary)
       fail(missing?.reason ?? 'SourceNotFound', `${missing?.message} (removed while the run was in progress)`);
-    else if (rejection) fail('JobRejected', `could not create the backup Job ${primaryJobName}: ${rejection}`);
+    else if (rejection) fail('JobRejected', `could not create the backup ${rejection}`);
     else if (!primaryJob && status.jobName) {
       fail(
         'JobLost',
@@ -252,7 +252,7 @@ function replicate(
     const job = observed.jobs.get(name);
     const rejection = observed.rejected?.get(name);
     if (rejection) {
-      copyFailed(state, `could not create Job ${name}: ${rejection}`, decision, now);
+      copyFailed(state, `could not create the copy ${rejection}`, decision, now);
       continue;
     }
     if (!job) {
@@ -316,7 +316,7 @@ function retire(observed: BackupObserved, status: BackupStatus, decision: Backup
       decision.events.push({
         type: 'Warning',
         reason: 'ForgetFailed',
-        message: `could not create Job ${jobName} to remove snapshot ${snapshot.slice(0, 12)} from ${name}: ${rejection}`,
+        message: `could not remove snapshot ${snapshot.slice(0, 12)} from ${name}: could not create ${rejection}`,
       });
       continue;
     }

@@ -15,7 +15,16 @@ export async function createAgentJobs(
 ): Promise<Map<string, string>> {
   const rejected = new Map<string, string>();
   if (jobs.length === 0) return rejected;
-  await ensureAgentServiceAccount(ctx, namespace);
+  try {
+    await ensureAgentServiceAccount(ctx, namespace);
+  } catch (error) {
+    // Refused (namespace terminating, forbidden, quota): none of the Jobs can run.
+    const refusal = refusalOf(error);
+    if (!refusal || refusal === 'exists') throw error;
+    for (const job of jobs)
+      rejected.set(job.metadata?.name ?? '', `the agent ServiceAccount could not be set up: ${refusal}`);
+    return rejected;
+  }
   for (const job of jobs) {
     try {
       await ctx.batch.createNamespacedJob({ namespace, body: job });
@@ -23,7 +32,7 @@ export async function createAgentJobs(
       const refusal = refusalOf(error);
       if (refusal === 'exists') continue;
       if (!refusal) throw error;
-      rejected.set(job.metadata?.name ?? '', refusal);
+      rejected.set(job.metadata?.name ?? '', `Job ${job.metadata?.name}: ${refusal}`);
     }
   }
   return rejected;
@@ -42,5 +51,5 @@ function refusalOf(error: unknown): string | 'exists' | undefined {
   } catch {
     message = String(body ?? '');
   }
-  return `the API server refused the Job (${code})${message ? `: ${message}` : ''}`;
+  return `the API server refused it (${code})${message ? `: ${message}` : ''}`;
 }
