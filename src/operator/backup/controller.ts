@@ -1,6 +1,6 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
@@ -45,10 +45,10 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
           finalizers: (m.finalizers ?? []).filter((f) => f !== SNAPSHOT_FINALIZER),
         }));
       await deleteJobsThatCannotStart(ctx, observed.jobs);
-      // Pods are not watched: a running Job is looked at again within the pod start timeout.
       const running = decision.status?.phase === 'Running' || decision.createJobs.length > 0;
       const requeue = [
         running ? Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS) : undefined,
+        recheckRunningJobsMs(ctx, observed.jobs),
         decision.requeueAfterMs,
       ].filter((ms): ms is number => ms !== undefined);
       return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;

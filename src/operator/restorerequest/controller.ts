@@ -1,6 +1,6 @@
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { decideRestore, type RestoreObserved } from './decide.ts';
@@ -38,7 +38,10 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
       if (decision.status) await resources.writeStatus('restorerequests', request, decision.status);
       for (const e of decision.events) events.record(request, e.type, e.reason, e.message);
       await deleteJobsThatCannotStart(ctx, observed.jobs);
-      return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+      const requeue = [decision.requeueAfterMs, recheckRunningJobsMs(ctx, observed.jobs)].filter(
+        (ms) => ms !== undefined,
+      );
+      return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
     },
     hooks,
   );

@@ -117,6 +117,15 @@ function cannotStart(job: k8s.V1Job, message: string, now: Date): JobObserved {
   return { job: failed, result: { ok: false, error: { code: 'PodCannotStart', message } }, cannotStart: true };
 }
 
+/**
+ * Pods are not watched, and a pod stuck waiting changes nothing on its Job: while any Job runs, the
+ * object is looked at again within the pod start timeout (at most a minute apart).
+ */
+export function recheckRunningJobsMs(ctx: OperatorContext, jobs: Map<string, JobObserved>): number | undefined {
+  if (![...jobs.values()].some((j) => !jobOutcome(j.job))) return undefined;
+  return Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS);
+}
+
 /** Deletes (with their pods) the Jobs observeJobs reported as unable to start. */
 export async function deleteJobsThatCannotStart(ctx: OperatorContext, jobs: Map<string, JobObserved>): Promise<void> {
   for (const { job, cannotStart } of jobs.values()) {
