@@ -116,6 +116,10 @@ describe('finding 4: names that fit, and Job refusals that fail at once', () => 
     });
     const [run] = await ofPolicy(long);
     assert.equal(run?.status?.phase, 'Succeeded', run?.status?.error);
+    const batch = env.cluster.kubeConfig.makeApiClient(k8s.BatchV1Api);
+    const job = await batch.readNamespacedJob({ name: run?.status?.jobName ?? '', namespace: ns });
+    for (const value of Object.values(job.metadata?.labels ?? {})) assert.ok(value.length <= 63, value);
+    assert.equal(job.spec?.activeDeadlineSeconds, 6 * 3600, 'every agent Job has a deadline by default');
     await env.cluster.kubectl(['delete', 'backuppolicy', long, '-n', ns]);
   });
 
