@@ -30,6 +30,11 @@ const repositoryState = object({
   snapshotId: optional(string({ maxLength: 128 })),
   completionTime: optional(timestamp('When the copy in this repository was complete and verified.')),
   message: optional(string({ maxLength: 4096 })),
+  attempts: optional(integer({ minimum: 1, description: 'Copy attempts made to this replica so far.' })),
+  nextRetryTime: optional(
+    timestamp('When a failed copy is tried again (back-off from 30 s doubling to 10 min); absent when not retried.'),
+  ),
+  jobName: optional(string({ description: 'The Job of the latest copy attempt.', maxLength: 63 })),
 });
 
 export const backupStatus = object({

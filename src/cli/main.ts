@@ -44,12 +44,18 @@ export function buildProgram(): Command {
     .option('--lease-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE or tidemark-system)')
     .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
     .option('--agent-image <image>', 'image of agent Jobs (or TIDEMARK_AGENT_IMAGE)')
+    .option(
+      '--pod-start-timeout <seconds>',
+      'fail an agent Job whose pod cannot start (missing Secret or key, image pull) after this long',
+      '120',
+    )
     .action(
       async (options: {
         leaderElect?: boolean;
         leaseNamespace?: string;
         leaseDuration: string;
         agentImage?: string;
+        podStartTimeout: string;
       }) => {
         const [{ KubeConfig }, { runOperator }] = await Promise.all([
           import('@kubernetes/client-node'),
@@ -66,6 +72,7 @@ export function buildProgram(): Command {
               image:
                 options.agentImage ?? process.env.TIDEMARK_AGENT_IMAGE ?? `ghcr.io/tidemark-dev/tidemark:${version}`,
               serviceAccountName: 'tidemark-agent',
+              podStartTimeoutMs: positiveSeconds('--pod-start-timeout', options.podStartTimeout) * 1000,
             },
             ...(options.leaderElect
               ? {
@@ -84,6 +91,13 @@ export function buildProgram(): Command {
   registerDataCommands(program);
   registerRepoCommands(program);
   return program;
+}
+
+function positiveSeconds(flag: string, value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new TidemarkError('InvalidArgument', `${flag} must be a positive number of seconds, not ${value}`);
+  return seconds;
 }
 
 export async function main(argv: string[]): Promise<void> {

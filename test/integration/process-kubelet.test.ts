@@ -143,17 +143,35 @@ describe('process kubelet with the real Job controller', () => {
     assert.match(kubelet.logs(namespace, pods[0]?.metadata?.name ?? '', 'main'), /cannot reach the database/);
   });
 
-  test('a missing Secret fails the pod with a reason naming it, not the kubelet', async () => {
-    const broken = job('no-secret-2', 'true');
+  test('a missing Secret or key leaves the pod Pending, waiting with CreateContainerConfigError, until it appears', async () => {
+    const broken = job('no-secret-2', 'echo "$GREETING" > /out/late-greeting');
     const env = broken.spec?.template.spec?.containers[0]?.env?.[0];
-    if (env?.valueFrom?.secretKeyRef) env.valueFrom.secretKeyRef.name = 'absent';
+    if (env?.valueFrom?.secretKeyRef) env.valueFrom.secretKeyRef.name = 'late';
     await batch.createNamespacedJob({ namespace, body: broken });
+    const waiting = async () => (await podsOf('no-secret-2'))[0]?.status?.containerStatuses?.[0]?.state?.waiting;
+    await waitUntil('pod of no-secret-2 waiting', async () => (await waiting()) !== undefined, { timeoutMs: 60_000 });
+    const [pod] = await podsOf('no-secret-2');
+    assert.equal(pod?.status?.phase, 'Pending');
+    assert.equal((await waiting())?.reason, 'CreateContainerConfigError');
+    assert.match((await waiting())?.message ?? '', /key "text" of secret "late"/);
+
+    // The Secret without the key: still waiting, now naming the key.
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'late' }, stringData: { other: 'x' } } });
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.equal((await podsOf('no-secret-2'))[0]?.status?.phase, 'Pending');
+    assert.equal(await jobCondition('no-secret-2'), undefined, 'the Job has not ended');
+
+    // The key appears: the kubelet starts the container, as a real one retries.
+    await core.replaceNamespacedSecret({
+      name: 'late',
+      namespace,
+      body: { metadata: { name: 'late' }, stringData: { text: 'finally' } },
+    });
     await waitUntil('job no-secret-2 ends', async () => (await jobCondition('no-secret-2')) !== undefined, {
       timeoutMs: 60_000,
     });
-    const [pod] = await podsOf('no-secret-2');
-    assert.equal(pod?.status?.phase, 'Failed');
-    assert.match(pod?.status?.message ?? '', /secret "absent"/);
+    assert.equal(await jobCondition('no-secret-2'), 'Complete');
+    assert.equal(readFileSync(`${kubelet.claimDir(namespace, 'results')}/late-greeting`, 'utf8'), 'finally\n');
   });
 
   test('deleting a Job garbage-collects its Pods through owner references', async () => {

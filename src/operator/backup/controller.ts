@@ -1,11 +1,11 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { observeJobs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
-import { LABELS } from './job.ts';
+import { POD_START_TIMEOUT_MS } from './job.ts';
 import {
   createVolumeSnapshotObjects,
   deleteVolumeSnapshotObjects,
@@ -29,7 +29,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
           (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
         ),
         claims: needsClaims(backup) ? await claimsOf(ctx, backup, policy) : [],
-        jobs: await observeJobs(ctx, namespace, LABELS.backup, name),
+        jobs: await observeJobs(ctx, backup),
         settings: ctx.settings,
         now: ctx.now(),
         ...(backup.metadata.deletionTimestamp
@@ -38,9 +38,12 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
       };
       if (usesVolumeSnapshots(backup, policy))
         observed.volumeSnapshots = await observeVolumeSnapshots(ctx, backup, observed.claims);
-      const decision = decideBackup(observed);
+      let decision = decideBackup(observed);
       await createVolumeSnapshotObjects(ctx, decision.createVolumeSnapshotObjects ?? []);
-      await createAgentJobs(ctx, namespace, decision.createJobs);
+      const rejected = await createAgentJobs(ctx, namespace, decision.createJobs);
+      // The API server refused a Job: decide again knowing it (nothing else was created for it).
+      if (rejected.size > 0)
+        decision = { ...decideBackup({ ...observed, rejected }), createJobs: [], createVolumeSnapshotObjects: [] };
       if (decision.deleteVolumeSnapshotObjects)
         await deleteVolumeSnapshotObjects(ctx, namespace, decision.deleteVolumeSnapshotObjects);
       if (decision.addFinalizer)
@@ -56,16 +59,28 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
           ...m,
           finalizers: (m.finalizers ?? []).filter((f) => f !== SNAPSHOT_FINALIZER),
         }));
-      if (decision.requeueAfterMs) return { requeueAfterMs: decision.requeueAfterMs };
-      return decision.status?.phase === 'Running' ? { requeueAfterMs: 60_000 } : undefined;
+      await deleteJobsThatCannotStart(ctx, observed.jobs);
+      const running = decision.status?.phase === 'Running' || decision.createJobs.length > 0;
+      const requeue = [
+        running ? Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS) : undefined,
+        recheckRunningJobsMs(ctx, observed.jobs),
+        decision.requeueAfterMs,
+      ].filter((ms): ms is number => ms !== undefined);
+      return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
     },
     hooks,
   );
   controller.watch(informers.backups);
-  controller.watch(informers.jobs, (job) => {
-    const backup = job.metadata?.labels?.[LABELS.backup];
-    return backup ? [`${job.metadata?.namespace}/${backup}`] : [];
-  });
+  controller.watch(informers.jobs, (job) => ownerKeysOf(job, 'Backup'));
+  // A Backup applied before its policy or repository waits (Pending): their arrival requeues it.
+  const waiting = (namespace: string | undefined, matches: (b: Backup) => boolean) =>
+    (informers.backups.list(namespace) as Backup[])
+      .filter((b) => (b.status?.phase ?? 'Pending') === 'Pending' && matches(b))
+      .map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
+  controller.watch(informers.policies, (policy) =>
+    waiting(policy.metadata?.namespace, (b) => b.spec.policy === policy.metadata?.name),
+  );
+  controller.watch(informers.repositories, (repository) => waiting(repository.metadata?.namespace, () => true));
   return controller;
 }
 

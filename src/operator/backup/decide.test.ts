@@ -11,10 +11,11 @@ import {
   IMPORTED_FROM,
   type JobObserved,
   RETIRED_ANNOTATION,
+  replicaRetryDelayMs,
   SNAPSHOT_FINALIZER,
 } from './decide.ts';
 import { FORGET_ANNOTATION, FORGET_BY_RETENTION } from './deletion.ts';
-import { forgetJobName } from './job.ts';
+import { forgetJobName, replicaJobName } from './job.ts';
 
 const ns = 'tenants';
 const API = 'tidemark.dev/v1alpha1';
@@ -145,5 +146,160 @@ describe('decideBackup: an imported Backup', () => {
     assert.deepEqual(d.createJobs, []);
     assert.equal(d.status, undefined);
     assert.deepEqual(d.events, []);
+  });
+});
+
+const pending = (metadata: Partial<Backup['metadata']> = {}): Backup => ({
+  apiVersion: API,
+  kind: 'Backup',
+  metadata: { name: 'b-2', namespace: ns, uid: '0f3a9c1b-aaaa-bbbb-cccc-000000000001', ...metadata },
+  spec: { policy: 'tenants', source: 'documents', type: 'full' },
+});
+
+describe('decideBackup: only Jobs of this Backup object count', () => {
+  test('the Job name is unique per Backup instance: a re-created Backup of the same name gets a new Job', () => {
+    const first = decideBackup(observe(pending()));
+    const again = decideBackup(observe(pending({ uid: '7d00e2aa-aaaa-bbbb-cccc-000000000002' })));
+    const [a, b] = [first.createJobs[0]?.metadata?.name, again.createJobs[0]?.metadata?.name];
+    assert.ok(a && b && a !== b, `${a} vs ${b}`);
+    assert.equal(first.status?.jobName, a);
+    assert.equal(first.createJobs[0]?.metadata?.annotations?.['tidemark.dev/owner-uid'], pending().metadata.uid);
+  });
+
+  test('a Job created for the object before the upgrade (recorded in status.jobName) is still followed', () => {
+    const b = pending();
+    b.status = { phase: 'Running', jobName: 'b-2', startTime: '2026-11-23T08:59:00Z' };
+    const d = decideBackup(observe(b, ended('b-2', 'Complete', { ok: true, snapshotId: 'c'.repeat(64) })));
+    assert.equal(d.status?.phase, 'Succeeded');
+    assert.equal(d.status?.snapshotId, 'c'.repeat(64));
+  });
+});
+
+describe('decideBackup: what it waits for, and refusals', () => {
+  test('applied before its policy, it waits Pending with reason PolicyNotFound and creates nothing', () => {
+    const d = decideBackup({ ...observe(pending()), policy: undefined } as BackupObserved);
+    assert.equal(d.status?.phase, 'Pending');
+    const condition = d.status?.conditions?.find((c) => c.type === 'Succeeded');
+    assert.equal(condition?.reason, 'PolicyNotFound');
+    assert.match(condition?.message ?? '', /BackupPolicy tenants/);
+    assert.equal(d.createJobs.length, 0);
+  });
+
+  test('a source not (yet) in the policy, or a missing repository, is waited for too', () => {
+    const other = decideBackup(observe({ ...pending(), spec: { ...pending().spec, source: 'orders' } }));
+    assert.equal(other.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'SourceNotFound');
+    assert.equal(other.status?.phase, 'Pending');
+    const noRepository = decideBackup({ ...observe(pending()), repositories: new Map() });
+    assert.equal(noRepository.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'RepositoryNotFound');
+  });
+
+  test('a backup Job the API server refused fails the Backup at once with its message', () => {
+    const b = pending();
+    const name = decideBackup(observe(b)).status?.jobName ?? '';
+    const d = decideBackup({
+      ...observe(b),
+      rejected: new Map([[name, 'the API server refused the Job (403): exceeded quota']]),
+    });
+    assert.equal(d.status?.phase, 'Failed');
+    assert.equal(d.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'JobRejected');
+    assert.match(d.status?.error ?? '', /exceeded quota/);
+    assert.equal(d.createJobs.length, 0);
+  });
+
+  test('a Job whose pod cannot start fails the Backup with PodCannotStart and the kubelet message', () => {
+    const b = pending();
+    b.status = { phase: 'Running', jobName: 'b-2-0f3a9c1b', startTime: '2026-11-23T08:59:00Z' };
+    const jobs = ended('b-2-0f3a9c1b', 'Failed', {
+      ok: false,
+      error: { code: 'PodCannotStart', message: 'CreateContainerConfigError: key "password" of secret "pg" not found' },
+    });
+    for (const j of jobs.values()) j.cannotStart = true;
+    const d = decideBackup(observe(b, jobs));
+    assert.equal(d.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'PodCannotStart');
+    assert.match(d.status?.error ?? '', /key "password" of secret "pg"/);
+  });
+});
+
+describe('decideBackup: replica copies are retried with back-off', () => {
+  const copying = (
+    state: Partial<NonNullable<NonNullable<Backup['status']>['repositories']>[number]>,
+    metadata = {},
+  ) => {
+    const b = backup({ primary: 'Succeeded', replica: 'Running' }, metadata);
+    const replica = b.status?.repositories?.[1];
+    if (replica) Object.assign(replica, state);
+    return b;
+  };
+
+  test('back-off doubles from 30 s to at most 10 minutes', () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7].map(replicaRetryDelayMs),
+      [30, 60, 120, 240, 480, 600, 600].map((s) => s * 1000),
+    );
+  });
+
+  test('a failed copy records the attempt and the next retry time, with a Warning naming the attempt', () => {
+    const b = copying({ attempts: 1 });
+    const d = decideBackup(
+      observe(
+        b,
+        ended(replicaJobName(b, 'replica'), 'Failed', {
+          ok: false,
+          error: { code: 'Unavailable', message: 'replica unreachable' },
+        }),
+      ),
+    );
+    const replica = d.status?.repositories?.[1];
+    assert.equal(replica?.state, 'Failed');
+    assert.equal(replica?.attempts, 1);
+    assert.equal(replica?.nextRetryTime, '2026-11-23T09:00:30.000Z');
+    assert.match(
+      d.events.find((e) => e.reason === 'ReplicationFailed')?.message ?? '',
+      /attempt 1.*replica unreachable/,
+    );
+    assert.ok((d.requeueAfterMs ?? Infinity) <= 30_005);
+  });
+
+  test('before the retry time nothing is created; after it, a new Job for the next attempt', () => {
+    const waiting = copying({ state: 'Failed', attempts: 1, nextRetryTime: '2026-11-23T09:00:30Z' });
+    assert.equal(decideBackup(observe(waiting)).createJobs.length, 0);
+    const due = decideBackup({ ...observe(waiting), now: new Date('2026-11-23T09:00:31Z') });
+    assert.deepEqual(
+      due.createJobs.map((j) => j.metadata?.name),
+      [replicaJobName(waiting, 'replica', 2)],
+    );
+    assert.notEqual(replicaJobName(waiting, 'replica', 2), replicaJobName(waiting, 'replica'));
+    assert.equal(due.status?.repositories?.[1]?.state, 'Running');
+    assert.equal(due.status?.repositories?.[1]?.attempts, 2);
+    assert.equal(due.status?.repositories?.[1]?.nextRetryTime, undefined);
+  });
+
+  test('the retry that succeeds makes the copy Succeeded', () => {
+    const b = copying({ attempts: 2, jobName: 'x' });
+    const d = decideBackup(observe(b, ended(replicaJobName(b, 'replica', 2), 'Complete', { ok: true })));
+    assert.equal(d.status?.repositories?.[1]?.state, 'Succeeded');
+  });
+
+  test('a copy retention retired (from the replica or the primary) is not retried', () => {
+    const b = copying(
+      { state: 'Failed', attempts: 3, nextRetryTime: '2026-11-23T08:00:00Z' },
+      { annotations: { [RETIRED_ANNOTATION]: 'replica' } },
+    );
+    const d = decideBackup(observe(b));
+    assert.ok(!d.createJobs.some((j) => j.metadata?.labels?.['tidemark.dev/task'] === 'replicate'));
+    assert.equal(d.status?.repositories?.[1]?.nextRetryTime, undefined);
+  });
+});
+
+describe('agent Jobs', () => {
+  test('every agent Job has a deadline by default, and long names make valid label values', () => {
+    const longPolicy = { ...policy, metadata: { ...policy.metadata, name: `${'p'.repeat(120)}.team` } };
+    const b = pending({ name: `${'p'.repeat(120)}.team-documents-full-20261123t0900z` });
+    b.spec.policy = longPolicy.metadata.name;
+    const d = decideBackup({ ...observe(b), policy: longPolicy });
+    const job = d.createJobs[0];
+    assert.equal(job?.spec?.activeDeadlineSeconds, 6 * 3600);
+    for (const value of Object.values(job?.metadata?.labels ?? {})) assert.ok(value.length <= 63, value);
+    assert.ok((job?.metadata?.name ?? '').length <= 63);
   });
 });

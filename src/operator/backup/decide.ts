@@ -40,6 +40,8 @@ export interface JobObserved {
   job: k8s.V1Job;
   /** The agent's result from its pod's termination message, once the Job ended. */
   result?: AgentResult;
+  /** Its pod could not start within the pod start timeout: reported as Failed (PodCannotStart), to be deleted. */
+  cannotStart?: boolean;
 }
 
 export interface BackupObserved {
@@ -48,8 +50,10 @@ export interface BackupObserved {
   repositories: Map<string, BackupRepository>;
   /** PVCs of a volume source (by name, or matching its selector). */
   claims: string[];
-  /** Jobs owned by this Backup, by name. */
+  /** Jobs created for this Backup object (matched by its uid), by name. */
   jobs: Map<string, JobObserved>;
+  /** Jobs the API server refused to create in this pass, by name, with its message (the shell decides again). */
+  rejected?: Map<string, string>;
   settings: AgentSettings;
   now: Date;
   /** Observed only for a volume source with volumeSnapshotClassName (see volume-snapshot.ts). */
@@ -120,13 +124,27 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
   const { policy } = observed;
   const source = policy?.spec.sources.find((s) => s.name === backup.spec.source);
   const primary = policy ? observed.repositories.get(policy.spec.repository) : undefined;
-  const primaryJobName = backupJobName(backup);
+  const primaryJobName = status.jobName ?? backupJobName(backup);
   const primaryJob = observed.jobs.get(primaryJobName);
+  const rejection = observed.rejected?.get(primaryJobName);
+  const missing = !policy
+    ? { reason: 'PolicyNotFound', message: `BackupPolicy ${backup.spec.policy} does not exist` }
+    : !source
+      ? { reason: 'SourceNotFound', message: `BackupPolicy ${backup.spec.policy} has no source ${backup.spec.source}` }
+      : !primary
+        ? { reason: 'RepositoryNotFound', message: `BackupRepository ${policy.spec.repository} does not exist` }
+        : undefined;
 
   if (status.phase === undefined || status.phase === 'Pending' || status.phase === 'Running') {
-    if (!policy || !source)
-      fail('SourceNotFound', `policy ${backup.spec.policy} or its source ${backup.spec.source} does not exist`);
-    else if (!primary) fail('RepositoryNotFound', `BackupRepository ${policy.spec.repository} does not exist`);
+    if (missing && !status.jobName) {
+      // Created before what it needs (applied out of order): it waits, holding nothing; the policy
+      // and repository watches requeue it.
+      setPhase('Pending', missing.reason, `waiting: ${missing.message}`);
+      if (backup.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason !== missing.reason)
+        event('Normal', 'Waiting', `waiting: ${missing.message}`);
+    } else if (!policy || !source || !primary)
+      fail(missing?.reason ?? 'SourceNotFound', `${missing?.message} (removed while the run was in progress)`);
+    else if (rejection) fail('JobRejected', `could not create the backup ${rejection}`);
     else if (!primaryJob && status.jobName) {
       fail(
         'JobLost',
@@ -161,8 +179,10 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
       if (outcome === 'Complete' && primaryJob.result?.ok) recordSuccess(status, primaryJob.result, policy, now);
       else if (outcome)
         fail(
-          'JobFailed',
-          primaryJob.result?.error?.message ?? `Job ${primaryJobName} failed: ${jobFailure(primaryJob.job)}`,
+          primaryJob.cannotStart ? 'PodCannotStart' : 'JobFailed',
+          primaryJob.cannotStart
+            ? `Job ${primaryJobName}: ${primaryJob.result?.error?.message}`
+            : (primaryJob.result?.error?.message ?? `Job ${primaryJobName} failed: ${jobFailure(primaryJob.job)}`),
         );
       if (outcome === 'Complete' && primaryJob.result?.ok) {
         setPhase('Succeeded', 'Completed', `snapshot ${status.snapshotId?.slice(0, 12)} in ${policy.spec.repository}`);
@@ -211,6 +231,20 @@ function recordSuccess(status: BackupStatus, result: AgentResult, policy: Backup
   ];
 }
 
+/** Back-off before retrying a failed replica copy: 30 s after the first failure, doubling to 10 minutes. */
+export function replicaRetryDelayMs(attempt: number): number {
+  return Math.min(REPLICA_RETRY_MAX_MS, REPLICA_RETRY_FIRST_MS * 2 ** Math.max(0, attempt - 1));
+}
+const REPLICA_RETRY_FIRST_MS = 30_000;
+const REPLICA_RETRY_MAX_MS = 10 * 60_000;
+
+type RepositoryState = NonNullable<BackupStatus['repositories']>[number];
+
+/**
+ * R-REPL: copies the snapshot to every replica, a Job per attempt; a failed copy is retried with
+ * back-off (attempts and nextRetryTime in its state) until it succeeds, or until retention retires
+ * the snapshot from that replica or from the primary it copies from.
+ */
 function replicate(
   observed: BackupObserved,
   policy: BackupPolicy,
@@ -219,21 +253,50 @@ function replicate(
   decision: BackupDecision,
   now: Date,
 ): void {
+  const retired = retiredFrom(observed.backup);
+  const sourceGone = retired.includes(primary.metadata.name ?? '');
   for (const state of status.repositories ?? []) {
-    if (state.role !== 'replica' || (state.state !== 'Pending' && state.state !== 'Running')) continue;
+    if (state.role !== 'replica') continue;
+    if (state.state === 'Failed' && state.nextRetryTime) {
+      if (sourceGone || retired.includes(state.repository)) {
+        delete state.nextRetryTime;
+        state.message = `${state.message ?? ''} (not retried: retention retired this snapshot)`.trim();
+        continue;
+      }
+      const wait = Date.parse(state.nextRetryTime) - now.getTime();
+      if (wait > 0) {
+        decision.requeueAfterMs = Math.min(decision.requeueAfterMs ?? wait, wait + 5);
+        continue;
+      }
+      delete state.nextRetryTime;
+      state.attempts = (state.attempts ?? 1) + 1;
+      state.state = 'Pending';
+    }
+    if (state.state !== 'Pending' && state.state !== 'Running') continue;
+    const attempt = state.attempts ?? 1;
+    state.attempts = attempt;
     const replica = observed.repositories.get(state.repository);
     if (!replica) {
-      state.state = 'Failed';
-      state.message = `BackupRepository ${state.repository} does not exist`;
+      copyFailed(state, `BackupRepository ${state.repository} does not exist`, decision, now);
       continue;
     }
-    const name = replicaJobName(observed.backup, state.repository);
+    const name = replicaJobName(observed.backup, state.repository, attempt);
     const job = observed.jobs.get(name);
+    const rejection = observed.rejected?.get(name);
+    if (rejection) {
+      copyFailed(state, `could not create the copy ${rejection}`, decision, now);
+      continue;
+    }
     if (!job) {
+      if (state.state === 'Running' && state.jobName === name) {
+        copyFailed(state, `Job ${name} disappeared before it finished`, decision, now);
+        continue;
+      }
       decision.createJobs.push(
-        replicateJob(observed.backup, policy, primary, replica, status.snapshotId ?? '', observed.settings),
+        replicateJob(observed.backup, policy, primary, replica, status.snapshotId ?? '', observed.settings, attempt),
       );
       state.state = 'Running';
+      state.jobName = name;
       continue;
     }
     const outcome = jobOutcome(job.job);
@@ -241,21 +304,29 @@ function replicate(
       state.state = 'Succeeded';
       state.snapshotId = status.snapshotId ?? '';
       state.completionTime = now.toISOString();
+      delete state.message;
       decision.events.push({
         type: 'Normal',
         reason: 'Replicated',
-        message: `copied to ${state.repository} (${formatBytes(job.result.uploadedBytes ?? 0)} uploaded)`,
+        message: `copied to ${state.repository} (${formatBytes(job.result.uploadedBytes ?? 0)} uploaded${attempt > 1 ? `, attempt ${attempt}` : ''})`,
       });
-    } else if (outcome) {
-      state.state = 'Failed';
-      state.message = job.result?.error?.message ?? jobFailure(job.job);
-      decision.events.push({
-        type: 'Warning',
-        reason: 'ReplicationFailed',
-        message: `copy to ${state.repository} failed: ${state.message}`,
-      });
-    } else if (state.state === 'Pending') state.state = 'Running';
+    } else if (outcome) copyFailed(state, job.result?.error?.message ?? jobFailure(job.job), decision, now);
+    else if (state.state === 'Pending') state.state = 'Running';
   }
+}
+
+function copyFailed(state: RepositoryState, message: string, decision: BackupDecision, now: Date): void {
+  const attempt = state.attempts ?? 1;
+  const delay = replicaRetryDelayMs(attempt);
+  state.state = 'Failed';
+  state.message = message;
+  state.nextRetryTime = new Date(now.getTime() + delay).toISOString();
+  decision.requeueAfterMs = Math.min(decision.requeueAfterMs ?? delay, delay + 5);
+  decision.events.push({
+    type: 'Warning',
+    reason: 'ReplicationFailed',
+    message: `copy to ${state.repository} failed (attempt ${attempt}, next at ${state.nextRetryTime}): ${message}`,
+  });
 }
 
 /**
@@ -272,6 +343,15 @@ function retire(observed: BackupObserved, status: BackupStatus, decision: Backup
     const jobName = forgetJobName(observed.backup, name);
     const job = observed.jobs.get(jobName);
     const snapshot = state.snapshotId ?? status.snapshotId ?? '';
+    const rejection = observed.rejected?.get(jobName);
+    if (rejection) {
+      decision.events.push({
+        type: 'Warning',
+        reason: 'ForgetFailed',
+        message: `could not remove snapshot ${snapshot.slice(0, 12)} from ${name}: could not create ${rejection}`,
+      });
+      continue;
+    }
     if (!job) {
       decision.createJobs.push(
         forgetJob(observed.backup, observed.policy, repository, snapshot, jobName, observed.settings),

@@ -3,11 +3,51 @@ import type { AgentTask } from '../../agent/tasks.ts';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
+import { labelValue } from '../runtime/labels.ts';
 import { repositoryAccess } from './repository-env.ts';
 
 export interface AgentSettings {
   image: string;
   serviceAccountName: string;
+  /**
+   * How long an agent pod may wait unable to start (missing Secret or key, image not pullable) before
+   * its Job is failed and deleted (`--pod-start-timeout`); default POD_START_TIMEOUT_MS.
+   */
+  podStartTimeoutMs?: number;
+}
+
+export const POD_START_TIMEOUT_MS = 2 * 60_000;
+
+/**
+ * Every agent Job ends by this deadline unless the policy's jobTemplate.activeDeadlineSeconds says
+ * otherwise: data-moving tasks get 6 hours, repository housekeeping 30 minutes.
+ */
+export const DEFAULT_DEADLINE_SECONDS: Record<AgentTask, number> = {
+  backup: 6 * 3600,
+  restore: 6 * 3600,
+  replicate: 6 * 3600,
+  forget: 30 * 60,
+  probe: 30 * 60,
+  catalog: 30 * 60,
+};
+
+/**
+ * Who an agent Job works for, as annotations: Jobs that outlive their object (forget Jobs have no
+ * owner reference) are still found by the object's uid, and never by a later object of the same name.
+ */
+export const OWNER_ANNOTATIONS = {
+  kind: 'tidemark.dev/owner-kind',
+  name: 'tidemark.dev/owner-name',
+  uid: 'tidemark.dev/owner-uid',
+} as const;
+
+/**
+ * A Job name unique to one object instance: the base name and the head of the object's uid, so a
+ * re-created object of the same name never collides with, or adopts, the Job of the one before.
+ */
+export function ownedJobName(owner: { metadata: { uid?: string } }, base: string): string {
+  const uid = (owner.metadata.uid ?? '').replace(/-/g, '').slice(0, 8);
+  return jobName(uid ? `${base}-${uid}` : base);
 }
 
 export const LABELS = {
@@ -49,9 +89,9 @@ export function agentJob(options: {
     ...(options.labels ??
       (backup
         ? {
-            [LABELS.backup]: backup.metadata.name ?? '',
-            [LABELS.policy]: backup.spec.policy,
-            [LABELS.source]: backup.spec.source,
+            [LABELS.backup]: labelValue(backup.metadata.name ?? ''),
+            [LABELS.policy]: labelValue(backup.spec.policy),
+            [LABELS.source]: labelValue(backup.spec.source),
           }
         : {})),
     [LABELS.task]: options.task,
@@ -63,6 +103,11 @@ export function agentJob(options: {
       name: options.name,
       namespace: owner.metadata.namespace ?? '',
       labels,
+      annotations: {
+        [OWNER_ANNOTATIONS.kind]: owner.kind,
+        [OWNER_ANNOTATIONS.name]: owner.metadata.name ?? '',
+        [OWNER_ANNOTATIONS.uid]: owner.metadata.uid ?? '',
+      },
       ownerReferences: [
         {
           apiVersion: owner.apiVersion,
@@ -76,7 +121,7 @@ export function agentJob(options: {
     },
     spec: {
       backoffLimit: template.backoffLimit ?? 2,
-      ...(template.activeDeadlineSeconds ? { activeDeadlineSeconds: template.activeDeadlineSeconds } : {}),
+      activeDeadlineSeconds: template.activeDeadlineSeconds || DEFAULT_DEADLINE_SECONDS[options.task],
       ttlSecondsAfterFinished: 24 * 3600,
       template: {
         metadata: { labels },
@@ -168,11 +213,12 @@ export function sourceAccess(
   };
 }
 
-export const backupJobName = (backup: Backup) => jobName(backup.metadata.name ?? '');
-export const replicaJobName = (backup: Backup, repository: string) =>
-  jobName(`${backup.metadata.name}-to-${repository}`);
+export const backupJobName = (backup: Backup) => ownedJobName(backup, backup.metadata.name ?? '');
+/** One Job per copy attempt (attempt 1 keeps the plain name). */
+export const replicaJobName = (backup: Backup, repository: string, attempt = 1) =>
+  ownedJobName(backup, `${backup.metadata.name}-to-${repository}${attempt > 1 ? `-${attempt}` : ''}`);
 export const forgetJobName = (backup: Backup, repository: string) =>
-  jobName(`${backup.metadata.name}-forget-${repository}`);
+  ownedJobName(backup, `${backup.metadata.name}-forget-${repository}`);
 
 /** The Job that runs one Backup. */
 export function backupJob(
@@ -216,6 +262,7 @@ export function replicateJob(
   replica: BackupRepository,
   snapshotId: string,
   settings: AgentSettings,
+  attempt = 1,
 ): k8s.V1Job {
   const from = repositoryAccess(primary, 'primary');
   const to = repositoryAccess(replica, 'replica');
@@ -223,7 +270,7 @@ export function replicateJob(
     backup,
     policy,
     task: 'replicate',
-    name: replicaJobName(backup, replica.metadata.name ?? ''),
+    name: replicaJobName(backup, replica.metadata.name ?? '', attempt),
     settings,
     env: [...from.env, ...to.env, { name: 'TIDEMARK_SNAPSHOT', value: snapshotId }],
     envFrom: [...from.envFrom, ...to.envFrom],
@@ -253,7 +300,8 @@ export function forgetJob(
     volumes: access.volumes,
     volumeMounts: access.volumeMounts,
   });
-  // The Backup is being deleted: the Job must not be garbage-collected with it before it ran.
+  // The Backup is being deleted: the Job must not be garbage-collected with it before it ran (the
+  // owner annotations still tie it to this Backup instance).
   delete job.metadata?.ownerReferences;
   return job;
 }

@@ -7,6 +7,7 @@ import { isFinished, retiredFrom } from '../backup/decide.ts';
 import { LABELS } from '../backup/job.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { labelValue } from '../runtime/labels.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
 
 export interface PolicyObserved {
@@ -256,7 +257,7 @@ function newBackup(policy: BackupPolicy, source: string, type: 'full' | 'increme
     metadata: {
       name: backupName(policy.metadata.name ?? '', source, type, scheduledTime),
       namespace: policy.metadata.namespace ?? '',
-      labels: { [LABELS.policy]: policy.metadata.name ?? '', [LABELS.source]: source },
+      labels: { [LABELS.policy]: labelValue(policy.metadata.name ?? ''), [LABELS.source]: labelValue(source) },
     },
     spec: { policy: policy.metadata.name ?? '', source, type, scheduledTime: scheduledTime.toISOString() },
   };

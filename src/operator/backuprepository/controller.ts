@@ -1,13 +1,14 @@
 import type { BackupRepositoryStatus } from '../../api/backuprepository.ts';
 import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { LABELS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
-import { observeJobs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, specSignature, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { newestFirst } from '../runtime/time.ts';
-import { decideRepository, REPOSITORY_LABEL } from './decide.ts';
+import { decideRepository } from './decide.ts';
 import { decideInUse, IN_USE_FINALIZER } from './in-use.ts';
 
 /**
@@ -40,23 +41,21 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
         return undefined;
       }
       await setInUseFinalizer(ctx, repository, inUse.finalizer);
-      const probes = newestFirst(
-        [...(await observeJobs(ctx, namespace, REPOSITORY_LABEL, name)).values()],
-        (p) => p.job.metadata?.creationTimestamp,
-      );
+      const jobs = await observeJobs(ctx, repository);
+      const probes = newestFirst([...jobs.values()], (p) => p.job.metadata?.creationTimestamp);
       const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
       await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
       await resources.writeStatus('backuprepositories', repository, withInUse(decision.status));
       for (const e of decision.events) events.record(repository, e.type, e.reason, e.message);
+      await deleteJobsThatCannotStart(ctx, jobs);
       return { requeueAfterMs: decision.requeueAfterMs };
     },
     hooks,
   );
   controller.watch(informers.repositories);
-  controller.watch(informers.jobs, (job) => {
-    const repository = job.metadata?.labels?.[REPOSITORY_LABEL];
-    return repository ? [`${job.metadata?.namespace}/${repository}`] : [];
-  });
+  controller.watch(informers.jobs, (job) =>
+    job.metadata?.labels?.[LABELS.task] === 'probe' ? ownerKeysOf(job, 'BackupRepository') : [],
+  );
   // A policy starting or ceasing to use a repository (or going away) changes in-use finalizers: the
   // repository it used before is not known here, so every repository of the namespace is looked at.
   controller.watch(

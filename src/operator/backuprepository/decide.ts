@@ -8,6 +8,7 @@ import { type AgentSettings, agentJob } from '../backup/job.ts';
 import { repositoryAccess } from '../backup/repository-env.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { labelValue } from '../runtime/labels.ts';
 import { instant } from '../runtime/time.ts';
 
 export const PROBE_INTERVAL_MS = 10 * 60_000;
@@ -113,14 +114,17 @@ function probeJob(repository: BackupRepository, name: string, generation: number
     task: 'probe',
     name,
     owner: repository,
-    labels: { [REPOSITORY_LABEL]: repository.metadata.name ?? '' },
+    labels: { [REPOSITORY_LABEL]: labelValue(repository.metadata.name ?? '') },
     settings,
     env: access.env,
     envFrom: access.envFrom,
     volumes: access.volumes,
     volumeMounts: access.volumeMounts,
   });
-  job.metadata = { ...job.metadata, annotations: { 'tidemark.dev/generation': String(generation) } };
+  job.metadata = {
+    ...job.metadata,
+    annotations: { ...job.metadata?.annotations, 'tidemark.dev/generation': String(generation) },
+  };
   if (job.spec) {
     job.spec.backoffLimit = 0;
     job.spec.ttlSecondsAfterFinished = 3600;

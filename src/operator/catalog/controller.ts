@@ -3,7 +3,7 @@ import { CATALOG_KEY, type CatalogEntry } from '../../agent/catalog.ts';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
 import { IMPORTED_FROM, jobOutcome } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
-import { observeJobs } from '../runtime/agent-result.ts';
+import { observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import {
@@ -30,7 +30,7 @@ export function catalogController(ctx: OperatorContext, hooks?: ControllerHooks)
       const repository = informers.repositories.get(name, namespace) as BackupRepository | undefined;
       const request = repository && pendingSync(repository);
       if (!repository || !request) return undefined;
-      const job = (await observeJobs(ctx, namespace, CATALOG_LABEL, name)).get(catalogJobName(repository, request));
+      const job = (await observeJobs(ctx, repository)).get(catalogJobName(repository, request));
       const observed: CatalogObserved = {
         repository,
         ...(job ? { job } : {}),
@@ -63,10 +63,9 @@ export function catalogController(ctx: OperatorContext, hooks?: ControllerHooks)
     hooks,
   );
   controller.watch(informers.repositories, undefined, (r) => pendingSync(r as BackupRepository) ?? '');
-  controller.watch(informers.jobs, (job) => {
-    const repository = job.metadata?.labels?.[CATALOG_LABEL];
-    return repository ? [`${job.metadata?.namespace}/${repository}`] : [];
-  });
+  controller.watch(informers.jobs, (job) =>
+    job.metadata?.labels?.[CATALOG_LABEL] ? ownerKeysOf(job, 'BackupRepository') : [],
+  );
   return controller;
 }
 

@@ -1,10 +1,9 @@
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { observeJobs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { decideRestore, type RestoreObserved } from './decide.ts';
-import { RESTORE_LABEL } from './job.ts';
 
 /** The RestoreRequest controller's shell: observes Backups, policies, its Jobs and PVCs, decides, creates Jobs, writes status. */
 export function restoreRequestController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
@@ -27,7 +26,7 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
         backups: informers.backups.list(namespace) as Backup[],
         policies: byName(informers.policies.list(namespace) as BackupPolicy[]),
         repositories: byName(informers.repositories.list(namespace) as BackupRepository[]),
-        jobs: await observeJobs(ctx, namespace, RESTORE_LABEL, name),
+        jobs: await observeJobs(ctx, request),
         ...((target.volume || target.original) && !request.status?.jobName
           ? { claims: await claimsIn(ctx, namespace) }
           : {}),
@@ -38,7 +37,11 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
       await createAgentJobs(ctx, namespace, decision.createJobs);
       if (decision.status) await resources.writeStatus('restorerequests', request, decision.status);
       for (const e of decision.events) events.record(request, e.type, e.reason, e.message);
-      return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+      await deleteJobsThatCannotStart(ctx, observed.jobs);
+      const requeue = [decision.requeueAfterMs, recheckRunningJobsMs(ctx, observed.jobs)].filter(
+        (ms) => ms !== undefined,
+      );
+      return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
     },
     hooks,
   );
@@ -52,10 +55,7 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
   };
   controller.watch(informers.backups, waitingIn, (b) => `${b.status?.phase}/${b.metadata?.deletionTimestamp ?? ''}`);
   controller.watch(informers.repositories, waitingIn);
-  controller.watch(informers.jobs, (job) => {
-    const request = job.metadata?.labels?.[RESTORE_LABEL];
-    return request ? [`${job.metadata?.namespace}/${request}`] : [];
-  });
+  controller.watch(informers.jobs, (job) => ownerKeysOf(job, 'RestoreRequest'));
   return controller;
 }
 

@@ -1,8 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { type AgentSettings, agentJob, DATA_MOUNT, LABELS } from '../backup/job.ts';
+import { type AgentSettings, agentJob, DATA_MOUNT, LABELS, ownedJobName } from '../backup/job.ts';
 import { repositoryAccess } from '../backup/repository-env.ts';
-import { jobName } from '../backuppolicy/schedule.ts';
+import { labelValue } from '../runtime/labels.ts';
 
 /** Label on a restore Job naming its RestoreRequest (how the controller finds its Jobs). */
 export const RESTORE_LABEL = 'tidemark.dev/restore';
@@ -17,7 +17,8 @@ export type SnapshotChoice = { id: string } | { source: string; before?: string 
 
 /** The first attempt reads from the Backup's primary repository; a fallback from one replica. */
 export const restoreJobName = (request: RestoreRequest, fallbackRepository?: string) =>
-  jobName(
+  ownedJobName(
+    request,
     fallbackRepository
       ? `${request.metadata.name}-restore-from-${fallbackRepository}`
       : `${request.metadata.name}-restore`,
@@ -84,8 +85,10 @@ export function restoreJob(options: {
     settings: options.settings,
     owner: request,
     labels: {
-      [RESTORE_LABEL]: request.metadata.name ?? '',
-      ...(backup ? { [LABELS.policy]: backup.spec.policy, [LABELS.source]: backup.spec.source } : {}),
+      [RESTORE_LABEL]: labelValue(request.metadata.name ?? ''),
+      ...(backup
+        ? { [LABELS.policy]: labelValue(backup.spec.policy), [LABELS.source]: labelValue(backup.spec.source) }
+        : {}),
     },
     env: [
       ...target.env,

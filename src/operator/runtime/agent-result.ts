@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { AgentResult } from '../../agent/result.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
+import { OWNER_ANNOTATIONS, POD_START_TIMEOUT_MS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
 import { newestFirst } from './time.ts';
 
@@ -21,22 +22,123 @@ export async function resultOf(ctx: OperatorContext, namespace: string, job: str
   return undefined;
 }
 
-/** The Jobs carrying `label=value` in a namespace (from the informer cache), with each ended Job's result. */
-export async function observeJobs(
-  ctx: OperatorContext,
-  namespace: string,
-  label: string,
-  value: string,
-): Promise<Map<string, JobObserved>> {
-  const jobs = (ctx.informers.jobs.list(namespace) as k8s.V1Job[]).filter((j) => j.metadata?.labels?.[label] === value);
-  const observed = new Map<string, JobObserved>();
-  for (const job of jobs) {
-    const entry: JobObserved = { job };
-    if (jobOutcome(job)) {
-      const result = await resultOf(ctx, namespace, job.metadata?.name ?? '');
-      if (result) entry.result = result;
+/** An object agent Jobs work for: Jobs are matched to it by uid, never by name. */
+export interface JobOwner {
+  kind?: string;
+  metadata: { name?: string; namespace?: string; uid?: string };
+}
+
+/** Whether a Job was created for this very object (by owner reference, or the owner annotations of a forget Job). */
+export function isJobOf(job: k8s.V1Job, owner: JobOwner): boolean {
+  const uid = owner.metadata.uid;
+  if (!uid) return false;
+  return (
+    job.metadata?.annotations?.[OWNER_ANNOTATIONS.uid] === uid ||
+    (job.metadata?.ownerReferences ?? []).some((r) => r.uid === uid)
+  );
+}
+
+/** The keys (namespace/name) of the objects of `kind` a Job works for: for a controller's Job watch. */
+export function ownerKeysOf(job: k8s.V1Job, kind: string): string[] {
+  const namespace = job.metadata?.namespace;
+  const names = new Set((job.metadata?.ownerReferences ?? []).filter((r) => r.kind === kind).map((r) => r.name));
+  const annotations = job.metadata?.annotations ?? {};
+  const annotated = annotations[OWNER_ANNOTATIONS.name];
+  if (annotations[OWNER_ANNOTATIONS.kind] === kind && annotated) names.add(annotated);
+  return [...names].map((name) => `${namespace}/${name}`);
+}
+
+/** Container waiting reasons a pod does not get out of by itself waiting a little longer. */
+const CANNOT_START = new Set([
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+]);
+
+/**
+ * Why a running Job's pod cannot start, once it has waited longer than the timeout: a container
+ * waiting with one of CANNOT_START since the pod was created (the kubelet's message names the
+ * Secret and key, or the image).
+ */
+export function podCannotStart(pods: k8s.V1Pod[], now: Date, timeoutMs: number): string | undefined {
+  for (const pod of pods) {
+    if (pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Pending') continue;
+    const waited = now.getTime() - new Date(pod.metadata?.creationTimestamp ?? now).getTime();
+    if (waited < timeoutMs) continue;
+    for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = status.state?.waiting;
+      if (waiting?.reason && CANNOT_START.has(waiting.reason))
+        return `pod ${pod.metadata?.name} could not start for ${Math.round(waited / 1000)}s: container ${status.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`;
     }
-    observed.set(job.metadata?.name ?? '', entry);
+  }
+  return undefined;
+}
+
+/**
+ * The Jobs created for `owner` (from the informer cache), by name, with each ended Job's result. A
+ * running Job whose pod cannot start (podCannotStart) is reported as ended: Failed with reason
+ * PodCannotStart and a result carrying the kubelet's message, and `cannotStart` set so the shell
+ * deletes it (deleteJobsThatCannotStart) once the status is written.
+ */
+export async function observeJobs(ctx: OperatorContext, owner: JobOwner): Promise<Map<string, JobObserved>> {
+  const namespace = owner.metadata.namespace ?? '';
+  const jobs = (ctx.informers.jobs.list(namespace) as k8s.V1Job[]).filter((j) => isJobOf(j, owner));
+  const observed = new Map<string, JobObserved>();
+  const now = ctx.now();
+  for (const job of jobs) {
+    const name = job.metadata?.name ?? '';
+    let entry: JobObserved = { job };
+    if (jobOutcome(job)) {
+      const result = await resultOf(ctx, namespace, name);
+      if (result) entry.result = result;
+    } else if (job.metadata?.uid && !job.metadata.deletionTimestamp) {
+      const pods = await ctx.core.listNamespacedPod({
+        namespace,
+        labelSelector: `batch.kubernetes.io/controller-uid=${job.metadata.uid}`,
+      });
+      const message = podCannotStart(pods.items, now, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS);
+      if (message) entry = cannotStart(job, message, now);
+    }
+    observed.set(name, entry);
   }
   return observed;
+}
+
+function cannotStart(job: k8s.V1Job, message: string, now: Date): JobObserved {
+  const failed: k8s.V1Job = structuredClone(job);
+  failed.status = {
+    ...failed.status,
+    conditions: [
+      ...(failed.status?.conditions ?? []),
+      { type: 'Failed', status: 'True', reason: 'PodCannotStart', message, lastTransitionTime: now },
+    ],
+  };
+  return { job: failed, result: { ok: false, error: { code: 'PodCannotStart', message } }, cannotStart: true };
+}
+
+/**
+ * Pods are not watched, and a pod stuck waiting changes nothing on its Job: while any Job runs, the
+ * object is looked at again within the pod start timeout (at most a minute apart).
+ */
+export function recheckRunningJobsMs(ctx: OperatorContext, jobs: Map<string, JobObserved>): number | undefined {
+  if (![...jobs.values()].some((j) => !jobOutcome(j.job))) return undefined;
+  return Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS);
+}
+
+/** Deletes (with their pods) the Jobs observeJobs reported as unable to start. */
+export async function deleteJobsThatCannotStart(ctx: OperatorContext, jobs: Map<string, JobObserved>): Promise<void> {
+  for (const { job, cannotStart } of jobs.values()) {
+    if (!cannotStart) continue;
+    try {
+      await ctx.batch.deleteNamespacedJob({
+        name: job.metadata?.name ?? '',
+        namespace: job.metadata?.namespace ?? '',
+        propagationPolicy: 'Background',
+      });
+    } catch (error) {
+      if ((error as { code?: number }).code !== 404) throw error;
+    }
+  }
 }

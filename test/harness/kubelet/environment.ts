@@ -40,12 +40,18 @@ export async function prepareVolumes(
     else if (volume.secret) {
       const data = await reader.secret(namespace, volume.secret.secretName ?? '');
       if (!data && !volume.secret.optional)
-        throw new PodSpecError('CreateContainerConfigError', `secret "${volume.secret.secretName}" not found`);
+        throw new PodSpecError(
+          'ContainerCreating',
+          `MountVolume.SetUp failed for volume "${volume.name}": secret "${volume.secret.secretName}" not found`,
+        );
       writeFiles(dir, data ?? {}, volume.secret.items);
     } else if (volume.configMap) {
       const data = await reader.configMap(namespace, volume.configMap.name ?? '');
       if (!data && !volume.configMap.optional)
-        throw new PodSpecError('CreateContainerConfigError', `configmap "${volume.configMap.name}" not found`);
+        throw new PodSpecError(
+          'ContainerCreating',
+          `MountVolume.SetUp failed for volume "${volume.name}": configmap "${volume.configMap.name}" not found`,
+        );
       writeFiles(dir, data ?? {}, volume.configMap.items);
     } else if (volume.projected) {
       writeFiles(dir, await projectedFiles(pod, volume.projected, reader), undefined);

@@ -41,6 +41,9 @@ interface RunningPod {
 }
 
 const MAX_TERMINATION_MESSAGE = 4096;
+/** Waiting reasons the kubelet retries (an object the pod needs may appear later), at most this far apart. */
+const WAITING_REASONS = new Set(['CreateContainerConfigError', 'ContainerCreating']);
+const CONFIG_RETRY_MAX_MS = 5000;
 
 export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKubeletOptions): Promise<ProcessKubelet> {
   const nodeName = options.nodeName ?? 'process-kubelet';
@@ -115,14 +118,16 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
         ...extra,
       });
     try {
-      const volumes = await prepareVolumes(pod, podDir, volumeRoot, reader);
+      const config = await configure(pod, podDir, state, statuses, report);
+      if (!config) return;
+      const { volumes, envs } = config;
       await report('Pending');
       for (const container of pod.spec?.initContainers ?? []) {
-        const code = await runContainer(pod, container, podDir, volumes, state, statuses, report);
+        const code = await runContainer(pod, container, podDir, volumes, envs, state, statuses, report);
         if (code !== 0) return await report('Failed', { reason: 'InitContainerFailed' });
       }
       const codes = await Promise.all(
-        (pod.spec?.containers ?? []).map((c) => runContainer(pod, c, podDir, volumes, state, statuses, report)),
+        (pod.spec?.containers ?? []).map((c) => runContainer(pod, c, podDir, volumes, envs, state, statuses, report)),
       );
       await report(codes.every((c) => c === 0) ? 'Succeeded' : 'Failed');
     } catch (error) {
@@ -135,11 +140,47 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
     }
   }
 
+  /**
+   * The pod's volumes and every container's environment. A missing Secret, ConfigMap or key is what
+   * a real kubelet keeps retrying: the pod stays Pending, its containers waiting (CreateContainerConfigError
+   * for the environment, ContainerCreating for a volume, with the message naming the object and key),
+   * and starts once the object appears. Undefined when the pod was deleted meanwhile.
+   */
+  async function configure(
+    pod: k8s.V1Pod,
+    podDir: string,
+    state: RunningPod,
+    statuses: Map<string, k8s.V1ContainerStatus>,
+    report: (phase: string) => Promise<void>,
+  ): Promise<{ volumes: Map<string, string>; envs: Map<string, Record<string, string>> } | undefined> {
+    let reported = '';
+    for (let attempt = 0; !state.stopping; attempt++) {
+      try {
+        const volumes = await prepareVolumes(pod, podDir, volumeRoot, reader);
+        const envs = new Map<string, Record<string, string>>();
+        for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])])
+          envs.set(c.name, await resolveEnv(pod, c, reader));
+        return { volumes, envs };
+      } catch (error) {
+        if (!(error instanceof PodSpecError) || !WAITING_REASONS.has(error.reason)) throw error;
+        if (error.message !== reported) {
+          for (const c of pod.spec?.containers ?? [])
+            statuses.set(c.name, waitingStatus(c, error.reason, error.message));
+          await report('Pending');
+          reported = error.message;
+        }
+        await sleep(Math.min(CONFIG_RETRY_MAX_MS, 500 * 2 ** attempt));
+      }
+    }
+    return undefined;
+  }
+
   async function runContainer(
     pod: k8s.V1Pod,
     container: k8s.V1Container,
     podDir: string,
     volumes: Map<string, string>,
+    envs: Map<string, Record<string, string>>,
     state: RunningPod,
     statuses: Map<string, k8s.V1ContainerStatus>,
     report: (phase: string) => Promise<void>,
@@ -167,7 +208,7 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
         'NoCommand',
         `container ${container.name}: no command and no known entrypoint for image ${container.image}`,
       );
-    const env = await resolveEnv(pod, container, reader);
+    const env = envs.get(container.name) ?? {};
     const processEnv: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: podDir,
