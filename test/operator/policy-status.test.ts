@@ -49,7 +49,9 @@ async function backupsOf(name: string): Promise<Backup[]> {
   return (await env.backups()).filter((b) => b.spec.policy === name);
 }
 
-const succeeded = (list: Backup[]) => list.filter((b) => b.status?.phase === 'Succeeded');
+/** Succeeded Backups retention has not removed (a removed one may linger while its finalizer runs). */
+const succeeded = (list: Backup[]) =>
+  list.filter((b) => b.status?.phase === 'Succeeded' && !b.metadata.deletionTimestamp);
 
 async function suspend(name: string): Promise<void> {
   await env.cluster.kubectl([
@@ -161,7 +163,9 @@ describe('retention keeps what it says (finding 11)', () => {
     await waitUntil(
       'more failures than are kept, and the oldest removed',
       async () => {
-        current = (await backupsOf('never')).filter((b) => b.status?.phase === 'Failed');
+        current = (await backupsOf('never')).filter(
+          (b) => b.status?.phase === 'Failed' && !b.metadata.deletionTimestamp,
+        );
         for (const b of current) seen.add(b.metadata.name ?? '');
         return seen.size >= 6 && current.length <= 3;
       },
@@ -175,8 +179,8 @@ describe('retention keeps what it says (finding 11)', () => {
   test('maxAge alone keeps every Backup younger than maxAge (no silent keepLastFull 7)', async () => {
     await env.apply([volumePolicy(env.namespace, 'aged', every('3s'), { retention: { maxAge: '10m' } })]);
     await waitUntil(
-      'eight successful Backups kept at once',
-      async () => succeeded(await backupsOf('aged')).length >= 8,
+      'nine successful Backups kept at once',
+      async () => succeeded(await backupsOf('aged')).length >= 9,
       {
         timeoutMs: 150_000,
         intervalMs: 1000,
@@ -253,9 +257,15 @@ describe('retention keeps what it says (finding 11)', () => {
     });
     const first = succeeded(await backupsOf('locked'))[0] as Backup;
     const name = first.metadata.name ?? '';
-    await waitUntil('two newer successes', async () => succeeded(await backupsOf('locked')).length >= 3, {
-      timeoutMs: 60_000,
-    });
+    const seen = new Set<string>();
+    await waitUntil(
+      'two newer successes',
+      async () => {
+        for (const b of succeeded(await backupsOf('locked'))) seen.add(b.metadata.name ?? '');
+        return seen.size >= 3;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     const lockedUntil = new Date(first.status?.completionTime ?? 0).getTime() + 40_000;
     if (Date.now() < lockedUntil - 2000) {
       assert.ok(
