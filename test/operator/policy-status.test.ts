@@ -124,7 +124,7 @@ describe('no invented success times (finding 2)', () => {
     assert.match(condition(late, 'RPOMet')?.message ?? '', /documents \(never succeeded\)/);
     assert.equal(late.status?.lastSuccessTime, undefined);
     const shown = await columns('never');
-    assert.equal(shown['LAST SUCCESS'], '<none>');
+    assert.equal(shown['LAST SUCCESS'], '', 'kubectl shows no age for a policy that never succeeded');
     assert.equal(shown['RPO MET'], 'False');
   });
 
@@ -196,6 +196,14 @@ describe('retention keeps what it says (finding 11)', () => {
         restore: { approval: { required: 1, approverUsers: ['carol@acme.example'] } },
       }),
     ]);
+    await env.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'scratch', namespace: env.namespace },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    ]);
     await waitUntil('a first success', async () => succeeded(await backupsOf('restored')).length > 0, {
       timeoutMs: 60_000,
     });
@@ -205,9 +213,21 @@ describe('retention keeps what it says (finding 11)', () => {
         apiVersion: 'tidemark.dev/v1alpha1',
         kind: 'RestoreRequest',
         metadata: { name: 'awaiting-approval', namespace: env.namespace },
-        spec: { from: { backupName: first }, target: { volume: { claimName: 'scratch' } } },
+        spec: {
+          from: { backupName: first },
+          target: { volume: { claimName: 'scratch' } },
+          requestedBy: 'dave@acme.example',
+        },
       },
     ]);
+    await waitUntil(
+      'the request waits for approval',
+      async () =>
+        JSON.parse(
+          await env.cluster.kubectl(['get', 'restorerequest', 'awaiting-approval', '-n', env.namespace, '-o', 'json']),
+        ).status?.phase === 'PendingApproval',
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
     const seen = new Set<string>();
     await waitUntil(
       'two newer successes, and retention removed one of them',
