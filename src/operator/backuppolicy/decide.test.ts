@@ -454,3 +454,19 @@ describe('decidePolicy: retention holds', () => {
     ]);
   });
 });
+
+describe('decidePolicy: Backups being deleted', () => {
+  it('vouch for no success and are not removed again by retention', () => {
+    const done = backup('b22', '2026-11-22T02:00:00Z', 'Succeeded', '2026-11-22T02:03:00Z');
+    const deleting = { ...done, metadata: { ...done.metadata, deletionTimestamp: '2026-11-22T03:00:00Z' } };
+    const older = backup('b21', '2026-11-21T02:00:00Z', 'Succeeded', '2026-11-21T02:03:00Z');
+    const decision = decidePolicy(
+      observe({
+        policy: policy({ schedule: { full: { cron: '0 2 * * *' }, suspend: true }, retention: { keepLastFull: 1 } }),
+        backups: [older, deleting],
+      }),
+    );
+    assert.equal(decision.status.lastSuccessTime, '2026-11-21T02:03:00.000Z');
+    assert.deepEqual(decision.remove, [], 'b21 is now the newest kept; b22 is not deleted twice');
+  });
+});

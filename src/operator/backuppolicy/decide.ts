@@ -92,7 +92,10 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
         .filter((b) => (b.spec.type ?? 'full') === type && b.spec.scheduledTime)
         .map((b) => new Date(b.spec.scheduledTime as string))
         .sort((a, b) => b.getTime() - a.getTime())[0];
-    const succeeded = mine.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
+    // A Backup being deleted no longer vouches for its snapshot (it may be forgotten already) and is
+    // retention's no more: it counts for no-overlap and slots only.
+    const live = mine.filter((b) => !b.metadata.deletionTimestamp);
+    const succeeded = live.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
     const lastSuccess = succeeded.sort((a, b) =>
       (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''),
     )[0];
@@ -144,7 +147,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       }
     }
 
-    const finished = mine.filter((b) => isFinished(b) && b.status?.completionTime);
+    const finished = live.filter((b) => isFinished(b) && b.status?.completionTime);
     const verdict = retain(policy, finished, now, holdContext);
     decision.remove.push(...verdict.remove);
     decision.retire.push(...verdict.retire);
@@ -164,7 +167,11 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   const rpo = rpoVerdict(freshness, policy.spec.objectives?.rpo, created, now);
   setOrRemove('RPOMet', rpo.condition);
   requeueAt(rpo.nextChange);
-  const replicas = replicaHealth(policy, observed.backups, now);
+  const replicas = replicaHealth(
+    policy,
+    observed.backups.filter((b) => !b.metadata.deletionTimestamp),
+    now,
+  );
   setOrRemove('ReplicasHealthy', replicas.condition);
   requeueAt(replicas.nextChange);
   setOrRemove('Verification', verificationCondition(policy));
