@@ -358,6 +358,7 @@ describe('decidePolicy: replica health', () => {
     const older = copied('b1', '2026-11-22T02:03:00Z', 'Succeeded', '2026-11-22T02:05:00Z');
     const newer = copied('b2', '2026-11-23T02:03:00Z', 'Failed', undefined, {
       message: 'azure unreachable',
+      attempts: 2,
       nextRetryTime: '2026-11-23T03:10:00Z',
     });
     const decision = decidePolicy(observe({ policy: replicated(), backups: [older, newer], repositories, now }));
@@ -365,7 +366,7 @@ describe('decidePolicy: replica health', () => {
     assert.equal(health?.reason, 'ReplicationFailing');
     assert.match(
       health?.message ?? '',
-      /replica: copy of b2 failed: azure unreachable; next attempt at 2026-11-23T03:10:00Z/,
+      /replica: copy of b2 failed \(attempt 2\): azure unreachable; next attempt at 2026-11-23T03:10:00Z/,
     );
     assert.equal(decision.status.replicas?.[0]?.newestSnapshotTime, '2026-11-22T02:03:00.000Z');
   });

@@ -127,7 +127,9 @@ function entryOf(backup: Backup, repository: string): RepositoryEntry | undefine
 }
 
 function failure(repository: string, settled: { backup: Backup; entry?: RepositoryEntry }): string {
-  const entry = settled.entry as RepositoryEntry & { nextRetryTime?: string; attempt?: number };
+  // attempts and nextRetryTime come with replication retries (the Backup controller's back-off).
+  const entry = settled.entry as RepositoryEntry & { nextRetryTime?: string; attempts?: number };
+  const attempts = entry.attempts ? ` (attempt ${entry.attempts})` : '';
   const retry = entry.nextRetryTime ? `; next attempt at ${entry.nextRetryTime}` : '';
-  return `${repository}: copy of ${settled.backup.metadata.name} failed${entry.message ? `: ${entry.message}` : ''}${retry}`;
+  return `${repository}: copy of ${settled.backup.metadata.name} failed${attempts}${entry.message ? `: ${entry.message}` : ''}${retry}`;
 }
