@@ -344,4 +344,27 @@ describe('replicas and verification (findings 6 and 7)', () => {
     assert.match(lagging?.message ?? '', /replica: newest snapshot .* older than maxLag 25s/);
     assert.equal((await columns('replicated')).REPLICAS, 'False');
   });
+
+  test('a failing copy shows on the policy: ReplicasHealthy False ReplicationFailing, naming the Backup', async () => {
+    await env.azurite?.stop();
+    await env.cluster.kubectl([
+      'patch',
+      'backuppolicy',
+      'replicated',
+      '-n',
+      env.namespace,
+      '--type=merge',
+      '-p',
+      '{"spec":{"schedule":{"suspend":false}}}',
+    ]);
+    await waitUntil(
+      'the copy failed',
+      async () => condition(await policy('replicated'), 'ReplicasHealthy')?.reason === 'ReplicationFailing',
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    const failing = condition(await policy('replicated'), 'ReplicasHealthy');
+    assert.equal(failing?.status, 'False');
+    assert.match(failing?.message ?? '', /replica: copy of replicated-documents-full-\S+ failed/);
+    await suspend('replicated');
+  });
 });
