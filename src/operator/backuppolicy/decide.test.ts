@@ -471,3 +471,44 @@ describe('decidePolicy: Backups being deleted', () => {
     assert.deepEqual(decision.remove, [], 'b21 is now the newest kept; b22 is not deleted twice');
   });
 });
+
+describe('decidePolicy: immutability per repository', () => {
+  it("a replica's immutable copy is not retired while the primary's rule drops it; the primary copy is", () => {
+    const days = ['20', '21', '22'].map((d) => {
+      const b = backup(`b${d}`, `2026-11-${d}T02:00:00Z`, 'Succeeded', `2026-11-${d}T02:03:00Z`);
+      const copied = `2026-11-${d}T02:10:00Z`;
+      return {
+        ...b,
+        status: {
+          ...b.status,
+          repositories: [
+            { repository: 'primary', role: 'primary', state: 'Succeeded', completionTime: `2026-11-${d}T02:03:00Z` },
+            { repository: 'replica', role: 'replica', state: 'Succeeded', completionTime: copied },
+          ],
+        },
+      } as Backup;
+    });
+    const locked = repository('replica', 'westeurope');
+    locked.spec.immutability = { period: '1d' };
+    const spec = suspendedPolicy({
+      retention: { keepLastFull: 1 },
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 2 } }],
+    });
+    const repositories = new Map([
+      ['primary', repository('primary', 'eu-central-1')],
+      ['replica', locked],
+    ]);
+    const decision = decidePolicy(
+      observe({ policy: spec, backups: days, repositories, now: at('2026-11-22T02:05:00Z') }),
+    );
+    // b20 (copied 2026-11-20T02:10Z) left the replica's period; b21 (until 2026-11-22T02:10Z) has not.
+    assert.deepEqual(
+      decision.remove.map((r) => r.name),
+      ['b20'],
+    );
+    assert.deepEqual(
+      decision.retire.map((r) => [r.name, r.repositories]),
+      [['b21', ['primary']]],
+    );
+  });
+});
