@@ -492,7 +492,7 @@ describe('decidePolicy: immutability per repository', () => {
     locked.spec.immutability = { period: '1d' };
     const spec = suspendedPolicy({
       retention: { keepLastFull: 1 },
-      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 2 } }],
+      replicas: [{ repository: 'replica', region: 'westeurope', retention: { keepLastFull: 1 } }],
     });
     const repositories = new Map([
       ['primary', repository('primary', 'eu-central-1')],
