@@ -233,12 +233,12 @@ export const backupPolicySpec = object(
 const sourceStatus = object({
   name: string({ maxLength: 63 }),
   lastBackup: optional(string({ description: 'Newest Backup of this source.', maxLength: 253 })),
-  lastBackupTime: optional(timestamp('When the newest Backup started.')),
+  lastBackupTime: optional(timestamp('When the newest Backup was created.')),
   lastSuccessfulBackup: optional(string({ maxLength: 253 })),
   lastSuccessTime: optional(timestamp('When the newest successful Backup completed.')),
   lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
-  nextRunTime: optional(timestamp('When the next run is due.')),
+  nextRunTime: optional(timestamp('When the next run is due; absent while the schedule is suspended.')),
 });
 
 export const backupPolicyStatus = object({
@@ -278,7 +278,7 @@ export const backupPolicyStatus = object({
       "Oldest of the sources' last successes: the policy is as fresh as its stalest source. Now minus this is the current RPO (kubectl shows it as an age). Absent while any source has no successful backup (never).",
     ),
   ),
-  nextRunTime: optional(timestamp('Earliest next run across sources.')),
+  nextRunTime: optional(timestamp('Earliest next run across sources; absent while the schedule is suspended.')),
 });
 
 export type BackupPolicySpec = TypeOf<typeof backupPolicySpec>;

@@ -342,7 +342,9 @@ describe('replicas and verification (findings 6 and 7)', () => {
     const lagging = condition(await policy('replicated'), 'ReplicasHealthy');
     assert.equal(lagging?.reason, 'LagExceeded');
     assert.match(lagging?.message ?? '', /replica: newest snapshot .* older than maxLag 25s/);
-    assert.equal((await columns('replicated')).REPLICAS, 'False');
+    const shown = await columns('replicated');
+    assert.equal(shown.REPLICAS, 'False');
+    assert.equal(shown['NEXT RUN'], '', 'a suspended policy announces no next run');
   });
 
   test('a failing copy shows on the policy: ReplicasHealthy False ReplicationFailing, naming the Backup', async () => {

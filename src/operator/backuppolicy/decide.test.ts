@@ -512,3 +512,12 @@ describe('decidePolicy: immutability per repository', () => {
     );
   });
 });
+
+describe('decidePolicy: suspended schedules', () => {
+  it('announce no next run', () => {
+    const decision = decidePolicy(observe({ policy: suspendedPolicy() }));
+    assert.deepEqual(decision.create, []);
+    assert.equal(decision.status.nextRunTime, undefined);
+    assert.equal(decision.status.sources?.[0]?.nextRunTime, undefined);
+  });
+});

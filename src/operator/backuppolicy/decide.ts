@@ -127,8 +127,11 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
         lastIncrementalTime: lastIncremental,
         now,
       });
-      sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
-      if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
+      // A suspended schedule runs nothing: showing a next run would announce one that will not happen.
+      if (!policy.spec.schedule.suspend) {
+        sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
+        if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
+      }
       // Aim just past the slot (a timer may fire a millisecond early, which would miss it by a whole
       // requeue). A slot already past waits for the running Backup, whose update requeues us.
       const untilNext = runs.nextRunTime.getTime() - now.getTime();
