@@ -15,7 +15,7 @@ export interface ReplicaHealth {
   nextChange?: Date;
 }
 
-/** States in which a copy is neither held nor on its way: it failed (and may be waiting for a retry). */
+/** States that end a copy attempt: held (Succeeded) or failed (possibly waiting for its retry). */
 const SETTLED = new Set(['Succeeded', 'Failed', 'Retrying']);
 
 const time = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
