@@ -92,8 +92,7 @@ export const retention = object(
     keepLastFull: optional(
       integer({
         description:
-          'Keep this many most recent full backups. Incrementals stay until a newer full supersedes them (unless a keepDaily/Weekly/Monthly rule keeps them).',
-        default: 7,
+          'Keep this many most recent full backups. Incrementals stay until a newer full supersedes them (unless a keepDaily/Weekly/Monthly rule keeps them). When retention sets no rule at all, 7 applies; a rule that sets any field gets only what it says.',
         rules: [{ rule: 'self >= 1', message: 'retention must keep at least one full backup (keepLastFull >= 1)' }],
       }),
     ),
@@ -102,7 +101,11 @@ export const retention = object(
     keepMonthly: optional(
       integer({ minimum: 0, description: 'Also keep the last backup of each of this many months.' }),
     ),
-    maxAge: optional(duration('Remove backups older than this, except the newest full chain.')),
+    maxAge: optional(
+      duration(
+        'Remove backups older than this, except the newest full chain. Alone (no keepLastFull/keepDaily/Weekly/Monthly) it keeps every backup younger than this.',
+      ),
+    ),
   },
   { description: 'How long backups are kept in one repository.' },
 );
@@ -230,12 +233,12 @@ export const backupPolicySpec = object(
 const sourceStatus = object({
   name: string({ maxLength: 63 }),
   lastBackup: optional(string({ description: 'Newest Backup of this source.', maxLength: 253 })),
-  lastBackupTime: optional(timestamp('When the newest Backup started.')),
+  lastBackupTime: optional(timestamp('When the newest Backup was created.')),
   lastSuccessfulBackup: optional(string({ maxLength: 253 })),
   lastSuccessTime: optional(timestamp('When the newest successful Backup completed.')),
   lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
-  nextRunTime: optional(timestamp('When the next run is due.')),
+  nextRunTime: optional(timestamp('When the next run is due; absent while the schedule is suspended.')),
 });
 
 export const backupPolicyStatus = object({
@@ -246,18 +249,36 @@ export const backupPolicyStatus = object({
     array(
       object({
         repository: string({ maxLength: 253 }),
-        lagSeconds: optional(integer({ minimum: 0 })),
-        lastCopyTime: optional(timestamp('When the newest copy completed.')),
+        lastCopyTime: optional(timestamp('When the newest copy held in this replica completed.')),
+        newestSnapshotTime: optional(
+          timestamp(
+            'Completion time of the newest snapshot this replica holds, for the stalest source (absent while a source with a successful backup has no copy here). The replica lag is now minus this; ReplicasHealthy compares it with maxLag.',
+          ),
+        ),
       }),
       { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['repository'] },
     ),
   ),
-  lastSuccessTime: optional(
-    timestamp(
-      "Oldest of the sources' last successes: the policy is as fresh as its stalest source. Now minus this is the current RPO (kubectl shows it as an age).",
+  retentionHolds: optional(
+    array(
+      object({
+        backup: string({ maxLength: 253 }),
+        reason: string({ maxLength: 4096 }),
+      }),
+      {
+        description:
+          'Backups that retention would remove (or retire from a repository) but keeps for now, and why: a RestoreRequest that has not ended, or a repository immutability period.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['backup'],
+      },
     ),
   ),
-  nextRunTime: optional(timestamp('Earliest next run across sources.')),
+  lastSuccessTime: optional(
+    timestamp(
+      "Oldest of the sources' last successes: the policy is as fresh as its stalest source. Now minus this is the current RPO (kubectl shows it as an age). Absent while any source has no successful backup (never).",
+    ),
+  ),
+  nextRunTime: optional(timestamp('Earliest next run across sources; absent while the schedule is suspended.')),
 });
 
 export type BackupPolicySpec = TypeOf<typeof backupPolicySpec>;

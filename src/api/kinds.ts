@@ -58,6 +58,7 @@ export const kinds = {
       { name: 'RPO Met', type: 'string', jsonPath: condition('RPOMet') },
       { name: 'RPO Target', type: 'string', jsonPath: '.spec.objectives.rpo' },
       { name: 'Last Success', type: 'date', jsonPath: '.status.lastSuccessTime' },
+      { name: 'Replicas', type: 'string', jsonPath: condition('ReplicasHealthy') },
       { name: 'Next Run', type: 'string', jsonPath: '.status.nextRunTime' },
       { name: 'Suspended', type: 'boolean', jsonPath: '.spec.schedule.suspend', priority: 1 },
       { name: 'Repository', type: 'string', jsonPath: '.spec.repository', priority: 1 },

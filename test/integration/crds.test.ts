@@ -584,7 +584,7 @@ describe('kubectl get shows useful columns', () => {
       lastTransitionTime: now,
     });
     await patchStatus('backuppolicy', 'tenants', {
-      conditions: [ready('Ready', 'True'), ready('RPOMet', 'False')],
+      conditions: [ready('Ready', 'True'), ready('RPOMet', 'False'), ready('ReplicasHealthy', 'True')],
       lastSuccessTime: new Date(Date.now() - 72 * 60_000).toISOString(),
       nextRunTime: '2026-11-23T15:00:00Z',
     });
@@ -609,8 +609,8 @@ describe('kubectl get shows useful columns', () => {
     const out = await cluster.kubectl(['get', 'backuppolicies,backups,restorerequests,backuprepositories', '-A']);
     const line = (name: string) =>
       out.split('\n').find((l) => l.startsWith('tenants ') && l.includes(`${name} `)) ?? '';
-    assert.match(out, /NAMESPACE\s+NAME\s+READY\s+RPO MET\s+RPO TARGET\s+LAST SUCCESS\s+NEXT RUN\s+AGE/);
-    assert.match(line('backuppolicy.tidemark.dev/tenants'), /True\s+False\s+1h\s+7[23]m\s+2026-11-23T15:00:00Z/);
+    assert.match(out, /NAMESPACE\s+NAME\s+READY\s+RPO MET\s+RPO TARGET\s+LAST SUCCESS\s+REPLICAS\s+NEXT RUN\s+AGE/);
+    assert.match(line('backuppolicy.tidemark.dev/tenants'), /True\s+False\s+1h\s+7[23]m\s+True\s+2026-11-23T15:00:00Z/);
     assert.match(out, /NAME\s+POLICY\s+SOURCE\s+TYPE\s+PHASE\s+SIZE\s+STARTED\s+AGE/);
     assert.match(
       line('backup.tidemark.dev/acme-db-before-migration'),

@@ -1,4 +1,4 @@
-import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import { RETIRED_ANNOTATION } from '../backup/decide.ts';
 import { markForgetByRetention } from '../backup/deletion.ts';
 import type { OperatorContext } from '../context.ts';
@@ -19,7 +19,8 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       const repositories = new Map(
         (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
       );
-      const decision = decidePolicy({ policy, backups, repositories, now: ctx.now() });
+      const restores = informers.restores.list(namespace) as RestoreRequest[];
+      const decision = decidePolicy({ policy, backups, repositories, restores, now: ctx.now() });
 
       for (const backup of decision.create) {
         const { created } = await resources.createOrGet('backups', backup);
@@ -58,7 +59,12 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       // status then: at a busy schedule slot every policy's Backup goes out before any status write.
       if (decision.create.length > 0) return { requeueAfterMs: decision.requeueAfterMs };
       await resources.writeStatus('backuppolicies', policy, decision.status);
-      for (const c of newlyFalse(policy.status?.conditions, decision.status.conditions, ['Ready', 'RPOMet']))
+      for (const c of newlyFalse(policy.status?.conditions, decision.status.conditions, [
+        'Ready',
+        'RPOMet',
+        'ReplicasHealthy',
+        'Verification',
+      ]))
         events.record(policy, 'Warning', c.reason, c.message ?? '');
       return { requeueAfterMs: decision.requeueAfterMs };
     },
@@ -70,12 +76,35 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
   controller.watch(
     informers.backups,
     (b) => [`${b.metadata?.namespace}/${(b as Backup).spec.policy}`],
-    (b) => JSON.stringify([(b as Backup).status?.phase, (b as Backup).status?.completionTime]),
+    (b) =>
+      JSON.stringify([
+        (b as Backup).status?.phase,
+        (b as Backup).status?.completionTime,
+        (b as Backup).status?.repositories?.map((r) => [r.repository, r.state, r.completionTime]),
+      ]),
   );
   controller.watch(
     informers.repositories,
     (r) => (informers.policies.list(r.metadata?.namespace) as BackupPolicy[]).map((p) => keyOf(p as never)),
-    (r) => JSON.stringify([(r as BackupRepository).spec.region, (r as BackupRepository).status?.initialized]),
+    (r) =>
+      JSON.stringify([
+        (r as BackupRepository).spec.region,
+        (r as BackupRepository).spec.immutability,
+        (r as BackupRepository).status?.initialized,
+      ]),
+  );
+  // Retention keeps the Backups of a RestoreRequest that has not ended: look again when it ends or goes.
+  controller.watch(
+    informers.restores,
+    (r) => {
+      const request = r as RestoreRequest;
+      const namespace = request.metadata.namespace ?? '';
+      const named = [request.spec.from.backupName, request.status?.backupName]
+        .map((name) => (name ? (informers.backups.get(name, namespace) as Backup | undefined)?.spec.policy : undefined))
+        .concat(request.spec.from.policy);
+      return [...new Set(named.filter((p): p is string => Boolean(p)))].map((p) => `${namespace}/${p}`);
+    },
+    (r) => JSON.stringify([(r as RestoreRequest).status?.phase, (r as RestoreRequest).status?.backupName]),
   );
   return controller;
 }

@@ -1,13 +1,15 @@
 import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
 import type { Condition } from '../../api/common.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
-import { parseDuration } from '../../api/duration.ts';
-import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import { isFinished, retiredFrom } from '../backup/decide.ts';
 import { LABELS } from '../backup/job.ts';
+import { type HoldContext, holdsOn } from '../retention/holds.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
-import { setCondition } from '../runtime/conditions.ts';
+import { type ConditionInput, setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { replicaHealth } from './replicas.ts';
+import { rpoVerdict, type SourceFreshness } from './rpo.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
 
 export interface PolicyObserved {
@@ -16,6 +18,8 @@ export interface PolicyObserved {
   backups: Backup[];
   /** BackupRepositories of the namespace, by name. */
   repositories: Map<string, BackupRepository>;
+  /** RestoreRequests of the namespace (retention keeps the Backups those that have not ended name). */
+  restores: RestoreRequest[];
   now: Date;
 }
 
@@ -53,6 +57,13 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   const set = (type: string, status: Condition['status'], reason: string, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
   };
+  /** Sets a condition, or removes its type when the policy asks for nothing it could report on. */
+  const setOrRemove = (type: string, input: ConditionInput | undefined) => {
+    conditions = input ? setCondition(conditions, input, generation, now) : conditions.filter((c) => c.type !== type);
+  };
+  const requeueAt = (at: Date | undefined) => {
+    if (at) decision.requeueAfterMs = Math.min(decision.requeueAfterMs, Math.max(1, at.getTime() - now.getTime()));
+  };
   const decision: PolicyDecision = {
     create: [],
     remove: [],
@@ -68,10 +79,10 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   ];
   const created = new Date(policy.metadata.creationTimestamp ?? now.toISOString());
   const sources: NonNullable<BackupPolicyStatus['sources']> = [];
-  let oldestSuccess: Date | undefined;
+  const freshness: SourceFreshness[] = [];
   let earliestNext: Date | undefined;
-  const rpoMs = policy.spec.objectives?.rpo ? parseDuration(policy.spec.objectives.rpo) : undefined;
-  const breached: string[] = [];
+  const holdContext: HoldContext = { restores: observed.restores, repositories: observed.repositories, now };
+  const holds = new Map<string, Set<string>>();
 
   for (const source of policy.spec.sources) {
     const mine = observed.backups
@@ -82,7 +93,10 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
         .filter((b) => (b.spec.type ?? 'full') === type && b.spec.scheduledTime)
         .map((b) => new Date(b.spec.scheduledTime as string))
         .sort((a, b) => b.getTime() - a.getTime())[0];
-    const succeeded = mine.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
+    // A Backup being deleted no longer vouches for its snapshot (it may be forgotten already) and is
+    // retention's no more: it counts for no-overlap and slots only.
+    const live = mine.filter((b) => !b.metadata.deletionTimestamp);
+    const succeeded = live.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
     const lastSuccess = succeeded.sort((a, b) =>
       (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''),
     )[0];
@@ -100,17 +114,11 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       sourceStatus.lastSuccessfulBackup = lastSuccess.metadata.name ?? '';
       sourceStatus.lastSuccessTime = lastSuccess.status.completionTime;
     }
-    const successAt = lastSuccess?.status?.completionTime ? new Date(lastSuccess.status.completionTime) : created;
-    const rpoNow = Math.max(0, now.getTime() - successAt.getTime());
-    if (!oldestSuccess || successAt < oldestSuccess) oldestSuccess = successAt;
-    if (rpoMs !== undefined) {
-      // The message names a time, not an age: it must not change (and cause a write) every pass.
-      if (rpoNow > rpoMs)
-        breached.push(
-          `${source.name} (${lastSuccess ? `last success ${successAt.toISOString()}` : 'no successful backup yet'})`,
-        );
-      else decision.requeueAfterMs = Math.min(decision.requeueAfterMs, rpoMs - rpoNow + 1000);
-    }
+    // No success, no time: a source that never succeeded (or whose Backups were all deleted) has none.
+    freshness.push({
+      name: source.name,
+      ...(lastSuccess?.status?.completionTime ? { lastSuccess: new Date(lastSuccess.status.completionTime) } : {}),
+    });
 
     if (problems.length === 0) {
       const runs = dueRuns({
@@ -120,8 +128,11 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
         lastIncrementalTime: lastIncremental,
         now,
       });
-      sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
-      if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
+      // A suspended schedule runs nothing: showing a next run would announce one that will not happen.
+      if (!policy.spec.schedule.suspend) {
+        sourceStatus.nextRunTime = runs.nextRunTime.toISOString();
+        if (!earliestNext || runs.nextRunTime < earliestNext) earliestNext = runs.nextRunTime;
+      }
       // Aim just past the slot (a timer may fire a millisecond early, which would miss it by a whole
       // requeue). A slot already past waits for the running Backup, whose update requeues us.
       const untilNext = runs.nextRunTime.getTime() - now.getTime();
@@ -140,10 +151,16 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
       }
     }
 
-    const finished = mine.filter((b) => isFinished(b) && b.status?.completionTime);
-    const verdict = retain(policy, finished, now);
+    const finished = live.filter((b) => isFinished(b) && b.status?.completionTime);
+    const verdict = retain(policy, finished, now, holdContext);
     decision.remove.push(...verdict.remove);
     decision.retire.push(...verdict.retire);
+    for (const held of verdict.held) {
+      const reasons = holds.get(held.name) ?? new Set<string>();
+      for (const r of held.reasons) reasons.add(r);
+      holds.set(held.name, reasons);
+      requeueAt(held.until && new Date(held.until.getTime() + 5));
+    }
     sources.push(sourceStatus);
   }
 
@@ -151,21 +168,56 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     const first = problems[0];
     set('Ready', 'False', first?.reason ?? 'Invalid', problems.map((p) => `${p.field}: ${p.message}`).join('; '));
   } else set('Ready', 'True', 'Scheduled', 'schedule valid, repositories allowed');
-  if (rpoMs !== undefined) {
-    if (breached.length)
-      set('RPOMet', 'False', 'RPOBreached', `RPO ${policy.spec.objectives?.rpo} exceeded by: ${breached.join(', ')}`);
-    else
-      set('RPOMet', 'True', 'WithinObjective', `every source has a backup newer than ${policy.spec.objectives?.rpo}`);
-  }
+  const rpo = rpoVerdict(freshness, policy.spec.objectives?.rpo, created, now);
+  setOrRemove('RPOMet', rpo.condition);
+  requeueAt(rpo.nextChange);
+  const replicas = replicaHealth(
+    policy,
+    observed.backups.filter((b) => !b.metadata.deletionTimestamp),
+    now,
+  );
+  setOrRemove('ReplicasHealthy', replicas.condition);
+  requeueAt(replicas.nextChange);
+  setOrRemove('Verification', verificationCondition(policy));
+
+  const retentionHolds = [...holds]
+    .map(([backup, reasons]) => ({ backup, reason: [...reasons].join('; ') }))
+    .sort((a, b) => a.backup.localeCompare(b.backup));
+  const heldBefore = new Set((previous.retentionHolds ?? []).map((h) => h.backup));
+  for (const hold of retentionHolds.filter((h) => !heldBefore.has(h.backup)))
+    decision.events.push({
+      type: 'Normal',
+      reason: 'BackupHeld',
+      message: `retention keeps ${hold.backup} for now: ${hold.reason}`,
+    });
+
+  // The policy is as fresh as its stalest source, and has no such time while any source never succeeded.
+  const successes = freshness.map((f) => f.lastSuccess);
+  const stalest = successes.every((t): t is Date => t !== undefined)
+    ? successes.reduce<Date | undefined>((a, b) => (!a || b < a ? b : a), undefined)
+    : undefined;
   decision.status = {
-    ...previous,
     conditions,
     observedGeneration: generation ?? 0,
     sources,
-    ...(oldestSuccess ? { lastSuccessTime: oldestSuccess.toISOString() } : {}),
+    ...(replicas.replicas.length ? { replicas: replicas.replicas } : {}),
+    ...(retentionHolds.length ? { retentionHolds } : {}),
+    ...(stalest ? { lastSuccessTime: stalest.toISOString() } : {}),
     ...(earliestNext ? { nextRunTime: earliestNext.toISOString() } : {}),
   };
   return decision;
+}
+
+/** Audits and restore drills (R-VERIFY) are accepted but not built: say so while they are asked for. */
+function verificationCondition(policy: BackupPolicy): ConditionInput | undefined {
+  const asked = (['audit', 'restoreDrill'] as const).filter((k) => policy.spec.verification?.[k]);
+  if (asked.length === 0) return undefined;
+  return {
+    type: 'Verification',
+    status: 'False',
+    reason: 'NotImplemented',
+    message: `${asked.map((k) => `verification.${k}`).join(' and ')} accepted, but audits and restore drills are not running yet: nothing has been verified`,
+  };
 }
 
 interface Problem {
@@ -215,8 +267,13 @@ function residencyProblems(policy: BackupPolicy, repositories: Map<string, Backu
  * own. A Backup goes when no repository keeps it; one that some repositories dropped while another
  * keeps it stays, and those repositories' copies are retired.
  */
-function retain(policy: BackupPolicy, finished: Backup[], now: Date): Pick<PolicyDecision, 'remove' | 'retire'> {
-  if (finished.length === 0) return { remove: [], retire: [] };
+interface RetentionVerdict extends Pick<PolicyDecision, 'remove' | 'retire'> {
+  /** Backups some repository's rule drops but a hold keeps there, with why and until when. */
+  held: { name: string; reasons: string[]; until?: Date }[];
+}
+
+function retain(policy: BackupPolicy, finished: Backup[], now: Date, holdContext: HoldContext): RetentionVerdict {
+  if (finished.length === 0) return { remove: [], retire: [], held: [] };
   const input = finished.map((b) => ({
     name: b.metadata.name ?? '',
     type: b.spec.type ?? 'full',
@@ -234,12 +291,24 @@ function retain(policy: BackupPolicy, finished: Backup[], now: Date): Pick<Polic
       policy.spec.schedule.timeZone ?? 'UTC',
     ),
   }));
-  const result: Pick<PolicyDecision, 'remove' | 'retire'> = { remove: [], retire: [] };
+  const result: RetentionVerdict = { remove: [], retire: [], held: [] };
   finished.forEach((backup, i) => {
     const name = backup.metadata.name ?? '';
-    const dropped = verdicts.filter((v) => !v.decisions[i]?.keep);
     const reasons = (v: (typeof verdicts)[number]) =>
       (v.decisions[i]?.reasons ?? []).map((r) => (verdicts.length > 1 ? `${v.repository}: ${r}` : r));
+    const dropped = verdicts.filter((v) => {
+      if (v.decisions[i]?.keep) return false;
+      const holds = holdsOn(backup, v.repository, holdContext);
+      if (holds.length === 0) return true;
+      const untils = holds.map((h) => h.until?.getTime());
+      const until = untils.every((t): t is number => t !== undefined) ? new Date(Math.max(...untils)) : undefined;
+      result.held.push({
+        name,
+        reasons: [...holds.map((h) => h.reason), `otherwise removed: ${reasons(v).join(', ')}`],
+        ...(until ? { until } : {}),
+      });
+      return false;
+    });
     if (dropped.length === verdicts.length) result.remove.push({ name, reasons: dropped.flatMap(reasons) });
     else if (dropped.length > 0) {
       const retiring = dropped.map((v) => v.repository).sort();

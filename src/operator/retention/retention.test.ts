@@ -366,18 +366,19 @@ const policy = (retention?: Retention, replicaRetention?: Retention): BackupPoli
   ...(retention ? { retention } : {}),
 });
 
-test('retentionForRepository: the primary gets the policy retention with defaults', () => {
+test('retentionForRepository: keepLastFull 7 only when the rule sets nothing; a rule gets what it says', () => {
   assert.deepEqual(retentionForRepository(policy(), 'primary'), { keepLastFull: 7 });
+  assert.deepEqual(retentionForRepository(policy({}), 'primary'), { keepLastFull: 7 });
   assert.deepEqual(retentionForRepository(policy({ keepDaily: 7, maxAge: '90d' }), 'primary'), {
-    keepLastFull: 7,
     keepDaily: 7,
     maxAge: '90d',
   });
+  assert.deepEqual(retentionForRepository(policy({ maxAge: '30d' }), 'primary'), { maxAge: '30d' });
 });
 
 test("retentionForRepository: a replica gets its own retention as a whole, else the primary's", () => {
   const spec = policy({ keepLastFull: 3, keepDaily: 7 }, { keepMonthly: 12 });
-  assert.deepEqual(retentionForRepository(spec, 'far'), { keepLastFull: 7, keepMonthly: 12 });
+  assert.deepEqual(retentionForRepository(spec, 'far'), { keepMonthly: 12 });
   assert.deepEqual(retentionForRepository(spec, 'near'), { keepLastFull: 3, keepDaily: 7 });
 });
 
@@ -386,4 +387,52 @@ test('retentionForRepository: a repository the policy does not name is InvalidAr
     () => retentionForRepository(policy(), 'elsewhere'),
     (e) => isCode(e, 'InvalidArgument'),
   );
+});
+
+const daily = (count: number, from: string, phase: 'Succeeded' | 'Failed' = 'Succeeded'): RetentionInput[] =>
+  Array.from({ length: count }, (_, i) => ({
+    name: `b${String(i).padStart(2, '0')}`,
+    type: 'full' as const,
+    chainId: `c${i}`,
+    completionTime: new Date(at(from).getTime() + i * 86_400_000),
+    phase,
+  }));
+
+test('maxAge alone keeps every backup younger than maxAge, not 7', () => {
+  // 40 daily fulls, the newest one day before now: the 30 youngest are within 30d.
+  const backups = daily(40, '2026-09-23T02:00:00Z');
+  const decisions = applyRetention(backups, { maxAge: '30d' }, at('2026-11-02T01:00:00Z'));
+  assert.deepEqual(
+    names(decisions, true),
+    backups.slice(10).map((b) => b.name),
+  );
+  assert.deepEqual(decisions[10]?.reasons, ['younger than maxAge 30d']);
+  assert.deepEqual(decisions[9]?.reasons, ['older than maxAge 30d', 'kept by no rule']);
+  assert.ok(decisions[39]?.reasons.includes('newest full backup'));
+});
+
+test('with a count rule maxAge is only an upper bound', () => {
+  const backups = daily(40, '2026-09-23T02:00:00Z');
+  const decisions = applyRetention(backups, { keepLastFull: 3, maxAge: '30d' }, at('2026-11-02T01:00:00Z'));
+  assert.deepEqual(names(decisions, true), ['b37', 'b38', 'b39']);
+});
+
+test('a GFS rule alone does not silently keep 7 fulls', () => {
+  // Two fulls a day for 10 days: keepDaily 3 keeps the last of each of the 3 newest days.
+  const backups = daily(20, '2026-10-20T02:00:00Z').map((b, i) => ({
+    ...b,
+    completionTime: new Date(
+      at('2026-10-20T02:00:00Z').getTime() + Math.floor(i / 2) * 86_400_000 + (i % 2) * 3600_000,
+    ),
+  }));
+  const decisions = applyRetention(backups, { keepDaily: 3 }, at('2026-11-02T03:00:00Z'));
+  assert.deepEqual(names(decisions, true), ['b15', 'b17', 'b19']);
+});
+
+test('failed backups are bounded to the newest 3 even while nothing succeeds', () => {
+  const backups = daily(6, '2026-10-27T02:00:00Z', 'Failed');
+  const decisions = applyRetention(backups, {}, at('2026-11-02T03:00:00Z'));
+  assert.deepEqual(names(decisions, true), ['b03', 'b04', 'b05']);
+  assert.deepEqual(decisions[2]?.reasons, ['beyond the newest 3 failed backups (#4)']);
+  assert.deepEqual(decisions[5]?.reasons, ['failed and no newer backup has succeeded yet']);
 });

@@ -13,9 +13,13 @@
  * - Only Succeeded backups hold a snapshot; only they count for keepLastFull, chains, GFS and "newest".
  *   "Newest" orders by completionTime, ties by name, then by input position (both descending), so the
  *   result never depends on input order. The output is in input order, one decision per input.
- * - keepLastFull N (default 7; anything below 1 counts as 1): the N newest succeeded full backups are
+ * - Defaults say what they do: keepLastFull 7 applies only when the rule sets nothing at all
+ *   (no keepLastFull, keepDaily/Weekly/Monthly or maxAge). A rule that sets any of them gets exactly
+ *   what it says, plus the two safety rules below (the newest full chain, the newest success).
+ * - keepLastFull N (anything below 1 counts as 1): the N newest succeeded full backups are
  *   kept ("newest 3 full backups (#2)"); older fulls are removed ("beyond keepLastFull 3 (#4)") unless
- *   another rule keeps them.
+ *   another rule keeps them. Without keepLastFull, a full that no rule keeps is removed ("kept by no
+ *   rule"), except the newest full, which always stays ("newest full backup").
  * - Incrementals live until the next full supersedes them: an incremental is removed ("superseded: a
  *   newer full backup started a new chain") once a succeeded full of another chain completed after it.
  *   So only the current chain keeps its incrementals; the incrementals of older fulls that keepLastFull
@@ -26,18 +30,20 @@
  *   N newest calendar days / ISO 8601 weeks (Monday first, "2026-W47") / months that have one, with
  *   periods taken in `timeZone`. Periods without a backup do not count (restic's behaviour), so a
  *   source that was paused still keeps N of them.
- * - maxAge: a backup that completed more than maxAge before `now` (strictly older) is removed even if
- *   a rule above keeps it, EXCEPT the newest succeeded full, the incrementals of its chain that no full
- *   superseded, and the newest succeeded backup: never remove the only way back. Such a backup says it
- *   is exempt. maxAge applies to failed backups too.
- * - Failed backups hold no snapshot. One is removed once a newer succeeded backup exists AND it failed
- *   more than 24 hours before `now` (strictly), so recent failures stay visible; until then its reason
- *   says why it stays.
+ * - maxAge alone (no count rule: keepLastFull, keepDaily/Weekly/Monthly) keeps by age: every succeeded
+ *   backup that completed at most maxAge before `now` is kept ("younger than maxAge 30d"). With a count
+ *   rule, maxAge is only an upper bound. Either way a backup that completed more than maxAge before
+ *   `now` (strictly older) is removed even if a rule above keeps it, EXCEPT the newest succeeded full,
+ *   the incrementals of its chain that no full superseded, and the newest succeeded backup: never
+ *   remove the only way back. Such a backup says it is exempt. maxAge applies to failed backups too.
+ * - Failed backups hold no snapshot; they stay visible, bounded: only the newest MAX_FAILED_KEPT (3)
+ *   failed backups of a source are kept ("beyond the newest 3 failed backups (#4)"), and one is removed
+ *   once a newer succeeded backup exists AND it failed more than 24 hours before `now` (strictly), so
+ *   recent failures stay visible; until then its reason says why it stays.
  * - The newest succeeded backup is always kept ("newest successful backup"), whatever the rules say,
  *   so retention never removes everything.
  * - A kept backup lists every rule that keeps it; a removed one lists every reason it goes (maxAge
- *   first). A backup that no rule keeps and none removes cannot happen: a full is within or beyond
- *   keepLastFull, an incremental is current or superseded.
+ *   first).
  *
  * Bad input (an invalid date, an unknown time zone, a malformed maxAge) throws InvalidArgument.
  */
@@ -59,10 +65,10 @@ export interface RetentionDecision {
   reasons: string[];
 }
 
-/** A retention rule with its defaults applied. */
-export type EffectiveRetention = Retention & { keepLastFull: number };
-
+/** The keepLastFull a policy gets when its retention sets no rule at all. */
 export const DEFAULT_KEEP_LAST_FULL = 7;
+/** How many failed backups of one source stay visible at most. */
+export const MAX_FAILED_KEPT = 3;
 /** How long a failed backup stays visible after a newer backup succeeded. */
 export const FAILED_GRACE_MS = 24 * 60 * 60 * 1000;
 
@@ -71,7 +77,7 @@ export const FAILED_GRACE_MS = 24 * 60 * 60 * 1000;
  * `retention` for that replica, else the primary's. A replica's retention replaces the primary's as a
  * whole (fields are not merged one by one), as the API server defaults each object on its own.
  */
-export function retentionForRepository(policySpec: BackupPolicySpec, repositoryName: string): EffectiveRetention {
+export function retentionForRepository(policySpec: BackupPolicySpec, repositoryName: string): Retention {
   const primary = withDefaults(policySpec.retention);
   if (repositoryName === policySpec.repository) return primary;
   const replica = policySpec.replicas?.find((r) => r.repository === repositoryName);
@@ -84,8 +90,14 @@ export function retentionForRepository(policySpec: BackupPolicySpec, repositoryN
   return replica.retention ? withDefaults(replica.retention) : primary;
 }
 
-function withDefaults(rule: Retention | undefined): EffectiveRetention {
-  return { ...rule, keepLastFull: rule?.keepLastFull ?? DEFAULT_KEEP_LAST_FULL };
+const RULE_FIELDS = ['keepLastFull', 'keepDaily', 'keepWeekly', 'keepMonthly', 'maxAge'] as const;
+const COUNT_FIELDS = ['keepLastFull', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const;
+
+/** keepLastFull 7 only when the rule sets nothing at all: a rule that says something gets what it says. */
+export function withDefaults(rule: Retention | undefined): Retention {
+  const given = rule ?? {};
+  if (RULE_FIELDS.some((f) => given[f] !== undefined)) return { ...given };
+  return { ...given, keepLastFull: DEFAULT_KEEP_LAST_FULL };
 }
 
 interface Entry {
@@ -115,8 +127,11 @@ export function applyRetention(
     }
     return { index, backup, time };
   });
-  const maxAgeMs = rule.maxAge === undefined ? undefined : maxAgeOf(rule.maxAge);
-  const keepLastFull = Math.max(1, Math.floor(rule.keepLastFull ?? DEFAULT_KEEP_LAST_FULL));
+  const effective = withDefaults(rule);
+  const maxAgeMs = effective.maxAge === undefined ? undefined : maxAgeOf(effective.maxAge);
+  const keepLastFull =
+    effective.keepLastFull === undefined ? undefined : Math.max(1, Math.floor(effective.keepLastFull));
+  const byAge = maxAgeMs !== undefined && COUNT_FIELDS.every((f) => effective[f] === undefined);
 
   const succeeded = entries.filter((e) => e.backup.phase === 'Succeeded').sort(newestFirst);
   const fulls = succeeded.filter((e) => e.backup.type === 'full');
@@ -125,18 +140,26 @@ export function applyRetention(
   const fullRank = new Map(fulls.map((e, i) => [e.index, i + 1]));
   const superseded = (e: Entry) => fulls.some((f) => f.time > e.time && f.backup.chainId !== e.backup.chainId);
 
-  const gfs = gfsReasons(succeeded, rule, timeZone);
+  const gfs = gfsReasons(succeeded, effective, timeZone);
+  const failedRank = new Map(
+    entries
+      .filter((e) => e.backup.phase === 'Failed')
+      .sort(newestFirst)
+      .map((e, i) => [e.index, i + 1]),
+  );
 
   return entries.map((e): RetentionDecision => {
     const { name } = e.backup;
     const tooOld = maxAgeMs !== undefined && nowMs - e.time > maxAgeMs;
-    const maxAgeReason = `older than maxAge ${rule.maxAge}`;
+    const maxAgeReason = `older than maxAge ${effective.maxAge}`;
 
     if (e.backup.phase === 'Failed') {
       const newerSuccess = newest !== undefined && newest.time > e.time;
       const graceOver = nowMs - e.time > FAILED_GRACE_MS;
       const remove: string[] = [];
+      const rank = failedRank.get(e.index) ?? 0;
       if (tooOld) remove.push(maxAgeReason);
+      if (rank > MAX_FAILED_KEPT) remove.push(`beyond the newest ${MAX_FAILED_KEPT} failed backups (#${rank})`);
       if (newerSuccess && graceOver) remove.push('failed more than 24h ago and a newer backup succeeded');
       if (remove.length) return { name, keep: false, reasons: remove };
       const why = newerSuccess
@@ -150,7 +173,10 @@ export function applyRetention(
     let currentChain = false;
     if (e.backup.type === 'full') {
       const rank = fullRank.get(e.index) ?? 0;
-      if (rank > keepLastFull) remove.push(`beyond keepLastFull ${keepLastFull} (#${rank})`);
+      if (keepLastFull === undefined) {
+        if (e === newestFull) keep.push('newest full backup');
+        else remove.push('kept by no rule');
+      } else if (rank > keepLastFull) remove.push(`beyond keepLastFull ${keepLastFull} (#${rank})`);
       else if (keepLastFull === 1) keep.push('newest full backup (keepLastFull 1)');
       else keep.push(`newest ${keepLastFull} full backups (#${rank})`);
     } else if (superseded(e)) {
@@ -162,14 +188,15 @@ export function applyRetention(
       keep.push('incremental not yet superseded by a full backup');
     }
     keep.push(...(gfs.get(e.index) ?? []));
+    if (byAge && !tooOld) keep.push(`younger than maxAge ${effective.maxAge}`);
     const isNewest = e === newest;
     if (isNewest) keep.push('newest successful backup');
 
     if (tooOld) {
       if (e === newestFull || currentChain) {
-        keep.push(`older than maxAge ${rule.maxAge} but exempt: the newest full backup and its chain stay`);
+        keep.push(`older than maxAge ${effective.maxAge} but exempt: the newest full backup and its chain stay`);
       } else if (isNewest) {
-        keep.push(`older than maxAge ${rule.maxAge} but exempt: the newest successful backup stays`);
+        keep.push(`older than maxAge ${effective.maxAge} but exempt: the newest successful backup stays`);
       } else {
         return { name, keep: false, reasons: [maxAgeReason, ...remove] };
       }

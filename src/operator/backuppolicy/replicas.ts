@@ -1,0 +1,134 @@
+import type { BackupStatus } from '../../api/backup.ts';
+import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
+import { parseDuration } from '../../api/duration.ts';
+import type { Backup, BackupPolicy } from '../../api/kinds.ts';
+import type { ConditionInput } from '../runtime/conditions.ts';
+
+type ReplicaStatus = NonNullable<BackupPolicyStatus['replicas']>[number];
+type RepositoryEntry = NonNullable<BackupStatus['repositories']>[number];
+
+export interface ReplicaHealth {
+  replicas: ReplicaStatus[];
+  /** ReplicasHealthy; undefined when the policy has no replicas (the condition is removed). */
+  condition?: ConditionInput;
+  /** When the verdict changes next by the clock alone (a copy passing maxLag). */
+  nextChange?: Date;
+}
+
+/** States that end a copy attempt: held (Succeeded) or failed (possibly waiting for its retry). */
+const SETTLED = new Set(['Succeeded', 'Failed', 'Retrying']);
+
+const time = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
+
+/**
+ * Replica health (R-REPL, R-OBJ), pure: per replica, when its newest copy completed and how fresh the
+ * newest snapshot it holds is (times, never ages), and one ReplicasHealthy condition:
+ * - False ReplicationFailing when, for some source, the newest settled copy to a replica failed
+ *   (also while it waits for a retry: the message names the next attempt);
+ * - False LagExceeded when a replica's newest snapshot of a source is older than its maxLag, or it has
+ *   held no copy for longer than maxLag since the source's oldest successful backup;
+ * - Unknown CopyPending while a source's successful backup has no copy in a replica yet (within maxLag),
+ *   or nothing succeeded yet;
+ * - True otherwise. Without maxLag only failures count.
+ * A snapshot's time is its Backup's completion in the primary; a copy only counts while its entry in
+ * the Backup's status.repositories is Succeeded (Forgotten copies and deleted Backups are gone).
+ */
+export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date): ReplicaHealth {
+  const replicas = policy.spec.replicas ?? [];
+  if (replicas.length === 0) return { replicas: [] };
+  const failing: string[] = [];
+  const lagging: string[] = [];
+  const pending: string[] = [];
+  const changes: number[] = [];
+  const statuses: ReplicaStatus[] = [];
+
+  for (const replica of replicas) {
+    const maxLagMs = replica.maxLag ? parseDuration(replica.maxLag) : undefined;
+    const status: ReplicaStatus = { repository: replica.repository };
+    let lastCopy: Date | undefined;
+    let stalest: Date | undefined;
+    let everySourceCopied = true;
+    for (const source of policy.spec.sources) {
+      const done = backups
+        .filter((b) => b.spec.source === source.name && b.status?.phase === 'Succeeded' && b.status.completionTime)
+        .map((b) => ({
+          backup: b,
+          at: new Date(b.status?.completionTime as string),
+          entry: entryOf(b, replica.repository),
+        }))
+        .sort((a, b) => b.at.getTime() - a.at.getTime());
+      if (done.length === 0) continue;
+      const copies = done.filter((d) => d.entry?.state === 'Succeeded');
+      for (const c of copies) {
+        const copied = time(c.entry?.completionTime) ?? c.at;
+        if (!lastCopy || copied > lastCopy) lastCopy = copied;
+      }
+      const newest = copies[0];
+      const settled = done.find((d) => SETTLED.has(d.entry?.state ?? ''));
+      if (settled && settled.entry?.state !== 'Succeeded') failing.push(failure(replica.repository, settled));
+      if (!newest) {
+        everySourceCopied = false;
+        const since = done[done.length - 1]?.at as Date;
+        if (maxLagMs !== undefined && now.getTime() > since.getTime() + maxLagMs)
+          lagging.push(
+            `${replica.repository}: no copy of ${source.name} yet, its oldest snapshot completed ${since.toISOString()}, older than maxLag ${replica.maxLag}`,
+          );
+        else {
+          pending.push(`${replica.repository}: no copy of ${source.name} yet`);
+          if (maxLagMs !== undefined) changes.push(since.getTime() + maxLagMs);
+        }
+        continue;
+      }
+      if (!stalest || newest.at < stalest) stalest = newest.at;
+      if (maxLagMs === undefined) continue;
+      const passes = newest.at.getTime() + maxLagMs;
+      if (now.getTime() > passes)
+        lagging.push(
+          `${replica.repository}: newest snapshot ${newest.at.toISOString()} (${source.name}) is older than maxLag ${replica.maxLag}`,
+        );
+      else changes.push(passes);
+    }
+    if (lastCopy) status.lastCopyTime = lastCopy.toISOString();
+    if (stalest && everySourceCopied) status.newestSnapshotTime = stalest.toISOString();
+    statuses.push(status);
+  }
+
+  // Just past the instant (a timer may fire a millisecond early and miss it by a whole requeue).
+  const nextChange = changes.length ? new Date(Math.min(...changes) + 5) : undefined;
+  const result = (condition: ConditionInput): ReplicaHealth => ({
+    replicas: statuses,
+    condition,
+    ...(nextChange ? { nextChange } : {}),
+  });
+  const type = 'ReplicasHealthy';
+  if (failing.length > 0)
+    return result({
+      type,
+      status: 'False',
+      reason: 'ReplicationFailing',
+      message: [...failing, ...lagging].join('; '),
+    });
+  if (lagging.length > 0) return result({ type, status: 'False', reason: 'LagExceeded', message: lagging.join('; ') });
+  if (pending.length > 0)
+    return result({ type, status: 'Unknown', reason: 'CopyPending', message: pending.join('; ') });
+  if (statuses.every((s) => !s.lastCopyTime))
+    return result({ type, status: 'Unknown', reason: 'CopyPending', message: 'no successful backup to copy yet' });
+  const lagRule = replicas.some((r) => r.maxLag) ? ', within maxLag' : '';
+  return result({
+    type,
+    status: 'True',
+    reason: 'Replicated',
+    message: `every replica holds a copy of each source's newest successful backup${lagRule}`,
+  });
+}
+
+function entryOf(backup: Backup, repository: string): RepositoryEntry | undefined {
+  return backup.status?.repositories?.find((r) => r.repository === repository);
+}
+
+function failure(repository: string, settled: { backup: Backup; entry?: RepositoryEntry }): string {
+  const entry = settled.entry;
+  const attempts = entry.attempts ? ` (attempt ${entry.attempts})` : '';
+  const retry = entry.nextRetryTime ? `; next attempt at ${entry.nextRetryTime}` : '';
+  return `${repository}: copy of ${settled.backup.metadata.name} failed${attempts}${entry.message ? `: ${entry.message}` : ''}${retry}`;
+}
