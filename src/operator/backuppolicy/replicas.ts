@@ -127,8 +127,8 @@ function entryOf(backup: Backup, repository: string): RepositoryEntry | undefine
 }
 
 function failure(repository: string, settled: { backup: Backup; entry?: RepositoryEntry }): string {
-  const entry = settled.entry;
-  const attempts = entry.attempts ? ` (attempt ${entry.attempts})` : '';
-  const retry = entry.nextRetryTime ? `; next attempt at ${entry.nextRetryTime}` : '';
-  return `${repository}: copy of ${settled.backup.metadata.name} failed${attempts}${entry.message ? `: ${entry.message}` : ''}${retry}`;
+  const { entry } = settled;
+  const attempts = entry?.attempts ? ` (attempt ${entry.attempts})` : '';
+  const retry = entry?.nextRetryTime ? `; next attempt at ${entry.nextRetryTime}` : '';
+  return `${repository}: copy of ${settled.backup.metadata.name} failed${attempts}${entry?.message ? `: ${entry.message}` : ''}${retry}`;
 }
