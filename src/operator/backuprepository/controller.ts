@@ -43,8 +43,10 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
       await setInUseFinalizer(ctx, repository, inUse.finalizer);
       const jobs = await observeJobs(ctx, repository);
       const probes = newestFirst([...jobs.values()], (p) => p.job.metadata?.creationTimestamp);
-      const decision = decideRepository({ repository, probes, settings: ctx.settings, now: ctx.now() });
-      await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
+      const observed = { repository, probes, settings: ctx.settings, now: ctx.now() };
+      let decision = decideRepository(observed);
+      const rejected = await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);
+      if (rejected.size > 0) decision = decideRepository({ ...observed, rejected });
       await resources.writeStatus('backuprepositories', repository, withInUse(decision.status));
       for (const e of decision.events) events.record(repository, e.type, e.reason, e.message);
       await deleteJobsThatCannotStart(ctx, jobs);

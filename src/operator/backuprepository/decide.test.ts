@@ -115,3 +115,29 @@ test('a probe that ended after the last check is recorded even when the Job came
   assert.equal(decision.status.lastCheckTime, new Date(now.getTime() - 5000).toISOString());
   assert.equal(decision.status.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
 });
+
+test('a probe Job the API server refuses makes the repository not Ready, naming why, once', () => {
+  const first = decideRepository({ repository: repository(), probes: [], settings, now });
+  const name = first.createJob?.metadata?.name ?? '';
+  const refused = decideRepository({
+    repository: repository(),
+    probes: [],
+    rejected: new Map([[name, 'the API server refused it (403): forbidden']]),
+    settings,
+    now,
+  });
+  const ready = refused.status.conditions?.find((c) => c.type === 'Ready');
+  assert.equal(ready?.status, 'False');
+  assert.equal(ready?.reason, 'ProbeRejected');
+  assert.match(ready?.message ?? '', /forbidden/);
+  assert.equal(refused.createJob, undefined);
+  assert.equal(refused.events.length, 1);
+  const again = decideRepository({
+    repository: repository(refused.status),
+    probes: [],
+    rejected: new Map([[name, 'the API server refused it (403): forbidden']]),
+    settings,
+    now,
+  });
+  assert.equal(again.events.length, 0, 'the same refusal is not announced twice');
+});

@@ -18,6 +18,8 @@ export interface RepositoryObserved {
   repository: BackupRepository;
   /** Probe Jobs of this repository, newest first, with their results once ended. */
   probes: { job: k8s.V1Job; result?: AgentResult }[];
+  /** Probe Jobs the API server refused to create, by name, with its message (the shell decides again). */
+  rejected?: Map<string, string>;
   settings: AgentSettings;
   now: Date;
 }
@@ -98,6 +100,21 @@ export function decideRepository(observed: RepositoryObserved): RepositoryDecisi
   if (!running && due) {
     const slot = Math.floor(now.getTime() / PROBE_INTERVAL_MS);
     const name = jobName(`${repository.metadata.name}-probe-${generation}-${slot}`);
+    const rejection = observed.rejected?.get(name);
+    if (rejection) {
+      const message = `could not create the probe Job ${name}: ${rejection}`;
+      const before = status.conditions?.find((c) => c.type === 'Ready');
+      status.conditions = setCondition(
+        status.conditions,
+        { type: 'Ready', status: 'False', reason: 'ProbeRejected', message },
+        generation,
+        now,
+      );
+      if (before?.status !== 'False' || before.message !== message)
+        decision.events.push({ type: 'Warning', reason: 'RepositoryUnreachable', message });
+      decision.requeueAfterMs = 60_000;
+      return decision;
+    }
     if (!observed.probes.some((p) => p.job.metadata?.name === name))
       decision.createJob = probeJob(repository, name, generation, observed.settings);
   }

@@ -33,8 +33,14 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
         settings: ctx.settings,
         now: ctx.now(),
       };
-      const decision = decideRestore(observed);
-      await createAgentJobs(ctx, namespace, decision.createJobs);
+      let decision = decideRestore(observed);
+      const rejected = await createAgentJobs(ctx, namespace, decision.createJobs);
+      // The API server refused the Job: decide again from the status just decided, knowing it.
+      if (rejected.size > 0 && decision.status)
+        decision = {
+          ...decideRestore({ ...observed, request: { ...request, status: decision.status }, rejected }),
+          createJobs: [],
+        };
       if (decision.status) await resources.writeStatus('restorerequests', request, decision.status);
       for (const e of decision.events) events.record(request, e.type, e.reason, e.message);
       await deleteJobsThatCannotStart(ctx, observed.jobs);

@@ -419,6 +419,20 @@ describe('decideRestore: phases', () => {
     );
   });
 
+  test('a restore Job the API server refused fails the request at once with its message (not JobLost)', () => {
+    const started = decideRestore(observed(request()));
+    const name = started.status?.jobName ?? '';
+    const again = decideRestore(
+      observed(
+        { ...request(), status: started.status as NonNullable<RestoreRequest['status']> },
+        { rejected: new Map([[name, 'the API server refused it (403): exceeded quota']]) },
+      ),
+    );
+    assert.equal(again.status?.phase, 'Failed');
+    assert.equal(again.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'JobRejected');
+    assert.match(again.status?.error ?? '', /exceeded quota/);
+  });
+
   test("a Backup the primary's retention forgot restores from the replica that keeps it", () => {
     const forgotten = backup('b-2', '2026-03-01T02:00:00Z', 'Succeeded', {
       repositories: [

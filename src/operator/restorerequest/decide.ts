@@ -27,6 +27,8 @@ export interface RestoreObserved {
   jobs: Map<string, JobObserved>;
   /** Names of the PVCs in the namespace, when the target is a volume (undefined: not looked up). */
   claims?: Set<string>;
+  /** Jobs the API server refused to create, by name, with its message (the shell decides again with them). */
+  rejected?: Map<string, string>;
   settings: AgentSettings;
   now: Date;
 }
@@ -381,6 +383,8 @@ function decideRunning(
   const job = observed.jobs.get(jobName);
   const backup = observed.backups.find((b) => b.metadata.name === status.backupName);
   const policy = backup ? observed.policies.get(backup.spec.policy) : undefined;
+  const rejection = observed.rejected?.get(jobName);
+  if (!job && rejection) return fail('JobRejected', `could not create the restore Job ${jobName}: ${rejection}`);
   if (!job)
     return fail(
       'JobLost',
