@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupRepository } from '../../src/api/kinds.ts';
+import { volumeSnapshotName } from '../../src/operator/backup/volume-snapshot.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { waitUntil } from '../harness/process.ts';
@@ -347,7 +348,6 @@ describe('volumeSnapshotClassName', () => {
   test('with the API, the Backup snapshots the PVC, waits until it is ready, reads a PVC restored from it, then deletes both', async () => {
     await installVolumeSnapshotApi(env.cluster);
     await env.apply([onDemand('csi-run', 'crash-consistent')]);
-    const snapshotName = 'csi-run-snap-0';
     await waitUntil(
       'the Backup waits for its VolumeSnapshot',
       async () =>
@@ -356,6 +356,7 @@ describe('volumeSnapshotClassName', () => {
       { timeoutMs: 30_000, intervalMs: 500 },
     );
     const waiting = await get<Backup>('backups', 'csi-run');
+    const snapshotName = volumeSnapshotName(waiting as Backup, 0);
     assert.match(
       waiting?.status?.conditions?.find((c) => c.type === 'Succeeded')?.message ?? '',
       new RegExp(`VolumeSnapshot ${snapshotName} of PVC documents \\(class csi-snapclass\\) is not ready to use yet`),
@@ -404,8 +405,9 @@ describe('volumeSnapshotClassName', () => {
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );
+    const jobName = (await get<Backup>('backups', 'csi-run'))?.status?.jobName ?? '';
     const job = JSON.parse(
-      await env.cluster.kubectl(['get', 'job', 'csi-run', '-n', env.namespace, '-o', 'json']),
+      await env.cluster.kubectl(['get', 'job', jobName, '-n', env.namespace, '-o', 'json']),
     ) as k8s.V1Job;
     const volumes = job.spec?.template.spec?.volumes?.filter((v) => v.persistentVolumeClaim) ?? [];
     assert.deepEqual(

@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Backup } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
+import { labelValue } from '../runtime/labels.ts';
 import { LABELS } from './job.ts';
 import { SNAPSHOT_API, type VolumeSnapshot, type VolumeSnapshotObserved } from './volume-snapshot.ts';
 
@@ -16,7 +17,7 @@ export async function observeVolumeSnapshots(
   claims: string[],
 ): Promise<VolumeSnapshotObserved> {
   const namespace = backup.metadata.namespace ?? '';
-  const labelSelector = `${LABELS.backup}=${backup.metadata.name}`;
+  const labelSelector = `${LABELS.backup}=${labelValue(backup.metadata.name ?? '')}`;
   const observed: VolumeSnapshotObserved = {
     apiInstalled: true,
     snapshots: new Map(),

@@ -1,8 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
-import { jobName } from '../backuppolicy/schedule.ts';
-import { LABELS } from './job.ts';
+import { labelValue } from '../runtime/labels.ts';
+import { LABELS, ownedJobName } from './job.ts';
 
 /** The CSI snapshot API a volume source with volumeSnapshotClassName needs. */
 export const SNAPSHOT_API = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' } as const;
@@ -35,12 +35,14 @@ export type VolumeSnapshotStep =
   | { kind: 'failed'; reason: string; message: string };
 
 /** The VolumeSnapshot of the `index`-th claim of a Backup, and the PVC restored from it, share this name. */
-export const volumeSnapshotName = (backup: Backup, index: number) => jobName(`${backup.metadata.name}-snap-${index}`);
+/** Per Backup instance, like its Jobs: a re-created Backup of the same name never adopts an old snapshot. */
+export const volumeSnapshotName = (backup: Backup, index: number) =>
+  ownedJobName(backup, `${backup.metadata.name}-snap-${index}`);
 
 const owned = (backup: Backup, name: string): k8s.V1ObjectMeta => ({
   name,
   namespace: backup.metadata.namespace ?? '',
-  labels: { [LABELS.backup]: backup.metadata.name ?? '', 'app.kubernetes.io/managed-by': 'tidemark' },
+  labels: { [LABELS.backup]: labelValue(backup.metadata.name ?? ''), 'app.kubernetes.io/managed-by': 'tidemark' },
   ownerReferences: [
     {
       apiVersion: backup.apiVersion,
