@@ -5,7 +5,12 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
 import { sourceAccess } from './job.ts';
-import { type VolumeSnapshot, type VolumeSnapshotObserved, volumeSnapshotStep } from './volume-snapshot.ts';
+import {
+  type VolumeSnapshot,
+  type VolumeSnapshotObserved,
+  volumeSnapshotName,
+  volumeSnapshotStep,
+} from './volume-snapshot.ts';
 
 const now = new Date('2026-11-23T09:00:00Z');
 const backup: Backup = {
@@ -14,6 +19,7 @@ const backup: Backup = {
   metadata: { name: 'b-1', namespace: 'tenants', uid: 'uid-1' },
   spec: { policy: 'p', source: 'documents', type: 'full' },
 };
+const [SNAP0, SNAP1] = [volumeSnapshotName(backup, 0), volumeSnapshotName(backup, 1)];
 const source: Source = { name: 'documents', volume: { claimName: 'documents', volumeSnapshotClassName: 'csi' } };
 const pvc: k8s.V1PersistentVolumeClaim = {
   metadata: { name: 'documents' },
@@ -22,7 +28,7 @@ const pvc: k8s.V1PersistentVolumeClaim = {
 const snapshot = (status: VolumeSnapshot['status'], created = '2026-11-23T08:59:00Z'): VolumeSnapshot => ({
   apiVersion: 'snapshot.storage.k8s.io/v1',
   kind: 'VolumeSnapshot',
-  metadata: { name: 'b-1-snap-0', creationTimestamp: created as unknown as Date },
+  metadata: { name: SNAP0, creationTimestamp: created as unknown as Date },
   spec: { volumeSnapshotClassName: 'csi', source: { persistentVolumeClaimName: 'documents' } },
   ...(status ? { status } : {}),
 });
@@ -60,18 +66,17 @@ describe('volumeSnapshotStep', () => {
       backup,
       source,
       ['documents'],
-      observed({ snapshots: new Map([['b-1-snap-0', snapshot({ readyToUse: false })]]) }),
+      observed({ snapshots: new Map([[SNAP0, snapshot({ readyToUse: false })]]) }),
       now,
     );
     assert.deepEqual(waiting, {
       kind: 'waiting',
-      message: 'VolumeSnapshot b-1-snap-0 of PVC documents (class csi) is not ready to use yet',
+      message: `VolumeSnapshot ${SNAP0} of PVC documents (class csi) is not ready to use yet`,
       create: [],
     });
     const late = snapshot(undefined, '2026-11-23T08:40:00Z');
     assert.equal(
-      volumeSnapshotStep(backup, source, ['documents'], observed({ snapshots: new Map([['b-1-snap-0', late]]) }), now)
-        .kind,
+      volumeSnapshotStep(backup, source, ['documents'], observed({ snapshots: new Map([[SNAP0, late]]) }), now).kind,
       'failed',
     );
     const broken = snapshot({ error: { message: 'driver said no' } });
@@ -79,7 +84,7 @@ describe('volumeSnapshotStep', () => {
       backup,
       source,
       ['documents'],
-      observed({ snapshots: new Map([['b-1-snap-0', broken]]) }),
+      observed({ snapshots: new Map([[SNAP0, broken]]) }),
       now,
     );
     assert.match(step.kind === 'failed' ? step.message : '', /driver said no/);
@@ -91,18 +96,18 @@ describe('volumeSnapshotStep', () => {
       backup,
       source,
       ['documents'],
-      observed({ snapshots: new Map([['b-1-snap-0', ready]]) }),
+      observed({ snapshots: new Map([[SNAP0, ready]]) }),
       now,
     );
     assert.equal(step.kind, 'ready');
     if (step.kind !== 'ready') return;
-    assert.deepEqual([...step.readFrom], [['documents', 'b-1-snap-0']]);
+    assert.deepEqual([...step.readFrom], [['documents', SNAP0]]);
     const claim = step.create[0] as k8s.V1PersistentVolumeClaim;
     assert.deepEqual(claim.spec, {
       accessModes: ['ReadWriteOnce'],
       storageClassName: 'disk',
       resources: { requests: { storage: '3Gi' } },
-      dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'b-1-snap-0' },
+      dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: SNAP0 },
     });
   });
 
@@ -121,15 +126,15 @@ test('the backup Job mounts each restored PVC read-only where its source claim w
     several,
     ['a', 'b'],
     new Map([
-      ['a', 'b-1-snap-0'],
-      ['b', 'b-1-snap-1'],
+      ['a', SNAP0],
+      ['b', SNAP1],
     ]),
   );
   assert.deepEqual(
     access.volumes.map((v) => v.persistentVolumeClaim),
     [
-      { claimName: 'b-1-snap-0', readOnly: true },
-      { claimName: 'b-1-snap-1', readOnly: true },
+      { claimName: SNAP0, readOnly: true },
+      { claimName: SNAP1, readOnly: true },
     ],
   );
   assert.deepEqual(
@@ -139,4 +144,9 @@ test('the backup Job mounts each restored PVC read-only where its source claim w
       ['/data/b', true],
     ],
   );
+});
+
+test('snapshot names are per Backup instance: a re-created Backup of the same name gets new ones', () => {
+  const again = { ...backup, metadata: { ...backup.metadata, uid: 'uid-2' } };
+  assert.notEqual(volumeSnapshotName(again, 0), SNAP0);
 });
