@@ -33,6 +33,10 @@ export interface TidemarkEnvironment {
   s3Env: Record<string, string>;
   apply(objects: object[]): Promise<void>;
   backups(): Promise<Backup[]>;
+  /** One of Tidemark's objects (`plural` e.g. 'backuppolicies'), undefined when it does not exist. */
+  get<T>(plural: string, name: string, namespace?: string): Promise<T | undefined>;
+  /** The same, for one that must exist. */
+  read<T>(plural: string, name: string, namespace?: string): Promise<T>;
   /** `tidemark operator` as its own process (so it can be killed), logging into the work dir. */
   startOperator(name: string, args?: string[]): ManagedProcess;
   stop(): Promise<void>;
@@ -102,6 +106,21 @@ export async function startTidemarkEnvironment(
         ]
       : []),
   ]);
+  const get = async <T>(plural: string, name: string, inNamespace = namespace): Promise<T | undefined> => {
+    const api = cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    try {
+      return (await api.getNamespacedCustomObject({
+        group: 'tidemark.dev',
+        version: 'v1alpha1',
+        plural,
+        namespace: inNamespace,
+        name,
+      })) as T;
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    }
+  };
   const operators: ManagedProcess[] = [];
   return {
     cluster,
@@ -124,6 +143,12 @@ export async function startTidemarkEnvironment(
         items: Backup[];
       };
       return list.items;
+    },
+    get,
+    async read<T>(plural: string, name: string, inNamespace = namespace): Promise<T> {
+      const object = await get<T>(plural, name, inNamespace);
+      if (!object) throw new Error(`${plural} ${inNamespace}/${name} does not exist`);
+      return object;
     },
     startOperator(name, args = []) {
       const operator = startProcess(

@@ -29,12 +29,10 @@ import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('guard-rails');
 let env: TidemarkEnvironment;
-let api: k8s.CustomObjectsApi;
 const LOCKED_PERIOD = '1h';
 
 before(async () => {
   env = await startTidemarkEnvironment(workDir.path);
-  api = env.cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const documents = join(env.kubelet.claimDir(env.namespace, 'documents'), 'files');
   await mkdir(documents, { recursive: true });
   for (let i = 0; i < 3; i++) await writeFile(join(documents, `doc-${i}.txt`), `document ${i}\n`.repeat(2000));
@@ -75,21 +73,6 @@ async function snapshotIds(prefix: string): Promise<string[]> {
   return (await repository.snapshots()).map((s) => s.id as string);
 }
 
-async function get<T>(plural: string, name: string, namespace = env.namespace): Promise<T | undefined> {
-  try {
-    return (await api.getNamespacedCustomObject({
-      group: 'tidemark.dev',
-      version: 'v1alpha1',
-      plural,
-      namespace,
-      name,
-    })) as T;
-  } catch (error) {
-    if ((error as { code?: number }).code === 404) return undefined;
-    throw error;
-  }
-}
-
 /** Applies on-demand Backups of a policy and waits until each succeeded; returns their snapshot ids. */
 async function backUp(policy: string, names: string[], namespace = env.namespace): Promise<string[]> {
   await env.apply(
@@ -105,13 +88,13 @@ async function backUp(policy: string, names: string[], namespace = env.namespace
     await waitUntil(
       `Backup ${name} succeeded`,
       async () => {
-        const phase = (await get<Backup>('backups', name, namespace))?.status?.phase;
+        const phase = (await env.get<Backup>('backups', name, namespace))?.status?.phase;
         if (phase === 'Failed') throw new Error(`Backup ${name} failed`);
         return phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );
-    ids.push((await get<Backup>('backups', name, namespace))?.status?.snapshotId ?? '');
+    ids.push((await env.get<Backup>('backups', name, namespace))?.status?.snapshotId ?? '');
   }
   return ids;
 }
@@ -132,7 +115,7 @@ async function eventMessages(name: string, reason: string, namespace = env.names
 const gone =
   (plural: string, name: string, namespace = env.namespace) =>
   async () =>
-    (await get(plural, name, namespace)) === undefined;
+    (await env.get(plural, name, namespace)) === undefined;
 
 describe('deleting Backups', () => {
   test('kubectl delete backups --all keeps every snapshot in the repository and records it', async () => {
@@ -202,12 +185,12 @@ describe('deleting a BackupRepository', () => {
     await waitUntil(
       'the InUse condition says what holds the deletion',
       async () =>
-        (await get<BackupRepository>('backuprepositories', 'locked'))?.status?.conditions?.find(
+        (await env.get<BackupRepository>('backuprepositories', 'locked'))?.status?.conditions?.find(
           (c) => c.type === 'InUse',
         )?.reason === 'DeletionBlocked',
       { timeoutMs: 30_000, intervalMs: 500 },
     );
-    const held = await get<BackupRepository>('backuprepositories', 'locked');
+    const held = await env.get<BackupRepository>('backuprepositories', 'locked');
     assert.ok(held?.metadata.deletionTimestamp, 'deletion was requested');
     assert.match(held?.status?.conditions?.find((c) => c.type === 'InUse')?.message ?? '', /immutable \(primary\)/);
     assert.match(await eventMessages('locked', 'DeletionBlocked'), /immutable \(primary\)/);
@@ -234,7 +217,7 @@ describe('deleting a BackupRepository', () => {
     await waitUntil(
       'the repository holds the in-use finalizer',
       async () =>
-        (await get<BackupRepository>('backuprepositories', 'primary', doomed))?.metadata.finalizers?.includes(
+        (await env.get<BackupRepository>('backuprepositories', 'primary', doomed))?.metadata.finalizers?.includes(
           'tidemark.dev/in-use',
         ) ?? false,
       { timeoutMs: 30_000, intervalMs: 500 },
@@ -257,7 +240,7 @@ describe('deleting a BackupRepository', () => {
       timeoutMs: 60_000,
       intervalMs: 1000,
     });
-    const held = await get<BackupRepository>('backuprepositories', 'primary', doomed);
+    const held = await env.get<BackupRepository>('backuprepositories', 'primary', doomed);
     const at = held?.metadata.finalizers?.indexOf('example.com/hold') ?? -1;
     await env.cluster.kubectl([
       'patch',
@@ -323,10 +306,10 @@ describe('volumeSnapshotClassName', () => {
     await env.apply([onDemand('csi-missing', 'crash-consistent')]);
     await waitUntil(
       'Backup csi-missing failed',
-      async () => (await get<Backup>('backups', 'csi-missing'))?.status?.phase === 'Failed',
+      async () => (await env.get<Backup>('backups', 'csi-missing'))?.status?.phase === 'Failed',
       { timeoutMs: 30_000, intervalMs: 500 },
     );
-    const failed = await get<Backup>('backups', 'csi-missing');
+    const failed = await env.get<Backup>('backups', 'csi-missing');
     assert.match(
       failed?.status?.error ?? '',
       /volumeSnapshotClassName csi-snapclass, but this cluster does not serve the VolumeSnapshot API \(snapshot\.storage\.k8s\.io\/v1\)/,
@@ -351,11 +334,11 @@ describe('volumeSnapshotClassName', () => {
     await waitUntil(
       'the Backup waits for its VolumeSnapshot',
       async () =>
-        (await get<Backup>('backups', 'csi-run'))?.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason ===
-        'WaitingForVolumeSnapshot',
+        (await env.get<Backup>('backups', 'csi-run'))?.status?.conditions?.find((c) => c.type === 'Succeeded')
+          ?.reason === 'WaitingForVolumeSnapshot',
       { timeoutMs: 30_000, intervalMs: 500 },
     );
-    const waiting = await get<Backup>('backups', 'csi-run');
+    const waiting = await env.get<Backup>('backups', 'csi-run');
     const snapshotName = volumeSnapshotName(waiting as Backup, 0);
     assert.match(
       waiting?.status?.conditions?.find((c) => c.type === 'Succeeded')?.message ?? '',
@@ -399,13 +382,13 @@ describe('volumeSnapshotClassName', () => {
     await waitUntil(
       'Backup csi-run succeeded',
       async () => {
-        const phase = (await get<Backup>('backups', 'csi-run'))?.status?.phase;
+        const phase = (await env.get<Backup>('backups', 'csi-run'))?.status?.phase;
         if (phase === 'Failed') throw new Error('Backup csi-run failed');
         return phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );
-    const jobName = (await get<Backup>('backups', 'csi-run'))?.status?.jobName ?? '';
+    const jobName = (await env.get<Backup>('backups', 'csi-run'))?.status?.jobName ?? '';
     const job = JSON.parse(
       await env.cluster.kubectl(['get', 'job', jobName, '-n', env.namespace, '-o', 'json']),
     ) as k8s.V1Job;
@@ -416,7 +399,7 @@ describe('volumeSnapshotClassName', () => {
       'the agent read the restored PVC, read-only, not the live one',
     );
     const stored = await snapshotIds(env.namespace);
-    assert.ok(stored.includes((await get<Backup>('backups', 'csi-run'))?.status?.snapshotId ?? ''));
+    assert.ok(stored.includes((await env.get<Backup>('backups', 'csi-run'))?.status?.snapshotId ?? ''));
     await waitUntil(
       'the VolumeSnapshot and the restored PVC are deleted',
       async () => {

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy } from '../../src/api/kinds.ts';
 import { applyRetention } from '../../src/operator/retention/retention.ts';
 import { Repository } from '../../src/repository/repository.ts';
@@ -30,16 +29,7 @@ after(async () => {
   workDir.remove();
 });
 
-async function policy(name: string): Promise<BackupPolicy> {
-  const api = env.cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  return (await api.getNamespacedCustomObject({
-    group: 'tidemark.dev',
-    version: 'v1alpha1',
-    plural: 'backuppolicies',
-    namespace: env.namespace,
-    name,
-  })) as BackupPolicy;
-}
+const policy = (name: string) => env.read<BackupPolicy>('backuppolicies', name);
 
 const finished = (b: Backup) => b.status?.phase === 'Succeeded' || b.status?.phase === 'Failed';
 

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../src/api/kinds.ts';
 import type { AzuriteServer } from '../harness/azurite.ts';
 import { waitUntil } from '../harness/process.ts';
@@ -49,17 +48,6 @@ after(async () => {
   workDir.remove();
 });
 
-async function get<T>(plural: string, name: string): Promise<T> {
-  const api = env.cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  return (await api.getNamespacedCustomObject({
-    group: 'tidemark.dev',
-    version: 'v1alpha1',
-    plural,
-    namespace: env.namespace,
-    name,
-  })) as T;
-}
-
 const ready = (r: BackupRepository) => r.status?.conditions?.find((c) => c.type === 'Ready');
 const replicated = (b: Backup) =>
   b.status?.phase === 'Succeeded' &&
@@ -86,7 +74,7 @@ describe('operator restart mid-scenario', () => {
       'both repositories Ready and a replicated backup',
       async () => {
         const repos = await Promise.all(
-          ['primary', 'replica'].map((n) => get<BackupRepository>('backuprepositories', n)),
+          ['primary', 'replica'].map((n) => env.read<BackupRepository>('backuprepositories', n)),
         );
         return repos.every((r) => ready(r)?.status === 'True') && (await env.backups()).some(replicated);
       },
@@ -112,13 +100,13 @@ describe('operator restart mid-scenario', () => {
     await waitUntil(
       'the restore succeeded',
       async () => {
-        const request = await get<RestoreRequest>('restorerequests', 'across-restart');
+        const request = await env.read<RestoreRequest>('restorerequests', 'across-restart');
         if (request.status?.phase === 'Failed') throw new Error(`restore failed: ${request.status.error}`);
         return request.status?.phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 1000 },
     );
-    const restore = await get<RestoreRequest>('restorerequests', 'across-restart');
+    const restore = await env.read<RestoreRequest>('restorerequests', 'across-restart');
     assert.equal(typeof restore.status?.rtoSeconds, 'number');
     assert.equal((await readdir(join(env.kubelet.claimDir(env.namespace, 'restored'), 'files'))).length, 12);
 
@@ -129,37 +117,37 @@ describe('operator restart mid-scenario', () => {
         const later = (await env.backups()).filter(
           (b) => Date.parse(b.spec.scheduledTime ?? '') > restartedAt && replicated(b),
         );
-        const policy = await get<BackupPolicy>('backuppolicies', 'restart');
+        const policy = await env.read<BackupPolicy>('backuppolicies', 'restart');
         const success = Date.parse(policy.status?.sources?.[0]?.lastSuccessTime ?? '');
         return later.length > 0 && success > restartedAt;
       },
       { timeoutMs: 90_000, intervalMs: 1000 },
     );
-    const policy = await get<BackupPolicy>('backuppolicies', 'restart');
+    const policy = await env.read<BackupPolicy>('backuppolicies', 'restart');
     assert.equal(policy.status?.conditions?.find((c) => c.type === 'RPOMet')?.status, 'True');
     assert.ok(Date.parse(policy.status?.nextRunTime ?? '') > restartedAt, 'the next run lies after the restart');
 
     // A probe after the restart that fails turns the repository not Ready, and a later one Ready again.
     const before = Date.parse(
-      (await get<BackupRepository>('backuprepositories', 'replica')).status?.lastCheckTime ?? '',
+      (await env.read<BackupRepository>('backuprepositories', 'replica')).status?.lastCheckTime ?? '',
     );
     await setReplicaCredentials('azure-credentials-wrong');
     await waitUntil(
       'the failed probe is reported',
       async () => {
-        const replica = await get<BackupRepository>('backuprepositories', 'replica');
+        const replica = await env.read<BackupRepository>('backuprepositories', 'replica');
         return ready(replica)?.status === 'False' && Date.parse(replica.status?.lastCheckTime ?? '') > before;
       },
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
     const failedAt = Date.parse(
-      (await get<BackupRepository>('backuprepositories', 'replica')).status?.lastCheckTime ?? '',
+      (await env.read<BackupRepository>('backuprepositories', 'replica')).status?.lastCheckTime ?? '',
     );
     await setReplicaCredentials('azure-credentials');
     await waitUntil(
       'the recovered probe is reported',
       async () => {
-        const replica = await get<BackupRepository>('backuprepositories', 'replica');
+        const replica = await env.read<BackupRepository>('backuprepositories', 'replica');
         return ready(replica)?.status === 'True' && Date.parse(replica.status?.lastCheckTime ?? '') > failedAt;
       },
       { timeoutMs: 60_000, intervalMs: 1000 },

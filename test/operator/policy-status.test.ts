@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import * as k8s from '@kubernetes/client-node';
 import type { Condition } from '../../src/api/common.ts';
 import type { Backup, BackupPolicy } from '../../src/api/kinds.ts';
 import { waitUntil } from '../harness/process.ts';
@@ -31,16 +30,7 @@ after(async () => {
   workDir.remove();
 });
 
-async function policy(name: string): Promise<BackupPolicy> {
-  const api = env.cluster.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  return (await api.getNamespacedCustomObject({
-    group: 'tidemark.dev',
-    version: 'v1alpha1',
-    plural: 'backuppolicies',
-    namespace: env.namespace,
-    name,
-  })) as BackupPolicy;
-}
+const policy = (name: string) => env.read<BackupPolicy>('backuppolicies', name);
 
 const condition = (p: BackupPolicy, type: string): Condition | undefined =>
   p.status?.conditions?.find((c) => c.type === type);

@@ -4,6 +4,7 @@ import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { controllerReference, type Owner } from '../runtime/owner.ts';
 import { repositoryAccess } from './repository-env.ts';
 
 export interface AgentSettings {
@@ -71,7 +72,7 @@ export function agentJob(options: {
   task: AgentTask;
   name: string;
   /** For a Job run for another object (a RestoreRequest, a BackupRepository): its owner, and labels instead of the Backup's. */
-  owner?: { apiVersion: string; kind: string; metadata: { name?: string; namespace?: string; uid?: string } };
+  owner?: Owner;
   labels?: Record<string, string>;
   settings: AgentSettings;
   env: k8s.V1EnvVar[];
@@ -108,16 +109,7 @@ export function agentJob(options: {
         [OWNER_ANNOTATIONS.name]: owner.metadata.name ?? '',
         [OWNER_ANNOTATIONS.uid]: owner.metadata.uid ?? '',
       },
-      ownerReferences: [
-        {
-          apiVersion: owner.apiVersion,
-          kind: owner.kind,
-          name: owner.metadata.name ?? '',
-          uid: owner.metadata.uid ?? '',
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [controllerReference(owner)],
     },
     spec: {
       backoffLimit: template.backoffLimit ?? 2,

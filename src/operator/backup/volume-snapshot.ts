@@ -2,6 +2,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { controllerReference } from '../runtime/owner.ts';
 import { LABELS, ownedJobName } from './job.ts';
 
 /** The CSI snapshot API a volume source with volumeSnapshotClassName needs. */
@@ -43,16 +44,7 @@ const owned = (backup: Backup, name: string): k8s.V1ObjectMeta => ({
   name,
   namespace: backup.metadata.namespace ?? '',
   labels: { [LABELS.backup]: labelValue(backup.metadata.name ?? ''), 'app.kubernetes.io/managed-by': 'tidemark' },
-  ownerReferences: [
-    {
-      apiVersion: backup.apiVersion,
-      kind: backup.kind,
-      name: backup.metadata.name ?? '',
-      uid: backup.metadata.uid ?? '',
-      controller: true,
-      blockOwnerDeletion: true,
-    },
-  ],
+  ownerReferences: [controllerReference(backup)],
 });
 
 /**
