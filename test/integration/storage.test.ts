@@ -8,6 +8,7 @@ import { runStorageConformance } from '../../src/repository/storage/storage.conf
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type AzuriteServer, startAzurite } from '../harness/azurite.ts';
 import { freePort } from '../harness/ports.ts';
+import { waitUntil } from '../harness/process.ts';
 import { type S3Server, startS3 } from '../harness/s3.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -112,6 +113,9 @@ describe('storage on real servers', () => {
     await s3.stop();
     const reading = storage.get('packs/p');
     reading.catch(() => {}); // awaited below, after the restart
+    // The server comes back only once the read has failed at least once (on a busy machine the first
+    // attempt could otherwise start after the restart and prove nothing).
+    await waitUntil('a retry during the outage', async () => retries.length > 0, { timeoutMs: 10_000, intervalMs: 20 });
     await s3.restart();
     assert.equal((await reading).toString(), 'before the outage');
     assert.ok(retries.length > 0, 'no retry happened');
