@@ -48,7 +48,7 @@ after(async () => {
 });
 
 describe('the policy', () => {
-  test('matches the main resource only: status writes (the operator's alone) never depend on it', () => {
+  test("matches the main resource only: status writes (only the operator's) never depend on it", () => {
     const [policy] = policyObjects(readFileSync(policyFile, 'utf8'));
     const rules = policy?.spec.matchConstraints.resourceRules as Obj[];
     assert.deepEqual(
