@@ -31,6 +31,8 @@ let namespace: string;
 let operator: ManagedProcess;
 /** The task of every agent pod the API server admitted, seen by a watch on the namespace's pods. */
 const admitted = new Set<string>();
+/** The tasks whose pods got a ServiceAccount token volume (added by the API server unless automount is off). */
+const withToken = new Set<string>();
 let stopWatch: AbortController | undefined;
 
 before(async () => {
@@ -72,7 +74,10 @@ before(async () => {
     {},
     (_type, pod: k8s.V1Pod) => {
       const task = pod.metadata?.labels?.['tidemark.dev/task'];
-      if (task) admitted.add(task);
+      if (!task) return;
+      admitted.add(task);
+      const token = (pod.spec?.volumes ?? []).some((v) => v.projected?.sources?.some((p) => p.serviceAccountToken));
+      if (token) withToken.add(task);
     },
     () => undefined,
   );
@@ -255,8 +260,9 @@ describe('Pod Security restricted on every agent pod', () => {
     });
   });
 
-  test('every task had its pods admitted, and no Job was refused a pod', async () => {
+  test('every task had its pods admitted, no Job was refused a pod, and only the catalog pod has a token', async () => {
     assert.deepEqual([...admitted].sort(), [...AGENT_TASKS].sort());
+    assert.deepEqual([...withToken], ['catalog'], 'only the catalog task, which writes a ConfigMap, mounts a token');
     const refused = await kubectl([
       'get',
       'events',
