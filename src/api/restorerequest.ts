@@ -136,6 +136,13 @@ export const restoreRequestSpec = object(
       array(
         object({
           user: string({ maxLength: 253 }),
+          groups: optional(
+            array(string({ maxLength: 253 }), {
+              description:
+                "The approver's groups as the API server saw them (the admission policy refuses any the approving user is not in). The operator counts the approval when its user or one of these groups is in the policy's approval rule.",
+              maxItems: 64,
+            }),
+          ),
           comment: optional(string({ maxLength: 1024 })),
         }),
         {

@@ -14,6 +14,8 @@ export interface Person {
 
 export interface Approval {
   user: string;
+  /** The approver's groups; approveAs records the approving person's own when this is absent. */
+  groups?: string[];
   comment?: string;
 }
 
@@ -90,7 +92,10 @@ export async function installFourEyes(cluster: Cluster, namespace: string, peopl
   }
 }
 
-/** Adds `added` to the stored approvals with a JSON patch, as docs/validation.md tells approvers to. */
+/**
+ * Adds `added` to the stored approvals with a JSON patch, as docs/validation.md tells approvers to.
+ * Each approval records `person`'s groups unless it names its own (as an approver in a group must).
+ */
 export async function approveAs(
   cluster: Cluster,
   person: Person,
@@ -101,9 +106,10 @@ export async function approveAs(
   const current = JSON.parse(
     await cluster.kubectl(['get', '-n', namespace, 'restorerequests.tidemark.dev', name, '-o', 'json']),
   ) as { spec: { approvals?: Approval[] } };
+  const recorded = added.map((a) => (a.groups || person.groups.length === 0 ? a : { ...a, groups: person.groups }));
   const ops = current.spec.approvals?.length
-    ? added.map((value) => ({ op: 'add', path: '/spec/approvals/-', value }))
-    : [{ op: 'add', path: '/spec/approvals', value: added }];
+    ? recorded.map((value) => ({ op: 'add', path: '/spec/approvals/-', value }))
+    : [{ op: 'add', path: '/spec/approvals', value: recorded }];
   await kubectlAs(cluster, person, [
     'patch',
     '-n',

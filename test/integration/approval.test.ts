@@ -48,7 +48,7 @@ after(async () => {
 });
 
 describe('the policy', () => {
-  test('matches the main resource only: status writes (the operator, the agent) never depend on it', () => {
+  test("matches the main resource only: status writes (only the operator's) never depend on it", () => {
     const [policy] = policyObjects(readFileSync(policyFile, 'utf8'));
     const rules = policy?.spec.matchConstraints.resourceRules as Obj[];
     assert.deepEqual(
@@ -132,9 +132,25 @@ describe('approving a RestoreRequest', () => {
     );
   });
 
-  test('a member of an approver group can approve as themselves', async () => {
+  test('an approval cannot record a group its user is not in', async () => {
+    await assertRefused(
+      approve(B, name, [{ user: B.user, groups: ['platform-oncall'] }]),
+      `${B.user} cannot record groups they are not in`,
+    );
+  });
+
+  test('a member of an approver group must record that group in the approval', async () => {
+    await assertRefused(
+      approve(C, name, [{ user: C.user, groups: [] }]),
+      `${C.user} approves as a member of an approver group, so the approval must record that group: add groups: [platform-oncall]`,
+    );
+  });
+
+  test('a member of an approver group can approve as themselves, recording their groups', async () => {
     await approve(C, name, [{ user: C.user, comment: 'incident INC-42' }]);
-    assert.deepEqual((await read(name)).spec.approvals, [{ user: C.user, comment: 'incident INC-42' }]);
+    assert.deepEqual((await read(name)).spec.approvals, [
+      { user: C.user, groups: ['platform-oncall'], comment: 'incident INC-42' },
+    ]);
   });
 
   test('a user named in approverUsers can approve as themselves, after another approval', async () => {
@@ -145,13 +161,15 @@ describe('approving a RestoreRequest', () => {
     );
   });
 
-  test("nobody can rewrite an approval already given, not even the approver's comment", async () => {
+  test("nobody can rewrite an approval already given, not even the approver's comment or groups", async () => {
     const approvals = (await read(name)).spec.approvals as Approval[];
-    const rewritten = approvals.map((a) => (a.user === C.user ? { ...a, comment: 'never mind' } : a));
-    await assertRefused(
-      patch(B, name, { spec: { approvals: rewritten } }),
-      `${B.user} cannot change an approval already given`,
-    );
+    for (const change of [{ comment: 'never mind' }, { groups: ['developers'] }]) {
+      const rewritten = approvals.map((a) => (a.user === C.user ? { ...a, ...change } : a));
+      await assertRefused(
+        patch(B, name, { spec: { approvals: rewritten } }),
+        `${B.user} cannot change an approval already given`,
+      );
+    }
   });
 
   test('updates that add no approval are not checked for approvers (e.g. labels, finalizers)', async () => {

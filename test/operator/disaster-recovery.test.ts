@@ -218,9 +218,11 @@ describe('disaster recovery through the API', () => {
     foreignSnapshotId = (await backupTree(repository, elsewhere, { type: 'full', source: 'payments/ledger/files' })).id;
   });
 
+  /** An approval from a member of the default approver group (no admission policy here checks the group). */
   async function approveAs(name: string, user: string): Promise<void> {
+    const approvals = [{ user, groups: ['tidemark:restore-approvers'] }];
     await api.patchNamespacedCustomObject(
-      { ...crd, plural: 'restorerequests', namespace, name, body: { spec: { approvals: [{ user }] } } },
+      { ...crd, plural: 'restorerequests', namespace, name, body: { spec: { approvals } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
   }

@@ -302,4 +302,9 @@ describe('agent Jobs', () => {
     for (const value of Object.values(job?.metadata?.labels ?? {})) assert.ok(value.length <= 63, value);
     assert.ok((job?.metadata?.name ?? '').length <= 63);
   });
+
+  test('a backup Job mounts no ServiceAccount token: the agent calls no Kubernetes API', () => {
+    const job = decideBackup(observe(pending())).createJobs[0];
+    assert.equal(job?.spec?.template.spec?.automountServiceAccountToken, false);
+  });
 });

@@ -79,6 +79,8 @@ export function agentJob(options: {
   envFrom: k8s.V1EnvFromSource[];
   volumes: k8s.V1Volume[];
   volumeMounts: k8s.V1VolumeMount[];
+  /** Mount the ServiceAccount token: only for a task that calls the Kubernetes API (the catalog). */
+  kubernetesApi?: boolean;
 }): k8s.V1Job {
   const { backup, policy, settings } = options;
   const owner = options.owner ?? backup;
@@ -119,6 +121,7 @@ export function agentJob(options: {
         metadata: { labels },
         spec: {
           serviceAccountName: settings.serviceAccountName,
+          automountServiceAccountToken: options.kubernetesApi === true,
           restartPolicy: 'Never',
           securityContext: {
             runAsNonRoot: true,

@@ -12,6 +12,7 @@ import {
   catalogConfigMapName,
   catalogJobName,
   decideCatalog,
+  parseCatalog,
   pendingSync,
   SYNCED,
 } from './decide.ts';
@@ -77,7 +78,7 @@ async function readCatalog(ctx: OperatorContext, repository: BackupRepository): 
       namespace,
     });
     const text = map.data?.[CATALOG_KEY];
-    return text ? (JSON.parse(text) as CatalogEntry[]) : undefined;
+    return text ? parseCatalog(text) : undefined;
   } catch (error) {
     if ((error as { code?: number }).code === 404) return undefined;
     throw error;

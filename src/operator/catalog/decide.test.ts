@@ -11,6 +11,7 @@ import {
   type CatalogObserved,
   catalogJobName,
   decideCatalog,
+  parseCatalog,
   SYNC_REQUESTED,
   SYNCED,
 } from './decide.ts';
@@ -80,6 +81,7 @@ describe('decideCatalog', () => {
     assert.equal(env.TIDEMARK_CATALOG_CONFIGMAP, 'primary-catalog');
     assert.equal(JSON.parse(env.TIDEMARK_CATALOG_OWNER ?? '{}').uid, 'uid-primary');
     assert.deepEqual(created?.spec?.template.spec?.containers[0]?.args, ['agent', 'catalog']);
+    assert.equal(created?.spec?.template.spec?.automountServiceAccountToken, true, 'it writes the ConfigMap');
     assert.equal(d.markSynced, undefined);
   });
 
@@ -125,5 +127,30 @@ describe('decideCatalog', () => {
     assert.deepEqual(d.createBackups, []);
     assert.match(d.events[0]?.message ?? '', /wrong key/);
     assert.equal(d.events[0]?.type, 'Warning');
+  });
+});
+
+describe('parseCatalog: the ConfigMap is untrusted data', () => {
+  const good = entry('ab', `${ns}/tenants/acme-db`, '2026-03-01T00:00:00Z');
+
+  test('well-formed entries are kept as they are', () => {
+    assert.deepEqual(parseCatalog(JSON.stringify([good])), [good]);
+  });
+
+  test('entries of the wrong shape are dropped, extra fields are not carried', () => {
+    const text = JSON.stringify([
+      { ...good, id: '../../etc' },
+      { ...good, type: 'superuser' },
+      { ...good, time: 'yesterday' },
+      { ...good, logicalBytes: -1 },
+      'not an object',
+      null,
+      { ...good, approvals: [{ user: 'mallory' }] },
+    ]);
+    assert.deepEqual(parseCatalog(text), [good]);
+  });
+
+  test('anything but a list is refused', () => {
+    assert.throws(() => parseCatalog('{"id": "ab"}'), /does not hold a list of snapshots/);
   });
 });

@@ -86,6 +86,54 @@ export function decideCatalog(observed: CatalogObserved): CatalogDecision {
   return decision;
 }
 
+const SNAPSHOT_ID = /^[0-9a-f]{8,128}$/;
+
+/**
+ * The catalog ConfigMap's text as entries. Any pod running as the agent ServiceAccount (so anyone
+ * who can create pods in the namespace) can write that ConfigMap: its content is untrusted data.
+ * It grants nothing (imported Backups still need approval to restore, and only name snapshots of
+ * this namespace), and entries of the wrong shape are dropped here rather than trusted by a cast.
+ */
+export function parseCatalog(text: string): CatalogEntry[] {
+  const parsed: unknown = JSON.parse(text);
+  if (!Array.isArray(parsed)) throw new Error('the catalog ConfigMap does not hold a list of snapshots');
+  const count = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+  const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
+  return parsed.flatMap((e: unknown): CatalogEntry[] => {
+    if (typeof e !== 'object' || e === null) return [];
+    const x = e as Record<string, unknown>;
+    const valid =
+      typeof x.id === 'string' &&
+      SNAPSHOT_ID.test(x.id) &&
+      str(x.source, 512) &&
+      str(x.time, 64) &&
+      !Number.isNaN(Date.parse(x.time as string)) &&
+      (x.type === 'full' || x.type === 'incremental') &&
+      str(x.chainId, 128) &&
+      count(x.logicalBytes) &&
+      count(x.durationMs);
+    if (!valid) return [];
+    const objects = Array.isArray(x.objects)
+      ? x.objects.filter(
+          (o): o is { name: string; records: number } =>
+            typeof o === 'object' && o !== null && str(o.name, 253) && count(o.records),
+        )
+      : undefined;
+    return [
+      {
+        id: x.id as string,
+        source: x.source as string,
+        time: x.time as string,
+        type: x.type as CatalogEntry['type'],
+        chainId: x.chainId as string,
+        logicalBytes: x.logicalBytes as number,
+        durationMs: x.durationMs as number,
+        ...(objects ? { objects: objects.map((o) => ({ name: o.name, records: o.records })) } : {}),
+      },
+    ];
+  });
+}
+
 /** The Backups to create for the catalog's snapshots that no Backup names, oldest first. */
 export function importedBackups(repository: BackupRepository, catalog: CatalogEntry[], backups: Backup[]): Backup[] {
   const named = new Set(
@@ -184,6 +232,8 @@ function catalogJob(repository: BackupRepository, name: string, settings: AgentS
     envFrom: access.envFrom,
     volumes: access.volumes,
     volumeMounts: access.volumeMounts,
+    // It writes the catalog ConfigMap: the one agent task with a token.
+    kubernetesApi: true,
   });
   if (job.spec) {
     job.spec.backoffLimit = 1;

@@ -231,58 +231,72 @@ describe('approvalRule', () => {
 describe('countApprovals', () => {
   const cases: {
     name: string;
-    approvals: string[];
+    approvals: { user: string; groups?: string[] }[];
     rule: { approverUsers?: string[]; approverGroups?: string[] };
     requestedBy?: string;
     want: string[];
   }[] = [
     {
       name: 'listed users count',
-      approvals: ['alice', 'carol'],
+      approvals: [{ user: 'alice' }, { user: 'carol' }],
       rule: APPROVAL,
       requestedBy: 'bob',
       want: ['alice', 'carol'],
     },
     {
       name: 'requester excluded',
-      approvals: ['alice', 'bob'],
+      approvals: [{ user: 'alice' }, { user: 'bob' }],
       rule: { approverUsers: ['alice', 'bob'] },
       requestedBy: 'bob',
       want: ['alice'],
     },
     {
+      name: 'requester excluded even as a member of an approver group',
+      approvals: [{ user: 'bob', groups: ['dba'] }],
+      rule: { approverGroups: ['dba'] },
+      requestedBy: 'bob',
+      want: [],
+    },
+    {
       name: 'duplicates count once',
-      approvals: ['alice', 'alice'],
+      approvals: [{ user: 'alice' }, { user: 'alice' }],
       rule: APPROVAL,
       requestedBy: 'bob',
       want: ['alice'],
     },
     {
       name: 'unlisted user ignored without groups',
-      approvals: ['mallory'],
+      approvals: [{ user: 'mallory' }],
       rule: APPROVAL,
       requestedBy: 'bob',
       want: [],
     },
     {
-      name: 'with groups, the admission policy vouched for any approver',
-      approvals: ['dave', 'bob'],
+      name: 'an approval recording an approver group counts',
+      approvals: [{ user: 'dave', groups: ['developers', 'dba'] }],
       rule: { approverGroups: ['dba'] },
       requestedBy: 'bob',
       want: ['dave'],
+    },
+    {
+      name: 'an approval recording no approver group never counts when the rule names groups',
+      approvals: [{ user: 'mallory', groups: ['developers'] }, { user: 'eve' }],
+      rule: { approverGroups: ['dba'] },
+      requestedBy: 'bob',
+      want: [],
+    },
+    {
+      name: 'groups count only against approverGroups, never as a user name',
+      approvals: [{ user: 'mallory', groups: ['alice'] }],
+      rule: APPROVAL,
+      requestedBy: 'bob',
+      want: [],
     },
     { name: 'no approvals', approvals: [], rule: APPROVAL, requestedBy: 'bob', want: [] },
   ];
   for (const c of cases)
     test(c.name, () => {
-      assert.deepEqual(
-        countApprovals(
-          c.approvals.map((user) => ({ user })),
-          c.rule,
-          c.requestedBy,
-        ),
-        c.want,
-      );
+      assert.deepEqual(countApprovals(c.approvals, c.rule, c.requestedBy), c.want);
     });
 });
 
@@ -620,7 +634,11 @@ describe('decideRestore: straight from a repository', () => {
     assert.equal(pending.status?.approvalsRequired, 1);
     assert.equal(pending.createJobs.length, 0);
 
-    const approved = { ...req, spec: { ...req.spec, approvals: [{ user: 'oncall' }] }, status: pending.status };
+    const approved = {
+      ...req,
+      spec: { ...req.spec, approvals: [{ user: 'oncall', groups: [DEFAULT_APPROVER_GROUP] }] },
+      status: pending.status,
+    };
     const d = decideRestore(observed(approved, { policies: new Map(), backups: [] }));
     assert.equal(d.status?.phase, 'Running');
     assert.equal(d.status?.repository, 'primary-eu');
@@ -711,6 +729,21 @@ describe('decideRestore: approval', () => {
     const again = decideRestore(observed({ ...req, status: d.status }, withRule));
     assert.equal(again.events.length, 0);
     assert.deepEqual(again.status, d.status);
+  });
+
+  test("a forged status (approver lists widened before the operator wrote them) counts nothing: the rule is the policy's", () => {
+    const groupRule = {
+      policies: new Map([['tenants', policy({ restore: { approval: { required: 1, approverGroups: ['dba'] } } })]]),
+    };
+    const forged = { phase: 'PendingApproval' as const, approverGroups: ['developers'], approverUsers: ['mallory'] };
+    const req = request({ requestedBy: 'bob', approvals: [{ user: 'mallory', groups: ['developers'] }] }, forged);
+    const d = decideRestore(observed(req, groupRule));
+    assert.equal(d.status?.phase, 'PendingApproval');
+    assert.equal(d.status?.approvalSummary, '0/1');
+    assert.deepEqual(d.status?.approvedBy, []);
+    assert.deepEqual(d.status?.approverGroups, ['dba'], "the operator writes the policy's rule back");
+    assert.deepEqual(d.status?.approverUsers, []);
+    assert.equal(d.createJobs.length, 0);
   });
 
   test('once enough distinct approvers approved: Approved, then running', () => {

@@ -60,10 +60,11 @@ export const FALLBACK_CODES: ReadonlySet<string> = new Set<ErrorCode>([
 ]);
 
 /**
- * The approvals that count: distinct users, never the requester. A user counts when the rule lists
- * them in approverUsers, or when the rule has approverGroups: the operator cannot see an approver's
- * groups, but the admission policy checked `request.userInfo.groups` against status.approverGroups
- * when the approval was added, so an approval that reached the object passed that check.
+ * The approvals that count: distinct users, never the requester, each by the rule read from the
+ * policy (never from status, which is only a copy for the admission policy). A user counts when the
+ * rule lists them in approverUsers, or when one of the groups their approval records is in
+ * approverGroups; the admission policy checked those groups against `request.userInfo.groups` when
+ * the approval was added, so they are the groups the API server saw.
  */
 export function countApprovals(
   approvals: RestoreRequest['spec']['approvals'],
@@ -71,11 +72,11 @@ export function countApprovals(
   requestedBy: string | undefined,
 ): string[] {
   const users = new Set(rule.approverUsers ?? []);
-  const groups = (rule.approverGroups ?? []).length > 0;
+  const groups = new Set(rule.approverGroups ?? []);
   const counted: string[] = [];
-  for (const { user } of approvals ?? []) {
+  for (const { user, groups: recorded } of approvals ?? []) {
     if (!user || user === requestedBy || counted.includes(user)) continue;
-    if (users.has(user) || groups) counted.push(user);
+    if (users.has(user) || (recorded ?? []).some((g) => groups.has(g))) counted.push(user);
   }
   return counted;
 }
