@@ -47,6 +47,13 @@ const BACKUPS = [
   backup('docs-1', '2026-03-01T04:00:00Z', 'Succeeded', {}, 'documents'),
 ];
 
+const TARGETS = [
+  { original: true },
+  { postgres: { connectionSecret: { name: 'pg-qa' }, databases: ['acme_qa*', 'billing*'] } },
+  { mysql: { connectionSecret: { name: 'my-qa' }, databases: ['*'] } },
+  { volume: { claimNames: ['*'] } },
+];
+
 function policy(spec: Partial<BackupPolicy['spec']> = {}): BackupPolicy {
   return {
     apiVersion: API,
@@ -64,6 +71,8 @@ function policy(spec: Partial<BackupPolicy['spec']> = {}): BackupPolicy {
       replicas: [{ repository: 'replica-we', region: 'westeurope' }],
       objectives: { rto: '10m' },
       ...spec,
+      // Where the tests restore to, unless a test says otherwise.
+      restore: { targets: TARGETS, ...spec.restore },
     } as BackupPolicy['spec'],
   };
 }
@@ -390,7 +399,26 @@ test('expectedCounts picks one database of a multi-database backup, without its 
 
 describe('decideRestore: phases', () => {
   test('without an approval rule it starts at once from the primary', () => {
-    const d = decideRestore(observed(request({ postRestoreSQL: 'update invoices set total = 0' })));
+    const d = decideRestore(
+      observed(request({ postRestoreScript: 'zero' }), {
+        policies: new Map([
+          [
+            'tenants',
+            policy({
+              restore: {
+                postRestoreScripts: [
+                  {
+                    name: 'zero',
+                    sql: 'update invoices set total = 0',
+                    runAs: { connectionSecret: { name: 'pg-anon' } },
+                  },
+                ],
+              },
+            }),
+          ],
+        ]),
+      }),
+    );
     assert.equal(d.status?.phase, 'Running');
     assert.equal(d.status?.backupName, 'b-2');
     assert.equal(d.status?.repository, 'primary-eu');
@@ -403,6 +431,8 @@ describe('decideRestore: phases', () => {
     assert.equal(e.TIDEMARK_SNAPSHOT, 'snap-b-2');
     assert.equal(e.TIDEMARK_RESTORE_MODE, 'new');
     assert.equal(e.TIDEMARK_POST_RESTORE_SQL, 'update invoices set total = 0');
+    assert.deepEqual(e.TIDEMARK_SCRIPT_USER, { secretKeyRef: { name: 'pg-anon', key: 'username' } });
+    assert.deepEqual(e.TIDEMARK_SCRIPT_PASSWORD, { secretKeyRef: { name: 'pg-anon', key: 'password' } });
     assert.equal(e.TIDEMARK_TARGET, 'postgresql://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/acme_qa');
     assert.deepEqual(e.PGPASSWORD, { secretKeyRef: { name: 'pg-qa', key: 'password' } });
     assert.match(String(e.TIDEMARK_REPO), /^s3:\/\/primary-eu\//);
@@ -498,7 +528,7 @@ describe('decideRestore: phases', () => {
     },
     {
       name: 'policy gone and no requester: the default approval rule cannot be applied',
-      req: request(),
+      req: request({ from: { backupName: 'docs-1' }, target: { volume: { claimName: 'docs-copy' } } }),
       over: { policies: new Map() },
       error:
         /no BackupPolicy in tenants uses repository primary-eu, so the default rule requires approval, but spec.requestedBy is empty/,
