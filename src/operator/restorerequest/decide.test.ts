@@ -773,6 +773,50 @@ describe('decideRestore: approval', () => {
   });
 });
 
+describe('decideRestore: what the policy allows', () => {
+  const withRule = { policies: new Map([['tenants', policy({ restore: { approval: APPROVAL, targets: TARGETS } })]]) };
+
+  test('a target outside the list fails before approval, with no Job, naming the rules', () => {
+    const req = request({
+      target: { postgres: { connectionSecret: { name: 'pg-qa' }, database: 'payroll' } },
+      requestedBy: 'bob',
+    });
+    const d = decideRestore(observed(req, withRule));
+    assert.equal(d.status?.phase, 'Failed');
+    assert.equal(d.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'TargetNotAllowed');
+    assert.match(
+      d.status?.error ?? '',
+      /payroll \(Secret pg-qa\) is not allowed: policy tenants allows restores into: original: true; postgres pg-qa/,
+    );
+    assert.equal(d.status?.approvalsRequired, undefined, 'nobody is asked to approve');
+    assert.equal(d.createJobs.length, 0);
+  });
+
+  test('a repository restore takes the targets of the policy the approval rule comes from', () => {
+    const req = request({
+      from: { repository: 'primary-eu', sourceName: `${ns}/tenants/acme-db` },
+      target: { postgres: { connectionSecret: { name: 'pg-other' }, database: 'acme_qa' } },
+      requestedBy: 'bob',
+    });
+    const d = decideRestore(observed(req, withRule));
+    assert.equal(d.status?.phase, 'Failed');
+    assert.match(d.status?.error ?? '', /Secret pg-other\) is not allowed: policy tenants/);
+  });
+
+  test('an unknown script fails before approval; a known one travels in the Job's env', () => {
+    const scripts = policy({
+      restore: { postRestoreScripts: [{ name: 'vacuum', sql: 'vacuum', runAsRestoreUser: true }] },
+    });
+    const policies = new Map([['tenants', scripts]]);
+    const unknown = decideRestore(observed(request({ postRestoreScript: 'nope' }), { policies }));
+    assert.equal(unknown.status?.error, 'policy tenants has no post-restore script nope (it has: vacuum)');
+    const started = decideRestore(observed(request({ postRestoreScript: 'vacuum' }), { policies }));
+    const e = env(started.createJobs[0]);
+    assert.equal(e.TIDEMARK_POST_RESTORE_SQL, 'vacuum');
+    assert.equal(e.TIDEMARK_SCRIPT_USER, undefined, 'runAsRestoreUser: the target user');
+  });
+});
+
 describe('decideRestore: running, success and fallback', () => {
   const running = (over: Partial<NonNullable<RestoreRequest['status']>> = {}) =>
     request(
