@@ -803,7 +803,7 @@ describe('decideRestore: what the policy allows', () => {
     assert.match(d.status?.error ?? '', /Secret pg-other\) is not allowed: policy tenants/);
   });
 
-  test('an unknown script fails before approval; a known one travels in the Job's env', () => {
+  test('an unknown script fails before approval; a known one travels in the Job env', () => {
     const scripts = policy({
       restore: { postRestoreScripts: [{ name: 'vacuum', sql: 'vacuum', runAsRestoreUser: true }] },
     });
