@@ -103,6 +103,11 @@ async function runPostRestoreSQL(
   sql: string,
   role: ScriptRole | undefined,
 ): Promise<void> {
+  if (role && !context.asRole)
+    throw new TidemarkError(
+      'Internal',
+      `post-restore SQL should run as role "${role.user}", but no session as it can be opened`,
+    );
   const session = role && context.asRole ? context.asRole(role) : context.psql;
   const as = role ? ` as role "${role.user}"` : '';
   if (role) await scriptGrants(context, scratch, role.user, 'grant');
