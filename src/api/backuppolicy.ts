@@ -261,7 +261,7 @@ export const backupPolicySpec = object(
           targets: optional(
             array(restoreTargetRule, {
               description:
-                "Where a restore of this policy's backups (or, when this policy's rules apply, of its repository's snapshots) may write. Absent: only the original source, with target.original: true. A target that is a source of a policy in the namespace (same Secret and database, or same PVC) counts as original.",
+                "Where a restore of this policy's backups (or, when this policy's rules apply, of its repository's snapshots) may write. Absent: only the original source, with target.original: true. A target that is a live source of a policy in the namespace (same Secret and a database it backs up, or same PVC) is refused even when listed: restoring over a source takes target.original: true.",
               maxItems: 64,
             }),
           ),
