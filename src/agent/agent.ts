@@ -92,6 +92,9 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
       : env.TIDEMARK_POST_RESTORE_SQL_FILE
         ? { postRestoreSQL: readFileSync(env.TIDEMARK_POST_RESTORE_SQL_FILE, 'utf8') }
         : {}),
+    ...(env.TIDEMARK_SCRIPT_USER
+      ? { scriptRole: { user: env.TIDEMARK_SCRIPT_USER, password: env.TIDEMARK_SCRIPT_PASSWORD ?? '' } }
+      : {}),
     env,
     onProgress,
   });

@@ -5,7 +5,7 @@ import type { Repository } from '../repository/repository.ts';
 import { restoreStream } from '../repository/restore.ts';
 import type { Snapshot } from '../repository/snapshot.ts';
 import { openDatabase, parseSourceUrl } from '../sources/open.ts';
-import type { ObjectCount, RestoreMode, Skipped } from '../sources/source.ts';
+import type { ObjectCount, RestoreMode, ScriptRole, Skipped } from '../sources/source.ts';
 import { restoreVolume } from '../sources/volume.ts';
 
 export interface RestoreRequest {
@@ -17,6 +17,8 @@ export interface RestoreRequest {
   /** Which database of a multi-database snapshot; needed only when it holds several. */
   database?: string;
   postRestoreSQL?: string;
+  /** The role postRestoreSQL runs as; absent: the target URL's user. */
+  scriptRole?: ScriptRole;
   env: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
 }
@@ -58,6 +60,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       database: location.databases[0] as string,
       mode: request.mode,
       ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
+      ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
     }),
   ]);
   return {

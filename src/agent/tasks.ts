@@ -11,6 +11,8 @@
  *   TIDEMARK_SNAPSHOT, TIDEMARK_TARGET, TIDEMARK_RESTORE_MODE, TIDEMARK_DATABASE,
  *   TIDEMARK_POST_RESTORE_SQL (the SQL itself; not secret, kept out of argv),
  *   TIDEMARK_POST_RESTORE_SQL_FILE          restore
+ *   TIDEMARK_SCRIPT_USER, TIDEMARK_SCRIPT_PASSWORD   restore: the role the post-restore SQL runs as
+ *                                           (same server as the target); absent: the restoring user
  *   TIDEMARK_REPLICA_REPO, TIDEMARK_REPLICA_KEY   replicate; the replica's provider credentials
  *                                           come prefixed REPLICA_ (two S3 repositories need two key pairs)
  *   TIDEMARK_SNAPSHOT                       forget: remove it, then prune what it freed

@@ -110,6 +110,84 @@ export const retention = object(
   { description: 'How long backups are kept in one repository.' },
 );
 
+/** Database names (or claim names) a restore may write, as globs: `*` any characters, `?` one. */
+const globs = (description: string) =>
+  array(string({ minLength: 1, maxLength: 253 }), { description, minItems: 1, maxItems: 64 });
+
+const databaseTargetRule = (engine: string) =>
+  object(
+    {
+      connectionSecret: secretRef(`The ${engine} server a restore may write, by its connection Secret.`),
+      databases: globs('Database names a restore may write on that server, as globs (e.g. qa_*).'),
+    },
+    { description: `${engine} databases a restore may write.` },
+  );
+
+const restoreTargetRule = object(
+  {
+    original: optional(
+      boolean({
+        description: 'The backed-up source itself (a request with target.original: true).',
+        rules: [{ rule: 'self', message: 'original may only be true' }],
+      }),
+    ),
+    postgres: optional(databaseTargetRule('PostgreSQL')),
+    mysql: optional(databaseTargetRule('MySQL/MariaDB')),
+    volume: optional(
+      object(
+        { claimNames: globs("PersistentVolumeClaims (in the request's namespace) a restore may write, as globs.") },
+        { description: 'Volumes a restore may write.' },
+      ),
+    ),
+  },
+  {
+    description: 'One kind of target a restore may write.',
+    rules: [
+      {
+        rule: '(has(self.original) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.mysql) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1',
+        message: 'each restore target sets exactly one of original, postgres, mysql or volume',
+      },
+    ],
+  },
+);
+
+const postRestoreScript = object(
+  {
+    name: labelName('Name a RestoreRequest picks the script by (spec.postRestoreScript).'),
+    sql: string({
+      description:
+        'SQL run on the restored database before anyone can connect to it (PostgreSQL: on the scratch copy).',
+      minLength: 1,
+      maxLength: 65536,
+    }),
+    runAs: optional(
+      object(
+        {
+          connectionSecret: secretRef(
+            "Secret with the username and password keys of the role the script runs as (host and port are the restore target's). Give it a role without superuser.",
+          ),
+        },
+        { description: 'The database role the script runs as.' },
+      ),
+    ),
+    runAsRestoreUser: optional(
+      boolean({
+        description:
+          "Run the script as the restore target's own user instead: everything that user may do, for a superuser including COPY ... TO PROGRAM (a shell on the database server). Must be stated explicitly.",
+        rules: [{ rule: 'self', message: 'runAsRestoreUser may only be true; omit it and set runAs' }],
+      }),
+    ),
+  },
+  {
+    rules: [
+      {
+        rule: 'has(self.runAs) != has(self.runAsRestoreUser)',
+        message: 'set either runAs.connectionSecret (a role without superuser) or runAsRestoreUser: true',
+      },
+    ],
+  },
+);
+
 const replica = object({
   repository: objectName('BackupRepository that receives a copy of every backup.'),
   region: labelName(
@@ -179,6 +257,22 @@ export const backupPolicySpec = object(
                 ],
               },
             ),
+          ),
+          targets: optional(
+            array(restoreTargetRule, {
+              description:
+                "Where a restore of this policy's backups (or, when this policy's rules apply, of its repository's snapshots) may write. Absent: only the original source, with target.original: true. A target that is a live source of a policy in the namespace (same Secret and a database it backs up, or same PVC) is refused even when listed: restoring over a source takes target.original: true.",
+              maxItems: 64,
+            }),
+          ),
+          postRestoreScripts: optional(
+            array(postRestoreScript, {
+              description:
+                'SQL scripts a RestoreRequest may run on the restored database, by name (spec.postRestoreScript); a request carries no SQL of its own.',
+              maxItems: 32,
+              'x-kubernetes-list-type': 'map',
+              'x-kubernetes-list-map-keys': ['name'],
+            }),
           ),
         },
         { description: "Rules for restores of this policy's backups." },
@@ -285,3 +379,6 @@ export type BackupPolicySpec = TypeOf<typeof backupPolicySpec>;
 export type BackupPolicyStatus = TypeOf<typeof backupPolicyStatus>;
 export type Source = BackupPolicySpec['sources'][number];
 export type Retention = TypeOf<typeof retention>;
+export type RestoreRules = NonNullable<BackupPolicySpec['restore']>;
+export type RestoreTargetRule = NonNullable<RestoreRules['targets']>[number];
+export type PostRestoreScript = NonNullable<RestoreRules['postRestoreScripts']>[number];

@@ -120,11 +120,10 @@ export const restoreRequestSpec = object(
         default: 'refuse',
       }),
     ),
-    postRestoreSQL: optional(
-      string({
-        description: 'SQL run on the restored database, e.g. anonymisation for a QA copy.',
-        maxLength: 65536,
-      }),
+    postRestoreScript: optional(
+      labelName(
+        'A post-restore script of the policy (spec.restore.postRestoreScripts), by name, run on the restored database before anyone can connect to it, e.g. anonymisation for a QA copy.',
+      ),
     ),
     requestedBy: optional(
       string({
@@ -157,7 +156,7 @@ export const restoreRequestSpec = object(
   {
     rules: [
       {
-        rule: 'self.from == oldSelf.from && self.target == oldSelf.target && self.mode == oldSelf.mode && ((has(self.postRestoreSQL) && has(oldSelf.postRestoreSQL) && self.postRestoreSQL == oldSelf.postRestoreSQL) || (!has(self.postRestoreSQL) && !has(oldSelf.postRestoreSQL)))',
+        rule: 'self.from == oldSelf.from && self.target == oldSelf.target && self.mode == oldSelf.mode && ((has(self.postRestoreScript) && has(oldSelf.postRestoreScript) && self.postRestoreScript == oldSelf.postRestoreScript) || (!has(self.postRestoreScript) && !has(oldSelf.postRestoreScript)))',
         message: 'only approvals may change after a RestoreRequest is created',
       },
       {
@@ -177,9 +176,9 @@ export const restoreRequestSpec = object(
         reason: 'FieldValueForbidden',
       },
       {
-        rule: '!has(self.postRestoreSQL) || has(self.target.postgres) || has(self.target.mysql) || has(self.target.original)',
-        message: 'postRestoreSQL needs a database target',
-        fieldPath: '.postRestoreSQL',
+        rule: '!has(self.postRestoreScript) || has(self.target.postgres) || has(self.target.mysql) || has(self.target.original)',
+        message: 'postRestoreScript needs a database target',
+        fieldPath: '.postRestoreScript',
       },
       {
         rule: '!has(self.requestedBy) || !has(self.approvals) || self.approvals.all(a, a.user != self.requestedBy)',

@@ -27,6 +27,12 @@ export interface DatabaseDump {
 
 export type RestoreMode = 'new' | 'replace';
 
+/** Credentials of a database role (username and password keys of its Secret). */
+export interface ScriptRole {
+  user: string;
+  password: string;
+}
+
 export interface DatabaseRestoreOptions {
   /** Database to restore into (created when missing). */
   database: string;
@@ -37,6 +43,8 @@ export interface DatabaseRestoreOptions {
   mode: RestoreMode;
   /** SQL run on the restored database afterwards (e.g. anonymisation for a QA copy). */
   postRestoreSQL?: string;
+  /** The role postRestoreSQL runs as, connecting to the same server; absent: the restoring user. */
+  scriptRole?: ScriptRole;
 }
 
 export interface DatabaseRestoreResult {

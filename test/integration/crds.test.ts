@@ -321,6 +321,42 @@ const invalidOnCreate: InvalidCase[] = [
     says: 'needs approverGroups or approverUsers',
   },
   {
+    name: 'policy: restore target of two kinds',
+    example: 'backuppolicy-tenants.yaml',
+    mutate: (m) => {
+      spec(m).restore.targets[1].volume = { claimNames: ['x'] };
+    },
+    field: 'spec.restore.targets[1]',
+    says: 'exactly one of original, postgres, mysql or volume',
+  },
+  {
+    name: 'policy: post-restore script without a role',
+    example: 'backuppolicy-tenants.yaml',
+    mutate: (m) => {
+      delete spec(m).restore.postRestoreScripts[0].runAs;
+    },
+    field: 'spec.restore.postRestoreScripts[0]',
+    says: 'set either runAs.connectionSecret (a role without superuser) or runAsRestoreUser: true',
+  },
+  {
+    name: 'policy: post-restore script with a role and the restore user',
+    example: 'backuppolicy-tenants.yaml',
+    mutate: (m) => {
+      spec(m).restore.postRestoreScripts[0].runAsRestoreUser = true;
+    },
+    field: 'spec.restore.postRestoreScripts[0]',
+    says: 'set either runAs.connectionSecret',
+  },
+  {
+    name: 'restore: SQL in the request',
+    example: 'restorerequest-qa-copy.yaml',
+    mutate: (m) => {
+      spec(m).postRestoreSQL = 'select 1';
+    },
+    field: 'spec.postRestoreSQL',
+    says: 'unknown field',
+  },
+  {
     name: 'policy: unknown field',
     example: 'backuppolicy-tenants.yaml',
     mutate: (m) => {

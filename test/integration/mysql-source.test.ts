@@ -333,6 +333,32 @@ describe('MySQL source', () => {
     assert.equal(await scalar('SELECT COUNT(*) FROM customers', 'shop_at_backup'), String(CUSTOMERS));
   });
 
+  test('post-restore SQL with a script role runs as that user; what it holds no grant for fails and the restore is undone', async () => {
+    const role = { user: 'anonymiser', password: 'anonymiser-secret-7' };
+    await db.sql(
+      `CREATE USER '${role.user}'@'%' IDENTIFIED BY '${role.password}'; GRANT SELECT, UPDATE ON \`shop\\_anon%\`.* TO '${role.user}'@'%';`,
+    );
+    await restoreFrom(quiet, 'shop.sql', {
+      database: 'shop_anon',
+      mode: 'new',
+      postRestoreSQL: 'UPDATE customers SET name = CURRENT_USER();',
+      scriptRole: role,
+    });
+    assert.match(await scalar('SELECT DISTINCT name FROM customers', 'shop_anon'), /^anonymiser@/);
+    await assert.rejects(
+      restoreFrom(quiet, 'shop.sql', {
+        database: 'shop_anon2',
+        mode: 'new',
+        postRestoreSQL: "CREATE USER 'evil'@'%';",
+        scriptRole: role,
+      }),
+      (error: TidemarkError) => /post-restore SQL as user anonymiser failed.*denied/s.test(error.message),
+    );
+    assert.equal(await scalar("SELECT COUNT(*) FROM mysql.user WHERE user = 'evil'"), '0');
+    assert.equal(await scalar("SHOW DATABASES LIKE 'shop\\_anon2'"), '');
+    await db.sql(`DROP DATABASE shop_anon; DROP USER '${role.user}'@'%';`); // the all-databases test lists what is left
+  });
+
   test('a failed restore leaves no half-restored database', async () => {
     const exists = async (name: string) => (await scalar(`SHOW DATABASES LIKE '${name}'`)) === name;
     const statements = 'CREATE TABLE t (id INT PRIMARY KEY);\nINSERT INTO t VALUES (1),(2);\n';

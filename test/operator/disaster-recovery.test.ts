@@ -123,7 +123,14 @@ function backupObject(name: string) {
 
 describe('restores that wait for their Backup', () => {
   test('requests created before their Backup (by name, and latest of policy + source) wait in Pending, then restore once it succeeded', async () => {
-    await env.apply([volumePolicy(namespace, 'docs', { full: { every: '1h' }, suspend: true })]);
+    await env.apply([
+      volumePolicy(
+        namespace,
+        'docs',
+        { full: { every: '1h' }, suspend: true },
+        { restore: { targets: [{ volume: { claimNames: ['wait-*'] } }] } },
+      ),
+    ]);
     await createRestore('wait-by-name', {
       from: { backupName: 'docs-first' },
       target: { volume: { claimName: 'wait-by-name' } },

@@ -38,7 +38,11 @@ before(async () => {
       env.namespace,
       'restart',
       { full: { every: '15s', anchor: '2026-01-01T00:00:00Z' } },
-      { replicas: [{ repository: 'replica', region: 'westeurope' }], objectives: { rpo: '2m' } },
+      {
+        replicas: [{ repository: 'replica', region: 'westeurope' }],
+        objectives: { rpo: '2m' },
+        restore: { targets: [{ volume: { claimNames: ['restored'] } }] },
+      },
     ),
   ]);
 });

@@ -183,7 +183,10 @@ describe('retention keeps what it says (finding 11)', () => {
     await env.apply([
       volumePolicy(env.namespace, 'restored', every('5s'), {
         retention: { keepLastFull: 1 },
-        restore: { approval: { required: 1, approverUsers: ['carol@acme.example'] } },
+        restore: {
+          approval: { required: 1, approverUsers: ['carol@acme.example'] },
+          targets: [{ volume: { claimNames: ['scratch'] } }],
+        },
       }),
     ]);
     await env.apply([

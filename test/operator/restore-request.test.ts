@@ -1,7 +1,7 @@
 // RestoreRequests end to end on the real control plane: a policy with a PostgreSQL tenant database,
 // primary on the S3 server, replica on Azurite, an approval rule and an RTO objective. One on-demand
-// Backup is taken and replicated; a developer's request restores it into a new QA database with
-// post-restore SQL once someone else in the approver group approved it (the admission policy of
+// Backup is taken and replicated; a developer's request restores it into a new QA database (one the
+// policy lists) with the policy's anonymise script once someone else in the approver group approved it (the admission policy of
 // deploy/ enforces who may approve); with the S3 server stopped a second request falls back to the
 // replica.
 // SPEC R-RESTORE, R-OBJ.
@@ -17,6 +17,7 @@ import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment } from 
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const namespace = 'tenants';
+const ANONYMISE = "update invoices set customer = 'customer ' || id::text || ' (anonymised)'";
 /** A requester, a colleague outside the approver group, and an on-call approver. */
 const A = { user: 'dev@acme.example', groups: ['developers'] };
 const B = { user: 'colleague@acme.example', groups: ['developers'] };
@@ -52,7 +53,12 @@ before(async () => {
         repository: 'primary',
         replicas: [{ repository: 'replica', region: 'westeurope' }],
         objectives: { rpo: '1h', rto: '15m' },
-        restore: { approval: { required: 1, approverGroups: ['platform-oncall'] } },
+        restore: {
+          approval: { required: 1, approverGroups: ['platform-oncall'] },
+          targets: [{ postgres: { connectionSecret: { name: 'pg-main' }, databases: ['acme_qa*'] } }],
+          // The restore user of pg-main, a superuser, by explicit choice (restore-policy.test.ts runs scripts as a role).
+          postRestoreScripts: [{ name: 'anonymise', sql: ANONYMISE, runAsRestoreUser: true }],
+        },
         allowedRegions: ['us-east-1', 'westeurope'],
       },
     },
@@ -132,8 +138,6 @@ async function requestRestore(person: typeof A, name: string, spec: Record<strin
   await kubectlAs(cluster, person, ['create', '-f', '-'], restoreRequest(name, { ...spec, requestedBy: person.user }));
 }
 
-const anonymise = "update invoices set customer = 'customer ' || id::text || ' (anonymised)'";
-
 describe('restore requests end to end', () => {
   let backup: Backup;
 
@@ -147,11 +151,11 @@ describe('restore requests end to end', () => {
     assert.deepEqual(backup.status?.objects, [{ name: 'public.invoices', records: 5000 }]);
   });
 
-  test('A requests; neither A nor B outside the group can approve; once C in the group approves it restores into a new database with post-restore SQL and records the RTO', async () => {
+  test('A requests; neither A nor B outside the group can approve; once C in the group approves it restores into a new database with the policy post-restore script and records the RTO', async () => {
     await requestRestore(A, 'acme-qa', {
       from: { backupName: 'acme-on-demand' },
       target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa' } },
-      postRestoreSQL: anonymise,
+      postRestoreScript: 'anonymise',
     });
     const pending = await waitFor<RestoreRequest>(
       'restorerequests',
@@ -195,7 +199,7 @@ describe('restore requests end to end', () => {
     assert.equal(
       await postgres.psql("select count(*) from invoices where customer like '%(anonymised)'", 'acme_qa'),
       '5000\n',
-      'post-restore SQL ran',
+      'the post-restore script ran',
     );
     assert.equal(
       await postgres.psql("select count(*) from invoices where customer like '%(anonymised)'", 'acme'),

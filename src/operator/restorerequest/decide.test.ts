@@ -47,6 +47,13 @@ const BACKUPS = [
   backup('docs-1', '2026-03-01T04:00:00Z', 'Succeeded', {}, 'documents'),
 ];
 
+const TARGETS = [
+  { original: true },
+  { postgres: { connectionSecret: { name: 'pg-qa' }, databases: ['acme_qa*', 'billing*'] } },
+  { mysql: { connectionSecret: { name: 'my-qa' }, databases: ['*'] } },
+  { volume: { claimNames: ['*'] } },
+];
+
 function policy(spec: Partial<BackupPolicy['spec']> = {}): BackupPolicy {
   return {
     apiVersion: API,
@@ -64,6 +71,8 @@ function policy(spec: Partial<BackupPolicy['spec']> = {}): BackupPolicy {
       replicas: [{ repository: 'replica-we', region: 'westeurope' }],
       objectives: { rto: '10m' },
       ...spec,
+      // Where the tests restore to, unless a test says otherwise.
+      restore: { targets: TARGETS, ...spec.restore },
     } as BackupPolicy['spec'],
   };
 }
@@ -404,7 +413,26 @@ test('expectedCounts picks one database of a multi-database backup, without its 
 
 describe('decideRestore: phases', () => {
   test('without an approval rule it starts at once from the primary', () => {
-    const d = decideRestore(observed(request({ postRestoreSQL: 'update invoices set total = 0' })));
+    const d = decideRestore(
+      observed(request({ postRestoreScript: 'zero' }), {
+        policies: new Map([
+          [
+            'tenants',
+            policy({
+              restore: {
+                postRestoreScripts: [
+                  {
+                    name: 'zero',
+                    sql: 'update invoices set total = 0',
+                    runAs: { connectionSecret: { name: 'pg-anon' } },
+                  },
+                ],
+              },
+            }),
+          ],
+        ]),
+      }),
+    );
     assert.equal(d.status?.phase, 'Running');
     assert.equal(d.status?.backupName, 'b-2');
     assert.equal(d.status?.repository, 'primary-eu');
@@ -417,6 +445,8 @@ describe('decideRestore: phases', () => {
     assert.equal(e.TIDEMARK_SNAPSHOT, 'snap-b-2');
     assert.equal(e.TIDEMARK_RESTORE_MODE, 'new');
     assert.equal(e.TIDEMARK_POST_RESTORE_SQL, 'update invoices set total = 0');
+    assert.deepEqual(e.TIDEMARK_SCRIPT_USER, { secretKeyRef: { name: 'pg-anon', key: 'username' } });
+    assert.deepEqual(e.TIDEMARK_SCRIPT_PASSWORD, { secretKeyRef: { name: 'pg-anon', key: 'password' } });
     assert.equal(e.TIDEMARK_TARGET, 'postgresql://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/acme_qa');
     assert.deepEqual(e.PGPASSWORD, { secretKeyRef: { name: 'pg-qa', key: 'password' } });
     assert.match(String(e.TIDEMARK_REPO), /^s3:\/\/primary-eu\//);
@@ -512,7 +542,7 @@ describe('decideRestore: phases', () => {
     },
     {
       name: 'policy gone and no requester: the default approval rule cannot be applied',
-      req: request(),
+      req: request({ from: { backupName: 'docs-1' }, target: { volume: { claimName: 'docs-copy' } } }),
       over: { policies: new Map() },
       error:
         /no BackupPolicy in tenants uses repository primary-eu, so the default rule requires approval, but spec.requestedBy is empty/,
@@ -773,6 +803,50 @@ describe('decideRestore: approval', () => {
     const newer = [...BACKUPS, backup('b-9', '2026-03-02T09:59:00Z')];
     const again = decideRestore(observed({ ...req, status: first.status }, { ...withRule, backups: newer }));
     assert.equal(again.status?.backupName, 'b-2');
+  });
+});
+
+describe('decideRestore: what the policy allows', () => {
+  const withRule = { policies: new Map([['tenants', policy({ restore: { approval: APPROVAL, targets: TARGETS } })]]) };
+
+  test('a target outside the list fails before approval, with no Job, naming the rules', () => {
+    const req = request({
+      target: { postgres: { connectionSecret: { name: 'pg-qa' }, database: 'payroll' } },
+      requestedBy: 'bob',
+    });
+    const d = decideRestore(observed(req, withRule));
+    assert.equal(d.status?.phase, 'Failed');
+    assert.equal(d.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason, 'TargetNotAllowed');
+    assert.match(
+      d.status?.error ?? '',
+      /payroll \(Secret pg-qa\) is not allowed: policy tenants allows restores into: original: true; postgres pg-qa/,
+    );
+    assert.equal(d.status?.approvalsRequired, undefined, 'nobody is asked to approve');
+    assert.equal(d.createJobs.length, 0);
+  });
+
+  test('a repository restore takes the targets of the policy the approval rule comes from', () => {
+    const req = request({
+      from: { repository: 'primary-eu', sourceName: `${ns}/tenants/acme-db` },
+      target: { postgres: { connectionSecret: { name: 'pg-other' }, database: 'acme_qa' } },
+      requestedBy: 'bob',
+    });
+    const d = decideRestore(observed(req, withRule));
+    assert.equal(d.status?.phase, 'Failed');
+    assert.match(d.status?.error ?? '', /Secret pg-other\) is not allowed: policy tenants/);
+  });
+
+  test('an unknown script fails before approval; a known one travels in the Job env', () => {
+    const scripts = policy({
+      restore: { postRestoreScripts: [{ name: 'vacuum', sql: 'vacuum', runAsRestoreUser: true }] },
+    });
+    const policies = new Map([['tenants', scripts]]);
+    const unknown = decideRestore(observed(request({ postRestoreScript: 'nope' }), { policies }));
+    assert.equal(unknown.status?.error, 'policy tenants has no post-restore script nope (it has: vacuum)');
+    const started = decideRestore(observed(request({ postRestoreScript: 'vacuum' }), { policies }));
+    const e = env(started.createJobs[0]);
+    assert.equal(e.TIDEMARK_POST_RESTORE_SQL, 'vacuum');
+    assert.equal(e.TIDEMARK_SCRIPT_USER, undefined, 'runAsRestoreUser: the target user');
   });
 });
 

@@ -16,6 +16,7 @@ import {
   resolveRepository,
   type Wait,
 } from './resolve.ts';
+import { checkTarget, chooseScript } from './rules.ts';
 
 export interface RestoreObserved {
   request: RestoreRequest;
@@ -243,6 +244,17 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
   const resolvedTarget = resolveTarget(request, backup, policy);
   if ('reason' in resolvedTarget) return fail(resolvedTarget.reason, resolvedTarget.message);
   const { target } = resolvedTarget;
+  // Refused before anyone approves: an approver approves a restore the policy allows, not a request's wishes.
+  const refused = checkTarget(
+    request,
+    target,
+    approval.policy,
+    observed.policies.values(),
+    repository.metadata.name ?? '',
+  );
+  if (refused) return fail(refused.reason, refused.message);
+  const chosen = chooseScript(request, approval.policy);
+  if ('reason' in chosen) return fail(chosen.reason, chosen.message);
   if (target.kind === 'volume' && observed.claims && !observed.claims.has(target.claimName))
     return fail('InvalidTarget', `PersistentVolumeClaim ${target.claimName} does not exist`);
 
@@ -289,6 +301,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
       repository,
       snapshot,
       target,
+      script: chosen.script,
       name,
       settings: observed.settings,
     }),
@@ -453,7 +466,8 @@ function decideRunning(
         observed.repositories.has(r.repository),
     );
     const target = backup && policy ? resolveTarget(request, backup, policy) : undefined;
-    if (replica && backup && target && 'target' in target) {
+    const chosen = chooseScript(request, policy);
+    if (replica && backup && target && 'target' in target && !('reason' in chosen)) {
       const name = restoreJobName(request, replica.repository);
       decision.createJobs.push(
         restoreJob({
@@ -463,6 +477,7 @@ function decideRunning(
           repository: observed.repositories.get(replica.repository) as BackupRepository,
           snapshot: { id: replica.snapshotId ?? backup.status?.snapshotId ?? '' },
           target: target.target,
+          script: chosen.script,
           name,
           settings: observed.settings,
         }),

@@ -1,4 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
+import type { PostRestoreScript } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import { type AgentSettings, agentJob, DATA_MOUNT, LABELS, ownedJobName } from '../backup/job.ts';
 import { repositoryAccess } from '../backup/repository-env.ts';
@@ -62,7 +63,8 @@ export function targetAccess(target: RestoreTarget): {
  * `target`, owned by the RestoreRequest. It runs the agent's `restore` task once (backoffLimit 0,
  * disruptions not counted): a failed restore is the operator's to retry (from a replica), and
  * retrying a deterministic failure such as a non-empty target only delays the answer. The
- * post-restore SQL travels in an env var, never in argv. Pure: same inputs, same Job.
+ * post-restore script (the policy's, never the request's) travels in an env var, never in argv, with
+ * the credentials of the role it runs as. Pure: same inputs, same Job.
  */
 export function restoreJob(options: {
   request: RestoreRequest;
@@ -71,6 +73,7 @@ export function restoreJob(options: {
   repository: BackupRepository;
   snapshot: SnapshotChoice;
   target: RestoreTarget;
+  script?: PostRestoreScript | undefined;
   name: string;
   settings: AgentSettings;
 }): k8s.V1Job {
@@ -103,7 +106,7 @@ export function restoreJob(options: {
           ]),
       { name: 'TIDEMARK_RESTORE_MODE', value: spec.mode === 'replace' ? 'replace' : 'new' },
       ...(spec.target.database ? [{ name: 'TIDEMARK_DATABASE', value: spec.target.database }] : []),
-      ...(spec.postRestoreSQL ? [{ name: 'TIDEMARK_POST_RESTORE_SQL', value: spec.postRestoreSQL }] : []),
+      ...scriptEnv(options.script),
     ],
     envFrom: repo.envFrom,
     volumes: [...target.volumes, ...repo.volumes],
@@ -116,4 +119,23 @@ export function restoreJob(options: {
     };
   }
   return job;
+}
+
+/**
+ * The policy's post-restore script and, unless the policy opted into the restore user, the role it
+ * runs as: the username and password of its own connection Secret (the agent connects as that role).
+ */
+export function scriptEnv(script: PostRestoreScript | undefined): k8s.V1EnvVar[] {
+  if (!script) return [];
+  const secret = script.runAs?.connectionSecret.name;
+  const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
+    name,
+    valueFrom: { secretKeyRef: { name: secret ?? '', key } },
+  });
+  return [
+    { name: 'TIDEMARK_POST_RESTORE_SQL', value: script.sql },
+    ...(secret
+      ? [fromSecret('TIDEMARK_SCRIPT_USER', 'username'), fromSecret('TIDEMARK_SCRIPT_PASSWORD', 'password')]
+      : []),
+  ];
 }

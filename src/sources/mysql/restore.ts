@@ -50,11 +50,17 @@ export async function restoreDatabase(
   try {
     await replay(connection, database, data, context);
     if (options.postRestoreSQL) {
-      const post = startTool(connection, findTool('client'), [...REPLAY_OPTIONS, `--database=${database}`]);
+      // As the script's role when given: it needs its own grants on the target database (the DBA's).
+      const role = options.scriptRole;
+      const as = role ? { ...connection, user: role.user, password: role.password } : connection;
+      const post = startTool(as, findTool('client'), [...REPLAY_OPTIONS, `--database=${database}`]);
       post.child.stdin.end(options.postRestoreSQL);
       const code = await post.exited;
       if (code !== 0)
-        throw new TidemarkError('InvalidArgument', `${context}: post-restore SQL failed: ${post.stderrTail() || code}`);
+        throw new TidemarkError(
+          'InvalidArgument',
+          `${context}: post-restore SQL${role ? ` as user ${role.user}` : ''} failed: ${post.stderrTail() || code}`,
+        );
     }
   } catch (error) {
     const undo = `DROP DATABASE IF EXISTS ${name};${target.exists ? ` ${create};` : ''}`;

@@ -110,7 +110,12 @@ export class PostgresSource implements DatabaseSource {
     try {
       const tools = await this.findTools();
       const psql = new Psql(tools.psql, this.connection, tools.stdbuf);
-      context = { psql, password: this.connection.password, server: this.server() };
+      context = {
+        psql,
+        password: this.connection.password,
+        server: this.server(),
+        asRole: (role) => new Psql(tools.psql, { ...this.connection, user: role.user, password: role.password }),
+      };
     } catch (error) {
       data.destroy();
       throw error;

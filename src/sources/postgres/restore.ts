@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
-import type { DatabaseRestoreOptions, DatabaseRestoreResult } from '../source.ts';
+import type { DatabaseRestoreOptions, DatabaseRestoreResult, ScriptRole } from '../source.ts';
 import { type Psql, summarizeStderr } from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
 import { pairCopyTags } from './copy-tags.ts';
@@ -12,6 +12,8 @@ export interface RestoreContext {
   password: string | undefined;
   /** Names the target server in errors. */
   server: string;
+  /** A session on the same server as another role (the one post-restore SQL runs as). */
+  asRole?: (role: ScriptRole) => Psql;
 }
 
 /** The context once connected: the server's version decides how databases are dropped. */
@@ -74,14 +76,7 @@ export async function restoreDatabase(
       );
     const tables = blocks.objects().map((table) => table.name);
     const objects = pairCopyTags(tables, restored.copied, `restoring "${target}" on ${server}, target left unchanged`);
-    if (postRestoreSQL) {
-      const post = await psql.command(scratch, postRestoreSQL);
-      if (post.code !== 0)
-        throw new TidemarkError(
-          'InvalidArgument',
-          `post-restore SQL failed on the restored copy of "${target}", target left unchanged: ${summarizeStderr(post.stderr, context.password)}`,
-        );
-    }
+    if (postRestoreSQL) await runPostRestoreSQL(connected, scratch, target, postRestoreSQL, options.scriptRole);
     await dropTarget(connected, maintenance, target, options.mode);
     created = false; // the target is gone: from here on the scratch database holds the only copy
     await renameScratch(connected, maintenance, scratch, target);
@@ -92,6 +87,53 @@ export async function restoreDatabase(
   } finally {
     if (!data.readableEnded) data.destroy();
   }
+}
+
+/**
+ * Runs the post-restore SQL on the scratch database: as the restoring user, or connected as
+ * `role`, which gets for the script's duration what anonymising data needs and no more (CONNECT and
+ * TEMPORARY on the database; USAGE on its schemas; SELECT, INSERT, UPDATE, DELETE, TRUNCATE on its
+ * tables and USAGE, SELECT, UPDATE on its sequences), revoked again before the copy takes the
+ * target's place. The role itself must exist on the server; whatever else it may do is its own.
+ */
+async function runPostRestoreSQL(
+  context: Connected,
+  scratch: string,
+  target: string,
+  sql: string,
+  role: ScriptRole | undefined,
+): Promise<void> {
+  if (role && !context.asRole)
+    throw new TidemarkError(
+      'Internal',
+      `post-restore SQL should run as role "${role.user}", but no session as it can be opened`,
+    );
+  const session = role && context.asRole ? context.asRole(role) : context.psql;
+  const as = role ? ` as role "${role.user}"` : '';
+  if (role) await scriptGrants(context, scratch, role.user, 'grant');
+  const post = await session.command(scratch, sql);
+  if (post.code !== 0)
+    throw new TidemarkError(
+      'InvalidArgument',
+      `post-restore SQL${as} failed on the restored copy of "${target}", target left unchanged: ${summarizeStderr(post.stderr, role?.password ?? context.password)}`,
+    );
+  if (role) await scriptGrants(context, scratch, role.user, 'revoke');
+}
+
+async function scriptGrants(context: Connected, scratch: string, role: string, verb: 'grant' | 'revoke') {
+  const to = verb === 'grant' ? 'to' : 'from';
+  // \gexec runs each generated statement; format(%I) quotes every schema name.
+  const sql = `${verb} connect, temporary on database :"scratch" ${to} :"role";
+    select format('${verb} usage on schema %1$I ${to} %2$I;
+                   ${verb} select, insert, update, delete, truncate on all tables in schema %1$I ${to} %2$I;
+                   ${verb} usage, select, update on all sequences in schema %1$I ${to} %2$I', nspname, :'role')
+      from pg_catalog.pg_namespace
+     where nspname <> 'information_schema' and nspname not like 'pg\\_%'
+    \\gexec`;
+  await context.psql.query(scratch, sql, {
+    vars: { scratch, role },
+    doing: `${verb === 'grant' ? 'granting' : 'revoking'} role "${role}" the post-restore script's privileges on the restored copy on ${context.server}`,
+  });
 }
 
 async function* copyBlocks(data: Readable, blocks: CopyCounter): AsyncGenerator<Buffer> {
