@@ -65,7 +65,10 @@ before(async () => {
       {
         replicas: [{ repository: 'replica', region: 'westeurope' }],
         allowedRegions: ['us-east-1', 'westeurope'],
-        restore: { approval: { required: 1, approverGroups: ['platform-oncall'] } },
+        restore: {
+          approval: { required: 1, approverGroups: ['platform-oncall'] },
+          targets: [{ volume: { claimNames: ['documents-copy'] } }],
+        },
       },
     ),
   ]);
