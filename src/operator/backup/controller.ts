@@ -1,11 +1,16 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
+import {
+  deleteJobsThatCannotStart,
+  observeJobs,
+  ownerKeysOf,
+  recheckRunningJobsMs,
+  runningJobRecheckMs,
+} from '../runtime/agent-result.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
-import { POD_START_TIMEOUT_MS } from './job.ts';
 import {
   createVolumeSnapshotObjects,
   deleteVolumeSnapshotObjects,
@@ -62,8 +67,7 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
       await deleteJobsThatCannotStart(ctx, observed.jobs);
       const running = decision.status?.phase === 'Running' || decision.createJobs.length > 0;
       const requeue = [
-        running ? Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS) : undefined,
-        recheckRunningJobsMs(ctx, observed.jobs),
+        running ? runningJobRecheckMs(ctx) : recheckRunningJobsMs(ctx, observed.jobs),
         decision.requeueAfterMs,
       ].filter((ms): ms is number => ms !== undefined);
       return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;

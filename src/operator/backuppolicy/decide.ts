@@ -8,6 +8,7 @@ import { type HoldContext, holdsOn } from '../retention/holds.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { type ConditionInput, setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { newestFirst } from '../runtime/time.ts';
 import { replicaHealth } from './replicas.ts';
 import { rpoVerdict, type SourceFreshness } from './rpo.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
@@ -97,9 +98,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     // retention's no more: it counts for no-overlap and slots only.
     const live = mine.filter((b) => !b.metadata.deletionTimestamp);
     const succeeded = live.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
-    const lastSuccess = succeeded.sort((a, b) =>
-      (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''),
-    )[0];
+    const lastSuccess = newestFirst(succeeded, (b) => b.status?.completionTime)[0];
     const newest = mine[mine.length - 1];
     const sourceStatus: NonNullable<BackupPolicyStatus['sources']>[number] = { name: source.name };
     if (newest) {

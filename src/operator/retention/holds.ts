@@ -6,9 +6,8 @@
  * - a snapshot inside its repository's `spec.immutability.period` (its completion in that repository
  *   plus the period is still ahead): held in that repository until the period ends.
  */
-import type { BackupStatus } from '../../api/backup.ts';
-import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
+import { immutableUntil } from '../../repository/immutability.ts';
 
 export interface Hold {
   reason: string;
@@ -30,26 +29,21 @@ export function holdsOn(backup: Backup, repository: string, context: HoldContext
   const holds: Hold[] = context.restores
     .filter((r) => !ended(r) && (r.spec.from.backupName === name || r.status?.backupName === name))
     .map((r) => ({ reason: `RestoreRequest ${r.metadata.name} has not ended` }));
-  const until = immutableUntil(backup, repository, context.repositories.get(repository));
-  if (until && until > context.now)
-    holds.push({ reason: `immutable in ${repository} until ${until.toISOString()}`, until });
+  const until = heldUntil(backup, repository, context.repositories.get(repository), context.now);
+  if (until) holds.push({ reason: `immutable in ${repository} until ${until.toISOString()}`, until });
   return holds;
 }
 
-/** The end of the immutability period of the snapshot `backup` holds in `repository`, if any. */
-function immutableUntil(backup: Backup, repository: string, spec: BackupRepository | undefined): Date | undefined {
-  const period = spec?.spec.immutability?.period;
-  if (!period || backup.status?.phase !== 'Succeeded') return undefined;
+/** The end of the immutability period of the snapshot `backup` holds in `repository`, if still ahead. */
+function heldUntil(
+  backup: Backup,
+  repository: string,
+  spec: BackupRepository | undefined,
+  now: Date,
+): Date | undefined {
+  if (backup.status?.phase !== 'Succeeded') return undefined;
   const entry = backup.status.repositories?.find((r) => r.repository === repository);
   if (entry && entry.state !== 'Succeeded') return undefined;
-  const written = snapshotTime(entry, backup.status);
-  return written ? new Date(written.getTime() + parseDuration(period)) : undefined;
-}
-
-function snapshotTime(
-  entry: NonNullable<BackupStatus['repositories']>[number] | undefined,
-  status: BackupStatus,
-): Date | undefined {
-  const iso = entry?.completionTime ?? status.completionTime;
-  return iso ? new Date(iso) : undefined;
+  const written = entry?.completionTime ?? backup.status.completionTime;
+  return written ? immutableUntil(written, spec?.spec.immutability?.period, now) : undefined;
 }

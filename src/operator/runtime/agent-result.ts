@@ -3,7 +3,7 @@ import type { AgentResult } from '../../agent/result.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
 import { OWNER_ANNOTATIONS, POD_START_TIMEOUT_MS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
-import { newestFirst } from './time.ts';
+import { instant, newestFirst } from './time.ts';
 
 /** The agent's result: the termination message of the Job's newest pod that ended. */
 export async function resultOf(ctx: OperatorContext, namespace: string, job: string): Promise<AgentResult | undefined> {
@@ -65,7 +65,7 @@ const CANNOT_START = new Set([
 export function podCannotStart(pods: k8s.V1Pod[], now: Date, timeoutMs: number): string | undefined {
   for (const pod of pods) {
     if (pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Pending') continue;
-    const waited = now.getTime() - new Date(pod.metadata?.creationTimestamp ?? now).getTime();
+    const waited = now.getTime() - (instant(pod.metadata?.creationTimestamp) ?? now.getTime());
     if (waited < timeoutMs) continue;
     for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const waiting = status.state?.waiting;
@@ -87,24 +87,40 @@ export async function observeJobs(ctx: OperatorContext, owner: JobOwner): Promis
   const jobs = (ctx.informers.jobs.list(namespace) as k8s.V1Job[]).filter((j) => isJobOf(j, owner));
   const observed = new Map<string, JobObserved>();
   const now = ctx.now();
+  const timeoutMs = podStartTimeoutMs(ctx);
   for (const job of jobs) {
     const name = job.metadata?.name ?? '';
     let entry: JobObserved = { job };
     if (jobOutcome(job)) {
       const result = await resultOf(ctx, namespace, name);
       if (result) entry.result = result;
-    } else if (job.metadata?.uid && !job.metadata.deletionTimestamp) {
+    } else if (mayBeUnableToStart(job, now, timeoutMs)) {
       const pods = await ctx.core.listNamespacedPod({
         namespace,
-        labelSelector: `batch.kubernetes.io/controller-uid=${job.metadata.uid}`,
+        labelSelector: `batch.kubernetes.io/controller-uid=${job.metadata?.uid}`,
       });
-      const message = podCannotStart(pods.items, now, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS);
+      const message = podCannotStart(pods.items, now, timeoutMs);
       if (message) entry = cannotStart(job, message, now);
     }
     observed.set(name, entry);
   }
   return observed;
 }
+
+/**
+ * Whether a running Job's pods are worth listing: none of them is ready yet, and the Job is older
+ * than the timeout (a younger one's pods cannot have waited that long). Keeps the pod list off the
+ * reconcile of every Job that is simply running.
+ */
+function mayBeUnableToStart(job: k8s.V1Job, now: Date, timeoutMs: number): boolean {
+  if (!job.metadata?.uid || job.metadata.deletionTimestamp || (job.status?.ready ?? 0) > 0) return false;
+  return now.getTime() - (instant(job.metadata.creationTimestamp) ?? now.getTime()) >= timeoutMs;
+}
+
+const podStartTimeoutMs = (ctx: OperatorContext) => ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS;
+
+/** How soon to look at an object again while a Job of it runs: pods are not watched (at most a minute). */
+export const runningJobRecheckMs = (ctx: OperatorContext) => Math.min(60_000, podStartTimeoutMs(ctx));
 
 function cannotStart(job: k8s.V1Job, message: string, now: Date): JobObserved {
   const failed: k8s.V1Job = structuredClone(job);
@@ -124,7 +140,7 @@ function cannotStart(job: k8s.V1Job, message: string, now: Date): JobObserved {
  */
 export function recheckRunningJobsMs(ctx: OperatorContext, jobs: Map<string, JobObserved>): number | undefined {
   if (![...jobs.values()].some((j) => !jobOutcome(j.job))) return undefined;
-  return Math.min(60_000, ctx.settings.podStartTimeoutMs ?? POD_START_TIMEOUT_MS);
+  return runningJobRecheckMs(ctx);
 }
 
 /** Deletes (with their pods) the Jobs observeJobs reported as unable to start. */
