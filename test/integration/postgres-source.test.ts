@@ -20,6 +20,7 @@ import { PostgresSource } from '../../src/sources/postgres/postgres.ts';
 import type { DatabaseRestoreOptions, ObjectCount } from '../../src/sources/source.ts';
 import { freePort } from '../harness/ports.ts';
 import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
+import { waitUntil } from '../harness/process.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('postgres-source');
@@ -184,7 +185,10 @@ describe('PostgresSource', () => {
     const repository = await initRepository();
     const writer = startWriter();
     try {
-      while ((await count('select count(*) from app.orders')) < 520) await sleep(20);
+      await waitUntil('the writer inserting', async () => (await count('select count(*) from app.orders')) >= 520, {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      });
       const ordersBefore = await count('select count(*) from app.orders');
       await source.check();
       const dump = await source.dump();
@@ -259,7 +263,9 @@ describe('PostgresSource', () => {
       source: source.description,
     });
     assert.ok(
-      snapshot.summary.newBytes < snapshot.summary.logicalBytes / 4,
+      // Chunks average 1 MiB on a ~10 MiB dump: the rows the writer appended to two tables touch two
+      // or three chunks, so a quarter was too tight to hold; half still shows the rest was shared.
+      snapshot.summary.newBytes < snapshot.summary.logicalBytes / 2,
       `plain dumps deduplicate: ${snapshot.summary.newBytes} new of ${snapshot.summary.logicalBytes} bytes`,
     );
     const live = await source.countRows('shop');
@@ -337,8 +343,11 @@ describe('PostgresSource', () => {
       stdio: 'ignore',
     });
     const sessionEnded = new Promise<number | null>((resolve) => session.once('exit', resolve));
-    while ((await count("select count(*) from pg_stat_activity where datname = 'shop_copy'", 'postgres')) === 0)
-      await sleep(20);
+    await waitUntil(
+      'a session on shop_copy',
+      async () => (await count("select count(*) from pg_stat_activity where datname = 'shop_copy'", 'postgres')) > 0,
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
     const result = await restoreFrom(copy.repository, copy.snapshot, 'shop.sql', {
       database: 'shop_copy',
       mode: 'replace',
