@@ -218,6 +218,9 @@ async function runKubectl(kubeconfig: string, args: string[], input?: string): P
     child.on('close', (code) =>
       code === 0 ? resolve(stdout) : reject(new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr.trim()}`)),
     );
+    // kubectl may exit (closing the pipe) before reading its input, or without reading any (a get):
+    // its exit code and stderr, reported on close, say how it ended; an EPIPE would only hide that.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
