@@ -372,7 +372,9 @@ export function aclSQL(acl: string[], owner: string): { sql: string; vars: Recor
     const grants = [
       privileges.length ? `grant ${privileges.join(', ')} on database :"database" to ${to};` : '',
       grantOption.length ? `grant ${grantOption.join(', ')} on database :"database" to ${to} with grant option;` : '',
-    ].join(' ');
+    ]
+      .filter(Boolean)
+      .join(' ');
     if (grantor === owner) sql.push(grants);
     else {
       vars[`grantor${i}`] = grantor;
