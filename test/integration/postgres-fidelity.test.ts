@@ -367,4 +367,37 @@ describe('postgres fidelity', { timeout: 300_000 }, () => {
     );
     assert.deepEqual(await checksums(fresh, 'latin_copy'), await checksums(source, 'latin'));
   });
+
+  test('a part of the state the restoring user may not apply is reported, and the rest applied', async () => {
+    const role = "create role restorer login createdb password 'restorer-pw'";
+    await source.psql(`${role}; create database managed owner restorer;`);
+    await fresh.psql(role);
+    await source.psql(
+      `alter database managed set log_min_duration_statement = 250; -- superusers only
+       alter database managed set work_mem = '8MB';
+       revoke connect on database managed from public;
+       comment on database managed is 'hosted elsewhere';
+       create table t (i int); alter table t owner to restorer; insert into t values (1);`,
+      'managed',
+    );
+    const snapshot = await backup('managed');
+    const result = await runRestore({
+      repository,
+      snapshot,
+      targetUrl: `postgresql://restorer@${fresh.host}:${fresh.port}/managed_copy`,
+      mode: 'new',
+      env: { PGPASSWORD: 'restorer-pw' },
+    });
+    assert.equal(result.skipped.length, 1, JSON.stringify(result.skipped));
+    assert.match(
+      result.skipped[0]?.reason ?? '',
+      /^setting log_min_duration_statement=250 of "managed_copy" not restored: ERROR: permission denied/,
+    );
+    const state = (pg: PostgresServer, db: string) =>
+      databaseState(pg, db).then((lines) => lines.map((l) => l.replaceAll(db, '<db>')));
+    assert.deepEqual(
+      await state(fresh, 'managed_copy'),
+      (await state(source, 'managed')).map((line) => line.replace('log_min_duration_statement=250,', '')),
+    );
+  });
 });

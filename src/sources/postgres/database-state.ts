@@ -271,14 +271,14 @@ export async function applyDatabaseState(
   psql: Psql,
   database: string,
   state: DatabaseState,
-  describe: (part: string) => string,
+  target: string,
 ): Promise<Skipped[]> {
   const skipped: Skipped[] = [];
   const apply = async (part: string, sql: string, vars: Record<string, string>) => {
     try {
-      await psql.query(database, sql, { vars: { ...vars, database }, doing: describe(part) });
+      await psql.query(database, sql, { vars: { ...vars, database }, doing: `${part} of "${target}" not restored` });
     } catch (error) {
-      skipped.push({ path: database, reason: `${part} not restored: ${(error as Error).message}` });
+      skipped.push({ path: target, reason: (error as Error).message });
     }
   };
   await apply(`owner "${state.owner}"`, 'alter database :"database" owner to :"owner"', { owner: state.owner });

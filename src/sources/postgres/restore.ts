@@ -81,8 +81,7 @@ export async function restoreDatabase(
     const tables = blocks.objects().map((table) => table.name);
     const objects = pairCopyTags(tables, restored.copied, `restoring "${target}" on ${server}, target left unchanged`);
     if (postRestoreSQL) await runPostRestoreSQL(connected, scratch, target, postRestoreSQL, options.scriptRole);
-    if (state)
-      skipped.push(...(await applyDatabaseState(psql, scratch, state, (part) => `restoring ${part} of "${target}"`)));
+    if (state) skipped.push(...(await applyDatabaseState(psql, scratch, state, target)));
     await dropTarget(connected, maintenance, target, options.mode);
     created = false; // the target is gone: from here on the scratch database holds the only copy
     await renameScratch(connected, maintenance, scratch, target);
