@@ -94,7 +94,7 @@ test('createDatabaseSQL recreates encoding and locale, and refuses what the serv
   );
   const icu = { ...state, encoding: 'UTF8', localeProvider: 'icu' as const, locale: 'de', connectionLimit: 5 };
   assert.deepEqual(createDatabaseSQL(icu, 150000), {
-    sql: `create database :"scratch" template template0 encoding :'encoding' lc_collate :'collate' lc_ctype :'ctype' locale_provider :'provider' icu_locale :'locale' connection limit 5`,
+    sql: `create database :"scratch" template template0 encoding :'encoding' lc_collate :'collate' lc_ctype :'ctype' locale_provider :'provider' icu_locale :'locale'`,
     vars: { encoding: 'UTF8', collate: 'C', ctype: 'C', provider: 'icu', locale: 'de' },
   });
   assert.throws(() => createDatabaseSQL(icu, 140000), /icu locale provider.*PostgreSQL 15 or newer/);

@@ -228,7 +228,7 @@ export async function ensureRoles(
   }));
 }
 
-/** `create database :"scratch" …` recreating the encoding, locale and provider of the backed-up one. */
+/** `create database :"scratch" …` with the encoding, locale and provider of the backed-up one. */
 export function createDatabaseSQL(
   state: DatabaseState | undefined,
   serverVersion: number,
@@ -255,7 +255,6 @@ export function createDatabaseSQL(
     vars.rules = state.icuRules;
     sql.push("icu_rules :'rules'");
   }
-  if (state.connectionLimit !== -1) sql.push(`connection limit ${Math.trunc(state.connectionLimit)}`);
   return { sql: sql.join(' '), vars };
 }
 
@@ -282,6 +281,11 @@ export async function applyDatabaseState(
     }
   };
   await apply(`owner "${state.owner}"`, 'alter database :"database" owner to :"owner"', { owner: state.owner });
+  if (state.connectionLimit !== -1)
+    // after the load: a limit of 0 would keep a restoring user that is not a superuser out
+    await apply(`connection limit ${state.connectionLimit}`, 'alter database :"database" connection limit :limit', {
+      limit: String(Math.trunc(state.connectionLimit)),
+    });
   for (const { role, config } of state.settings)
     for (const setting of config) {
       const { sql, vars } = settingSQL(setting);
