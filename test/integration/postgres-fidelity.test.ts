@@ -145,11 +145,24 @@ revoke execute on function app.double(numeric) from public;
 grant execute on function app.double(numeric) to app_reader;
 alter default privileges in schema app grant select on tables to app_reader;
 alter default privileges revoke execute on functions from public;
+-- operators, casts, text search dictionaries, table and column storage settings
+create function app.money_eq(a app.money, b app.money) returns boolean language sql immutable as 'select a = b';
+create operator app.=== (leftarg = app.money, rightarg = app.money, function = app.money_eq, commutator = operator(app.===));
+create function app.status_text(s app.status) returns text language sql immutable as 'select s::text';
+create text search dictionary app.simple_dict (template = pg_catalog.simple, stopwords = english);
+alter table app.customers set (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);
+alter table app.customers alter column email set statistics 500;
+alter table app.things alter column t set storage external;
+alter table app.orders replica identity full;
+alter table app.orders cluster on orders_pkey;
 reset role;
+create cast (app.status as text) with function app.status_text(app.status);
 -- objects the superuser owns: an event trigger, a publication, a foreign server and user mapping
 create function public.on_ddl() returns event_trigger language plpgsql as $f$ begin end $f$;
 create event trigger ddl_watch on ddl_command_end execute function public.on_ddl();
 create publication app_pub for table app.customers, app.orders;
+create subscription app_sub connection 'host=db.example dbname=x' publication app_pub
+  with (connect = false, enabled = false, create_slot = false, slot_name = none);
 create server remote foreign data wrapper postgres_fdw options (host 'db.example', dbname 'x');
 create user mapping for app_owner server remote options (user 'remote_app');
 create foreign table app.remote_things (id int) server remote options (table_name 'things');
