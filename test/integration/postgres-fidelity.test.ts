@@ -314,12 +314,13 @@ after(async () => {
 });
 
 describe('postgres fidelity', { timeout: 300_000 }, () => {
-  let fidelity: Snapshot;
+  let fidelity: Snapshot | undefined;
 
   test('a restore into a server that lacks the roles the dump names fails before creating anything, listing them', async () => {
     fidelity = await backup('fidelity');
+    const snapshot = fidelity;
     const before = await fresh.psql('select datname from pg_database order by 1');
-    await assert.rejects(restoreInto(fresh, fidelity, 'fidelity'), (error: TidemarkError) => {
+    await assert.rejects(restoreInto(fresh, snapshot, 'fidelity'), (error: TidemarkError) => {
       assert.ok(isCode(error, 'InvalidArgument'), `${error.code}: ${error.message}`);
       for (const role of ['"app_owner"', '"app_reader"', '"app_writer"', '"Tenant ""Admin"""'])
         assert.ok(error.message.includes(role), `${role} is listed: ${error.message}`);
@@ -330,6 +331,7 @@ describe('postgres fidelity', { timeout: 300_000 }, () => {
   });
 
   test('restored into a fresh server, every object, row and database setting is the same', async () => {
+    fidelity ??= await backup('fidelity'); // when run on its own
     const result = await restoreInto(fresh, fidelity, 'fidelity', true);
     const created = await fresh.psql(
       `select rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolpassword is null
