@@ -123,4 +123,8 @@ test('readDatabaseState: a dump without a header (an older backup) has no state 
   assert.equal(Buffer.concat(all).toString(), dump);
   assert.equal(await readDatabaseState(Readable.from([])), undefined);
   await assert.rejects(readDatabaseState(Readable.from([Buffer.from('no newline')])), /before its first line ends/);
+  await assert.rejects(
+    readDatabaseState(Readable.from([Buffer.from('-- tidemark-database-state: {"version": 1,\n')])),
+    /database state line is not JSON/,
+  );
 });

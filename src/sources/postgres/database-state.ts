@@ -183,7 +183,14 @@ export async function readDatabaseState(data: Readable): Promise<DatabaseState |
   const newline = head.indexOf(0x0a);
   const line = head.subarray(0, newline < 0 ? head.length : newline).toString('utf8');
   if (!line.startsWith(HEADER)) return undefined;
-  const state = JSON.parse(line.slice(HEADER.length)) as DatabaseState;
+  let state: DatabaseState;
+  try {
+    state = JSON.parse(line.slice(HEADER.length)) as DatabaseState;
+  } catch (error) {
+    throw new TidemarkError('Corrupt', `the dump's database state line is not JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   if (state.version !== 1)
     throw new TidemarkError(
       'Unsupported',
