@@ -77,6 +77,8 @@ select json_build_object(
   'database', to_jsonb(d),
   'owner', pg_catalog.pg_get_userbyid(d.datdba),
   'tablespace', (select spcname from pg_catalog.pg_tablespace where oid = d.dattablespace),
+  'labels', (select count(*) from pg_catalog.pg_shseclabel
+              where objoid = d.oid and classoid = 'pg_catalog.pg_database'::regclass),
   'acl', d.datacl::text[],
   'comment', pg_catalog.shobj_description(d.oid, 'pg_database'),
   'settings', (select coalesce(json_agg(json_build_object(
@@ -93,6 +95,7 @@ interface Captured {
   database: Record<string, unknown>;
   owner: string;
   tablespace: string;
+  labels: number;
   acl: string[] | null;
   comment: string | null;
   settings: { role: string | null; config: string[] }[];
@@ -127,15 +130,17 @@ export async function captureDatabaseState(
     settings: captured.settings,
     roles: captured.roles,
   };
-  const skipped: Skipped[] =
-    captured.tablespace === 'pg_default'
-      ? []
-      : [
-          {
-            path: database,
-            reason: `database default tablespace "${captured.tablespace}" is not restored: tablespaces belong to the server, the restored database uses the target's default`,
-          },
-        ];
+  const lossy = (reason: string) => ({ path: database, reason });
+  const skipped: Skipped[] = [];
+  if (captured.tablespace !== 'pg_default')
+    skipped.push(
+      lossy(
+        `database default tablespace "${captured.tablespace}" is not restored: tablespaces belong to the server, the restored database uses the target's default`,
+      ),
+    );
+  if (captured.labels > 0) skipped.push(lossy('security labels on the database itself are not restored'));
+  if (d.datistemplate === true)
+    skipped.push(lossy('the database is a template; it is restored as an ordinary database'));
   return { state, skipped };
 }
 
