@@ -1,3 +1,4 @@
+import { getEncryptedJson } from './encrypted-json.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
 import type { IndexFile } from './index.ts';
 import { mapLimit, Repository } from './repository.ts';
@@ -69,11 +70,13 @@ export async function prune(repository: Repository, options: { repackThreshold?:
 
     const newIndex: IndexFile = fresh.index.toFile(keep);
     newIndex.packs.push(...written.packs);
+    // Every index file found, superseded ones too: what a crashed prune left must never count again.
     newIndex.supersedes = [...fresh.indexFiles];
-    await fresh.saveIndex(newIndex);
+    const newId = await fresh.saveIndex(newIndex);
     await mapLimit(newIndex.supersedes, 8, (id) => fresh.storage.delete(blobNames.index(id)));
 
     const indexed = new Set<string>(newIndex.packs.map((p) => p.id));
+    for (const pack of await packsOfOtherIndexFiles(fresh, new Set([...newIndex.supersedes, newId]))) indexed.add(pack);
     const obsolete: { name: string; size: number }[] = [];
     for await (const blob of fresh.storage.list(prefixes.data)) if (!indexed.has(idOf(blob.name))) obsolete.push(blob);
     await mapLimit(obsolete, 8, (blob) => fresh.storage.delete(blob.name));
@@ -86,4 +89,18 @@ export async function prune(repository: Repository, options: { repackThreshold?:
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Packs listed by index files that appeared after prune loaded the index (a writer that ignored or
+ * outlived the lock): their packs stay, whatever this prune thought of them.
+ */
+async function packsOfOtherIndexFiles(repository: Repository, known: Set<string>): Promise<PackId[]> {
+  const others: string[] = [];
+  for await (const blob of repository.storage.list(prefixes.index))
+    if (!known.has(idOf(blob.name))) others.push(blob.name);
+  const files = await mapLimit(others, 8, (name) =>
+    getEncryptedJson<IndexFile>(repository.storage, repository.keys.encryption, name),
+  );
+  return files.flatMap((file) => file.packs.map((p) => p.id));
 }

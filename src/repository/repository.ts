@@ -4,7 +4,7 @@ import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
 import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
 import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
-import { ChunkIndex, type IndexFile } from './index.ts';
+import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
 import { generateMasterKeys, type KeyFile, type MasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { byTimeDescending, type Snapshot } from './snapshot.ts';
@@ -30,7 +30,7 @@ export class Repository {
     readonly keys: MasterKeys,
     readonly config: RepositoryConfig,
     readonly index: ChunkIndex,
-    /** The index files loaded, by id (prune replaces them). */
+    /** Every index file found when the index was loaded, live or superseded, by id (prune replaces them all). */
     readonly indexFiles: Set<string>,
   ) {}
 
@@ -90,13 +90,8 @@ export class Repository {
     await mapLimit(names, 8, async (name) => {
       files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
     });
-    // An index that a newer one supersedes (prune crashed before deleting it) is skipped.
-    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes ?? []));
-    for (const [id, file] of files) {
-      if (superseded.has(id)) continue;
-      this.index.addFile(file);
-      this.indexFiles.add(id);
-    }
+    for (const id of files.keys()) this.indexFiles.add(id);
+    for (const id of liveIndexFiles(files)) this.index.addFile(files.get(id) as IndexFile);
   }
 
   chunkStore(options?: ChunkStoreOptions): ChunkStore {
