@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDuration } from '../api/duration.ts';
 import { TidemarkError } from '../errors.ts';
 import type { SnapshotId } from '../repository/format.ts';
 import { Repository } from '../repository/repository.ts';
@@ -149,11 +150,19 @@ export function registerRepoCommands(program: Command): void {
 
   repo
     .command('prune')
-    .description('delete data no snapshot references (waits for no backup to run)')
-    .action(async (_args, command: Command) => {
+    .description(
+      'delete data no snapshot references; refuses (error Locked) while a backup, restore or copy holds the repository, unless --lock-wait lets it wait',
+    )
+    .option(
+      '--lock-wait <duration>',
+      'how long to wait for running backups, restores and copies to finish before failing with Locked (e.g. 90s, 10m)',
+      '0s',
+    )
+    .action(async (options: { lockWait: string }, command: Command) => {
       const common = opts(command);
       const { prune } = await import('../repository/prune.ts');
-      const report = await prune(await openRepository(common));
+      const lockWaitMs = parseDuration(options.lockWait, { allowZero: true });
+      const report = await prune(await openRepository(common), { lockWaitMs });
       print(
         common,
         report,
