@@ -70,10 +70,18 @@ interface Run {
   replica: Storage;
 }
 
-/** Runs `operation` with a crash at each write or delete in turn, in both modes, until it completes uncrashed. */
-async function everyCrashPoint(operation: (run: Run) => Promise<unknown>): Promise<number> {
+interface Options {
+  /** The repositories the operation writes to, checked after each crash; default: the repository. */
+  writes?: (keyof Run)[];
+  modes?: CrashMode[];
+  /** Runs on the fresh copy of the base repositories before `complete` is taken (an earlier crash). */
+  prepare?: (run: Run) => Promise<void>;
+}
+
+/** Runs `operation` with a crash at each write or delete in turn, in each mode, until it completes uncrashed. */
+async function everyCrashPoint(operation: (run: Run) => Promise<unknown>, options: Options = {}): Promise<number> {
   let points = 0;
-  for (const mode of ['before', 'after'] as CrashMode[]) {
+  for (const mode of options.modes ?? ['before', 'after']) {
     for (let at = 1; ; at++) {
       const work = join(root, `run-${++counter}`);
       const plain: Run = {
@@ -82,6 +90,7 @@ async function everyCrashPoint(operation: (run: Run) => Promise<unknown>): Promi
       };
       await cp(base.repository, join(work, 'repository'), { recursive: true });
       await cp(base.replica, join(work, 'replica'), { recursive: true });
+      await options.prepare?.(plain);
       const complete = { repository: await snapshotIds(plain.repository), replica: await snapshotIds(plain.replica) };
 
       const crash = new CrashPoint(at, mode);
@@ -102,12 +111,12 @@ async function everyCrashPoint(operation: (run: Run) => Promise<unknown>): Promi
         points++;
         assert.match(String(outcome), /simulated crash/, 'the operation failed because of the crash');
         for (const storage of [plain.repository, plain.replica]) await theProcessIsGone(storage);
-        await assertIntact(plain.repository, complete.repository);
-        await assertIntact(plain.replica, complete.replica);
-        await assertNextBackupAndPruneSucceed(plain.repository);
-        await assertNextBackupAndPruneSucceed(plain.replica);
+        for (const written of options.writes ?? ['repository']) {
+          await assertIntact(plain[written], complete[written]);
+          await assertNextBackupAndPruneSucceed(plain[written]);
+        }
       } catch (error) {
-        throw new Error(`crash at write ${at} (${mode}, ${crash.count} writes): ${(error as Error).message}`, {
+        throw new Error(`crash at ${crash.writes[at - 1]} (write ${at}, ${mode}): ${(error as Error).message}`, {
           cause: error,
         });
       }
@@ -171,10 +180,13 @@ test('backup: a crash at any write or delete loses nothing', async () => {
 });
 
 test('copy: a crash at any write or delete of either repository loses nothing', async () => {
-  const points = await everyCrashPoint(async ({ repository, replica }) => {
-    const from = await Repository.open(repository, passphrase);
-    await copySnapshots(from, await Repository.open(replica, passphrase), await from.snapshots());
-  });
+  const points = await everyCrashPoint(
+    async ({ repository, replica }) => {
+      const from = await Repository.open(repository, passphrase);
+      await copySnapshots(from, await Repository.open(replica, passphrase), await from.snapshots());
+    },
+    { writes: ['repository', 'replica'] },
+  );
   assert.ok(points >= 10, `${points} crash points`);
 });
 
@@ -185,4 +197,29 @@ test('prune: a crash at any write or delete loses nothing, and the next prune fi
     assert.ok(report.deletedPacks >= 2, 'and packs to delete');
   });
   assert.ok(points >= 16, `${points} crash points`);
+});
+
+test('prune: a prune crashing after a prune that crashed once its index was written loses nothing either', async () => {
+  // A dry run lists the writes of a prune of the base repository; the first crashes after its index is written.
+  const work = join(root, `run-${++counter}`);
+  await cp(base.repository, work, { recursive: true });
+  const dryRun = new CrashPoint(0, 'before');
+  await prune(await Repository.open(dryRun.wrap(new FileStorage(work)), passphrase));
+  const indexWritten = dryRun.writes.findIndex((w) => w.startsWith(`put ${prefixes.index}`)) + 1;
+  assert.ok(indexWritten > 0 && indexWritten < dryRun.writes.length - 2, dryRun.writes.join(', '));
+
+  let points = 0;
+  for (let first = indexWritten + 1; first <= dryRun.writes.length; first++) {
+    const crashedPrune = async (plain: Run) => {
+      const crash = new CrashPoint(first, 'before');
+      await assert.rejects(prune(await Repository.open(crash.wrap(plain.repository), passphrase)), /simulated crash/);
+      await crash.settled();
+      await theProcessIsGone(plain.repository);
+    };
+    points += await everyCrashPoint(async ({ repository }) => prune(await Repository.open(repository, passphrase)), {
+      modes: ['before'],
+      prepare: crashedPrune,
+    });
+  }
+  assert.ok(points >= 20, `${points} crash points`);
 });

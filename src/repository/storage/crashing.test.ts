@@ -25,5 +25,6 @@ test('a crash hits the Nth write or delete across storages, before or after it t
     await assert.rejects(b.put('z', Buffer.from('3')), /simulated crash/);
     await crash.settled();
     assert.equal(await two.stat('z'), undefined);
+    assert.deepEqual(crash.writes, ['put x', 'put y', 'delete x']);
   }
 });

@@ -11,11 +11,12 @@ export type CrashMode = 'before' | 'after';
  * A simulated process crash for crash-point tests (the way kopia's crash tests use its fault-injecting
  * blob storage): the Nth write or delete, counted over every storage wrapped by one CrashPoint, throws,
  * and from then on every call of any kind throws, as if the process had died there. A test runs an
- * operation with a crash at each N in turn, waits for `settled`, and opens the storage unwrapped, as the
+ * operation with a crash at each N in turn (N = 0 never crashes: a dry run that lists the writes), waits for `settled`, and opens the storage unwrapped, as the
  * restarted process would.
  */
 export class CrashPoint {
-  private writes = 0;
+  /** The writes and deletes so far (`put index/…`), the crashing one included. */
+  readonly writes: string[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   crashed = false;
 
@@ -24,19 +25,15 @@ export class CrashPoint {
     private readonly mode: CrashMode,
   ) {}
 
-  /** Writes and deletes counted so far. */
-  get count(): number {
-    return this.writes;
-  }
-
   wrap(storage: Storage): Storage {
     const read = async <T>(run: () => Promise<T>): Promise<T> => {
       this.throwIfCrashed(storage);
       return this.track(run());
     };
-    const write = async (run: () => Promise<void>, what: string): Promise<void> => {
+    const write = async (what: string, run: () => Promise<void>): Promise<void> => {
       this.throwIfCrashed(storage);
-      const call = ++this.writes;
+      this.writes.push(what);
+      const call = this.writes.length;
       if (call !== this.at) return this.track(run());
       this.crashed = true;
       if (this.mode === 'after') await this.track(run());
@@ -47,9 +44,9 @@ export class CrashPoint {
       description: storage.description,
       get: (name, range) => read(() => storage.get(name, range)),
       stat: (name) => read(() => storage.stat(name)),
-      put: (name, data) => write(() => storage.put(name, data), `put ${name}`),
-      delete: (name) => write(() => storage.delete(name), `delete ${name}`),
-      ensureContainer: () => write(() => storage.ensureContainer(), 'ensureContainer'),
+      put: (name, data) => write(`put ${name}`, () => storage.put(name, data)),
+      delete: (name) => write(`delete ${name}`, () => storage.delete(name)),
+      ensureContainer: () => write('ensureContainer', () => storage.ensureContainer()),
       async *list(prefix: string): AsyncIterable<BlobInfo> {
         for await (const blob of storage.list(prefix)) {
           point.throwIfCrashed(storage);
