@@ -23,13 +23,15 @@ const REFRESH_MS = 5 * 60 * 1000;
 
 /** How often a waiting lock looks again. */
 const RETRY_MS = 1000;
+/** How long a shared lock waits for an exclusive one by default: a restore or backup outwaits a prune. */
+export const SHARED_WAIT_MS = 10 * 60 * 1000;
 
 export interface Lock {
   release(): Promise<void>;
 }
 
 export interface LockOptions {
-  /** How long to wait for conflicting locks to go away; 0 (the default) fails at once with Locked. */
+  /** How long to wait for conflicting locks to go away, then fail with Locked; default: SHARED_WAIT_MS for a shared lock, 0 for an exclusive one. */
   waitMs?: number;
 }
 
@@ -53,7 +55,8 @@ export async function acquireLock(
     refreshed: now().toISOString(),
   });
   const started = now().toISOString();
-  const deadline = now().getTime() + (options.waitMs ?? 0);
+  const waitMs = options.waitMs ?? (exclusive ? 0 : SHARED_WAIT_MS);
+  const deadline = now().getTime() + waitMs;
   for (;;) {
     await storage.put(name, Buffer.from(JSON.stringify(body())));
     const conflict = await conflictingLock(storage, id, exclusive, now());
@@ -63,7 +66,7 @@ export async function acquireLock(
     if (left <= 0)
       throw new TidemarkError(
         'Locked',
-        `${storage.description} is locked ${conflict.exclusive ? 'exclusively ' : ''}by ${conflict.hostname} pid ${conflict.pid} since ${conflict.time}${options.waitMs ? ` (waited ${Math.round(options.waitMs / 1000)} s)` : ''}`,
+        `${storage.description} is locked ${conflict.exclusive ? 'exclusively ' : ''}by ${conflict.hostname} pid ${conflict.pid} since ${conflict.time}${waitMs ? ` (waited ${Math.round(waitMs / 1000)} s)` : ''}`,
         { retryable: true },
       );
     await sleep(Math.min(RETRY_MS, left));

@@ -152,6 +152,25 @@ test('a prune during a restore is refused, or with a wait runs once the restore 
   await assertRestores(repository, current, source);
 });
 
+test('a restore started while a prune runs waits for the prune, then restores what the prune left', async () => {
+  const repository = await newRepository();
+  const { source, current } = await repackableChain(repository);
+  const events: string[] = [];
+  let restoring: Promise<void> | undefined;
+  const target = path('restored');
+  const pruning = withHook(repository.storage, 'get', prefixes.data, async () => {
+    restoring = restoreTree(await Repository.open(repository.storage, passphrase), current, target).then(() => {
+      events.push('restored');
+    });
+  });
+  const report = await prune(await Repository.open(pruning, passphrase));
+  events.push('pruned');
+  await restoring;
+  assert.deepEqual(events, ['pruned', 'restored']);
+  assert.equal(report.repackedPacks, 1, 'the pack the restore would have read was repacked');
+  assert.deepEqual(await describeTree(target), await describeTree(source));
+});
+
 test('a prune of the source during a copy is refused; the copy restores', async () => {
   const repository = await newRepository();
   const { source, current } = await repackableChain(repository);
