@@ -3,6 +3,8 @@
 // work. After each crash a fresh Repository.open (the restarted process) must find: `check --read-data`
 // clean, every snapshot restoring byte-identical (those complete before the crash, and the crashed
 // operation's own if it got that far), and the next backup and prune succeeding, leaving it clean again.
+// Reads are not crash points of their own: a crash at a read leaves what a crash before the next write
+// leaves. A crashed process's lock is left behind, naming a dead process (as after a real crash).
 import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
