@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDuration } from '../api/duration.ts';
 import { TidemarkError } from '../errors.ts';
 import type { SnapshotId } from '../repository/format.ts';
 import { Repository } from '../repository/repository.ts';
@@ -35,7 +36,7 @@ export function registerRepoCommands(program: Command): void {
 
   repo
     .command('backup')
-    .description('back up a directory, or standard input with --source -')
+    .description('back up a directory, or standard input with --source -; waits up to 10 minutes for a running prune')
     .requiredOption('--source <path>', 'directory to back up, or - for standard input')
     .option('--type <type>', 'full or incremental (continues the latest chain of the same source)', 'incremental')
     .option('--stdin-name <name>', 'name of the stream read from standard input', 'stdin')
@@ -69,7 +70,9 @@ export function registerRepoCommands(program: Command): void {
 
   repo
     .command('restore')
-    .description('restore a snapshot into an empty directory, or a stream to standard output with --target -')
+    .description(
+      'restore a snapshot into an empty directory, or a stream to standard output with --target -; waits up to 10 minutes for a running prune',
+    )
     .requiredOption('--snapshot <id>', 'snapshot id, unique prefix, or latest')
     .requiredOption('--target <path>', 'empty directory, or - for standard output')
     .option('--stream <name>', 'which stream of a stream snapshot')
@@ -149,11 +152,19 @@ export function registerRepoCommands(program: Command): void {
 
   repo
     .command('prune')
-    .description('delete data no snapshot references (waits for no backup to run)')
-    .action(async (_args, command: Command) => {
+    .description(
+      'delete data no snapshot references; refuses (error Locked) while a backup, restore or copy holds the repository, unless --lock-wait lets it wait',
+    )
+    .option(
+      '--lock-wait <duration>',
+      'how long to wait for running backups, restores and copies to finish before failing with Locked (e.g. 90s, 10m)',
+      '0s',
+    )
+    .action(async (options: { lockWait: string }, command: Command) => {
       const common = opts(command);
       const { prune } = await import('../repository/prune.ts');
-      const report = await prune(await openRepository(common));
+      const lockWaitMs = parseDuration(options.lockWait, { allowZero: true });
+      const report = await prune(await openRepository(common), { lockWaitMs });
       print(
         common,
         report,
@@ -163,7 +174,9 @@ export function registerRepoCommands(program: Command): void {
 
   repo
     .command('copy')
-    .description('copy snapshots to another repository, uploading only what it lacks')
+    .description(
+      'copy snapshots to another repository, uploading only what it lacks; waits up to 10 minutes for a running prune on either',
+    )
     .requiredOption('--to <url>', 'destination repository URL')
     .option('--to-key-file <path>', 'destination passphrase file (or TIDEMARK_TO_REPO_KEY)')
     .option('--snapshot <id>', 'one snapshot (default: all)')

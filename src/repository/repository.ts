@@ -4,9 +4,9 @@ import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
 import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
 import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
-import { ChunkIndex, type IndexFile } from './index.ts';
+import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
 import { generateMasterKeys, type KeyFile, type MasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
-import { acquireLock, type Lock } from './lock.ts';
+import { acquireLock, type Lock, type LockOptions } from './lock.ts';
 import { byTimeDescending, type Snapshot } from './snapshot.ts';
 import type { Storage } from './storage/storage.ts';
 
@@ -25,14 +25,23 @@ export interface InitOptions {
 
 /** An opened repository: keys, config and the loaded index over one storage. */
 export class Repository {
+  private loadedIndex = new ChunkIndex();
+  private loadedIndexFiles = new Set<string>();
+
   private constructor(
     readonly storage: Storage,
     readonly keys: MasterKeys,
     readonly config: RepositoryConfig,
-    readonly index: ChunkIndex,
-    /** The index files loaded, by id (prune replaces them). */
-    readonly indexFiles: Set<string>,
   ) {}
+
+  get index(): ChunkIndex {
+    return this.loadedIndex;
+  }
+
+  /** Every index file found when the index was loaded, live or superseded, by id (prune replaces them all). */
+  get indexFiles(): Set<string> {
+    return this.loadedIndexFiles;
+  }
 
   static async init(storage: Storage, passphrase: Buffer, options: InitOptions = {}): Promise<Repository> {
     await storage.ensureContainer();
@@ -48,7 +57,7 @@ export class Repository {
     const keyFile = await wrapMasterKeys(keys, passphrase, options.scrypt ?? DEFAULT_SCRYPT);
     await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
     await putEncryptedJson(storage, keys.encryption, blobNames.config, config);
-    return new Repository(storage, keys, config, new ChunkIndex(), new Set());
+    return new Repository(storage, keys, config);
   }
 
   static async open(storage: Storage, passphrase: Buffer): Promise<Repository> {
@@ -73,16 +82,17 @@ export class Repository {
         'Unsupported',
         `${storage.description} has repository format version ${config.version}; this tidemark reads version ${FORMAT_VERSION}`,
       );
-    return Repository.reopen(new Repository(storage, keys, config, new ChunkIndex(), new Set()));
+    return Repository.reopen(new Repository(storage, keys, config));
   }
 
   /** The same repository with its index read again (after others may have written). */
   static async reopen(repository: Repository): Promise<Repository> {
-    const fresh = new Repository(repository.storage, repository.keys, repository.config, new ChunkIndex(), new Set());
+    const fresh = new Repository(repository.storage, repository.keys, repository.config);
     await fresh.loadIndex();
     return fresh;
   }
 
+  /** Reads the index again; chunk stores made before keep the index they were given. */
   private async loadIndex(): Promise<void> {
     const files = new Map<string, IndexFile>();
     const names: string[] = [];
@@ -90,13 +100,10 @@ export class Repository {
     await mapLimit(names, 8, async (name) => {
       files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
     });
-    // An index that a newer one supersedes (prune crashed before deleting it) is skipped.
-    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes ?? []));
-    for (const [id, file] of files) {
-      if (superseded.has(id)) continue;
-      this.index.addFile(file);
-      this.indexFiles.add(id);
-    }
+    const index = new ChunkIndex();
+    for (const id of liveIndexFiles(files)) index.addFile(files.get(id) as IndexFile);
+    this.loadedIndex = index;
+    this.loadedIndexFiles = new Set(files.keys());
   }
 
   chunkStore(options?: ChunkStoreOptions): ChunkStore {
@@ -116,6 +123,20 @@ export class Repository {
 
   async loadSnapshot(id: SnapshotId): Promise<Snapshot> {
     return getEncryptedJson<Snapshot>(this.storage, this.keys.encryption, blobNames.snapshot(id));
+  }
+
+  /** Whether a snapshot is still there (not forgotten). */
+  async hasSnapshot(id: SnapshotId | string): Promise<boolean> {
+    return (await this.storage.stat(blobNames.snapshot(id as SnapshotId))) !== undefined;
+  }
+
+  /** Throws NotFound when `snapshot` was forgotten since the caller read it (restore, copy). */
+  async requireSnapshot(snapshot: Snapshot): Promise<void> {
+    if (!(await this.hasSnapshot(snapshot.id)))
+      throw new TidemarkError(
+        'NotFound',
+        `snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.source} was forgotten from ${this.storage.description}`,
+      );
   }
 
   /** Every snapshot, newest first. One forgotten while they are read is left out, not an error. */
@@ -156,8 +177,19 @@ export class Repository {
     );
   }
 
-  lock(exclusive: boolean): Promise<Lock> {
-    return acquireLock(this.storage, exclusive);
+  /**
+   * Takes a lock, then reads the index again: what a prune did before is seen, and while a shared lock
+   * is held no prune deletes anything the holder reads or writes.
+   */
+  async lock(exclusive: boolean, options: LockOptions = {}): Promise<Lock> {
+    const lock = await acquireLock(this.storage, exclusive, options);
+    try {
+      await this.loadIndex();
+    } catch (error) {
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
+    return lock;
   }
 }
 
