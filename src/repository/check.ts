@@ -1,112 +1,370 @@
-import { withContext } from '../errors.ts';
+import { TidemarkError } from '../errors.ts';
 import { decompress } from './compression.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, sha256Hex } from './format.ts';
+import { findCrashLeftovers } from './housekeeping.ts';
 import { openRecord, readPackHeader } from './pack.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
+import { readStoredPackHeader } from './repair.ts';
 import { mapLimit, type Repository } from './repository.ts';
+import type { Snapshot } from './snapshot.ts';
+import { decodeName, decodeTree } from './tree.ts';
 import { walkTrees } from './walk.ts';
 
+/** One object that is damaged or missing, and the snapshots that need it. */
+export interface DamagedObjectReport {
+  object: string;
+  reason: string;
+  snapshots: string[];
+}
+
+/** A snapshot that does not restore in full: the paths lost, and those `repo repair index` brings back. */
+export interface AffectedSnapshot {
+  snapshot: string;
+  source: string;
+  time: string;
+  /** Files that cannot be restored; a path ending in `/` is a whole directory (`/` the whole snapshot). */
+  lost: string[];
+  recoverable: string[];
+}
+
 export interface CheckReport {
+  /** Every problem, one line each, naming the object and the snapshots that need it. */
   errors: string[];
+  /** Snapshots that read (damaged snapshot blobs are in `damaged`). */
   snapshots: number;
   packs: number;
-  /** Packs in storage that no index lists: left by interrupted backups; `prune` removes them. */
+  /** Packs no index lists and no snapshot needs (interrupted backups): safe to delete, `prune` removes them. */
   unreferencedPacks: number;
+  /** Packs no index lists that hold chunks snapshots need: `repo repair index` lists them again. Never pruned. */
+  packsToReindex: string[];
+  damaged: DamagedObjectReport[];
+  affected: AffectedSnapshot[];
+  /** Leftovers of crashed writers (not errors): the next `prune` or `repo unlock --remove-stale` removes them. */
+  leftovers: { tempBlobs: string[]; staleLocks: string[] };
+}
+
+/** A chunk a snapshot needs that cannot be read, and where (a path relative to the tree it was found in). */
+interface Problem {
+  path: string;
+  chunk: ChunkId;
+  /** The damaged or missing object: a pack, an index file, or the chunk itself. */
+  object: string;
+  reason: string;
 }
 
 /**
- * Checks structure: every indexed pack exists with its size, every snapshot's trees decrypt and
- * every chunk they reference is indexed. With `readData`, also downloads every pack and verifies
- * its hash, header and every record. Errors name the pack and the snapshots that need it.
+ * Checks structure: every indexed pack exists with its size, every index file and snapshot reads, every
+ * snapshot's trees decrypt and every chunk they reference is indexed. With `readData`, also downloads every
+ * pack and verifies its hash, header and every record. Damage is reported with the snapshots and paths it
+ * affects; a damaged object never stops the check of the rest. Packs in no index are called safe to
+ * delete only when they hold nothing a snapshot lacks.
  */
 export async function check(
   repository: Repository,
   options: { readData?: boolean; onProgress?: ProgressListener } = {},
 ): Promise<CheckReport> {
-  const errors: string[] = [];
-  const store = repository.chunkStore();
   const index = repository.index;
-  const stored = new Map<string, number>();
-  for await (const blob of repository.storage.list(prefixes.data)) stored.set(idOf(blob.name), blob.size);
+  const stored = new Map<PackId, number>();
+  for await (const blob of repository.storage.list(prefixes.data)) stored.set(idOf(blob.name) as PackId, blob.size);
 
+  /** Whole packs that cannot be read, and single chunks that fail to decrypt (with --read-data). */
+  const badPacks = new Map<PackId, string>();
+  const badChunks = new Map<ChunkId, string>();
+  const damaged: DamagedObjectReport[] = [];
   for (const pack of index.packIds()) {
     const size = stored.get(pack);
-    if (size === undefined) errors.push(`pack ${pack} is indexed but missing from ${repository.storage.description}`);
+    if (size === undefined) badPacks.set(pack, `missing from ${repository.storage.description}`);
     else if (size !== index.packSize(pack))
-      errors.push(`pack ${pack} has ${size} bytes, the index says ${index.packSize(pack)}`);
+      badPacks.set(pack, `has ${size} bytes, the index says ${index.packSize(pack)}`);
   }
-
-  const snapshotsOfPack = new Map<PackId, Set<string>>();
-  const snapshots = await repository.snapshots();
-  for (const snapshot of snapshots) {
-    const needs = (chunk: ChunkId) => {
-      const at = index.get(chunk);
-      if (!at) return false;
-      const set = snapshotsOfPack.get(at.pack) ?? new Set();
-      set.add(snapshot.id);
-      snapshotsOfPack.set(at.pack, set);
-      return true;
-    };
-    try {
-      needs(snapshot.root);
-      await walkTrees(store, snapshot.root, (_id, entries, path) => {
-        for (const entry of entries) {
-          if (entry.subtree && !needs(entry.subtree))
-            errors.push(`snapshot ${snapshot.id}: tree of ${path} is missing`);
-          for (const chunk of entry.content ?? [])
-            if (!needs(chunk))
-              errors.push(`snapshot ${snapshot.id}: chunk ${chunk.slice(0, 12)} of ${path} is missing`);
-        }
-      });
-    } catch (error) {
-      errors.push(`snapshot ${snapshot.id}: ${withContext('reading its trees', error).message}`);
-    }
-  }
-
   if (options.readData) {
+    const verify = index.packIds().filter((p) => !badPacks.has(p));
     const meter = new ProgressMeter(
       'check',
       options.onProgress,
-      [...stored.values()].reduce((a, b) => a + b, 0),
+      verify.reduce((sum, p) => sum + (stored.get(p) ?? 0), 0),
     );
-    await mapLimit(
-      index.packIds().filter((p) => stored.has(p)),
-      4,
-      async (pack) => {
-        const problem = await verifyPack(repository, pack);
-        meter.add(stored.get(pack) ?? 0, 1);
-        if (problem) {
-          const needed = [...(snapshotsOfPack.get(pack) ?? [])];
-          errors.push(`pack ${pack}: ${problem}; needed by snapshot(s) ${needed.length ? needed.join(', ') : 'none'}`);
-        }
-      },
-    );
+    await mapLimit(verify, 4, async (pack) => {
+      const result = await verifyPack(repository, pack);
+      meter.add(stored.get(pack) ?? 0, 1);
+      if (result.pack) badPacks.set(pack, result.pack);
+      for (const [chunk, reason] of result.chunks) badChunks.set(chunk, reason);
+      if (result.header) damaged.push({ object: blobNames.pack(pack), reason: result.header, snapshots: [] });
+    });
     meter.done();
   }
+
+  const unavailable = (chunk: ChunkId): Omit<Problem, 'path' | 'chunk'> | undefined => {
+    const at = index.get(chunk);
+    if (!at)
+      return {
+        object: 'index',
+        reason: `chunk ${chunk.slice(0, 12)} is in no index${repository.damagedIndexFiles.length ? ' (an index file is damaged)' : ''}`,
+      };
+    const packProblem = badPacks.get(at.pack);
+    if (packProblem) return { object: blobNames.pack(at.pack), reason: packProblem };
+    const chunkProblem = badChunks.get(chunk);
+    if (chunkProblem) return { object: blobNames.pack(at.pack), reason: chunkProblem };
+    return undefined;
+  };
+  // A tree that fails to read (damage a structural check finds without --read-data) counts as a damaged chunk.
+  const damagedTree = (chunk: ChunkId, error: unknown) => {
+    badChunks.set(chunk, (error as Error).message);
+    return unavailable(chunk) ?? { object: 'tree', reason: (error as Error).message };
+  };
+  const walker = new DamageWalker(repository, unavailable, damagedTree);
+  const listing = await repository.snapshotListing();
+  const problemsOf = new Map<Snapshot, Problem[]>();
+  for (const snapshot of listing.snapshots) {
+    const problems = await walker.problems(snapshot.root);
+    if (problems.length) problemsOf.set(snapshot, problems);
+  }
+
+  // Chunks snapshots lack may be in packs no readable index lists (a deleted or damaged index file).
+  const unreferenced = [...stored.keys()].filter((p) => index.packSize(p) === undefined);
+  const lacking = new Set([...problemsOf.values()].flatMap((ps) => ps.map((p) => p.chunk)));
+  const packsToReindex = new Set<PackId>();
+  const recoverable = new Set<ChunkId>();
+  const unreadable = new Set<PackId>();
+  if (lacking.size > 0)
+    await mapLimit(unreferenced, 8, async (pack) => {
+      try {
+        const entries = await readStoredPackHeader(
+          repository.storage,
+          repository.keys.encryption,
+          pack,
+          stored.get(pack) ?? 0,
+        );
+        for (const entry of entries)
+          if (lacking.has(entry.id)) {
+            recoverable.add(entry.id);
+            packsToReindex.add(pack);
+          }
+      } catch (error) {
+        unreadable.add(pack);
+        damaged.push({
+          object: blobNames.pack(pack),
+          reason: `in no index, and ${(error as Error).message}`,
+          snapshots: [],
+        });
+      }
+    });
+
+  const objectSnapshots = new Map<string, Set<string>>();
+  const affected: AffectedSnapshot[] = [];
+  for (const [snapshot, problems] of problemsOf) {
+    const lost = new Set<string>();
+    const back = new Set<string>();
+    for (const problem of problems) {
+      (recoverable.has(problem.chunk) ? back : lost).add(problem.path);
+      const set = objectSnapshots.get(problem.object) ?? new Set();
+      set.add(snapshot.id);
+      objectSnapshots.set(problem.object, set);
+    }
+    affected.push({
+      snapshot: snapshot.id,
+      source: snapshot.source,
+      time: snapshot.time,
+      lost: [...lost],
+      recoverable: [...back],
+    });
+  }
+  const needing = (object: string) => [...(objectSnapshots.get(object) ?? [])].sort();
+  for (const file of repository.damagedIndexFiles)
+    damaged.push({ object: file.name, reason: file.reason, snapshots: needing('index') });
+  for (const file of listing.damaged)
+    damaged.push({ object: file.name, reason: file.reason, snapshots: [idOf(file.name)] });
+  for (const [pack, reason] of badPacks)
+    damaged.push({ object: blobNames.pack(pack), reason, snapshots: needing(blobNames.pack(pack)) });
+  const chunkPacks = new Map<PackId, string[]>();
+  for (const [chunk, reason] of badChunks) {
+    const pack = index.get(chunk)?.pack as PackId;
+    chunkPacks.set(pack, [...(chunkPacks.get(pack) ?? []), reason]);
+  }
+  for (const [pack, reasons] of chunkPacks)
+    damaged.push({
+      object: blobNames.pack(pack),
+      reason: `${reasons.length} damaged chunk(s): ${reasons.join('; ')}`,
+      snapshots: needing(blobNames.pack(pack)),
+    });
+  const chunksInNoIndex = needing('index');
+  if (chunksInNoIndex.length && repository.damagedIndexFiles.length === 0)
+    damaged.push({
+      object: 'index',
+      reason: 'chunks that snapshots reference are in no index',
+      snapshots: chunksInNoIndex,
+    });
+
+  const leftovers = await findCrashLeftovers(repository.storage);
   return {
-    errors,
-    snapshots: snapshots.length,
+    errors: describe(damaged, affected, [...packsToReindex], listing.snapshots.length),
+    snapshots: listing.snapshots.length,
     packs: index.packIds().length,
-    unreferencedPacks: [...stored.keys()].filter((p) => index.packSize(p as PackId) === undefined).length,
+    unreferencedPacks: unreferenced.filter((p) => !packsToReindex.has(p) && !unreadable.has(p)).length,
+    packsToReindex: [...packsToReindex].sort(),
+    damaged,
+    affected,
+    leftovers: {
+      tempBlobs: leftovers.tempBlobs.map((t) => `${t.name} (${t.size} bytes, ${t.modified})`),
+      staleLocks: leftovers.staleLocks.map((l) => `${l.name}: ${l.reason}`),
+    },
   };
 }
 
-async function verifyPack(repository: Repository, pack: PackId): Promise<string | undefined> {
-  try {
-    const bytes = await repository.storage.get(blobNames.pack(pack));
-    if (sha256Hex(bytes) !== pack) return 'content does not match its id (damaged)';
-    for (const entry of readPackHeader(repository.keys.encryption, pack, bytes)) {
-      const compressed = openRecord(
-        repository.keys.encryption,
-        entry.id,
-        bytes.subarray(entry.offset, entry.offset + entry.length),
-        pack,
-      );
-      const plain = await decompress(entry.codec, compressed, entry.rawLength);
-      if (plain.length !== entry.rawLength) return `chunk ${entry.id.slice(0, 12)} has the wrong length`;
+/**
+ * The chunks the snapshots use (prune keeps these and deletes every pack its new index does not list). That
+ * is safe only when the index is whole and every chunk in use is in a pack that exists, so this refuses
+ * (Corrupt) when an index file, a snapshot or a tree cannot be read, or a chunk in use is in no index or
+ * in a missing pack: a pack no index lists may hold the only copy of a snapshot's data.
+ */
+export async function chunksInUse(repository: Repository): Promise<Set<ChunkId>> {
+  const problems = repository.damagedIndexFiles.map((d) => `${d.name} cannot be read`);
+  const listing = await repository.snapshotListing();
+  for (const d of listing.damaged) problems.push(`${d.name} cannot be read`);
+  const used = new Set<ChunkId>();
+  if (problems.length === 0) {
+    const store = repository.chunkStore();
+    const seen = new Set<ChunkId>();
+    for (const snapshot of listing.snapshots) {
+      used.add(snapshot.root);
+      await walkTrees(
+        store,
+        snapshot.root,
+        (_id, entries) => {
+          for (const entry of entries) {
+            if (entry.subtree) used.add(entry.subtree);
+            for (const chunk of entry.content ?? []) used.add(chunk);
+          }
+        },
+        seen,
+      ).catch((error: unknown) => problems.push(`snapshot ${snapshot.id}: ${(error as Error).message}`));
     }
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
+    const stored = new Set<string>();
+    for await (const blob of repository.storage.list(prefixes.data)) stored.add(idOf(blob.name));
+    let inNoIndex = 0;
+    const missing = new Set<PackId>();
+    for (const chunk of used) {
+      const at = repository.index.get(chunk);
+      if (!at) inNoIndex++;
+      else if (!stored.has(at.pack)) missing.add(at.pack);
+    }
+    if (inNoIndex) problems.push(`${inNoIndex} chunk(s) that snapshots use are in no index`);
+    for (const pack of missing) problems.push(`pack ${pack} is missing`);
   }
+  if (problems.length)
+    throw new TidemarkError(
+      'Corrupt',
+      `prune refused on ${repository.storage.description}: ${problems.join('; ')}. Deleting now could remove the only copy of data: run \`tidemark repo check\`, then \`tidemark repo repair index\` to list packs no index lists, and forget the snapshots it names as lost`,
+    );
+  return used;
+}
+
+/** Walks a snapshot's trees collecting what cannot be read; a damaged tree hides only what is below it. */
+class DamageWalker {
+  /** Problems per tree, paths relative to it: trees shared by snapshots are read once. */
+  private readonly cache = new Map<ChunkId, Problem[]>();
+  private readonly store;
+
+  constructor(
+    repository: Repository,
+    private readonly unavailable: (chunk: ChunkId) => Omit<Problem, 'path' | 'chunk'> | undefined,
+    private readonly damagedTree: (chunk: ChunkId, error: unknown) => Omit<Problem, 'path' | 'chunk'>,
+  ) {
+    this.store = repository.chunkStore();
+  }
+
+  /** The problems of a snapshot, with paths from its root (`/`). */
+  async problems(root: ChunkId): Promise<Problem[]> {
+    return (await this.tree(root)).map((p) => ({ ...p, path: `/${p.path}` }));
+  }
+
+  private async tree(id: ChunkId): Promise<Problem[]> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    const problems: Problem[] = [];
+    const whole = this.unavailable(id);
+    if (whole) problems.push({ path: '', chunk: id, ...whole });
+    else {
+      try {
+        for (const entry of decodeTree(await this.store.get(id)).entries) {
+          const name = decodeName(entry).toString('utf8');
+          if (entry.type === 'dir' && entry.subtree)
+            for (const p of await this.tree(entry.subtree)) problems.push({ ...p, path: `${name}/${p.path}` });
+          for (const chunk of entry.content ?? []) {
+            const problem = this.unavailable(chunk);
+            if (problem) problems.push({ path: name, chunk, ...problem });
+          }
+        }
+      } catch (error) {
+        problems.push({ path: '', chunk: id, ...this.damagedTree(id, error) });
+      }
+    }
+    this.cache.set(id, problems);
+    return problems;
+  }
+}
+
+/** Downloads a pack and verifies its hash, its header, and each record the index locates in it. */
+async function verifyPack(
+  repository: Repository,
+  pack: PackId,
+): Promise<{ pack?: string; header?: string; chunks: Map<ChunkId, string> }> {
+  const chunks = new Map<ChunkId, string>();
+  let bytes: Buffer;
+  try {
+    bytes = await repository.storage.get(blobNames.pack(pack));
+  } catch (error) {
+    return { pack: (error as Error).message, chunks };
+  }
+  const key = repository.keys.encryption;
+  for (const chunk of repository.index.chunksOf(pack)) {
+    const at = repository.index.get(chunk);
+    if (at?.pack !== pack) continue; // read from another pack
+    try {
+      const compressed = openRecord(key, chunk, bytes.subarray(at.offset, at.offset + at.length), pack);
+      const plain = await decompress(at.codec, compressed, at.rawLength);
+      if (plain.length !== at.rawLength) chunks.set(chunk, `chunk ${chunk.slice(0, 12)} has the wrong length`);
+    } catch (error) {
+      chunks.set(chunk, (error as Error).message);
+    }
+  }
+  let header: string | undefined;
+  try {
+    readPackHeader(key, pack, bytes);
+  } catch (error) {
+    header = `header: ${(error as Error).message} (the index still locates its chunks; \`repo repair index\` cannot rebuild from it)`;
+  }
+  if (!header && chunks.size === 0 && sha256Hex(bytes) !== pack)
+    return { pack: 'content does not match its id (damaged)', chunks };
+  return { chunks, ...(header ? { header } : {}) };
+}
+
+function describe(
+  damaged: DamagedObjectReport[],
+  affected: AffectedSnapshot[],
+  packsToReindex: string[],
+  readable: number,
+): string[] {
+  const lines = damaged.map(
+    (d) => `${d.object}: ${d.reason}${d.snapshots.length ? `; needed by snapshot(s) ${d.snapshots.join(', ')}` : ''}`,
+  );
+  for (const a of affected) {
+    const parts = [];
+    if (a.lost.length) parts.push(`${a.lost.length} path(s) cannot be restored: ${sample(a.lost)}`);
+    if (a.recoverable.length)
+      parts.push(
+        `${a.recoverable.length} path(s) come back with \`tidemark repo repair index\`: ${sample(a.recoverable)}`,
+      );
+    lines.push(`snapshot ${a.snapshot} (${a.source}, ${a.time}): ${parts.join('; ')}`);
+  }
+  if (packsToReindex.length)
+    lines.push(
+      `${packsToReindex.length} pack(s) in no index hold data snapshots need (not removable; run \`tidemark repo repair index\`): ${sample(packsToReindex)}`,
+    );
+  if (lines.length) lines.push(`${readable - affected.length} other snapshot(s) are intact`);
+  return lines;
+}
+
+function sample(items: string[]): string {
+  return items.length > 5 ? `${items.slice(0, 5).join(', ')} and ${items.length - 5} more` : items.join(', ');
 }

@@ -1,7 +1,8 @@
+import { chunksInUse } from './check.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
+import { removeCrashLeftovers } from './housekeeping.ts';
 import type { IndexFile } from './index.ts';
 import { mapLimit, Repository } from './repository.ts';
-import { walkTrees } from './walk.ts';
 
 export interface PruneReport {
   deletedPacks: number;
@@ -26,22 +27,8 @@ export async function prune(repository: Repository, options: { repackThreshold?:
     // Re-read everything under the lock: a backup may have finished since the repository was opened.
     const fresh = await Repository.reopen(repository);
     const store = fresh.chunkStore();
-    const used = new Set<ChunkId>();
-    const seen = new Set<ChunkId>();
-    for (const snapshot of await fresh.snapshots()) {
-      used.add(snapshot.root);
-      await walkTrees(
-        store,
-        snapshot.root,
-        (_id, entries) => {
-          for (const entry of entries) {
-            if (entry.subtree) used.add(entry.subtree);
-            for (const chunk of entry.content ?? []) used.add(chunk);
-          }
-        },
-        seen,
-      );
-    }
+    const used = await chunksInUse(fresh);
+    await removeCrashLeftovers(fresh.storage);
 
     const threshold = options.repackThreshold ?? 0.5;
     const keep: PackId[] = [];
