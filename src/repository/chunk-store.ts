@@ -107,7 +107,11 @@ export class ChunkStore {
   /** Reads, decrypts, decompresses a chunk. Damage fails loudly with code Corrupt, naming chunk and pack. */
   async get(id: ChunkId): Promise<Buffer> {
     const at = this.index.get(id);
-    if (!at) throw new TidemarkError('Corrupt', `chunk ${id.slice(0, 12)} is referenced but in no index`);
+    if (!at)
+      throw new TidemarkError(
+        'Corrupt',
+        `chunk ${id.slice(0, 12)} is referenced but in no index (\`tidemark repo check\` says what is damaged)`,
+      );
     const record = await this.storage
       .get(blobNames.pack(at.pack), { offset: at.offset, length: at.length })
       .catch((error: unknown) => {
