@@ -1,11 +1,11 @@
 import { isCode } from '../errors.ts';
-import { prefixes } from './format.ts';
+import { blobNames, prefixes } from './format.ts';
 import { isStale, type LockFile, STALE_MS } from './lock.ts';
-import type { Storage } from './storage/storage.ts';
+import type { Leftover, Storage } from './storage/storage.ts';
 
 /** What crashed writers leave behind: nothing a reader relies on, so it is safe to remove. */
 export interface CrashLeftovers {
-  /** Temporary blobs of puts not touched for STALE_MS (no live put is that silent). */
+  /** Temporary blobs (files, multipart uploads) of puts not touched for STALE_MS (no live put is that silent). */
   tempBlobs: { name: string; size: number; modified: string }[];
   /** Lock files of dead or silent holders (lock.ts `isStale`), and lock files that are not a lock. */
   staleLocks: { name: string; reason: string }[];
@@ -13,27 +13,37 @@ export interface CrashLeftovers {
 
 /** Finds the leftovers of crashed writers (`check` reports them; `prune` and `repo unlock --remove-stale` remove them). */
 export async function findCrashLeftovers(storage: Storage, now = new Date()): Promise<CrashLeftovers> {
-  return { tempBlobs: await oldTempBlobs(storage, now), staleLocks: await staleLocks(storage, now) };
+  return describe(await deadTempBlobs(storage, now), await staleLocks(storage, now));
 }
 
 /** Removes the leftovers of crashed writers; returns what it removed. */
 export async function removeCrashLeftovers(storage: Storage, now = new Date()): Promise<CrashLeftovers> {
-  const leftovers = await findCrashLeftovers(storage, now);
-  for (const lock of leftovers.staleLocks) await storage.delete(lock.name);
-  for await (const temp of storage.leftovers?.() ?? []) if (isOld(temp.modified, now)) await temp.remove(); // listed again: a removal needs the backend's handle
-  return leftovers;
+  const temps = await deadTempBlobs(storage, now);
+  const locks = await staleLocks(storage, now);
+  for (const lock of locks) await storage.delete(lock.name);
+  for (const temp of temps) await temp.remove();
+  return describe(temps, locks);
 }
 
-async function oldTempBlobs(storage: Storage, now: Date): Promise<CrashLeftovers['tempBlobs']> {
-  const found: CrashLeftovers['tempBlobs'] = [];
-  for await (const temp of storage.leftovers?.() ?? [])
-    if (isOld(temp.modified, now))
-      found.push({ name: temp.name, size: temp.size, modified: temp.modified.toISOString() });
+function describe(temps: Leftover[], staleLocks: CrashLeftovers['staleLocks']): CrashLeftovers {
+  return {
+    tempBlobs: temps.map((t) => ({ name: t.name, size: t.size, modified: t.modified.toISOString() })),
+    staleLocks,
+  };
+}
+
+/**
+ * Temporary blobs old enough to be dead, where the repository writes (a repository at a bucket's root
+ * leaves other uploads in the bucket alone).
+ */
+async function deadTempBlobs(storage: Storage, now: Date): Promise<Leftover[]> {
+  const found: Leftover[] = [];
+  for await (const temp of storage.leftovers?.() ?? []) {
+    const folder = temp.name.slice(0, temp.name.indexOf('/') + 1);
+    const ours = Object.values(prefixes).includes(folder) || temp.name === blobNames.config;
+    if (ours && now.getTime() - temp.modified.getTime() > STALE_MS) found.push(temp);
+  }
   return found;
-}
-
-function isOld(modified: Date, now: Date): boolean {
-  return now.getTime() - modified.getTime() > STALE_MS;
 }
 
 async function staleLocks(storage: Storage, now: Date): Promise<CrashLeftovers['staleLocks']> {

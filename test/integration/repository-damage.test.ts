@@ -13,6 +13,7 @@ import { isCode } from '../../src/errors.ts';
 import { backupTree } from '../../src/repository/backup.ts';
 import { check } from '../../src/repository/check.ts';
 import { blobNames, idOf, prefixes } from '../../src/repository/format.ts';
+import { findCrashLeftovers, removeCrashLeftovers } from '../../src/repository/housekeeping.ts';
 import { wrapMasterKeys } from '../../src/repository/keys.ts';
 import { forget, prune } from '../../src/repository/prune.ts';
 import { repairIndex } from '../../src/repository/repair.ts';
@@ -445,6 +446,44 @@ describe('on S3', () => {
     const dir = join(workDir.path, `restore-${++cases}`);
     await restoreTree(repaired, fixtures.b.snapshot, dir);
     assert.deepEqual(await describeTree(dir), fixtures.b.expected);
+  });
+
+  test('an abandoned multipart upload is reported once old and then removed, other uploads left alone', async () => {
+    const env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+    const url = `s3://damage/leftovers?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1&pathStyle=true`;
+    const storage = openStorage(url, env);
+    await Repository.init(storage, passphrase, { scrypt });
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    const key = `leftovers/data/ab/ab${'0'.repeat(62)}`;
+    const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: 'damage', Key: key }));
+    await client.send(
+      new sdk.UploadPartCommand({ Bucket: 'damage', Key: key, UploadId, PartNumber: 1, Body: Buffer.from('part') }),
+    );
+
+    const foreign = await client.send(
+      new sdk.CreateMultipartUploadCommand({ Bucket: 'damage', Key: 'elsewhere/data/x' }),
+    );
+
+    assert.deepEqual((await findCrashLeftovers(storage)).tempBlobs, [], 'a young upload may still be running');
+    const later = new Date(Date.now() + 60 * 60 * 1000);
+    const found = await findCrashLeftovers(storage, later);
+    assert.deepEqual(
+      found.tempBlobs.map((t) => [t.name, t.size]),
+      [[key.slice('leftovers/'.length), 4]],
+    );
+    await removeCrashLeftovers(storage, later);
+    const uploads = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: 'damage' }));
+    assert.deepEqual(
+      (uploads.Uploads ?? []).map((u) => u.UploadId),
+      [foreign.UploadId],
+    );
+    client.destroy();
   });
 });
 
