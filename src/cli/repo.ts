@@ -245,12 +245,16 @@ export function registerRepoCommands(program: Command): void {
         openStorage(options.to),
         passphrase(options.toKeyFile, 'TIDEMARK_TO_REPO_KEY', '--to-key-file'),
       );
-      const snapshots = options.snapshot ? [await source.findSnapshot(options.snapshot)] : await source.snapshots();
-      const report = await copySnapshots(source, destination, snapshots, { onProgress: progressReporter() });
+      const listing = options.snapshot
+        ? { snapshots: [await source.findSnapshot(options.snapshot)], damaged: [] }
+        : await source.snapshotListing();
+      const report = await copySnapshots(source, destination, listing.snapshots, { onProgress: progressReporter() });
+      const unreadable = listing.damaged.map((d) => idOf(d.name));
       print(
         common,
-        report,
-        `copied ${report.copied.length}, already there ${report.skipped.length}, uploaded ${formatBytes(report.uploadedBytes)}`,
+        { ...report, unreadable },
+        `copied ${report.copied.length}, already there ${report.skipped.length}, uploaded ${formatBytes(report.uploadedBytes)}${unreadable.length ? `; not copied, unreadable in the source (see repo check): ${unreadable.join(', ')}` : ''}`,
       );
+      if (unreadable.length) process.exitCode = 1;
     });
 }

@@ -411,6 +411,20 @@ describe('the CLI', () => {
     process.exitCode = 0;
 
     assert.match(await cli(['repo', 'repair', 'index', '--repo', url]), /rebuilt the index: \d+ packs/);
+
+    // Copy takes what reads and says what it could not.
+    const replica = `file://${workDir.path}/replica-${++cases}`;
+    await Repository.init(openStorage(replica), passphrase, { scrypt });
+    const keyFile = join(workDir.path, 'replica.key');
+    await writeFile(keyFile, passphrase);
+    const copied = await cli(['repo', 'copy', '--repo', url, '--to', replica, '--to-key-file', keyFile]);
+    assert.match(
+      copied,
+      new RegExp(`copied 2, .*not copied, unreadable in the source .*${fixtures.aFull.snapshot.id}`),
+    );
+    assert.equal(process.exitCode, 1);
+    process.exitCode = 0;
+
     await cli(['repo', 'forget', '--repo', url, fixtures.aFull.snapshot.id.slice(0, 10)]);
     assert.match(await cli(['repo', 'check', '--repo', url, '--read-data']), /^no errors: 2 snapshots/m);
     assert.equal(process.exitCode, 0);
