@@ -63,92 +63,22 @@ export async function check(
   repository: Repository,
   options: { readData?: boolean; onProgress?: ProgressListener } = {},
 ): Promise<CheckReport> {
-  const index = repository.index;
   const stored = new Map<PackId, number>();
   for await (const blob of repository.storage.list(prefixes.data)) stored.set(idOf(blob.name) as PackId, blob.size);
-
-  /** Whole packs that cannot be read, and single chunks that fail to decrypt (with --read-data). */
-  const badPacks = new Map<PackId, string>();
-  const badChunks = new Map<ChunkId, string>();
-  const damaged: DamagedObjectReport[] = [];
-  for (const pack of index.packIds()) {
-    const size = stored.get(pack);
-    if (size === undefined) badPacks.set(pack, `missing from ${repository.storage.description}`);
-    else if (size !== index.packSize(pack))
-      badPacks.set(pack, `has ${size} bytes, the index says ${index.packSize(pack)}`);
-  }
-  if (options.readData) {
-    const verify = index.packIds().filter((p) => !badPacks.has(p));
-    const meter = new ProgressMeter(
-      'check',
-      options.onProgress,
-      verify.reduce((sum, p) => sum + (stored.get(p) ?? 0), 0),
-    );
-    await mapLimit(verify, 4, async (pack) => {
-      const result = await verifyPack(repository, pack);
-      meter.add(stored.get(pack) ?? 0, 1);
-      if (result.pack) badPacks.set(pack, result.pack);
-      for (const [chunk, reason] of result.chunks) badChunks.set(chunk, reason);
-      if (result.header) damaged.push({ object: blobNames.pack(pack), reason: result.header, snapshots: [] });
-    });
-    meter.done();
-  }
-
-  const unavailable = (chunk: ChunkId): Omit<Problem, 'path' | 'chunk'> | undefined => {
-    const at = index.get(chunk);
-    if (!at)
-      return {
-        object: 'index',
-        reason: `chunk ${chunk.slice(0, 12)} is in no index${repository.damagedIndexFiles.length ? ' (an index file is damaged)' : ''}`,
-      };
-    const packProblem = badPacks.get(at.pack);
-    if (packProblem) return { object: blobNames.pack(at.pack), reason: packProblem };
-    const chunkProblem = badChunks.get(chunk);
-    if (chunkProblem) return { object: blobNames.pack(at.pack), reason: chunkProblem };
-    return undefined;
-  };
-  // A tree that fails to read (damage a structural check finds without --read-data) counts as a damaged chunk.
-  const damagedTree = (chunk: ChunkId, error: unknown) => {
-    badChunks.set(chunk, (error as Error).message);
-    return unavailable(chunk) ?? { object: 'tree', reason: (error as Error).message };
-  };
-  const walker = new DamageWalker(repository, unavailable, damagedTree);
+  const damage = await packDamage(repository, stored, options);
   const listing = await repository.snapshotListing();
+  const walker = new DamageWalker(repository, damage);
   const problemsOf = new Map<Snapshot, Problem[]>();
   for (const snapshot of listing.snapshots) {
     const problems = await walker.problems(snapshot.root);
     if (problems.length) problemsOf.set(snapshot, problems);
   }
-
-  // Chunks snapshots lack may be in packs no readable index lists (a deleted or damaged index file).
-  const unreferenced = [...stored.keys()].filter((p) => index.packSize(p) === undefined);
-  const lacking = new Set([...problemsOf.values()].flatMap((ps) => ps.map((p) => p.chunk)));
-  const packsToReindex = new Set<PackId>();
-  const recoverable = new Set<ChunkId>();
-  const unreadable = new Set<PackId>();
-  if (lacking.size > 0)
-    await mapLimit(unreferenced, 8, async (pack) => {
-      try {
-        const entries = await readStoredPackHeader(
-          repository.storage,
-          repository.keys.encryption,
-          pack,
-          stored.get(pack) ?? 0,
-        );
-        for (const entry of entries)
-          if (lacking.has(entry.id)) {
-            recoverable.add(entry.id);
-            packsToReindex.add(pack);
-          }
-      } catch (error) {
-        unreadable.add(pack);
-        damaged.push({
-          object: blobNames.pack(pack),
-          reason: `in no index, and ${(error as Error).message}`,
-          snapshots: [],
-        });
-      }
-    });
+  // A chunk whose indexed copy is damaged is left out: a rebuilt index might still pick that copy.
+  const lacking = new Set(
+    [...problemsOf.values()].flatMap((ps) => ps.map((p) => p.chunk)).filter((c) => !damage.chunks.has(c)),
+  );
+  const unreferenced = [...stored.keys()].filter((p) => repository.index.packSize(p) === undefined);
+  const reindex = await findReindexable(repository, stored, unreferenced, lacking);
 
   const objectSnapshots = new Map<string, Set<string>>();
   const affected: AffectedSnapshot[] = [];
@@ -156,52 +86,47 @@ export async function check(
     const lost = new Set<string>();
     const back = new Set<string>();
     for (const problem of problems) {
-      (recoverable.has(problem.chunk) ? back : lost).add(problem.path);
+      (reindex.recoverable.has(problem.chunk) ? back : lost).add(problem.path);
       const set = objectSnapshots.get(problem.object) ?? new Set();
       set.add(snapshot.id);
       objectSnapshots.set(problem.object, set);
     }
-    affected.push({
-      snapshot: snapshot.id,
-      source: snapshot.source,
-      time: snapshot.time,
-      lost: [...lost],
-      recoverable: [...back],
-    });
+    const { id, source, time } = snapshot;
+    affected.push({ snapshot: id, source, time, lost: [...lost], recoverable: [...back] });
   }
   const needing = (object: string) => [...(objectSnapshots.get(object) ?? [])].sort();
+  const damaged = [...damage.headers, ...reindex.unreadable.values()];
   for (const file of repository.damagedIndexFiles)
     damaged.push({ object: file.name, reason: file.reason, snapshots: needing('index') });
+  if (repository.damagedIndexFiles.length === 0 && needing('index').length)
+    damaged.push({
+      object: 'index',
+      reason: 'chunks that snapshots reference are in no index',
+      snapshots: needing('index'),
+    });
   for (const file of listing.damaged)
     damaged.push({ object: file.name, reason: file.reason, snapshots: [idOf(file.name)] });
-  for (const [pack, reason] of badPacks)
+  for (const [pack, reason] of damage.packs)
     damaged.push({ object: blobNames.pack(pack), reason, snapshots: needing(blobNames.pack(pack)) });
-  const chunkPacks = new Map<PackId, string[]>();
-  for (const [chunk, reason] of badChunks) {
-    const pack = index.get(chunk)?.pack as PackId;
-    chunkPacks.set(pack, [...(chunkPacks.get(pack) ?? []), reason]);
+  const reasonsByPack = new Map<PackId, string[]>();
+  for (const [chunk, reason] of damage.chunks) {
+    const pack = repository.index.get(chunk)?.pack as PackId;
+    reasonsByPack.set(pack, [...(reasonsByPack.get(pack) ?? []), reason]);
   }
-  for (const [pack, reasons] of chunkPacks)
+  for (const [pack, reasons] of reasonsByPack)
     damaged.push({
       object: blobNames.pack(pack),
       reason: `${reasons.length} damaged chunk(s): ${reasons.join('; ')}`,
       snapshots: needing(blobNames.pack(pack)),
     });
-  const chunksInNoIndex = needing('index');
-  if (chunksInNoIndex.length && repository.damagedIndexFiles.length === 0)
-    damaged.push({
-      object: 'index',
-      reason: 'chunks that snapshots reference are in no index',
-      snapshots: chunksInNoIndex,
-    });
 
   const leftovers = await findCrashLeftovers(repository.storage);
   return {
-    errors: describe(damaged, affected, [...packsToReindex], listing.snapshots.length),
+    errors: describe(damaged, affected, [...reindex.packs], listing.snapshots.length),
     snapshots: listing.snapshots.length,
-    packs: index.packIds().length,
-    unreferencedPacks: unreferenced.filter((p) => !packsToReindex.has(p) && !unreadable.has(p)).length,
-    packsToReindex: [...packsToReindex].sort(),
+    packs: repository.index.packIds().length,
+    unreferencedPacks: unreferenced.filter((p) => !reindex.packs.has(p) && !reindex.unreadable.has(p)).length,
+    packsToReindex: [...reindex.packs].sort(),
     damaged,
     affected,
     leftovers: {
@@ -209,6 +134,71 @@ export async function check(
       staleLocks: leftovers.staleLocks.map((l) => `${l.name}: ${l.reason}`),
     },
   };
+}
+
+/** Indexed packs that cannot be read whole, single chunks that do not decrypt, and damaged headers. */
+interface PackDamage {
+  packs: Map<PackId, string>;
+  /** Also trees that fail to read while the snapshots are walked. */
+  chunks: Map<ChunkId, string>;
+  headers: DamagedObjectReport[];
+}
+
+/** Missing and wrongly sized packs; with `readData`, every record and header of the others. */
+async function packDamage(
+  repository: Repository,
+  stored: Map<PackId, number>,
+  options: { readData?: boolean; onProgress?: ProgressListener },
+): Promise<PackDamage> {
+  const index = repository.index;
+  const damage: PackDamage = { packs: new Map(), chunks: new Map(), headers: [] };
+  for (const pack of index.packIds()) {
+    const size = stored.get(pack);
+    if (size === undefined) damage.packs.set(pack, `missing from ${repository.storage.description}`);
+    else if (size !== index.packSize(pack))
+      damage.packs.set(pack, `has ${size} bytes, the index says ${index.packSize(pack)}`);
+  }
+  if (!options.readData) return damage;
+  const verify = index.packIds().filter((p) => !damage.packs.has(p));
+  const total = verify.reduce((sum, p) => sum + (stored.get(p) ?? 0), 0);
+  const meter = new ProgressMeter('check', options.onProgress, total);
+  await mapLimit(verify, 4, async (pack) => {
+    const result = await verifyPack(repository, pack);
+    meter.add(stored.get(pack) ?? 0, 1);
+    if (result.pack) damage.packs.set(pack, result.pack);
+    for (const [chunk, reason] of result.chunks) damage.chunks.set(chunk, reason);
+    if (result.header) damage.headers.push({ object: blobNames.pack(pack), reason: result.header, snapshots: [] });
+  });
+  meter.done();
+  return damage;
+}
+
+/**
+ * Which packs no index lists hold chunks snapshots lack (a deleted or damaged index file): those are to be
+ * re-indexed, never deleted. Headers are read only when something is lacking.
+ */
+async function findReindexable(
+  repository: Repository,
+  stored: Map<PackId, number>,
+  unreferenced: PackId[],
+  lacking: Set<ChunkId>,
+): Promise<{ packs: Set<PackId>; recoverable: Set<ChunkId>; unreadable: Map<PackId, DamagedObjectReport> }> {
+  const found = { packs: new Set<PackId>(), recoverable: new Set<ChunkId>(), unreadable: new Map() };
+  if (lacking.size === 0) return found;
+  await mapLimit(unreferenced, 8, async (pack) => {
+    try {
+      const key = repository.keys.encryption;
+      for (const entry of await readStoredPackHeader(repository.storage, key, pack, stored.get(pack) ?? 0))
+        if (lacking.has(entry.id)) {
+          found.recoverable.add(entry.id);
+          found.packs.add(pack);
+        }
+    } catch (error) {
+      const reason = `in no index, and ${(error as Error).message}`;
+      found.unreadable.set(pack, { object: blobNames.pack(pack), reason, snapshots: [] });
+    }
+  });
+  return found;
 }
 
 /**
@@ -259,6 +249,8 @@ export async function chunksInUse(repository: Repository): Promise<Set<ChunkId>>
   return used;
 }
 
+const NO_PROBLEMS: Problem[] = [];
+
 /** Walks a snapshot's trees collecting what cannot be read; a damaged tree hides only what is below it. */
 class DamageWalker {
   /** Problems per tree, paths relative to it: trees shared by snapshots are read once. */
@@ -266,9 +258,8 @@ class DamageWalker {
   private readonly store;
 
   constructor(
-    repository: Repository,
-    private readonly unavailable: (chunk: ChunkId) => Omit<Problem, 'path' | 'chunk'> | undefined,
-    private readonly damagedTree: (chunk: ChunkId, error: unknown) => Omit<Problem, 'path' | 'chunk'>,
+    private readonly repository: Repository,
+    private readonly damage: PackDamage,
   ) {
     this.store = repository.chunkStore();
   }
@@ -281,7 +272,7 @@ class DamageWalker {
   private async tree(id: ChunkId): Promise<Problem[]> {
     const cached = this.cache.get(id);
     if (cached) return cached;
-    const problems: Problem[] = [];
+    let problems: Problem[] = [];
     const whole = this.unavailable(id);
     if (whole) problems.push({ path: '', chunk: id, ...whole });
     else {
@@ -296,11 +287,24 @@ class DamageWalker {
           }
         }
       } catch (error) {
-        problems.push({ path: '', chunk: id, ...this.damagedTree(id, error) });
+        // Damage a structural check finds without --read-data: the tree counts as a damaged chunk.
+        this.damage.chunks.set(id, (error as Error).message);
+        problems.push({ path: '', chunk: id, ...(this.unavailable(id) as Omit<Problem, 'path' | 'chunk'>) });
       }
     }
+    if (problems.length === 0) problems = NO_PROBLEMS; // most trees: one shared array, not one each
     this.cache.set(id, problems);
     return problems;
+  }
+
+  private unavailable(chunk: ChunkId): Omit<Problem, 'path' | 'chunk'> | undefined {
+    const at = this.repository.index.get(chunk);
+    if (!at) {
+      const hint = this.repository.damagedIndexFiles.length ? ' (an index file is damaged)' : '';
+      return { object: 'index', reason: `chunk ${chunk.slice(0, 12)} is in no index${hint}` };
+    }
+    const problem = this.damage.packs.get(at.pack) ?? this.damage.chunks.get(chunk);
+    return problem ? { object: blobNames.pack(at.pack), reason: problem } : undefined;
   }
 }
 
