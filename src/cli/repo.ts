@@ -106,7 +106,8 @@ export function registerRepoCommands(program: Command): void {
     .description('list snapshots, newest first')
     .action(async (_args, command: Command) => {
       const options = opts(command);
-      const { snapshots, damaged } = await (await openRepository(options)).snapshotListing();
+      const repository = await openRepository(options);
+      const { snapshots, damaged } = await repository.snapshotListing();
       const lines = snapshots.map(
         (s) =>
           `${s.id.slice(0, 12)}  ${s.time}  ${s.type.padEnd(11)}  ${formatBytes(s.summary.logicalBytes).padStart(10)}  ${s.source}`,
@@ -117,9 +118,10 @@ export function registerRepoCommands(program: Command): void {
         [...snapshots, ...damaged.map((d) => ({ id: idOf(d.name), damaged: d.reason }))],
         ['ID            TIME                      TYPE         SIZE        SOURCE', ...lines].join('\n'),
       );
-      if (damaged.length)
+      const unreadable = [...damaged, ...repository.damagedIndexFiles].map((d) => d.name);
+      if (unreadable.length)
         process.stderr.write(
-          `${damaged.length} snapshot(s) cannot be read; \`tidemark repo check\` says what they affect\n`,
+          `cannot be read: ${unreadable.join(', ')}; \`tidemark repo check\` says which snapshots this affects\n`,
         );
     });
 

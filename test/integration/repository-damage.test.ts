@@ -400,13 +400,18 @@ describe('the CLI', () => {
     const { root, url } = await copyOfPristine();
     await flipByte(join(root, blobNames.snapshot(fixtures.aFull.snapshot.id)));
     await rm(join(root, fixtures.b.indexFiles[0] ?? ''));
+    await truncate(join(root, fixtures.aIncremental.indexFiles[0] ?? ''), 0);
     const listing = await cli(['repo', 'snapshots', '--repo', url]);
+    assert.match(
+      listing,
+      new RegExp(`cannot be read: snapshots/${fixtures.aFull.snapshot.id}, ${fixtures.aIncremental.indexFiles[0]};`),
+    );
     assert.match(listing, new RegExp(`${fixtures.aFull.snapshot.id.slice(0, 12)}  DAMAGED: .*authentication failed`));
     assert.match(listing, new RegExp(`${fixtures.b.snapshot.id.slice(0, 12)}  .*full`));
     assert.match(listing, new RegExp(`${fixtures.aIncremental.snapshot.id.slice(0, 12)}  .*incremental`));
 
     const checked = await cli(['repo', 'check', '--repo', url]);
-    assert.match(checked, /check FAILED: 2 snapshots, .*0 unreferenced packs safe to delete.*1 packs to re-index/);
+    assert.match(checked, /check FAILED: 2 snapshots, .*0 unreferenced packs safe to delete.*2 packs to re-index/);
     assert.equal(process.exitCode, 1);
     process.exitCode = 0;
 
