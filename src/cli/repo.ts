@@ -13,7 +13,8 @@ async function snapshotOrDamaged(repository: Repository, ref: string): Promise<S
     return (await repository.findSnapshot(ref)).id;
   } catch (error) {
     const damaged = (await repository.snapshotListing()).damaged.filter((d) => idOf(d.name).startsWith(ref));
-    if (damaged.length === 1 && damaged[0] && isCode(error, 'Corrupt')) return idOf(damaged[0].name) as SnapshotId;
+    if (damaged.length === 1 && damaged[0] && !isCode(error, 'InvalidArgument'))
+      return idOf(damaged[0].name) as SnapshotId;
     throw error;
   }
 }

@@ -1,4 +1,4 @@
-import { isCode, TidemarkError } from '../errors.ts';
+import { type ErrorCode, isCode, TidemarkError } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
@@ -27,6 +27,8 @@ export interface InitOptions {
 export interface DamagedObject {
   name: string;
   reason: string;
+  /** Corrupt for damage; a storage failure (Transient, AccessDenied) keeps its own code. */
+  code: ErrorCode;
 }
 
 /** Every snapshot blob: those that read, newest first, and those that do not. */
@@ -161,7 +163,7 @@ export class Repository {
     if (found.length === 1 && found[0]) return found[0];
     const damaged = ref === 'latest' ? [] : listing.damaged.filter((d) => idOf(d.name).startsWith(ref));
     if (found.length === 0 && damaged.length === 1 && damaged[0])
-      throw new TidemarkError('Corrupt', `snapshot ${ref} cannot be read: ${damaged[0].reason}`);
+      throw new TidemarkError(damaged[0].code, `snapshot ${ref} cannot be read: ${damaged[0].reason}`);
     throw new TidemarkError(
       found.length ? 'InvalidArgument' : 'NotFound',
       found.length
@@ -209,8 +211,10 @@ async function openAnyKey(storage: Storage, names: string[], passphrase: Buffer)
       `wrong repository key: the passphrase opens none of the key files of ${storage.description} (${tried}); if the passphrase is right, the key file it belongs to is damaged`,
     );
   const reasons = damaged.map((f) => `${f.name}: ${f.error instanceof Error ? f.error.message : String(f.error)}`);
+  // A storage failure keeps its code (an outage is not damage); anything else unexpected is damage.
+  const first = damaged[0]?.error;
   throw new TidemarkError(
-    isCode(damaged[0]?.error, 'Unsupported') ? 'Unsupported' : 'Corrupt',
+    first instanceof TidemarkError && first.code !== 'Internal' ? first.code : 'Corrupt',
     `opening ${storage.description}: no key file opens with this passphrase (tried ${tried}); damaged or unreadable: ${reasons.join('; ')}`,
     { cause: damaged[0]?.error },
   );
@@ -229,7 +233,8 @@ function parseKeyFile(name: string, bytes: Buffer): KeyFile {
 }
 
 function damageOf(name: string, error: unknown): DamagedObject {
-  return { name, reason: error instanceof Error ? error.message : String(error) };
+  const code = error instanceof TidemarkError && error.code !== 'Internal' ? error.code : 'Corrupt';
+  return { name, reason: error instanceof Error ? error.message : String(error), code };
 }
 
 /** Runs `fn` over items with at most `limit` at once; results in input order. */
