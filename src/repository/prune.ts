@@ -1,8 +1,9 @@
+import { chunksInUse } from './check.ts';
 import { getEncryptedJson } from './encrypted-json.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
+import { removeCrashLeftovers } from './housekeeping.ts';
 import type { IndexFile } from './index.ts';
 import { mapLimit, type Repository } from './repository.ts';
-import { walkTrees } from './walk.ts';
 
 export interface PruneReport {
   deletedPacks: number;
@@ -33,22 +34,8 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
   const lock = await repository.lock(true, { waitMs: options.lockWaitMs });
   try {
     const store = repository.chunkStore();
-    const used = new Set<ChunkId>();
-    const seen = new Set<ChunkId>();
-    for (const snapshot of await repository.snapshots()) {
-      used.add(snapshot.root);
-      await walkTrees(
-        store,
-        snapshot.root,
-        (_id, entries) => {
-          for (const entry of entries) {
-            if (entry.subtree) used.add(entry.subtree);
-            for (const chunk of entry.content ?? []) used.add(chunk);
-          }
-        },
-        seen,
-      );
-    }
+    const used = await chunksInUse(repository);
+    await removeCrashLeftovers(repository.storage);
 
     const threshold = options.repackThreshold ?? 0.5;
     const keep: PackId[] = [];
