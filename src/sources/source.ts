@@ -45,12 +45,16 @@ export interface DatabaseRestoreOptions {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as, connecting to the same server; absent: the restoring user. */
   scriptRole?: ScriptRole;
+  /** Aborted (SIGTERM, SIGINT): stop the client, clean up, leave the target as it was, fail as Interrupted. */
+  signal?: AbortSignal;
 }
 
 export interface DatabaseRestoreResult {
   /** Counts read back from the restored database, to compare with the backup's. */
   objects: ObjectCount[];
   skipped: Skipped[];
+  /** What the user should know although the restore succeeded (counts that could not be told, cleanups). */
+  warnings?: string[];
 }
 
 /** A PostgreSQL or MySQL/MariaDB server, reached with credentials from the environment only. */
