@@ -78,14 +78,22 @@ async function fingerprint(database: string): Promise<{ schema: string; tables: 
     child.once('error', reject);
     child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`pg_dump of ${database}: ${code}`))));
   });
-  const tables: Record<string, string> = {};
-  for (const { name } of await sourceFor(database).countRows(database)) {
-    const [schemaName, table] = name.split(/\.(?=[^.]*$)/) as [string, string];
-    const ident = `"${schemaName.replaceAll('"', '""')}"."${table.replaceAll('"', '""')}"`;
-    tables[name] = (
-      await pg.psql(`select md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from ${ident} t`, database)
-    ).trim();
-  }
+  // Every ordinary table outside the system schemas, named with newlines escaped (one line each).
+  const sums = await pg.psql(
+    `select format('select %L, md5(coalesce(string_agg(t::text, %L order by t::text), %L)) from %I.%I t',
+                   replace(n.nspname || '.' || c.relname, E'\\n', '\\n'), ',', '', n.nspname, c.relname)
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+      order by n.nspname, c.relname
+     \\gexec`,
+    database,
+  );
+  const tables = Object.fromEntries(
+    sums
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(/\|(?=[0-9a-f]{32}$)/)),
+  );
   // \restrict keys are random per dump
   return { schema: schema.replace(/^\\(un)?restrict .*$/gm, ''), tables };
 }
@@ -216,5 +224,169 @@ describe('mode new: emptiness means empty (finding 1)', () => {
     const result = await restoreFrom(shopBackup, { database: 'used_but_empty', mode: 'new' });
     assert.deepEqual(byName(result.objects), byName(shopBackup.objects ?? []));
     assert.deepEqual((await fingerprint('used_but_empty')).tables, (await fingerprint('shop')).tables);
+  });
+});
+
+describe("the database's own error reaches the user (finding 6)", () => {
+  let owned: Snapshot;
+
+  before(async () => {
+    await pg.psql('create role app_owner; create database owned');
+    await pg.psql(
+      // the error comes first in the dump, then megabytes of rows still stream in
+      `create table public.accounts (id int primary key, note text); alter table public.accounts owner to app_owner;
+       insert into public.accounts select g, md5(g::text) from generate_series(1, 300000) g`,
+      'owned',
+    );
+    owned = await backupOf('owned');
+    await pg.psql('drop database owned; drop role app_owner');
+  });
+
+  test('the CLI prints psql\'s first error: role "app_owner" does not exist', async () => {
+    const { code, stderr } = await tidemark(restoreArgs(owned, 'owned_again', 'new')).exited;
+    assert.equal(code, 1, stderr);
+    assert.match(
+      stderr,
+      /tidemark: restoring into "owned_again" on .* failed, target left unchanged: psql:<stdin>:\d+: ERROR: role "app_owner" does not exist \(Unsupported\)/,
+    );
+    assert.doesNotMatch(stderr, /operation was aborted|output was closed/);
+    assert.equal(await databaseExists('owned_again'), false);
+  });
+
+  test('the agent result (status and Event of the RestoreRequest) carries it too', async () => {
+    const resultFile = join(workDir.path, 'restore-result.json');
+    const { code } = await tidemark(['agent', 'restore'], {
+      TIDEMARK_REPO: repoUrl,
+      TIDEMARK_REPO_KEY: passphrase,
+      TIDEMARK_SNAPSHOT: owned.id,
+      TIDEMARK_TARGET: `postgresql://postgres@${pg.host}:${pg.port}/owned_again`,
+      TIDEMARK_RESTORE_MODE: 'new',
+      TIDEMARK_RESULT_FILE: resultFile,
+    }).exited;
+    assert.equal(code, 1);
+    const result = JSON.parse(readFileSync(resultFile, 'utf8')) as {
+      ok: boolean;
+      error: { code: string; message: string };
+    };
+    assert.equal(result.ok, false);
+    assert.match(result.error.message, /ERROR: role "app_owner" does not exist/);
+  });
+
+  test("a backup failing on a lock shows pg_dump's error with its DETAIL naming the table", async () => {
+    await pg.psql('create database locked; ');
+    await pg.psql('create table public.busy (id int)', 'locked');
+    const holder = spawn(
+      'psql',
+      ['-X', '-q', '-d', 'locked', '-c', 'begin; lock table public.busy; select pg_sleep(60);'],
+      {
+        env: { ...process.env, ...pg.env, PATH: `/usr/lib/postgresql/15/bin:${process.env.PATH}` },
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await waitUntil(
+        'the lock held',
+        async () =>
+          (
+            await pg.psql(
+              "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'public.busy'::regclass",
+              'locked',
+            )
+          ).trim() === '1',
+        { timeoutMs: 30_000, intervalMs: 50 },
+      );
+      const source = new PostgresSource({ ...pg, databases: ['locked'], lockWaitTimeoutSeconds: 1 });
+      const dump = await source.dump();
+      await assert.rejects(
+        backupStreams(repository, dump.streams, { type: 'full', source: source.description }),
+        (error: Error) => {
+          assert.match(
+            error.message,
+            /ERROR: canceling statement due to (lock|statement) timeout; pg_dump: detail: Query was: LOCK TABLE public\.busy IN ACCESS SHARE MODE/,
+          );
+          return true;
+        },
+      );
+    } finally {
+      holder.kill();
+    }
+  });
+});
+
+describe('content a tenant controls cannot make its backup unrestorable (finding 5)', () => {
+  const forged = (table: string) =>
+    `\n--\n-- Data for Name: ${table}; Type: TABLE DATA; Schema: public; Owner: -\n--\n\nCOPY public.${table} (a) FROM stdin;\n1\n2\n\\.\n`;
+  let hostile: Snapshot;
+
+  before(async () => {
+    await pg.psql('create database hostile');
+    const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+    await pg.psql(
+      `create table public.plain (a text default ${literal(`x\n\\.\n${forged('in_default')}`)});
+       insert into public.plain values ('one'), (E'two\\nlines'), (E'\\\\.');
+       comment on table public.plain is ${literal(forged('in_comment'))};
+       comment on column public.plain.a is ${literal(`it's ${forged('in_column_comment')}`)};
+       create table public."new
+line" (a int);
+       insert into public."new
+line" select generate_series(1, 3);
+       create table public."it's" (a int); insert into public."it's" values (1);
+       create table public."\\." ("\\." text); insert into public."\\." values (E'\\\\.'), ('\\.');
+       create table public."-- Data for Name: x; Type: TABLE DATA;" (a int); insert into public."-- Data for Name: x; Type: TABLE DATA;" values (1);
+       create schema "we;ird $$ ""schema";
+       create table "we;ird $$ ""schema"."COPY public.t (a) FROM stdin;" (a int);
+       insert into "we;ird $$ ""schema"."COPY public.t (a) FROM stdin;" select generate_series(1, 4);
+       create function public.loader() returns void language plpgsql as $body$
+         begin
+           execute $$${forged('in_function').replaceAll('$', '')}$$;
+         end $body$;
+       create table public.forged (a int); create table public.in_comment (a int);`,
+      'hostile',
+    );
+    hostile = await backupOf('hostile');
+  });
+
+  test('the backup counts every table as the server does, and nothing forged', async () => {
+    const live = await sourceFor('hostile').countRows('hostile');
+    assert.deepEqual(byName(hostile.objects ?? []), byName(live));
+    assert.deepEqual(hostile.skipped ?? [], []);
+  });
+
+  test('and restores, with the same counts and contents, and no warning', async () => {
+    const result = await restoreFrom(hostile, { database: 'hostile_copy', mode: 'new' });
+    assert.deepEqual(byName(result.objects), byName(hostile.objects ?? []));
+    assert.deepEqual(result.warnings, []);
+    assert.deepEqual(await fingerprint('hostile_copy'), await fingerprint('hostile'));
+  });
+
+  test('counts that differ from the backup are reported in the result, and the restore still succeeds', async () => {
+    const doctored = (hostile.objects ?? []).map((o) => (o.name === 'public.plain' ? { ...o, records: 999 } : o));
+    const snapshot = await backupOf('hostile', doctored);
+    const outcome = await runRestore({
+      repository,
+      snapshot,
+      targetUrl: `postgresql://postgres@${pg.host}:${pg.port}/hostile_doctored`,
+      mode: 'new',
+      env: { ...process.env, PGPASSWORD: pg.password },
+    });
+    assert.deepEqual(outcome.warnings, [
+      "restored row counts differ from the backup's: public.plain: 3 restored, 999 in the backup",
+    ]);
+    assert.deepEqual((await fingerprint('hostile_doctored')).tables, (await fingerprint('hostile')).tables);
+  });
+
+  test('a script the dump reader cannot follow still restores: psql decides, the counts are a warning', async () => {
+    // \copy reads its rows from the script: psql runs a COPY the reader does not see as one
+    const script = 'create table public.t (a int);\n\\copy public.t from stdin\n1\n2\n\\.\n';
+    const result = await server().restore(Readable.from([Buffer.from(script)]), {
+      database: 'unreadable',
+      mode: 'new',
+    });
+    assert.deepEqual(result.objects, []);
+    assert.match(
+      result.warnings?.join('\n') ?? '',
+      /restored row counts of "unreadable" unknown: psql ran 1 COPY commands but the dump reader found 0 COPY blocks/,
+    );
+    assert.equal((await pg.psql('select count(*) from public.t', 'unreadable')).trim(), '2');
   });
 });
