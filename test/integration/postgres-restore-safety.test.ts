@@ -390,3 +390,146 @@ line" select generate_series(1, 3);
     assert.equal((await pg.psql('select count(*) from public.t', 'unreadable')).trim(), '2');
   });
 });
+
+describe('signals and kills leave the target as it was, and no scratch database (finding 3, kill test)', () => {
+  const sleepSQL = join(workDir.path, 'sleep.sql');
+  let nextRestore = 0;
+
+  before(async () => {
+    writeFileSync(sleepSQL, "update app.customers set email = 'anonymised'; select pg_sleep(60);");
+    await restoreFrom(shopBackup, { database: 'live', mode: 'new' });
+    await pg.psql(
+      "insert into app.orders (customer_id, total) values (1, 1); update app.customers set email = 'changed' where id = 7",
+      'live',
+    );
+    await pg.psql('create database empty_target');
+  });
+
+  /** Waits for the restore to reach `point`: its scratch database exists, or its post-restore SQL runs. */
+  async function reach(point: 'early' | 'late') {
+    await waitUntil(
+      `the restore ${point === 'early' ? 'creating its scratch database' : 'running its post-restore SQL'}`,
+      async () =>
+        point === 'early'
+          ? (await scratchDatabases()).length > 0
+          : (
+              await pg.psql(
+                "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid() and datname like 'tidemark%'",
+              )
+            ).trim() !== '0',
+      { timeoutMs: 60_000, intervalMs: 20 },
+    );
+  }
+
+  /** The next restore on the server: it drops what a killed one left, and leaves nothing itself. */
+  async function restoreAgain(): Promise<string> {
+    const { code, stdout, stderr } = await tidemark(restoreArgs(shopBackup, `next_${++nextRestore}`, 'new')).exited;
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(await scratchDatabases(), []);
+    return stdout;
+  }
+
+  const cases = [
+    { signal: 'SIGTERM', point: 'early', mode: 'new', target: 'never_created' },
+    { signal: 'SIGTERM', point: 'late', mode: 'replace', target: 'live' },
+    { signal: 'SIGINT', point: 'late', mode: 'new', target: 'empty_target' },
+    { signal: 'SIGKILL', point: 'early', mode: 'replace', target: 'live' },
+    { signal: 'SIGKILL', point: 'late', mode: 'new', target: 'empty_target' },
+    { signal: 'SIGKILL', point: 'late', mode: 'replace', target: 'live' },
+  ] as const;
+
+  for (const { signal, point, mode, target } of cases) {
+    test(`${signal} ${point} in mode ${mode}: the target is exactly as before`, async () => {
+      const existed = await databaseExists(target);
+      const before = existed ? await fingerprint(target) : undefined;
+      const restore = tidemark(restoreArgs(shopBackup, target, mode, ['--post-restore-sql', sleepSQL]));
+      await reach(point);
+      restore.child.kill(signal);
+      const { code, stderr } = await restore.exited;
+      assert.equal(await databaseExists(target), existed);
+      if (before) assert.deepEqual(await fingerprint(target), before);
+      if (signal === 'SIGKILL') {
+        assert.equal(code, null);
+        const leftovers = await scratchDatabases();
+        const stdout = await restoreAgain();
+        for (const name of leftovers)
+          assert.match(stdout, new RegExp(`dropped database "${name}" left by an interrupted restore`));
+      } else {
+        assert.equal(code, 1, stderr);
+        assert.match(
+          stderr,
+          new RegExp(
+            `restoring into "${target}" on .* was interrupted by ${signal}, target left unchanged \\(Interrupted\\)`,
+          ),
+        );
+        assert.deepEqual(await scratchDatabases(), [], 'the interrupted restore dropped its scratch database');
+        await restoreAgain();
+      }
+      assert.equal(await databaseExists(target), existed);
+      if (before) assert.deepEqual(await fingerprint(target), before);
+    });
+  }
+
+  test('a restore running while another one starts is left alone', async () => {
+    writeFileSync(join(workDir.path, 'short-sleep.sql'), 'select pg_sleep(3)');
+    const first = tidemark(
+      restoreArgs(shopBackup, 'slow_one', 'new', ['--post-restore-sql', join(workDir.path, 'short-sleep.sql')]),
+    );
+    await waitUntil(
+      'the first restore in its post-restore SQL',
+      async () =>
+        (
+          await pg.psql(
+            "select count(*) from pg_stat_activity where query = 'select pg_sleep(3)' and datname like 'tidemark%'",
+          )
+        ).trim() !== '0',
+      { timeoutMs: 60_000, intervalMs: 20 },
+    );
+    const running = await scratchDatabases();
+    assert.equal(running.length, 1, `${running} ${await pg.psql('select datname, query from pg_stat_activity')}`);
+    const stdout = await tidemark(restoreArgs(shopBackup, 'quick_one', 'new')).exited;
+    assert.equal(stdout.code, 0, stdout.stderr);
+    assert.doesNotMatch(stdout.stdout, /dropped database/);
+    const { code, stderr } = await first.exited;
+    assert.equal(code, 0, stderr);
+    assert.deepEqual((await fingerprint('slow_one')).tables, (await fingerprint('shop')).tables);
+  });
+
+  test('a cleanup that fails (the server gone) is reported with the error', async () => {
+    const second = await startPostgres(join(workDir.path, 'second'));
+    try {
+      writeFileSync(join(workDir.path, 'long-sleep.sql'), 'select pg_sleep(30)');
+      const args = restoreArgs(shopBackup, 'lost', 'new', ['--post-restore-sql', join(workDir.path, 'long-sleep.sql')]);
+      args[args.indexOf('--target') + 1] = `postgresql://postgres@${second.host}:${second.port}/lost`;
+      const restore = tidemark(args, second.env);
+      await waitUntil(
+        'the post-restore SQL running',
+        async () =>
+          (
+            await second.psql(
+              "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()",
+            )
+          ).trim() !== '0',
+        { timeoutMs: 60_000, intervalMs: 20 },
+      );
+      const [scratch] = (
+        await second.psql("select datname from pg_database where datname like 'tidemark\\_restore\\_%'")
+      ).split('\n');
+      await second.stop();
+      const { code, stderr } = await restore.exited;
+      assert.equal(code, 1);
+      assert.match(
+        stderr,
+        /post-restore SQL failed on the restored copy of "lost", target left unchanged: .*terminating connection/,
+      );
+      assert.match(
+        stderr,
+        new RegExp(
+          `; and the scratch database "${scratch}" could not be dropped \\(dropping database "${scratch}" on .*: psql: error: connection to server .*\\): the next restore on .* drops it, or drop it by hand`,
+        ),
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+});
