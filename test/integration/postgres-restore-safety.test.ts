@@ -3,12 +3,11 @@
 // the kill test), content a tenant controls cannot make a backup unrestorable (finding 5), and the
 // database's own error reaches the user (finding 6). R-RESTORE, R-BACKUP, SPEC section 4 "Bad input".
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { runRestore } from '../../src/agent/run-restore.ts';
 import { isCode, type TidemarkError } from '../../src/errors.ts';
 import { backupStreams } from '../../src/repository/backup.ts';
