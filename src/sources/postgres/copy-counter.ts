@@ -70,9 +70,13 @@ export class CopyCounter {
   private parenDepth = 0;
   private beginDepth = 0;
   private words: string[] = [];
-  private word: number[] = [];
+  /** The current unquoted word, lower-cased, its first 16 characters (enough for keywords). */
+  private word = '';
   private wordCount = 0;
-  private text: number[] = [];
+  /** Inside CREATE [OR REPLACE] FUNCTION|PROCEDURE: BEGIN ... END then holds semicolons. */
+  private routine = false;
+  private text = Buffer.allocUnsafe(STATEMENT_HEAD);
+  private textLength = 0;
   private textLimit = STATEMENT_HEAD;
   // data: the current block and the start of the current line
   private block: CopyBlock | undefined;
@@ -167,23 +171,34 @@ export class CopyCounter {
   private code(chunk: Buffer, at: number): number {
     for (; at < chunk.length; at++) {
       if (this.state === 'data') return at;
-      if (this.state === 'string' && !this.escapes && !this.quoteSeen) {
-        // the bulk of a large object's hex or a long comment: jump to the next quote
-        const quote = chunk.indexOf(QUOTE, at);
-        const end = quote === -1 ? chunk.length : quote;
+      // The bulk of a large object's hex, a comment or a function body: jump to the next byte that matters.
+      const next = this.nextSignificant();
+      if (next !== undefined) {
+        const found = chunk.indexOf(next, at);
+        const end = found === -1 ? chunk.length : found;
         this.keep(chunk, at, end);
-        if (quote === -1) return chunk.length;
-        at = quote;
+        if (found === -1) return chunk.length;
+        at = found;
       }
-      this.keep(chunk, at, at + 1);
-      this.step(chunk[at] as number);
+      const byte = chunk[at] as number;
+      if (this.textLength < this.textLimit && this.state !== 'before-data') this.text[this.textLength++] = byte;
+      this.step(byte);
     }
     return at;
   }
 
+  /** The byte that ends the plain run of the current state, for states that have one. */
+  private nextSignificant(): number | undefined {
+    if (this.state === 'string' && !this.escapes && !this.quoteSeen) return QUOTE;
+    if (this.state === 'dollar' && this.closeMatched < 0) return DOLLAR;
+    if (this.state === 'line-comment' || this.state === 'meta' || this.state === 'before-data') return NEWLINE;
+    return undefined;
+  }
+
   private keep(chunk: Buffer, from: number, to: number): void {
     if (this.state === 'before-data') return;
-    for (let i = from; i < to && this.text.length < this.textLimit; i++) this.text.push(chunk[i] as number);
+    const room = this.textLimit - this.textLength;
+    if (room > 0) this.textLength += chunk.copy(this.text, this.textLength, from, Math.min(to, from + room));
   }
 
   private step(byte: number): void {
@@ -261,8 +276,11 @@ export class CopyCounter {
       return;
     }
     if (isIdentifierByte(byte) || (byte === DOLLAR && this.previousIdentifierByte)) {
-      if (this.word.length === 0 && this.wordCount === 0) this.text = [byte]; // the statement starts here
-      if (this.word.length < 16) this.word.push(byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte);
+      if (this.word.length === 0 && this.wordCount === 0) {
+        this.text[0] = byte; // the statement starts here
+        this.textLength = 1;
+      }
+      if (this.word.length < 16) this.word += String.fromCharCode(byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte);
       this.previousIdentifierByte = true;
       return;
     }
@@ -274,8 +292,7 @@ export class CopyCounter {
       case QUOTE:
         this.state = 'string';
         // E'...' (and the other prefixed forms psql lexes alike) take backslash escapes
-        this.escapes =
-          !this.standardStrings || (afterIdentifier && previousWord.length === 1 && previousWord[0] === 0x65);
+        this.escapes = !this.standardStrings || (afterIdentifier && previousWord === 'e');
         return;
       case DOUBLE_QUOTE:
         this.state = 'identifier';
@@ -306,18 +323,19 @@ export class CopyCounter {
 
   /** psql's heuristic for SQL-standard function bodies: CREATE [OR REPLACE] FUNCTION|PROCEDURE ... BEGIN ... END. */
   private endWord(): void {
-    if (this.word.length === 0) return;
-    const word = String.fromCharCode(...this.word);
-    this.word = [];
+    const word = this.word;
+    if (word.length === 0) return;
+    this.word = '';
     if (isDigit(word.charCodeAt(0))) return; // a number, not an identifier
-    if (this.wordCount < 4) this.words.push(word);
-    if (this.wordCount === 0 && word === 'copy') this.textLimit = MAX_COPY_STATEMENT;
+    if (this.wordCount < 4) {
+      this.words.push(word);
+      const [first, second, third, fourth] = this.words;
+      if (this.wordCount === 0 && word === 'copy') this.keepWholeStatement();
+      this.routine ||=
+        first === 'create' && (isRoutine(second) || (second === 'or' && third === 'replace' && isRoutine(fourth)));
+    }
     this.wordCount++;
-    const [first, second, third, fourth] = this.words;
-    const routine = (w: string | undefined) => w === 'function' || w === 'procedure';
-    const creating =
-      first === 'create' && (routine(second) || (second === 'or' && third === 'replace' && routine(fourth)));
-    if (!creating || this.parenDepth > 0) return;
+    if (!this.routine || this.parenDepth > 0) return;
     if (word === 'begin') this.beginDepth++;
     else if (word === 'case' && this.beginDepth > 0) this.beginDepth++;
     else if (word === 'end' && this.beginDepth > 0) this.beginDepth--;
@@ -355,14 +373,25 @@ export class CopyCounter {
     this.commentSlash = byte === SLASH;
   }
 
+  /** A COPY statement is kept whole (up to MAX_COPY_STATEMENT): its table is read from it. */
+  private keepWholeStatement(): void {
+    if (this.text.length < MAX_COPY_STATEMENT) {
+      const whole = Buffer.allocUnsafe(MAX_COPY_STATEMENT); // once per dump
+      this.text.copy(whole, 0, 0, this.textLength);
+      this.text = whole;
+    }
+    this.textLimit = MAX_COPY_STATEMENT;
+  }
+
   /** A statement ended at `;`: when it is COPY ... FROM stdin, its data follows on the next line. */
   private endStatement(): void {
-    const text = Buffer.from(this.text).toString('utf8').trim();
+    const text = this.text.toString('utf8', 0, this.textLength).trim();
     const first = this.words[0];
-    const complete = this.text.length < this.textLimit;
-    this.text = [];
+    const complete = this.textLength < this.textLimit;
+    this.textLength = 0;
     this.words = [];
     this.wordCount = 0;
+    this.routine = false;
     this.beginDepth = 0;
     this.textLimit = STATEMENT_HEAD;
     if (first === 'set') {
@@ -378,6 +407,10 @@ export class CopyCounter {
     this.found.push(this.block);
     this.state = 'before-data';
   }
+}
+
+function isRoutine(word: string | undefined): boolean {
+  return word === 'function' || word === 'procedure';
 }
 
 function isIdentifierByte(byte: number): boolean {
