@@ -13,8 +13,6 @@ import {
 } from './scratch.ts';
 import { describeUserObjects, userObjects } from './user-objects.ts';
 
-export { SCRATCH_PREFIX };
-
 export interface RestoreContext {
   psql: Psql;
   password: string | undefined;
