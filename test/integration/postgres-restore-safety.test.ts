@@ -393,6 +393,7 @@ line" select generate_series(1, 3);
 describe('signals and kills leave the target as it was, and no scratch database (finding 3, kill test)', () => {
   const sleepSQL = join(workDir.path, 'sleep.sql');
   let nextRestore = 0;
+  let bigBackup: Snapshot;
 
   before(async () => {
     writeFileSync(sleepSQL, "update app.customers set email = 'anonymised'; select pg_sleep(60);");
@@ -401,21 +402,29 @@ describe('signals and kills leave the target as it was, and no scratch database 
       "insert into app.orders (customer_id, total) values (1, 1); update app.customers set email = 'changed' where id = 7",
       'live',
     );
-    await pg.psql('create database empty_target');
+    await pg.psql('create database empty_target; create database big');
+    await pg.psql(
+      `create schema app; create table app.customers (id int primary key, email text);
+       insert into app.customers select g, md5(g::text) || '@shop.example' from generate_series(1, 600000) g`,
+      'big',
+    );
+    bigBackup = await backupOf('big');
   });
 
   /** Waits for the restore to reach `point`: its scratch database exists, or its post-restore SQL runs. */
-  async function reach(point: 'early' | 'late') {
+  async function reach(point: 'early' | 'loading' | 'late') {
+    const running = async (query: string) =>
+      (
+        await pg.psql(
+          `select count(*) from pg_stat_activity where query like '${query}' and pid <> pg_backend_pid() and datname like 'tidemark%'`,
+        )
+      ).trim() !== '0';
     await waitUntil(
-      `the restore ${point === 'early' ? 'creating its scratch database' : 'running its post-restore SQL'}`,
+      `the restore at point ${point}`,
       async () =>
         point === 'early'
           ? (await scratchDatabases()).length > 0
-          : (
-              await pg.psql(
-                "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid() and datname like 'tidemark%'",
-              )
-            ).trim() !== '0',
+          : running(point === 'loading' ? 'COPY app.customers %' : '%pg_sleep(60)%'),
       { timeoutMs: 60_000, intervalMs: 20 },
     );
   }
@@ -430,6 +439,8 @@ describe('signals and kills leave the target as it was, and no scratch database 
 
   const cases = [
     { signal: 'SIGTERM', point: 'early', mode: 'new', target: 'never_created' },
+    { signal: 'SIGTERM', point: 'loading', mode: 'replace', target: 'live' },
+    { signal: 'SIGKILL', point: 'loading', mode: 'new', target: 'empty_target' },
     { signal: 'SIGTERM', point: 'late', mode: 'replace', target: 'live' },
     { signal: 'SIGINT', point: 'late', mode: 'new', target: 'empty_target' },
     { signal: 'SIGKILL', point: 'early', mode: 'replace', target: 'live' },
@@ -441,7 +452,9 @@ describe('signals and kills leave the target as it was, and no scratch database 
     test(`${signal} ${point} in mode ${mode}: the target is exactly as before`, async () => {
       const existed = await databaseExists(target);
       const before = existed ? await fingerprint(target) : undefined;
-      const restore = tidemark(restoreArgs(shopBackup, target, mode, ['--post-restore-sql', sleepSQL]));
+      // a dump large enough to be caught loading
+      const snapshot = point === 'loading' ? bigBackup : shopBackup;
+      const restore = tidemark(restoreArgs(snapshot, target, mode, ['--post-restore-sql', sleepSQL]));
       await reach(point);
       restore.child.kill(signal);
       const { code, stderr } = await restore.exited;
