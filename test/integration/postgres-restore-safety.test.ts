@@ -173,6 +173,7 @@ describe('mode new: emptiness means empty (finding 1)', () => {
     'text search configuration': 'create text search configuration public.plain (copy = simple)',
     server: 'create foreign data wrapper dummy; create server elsewhere foreign data wrapper dummy',
     cast: 'create cast (circle as int) with inout',
+    subscription: "create subscription elsewhere connection 'dbname=nowhere' publication p with (connect = false)",
   };
 
   for (const [kind, ddl] of Object.entries(kinds)) {

@@ -7,8 +7,8 @@ import type { Psql } from './client.ts';
  *
  * Generic rather than a list of kinds: a database created from template0 or a stock template1 holds
  * only objects with OIDs below 16384 (FirstNormalObjectId, assigned by initdb); everything with a
- * higher OID, in every per-database catalog that has OIDs, was made later. Large objects count
- * whatever their OID (lo_create takes one). Left out: parts of another object (an index, a column
+ * higher OID, in every per-database catalog that has OIDs, was made later; so are the database's
+ * subscriptions (kept in a shared catalog). Large objects count whatever their OID (lo_create takes one). Left out: parts of another object (an index, a column
  * default, a table's row type, an array type, a partition; pg_depend types a, i, e), which is listed
  * itself; enum labels (part of their type); temporary schemas and what they hold (they end with
  * their session); a `public` schema recreated after being dropped.
@@ -29,7 +29,9 @@ select format($q$
    where o.rank <= 3 order by o.type, o.rank$q$,
   string_agg(format('select %L::pg_catalog.regclass::pg_catalog.oid, oid from pg_catalog.%I where oid >= 16384',
                     c.relname, c.relname), ' union all ')
-    || ' union all select ''pg_catalog.pg_largeobject''::pg_catalog.regclass::pg_catalog.oid, oid from pg_catalog.pg_largeobject_metadata')
+    || ' union all select ''pg_catalog.pg_largeobject''::pg_catalog.regclass::pg_catalog.oid, oid from pg_catalog.pg_largeobject_metadata'
+    || ' union all select ''pg_catalog.pg_subscription''::pg_catalog.regclass::pg_catalog.oid, oid from pg_catalog.pg_subscription'
+    || ' where subdbid = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())')
   from pg_catalog.pg_class c
   join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attname = 'oid'
  where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'r' and not c.relisshared
