@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'InvalidArgument'
   | 'SourceUnavailable'
   | 'Unsupported'
+  /** Stopped by a signal (SIGTERM from Kubernetes, Ctrl-C) before it finished. */
+  | 'Interrupted'
   | 'Internal';
 
 export class TidemarkError extends Error {

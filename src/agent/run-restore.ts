@@ -23,6 +23,8 @@ export interface RestoreRequest {
   createMissingRoles?: boolean;
   env: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
+  /** Aborted on SIGTERM/SIGINT: the target's client stops and cleans up, and the restore fails as Interrupted. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreOutcome {
@@ -31,6 +33,8 @@ export interface RestoreOutcome {
   /** The backup's counts for the same objects. */
   expected: ObjectCount[];
   skipped: Skipped[];
+  /** What the user should know although the restore succeeded: counts that differ from the backup's, cleanups. */
+  warnings: string[];
   durationMs: number;
 }
 
@@ -43,7 +47,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   if (location.kind === 'volume') {
     await restoreVolume(repository, snapshot, location.path, request.mode, progress);
     const expected = snapshot.objects ?? [];
-    return { restored: expected, expected, skipped: [], durationMs: Date.now() - started };
+    return { restored: expected, expected, skipped: [], warnings: [], durationMs: Date.now() - started };
   }
   if (location.databases === 'all' || location.databases.length !== 1)
     throw new TidemarkError(
@@ -53,7 +57,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const stream = streamToRestore(snapshot, request.database);
   const target = openDatabase(location, request.env);
   const data = new PassThrough();
-  const [, result] = await Promise.all([
+  const [streamed, restored] = await Promise.allSettled([
     restoreStream(repository, snapshot, data, stream.name, progress).catch((error: unknown) => {
       data.destroy(error as Error);
       throw error;
@@ -64,14 +68,39 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
       ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
       ...(request.createMissingRoles ? { createMissingRoles: true } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
     }),
   ]);
+  // The database's error first: once it fails, the stream feeding it fails too ("output closed"), and a
+  // stream that fails first (a damaged chunk) reaches the target as the reason its input ended.
+  if (restored.status === 'rejected') throw restored.reason;
+  if (streamed.status === 'rejected') throw streamed.reason;
+  const result = restored.value;
   return {
     restored: result.objects,
     expected: stream.expected,
     skipped: result.skipped,
+    warnings: [...(result.warnings ?? []), ...countDifferences(stream.expected, result.objects)],
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * The objects whose restored count differs from the backup's, as warnings. Counts check a restore the
+ * database accepted: they never fail it. No restored counts at all means they could not be told (the
+ * target says why), not that every table came back empty.
+ */
+export function countDifferences(expected: ObjectCount[], restored: ObjectCount[]): string[] {
+  if (restored.length === 0 || expected.length === 0) return [];
+  const backup = new Map(expected.map((o) => [o.name, o.records]));
+  const differences: string[] = [];
+  for (const { name, records } of restored) {
+    const before = backup.get(name);
+    if (before !== records) differences.push(`${name}: ${records} restored, ${before ?? 'none'} in the backup`);
+    backup.delete(name);
+  }
+  for (const [name, records] of backup) differences.push(`${name}: not restored, ${records} in the backup`);
+  return differences.length ? [`restored row counts differ from the backup's: ${differences.join('; ')}`] : [];
 }
 
 /** The dump stream to restore and the backup's counts for it (names without the database prefix). */

@@ -102,20 +102,27 @@ export function registerDataCommands(program: Command): void {
     ) => {
       if (options.mode !== 'new' && options.mode !== 'replace')
         throw new TidemarkError('InvalidArgument', `--mode must be new or replace, not ${options.mode}`);
-      const { runRestore } = await import('../agent/run-restore.ts');
+      const mode = options.mode;
+      const [{ runRestore }, { interruptible }] = await Promise.all([
+        import('../agent/run-restore.ts'),
+        import('../agent/interrupt.ts'),
+      ]);
       const repository = await openRepository(options);
       const snapshot = await repository.findSnapshot(options.snapshot, options.of);
-      const outcome = await runRestore({
-        repository,
-        snapshot,
-        targetUrl: options.target,
-        mode: options.mode,
-        ...(options.database ? { database: options.database } : {}),
-        ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
-        createMissingRoles: options.createMissingRoles === true,
-        env: environment(options.passwordFile, options.target),
-        onProgress: progressReporter(),
-      });
+      const outcome = await interruptible(options.target, (signal) =>
+        runRestore({
+          repository,
+          snapshot,
+          targetUrl: options.target,
+          mode,
+          ...(options.database ? { database: options.database } : {}),
+          ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
+          createMissingRoles: options.createMissingRoles === true,
+          env: environment(options.passwordFile, options.target),
+          onProgress: progressReporter(),
+          ...(signal ? { signal } : {}),
+        }),
+      );
       const expected = new Map(outcome.expected.map((o) => [o.name, o.records]));
       const lines = outcome.restored.map(
         (o) => `  ${o.name}: ${o.records} restored, ${expected.get(o.name) ?? '?'} in the backup`,
@@ -127,6 +134,7 @@ export function registerDataCommands(program: Command): void {
           `\nrestored ${snapshot.id.slice(0, 12)} into ${options.target} in ${(outcome.durationMs / 1000).toFixed(1)} s`,
           ...lines,
           ...outcome.skipped.map((o) => `  note: ${o.path}: ${o.reason}`),
+          ...outcome.warnings.map((warning) => `warning: ${warning}`),
         ].join('\n'),
       );
     },

@@ -50,12 +50,16 @@ export interface DatabaseRestoreOptions {
    * when true; when false or absent the restore fails before writing anything, listing them.
    */
   createMissingRoles?: boolean;
+  /** Aborted (SIGTERM, SIGINT): stop the client, clean up, leave the target as it was, fail as Interrupted. */
+  signal?: AbortSignal;
 }
 
 export interface DatabaseRestoreResult {
   /** Counts read back from the restored database, to compare with the backup's. */
   objects: ObjectCount[];
   skipped: Skipped[];
+  /** What the user should know although the restore succeeded (counts that could not be told, cleanups). */
+  warnings?: string[];
 }
 
 /** A PostgreSQL or MySQL/MariaDB server, reached with credentials from the environment only. */

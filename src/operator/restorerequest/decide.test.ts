@@ -891,6 +891,29 @@ describe('decideRestore: running, success and fallback', () => {
     );
   });
 
+  test("the agent's warnings (counts that differ from the backup's) are in the condition and a Warning event", () => {
+    const warning = "restored row counts differ from the backup's: public.invoices: 4999 restored, 5000 in the backup";
+    const jobs = endedJob(
+      restoreJobName(request()),
+      'Complete',
+      { ok: true, objects: [{ name: 'public.invoices', records: 4999 }], warnings: [warning] },
+      '2026-03-02T09:59:30Z',
+    );
+    const d = decideRestore(observed(running(), { jobs }));
+    assert.equal(d.status?.phase, 'Succeeded');
+    assert.match(
+      d.status?.conditions?.find((c) => c.type === 'Succeeded')?.message ?? '',
+      new RegExp(`; warnings: ${warning}$`),
+    );
+    assert.deepEqual(
+      d.events.map((e) => [e.type, e.reason, e.message]),
+      [
+        ['Warning', 'RestoreWarnings', warning],
+        ['Normal', 'RestoreSucceeded', d.events[1]?.message],
+      ],
+    );
+  });
+
   test('with approval the RTO clock starts at approval', () => {
     const approvedAt = '2026-03-02T09:59:00Z';
     const req = running({
