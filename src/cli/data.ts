@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
-import { openRepository, print, type RepoOptions } from './repository-options.ts';
+import { openRepository, print, RETRY_BUDGET_HELP, type RepoOptions } from './repository-options.ts';
 
 /** Reads a password file into the variable the database tools use, so it never appears in argv. */
 function environment(passwordFile: string | undefined, sourceUrl: string): NodeJS.ProcessEnv {
@@ -17,7 +17,8 @@ const repoOptions = (command: Command) =>
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
     .option('--password-file <path>', 'file holding the database password (else PGPASSWORD / MYSQL_PWD)')
-    .option('--json', 'print the result as JSON');
+    .option('--json', 'print the result as JSON')
+    .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
 
 export function registerDataCommands(program: Command): void {
   repoOptions(

@@ -2,10 +2,18 @@ import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
 import type { SnapshotId } from '../repository/format.ts';
 import { Repository } from '../repository/repository.ts';
-import { openStorage, redactUrl } from '../repository/storage/url.ts';
+import { redactUrl } from '../repository/storage/url.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
-import { openRepository, passphrase, print, type RepoOptions, repoUrl } from './repository-options.ts';
+import {
+  openRepository,
+  passphrase,
+  print,
+  RETRY_BUDGET_HELP,
+  type RepoOptions,
+  repoUrl,
+  storageAt,
+} from './repository-options.ts';
 
 export function registerRepoCommands(program: Command): void {
   const repo = program
@@ -13,7 +21,8 @@ export function registerRepoCommands(program: Command): void {
     .description('work with a backup repository directly (file://, s3://, azblob:// URLs)')
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
-    .option('--json', 'print results as JSON');
+    .option('--json', 'print results as JSON')
+    .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
   const opts = (command: Command) => ({ ...repo.opts<RepoOptions>(), ...command.opts<RepoOptions>() });
 
   repo
@@ -23,7 +32,7 @@ export function registerRepoCommands(program: Command): void {
       const options = opts(command);
       const url = repoUrl(options);
       const created = await Repository.init(
-        openStorage(url),
+        storageAt(url, options),
         passphrase(options.keyFile, 'TIDEMARK_REPO_KEY', '--key-file'),
       );
       print(
@@ -172,7 +181,7 @@ export function registerRepoCommands(program: Command): void {
       const { copySnapshots } = await import('../repository/copy.ts');
       const source = await openRepository(common);
       const destination = await Repository.open(
-        openStorage(options.to),
+        storageAt(options.to, common),
         passphrase(options.toKeyFile, 'TIDEMARK_TO_REPO_KEY', '--to-key-file'),
       );
       const snapshots = options.snapshot ? [await source.findSnapshot(options.snapshot)] : await source.snapshots();

@@ -7,6 +7,7 @@ import { chunkStream } from './chunker/fastcdc.ts';
 import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.ts';
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
+import { whileHolding } from './lock.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
@@ -86,7 +87,7 @@ async function runBackup(
   const incremental = options.type === 'incremental' && options.parent !== undefined;
   const chain = (incremental ? options.parent?.chainId : randomId().slice(0, 32)) as ChainId;
   const lock = await repository.lock(false);
-  try {
+  return whileHolding(lock, async () => {
     const meter = new ProgressMeter('backup', options.onProgress);
     const store = repository.chunkStore({ onUpload: (bytes) => meter.uploaded(bytes) });
     const run = new BackupRun(
@@ -125,9 +126,7 @@ async function runBackup(
     };
     await repository.saveSnapshot(snapshot);
     return snapshot;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 class BackupRun {

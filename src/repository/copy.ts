@@ -1,6 +1,7 @@
 import type { ChunkStore } from './chunk-store.ts';
 import type { ChunkId } from './format.ts';
 import { InOrder } from './in-order.ts';
+import { whileHolding } from './lock.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -27,7 +28,7 @@ export async function copySnapshots(
   const present = new Set((await destination.snapshots()).map((s) => s.id));
   const report: CopyReport = { copied: [], skipped: [], uploadedBytes: 0 };
   const lock = await destination.lock(false);
-  try {
+  return whileHolding(lock, async () => {
     for (const snapshot of [...snapshots].reverse()) {
       if (present.has(snapshot.id)) {
         report.skipped.push(snapshot.id);
@@ -44,9 +45,7 @@ export async function copySnapshots(
       report.uploadedBytes += meter.done().uploadedBytes;
     }
     return report;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 class TreeCopier {

@@ -1,5 +1,6 @@
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
 import type { IndexFile } from './index.ts';
+import { whileHolding } from './lock.ts';
 import { mapLimit, Repository } from './repository.ts';
 import { walkTrees } from './walk.ts';
 
@@ -22,7 +23,7 @@ export async function forget(repository: Repository, ids: SnapshotId[]): Promise
  */
 export async function prune(repository: Repository, options: { repackThreshold?: number } = {}): Promise<PruneReport> {
   const lock = await repository.lock(true);
-  try {
+  return whileHolding(lock, async () => {
     // Re-read everything under the lock: a backup may have finished since the repository was opened.
     const fresh = await Repository.reopen(repository);
     const store = fresh.chunkStore();
@@ -83,7 +84,5 @@ export async function prune(repository: Repository, options: { repackThreshold?:
       repackedPacks: repack.length,
       keptPacks: keep.length,
     };
-  } finally {
-    await lock.release();
-  }
+  });
 }
