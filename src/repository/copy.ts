@@ -70,7 +70,11 @@ class TreeCopier {
       if (entry.content) copy.content = await this.content(entry.content);
       entries.push(copy);
     }
-    const result = await this.to.put(this.snapshot.chainId, 'tree', encodeTree({ entries }));
+    const result = await this.to.put(
+      this.snapshot.chainId,
+      'tree',
+      encodeTree({ version: tree.version ?? 1, entries }),
+    );
     this.mapped.set(id, result.id);
     return result.id;
   }

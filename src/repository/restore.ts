@@ -1,9 +1,9 @@
-import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, type FileHandle, lchown, link, mkdir, open, readdir, symlink } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { TidemarkError, withContext } from '../errors.ts';
+import { TidemarkError, withCleanup, withContext } from '../errors.ts';
 import type { ChunkStore } from './chunk-store.ts';
+import { type FileMetadataIo, openFileMetadataIo } from './file-metadata.ts';
 import type { ChunkId } from './format.ts';
 import { InOrder } from './in-order.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
@@ -30,12 +30,18 @@ export async function restoreTree(
       'InvalidArgument',
       `restore target ${target} is not empty; restore into an empty directory`,
     );
+  const metadata = await openFileMetadataIo();
   const run = new RestoreRun(
     repository.chunkStore(),
     new ProgressMeter('restore', options.onProgress, snapshot.summary.logicalBytes),
     options.readAhead ?? 8,
+    metadata,
   );
-  await run.directory(snapshot.root, Buffer.from(target));
+  try {
+    await run.directory(snapshot.root, Buffer.from(target));
+  } finally {
+    metadata.close();
+  }
   run.meter.done();
 }
 
@@ -66,7 +72,7 @@ export async function restoreStream(
     new ProgressMeter('restore', options.onProgress, entry.size),
     options.readAhead ?? 8,
   );
-  await run.writeContent(entry.content ?? [], out);
+  await run.writeContent(entry.content ?? [], streamSink(out));
   run.meter.done();
 }
 
@@ -77,6 +83,7 @@ class RestoreRun {
     private readonly store: ChunkStore,
     readonly meter: ProgressMeter,
     private readonly readAhead: number,
+    private readonly metadata?: FileMetadataIo,
   ) {}
 
   async directory(treeId: ChunkId, path: Buffer): Promise<void> {
@@ -97,39 +104,139 @@ class RestoreRun {
       await link(this.linkTargets.get(entry.link) as Buffer, path);
       return; // shares the inode: metadata was set with the first name
     } else {
-      await this.writeContent(entry.content ?? [], createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      const file = await open(path, 'wx', 0o600);
+      await withCleanup(
+        () => this.writeContent(entry.content ?? [], sparseFileSink(file)),
+        () => file.close(),
+        () => {},
+      );
       this.meter.add(0, 1);
       if (entry.link !== undefined) this.linkTargets.set(entry.link, path);
     }
-    await setMetadata(entry, path);
+    await this.setMetadata(entry, path);
   }
 
-  /** Fetches chunks ahead (in parallel) and writes them in order, respecting the writer's back-pressure. */
-  async writeContent(content: ChunkId[], out: Writable): Promise<void> {
+  /**
+   * Owner, extended attributes, permissions, then times (last: the others change ctime, and a directory's
+   * times only after its children). Attributes go before chmod, which may take away the write permission
+   * setting them needs.
+   */
+  private async setMetadata(entry: TreeEntry, path: Buffer): Promise<void> {
+    if (process.getuid?.() === 0) await lchown(path, entry.uid, entry.gid).catch(() => undefined);
+    for (const xattr of entry.xattrs ?? []) {
+      if (!this.metadata) break;
+      await this.metadata
+        .setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
+        .catch((error: unknown) => {
+          throw new TidemarkError(
+            'Internal',
+            `restoring extended attribute ${xattr.name} of ${path.toString('utf8')}: ${(error as Error).message}`,
+            { cause: error },
+          );
+        });
+    }
+    if (entry.type !== 'symlink') await chmod(path, entry.mode);
+    const mtimeNs = BigInt(entry.mtimeNs);
+    await this.metadata?.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
+  }
+
+  /** Fetches chunks ahead (in parallel) and hands them to `sink` in order, with their offset in the file. */
+  async writeContent(content: ChunkId[], sink: ContentSink): Promise<void> {
     const fetching = new InOrder<Buffer>();
     let next = 0;
     const fill = () => {
       while (fetching.size < this.readAhead && next < content.length)
         fetching.add(this.store.get(content[next++] as ChunkId));
     };
+    let offset = 0;
     try {
       fill();
       while (fetching.size > 0) {
         const data = (await fetching.next()) as Buffer;
         fill();
         this.meter.add(data.length);
-        if (out.destroyed)
-          throw new TidemarkError('Internal', 'the restore output was closed before the restore finished');
-        if (!out.write(data)) await drained(out);
+        await sink.write(data, offset);
+        offset += data.length;
       }
-      out.end();
-      await finished(out);
+      await sink.end(offset);
     } catch (error) {
-      // Never leave a file that looks complete: the stream is destroyed, the error surfaces.
-      out.destroy();
+      // Never leave output that looks complete: the sink is abandoned, the error surfaces.
+      sink.abort();
       await fetching.drain();
       throw withContext('restoring', error);
     }
+  }
+}
+
+/** Where restored content goes, in order. */
+interface ContentSink {
+  write(data: Buffer, offset: number): Promise<void>;
+  /** All content written; `size` bytes in all. */
+  end(size: number): Promise<void>;
+  abort(): void;
+}
+
+/** A stream (stdout, a pipe to a database client), respecting its back-pressure. */
+function streamSink(out: Writable): ContentSink {
+  return {
+    async write(data) {
+      if (out.destroyed)
+        throw new TidemarkError('Internal', 'the restore output was closed before the restore finished');
+      if (!out.write(data)) await drained(out);
+    },
+    async end() {
+      out.end();
+      await finished(out);
+    },
+    abort: () => out.destroy(),
+  };
+}
+
+/** Holes are made at this granularity (the usual filesystem block). */
+const HOLE_BLOCK = 4096;
+const ZEROS = Buffer.alloc(HOLE_BLOCK);
+
+/**
+ * A new file, written sparse: blocks of zeros (aligned to HOLE_BLOCK in the file) are skipped, so they become
+ * holes, and the size is set at the end. A file that was sparse at backup comes back sparse; zeros that were
+ * allocated come back as holes too (same content, less space).
+ */
+function sparseFileSink(file: FileHandle): ContentSink {
+  return {
+    async write(data, offset) {
+      let start = 0;
+      while (start < data.length) {
+        // The run of non-zero blocks from `start`, then the run of zero blocks after it.
+        let end = start;
+        while (end < data.length && !isZeroBlock(data, end, offset)) end = nextBoundary(end, offset, data.length);
+        if (end > start) await writeAll(file, data.subarray(start, end), offset + start);
+        start = end;
+        while (start < data.length && isZeroBlock(data, start, offset))
+          start = nextBoundary(start, offset, data.length);
+      }
+    },
+    async end(size) {
+      await file.truncate(size);
+    },
+    abort: () => {},
+  };
+}
+
+/** The end of the HOLE_BLOCK-aligned (in the file) block holding data[at]. */
+function nextBoundary(at: number, offset: number, length: number): number {
+  return Math.min(length, at + HOLE_BLOCK - ((offset + at) % HOLE_BLOCK));
+}
+
+/** True when the whole aligned block at data[at] is here and zero (a partial block is always written). */
+function isZeroBlock(data: Buffer, at: number, offset: number): boolean {
+  const end = nextBoundary(at, offset, data.length);
+  return end - at === HOLE_BLOCK && data.subarray(at, end).equals(ZEROS);
+}
+
+async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
   }
 }
 
@@ -150,17 +257,4 @@ function drained(out: Writable): Promise<void> {
     out.once('close', onClose);
     out.once('error', settle);
   });
-}
-
-async function setMetadata(entry: TreeEntry, path: Buffer): Promise<void> {
-  if (process.getuid?.() === 0) await lchown(path, entry.uid, entry.gid).catch(() => undefined);
-  // Seconds as a double keep microseconds; the half microsecond keeps the conversion to nanoseconds from
-  // rounding below the stored time.
-  const seconds = (Number(BigInt(entry.mtimeNs) / 1000n) + 0.5) / 1e6;
-  if (entry.type === 'symlink') {
-    await lutimes(path, seconds, seconds);
-    return;
-  }
-  await chmod(path, entry.mode);
-  await utimes(path, seconds, seconds);
 }
