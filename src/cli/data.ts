@@ -57,6 +57,7 @@ export function registerDataCommands(program: Command): void {
       const s = snapshot.summary;
       const counts = (snapshot.objects ?? []).map((o) => `  ${o.name}: ${o.records}`).join('\n');
       const skipped = (snapshot.skipped ?? []).map((o) => `  not backed up: ${o.path}: ${o.reason}`).join('\n');
+      const lossy = (snapshot.lossy ?? []).map((what) => `  not kept exactly: ${what}`).join('\n');
       print(
         options,
         snapshot,
@@ -64,6 +65,7 @@ export function registerDataCommands(program: Command): void {
           `\nsnapshot ${snapshot.id.slice(0, 12)} (${snapshot.type}) of ${snapshot.source}: ${formatBytes(s.logicalBytes)} read, ${formatBytes(s.uploadedBytes)} uploaded in ${(s.durationMs / 1000).toFixed(1)} s`,
           counts,
           skipped,
+          lossy,
         ]
           .filter(Boolean)
           .join('\n'),
