@@ -259,7 +259,6 @@ class BackupRun {
       ...encodeName(name),
       mode: Number(stat.mode & 0o7777n),
       mtimeNs: stat.mtimeNs.toString(),
-      atimeNs: stat.atimeNs.toString(),
       ctimeNs: stat.ctimeNs.toString(),
       uid: Number(stat.uid),
       gid: Number(stat.gid),
@@ -277,7 +276,15 @@ class BackupRun {
       return undefined;
     }
     const inode = Number(stat.ino);
-    const entry: TreeEntry = { ...common, type: 'file', size: Number(stat.size), inode };
+    // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
+    // storing them would make every tree new in every backup.
+    const entry: TreeEntry = {
+      ...common,
+      type: 'file',
+      atimeNs: stat.atimeNs.toString(),
+      size: Number(stat.size),
+      inode,
+    };
     const linkKey = stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
     if (linkKey) {
       const unreadable = this.unreadableLinks.get(linkKey);

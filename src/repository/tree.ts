@@ -18,7 +18,7 @@ export interface TreeEntry {
   mode: number;
   /** Modification time in nanoseconds since the epoch (negative before 1970), as a decimal string. */
   mtimeNs: string;
-  /** Access time as read before the backup read the file, like mtimeNs (version 2). */
+  /** Files: access time as found before the backup read the file, like mtimeNs (version 2). */
   atimeNs?: string;
   /** Status change time, like mtimeNs; compared to find changed files in the next incremental (version 2). */
   ctimeNs?: string;
