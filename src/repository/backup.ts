@@ -296,7 +296,7 @@ class BackupRun {
         return undefined;
       }
       const existing = this.hardLinks.get(linkKey);
-      if (existing !== undefined) return { ...entry, link: existing };
+      if (existing !== undefined) return this.counted(display, { ...entry, link: existing });
     }
     const stored = await this.fileContent(path, display, entry, stat, previous).catch((error: unknown) => {
       if (linkKey) this.unreadableLinks.set(linkKey, { path: display, reason: skipReason(error) ?? 'read failed' });
@@ -306,10 +306,15 @@ class BackupRun {
       stored.link = this.hardLinks.size + 1;
       this.hardLinks.set(linkKey, stored.link);
     }
+    return this.counted(display, stored);
+  }
+
+  /** Counts a file name backed up (in the summary and per top-level directory). */
+  private counted(display: string, entry: TreeEntry): TreeEntry {
     this.summary.files++;
     const top = display.indexOf('/', 1) === -1 ? '.' : display.slice(1, display.indexOf('/', 1));
     this.filesPerTop.set(top, (this.filesPerTop.get(top) ?? 0) + 1);
-    return stored;
+    return entry;
   }
 
   /** The entry with its content: the parent's when the file is unchanged, else read and stored. */
