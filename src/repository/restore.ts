@@ -197,40 +197,42 @@ const HOLE_BLOCK = 4096;
 const ZEROS = Buffer.alloc(HOLE_BLOCK);
 
 /**
- * A new file, written sparse: blocks of zeros (aligned to HOLE_BLOCK in the file) are skipped, so they become
- * holes, and the size is set at the end. A file that was sparse at backup comes back sparse; zeros that were
- * allocated come back as holes too (same content, less space).
+ * A new file, written sparse: blocks of zeros (HOLE_BLOCK, aligned in the file) are skipped, so they become holes,
+ * and the size is set at the end. Chunks end anywhere, so a chunk's last partial block waits for the next chunk
+ * and every decision is made on a whole block. A file that was sparse at backup comes back sparse; zeros that
+ * were allocated come back as holes too (same content, less space).
  */
 function sparseFileSink(file: FileHandle): ContentSink {
+  let pending = Buffer.alloc(0);
+  let pendingOffset = 0; // always a multiple of HOLE_BLOCK
+  const writeBlocks = async (data: Buffer, offset: number) => {
+    for (let start = 0; start < data.length; ) {
+      let end = start;
+      while (end < data.length && !isZeroBlock(data, end)) end += HOLE_BLOCK;
+      if (end > start) await writeAll(file, data.subarray(start, Math.min(end, data.length)), offset + start);
+      start = end;
+      while (start < data.length && isZeroBlock(data, start)) start += HOLE_BLOCK;
+    }
+  };
   return {
-    async write(data, offset) {
-      let start = 0;
-      while (start < data.length) {
-        // The run of non-zero blocks from `start`, then the run of zero blocks after it.
-        let end = start;
-        while (end < data.length && !isZeroBlock(data, end, offset)) end = nextBoundary(end, offset, data.length);
-        if (end > start) await writeAll(file, data.subarray(start, end), offset + start);
-        start = end;
-        while (start < data.length && isZeroBlock(data, start, offset))
-          start = nextBoundary(start, offset, data.length);
-      }
+    async write(data) {
+      const joined = pending.length ? Buffer.concat([pending, data]) : data;
+      const whole = joined.length - (joined.length % HOLE_BLOCK);
+      await writeBlocks(joined.subarray(0, whole), pendingOffset);
+      pending = Buffer.from(joined.subarray(whole));
+      pendingOffset += whole;
     },
     async end(size) {
+      await writeBlocks(pending, pendingOffset);
       await file.truncate(size);
     },
     abort: () => {},
   };
 }
 
-/** The end of the HOLE_BLOCK-aligned (in the file) block holding data[at]. */
-function nextBoundary(at: number, offset: number, length: number): number {
-  return Math.min(length, at + HOLE_BLOCK - ((offset + at) % HOLE_BLOCK));
-}
-
-/** True when the whole aligned block at data[at] is here and zero (a partial block is always written). */
-function isZeroBlock(data: Buffer, at: number, offset: number): boolean {
-  const end = nextBoundary(at, offset, data.length);
-  return end - at === HOLE_BLOCK && data.subarray(at, end).equals(ZEROS);
+/** True when the block at data[at] is whole and zero (a partial block, the file's last, is always written). */
+function isZeroBlock(data: Buffer, at: number): boolean {
+  return at + HOLE_BLOCK <= data.length && data.subarray(at, at + HOLE_BLOCK).equals(ZEROS);
 }
 
 async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
