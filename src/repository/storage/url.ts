@@ -54,7 +54,10 @@ export function retryBudgetMs(env: NodeJS.ProcessEnv): number {
   try {
     return parseDuration(text, { allowZero: true });
   } catch (error) {
-    throw new TidemarkError('InvalidArgument', `TIDEMARK_RETRY_BUDGET: ${(error as Error).message}`);
+    throw new TidemarkError(
+      'InvalidArgument',
+      `retry budget (--retry-budget, TIDEMARK_RETRY_BUDGET): ${(error as Error).message}`,
+    );
   }
 }
 
