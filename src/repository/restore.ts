@@ -140,7 +140,7 @@ class RestoreRun {
     await this.metadata?.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
   }
 
-  /** Fetches chunks ahead (in parallel) and hands them to `sink` in order, with their offset in the file. */
+  /** Fetches chunks ahead (in parallel) and hands them to `sink` in order. */
   async writeContent(content: ChunkId[], sink: ContentSink): Promise<void> {
     const fetching = new InOrder<Buffer>();
     let next = 0;
@@ -148,17 +148,17 @@ class RestoreRun {
       while (fetching.size < this.readAhead && next < content.length)
         fetching.add(this.store.get(content[next++] as ChunkId));
     };
-    let offset = 0;
+    let size = 0;
     try {
       fill();
       while (fetching.size > 0) {
         const data = (await fetching.next()) as Buffer;
         fill();
         this.meter.add(data.length);
-        await sink.write(data, offset);
-        offset += data.length;
+        await sink.write(data);
+        size += data.length;
       }
-      await sink.end(offset);
+      await sink.end(size);
     } catch (error) {
       // Never leave output that looks complete: the sink is abandoned, the error surfaces.
       sink.abort();
@@ -170,7 +170,8 @@ class RestoreRun {
 
 /** Where restored content goes, in order. */
 interface ContentSink {
-  write(data: Buffer, offset: number): Promise<void>;
+  /** The next bytes of the content. */
+  write(data: Buffer): Promise<void>;
   /** All content written; `size` bytes in all. */
   end(size: number): Promise<void>;
   abort(): void;
