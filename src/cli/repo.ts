@@ -90,11 +90,14 @@ export function registerRepoCommands(program: Command): void {
       if (options.target === '-')
         await restoreStream(repository, snapshot, process.stdout, options.stream, { onProgress: progressReporter() });
       else {
-        await restoreTree(repository, snapshot, options.target, { onProgress: progressReporter() });
+        const notRestored = await restoreTree(repository, snapshot, options.target, { onProgress: progressReporter() });
         print(
           common,
-          { snapshot: snapshot.id, target: options.target },
-          `\nrestored ${snapshot.id.slice(0, 12)} to ${options.target}`,
+          { snapshot: snapshot.id, target: options.target, notRestored },
+          [
+            `\nrestored ${snapshot.id.slice(0, 12)} to ${options.target}`,
+            ...notRestored.map((n) => `  not restored exactly: ${n.path}: ${n.reason}`),
+          ].join('\n'),
         );
       }
     });

@@ -17,13 +17,23 @@ export interface RestoreOptions {
   readAhead?: number;
 }
 
-/** Restores a snapshot's tree into `target`, which must be empty or missing (nothing is overwritten). */
+/** File metadata the target would not take (see RestoreRun.setMetadata), per path relative to the target. */
+export interface NotRestored {
+  path: string;
+  reason: string;
+}
+
+/**
+ * Restores a snapshot's tree into `target`, which must be empty or missing (nothing is overwritten). Returns the
+ * metadata the target refused (extended attributes it does not support, owners it does not allow); the content
+ * is always restored or the restore fails.
+ */
 export async function restoreTree(
   repository: Repository,
   snapshot: Snapshot,
   target: string,
   options: RestoreOptions = {},
-): Promise<void> {
+): Promise<NotRestored[]> {
   await mkdir(target, { recursive: true });
   if ((await readdir(target)).length > 0)
     throw new TidemarkError(
@@ -43,6 +53,7 @@ export async function restoreTree(
     metadata.close();
   }
   run.meter.done();
+  return run.notRestored(target.length);
 }
 
 /** Writes one stream of a stream snapshot (the only one, or the one named) to `out`. */
@@ -78,6 +89,7 @@ export async function restoreStream(
 
 class RestoreRun {
   private readonly linkTargets = new Map<number, Buffer>();
+  private readonly refused: { path: Buffer; reason: string }[] = [];
 
   constructor(
     private readonly store: ChunkStore,
@@ -122,22 +134,34 @@ class RestoreRun {
    * setting them needs.
    */
   private async setMetadata(entry: TreeEntry, path: Buffer): Promise<void> {
-    if (process.getuid?.() === 0) await lchown(path, entry.uid, entry.gid).catch(() => undefined);
+    if (process.getuid?.() === 0)
+      await lchown(path, entry.uid, entry.gid).catch((error: unknown) =>
+        this.refuse(path, `owner ${entry.uid}:${entry.gid}`, error),
+      );
     for (const xattr of entry.xattrs ?? []) {
-      if (!this.metadata) break;
       await this.metadata
-        .setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
-        .catch((error: unknown) => {
-          throw new TidemarkError(
-            'Internal',
-            `restoring extended attribute ${xattr.name} of ${path.toString('utf8')}: ${(error as Error).message}`,
-            { cause: error },
-          );
-        });
+        ?.setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
+        .catch((error: unknown) => this.refuse(path, `extended attribute ${xattr.name}`, error));
     }
     if (entry.type !== 'symlink') await chmod(path, entry.mode);
     const mtimeNs = BigInt(entry.mtimeNs);
     await this.metadata?.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
+  }
+
+  /**
+   * Notes metadata the target refuses (a filesystem without extended attributes, an owner it does not allow);
+   * any other failure (no space, I/O) fails the restore.
+   */
+  private refuse(path: Buffer, what: string, error: unknown): void {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTSUP' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'E2BIG' && code !== 'ERANGE')
+      throw withContext(`restoring ${what} of ${path.toString('utf8')}`, error);
+    this.refused.push({ path, reason: `${what} not restored (${code})` });
+  }
+
+  /** What the target refused, paths relative to it (`/docs/a`). */
+  notRestored(targetLength: number): NotRestored[] {
+    return this.refused.map(({ path, reason }) => ({ path: path.subarray(targetLength).toString('utf8'), reason }));
   }
 
   /** Fetches chunks ahead (in parallel) and hands them to `sink` in order. */

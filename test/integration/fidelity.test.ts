@@ -5,7 +5,7 @@
 // Python's os module, not the backup's own helper. Real file storage.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, chown, link, lstat, mkdir, open, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -279,58 +279,64 @@ describe('what a backup reads', () => {
   });
 });
 
-describe('older repositories', () => {
-  test('a tree written in the version 1 shape restores, and the next incremental reads its files again', async () => {
+/** A snapshot of one tree written as given (a tree shape no current backup writes). */
+async function handWrittenSnapshot(
+  repository: Repository,
+  entries: (chunkOf: (data: string) => Promise<string>) => Promise<object[]>,
+): Promise<Snapshot> {
+  const chain = 'a'.repeat(32) as ChainId;
+  const store = repository.chunkStore();
+  const tree = { entries: await entries(async (data) => (await store.put(chain, 'data', Buffer.from(data))).id) };
+  const root = await store.put(chain, 'tree', Buffer.from(JSON.stringify(tree)));
+  await repository.saveIndex(await store.flush());
+  const snapshot: Snapshot = {
+    version: 1,
+    id: randomBytes(32).toString('hex') as SnapshotId,
+    time: new Date().toISOString(),
+    hostname: 'old',
+    source: 'old',
+    type: 'full',
+    chainId: chain,
+    tags: [],
+    root: root.id,
+    summary: {
+      files: 1,
+      dirs: 1,
+      logicalBytes: 3,
+      chunks: 1,
+      newChunks: 1,
+      newBytes: 3,
+      uploadedBytes: 0,
+      durationMs: 1,
+    },
+  };
+  await repository.saveSnapshot(snapshot);
+  return snapshot;
+}
+
+describe('older repositories, and targets that refuse metadata', () => {
+  test('a tree written in the version 1 shape restores, and an incremental over it backs up the current content', async () => {
     const repository = await newRepository();
-    const chain = 'a'.repeat(32) as ChainId;
-    const store = repository.chunkStore();
-    const content = await store.put(chain, 'data', Buffer.from('old'));
-    const v1 = {
-      entries: [
-        {
-          name: 'f',
-          type: 'file',
-          mode: 0o640,
-          mtimeNs: '-1000',
-          uid: 0,
-          gid: 0,
-          size: 3,
-          content: [content.id],
-          inode: 1,
-        },
-      ],
-    };
-    const root = await store.put(chain, 'tree', Buffer.from(JSON.stringify(v1)));
-    await repository.saveIndex(await store.flush());
-    const old: Snapshot = {
-      version: 1,
-      id: 'b'.repeat(64) as SnapshotId,
-      time: new Date().toISOString(),
-      hostname: 'old',
-      source: 'old',
-      type: 'full',
-      chainId: chain,
-      tags: [],
-      root: root.id,
-      summary: {
-        files: 1,
-        dirs: 1,
-        logicalBytes: 3,
-        chunks: 1,
-        newChunks: 1,
-        newBytes: 3,
-        uploadedBytes: 0,
-        durationMs: 1,
+    const old = await handWrittenSnapshot(repository, async (chunkOf) => [
+      {
+        name: 'f',
+        type: 'file',
+        mode: 0o640,
+        mtimeNs: '-1000',
+        uid: 0,
+        gid: 0,
+        size: 3,
+        content: [await chunkOf('old')],
+        inode: 1,
       },
-    };
-    await repository.saveSnapshot(old);
+    ]);
     const target = join(workDir.path, 'v1-restored');
-    await restoreTree(repository, old, target);
+    assert.deepEqual(await restoreTree(repository, old, target), []);
     const restored = await lstat(join(target, 'f'), { bigint: true });
     assert.equal(restored.mtimeNs, -1000n);
+    assert.equal(restored.atimeNs, -1000n, 'no atime stored: the mtime');
     assert.equal(restored.mode & 0o777n, 0o640n);
 
-    // An incremental over the version 1 snapshot backs up what the source holds now.
     const source = join(workDir.path, 'v1-source');
     await mkdir(source);
     await writeFile(join(source, 'f'), 'new');
@@ -338,5 +344,33 @@ describe('older repositories', () => {
     const again = join(workDir.path, 'v1-again');
     await restoreTree(repository, incremental, again);
     assert.equal(await sha256File(join(again, 'f')), createHash('sha256').update('new').digest('hex'));
+  });
+
+  test('an extended attribute the target refuses is reported, and the rest restores', async () => {
+    const repository = await newRepository();
+    // Linux allows no user.* attribute on a symlink (EPERM): a target that refuses one.
+    const xattrs = [{ name: 'user.origin', valueB64: Buffer.from('elsewhere').toString('base64') }];
+    const snapshot = await handWrittenSnapshot(repository, async (chunkOf) => [
+      {
+        name: 'f',
+        type: 'file',
+        mode: 0o600,
+        mtimeNs: '1',
+        uid: 0,
+        gid: 0,
+        size: 3,
+        content: [await chunkOf('abc')],
+        xattrs,
+      },
+      { name: 'l', type: 'symlink', mode: 0o777, mtimeNs: '2', uid: 0, gid: 0, target: 'f', xattrs },
+    ]);
+    const target = join(workDir.path, 'refused');
+    assert.deepEqual(await restoreTree(repository, snapshot, target), [
+      { path: '/l', reason: 'extended attribute user.origin not restored (EPERM)' },
+    ]);
+    assert.deepEqual(pythonXattrs(target), {
+      [Buffer.from('f').toString('hex')]: { 'user.origin': Buffer.from('elsewhere').toString('hex') },
+    });
+    assert.equal(await readlink(join(target, 'l')), 'f');
   });
 });
