@@ -45,9 +45,9 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const location = parseSourceUrl(request.targetUrl);
   const progress = request.onProgress ? { onProgress: request.onProgress } : {};
   if (location.kind === 'volume') {
-    await restoreVolume(repository, snapshot, location.path, request.mode, progress);
+    const skipped = await restoreVolume(repository, snapshot, location.path, request.mode, progress);
     const expected = snapshot.objects ?? [];
-    return { restored: expected, expected, skipped: [], warnings: [], durationMs: Date.now() - started };
+    return { restored: expected, expected, skipped, warnings: [], durationMs: Date.now() - started };
   }
   if (location.databases === 'all' || location.databases.length !== 1)
     throw new TidemarkError(

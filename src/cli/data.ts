@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
-import { openRepository, print, type RepoOptions } from './repository-options.ts';
+import { openRepository, print, RETRY_BUDGET_HELP, type RepoOptions } from './repository-options.ts';
 
 /** Reads a password file into the variable the database tools use, so it never appears in argv. */
 function environment(passwordFile: string | undefined, sourceUrl: string): NodeJS.ProcessEnv {
@@ -17,7 +17,8 @@ const repoOptions = (command: Command) =>
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
     .option('--password-file <path>', 'file holding the database password (else PGPASSWORD / MYSQL_PWD)')
-    .option('--json', 'print the result as JSON');
+    .option('--json', 'print the result as JSON')
+    .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
 
 export function registerDataCommands(program: Command): void {
   repoOptions(
@@ -56,6 +57,7 @@ export function registerDataCommands(program: Command): void {
       const s = snapshot.summary;
       const counts = (snapshot.objects ?? []).map((o) => `  ${o.name}: ${o.records}`).join('\n');
       const skipped = (snapshot.skipped ?? []).map((o) => `  not backed up: ${o.path}: ${o.reason}`).join('\n');
+      const lossy = (snapshot.lossy ?? []).map((what) => `  not kept exactly: ${what}`).join('\n');
       print(
         options,
         snapshot,
@@ -63,6 +65,7 @@ export function registerDataCommands(program: Command): void {
           `\nsnapshot ${snapshot.id.slice(0, 12)} (${snapshot.type}) of ${snapshot.source}: ${formatBytes(s.logicalBytes)} read, ${formatBytes(s.uploadedBytes)} uploaded in ${(s.durationMs / 1000).toFixed(1)} s`,
           counts,
           skipped,
+          lossy,
         ]
           .filter(Boolean)
           .join('\n'),

@@ -3,10 +3,18 @@ import { parseDuration } from '../api/duration.ts';
 import { isCode, TidemarkError } from '../errors.ts';
 import { idOf, type SnapshotId } from '../repository/format.ts';
 import { Repository } from '../repository/repository.ts';
-import { openStorage, redactUrl } from '../repository/storage/url.ts';
+import { redactUrl } from '../repository/storage/url.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
-import { openRepository, passphrase, print, type RepoOptions, repoUrl } from './repository-options.ts';
+import {
+  openRepository,
+  passphrase,
+  print,
+  RETRY_BUDGET_HELP,
+  type RepoOptions,
+  repoUrl,
+  storageAt,
+} from './repository-options.ts';
 
 /** A snapshot id by id or unique prefix; a damaged snapshot (unreadable) can be named too, to forget it. */
 async function snapshotOrDamaged(repository: Repository, ref: string): Promise<SnapshotId> {
@@ -26,7 +34,8 @@ export function registerRepoCommands(program: Command): void {
     .description('work with a backup repository directly (file://, s3://, azblob:// URLs)')
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
-    .option('--json', 'print results as JSON');
+    .option('--json', 'print results as JSON')
+    .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
   const opts = (command: Command) => ({ ...repo.opts<RepoOptions>(), ...command.opts<RepoOptions>() });
 
   repo
@@ -36,7 +45,7 @@ export function registerRepoCommands(program: Command): void {
       const options = opts(command);
       const url = repoUrl(options);
       const created = await Repository.init(
-        openStorage(url),
+        storageAt(url, options),
         passphrase(options.keyFile, 'TIDEMARK_REPO_KEY', '--key-file'),
       );
       print(
@@ -96,11 +105,14 @@ export function registerRepoCommands(program: Command): void {
       if (options.target === '-')
         await restoreStream(repository, snapshot, process.stdout, options.stream, { onProgress: progressReporter() });
       else {
-        await restoreTree(repository, snapshot, options.target, { onProgress: progressReporter() });
+        const notRestored = await restoreTree(repository, snapshot, options.target, { onProgress: progressReporter() });
         print(
           common,
-          { snapshot: snapshot.id, target: options.target },
-          `\nrestored ${snapshot.id.slice(0, 12)} to ${options.target}`,
+          { snapshot: snapshot.id, target: options.target, notRestored },
+          [
+            `\nrestored ${snapshot.id.slice(0, 12)} to ${options.target}`,
+            ...notRestored.map((n) => `  not restored exactly: ${n.path}: ${n.reason}`),
+          ].join('\n'),
         );
       }
     });
@@ -196,7 +208,7 @@ export function registerRepoCommands(program: Command): void {
     .action(async (options: { removeStale?: boolean }, command: Command) => {
       const common = opts(command);
       const { findCrashLeftovers, removeCrashLeftovers } = await import('../repository/housekeeping.ts');
-      const storage = openStorage(repoUrl(common));
+      const storage = storageAt(repoUrl(common), common);
       const leftovers = options.removeStale ? await removeCrashLeftovers(storage) : await findCrashLeftovers(storage);
       const verb = options.removeStale ? 'removed' : 'found';
       print(
@@ -258,7 +270,7 @@ export function registerRepoCommands(program: Command): void {
       const { copySnapshots } = await import('../repository/copy.ts');
       const source = await openRepository(common);
       const destination = await Repository.open(
-        openStorage(options.to),
+        storageAt(options.to, common),
         passphrase(options.toKeyFile, 'TIDEMARK_TO_REPO_KEY', '--to-key-file'),
       );
       const listing = options.snapshot

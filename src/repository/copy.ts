@@ -1,6 +1,7 @@
 import type { ChunkStore } from './chunk-store.ts';
 import type { ChunkId } from './format.ts';
 import { InOrder } from './in-order.ts';
+import { whileHolding } from './lock.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -27,12 +28,10 @@ export async function copySnapshots(
   // Both locks read their index again: no prune deletes what is being read, or what the destination's
   // index said it holds, until the copy is done.
   const sourceLock = await source.lock(false);
-  try {
+  return whileHolding(sourceLock, async () => {
     for (const snapshot of snapshots) await source.requireSnapshot(snapshot);
-    return await copyLocked(source, destination, snapshots, options);
-  } finally {
-    await sourceLock.release();
-  }
+    return copyLocked(source, destination, snapshots, options);
+  });
 }
 
 async function copyLocked(
@@ -43,7 +42,7 @@ async function copyLocked(
 ): Promise<CopyReport> {
   const report: CopyReport = { copied: [], skipped: [], uploadedBytes: 0 };
   const lock = await destination.lock(false);
-  try {
+  return whileHolding(lock, async () => {
     const present = new Set((await destination.snapshots()).map((s) => s.id));
     for (const snapshot of [...snapshots].reverse()) {
       if (present.has(snapshot.id)) {
@@ -61,9 +60,7 @@ async function copyLocked(
       report.uploadedBytes += meter.done().uploadedBytes;
     }
     return report;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 class TreeCopier {
@@ -88,7 +85,11 @@ class TreeCopier {
       if (entry.content) copy.content = await this.content(entry.content);
       entries.push(copy);
     }
-    const result = await this.to.put(this.snapshot.chainId, 'tree', encodeTree({ entries }));
+    const result = await this.to.put(
+      this.snapshot.chainId,
+      'tree',
+      encodeTree({ version: tree.version ?? 1, entries }),
+    );
     this.mapped.set(id, result.id);
     return result.id;
   }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TidemarkError } from '../errors.ts';
+import { TidemarkError, withCleanup } from '../errors.ts';
+import { log } from '../log.ts';
 import { blobNames, idOf, prefixes, randomId } from './format.ts';
 import type { Storage } from './storage/storage.ts';
 
@@ -28,6 +29,22 @@ export const SHARED_WAIT_MS = 10 * 60 * 1000;
 
 export interface Lock {
   release(): Promise<void>;
+}
+
+/**
+ * Runs `work` holding `lock`, then releases it. A release that fails after `work` failed is logged, and the work's
+ * error is what surfaces (the lock goes stale and is ignored after STALE_MS).
+ */
+export function whileHolding<T>(lock: Lock, work: () => Promise<T>): Promise<T> {
+  return withCleanup(
+    work,
+    () => lock.release(),
+    (releaseError) =>
+      log.warn(
+        { event: 'lock-release-failed', err: (releaseError as Error).message },
+        'releasing the repository lock failed after the command had failed; the lock goes stale',
+      ),
+  );
 }
 
 export interface LockOptions {

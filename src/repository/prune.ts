@@ -3,6 +3,7 @@ import { getEncryptedJson } from './encrypted-json.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
 import { removeCrashLeftovers } from './housekeeping.ts';
 import type { IndexFile } from './index.ts';
+import { whileHolding } from './lock.ts';
 import { mapLimit, type Repository } from './repository.ts';
 
 export interface PruneReport {
@@ -32,7 +33,7 @@ export interface PruneOptions {
 export async function prune(repository: Repository, options: PruneOptions = {}): Promise<PruneReport> {
   // Reads the index again under the lock: a backup may have finished since the repository was opened.
   const lock = await repository.lock(true, { waitMs: options.lockWaitMs });
-  try {
+  return whileHolding(lock, async () => {
     const store = repository.chunkStore();
     const used = await chunksInUse(repository);
     await removeCrashLeftovers(repository.storage);
@@ -81,9 +82,7 @@ export async function prune(repository: Repository, options: PruneOptions = {}):
       repackedPacks: repack.length,
       keptPacks: keep.length,
     };
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 /**
