@@ -34,8 +34,8 @@ export class MySQLSource implements DatabaseSource {
   private readonly connection: Connection;
 
   constructor(private readonly options: MySQLSourceOptions) {
-    const { host, port, user, password, databases } = options;
-    this.connection = { host, port, user, password };
+    const { host, port, user, password, tls, databases } = options;
+    this.connection = { host, port, user, ...(password === undefined ? {} : { password }), ...(tls ? { tls } : {}) };
     if (databases !== 'all') {
       if (databases.length === 0) throw new TidemarkError('InvalidArgument', 'name at least one database, or all');
       for (const name of databases) checkDatabaseName(name);
