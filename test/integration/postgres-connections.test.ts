@@ -172,6 +172,56 @@ describe('a dump that meets a table lock held by another session (Debian Postgre
     assert.deepEqual(await repository.snapshots(), [], 'a failed dump leaves no snapshot');
   });
 
+  test('replace into a live source under another spelling (name instead of IP, another Secret) is refused, unchanged', async () => {
+    await pg.psql(
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'nightly-migration'",
+    );
+    holder?.kill('SIGKILL');
+    const repository = await initRepository();
+    const env = { ...process.env, PGPASSWORD: pg.password };
+    const shop = pg.url.replace(/\/postgres$/, '/shop');
+    await waitUntil(
+      'the lock is gone',
+      async () =>
+        (await pg.psql("select count(*) from pg_stat_activity where application_name = 'nightly-migration'")).trim() ===
+        '0',
+      { timeoutMs: 10_000 },
+    );
+    const snapshot = await runBackup({ sourceUrl: shop, repository, type: 'full', env });
+    await pg.psql("insert into items values (1000, 'after the backup')", 'shop');
+    const before = await checksum(pg, 'shop');
+    // What the restore Job passes: the host and port of the live source's own connection Secret.
+    const live = {
+      TIDEMARK_LIVE_SOURCE_0_NAME: 'source db of policy nightly (Secret shop-db)',
+      TIDEMARK_LIVE_SOURCE_0_HOST: '127.0.0.1',
+      TIDEMARK_LIVE_SOURCE_0_PORT: String(pg.port),
+    };
+    await assert.rejects(
+      runRestore({
+        repository,
+        snapshot,
+        targetUrl: `postgresql://postgres@localhost:${pg.port}/shop`,
+        mode: 'replace',
+        env: { ...env, ...live },
+      }),
+      (error: Error) => {
+        assert.ok(isCode(error, 'InvalidArgument'), error.message);
+        assert.match(error.message, /live database of source db of policy nightly .*needs target.original: true/);
+        return true;
+      },
+    );
+    assert.equal(await checksum(pg, 'shop'), before, 'the live database is untouched');
+    // Another server (port) with that database name is not the source: the restore goes ahead.
+    const other = { ...live, TIDEMARK_LIVE_SOURCE_0_PORT: String(pg.port + 1) };
+    await runRestore({
+      repository,
+      snapshot,
+      targetUrl: `postgresql://postgres@localhost:${pg.port}/shop_elsewhere`,
+      mode: 'new',
+      env: { ...env, ...other },
+    });
+  });
+
   test('a lock wait timeout that is not a duration is refused before connecting', async () => {
     const repository = await initRepository();
     await assert.rejects(

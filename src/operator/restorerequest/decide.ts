@@ -16,7 +16,7 @@ import {
   resolveRepository,
   type Wait,
 } from './resolve.ts';
-import { checkTarget, chooseScript } from './rules.ts';
+import { checkTarget, chooseScript, liveSourceCandidates } from './rules.ts';
 
 export interface RestoreObserved {
   request: RestoreRequest;
@@ -127,6 +127,7 @@ export function resolveTarget(
         engine: source.postgres ? 'postgres' : 'mysql',
         connectionSecret: sourceDb?.connectionSecret.name ?? '',
         database,
+        ...(sourceDb?.tls ? { tls: sourceDb.tls } : {}),
       },
     };
   }
@@ -146,7 +147,15 @@ export function resolveTarget(
     return invalid(
       `Backup ${backup?.metadata.name} is a ${source.volume ? 'volume' : source.postgres ? 'PostgreSQL' : 'MySQL/MariaDB'} backup; it cannot be restored into a ${engine} target`,
     );
-  return { target: { kind: 'database', engine, connectionSecret: db.connectionSecret.name, database: db.database } };
+  return {
+    target: {
+      kind: 'database',
+      engine,
+      connectionSecret: db.connectionSecret.name,
+      database: db.database,
+      ...(db.tls ? { tls: db.tls } : {}),
+    },
+  };
 }
 
 /**
@@ -302,6 +311,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
       snapshot,
       target,
       script: chosen.script,
+      liveSources: liveSourceCandidates(request, target, observed.policies.values()),
       name,
       settings: observed.settings,
     }),
@@ -478,6 +488,7 @@ function decideRunning(
           snapshot: { id: replica.snapshotId ?? backup.status?.snapshotId ?? '' },
           target: target.target,
           script: chosen.script,
+          liveSources: liveSourceCandidates(request, target.target, observed.policies.values()),
           name,
           settings: observed.settings,
         }),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import type { RestoreTarget } from './job.ts';
-import { checkTarget, chooseScript, liveSourceAt, matchesGlob } from './rules.ts';
+import { checkTarget, chooseScript, liveSourceAt, liveSourceCandidates, matchesGlob } from './rules.ts';
 
 const ns = 'tenants';
 
@@ -170,6 +170,27 @@ describe('chooseScript', () => {
     assert.match(
       (chooseScript(request({ original: true }, 'x'), undefined) as { message: string }).message,
       /no BackupPolicy applies/,
+    );
+  });
+});
+
+describe('liveSourceCandidates: sources the agent compares with the target server', () => {
+  test('other Secrets backing up a database of that name, same engine; none for original', () => {
+    const policies = [policy(undefined)];
+    const target = pg('pg-qa', 'acme');
+    const plain = request({ postgres: { connectionSecret: { name: 'pg-qa' }, database: 'acme' } });
+    assert.deepEqual(liveSourceCandidates(plain, target, policies), [
+      { name: 'source acme-db of policy tenants', connectionSecret: 'pg-main' },
+    ]);
+    assert.deepEqual(liveSourceCandidates(plain, pg('pg-qa', 'acme_qa'), policies), []);
+    assert.deepEqual(liveSourceCandidates(request({ original: true }), target, policies), []);
+    assert.deepEqual(
+      liveSourceCandidates(
+        plain,
+        { kind: 'database', engine: 'mysql', connectionSecret: 'pg-qa', database: 'acme' },
+        policies,
+      ),
+      [],
     );
   });
 });

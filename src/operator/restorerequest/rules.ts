@@ -1,6 +1,6 @@
 import type { PostRestoreScript, RestoreTargetRule } from '../../api/backuppolicy.ts';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { RestoreTarget } from './job.ts';
+import type { LiveSourceCandidate, RestoreTarget } from './job.ts';
 
 /**
  * What a policy lets a restore do, beyond approvals: where it may write (spec.restore.targets) and
@@ -51,6 +51,32 @@ export function liveSourceAt(target: RestoreTarget, policies: Iterable<BackupPol
         return at;
     }
   return undefined;
+}
+
+/**
+ * The sources a database target may be under another Secret (same engine, a Secret other than the
+ * target's, backing up a database of the target's name): the operator cannot read Secrets to compare
+ * servers, so the agent does (src/sources/live-source.ts). None for `original: true`, which is allowed
+ * to write over its source.
+ */
+export function liveSourceCandidates(
+  request: RestoreRequest,
+  target: RestoreTarget,
+  policies: Iterable<BackupPolicy>,
+): LiveSourceCandidate[] {
+  if (request.spec.target.original || target.kind !== 'database') return [];
+  const candidates: LiveSourceCandidate[] = [];
+  for (const policy of policies)
+    for (const source of policy.spec.sources) {
+      const db = source[target.engine];
+      if (!db || db.connectionSecret.name === target.connectionSecret) continue;
+      if (db.allDatabases || (db.databases ?? []).includes(target.database))
+        candidates.push({
+          name: `source ${source.name} of policy ${policy.metadata.name}`,
+          connectionSecret: db.connectionSecret.name,
+        });
+    }
+  return candidates;
 }
 
 function allows(rule: RestoreTargetRule, target: RestoreTarget): boolean {
