@@ -101,6 +101,29 @@ for (const major of [13, 18] as const) {
       assert.equal(ssl.trim(), '0', 'no session of the agent is left open');
     });
 
+    if (major === 18)
+      test('the client tools older than the server (Debian 15 alone) are refused with a clear error', async () => {
+        const path = process.env.PATH ?? '';
+        process.env.PATH = path
+          .split(delimiter)
+          .filter((dir) => dir !== testPostgresClientBin())
+          .join(delimiter);
+        try {
+          const sourceUrl = `postgresql://${CERT_USER}@127.0.0.1:${pg.port}/shop`;
+          const repository = await initRepository();
+          await assert.rejects(runBackup({ sourceUrl, repository, type: 'full', env: agentEnv() }), (error: Error) => {
+            assert.ok(isCode(error, 'Unsupported'), error.message);
+            assert.match(
+              error.message,
+              /the server runs PostgreSQL 18 but \S*pg_dump is version 15; pg_dump must be at least/,
+            );
+            return true;
+          });
+        } finally {
+          process.env.PATH = path;
+        }
+      });
+
     test('without the client certificate the server refuses, and the error says so', async () => {
       const repository = await initRepository();
       const sourceUrl = `postgresql://${CERT_USER}@127.0.0.1:${pg.port}/shop`;

@@ -28,6 +28,8 @@ export interface RestoreObserved {
   jobs: Map<string, JobObserved>;
   /** Names of the PVCs in the namespace, when the target is a volume (undefined: not looked up). */
   claims?: Set<string>;
+  /** Their labels, looked up with them: a PVC a volume source selects by label is a live source. */
+  claimLabels?: Map<string, Record<string, string>>;
   /** Jobs the API server refused to create, by name, with its message (the shell decides again with them). */
   rejected?: Map<string, string>;
   settings: AgentSettings;
@@ -260,6 +262,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
     approval.policy,
     observed.policies.values(),
     repository.metadata.name ?? '',
+    observed.claimLabels,
   );
   if (refused) return fail(refused.reason, refused.message);
   const chosen = chooseScript(request, approval.policy);

@@ -32,15 +32,27 @@ export function describeRule(rule: RestoreTargetRule): string {
 
 /**
  * The policy source a target would overwrite, if it names one of the namespace's live sources under
- * another spelling: the same connection Secret and a database that source backs up, or the same PVC.
- * The operator does not read Secrets, so two Secrets for the same server are not recognised.
+ * another spelling: the same connection Secret and a database that source backs up, or the same PVC
+ * (named by the source, or selected by its labels). Two Secrets for one server are the agent's to
+ * recognise (liveSourceCandidates): the operator does not read Secrets.
  */
-export function liveSourceAt(target: RestoreTarget, policies: Iterable<BackupPolicy>): string | undefined {
+export function liveSourceAt(
+  target: RestoreTarget,
+  policies: Iterable<BackupPolicy>,
+  /** Labels of the namespace's PVCs: a PVC a source selects by label is that source too. */
+  claimLabels?: Map<string, Record<string, string>>,
+): string | undefined {
   for (const policy of policies)
     for (const source of policy.spec.sources) {
       const at = `source ${source.name} of policy ${policy.metadata.name}`;
       if (target.kind === 'volume') {
         if (source.volume?.claimName === target.claimName) return at;
+        const selector = source.volume?.selector?.matchLabels;
+        const labels = claimLabels?.get(target.claimName);
+        if (selector && labels && Object.entries(selector).every(([key, value]) => labels[key] === value))
+          return `${at} (it selects PVCs labelled ${Object.entries(selector)
+            .map(([key, value]) => `${key}=${value}`)
+            .join(',')})`;
         continue;
       }
       const db = source[target.engine];
@@ -100,6 +112,7 @@ export function checkTarget(
   policy: BackupPolicy | undefined,
   policies: Iterable<BackupPolicy>,
   repository: string,
+  claimLabels?: Map<string, Record<string, string>>,
 ): Refusal | undefined {
   const refuse = (message: string) => ({ reason: 'TargetNotAllowed', message });
   const where =
@@ -116,7 +129,7 @@ export function checkTarget(
   const listed = `policy ${policy.metadata.name} allows restores into: ${rules.map(describeRule).join('; ') || 'nothing'}${policy.spec.restore?.targets ? '' : ' (the default without spec.restore.targets)'}`;
   if (request.spec.target.original)
     return rules.some((r) => r.original) ? undefined : refuse(`the original source is not allowed: ${listed}`);
-  const live = liveSourceAt(target, policies);
+  const live = liveSourceAt(target, policies, claimLabels);
   if (live)
     return refuse(
       `${where} is ${live}: restoring over a live source needs target.original: true on a restore of that source`,
