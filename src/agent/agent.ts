@@ -95,6 +95,7 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
     ...(env.TIDEMARK_SCRIPT_USER
       ? { scriptRole: { user: env.TIDEMARK_SCRIPT_USER, password: env.TIDEMARK_SCRIPT_PASSWORD ?? '' } }
       : {}),
+    createMissingRoles: env.TIDEMARK_CREATE_MISSING_ROLES === 'true',
     env,
     onProgress,
   });

@@ -20,6 +20,8 @@ export interface RestoreRequest {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as; absent: the target URL's user. */
   scriptRole?: ScriptRole;
+  /** Create the roles a database backup names that the target server lacks (NOLOGIN), instead of failing. */
+  createMissingRoles?: boolean;
   env: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
 }
@@ -63,6 +65,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       mode: request.mode,
       ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
       ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
+      ...(request.createMissingRoles ? { createMissingRoles: true } : {}),
     }),
   ]);
   return {

@@ -116,7 +116,11 @@ export function registerDataCommands(program: Command): void {
       )
       .option('--mode <mode>', 'new (refuse a non-empty target) or replace', 'new')
       .option('--database <name>', 'which database of a multi-database snapshot')
-      .option('--post-restore-sql <file>', 'SQL file to run on the restored database (e.g. anonymisation)'),
+      .option('--post-restore-sql <file>', 'SQL file to run on the restored database (e.g. anonymisation)')
+      .option(
+        '--create-missing-roles',
+        'PostgreSQL: create the roles the backup names that the target lacks (NOLOGIN, no password) instead of failing',
+      ),
   ).action(
     async (
       options: RepoOptions & {
@@ -126,6 +130,7 @@ export function registerDataCommands(program: Command): void {
         mode: string;
         database?: string;
         postRestoreSql?: string;
+        createMissingRoles?: boolean;
       } & ConnectionFlags,
     ) => {
       if (options.mode !== 'new' && options.mode !== 'replace')
@@ -140,6 +145,7 @@ export function registerDataCommands(program: Command): void {
         mode: options.mode,
         ...(options.database ? { database: options.database } : {}),
         ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
+        createMissingRoles: options.createMissingRoles === true,
         env: environment(options, options.target),
         onProgress: progressReporter(),
       });
@@ -153,6 +159,7 @@ export function registerDataCommands(program: Command): void {
         [
           `\nrestored ${snapshot.id.slice(0, 12)} into ${options.target} in ${(outcome.durationMs / 1000).toFixed(1)} s`,
           ...lines,
+          ...outcome.skipped.map((o) => `  note: ${o.path}: ${o.reason}`),
         ].join('\n'),
       );
     },

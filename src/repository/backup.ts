@@ -45,8 +45,7 @@ export function backupTree(repository: Repository, path: string, options: Backup
       });
     });
     if (!root.isDirectory()) throw new TidemarkError('InvalidArgument', `${path} is not a directory`);
-    const parentTree = options.parent && run.chain === options.parent.chainId ? options.parent.root : undefined;
-    return run.directory(Buffer.from(path), '', parentTree);
+    return run.directory(Buffer.from(path), '', run.parent?.root);
   });
 }
 
@@ -85,12 +84,18 @@ async function runBackup(
   const started = Date.now();
   const incremental = options.type === 'incremental' && options.parent !== undefined;
   const chain = (incremental ? options.parent?.chainId : randomId().slice(0, 32)) as ChainId;
+  // The lock reads the index again: the one loaded before may list chunks a prune deleted since.
   const lock = await repository.lock(false);
   try {
+    // Unchanged files reuse the parent's chunks only while it exists: a prune before the lock may have
+    // removed a forgotten parent's data (and none runs while the lock is held).
+    const parent =
+      incremental && options.parent && (await repository.hasSnapshot(options.parent.id)) ? options.parent : undefined;
     const meter = new ProgressMeter('backup', options.onProgress);
     const store = repository.chunkStore({ onUpload: (bytes) => meter.uploaded(bytes) });
     const run = new BackupRun(
       repository,
+      parent,
       store,
       chain,
       meter,
@@ -144,6 +149,8 @@ class BackupRun {
 
   constructor(
     private readonly repository: Repository,
+    /** The parent snapshot, whose unchanged files are not read again. */
+    readonly parent: Snapshot | undefined,
     private readonly store: ChunkStore,
     readonly chain: ChainId,
     private readonly meter: ProgressMeter,

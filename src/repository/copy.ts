@@ -16,7 +16,7 @@ export interface CopyReport {
  * Copies snapshots to another repository, re-encrypted for its keys: chunk ids there come from its own
  * id key, so every chunk is read and re-identified, but only chunks the destination lacks are
  * uploaded. A snapshot keeps its id; one already present is skipped. The snapshot is written last,
- * after its packs and index, as in a backup.
+ * after its packs and index, as in a backup. Shared locks on both repositories.
  */
 export async function copySnapshots(
   source: Repository,
@@ -24,10 +24,27 @@ export async function copySnapshots(
   snapshots: Snapshot[],
   options: { onProgress?: ProgressListener } = {},
 ): Promise<CopyReport> {
-  const present = new Set((await destination.snapshots()).map((s) => s.id));
+  // Both locks read their index again: no prune deletes what is being read, or what the destination's
+  // index said it holds, until the copy is done.
+  const sourceLock = await source.lock(false);
+  try {
+    for (const snapshot of snapshots) await source.requireSnapshot(snapshot);
+    return await copyLocked(source, destination, snapshots, options);
+  } finally {
+    await sourceLock.release();
+  }
+}
+
+async function copyLocked(
+  source: Repository,
+  destination: Repository,
+  snapshots: Snapshot[],
+  options: { onProgress?: ProgressListener },
+): Promise<CopyReport> {
   const report: CopyReport = { copied: [], skipped: [], uploadedBytes: 0 };
   const lock = await destination.lock(false);
   try {
+    const present = new Set((await destination.snapshots()).map((s) => s.id));
     for (const snapshot of [...snapshots].reverse()) {
       if (present.has(snapshot.id)) {
         report.skipped.push(snapshot.id);

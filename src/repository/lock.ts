@@ -1,12 +1,14 @@
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TidemarkError } from '../errors.ts';
 import { blobNames, idOf, prefixes, randomId } from './format.ts';
 import type { Storage } from './storage/storage.ts';
 
 /**
- * `locks/<id>` (plain JSON). Backups take a shared lock, prune an exclusive one: prune never runs while
- * a backup writes packs it has not indexed yet. A lock not refreshed for STALE_MS, or held by a dead
- * process on this host, is stale and ignored (so a killed backup blocks nothing for long).
+ * `locks/<id>` (plain JSON). Backup, copy and restore take a shared lock, prune an exclusive one: prune
+ * never runs while a backup writes packs it has not indexed yet or a restore or copy reads chunks. A
+ * lock not refreshed for STALE_MS, or held by a dead process on this host, is stale and ignored (so a
+ * killed backup blocks nothing for long).
  */
 export interface LockFile {
   exclusive: boolean;
@@ -19,11 +21,30 @@ export interface LockFile {
 export const STALE_MS = 30 * 60 * 1000;
 const REFRESH_MS = 5 * 60 * 1000;
 
+/** How often a waiting lock looks again. */
+const RETRY_MS = 1000;
+/** How long a shared lock waits for an exclusive one by default: a restore or backup outwaits a prune. */
+export const SHARED_WAIT_MS = 10 * 60 * 1000;
+
 export interface Lock {
   release(): Promise<void>;
 }
 
-export async function acquireLock(storage: Storage, exclusive: boolean, now = () => new Date()): Promise<Lock> {
+export interface LockOptions {
+  /** How long to wait for conflicting locks to go away, then fail with Locked; default: SHARED_WAIT_MS for a shared lock, 0 for an exclusive one. */
+  waitMs?: number;
+}
+
+/**
+ * Takes a lock: writes it, then looks for a conflicting one. On a conflict it removes its own (so two
+ * waiters never block each other for good), and tries again until `waitMs` has passed.
+ */
+export async function acquireLock(
+  storage: Storage,
+  exclusive: boolean,
+  options: LockOptions = {},
+  now = () => new Date(),
+): Promise<Lock> {
   const id = randomId();
   const name = blobNames.lock(id);
   const body = (): LockFile => ({
@@ -34,15 +55,21 @@ export async function acquireLock(storage: Storage, exclusive: boolean, now = ()
     refreshed: now().toISOString(),
   });
   const started = now().toISOString();
-  await storage.put(name, Buffer.from(JSON.stringify(body())));
-  const conflict = await conflictingLock(storage, id, exclusive, now());
-  if (conflict) {
+  const waitMs = options.waitMs ?? (exclusive ? 0 : SHARED_WAIT_MS);
+  const deadline = now().getTime() + waitMs;
+  for (;;) {
+    await storage.put(name, Buffer.from(JSON.stringify(body())));
+    const conflict = await conflictingLock(storage, id, exclusive, now());
+    if (!conflict) break;
     await storage.delete(name);
-    throw new TidemarkError(
-      'Locked',
-      `${storage.description} is locked ${conflict.exclusive ? 'exclusively' : ''} by ${conflict.hostname} pid ${conflict.pid} since ${conflict.time}`,
-      { retryable: true },
-    );
+    const left = deadline - now().getTime();
+    if (left <= 0)
+      throw new TidemarkError(
+        'Locked',
+        `${storage.description} is locked ${conflict.exclusive ? 'exclusively ' : ''}by ${conflict.hostname} pid ${conflict.pid} since ${conflict.time}${waitMs ? ` (waited ${Math.round(waitMs / 1000)} s)` : ''}`,
+        { retryable: true },
+      );
+    await sleep(Math.min(RETRY_MS, left));
   }
   const timer = setInterval(
     () => void storage.put(name, Buffer.from(JSON.stringify(body()))).catch(() => {}),

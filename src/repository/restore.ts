@@ -30,13 +30,15 @@ export async function restoreTree(
       'InvalidArgument',
       `restore target ${target} is not empty; restore into an empty directory`,
     );
-  const run = new RestoreRun(
-    repository.chunkStore(),
-    new ProgressMeter('restore', options.onProgress, snapshot.summary.logicalBytes),
-    options.readAhead ?? 8,
-  );
-  await run.directory(snapshot.root, Buffer.from(target));
-  run.meter.done();
+  await underLock(repository, snapshot, async () => {
+    const run = new RestoreRun(
+      repository.chunkStore(),
+      new ProgressMeter('restore', options.onProgress, snapshot.summary.logicalBytes),
+      options.readAhead ?? 8,
+    );
+    await run.directory(snapshot.root, Buffer.from(target));
+    run.meter.done();
+  });
 }
 
 /** Writes one stream of a stream snapshot (the only one, or the one named) to `out`. */
@@ -47,27 +49,40 @@ export async function restoreStream(
   name?: string,
   options: RestoreOptions = {},
 ): Promise<void> {
-  const store = repository.chunkStore();
-  const tree = decodeTree(await store.get(snapshot.root));
-  const files = tree.entries.filter((e) => e.type === 'file');
-  const entry =
-    name === undefined
-      ? files.length === 1
-        ? files[0]
-        : undefined
-      : files.find((e) => decodeName(e).toString() === name);
-  if (!entry)
-    throw new TidemarkError(
-      'NotFound',
-      `snapshot ${snapshot.id.slice(0, 12)} has ${name === undefined ? `${files.length} streams; name one` : `no stream ${name}`} (streams: ${files.map((e) => decodeName(e).toString()).join(', ')})`,
+  await underLock(repository, snapshot, async () => {
+    const store = repository.chunkStore();
+    const tree = decodeTree(await store.get(snapshot.root));
+    const files = tree.entries.filter((e) => e.type === 'file');
+    const entry =
+      name === undefined
+        ? files.length === 1
+          ? files[0]
+          : undefined
+        : files.find((e) => decodeName(e).toString() === name);
+    if (!entry)
+      throw new TidemarkError(
+        'NotFound',
+        `snapshot ${snapshot.id.slice(0, 12)} has ${name === undefined ? `${files.length} streams; name one` : `no stream ${name}`} (streams: ${files.map((e) => decodeName(e).toString()).join(', ')})`,
+      );
+    const run = new RestoreRun(
+      store,
+      new ProgressMeter('restore', options.onProgress, entry.size),
+      options.readAhead ?? 8,
     );
-  const run = new RestoreRun(
-    store,
-    new ProgressMeter('restore', options.onProgress, entry.size),
-    options.readAhead ?? 8,
-  );
-  await run.writeContent(entry.content ?? [], out);
-  run.meter.done();
+    await run.writeContent(entry.content ?? [], out);
+    run.meter.done();
+  });
+}
+
+/** Holds a shared lock (and reads the index again under it), so no prune deletes what is being read. */
+async function underLock(repository: Repository, snapshot: Snapshot, restore: () => Promise<void>): Promise<void> {
+  const lock = await repository.lock(false);
+  try {
+    await repository.requireSnapshot(snapshot);
+    await restore();
+  } finally {
+    await lock.release();
+  }
 }
 
 class RestoreRun {

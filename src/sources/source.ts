@@ -45,6 +45,11 @@ export interface DatabaseRestoreOptions {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as, connecting to the same server; absent: the restoring user. */
   scriptRole?: ScriptRole;
+  /**
+   * Roles the backup names that the target server lacks: created (NOLOGIN, no password, no attributes)
+   * when true; when false or absent the restore fails before writing anything, listing them.
+   */
+  createMissingRoles?: boolean;
 }
 
 export interface DatabaseRestoreResult {

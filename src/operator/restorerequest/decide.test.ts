@@ -512,6 +512,11 @@ describe('decideRestore: phases', () => {
       observed(request({ from: { backupName: 'b-2' }, target: { original: true, database: 'acme' } })),
     );
     assert.equal(env(multi.createJobs[0]).TIDEMARK_DATABASE, 'acme');
+    assert.equal(env(multi.createJobs[0]).TIDEMARK_CREATE_MISSING_ROLES, undefined);
+    const roles = decideRestore(
+      observed(request({ from: { backupName: 'b-2' }, target: { original: true, createMissingRoles: true } })),
+    );
+    assert.equal(env(roles.createJobs[0]).TIDEMARK_CREATE_MISSING_ROLES, 'true');
   });
 
   test('a missing target PVC fails before anyone approves', () => {

@@ -4,7 +4,7 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:f
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
-import { type BlobInfo, type Storage, storageError } from './storage.ts';
+import { type BlobInfo, type Leftover, type Storage, storageError } from './storage.ts';
 
 const validName = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
 const validPrefix = /^[a-z0-9/_.-]*$/;
@@ -114,6 +114,15 @@ export class FileStorage implements Storage {
     }
   }
 
+  /** Temporary files of puts that never finished (a killed writer), anywhere under the root. */
+  async *leftovers(): AsyncIterable<Leftover> {
+    try {
+      yield* this.findLeftovers('');
+    } catch (error) {
+      throw await this.mapError('list', '', error);
+    }
+  }
+
   async ensureContainer(): Promise<void> {
     try {
       await mkdir(this.rootDir, { recursive: true });
@@ -145,6 +154,20 @@ export class FileStorage implements Storage {
       } else if (entry.isFile() && name.startsWith(prefix)) {
         const info = await stat(path).catch(unlessMissing);
         if (info) yield { name, size: info.size };
+      }
+    }
+  }
+
+  private async *findLeftovers(folder: string): AsyncGenerator<Leftover> {
+    const dir = await opendir(join(this.rootDir, folder)).catch(unlessMissing);
+    if (!dir) return;
+    for await (const entry of dir) {
+      const name = folder + entry.name;
+      const path = join(this.rootDir, name);
+      if (entry.isDirectory()) yield* this.findLeftovers(`${name}/`);
+      else if (entry.name.includes(tempMarker)) {
+        const info = await stat(path).catch(unlessMissing);
+        if (info) yield { name, size: info.size, modified: info.mtime, remove: () => rm(path, { force: true }) };
       }
     }
   }

@@ -62,6 +62,7 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
     stat: (name) => call('stat', name, () => storage.stat(name)),
     delete: (name) => call('delete', name, () => storage.delete(name)),
     ensureContainer: () => call('ensureContainer', '', () => storage.ensureContainer()),
+    leftovers: storage.leftovers?.bind(storage),
     async *list(prefix: string): AsyncIterable<BlobInfo> {
       const seen = new Set<string>();
       let attempt = 1;

@@ -32,3 +32,10 @@ test('passes a dump without the statement, and a short one, through unchanged', 
   assert.equal(await read([dump]), dump);
   assert.equal(await read(['SET x = 1;']), 'SET x = 1;');
 });
+
+test('the same output whatever the chunking, down to one byte per chunk', async () => {
+  const dump = `-- tidemark-database-state: {"a":1}\nSET transaction_timeout = 0;\nSET x = 1;\nCREATE TABLE t (x text);\nSET transaction_timeout = 0;\n`;
+  const whole = await read([dump]);
+  assert.equal(await read([...dump]), whole);
+  assert.equal(whole.split('SET transaction_timeout = 0;').length, 2, 'only the header statement is rewritten');
+});

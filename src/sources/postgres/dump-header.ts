@@ -12,42 +12,42 @@ const STATEMENT = 'SET transaction_timeout = 0;';
 const PORTABLE =
   "SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name = 'transaction_timeout';";
 const HEADER_LINE = /^(SET |SELECT |--|\\|$)/;
-const HEADER_LIMIT = 64 * 1024;
+const HEADER_LIMIT = 8 << 20; // past the database-state line (database-state.ts, up to 4 MiB)
 
 export function portableHeader(data: Readable): Readable {
   return Readable.from(rewrite(data), { objectMode: false });
 }
 
 async function* rewrite(data: Readable): AsyncGenerator<Buffer> {
-  let header = '';
-  let done = false;
+  let partial = ''; // the incomplete last line so far (latin1: byte-preserving; only ASCII is compared)
+  let inHeader = true;
+  let read = 0;
   try {
     for await (const chunk of data as AsyncIterable<Buffer>) {
-      if (done) {
+      if (!inHeader) {
         yield chunk;
         continue;
       }
-      header += chunk.toString('latin1'); // byte-preserving; only ASCII lines are compared
-      const lines = header.split('\n');
-      const partial = lines.pop() ?? '';
-      const end = lines.findIndex((line) => !HEADER_LINE.test(line));
-      if (end === -1 && header.length < HEADER_LIMIT) {
-        header = lines.length ? `${lines.join('\n')}\n${partial}` : partial;
-        continue;
+      const lines = (partial + chunk.toString('latin1')).split('\n');
+      partial = lines.pop() ?? '';
+      const out: string[] = [];
+      for (const [i, line] of lines.entries()) {
+        if (!HEADER_LINE.test(line)) {
+          inHeader = false;
+          out.push(...lines.slice(i));
+          break;
+        }
+        out.push(line === STATEMENT ? PORTABLE : line);
       }
-      done = true;
-      const upTo = end === -1 ? lines.length : end;
-      const rewritten = lines.slice(0, upTo).map((line) => (line === STATEMENT ? PORTABLE : line));
-      yield Buffer.from([...rewritten, ...lines.slice(upTo), partial].join('\n'), 'latin1');
+      read += chunk.length;
+      if (read > HEADER_LIMIT) inHeader = false;
+      const complete = out.length ? `${out.join('\n')}\n` : '';
+      if (!inHeader) {
+        yield Buffer.from(complete + partial, 'latin1');
+        partial = '';
+      } else if (complete) yield Buffer.from(complete, 'latin1');
     }
-    if (!done)
-      yield Buffer.from(
-        header
-          .split('\n')
-          .map((line) => (line === STATEMENT ? PORTABLE : line))
-          .join('\n'),
-        'latin1',
-      );
+    if (partial) yield Buffer.from(inHeader && partial === STATEMENT ? PORTABLE : partial, 'latin1');
   } finally {
     if (!data.destroyed) data.destroy();
   }

@@ -5,6 +5,7 @@ import type { DatabaseRestoreOptions, DatabaseRestoreResult, ScriptRole } from '
 import { type Psql, summarizeStderr } from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
 import { pairCopyTags } from './copy-tags.ts';
+import { applyDatabaseState, createRestoreDatabase } from './database-state.ts';
 import { countRelations } from './row-counts.ts';
 
 export interface RestoreContext {
@@ -30,8 +31,9 @@ export const SCRATCH_PREFIX = 'tidemark_restore_';
  * either mode, leaves the target exactly as it was, and nobody ever connects to restored data before the
  * post-restore SQL (anonymisation) ran. The rows of each table are those the server reports for the
  * dump's COPY of it (its command tag), so the counts are of the load itself and compare with the
- * backup's, whatever the post-restore SQL changes. The database is created from template0 and owned by
- * the restoring user: a per-database dump carries no database-level settings.
+ * backup's, whatever the post-restore SQL changes. The database is created with the encoding and locale
+ * the backup recorded, and gets its owner, settings, privileges and comment before it takes the target's
+ * place (database-state.ts).
  */
 export async function restoreDatabase(
   context: RestoreContext,
@@ -61,9 +63,11 @@ export async function restoreDatabase(
     );
     connected = { ...context, serverVersion: Number(version) };
     if (options.mode === 'new' && exists === 't') await refuseNonEmpty(connected, target);
-    await psql.query(maintenance, 'create database :"scratch" template template0', {
-      vars: { scratch },
-      doing: `creating a database on ${server} to restore into`,
+    const { state, skipped } = await createRestoreDatabase(psql, maintenance, scratch, data, {
+      serverVersion: connected.serverVersion,
+      createMissingRoles: options.createMissingRoles ?? false,
+      target,
+      server,
     });
     created = true;
 
@@ -77,10 +81,11 @@ export async function restoreDatabase(
     const tables = blocks.objects().map((table) => table.name);
     const objects = pairCopyTags(tables, restored.copied, `restoring "${target}" on ${server}, target left unchanged`);
     if (postRestoreSQL) await runPostRestoreSQL(connected, scratch, target, postRestoreSQL, options.scriptRole);
+    if (state) skipped.push(...(await applyDatabaseState(psql, scratch, state, target)));
     await dropTarget(connected, maintenance, target, options.mode);
     created = false; // the target is gone: from here on the scratch database holds the only copy
     await renameScratch(connected, maintenance, scratch, target);
-    return { objects, skipped: [] };
+    return { objects, skipped };
   } catch (error) {
     if (created) await dropScratch(connected, maintenance, scratch);
     throw error;
