@@ -39,3 +39,9 @@ test('the same output whatever the chunking, down to one byte per chunk', async 
   assert.equal(await read([...dump]), whole);
   assert.equal(whole.split('SET transaction_timeout = 0;').length, 2, 'only the header statement is rewritten');
 });
+
+test('a chunk of hundreds of thousands of lines passes (no argument spreading)', async () => {
+  const body = `COPY public.t (x) FROM stdin;\n${'row\n'.repeat(300_000)}\\.\n`;
+  const out = await read([`SET transaction_timeout = 0;\n${body}`]);
+  assert.ok(out.endsWith(body));
+});

@@ -30,18 +30,14 @@ async function* rewrite(data: Readable): AsyncGenerator<Buffer> {
       }
       const lines = (partial + chunk.toString('latin1')).split('\n');
       partial = lines.pop() ?? '';
-      const out: string[] = [];
-      for (const [i, line] of lines.entries()) {
-        if (!HEADER_LINE.test(line)) {
-          inHeader = false;
-          out.push(...lines.slice(i));
-          break;
-        }
-        out.push(line === STATEMENT ? PORTABLE : line);
-      }
+      const end = lines.findIndex((line) => !HEADER_LINE.test(line));
+      if (end !== -1) inHeader = false;
+      const header = end === -1 ? lines : lines.slice(0, end);
+      const out = header.map((line) => (line === STATEMENT ? PORTABLE : line));
+      const rest = end === -1 ? [] : lines.slice(end);
       read += chunk.length;
       if (read > HEADER_LIMIT) inHeader = false;
-      const complete = out.length ? `${out.join('\n')}\n` : '';
+      const complete = lines.length ? `${out.concat(rest).join('\n')}\n` : '';
       if (!inHeader) {
         yield Buffer.from(complete + partial, 'latin1');
         partial = '';
