@@ -14,10 +14,20 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 FROM node:22-bookworm-slim
-# pg_dump must be at least the server's major version (bookworm ships PostgreSQL 15 and
-# MariaDB 10.11 clients); add PGDG's newer postgresql-client-NN when supporting newer servers.
+# pg_dump refuses servers newer than itself and bookworm ships PostgreSQL 15: the client tools come
+# from PGDG's repository, newest major only (pg_dump reads every server from 9.2 up; the agent uses
+# the newest pg_dump it finds: docs/sources.md). The MariaDB client is Debian's (10.11).
+ARG POSTGRESQL_CLIENT_MAJOR=18
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends postgresql-client mariadb-client zstd ca-certificates \
+  && apt-get install -y --no-install-recommends ca-certificates curl \
+  && install -d /usr/share/postgresql-common/pgdg \
+  && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+    https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+  && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
+    >/etc/apt/sources.list.d/pgdg.list \
+  && apt-get update \
+  && apt-get install -y --no-install-recommends "postgresql-client-${POSTGRESQL_CLIENT_MAJOR}" mariadb-client zstd \
+  && apt-get purge -y curl && apt-get autoremove -y \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # HOME in /tmp: the root filesystem is mounted read-only and /tmp is the only writable path.

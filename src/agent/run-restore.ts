@@ -4,6 +4,7 @@ import type { ProgressListener } from '../repository/progress.ts';
 import type { Repository } from '../repository/repository.ts';
 import { restoreStream } from '../repository/restore.ts';
 import type { Snapshot } from '../repository/snapshot.ts';
+import { liveSources, refuseLiveSource } from '../sources/live-source.ts';
 import { openDatabase, parseSourceUrl } from '../sources/open.ts';
 import type { ObjectCount, RestoreMode, ScriptRole, Skipped } from '../sources/source.ts';
 import { restoreVolume } from '../sources/volume.ts';
@@ -56,6 +57,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
     );
   const stream = streamToRestore(snapshot, request.database);
   const target = openDatabase(location, request.env);
+  await refuseLiveSource({ ...location, description: target.description }, liveSources(request.env));
   const data = new PassThrough();
   const [streamed, restored] = await Promise.allSettled([
     restoreStream(repository, snapshot, data, stream.name, progress).catch((error: unknown) => {

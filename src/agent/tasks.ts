@@ -4,7 +4,10 @@
  * progress to the JSON log.
  *
  *   TIDEMARK_REPO, TIDEMARK_REPO_KEY        repository URL and passphrase (+ provider credentials)
- *   TIDEMARK_SOURCE, TIDEMARK_ALL_DATABASES what to back up; PGPASSWORD / MYSQL_PWD
+ *   TIDEMARK_SOURCE, TIDEMARK_ALL_DATABASES what to back up; PGPASSWORD / MYSQL_PWD (unset: no password)
+ *   TIDEMARK_DB_TLS_MODE, _CA, _CERT, _KEY  database TLS: sslmode and PEM files (sources/connection.ts)
+ *   TIDEMARK_LOCK_WAIT_TIMEOUT              backup: how long a dump waits for a table lock (default 300 s)
+ *   TIDEMARK_LIVE_SOURCE_<i>_NAME, _HOST, _PORT   restore: sources the target must not be (sources/live-source.ts)
  *   TIDEMARK_SOURCE_NAME                    the source's identity in the repository (namespace/policy/source)
  *   TIDEMARK_BACKUP_TYPE                    full | incremental
  *   TIDEMARK_EXCLUDES                       JSON array of globs (volumes)

@@ -1,4 +1,4 @@
-import { conditions, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
+import { conditions, databaseTls, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
 import { schedule, trigger } from './schedule.ts';
 import {
   array,
@@ -17,7 +17,13 @@ const databaseSource = (engine: string) =>
   object(
     {
       connectionSecret: secretRef(
-        `Secret with host, port, username and password keys for the ${engine} server (optional sslmode).`,
+        `Secret with host, port, username and (unless the server authenticates by certificate) password keys for the ${engine} server.`,
+      ),
+      tls: optional(databaseTls),
+      lockWaitTimeout: optional(
+        duration(
+          'How long a backup waits for a table lock held by another session (a migration holding ACCESS EXCLUSIVE, a metadata lock) before it fails naming the table and the holder. Default 5m.',
+        ),
       ),
       databases: optional(
         array(string({ minLength: 1, maxLength: 63 }), {

@@ -105,3 +105,38 @@ export const objectCounts = (description: string) =>
     }),
     { description, 'x-kubernetes-list-type': 'atomic' },
   );
+
+/** PostgreSQL's sslmode values; the agent maps them for MySQL/MariaDB clients (docs/sources.md). */
+export const TLS_MODE_VALUES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+
+/** How the agent secures a database connection: files from Secrets, mounted into its pod (never read by the operator). */
+export const databaseTls = object(
+  {
+    mode: optional(
+      enumOf(TLS_MODE_VALUES, {
+        description:
+          "PostgreSQL's sslmode (disable, allow, prefer, require, verify-ca, verify-full), used for both engines. Absent: the client's default (prefer).",
+      }),
+    ),
+    caSecret: optional(
+      secretKeyRef('Secret holding the PEM certificate of the CA that signed the server certificate.', 'ca.crt'),
+    ),
+    clientCertificateSecret: optional(
+      secretRef(
+        'Secret of type kubernetes.io/tls (keys tls.crt and tls.key): the client certificate, for servers that authenticate by certificate. Then the connection Secret may leave out password.',
+      ),
+    ),
+  },
+  {
+    description: 'TLS of the database connection.',
+    rules: [
+      {
+        rule: "!has(self.mode) || !(self.mode in ['verify-ca', 'verify-full']) || has(self.caSecret)",
+        message: 'verify-ca and verify-full need caSecret',
+        fieldPath: '.caSecret',
+        reason: 'FieldValueRequired',
+      },
+    ],
+  },
+);
+export type DatabaseTls = TypeOf<typeof databaseTls>;

@@ -1,4 +1,13 @@
-import { conditions, labelName, objectCounts, objectName, progress, secretRef, timestamp } from './common.ts';
+import {
+  conditions,
+  databaseTls,
+  labelName,
+  objectCounts,
+  objectName,
+  progress,
+  secretRef,
+  timestamp,
+} from './common.ts';
 import { array, boolean, enumOf, integer, object, optional, string, type TypeOf } from './schema.ts';
 
 export const RESTORE_PHASES = ['Pending', 'PendingApproval', 'Approved', 'Running', 'Succeeded', 'Failed'] as const;
@@ -7,8 +16,11 @@ export type RestorePhase = (typeof RESTORE_PHASES)[number];
 const databaseTarget = (engine: string) =>
   object(
     {
-      connectionSecret: secretRef(`Secret with host, port, username and password keys for the ${engine} server.`),
+      connectionSecret: secretRef(
+        `Secret with host, port, username and (unless the server authenticates by certificate) password keys for the ${engine} server.`,
+      ),
       database: string({ description: 'Database to restore into.', minLength: 1, maxLength: 63 }),
+      tls: optional(databaseTls),
     },
     { description: `A ${engine} database.` },
   );

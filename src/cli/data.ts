@@ -1,22 +1,53 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
+import { CONNECTION_ENV, DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS, TLS_MODES } from '../sources/connection.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
 import { openRepository, print, RETRY_BUDGET_HELP, type RepoOptions } from './repository-options.ts';
 
-/** Reads a password file into the variable the database tools use, so it never appears in argv. */
-function environment(passwordFile: string | undefined, sourceUrl: string): NodeJS.ProcessEnv {
-  if (!passwordFile) return process.env;
-  const variable = /^mysql:|^mariadb:/.test(sourceUrl) ? 'MYSQL_PWD' : 'PGPASSWORD';
-  return { ...process.env, [variable]: readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') };
+interface ConnectionFlags {
+  passwordFile?: string;
+  tlsMode?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  lockWaitTimeout?: string;
+}
+
+/**
+ * The environment the database tools get: a password file read into PGPASSWORD / MYSQL_PWD (never
+ * argv), connection flags into the variables the agent reads (CONNECTION_ENV).
+ */
+function environment(flags: ConnectionFlags, sourceUrl: string): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (flags.passwordFile) {
+    const variable = /^mysql:|^mariadb:/.test(sourceUrl) ? 'MYSQL_PWD' : 'PGPASSWORD';
+    env[variable] = readFileSync(flags.passwordFile, 'utf8').replace(/\r?\n$/, '');
+  }
+  const set = (name: string, value: string | undefined) => {
+    if (value !== undefined) env[name] = value;
+  };
+  set(CONNECTION_ENV.tlsMode, flags.tlsMode);
+  set(CONNECTION_ENV.tlsCa, flags.tlsCa);
+  set(CONNECTION_ENV.tlsCert, flags.tlsCert);
+  set(CONNECTION_ENV.tlsKey, flags.tlsKey);
+  set(CONNECTION_ENV.lockWaitTimeout, flags.lockWaitTimeout);
+  return env;
 }
 
 const repoOptions = (command: Command) =>
   command
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
-    .option('--password-file <path>', 'file holding the database password (else PGPASSWORD / MYSQL_PWD)')
+    .option(
+      '--password-file <path>',
+      'file holding the database password (else PGPASSWORD / MYSQL_PWD; none: no password)',
+    )
+    .option('--tls-mode <mode>', `database TLS: ${TLS_MODES.join(', ')} (PostgreSQL's sslmode)`)
+    .option('--tls-ca <file>', "PEM file of the CA that signed the database server's certificate")
+    .option('--tls-cert <file>', 'PEM client certificate, for servers that authenticate by certificate')
+    .option('--tls-key <file>', "the client certificate's private key (PEM)")
     .option('--json', 'print the result as JSON')
     .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
 
@@ -29,7 +60,11 @@ export function registerDataCommands(program: Command): void {
       .option('--all-databases', 'every database of the server (the URL ends in /)')
       .option('--type <type>', 'full or incremental', 'full')
       .option('--exclude <glob...>', 'paths to leave out of a directory backup')
-      .option('--tag <tag...>', 'tags for the snapshot'),
+      .option('--tag <tag...>', 'tags for the snapshot')
+      .option(
+        '--lock-wait-timeout <duration>',
+        `how long a dump waits for a table lock held by another session, e.g. 90s or 5m (default ${DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS}s)`,
+      ),
   ).action(
     async (
       options: RepoOptions & {
@@ -38,8 +73,7 @@ export function registerDataCommands(program: Command): void {
         type: string;
         exclude?: string[];
         tag?: string[];
-        passwordFile?: string;
-      },
+      } & ConnectionFlags,
     ) => {
       if (options.type !== 'full' && options.type !== 'incremental')
         throw new TidemarkError('InvalidArgument', `--type must be full or incremental, not ${options.type}`);
@@ -51,7 +85,7 @@ export function registerDataCommands(program: Command): void {
         type: options.type,
         excludes: options.exclude ?? [],
         tags: options.tag ?? [],
-        env: environment(options.passwordFile, options.source),
+        env: environment(options, options.source),
         onProgress: progressReporter(),
       });
       const s = snapshot.summary;
@@ -100,8 +134,7 @@ export function registerDataCommands(program: Command): void {
         database?: string;
         postRestoreSql?: string;
         createMissingRoles?: boolean;
-        passwordFile?: string;
-      },
+      } & ConnectionFlags,
     ) => {
       if (options.mode !== 'new' && options.mode !== 'replace')
         throw new TidemarkError('InvalidArgument', `--mode must be new or replace, not ${options.mode}`);
@@ -121,7 +154,7 @@ export function registerDataCommands(program: Command): void {
           ...(options.database ? { database: options.database } : {}),
           ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
           createMissingRoles: options.createMissingRoles === true,
-          env: environment(options.passwordFile, options.target),
+          env: environment(options, options.target),
           onProgress: progressReporter(),
           ...(signal ? { signal } : {}),
         }),

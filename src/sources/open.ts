@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { TidemarkError } from '../errors.ts';
+import { connectionSettings, privateKeyFile } from './connection.ts';
 import { MySQLSource } from './mysql/mysql.ts';
 import { PostgresSource } from './postgres/postgres.ts';
 import type { DatabaseSource } from './source.ts';
@@ -67,24 +68,26 @@ function redact(url: URL): string {
   return copy.href;
 }
 
-/** The database source a location names, with the password taken from `env` (PGPASSWORD or MYSQL_PWD). */
+/**
+ * The database source a location names. Its password comes from `env` (PGPASSWORD or MYSQL_PWD;
+ * unset: none is sent, for servers that authenticate by certificate or trust the client), its TLS
+ * settings and lock wait timeout from the TIDEMARK_DB_TLS_* and TIDEMARK_LOCK_WAIT_TIMEOUT variables.
+ */
 export function openDatabase(
   location: Extract<SourceLocation, { kind: 'database' }>,
   env: NodeJS.ProcessEnv,
 ): DatabaseSource {
-  const variable = location.engine === 'postgresql' ? 'PGPASSWORD' : 'MYSQL_PWD';
-  const password = env[variable];
-  if (password === undefined)
-    throw new TidemarkError(
-      'InvalidArgument',
-      `no password for ${location.engine}://${location.user}@${location.host}: set ${variable}`,
-    );
+  const password = env[location.engine === 'postgresql' ? 'PGPASSWORD' : 'MYSQL_PWD'];
+  const { tls, lockWaitTimeoutSeconds } = connectionSettings(env);
+  if (tls.key) tls.key = privateKeyFile(tls.key);
   const options = {
     host: location.host,
     port: location.port,
     user: location.user,
-    password,
+    ...(password === undefined ? {} : { password }),
     databases: location.databases,
+    tls,
+    lockWaitTimeoutSeconds,
   };
   return location.engine === 'postgresql' ? new PostgresSource(options) : new MySQLSource(options);
 }

@@ -3,6 +3,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
 import { runCommand, startProcess, waitUntil } from './process.ts';
+import type { TestCertificates } from './tls.ts';
 import { systemTool } from './tools.ts';
 
 export interface MariaDBServer {
@@ -18,9 +19,16 @@ export interface MariaDBServer {
   stop(): Promise<void>;
 }
 
+export interface MariaDBOptions {
+  /** Directory name under workDir (several servers in one test); default `mariadb`. */
+  name?: string;
+  /** Serve TLS with these certificates; `certUser` (no password, REQUIRE X509) logs in only with a client certificate. */
+  tls?: { certificates: TestCertificates; certUser: string };
+}
+
 /** Starts a throw-away MariaDB server in `workDir/mariadb`, listening on 127.0.0.1 only. */
-export async function startMariaDB(workDir: string): Promise<MariaDBServer> {
-  const dir = join(workDir, 'mariadb');
+export async function startMariaDB(workDir: string, options: MariaDBOptions = {}): Promise<MariaDBServer> {
+  const dir = join(workDir, options.name ?? 'mariadb');
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'mariadbd.log');
   await mkdir(dir, { recursive: true });
@@ -44,7 +52,11 @@ export async function startMariaDB(workDir: string): Promise<MariaDBServer> {
   await writeFile(
     initFile,
     `CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '${password}';\n` +
-      `GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n`,
+      `GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n` +
+      (options.tls
+        ? `CREATE USER '${options.tls.certUser}'@'127.0.0.1' REQUIRE X509;\n` +
+          `GRANT ALL PRIVILEGES ON *.* TO '${options.tls.certUser}'@'127.0.0.1';\n`
+        : ''),
     { mode: 0o600 },
   );
 
@@ -62,6 +74,13 @@ export async function startMariaDB(workDir: string): Promise<MariaDBServer> {
       `--init-file=${initFile}`,
       '--innodb-flush-log-at-trx-commit=0',
       '--innodb-doublewrite=0',
+      ...(options.tls
+        ? [
+            `--ssl-ca=${options.tls.certificates.ca}`,
+            `--ssl-cert=${options.tls.certificates.serverCert}`,
+            `--ssl-key=${options.tls.certificates.serverKey}`,
+          ]
+        : []),
     ],
     { logFile },
   );

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { appendFile, chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
 import { runCommand, startProcess, waitUntil } from './process.ts';
-import { systemTool } from './tools.ts';
+import type { TestCertificates } from './tls.ts';
+import { repoRoot, systemTool } from './tools.ts';
 
 export interface PostgresServer {
   readonly host: string;
@@ -21,9 +22,41 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
+export interface PostgresOptions {
+  /** Directory name under workDir (several servers in one test); default `postgres`. */
+  name?: string;
+  /** Server binaries (initdb, postgres) of another major, e.g. testPostgresBin(13); default Debian's. */
+  binDir?: string;
+  /**
+   * Serve TLS with these certificates and let `certUser` (created, without a password) in only over
+   * TLS with a client certificate signed by the CA (`hostssl ... cert`).
+   */
+  tls?: { certificates: TestCertificates; certUser: string };
+}
+
+/**
+ * Where scripts/install-test-postgres.sh put the servers of other majors: the link in .tools resolved,
+ * since `nobody` (the server's user when tests run as root) may not be able to enter the work tree.
+ */
+export function testPostgresBin(major: 13 | 18): string {
+  const dir = join(repoRoot, '.tools', `postgresql-${major}`, 'bin');
+  if (!existsSync(join(dir, 'postgres')))
+    throw new Error(`PostgreSQL ${major} is not installed: run scripts/install-test-postgres.sh (expected ${dir})`);
+  return realpathSync(dir);
+}
+
+/** The newest client tools (pg_dump, psql) that install-test-postgres.sh installed. */
+export function testPostgresClientBin(): string {
+  const dir = join(repoRoot, '.tools', 'postgresql-client-18', 'bin');
+  if (!existsSync(join(dir, 'pg_dump')))
+    throw new Error(`pg_dump 18 is not installed: run scripts/install-test-postgres.sh (expected ${dir})`);
+  return dir;
+}
+
 /** Starts a throw-away PostgreSQL cluster in `workDir/postgres`, listening on 127.0.0.1 only. */
-export async function startPostgres(workDir: string): Promise<PostgresServer> {
-  const dir = join(workDir, 'postgres');
+export async function startPostgres(workDir: string, options: PostgresOptions = {}): Promise<PostgresServer> {
+  const dir = join(workDir, options.name ?? 'postgres');
+  const binary = (name: string) => (options.binDir ? join(options.binDir, name) : debianBinary(name));
   const dataDir = join(dir, 'data');
   const socketDir = join(dir, 'run');
   const logFile = join(dir, 'postgres.log');
@@ -52,6 +85,7 @@ export async function startPostgres(workDir: string): Promise<PostgresServer> {
   } finally {
     await rm(pwFile, { force: true });
   }
+  if (options.tls) await configureTls(dataDir, options.tls, nobody);
 
   const host = '127.0.0.1';
   const port = await freePort();
@@ -63,7 +97,7 @@ export async function startPostgres(workDir: string): Promise<PostgresServer> {
 
   const env = { PGHOST: host, PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: password };
   const psql = (sql: string, db = 'postgres') =>
-    runCommand(binary('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db], {
+    runCommand(debianBinary('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', db], {
       env: { ...process.env, ...env, PGCONNECT_TIMEOUT: '5' },
       logFile: join(dir, 'psql.log'),
       input: sql,
@@ -78,6 +112,7 @@ export async function startPostgres(workDir: string): Promise<PostgresServer> {
     await stop();
     throw error;
   }
+  if (options.tls) await psql(`create role "${options.tls.certUser}" login superuser`);
   return {
     host,
     port,
@@ -91,8 +126,36 @@ export async function startPostgres(workDir: string): Promise<PostgresServer> {
   };
 }
 
+/** Server certificate, key and CA in the data directory; certUser only over TLS with a client certificate. */
+async function configureTls(
+  dataDir: string,
+  tls: NonNullable<PostgresOptions['tls']>,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  const files: [string, string][] = [
+    [tls.certificates.serverCert, 'server.crt'],
+    [tls.certificates.serverKey, 'server.key'],
+    [tls.certificates.ca, 'root.crt'],
+  ];
+  for (const [from, name] of files) {
+    await copyFile(from, join(dataDir, name));
+    await chmod(join(dataDir, name), 0o600);
+    if (owner) await chown(join(dataDir, name), owner.uid, owner.gid);
+  }
+  await appendFile(
+    join(dataDir, 'postgresql.conf'),
+    "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'root.crt'\n",
+  );
+  const hba = join(dataDir, 'pg_hba.conf');
+  const user = tls.certUser;
+  await writeFile(
+    hba,
+    `hostssl all ${user} 127.0.0.1/32 cert\nhost all ${user} 127.0.0.1/32 reject\n${await readFile(hba, 'utf8')}`,
+  );
+}
+
 /** A PostgreSQL binary, preferring the newest /usr/lib/postgresql/<version>/bin (Debian's layout). */
-function binary(name: string): string {
+function debianBinary(name: string): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
   return systemTool(

@@ -132,6 +132,24 @@ const invalidOnCreate: InvalidCase[] = [
     says: 'must be a duration',
   },
   {
+    name: 'policy: verify-full without a CA',
+    example: 'backuppolicy-tenants.yaml',
+    mutate: (m) => {
+      delete spec(m).sources[0].postgres.tls.caSecret;
+    },
+    field: 'spec.sources[0].postgres.tls.caSecret',
+    says: 'verify-ca and verify-full need caSecret',
+  },
+  {
+    name: 'policy: a lock wait timeout in words',
+    example: 'backuppolicy-tenants.yaml',
+    mutate: (m) => {
+      spec(m).sources[0].postgres.lockWaitTimeout = 'two minutes';
+    },
+    field: 'spec.sources[0].postgres.lockWaitTimeout',
+    says: 'must be a duration',
+  },
+  {
     name: 'policy: cron with four fields',
     example: 'backuppolicy-tenants.yaml',
     mutate: (m) => {

@@ -234,3 +234,39 @@ describe('restore targets only from the policy (finding 2)', () => {
     assert.equal(await postgres.psql('select count(*) from invoices', 'qa_inside'), '50\n');
   });
 });
+
+describe('the live source under another Secret (issue 9, finding 4)', () => {
+  test('a Secret naming the source server another way (localhost, not 127.0.0.1) is allowed by the policy, and the agent refuses it', async () => {
+    assert.equal(postgres.host, '127.0.0.1');
+    await env.apply([
+      secretObject(env.namespace, 'pg-alias', {
+        host: 'localhost',
+        port: String(postgres.port),
+        username: postgres.user,
+        password: postgres.password,
+      }),
+    ]);
+    const rule = { postgres: { connectionSecret: { name: 'pg-alias' }, databases: ['acme', 'qa_*'] } };
+    await env.cluster.kubectl([
+      ...['patch', 'backuppolicy', 'tenants', '-n', env.namespace, '--type=json'],
+      ...['-p', JSON.stringify([{ op: 'add', path: '/spec/restore/targets/-', value: rule }])],
+    ]);
+    const alias = (database: string) => ({ postgres: { connectionSecret: { name: 'pg-alias' }, database } });
+    await create('alias-live', { target: alias('acme'), mode: 'replace' });
+    const refused = await ended('alias-live');
+    assert.equal(refused.status?.phase, 'Failed');
+    assert.match(
+      refused.status?.error ?? '',
+      /live database of source acme-db of policy tenants \(Secret pg-main\) .*needs target.original: true/,
+    );
+    assert.equal(await postgres.psql('select count(*) from invoices', 'acme'), '50\n', 'the live source untouched');
+    assert.equal(
+      await postgres.psql("select count(*) from pg_database where datname like 'tidemark_restore_%'"),
+      '0\n',
+    );
+    // The same Secret for a database no source backs up restores as before.
+    await create('alias-qa', { target: alias('qa_alias') });
+    const done = await ended('alias-qa');
+    assert.equal(done.status?.phase, 'Succeeded', done.status?.error);
+  });
+});

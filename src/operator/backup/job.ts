@@ -1,7 +1,9 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { AgentTask } from '../../agent/tasks.ts';
 import type { Source } from '../../api/backuppolicy.ts';
+import type { DatabaseTls } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { CONNECTION_ENV } from '../../sources/connection.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { controllerReference, type Owner } from '../runtime/owner.ts';
@@ -162,6 +164,53 @@ export function agentJob(options: {
   };
 }
 
+/** Where the agent finds the database TLS files it is given (read-only Secret volumes). */
+export const TLS_MOUNT = '/etc/tidemark/db-tls';
+
+/**
+ * What the agent needs to connect to a database server, from its connection Secret (host, port,
+ * username, and password when the Secret has one: a server that authenticates by certificate needs
+ * none) and its TLS Secrets, mounted as files: the operator never reads a Secret.
+ */
+export function databaseAccess(
+  engine: 'postgres' | 'mysql',
+  connectionSecret: string,
+  tls: DatabaseTls | undefined,
+): { env: k8s.V1EnvVar[]; volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
+  const fromSecret = (name: string, key: string, optional = false): k8s.V1EnvVar => ({
+    name,
+    valueFrom: { secretKeyRef: { name: connectionSecret, key, ...(optional ? { optional } : {}) } },
+  });
+  const env = [
+    fromSecret('TIDEMARK_DB_HOST', 'host'),
+    fromSecret('TIDEMARK_DB_PORT', 'port'),
+    fromSecret('TIDEMARK_DB_USER', 'username'),
+    fromSecret(engine === 'postgres' ? 'PGPASSWORD' : 'MYSQL_PWD', 'password', true),
+    ...(tls?.mode ? [{ name: CONNECTION_ENV.tlsMode, value: tls.mode }] : []),
+  ];
+  const volumes: k8s.V1Volume[] = [];
+  const volumeMounts: k8s.V1VolumeMount[] = [];
+  const mount = (name: string, secretName: string, items: k8s.V1KeyToPath[]) => {
+    volumes.push({ name, secret: { secretName, items, defaultMode: 0o440 } });
+    volumeMounts.push({ name, mountPath: `${TLS_MOUNT}/${name}`, readOnly: true });
+  };
+  if (tls?.caSecret) {
+    mount('db-tls-ca', tls.caSecret.name, [{ key: tls.caSecret.key ?? 'ca.crt', path: 'ca.crt' }]);
+    env.push({ name: CONNECTION_ENV.tlsCa, value: `${TLS_MOUNT}/db-tls-ca/ca.crt` });
+  }
+  if (tls?.clientCertificateSecret) {
+    mount('db-tls-client', tls.clientCertificateSecret.name, [
+      { key: 'tls.crt', path: 'tls.crt' },
+      { key: 'tls.key', path: 'tls.key' },
+    ]);
+    env.push(
+      { name: CONNECTION_ENV.tlsCert, value: `${TLS_MOUNT}/db-tls-client/tls.crt` },
+      { name: CONNECTION_ENV.tlsKey, value: `${TLS_MOUNT}/db-tls-client/tls.key` },
+    );
+  }
+  return { env, volumes, volumeMounts };
+}
+
 /** What the agent needs to reach one source: its URL (password-free) and credentials from the connection Secret. */
 export function sourceAccess(
   source: Source,
@@ -171,27 +220,23 @@ export function sourceAccess(
 ): Pick<k8s.V1Container, 'env'> & { volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
   const database = source.postgres ?? source.mysql;
   if (database) {
-    const secret = database.connectionSecret.name;
-    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
-      name,
-      valueFrom: { secretKeyRef: { name: secret, key } },
-    });
+    const access = databaseAccess(source.postgres ? 'postgres' : 'mysql', database.connectionSecret.name, database.tls);
     const scheme = source.postgres ? 'postgresql' : 'mysql';
     const databases = database.allDatabases ? '' : (database.databases ?? []).map(encodeURIComponent).join(',');
     return {
       env: [
-        fromSecret('TIDEMARK_DB_HOST', 'host'),
-        fromSecret('TIDEMARK_DB_PORT', 'port'),
-        fromSecret('TIDEMARK_DB_USER', 'username'),
-        fromSecret(source.postgres ? 'PGPASSWORD' : 'MYSQL_PWD', 'password'),
+        ...access.env,
         {
           name: 'TIDEMARK_SOURCE',
           value: `${scheme}://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/${databases}`,
         },
         ...(database.allDatabases ? [{ name: 'TIDEMARK_ALL_DATABASES', value: 'true' }] : []),
+        ...(database.lockWaitTimeout
+          ? [{ name: CONNECTION_ENV.lockWaitTimeout, value: database.lockWaitTimeout }]
+          : []),
       ],
-      volumes: [],
-      volumeMounts: [],
+      volumes: access.volumes,
+      volumeMounts: access.volumeMounts,
     };
   }
   const single = claims.length === 1;

@@ -27,9 +27,7 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
         policies: byName(informers.policies.list(namespace) as BackupPolicy[]),
         repositories: byName(informers.repositories.list(namespace) as BackupRepository[]),
         jobs: await observeJobs(ctx, request),
-        ...((target.volume || target.original) && !request.status?.jobName
-          ? { claims: await claimsIn(ctx, namespace) }
-          : {}),
+        ...((target.volume || target.original) && !request.status?.jobName ? await claimsIn(ctx, namespace) : {}),
         settings: ctx.settings,
         now: ctx.now(),
       };
@@ -71,7 +69,11 @@ function isWaiting(request: RestoreRequest): boolean {
   return !request.status?.jobName && phase !== 'Succeeded' && phase !== 'Failed';
 }
 
-async function claimsIn(ctx: OperatorContext, namespace: string): Promise<Set<string>> {
+async function claimsIn(
+  ctx: OperatorContext,
+  namespace: string,
+): Promise<{ claims: Set<string>; claimLabels: Map<string, Record<string, string>> }> {
   const list = await ctx.core.listNamespacedPersistentVolumeClaim({ namespace });
-  return new Set(list.items.map((c) => c.metadata?.name ?? ''));
+  const claimLabels = new Map(list.items.map((c) => [c.metadata?.name ?? '', c.metadata?.labels ?? {}]));
+  return { claims: new Set(claimLabels.keys()), claimLabels };
 }

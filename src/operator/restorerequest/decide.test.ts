@@ -448,7 +448,7 @@ describe('decideRestore: phases', () => {
     assert.deepEqual(e.TIDEMARK_SCRIPT_USER, { secretKeyRef: { name: 'pg-anon', key: 'username' } });
     assert.deepEqual(e.TIDEMARK_SCRIPT_PASSWORD, { secretKeyRef: { name: 'pg-anon', key: 'password' } });
     assert.equal(e.TIDEMARK_TARGET, 'postgresql://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/acme_qa');
-    assert.deepEqual(e.PGPASSWORD, { secretKeyRef: { name: 'pg-qa', key: 'password' } });
+    assert.deepEqual(e.PGPASSWORD, { secretKeyRef: { name: 'pg-qa', key: 'password', optional: true } });
     assert.match(String(e.TIDEMARK_REPO), /^s3:\/\/primary-eu\//);
     assert.deepEqual(job?.spec?.template.spec?.containers[0]?.args, ['agent', 'restore']);
     assert.ok(!JSON.stringify(job?.spec?.template.spec?.containers[0]?.args).includes('update'), 'SQL not in argv');

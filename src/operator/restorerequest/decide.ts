@@ -16,7 +16,7 @@ import {
   resolveRepository,
   type Wait,
 } from './resolve.ts';
-import { checkTarget, chooseScript } from './rules.ts';
+import { checkTarget, chooseScript, liveSourceCandidates } from './rules.ts';
 
 export interface RestoreObserved {
   request: RestoreRequest;
@@ -28,6 +28,8 @@ export interface RestoreObserved {
   jobs: Map<string, JobObserved>;
   /** Names of the PVCs in the namespace, when the target is a volume (undefined: not looked up). */
   claims?: Set<string>;
+  /** Their labels, looked up with them: a PVC a volume source selects by label is a live source. */
+  claimLabels?: Map<string, Record<string, string>>;
   /** Jobs the API server refused to create, by name, with its message (the shell decides again with them). */
   rejected?: Map<string, string>;
   settings: AgentSettings;
@@ -127,6 +129,7 @@ export function resolveTarget(
         engine: source.postgres ? 'postgres' : 'mysql',
         connectionSecret: sourceDb?.connectionSecret.name ?? '',
         database,
+        ...(sourceDb?.tls ? { tls: sourceDb.tls } : {}),
       },
     };
   }
@@ -146,7 +149,15 @@ export function resolveTarget(
     return invalid(
       `Backup ${backup?.metadata.name} is a ${source.volume ? 'volume' : source.postgres ? 'PostgreSQL' : 'MySQL/MariaDB'} backup; it cannot be restored into a ${engine} target`,
     );
-  return { target: { kind: 'database', engine, connectionSecret: db.connectionSecret.name, database: db.database } };
+  return {
+    target: {
+      kind: 'database',
+      engine,
+      connectionSecret: db.connectionSecret.name,
+      database: db.database,
+      ...(db.tls ? { tls: db.tls } : {}),
+    },
+  };
 }
 
 /**
@@ -251,6 +262,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
     approval.policy,
     observed.policies.values(),
     repository.metadata.name ?? '',
+    observed.claimLabels,
   );
   if (refused) return fail(refused.reason, refused.message);
   const chosen = chooseScript(request, approval.policy);
@@ -302,6 +314,7 @@ export function decideRestore(observed: RestoreObserved): RestoreDecision {
       snapshot,
       target,
       script: chosen.script,
+      liveSources: liveSourceCandidates(request, target, observed.policies.values()),
       name,
       settings: observed.settings,
     }),
@@ -482,6 +495,7 @@ function decideRunning(
           snapshot: { id: replica.snapshotId ?? backup.status?.snapshotId ?? '' },
           target: target.target,
           script: chosen.script,
+          liveSources: liveSourceCandidates(request, target.target, observed.policies.values()),
           name,
           settings: observed.settings,
         }),

@@ -1,7 +1,9 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { PostRestoreScript } from '../../api/backuppolicy.ts';
+import type { DatabaseTls } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { type AgentSettings, agentJob, DATA_MOUNT, LABELS, ownedJobName } from '../backup/job.ts';
+import { LIVE_SOURCE_ENV } from '../../sources/live-source.ts';
+import { type AgentSettings, agentJob, DATA_MOUNT, databaseAccess, LABELS, ownedJobName } from '../backup/job.ts';
 import { repositoryAccess } from '../backup/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
 
@@ -10,8 +12,24 @@ export const RESTORE_LABEL = 'tidemark.dev/restore';
 
 /** Where a restore writes: a database on a server (credentials from its connection Secret), or a PVC. */
 export type RestoreTarget =
-  | { kind: 'database'; engine: 'postgres' | 'mysql'; connectionSecret: string; database: string }
+  | {
+      kind: 'database';
+      engine: 'postgres' | 'mysql';
+      connectionSecret: string;
+      database: string;
+      tls?: DatabaseTls | undefined;
+    }
   | { kind: 'volume'; claimName: string };
+
+/**
+ * A policy source that may be the target under another Secret: the agent compares its host and port
+ * (from `connectionSecret`) with the target's and refuses a match (LIVE_SOURCE_ENV).
+ */
+export interface LiveSourceCandidate {
+  /** `source x of policy y`, for the refusal. */
+  name: string;
+  connectionSecret: string;
+}
 
 /** Which snapshot the agent restores: an id (or unique prefix), or the newest of a source identity (before a time). */
 export type SnapshotChoice = { id: string } | { source: string; before?: string };
@@ -37,25 +55,38 @@ export function targetAccess(target: RestoreTarget): {
       volumes: [{ name: 'target', persistentVolumeClaim: { claimName: target.claimName } }],
       volumeMounts: [{ name: 'target', mountPath: DATA_MOUNT }],
     };
-  const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
-    name,
-    valueFrom: { secretKeyRef: { name: target.connectionSecret, key } },
-  });
+  const access = databaseAccess(target.engine, target.connectionSecret, target.tls);
   const scheme = target.engine === 'postgres' ? 'postgresql' : 'mysql';
   return {
     env: [
-      fromSecret('TIDEMARK_DB_HOST', 'host'),
-      fromSecret('TIDEMARK_DB_PORT', 'port'),
-      fromSecret('TIDEMARK_DB_USER', 'username'),
-      fromSecret(target.engine === 'postgres' ? 'PGPASSWORD' : 'MYSQL_PWD', 'password'),
+      ...access.env,
       {
         name: 'TIDEMARK_TARGET',
         value: `${scheme}://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/${encodeURIComponent(target.database)}`,
       },
     ],
-    volumes: [],
-    volumeMounts: [],
+    volumes: access.volumes,
+    volumeMounts: access.volumeMounts,
   };
+}
+
+/**
+ * The host and port of each candidate, read by the agent from the candidate's Secret (optional keys:
+ * a Secret that is missing or incomplete cannot name the target's server and does not hold the pod).
+ */
+export function liveSourceEnv(candidates: LiveSourceCandidate[]): k8s.V1EnvVar[] {
+  return candidates.flatMap((candidate, i) => {
+    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
+      name,
+      valueFrom: { secretKeyRef: { name: candidate.connectionSecret, key, optional: true } },
+    });
+    const prefix = `${LIVE_SOURCE_ENV}_${i}`;
+    return [
+      { name: `${prefix}_NAME`, value: `${candidate.name} (Secret ${candidate.connectionSecret})` },
+      fromSecret(`${prefix}_HOST`, 'host'),
+      fromSecret(`${prefix}_PORT`, 'port'),
+    ];
+  });
 }
 
 /**
@@ -74,6 +105,8 @@ export function restoreJob(options: {
   snapshot: SnapshotChoice;
   target: RestoreTarget;
   script?: PostRestoreScript | undefined;
+  /** Sources the target may be under another Secret; the agent refuses to write over one. */
+  liveSources?: LiveSourceCandidate[];
   name: string;
   settings: AgentSettings;
 }): k8s.V1Job {
@@ -108,6 +141,7 @@ export function restoreJob(options: {
       ...(spec.target.database ? [{ name: 'TIDEMARK_DATABASE', value: spec.target.database }] : []),
       ...(spec.target.createMissingRoles ? [{ name: 'TIDEMARK_CREATE_MISSING_ROLES', value: 'true' }] : []),
       ...scriptEnv(options.script),
+      ...liveSourceEnv(options.liveSources ?? []),
     ],
     envFrom: repo.envFrom,
     volumes: [...target.volumes, ...repo.volumes],

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import type { RestoreTarget } from './job.ts';
-import { checkTarget, chooseScript, liveSourceAt, matchesGlob } from './rules.ts';
+import { checkTarget, chooseScript, liveSourceAt, liveSourceCandidates, matchesGlob } from './rules.ts';
 
 const ns = 'tenants';
 
@@ -125,6 +125,34 @@ describe('checkTarget', () => {
     assert.equal(liveSourceAt(pg('pg-qa', 'acme'), [wide, other]), undefined, 'Secret names differ');
   });
 
+  test('a PVC a volume source selects by label is that source (issue 9, finding 4)', () => {
+    const selecting = policy(undefined, 'uploads');
+    selecting.spec.sources = [{ name: 'files', volume: { selector: { matchLabels: { app: 'shop', tier: 'files' } } } }];
+    const labels = new Map<string, Record<string, string>>([
+      ['shop-files-0', { app: 'shop', tier: 'files', extra: 'x' }],
+      ['shop-cache', { app: 'shop' }],
+    ]);
+    const volume = (claimName: string): RestoreTarget => ({ kind: 'volume', claimName });
+    assert.equal(
+      liveSourceAt(volume('shop-files-0'), [selecting], labels),
+      'source files of policy uploads (it selects PVCs labelled app=shop,tier=files)',
+    );
+    assert.equal(liveSourceAt(volume('shop-cache'), [selecting], labels), undefined, 'labels not all matching');
+    assert.equal(liveSourceAt(volume('restore-1'), [selecting], labels), undefined, 'no such PVC');
+    const refusal = checkTarget(
+      request({ volume: { claimName: 'shop-files-0' } }),
+      volume('shop-files-0'),
+      policy({ targets: [{ volume: { claimNames: ['shop-*'] } }] }),
+      [selecting],
+      'primary',
+      labels,
+    );
+    assert.match(
+      refusal?.message ?? '',
+      /PVC shop-files-0 is source files of policy uploads .*needs target.original: true/,
+    );
+  });
+
   test('with no policy (disaster recovery): a volume only', () => {
     assert.equal(
       checkTarget(
@@ -170,6 +198,27 @@ describe('chooseScript', () => {
     assert.match(
       (chooseScript(request({ original: true }, 'x'), undefined) as { message: string }).message,
       /no BackupPolicy applies/,
+    );
+  });
+});
+
+describe('liveSourceCandidates: sources the agent compares with the target server', () => {
+  test('other Secrets backing up a database of that name, same engine; none for original', () => {
+    const policies = [policy(undefined)];
+    const target = pg('pg-qa', 'acme');
+    const plain = request({ postgres: { connectionSecret: { name: 'pg-qa' }, database: 'acme' } });
+    assert.deepEqual(liveSourceCandidates(plain, target, policies), [
+      { name: 'source acme-db of policy tenants', connectionSecret: 'pg-main' },
+    ]);
+    assert.deepEqual(liveSourceCandidates(plain, pg('pg-qa', 'acme_qa'), policies), []);
+    assert.deepEqual(liveSourceCandidates(request({ original: true }), target, policies), []);
+    assert.deepEqual(
+      liveSourceCandidates(
+        plain,
+        { kind: 'database', engine: 'mysql', connectionSecret: 'pg-qa', database: 'acme' },
+        policies,
+      ),
+      [],
     );
   });
 });

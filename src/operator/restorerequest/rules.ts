@@ -1,6 +1,6 @@
 import type { PostRestoreScript, RestoreTargetRule } from '../../api/backuppolicy.ts';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { RestoreTarget } from './job.ts';
+import type { LiveSourceCandidate, RestoreTarget } from './job.ts';
 
 /**
  * What a policy lets a restore do, beyond approvals: where it may write (spec.restore.targets) and
@@ -32,15 +32,27 @@ export function describeRule(rule: RestoreTargetRule): string {
 
 /**
  * The policy source a target would overwrite, if it names one of the namespace's live sources under
- * another spelling: the same connection Secret and a database that source backs up, or the same PVC.
- * The operator does not read Secrets, so two Secrets for the same server are not recognised.
+ * another spelling: the same connection Secret and a database that source backs up, or the same PVC
+ * (named by the source, or selected by its labels). Two Secrets for one server are the agent's to
+ * recognise (liveSourceCandidates): the operator does not read Secrets.
  */
-export function liveSourceAt(target: RestoreTarget, policies: Iterable<BackupPolicy>): string | undefined {
+export function liveSourceAt(
+  target: RestoreTarget,
+  policies: Iterable<BackupPolicy>,
+  /** Labels of the namespace's PVCs: a PVC a source selects by label is that source too. */
+  claimLabels?: Map<string, Record<string, string>>,
+): string | undefined {
   for (const policy of policies)
     for (const source of policy.spec.sources) {
       const at = `source ${source.name} of policy ${policy.metadata.name}`;
       if (target.kind === 'volume') {
         if (source.volume?.claimName === target.claimName) return at;
+        const selector = source.volume?.selector?.matchLabels;
+        const labels = claimLabels?.get(target.claimName);
+        if (selector && labels && Object.entries(selector).every(([key, value]) => labels[key] === value))
+          return `${at} (it selects PVCs labelled ${Object.entries(selector)
+            .map(([key, value]) => `${key}=${value}`)
+            .join(',')})`;
         continue;
       }
       const db = source[target.engine];
@@ -51,6 +63,32 @@ export function liveSourceAt(target: RestoreTarget, policies: Iterable<BackupPol
         return at;
     }
   return undefined;
+}
+
+/**
+ * The sources a database target may be under another Secret (same engine, a Secret other than the
+ * target's, backing up a database of the target's name): the operator cannot read Secrets to compare
+ * servers, so the agent does (src/sources/live-source.ts). None for `original: true`, which is allowed
+ * to write over its source.
+ */
+export function liveSourceCandidates(
+  request: RestoreRequest,
+  target: RestoreTarget,
+  policies: Iterable<BackupPolicy>,
+): LiveSourceCandidate[] {
+  if (request.spec.target.original || target.kind !== 'database') return [];
+  const candidates: LiveSourceCandidate[] = [];
+  for (const policy of policies)
+    for (const source of policy.spec.sources) {
+      const db = source[target.engine];
+      if (!db || db.connectionSecret.name === target.connectionSecret) continue;
+      if (db.allDatabases || (db.databases ?? []).includes(target.database))
+        candidates.push({
+          name: `source ${source.name} of policy ${policy.metadata.name}`,
+          connectionSecret: db.connectionSecret.name,
+        });
+    }
+  return candidates;
 }
 
 function allows(rule: RestoreTargetRule, target: RestoreTarget): boolean {
@@ -74,6 +112,7 @@ export function checkTarget(
   policy: BackupPolicy | undefined,
   policies: Iterable<BackupPolicy>,
   repository: string,
+  claimLabels?: Map<string, Record<string, string>>,
 ): Refusal | undefined {
   const refuse = (message: string) => ({ reason: 'TargetNotAllowed', message });
   const where =
@@ -90,7 +129,7 @@ export function checkTarget(
   const listed = `policy ${policy.metadata.name} allows restores into: ${rules.map(describeRule).join('; ') || 'nothing'}${policy.spec.restore?.targets ? '' : ' (the default without spec.restore.targets)'}`;
   if (request.spec.target.original)
     return rules.some((r) => r.original) ? undefined : refuse(`the original source is not allowed: ${listed}`);
-  const live = liveSourceAt(target, policies);
+  const live = liveSourceAt(target, policies, claimLabels);
   if (live)
     return refuse(
       `${where} is ${live}: restoring over a live source needs target.original: true on a restore of that source`,

@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
+import type { TlsSettings } from '../connection.ts';
 
 /**
  * Running the MariaDB/MySQL command-line tools against one server. The password reaches them only
@@ -12,7 +13,9 @@ export interface Connection {
   host: string;
   port: number;
   user: string;
-  password: string;
+  /** Absent: no password is sent (a server that authenticates by certificate). */
+  password?: string;
+  tls?: TlsSettings;
 }
 
 const toolNames = { dump: ['mariadb-dump', 'mysqldump'], client: ['mariadb', 'mysql'] } as const;
@@ -61,13 +64,31 @@ export function connectionArgs(connection: Connection): string[] {
     `--host=${connection.host}`,
     `--port=${connection.port}`,
     `--user=${connection.user}`,
+    ...tlsArgs(connection.tls ?? {}),
   ];
+}
+
+/**
+ * PostgreSQL's sslmode in the client's options. `allow`/`prefer` leave the client's default (TLS when
+ * the server offers it, for MariaDB 11.4+ clients); the client checks a CA only together with the
+ * host name, so `verify-ca` is `verify-full` here.
+ */
+export function tlsArgs(tls: TlsSettings): string[] {
+  if (tls.mode === 'disable') return ['--skip-ssl'];
+  const files = [
+    ...(tls.ca ? [`--ssl-ca=${tls.ca}`] : []),
+    ...(tls.cert ? [`--ssl-cert=${tls.cert}`] : []),
+    ...(tls.key ? [`--ssl-key=${tls.key}`] : []),
+  ];
+  if (tls.mode === 'require') return ['--ssl', '--skip-ssl-verify-server-cert', ...files];
+  if (tls.mode === 'verify-ca' || tls.mode === 'verify-full') return ['--ssl', '--ssl-verify-server-cert', ...files];
+  return files;
 }
 
 function toolEnv(connection: Connection): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('MYSQL_')) env[key] = value;
-  env.MYSQL_PWD = connection.password;
+  if (connection.password !== undefined) env.MYSQL_PWD = connection.password;
   return env;
 }
 

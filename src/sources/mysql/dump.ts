@@ -1,7 +1,9 @@
 import { TidemarkError } from '../../errors.ts';
+import { DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS } from '../connection.ts';
 import type { ObjectCount, Skipped } from '../source.ts';
 import { type Connection, findTool, quoteString, runSql, startTool, type ToolProcess } from './client.ts';
 import { DumpRowCounter } from './dump-rows.ts';
+import { watchLocks } from './lock-watch.ts';
 
 /**
  * One database as SQL, in one consistent InnoDB snapshot without locking writers out: no
@@ -42,6 +44,7 @@ export async function* dumpDatabase(
   database: string,
   objectPrefix: string,
   report: DumpReport,
+  lockWaitTimeoutSeconds = DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
 ): AsyncGenerator<Buffer> {
   const context = `${report.description}: dumping database ${database}`;
   const nonTransactional = await runSql(
@@ -51,9 +54,17 @@ export async function* dumpDatabase(
       'ORDER BY t.TABLE_NAME',
     context,
   );
+  const watch = await watchLocks(connection, database, lockWaitTimeoutSeconds);
   const tool = startTool(connection, findTool('dump'), [...DUMP_OPTIONS, '--', database]);
   const counter = new DumpRowCounter();
-  yield* readDump(tool, context, (chunk) => counter.push(chunk));
+  try {
+    yield* readDump(tool, context, (chunk) => counter.push(chunk));
+  } catch (error) {
+    const locked = watch.failure();
+    throw locked ? new TidemarkError('SourceUnavailable', `${context}: ${locked}`) : error;
+  } finally {
+    watch.stop();
+  }
   counter.end();
   for (const { table, rows } of counter.tables()) report.objects.push({ name: objectPrefix + table, records: rows });
   for (const [table] of nonTransactional)

@@ -16,6 +16,8 @@ import { restoreDatabase } from './restore.ts';
 export interface MySQLSourceOptions extends Connection {
   /** One tenant = one database; `all` is every database but the server's own schemas. */
   databases: string[] | 'all';
+  /** How long a dump waits for a metadata lock held by another session (lock-watch.ts). */
+  lockWaitTimeoutSeconds?: number;
 }
 
 /** Server schemas never dumped as databases; users and grants from `mysql` go to the globals stream instead. */
@@ -34,8 +36,8 @@ export class MySQLSource implements DatabaseSource {
   private readonly connection: Connection;
 
   constructor(private readonly options: MySQLSourceOptions) {
-    const { host, port, user, password, databases } = options;
-    this.connection = { host, port, user, password };
+    const { host, port, user, password, tls, databases } = options;
+    this.connection = { host, port, user, ...(password === undefined ? {} : { password }), ...(tls ? { tls } : {}) };
     if (databases !== 'all') {
       if (databases.length === 0) throw new TidemarkError('InvalidArgument', 'name at least one database, or all');
       for (const name of databases) checkDatabaseName(name);
@@ -72,7 +74,13 @@ export class MySQLSource implements DatabaseSource {
     const report: DumpReport = { description: this.description, objects: [], skipped: [] };
     const streams: StreamSource[] = databases.map((database) => ({
       name: `${database}.sql`,
-      data: dumpDatabase(this.connection, database, qualify ? `${database}.` : '', report),
+      data: dumpDatabase(
+        this.connection,
+        database,
+        qualify ? `${database}.` : '',
+        report,
+        this.options.lockWaitTimeoutSeconds,
+      ),
     }));
     if (all && (await dumpsUsers(findTool('dump')))) {
       // A database named `globals` keeps its name; the server-wide stream then moves aside.

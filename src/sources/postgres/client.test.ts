@@ -3,12 +3,17 @@ import { test } from 'node:test';
 import { clientEnv, summarizeStderr, TextTail } from './client.ts';
 
 test('the password reaches tools only as PGPASSWORD; the database only as PGDATABASE', () => {
-  const env = clientEnv({ host: 'db', port: 5433, user: 'app', password: 's3cret', sslmode: 'require' }, 'a=b c');
+  const tls = { mode: 'verify-full', ca: '/tls/ca.crt', cert: '/tls/tls.crt', key: '/tmp/k/client.key' } as const;
+  const env = clientEnv({ host: 'db', port: 5433, user: 'app', password: 's3cret', tls }, 'a=b c');
   assert.equal(env.PGPASSWORD, 's3cret');
   assert.equal(env.PGDATABASE, 'a=b c');
   assert.equal(env.PGHOST, 'db');
   assert.equal(env.PGPORT, '5433');
-  assert.equal(env.PGSSLMODE, 'require');
+  assert.equal(env.PGSSLMODE, 'verify-full');
+  assert.deepEqual(
+    [env.PGSSLROOTCERT, env.PGSSLCERT, env.PGSSLKEY],
+    ['/tls/ca.crt', '/tls/tls.crt', '/tmp/k/client.key'],
+  );
   assert.equal(clientEnv({ host: 'db', port: 5432, user: 'app' }).PGDATABASE, undefined);
 });
 

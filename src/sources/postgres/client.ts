@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
+import type { TlsSettings } from '../connection.ts';
 import { CopyTags } from './copy-tags.ts';
-
-export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
 export interface PostgresConnection {
   host: string;
@@ -11,7 +10,8 @@ export interface PostgresConnection {
   user: string;
   /** Reaches client tools only as PGPASSWORD; when absent, libpq's own means apply (PGPASSWORD, ~/.pgpass). */
   password?: string;
-  sslmode?: SslMode;
+  /** sslmode, sslrootcert, sslcert and sslkey; a key must not be readable by others (privateKeyFile). */
+  tls?: TlsSettings;
   connectTimeoutSeconds?: number;
 }
 
@@ -31,7 +31,11 @@ export function clientEnv(connection: PostgresConnection, database?: string): No
     PGCLIENTENCODING: 'UTF8',
   };
   if (connection.password !== undefined) env.PGPASSWORD = connection.password;
-  if (connection.sslmode) env.PGSSLMODE = connection.sslmode;
+  const tls = connection.tls ?? {};
+  if (tls.mode) env.PGSSLMODE = tls.mode;
+  if (tls.ca) env.PGSSLROOTCERT = tls.ca;
+  if (tls.cert) env.PGSSLCERT = tls.cert;
+  if (tls.key) env.PGSSLKEY = tls.key;
   if (database !== undefined) env.PGDATABASE = database;
   else delete env.PGDATABASE;
   return env;

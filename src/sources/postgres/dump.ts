@@ -5,6 +5,7 @@ import {
   clientEnv,
   type PostgresConnection,
   Psql,
+  redact,
   runTool,
   summarizeStderr,
   TextTail,
@@ -12,6 +13,7 @@ import {
 } from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
 import { captureDatabaseState, stateHeader } from './database-state.ts';
+import { describeLockHolders, isLockTimeout, lockQuery } from './lock-holders.ts';
 import type { PostgresTools } from './tools.ts';
 
 export interface DumpContext {
@@ -78,11 +80,7 @@ export async function* dumpDatabase(
     }
     const { code, error } = await exited;
     if (error) throw new TidemarkError('Unsupported', `cannot run ${pgDump}: ${error.message}`);
-    if (code !== 0)
-      throw new TidemarkError(
-        'SourceUnavailable',
-        `pg_dump of database "${database}" on ${context.description} failed (exit ${code}): ${summarizeStderr(stderr.toString(), context.connection.password)}`,
-      );
+    if (code !== 0) throw await dumpFailure(context, database, code, stderr.toString());
     counter.end();
     onDone({
       counts: counter.objects(),
@@ -95,6 +93,23 @@ export async function* dumpDatabase(
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   }
+}
+
+/** pg_dump's error; when it timed out waiting for a table lock, which table and who holds it. */
+async function dumpFailure(
+  context: DumpContext,
+  database: string,
+  code: number | null,
+  stderr: string,
+): Promise<TidemarkError> {
+  const what = `pg_dump of database "${database}" on ${context.description}`;
+  const error = summarizeStderr(stderr, context.connection.password);
+  if (!isLockTimeout(stderr)) return new TidemarkError('SourceUnavailable', `${what} failed (exit ${code}): ${error}`);
+  const holders = (await describeLockHolders(context, database)) ?? `it asked: ${lockQuery(stderr) ?? 'LOCK TABLE'}`;
+  return new TidemarkError(
+    'SourceUnavailable',
+    `${what} waited ${context.lockWaitTimeoutSeconds} s for a table lock and gave up: ${redact(holders, context.connection.password)} (${error}); end that session or raise the lock wait timeout`,
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
 import type { StreamSource } from '../../repository/backup.ts';
+import { DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS, type TlsSettings } from '../connection.ts';
 import type {
   DatabaseDump,
   DatabaseRestoreOptions,
@@ -9,8 +10,9 @@ import type {
   ObjectCount,
   Skipped,
 } from '../source.ts';
-import { type PostgresConnection, Psql, type SslMode } from './client.ts';
+import { type PostgresConnection, Psql } from './client.ts';
 import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from './dump.ts';
+import { portableHeader } from './dump-header.ts';
 import { type RestoreContext, restoreDatabase } from './restore.ts';
 import { countRows } from './row-counts.ts';
 import { SCRATCH_PREFIX } from './scratch.ts';
@@ -20,11 +22,11 @@ export interface PostgresSourceOptions {
   host: string;
   port?: number;
   user: string;
-  /** Passed to pg_dump, pg_dumpall and psql only as PGPASSWORD. */
+  /** Passed to pg_dump, pg_dumpall and psql only as PGPASSWORD; absent: none (certificate or trust authentication). */
   password?: string;
   /** The databases to dump, or every database that accepts connections (plus roles, as `globals.sql`). */
   databases: string[] | 'all';
-  sslmode?: SslMode;
+  tls?: TlsSettings;
   connectTimeoutSeconds?: number;
   /** How long pg_dump waits for a table lock before failing (a migration holding ACCESS EXCLUSIVE). */
   lockWaitTimeoutSeconds?: number;
@@ -62,11 +64,11 @@ export class PostgresSource implements DatabaseSource {
       port,
       user: options.user,
       password: options.password,
-      sslmode: options.sslmode,
+      ...(options.tls ? { tls: options.tls } : {}),
       connectTimeoutSeconds: options.connectTimeoutSeconds,
     };
     this.databases = options.databases;
-    this.lockWaitTimeoutSeconds = options.lockWaitTimeoutSeconds ?? 300;
+    this.lockWaitTimeoutSeconds = options.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     const path = options.databases === 'all' ? '*' : options.databases.map(encodeURIComponent).join(',');
     this.description = `postgresql://${encodeURIComponent(options.user)}@${host}:${port}/${path}`;
@@ -121,7 +123,7 @@ export class PostgresSource implements DatabaseSource {
       data.destroy();
       throw error;
     }
-    return restoreDatabase(context, data, options);
+    return restoreDatabase(context, portableHeader(data), options);
   }
 
   /** Exact row counts of one live database, named like a single-database dump's (`schema.table`). */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -21,24 +21,31 @@ test('compares and prints major versions as PostgreSQL numbers them', () => {
   assert.equal(formatMajor(90624), '9.6');
 });
 
-test('takes the tools from the first PATH directory that has pg_dump, reads its version, finds stdbuf', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'tidemark-pgtools-'));
-  try {
-    for (const name of ['pg_dump', 'pg_dumpall', 'psql']) {
-      await writeFile(join(dir, name), '#!/bin/sh\necho "pg_dump (PostgreSQL) 16.4"\n');
-      await chmod(join(dir, name), 0o755);
+test('takes the tools from the directory with the newest pg_dump, whatever the PATH order; finds stdbuf', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'tidemark-pgtools-'));
+  const fake = async (name: string, version: string) => {
+    const dir = join(root, name);
+    await mkdir(dir);
+    for (const tool of ['pg_dump', 'pg_dumpall', 'psql']) {
+      await writeFile(join(dir, tool), `#!/bin/sh\necho "pg_dump (PostgreSQL) ${version}"\n`);
+      await chmod(join(dir, tool), 0o755);
     }
-    assert.equal((await findTools(dir)).stdbuf, undefined);
-    await writeFile(join(dir, 'stdbuf'), '');
-    const tools = await findTools(`${dir}:/usr/bin`);
+    return dir;
+  };
+  try {
+    const older = await fake('older', '13.2');
+    const newer = await fake('newer', '99.4');
+    assert.equal((await findTools(newer)).stdbuf, undefined);
+    await writeFile(join(older, 'stdbuf'), '');
+    const tools = await findTools(`${older}:${newer}:/usr/bin`);
     assert.deepEqual(tools, {
-      pgDump: join(dir, 'pg_dump'),
-      pgDumpAll: join(dir, 'pg_dumpall'),
-      psql: join(dir, 'psql'),
-      pgDumpVersion: 160004,
-      stdbuf: join(dir, 'stdbuf'),
+      pgDump: join(newer, 'pg_dump'),
+      pgDumpAll: join(newer, 'pg_dumpall'),
+      psql: join(newer, 'psql'),
+      pgDumpVersion: 990004,
+      stdbuf: join(older, 'stdbuf'),
     });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
   }
 });

@@ -17,9 +17,10 @@ export interface PostgresTools {
 }
 
 /**
- * pg_dump, pg_dumpall and psql, from the first directory of the PATH that has pg_dump, else from the
- * newest /usr/lib/postgresql/<version>/bin (Debian's layout); the three come from one directory when it
- * has them, so their versions agree.
+ * pg_dump, pg_dumpall and psql of the newest version found, from the directories of the PATH and
+ * Debian's /usr/lib/postgresql/<version>/bin: pg_dump reads every server up to its own major (and back
+ * to 9.2), so the newest serves every server, and the three come from one directory so their versions
+ * agree. On a tie the PATH's order decides.
  */
 export async function findTools(searchPath = process.env.PATH ?? ''): Promise<PostgresTools> {
   const debianDirs = existsSync(DEBIAN_ROOT)
@@ -29,22 +30,44 @@ export async function findTools(searchPath = process.env.PATH ?? ''): Promise<Po
         .map((v) => join(DEBIAN_ROOT, v, 'bin'))
     : [];
   const pathDirs = searchPath.split(':').filter(Boolean);
-  const dirs = [...pathDirs, ...debianDirs];
-  const find = (name: string, preferred?: string): string => {
-    for (const dir of preferred ? [preferred, ...dirs] : dirs) if (existsSync(join(dir, name))) return join(dir, name);
+  const candidates = [...new Set([...pathDirs, ...debianDirs])].filter((dir) => existsSync(join(dir, 'pg_dump')));
+  const versions = await Promise.all(candidates.map((dir) => toolVersion(join(dir, 'pg_dump'))));
+  let best: { dir: string; version: number } | undefined;
+  candidates.forEach((dir, i) => {
+    const version = versions[i];
+    if (version !== undefined && (!best || version > best.version)) best = { dir, version };
+  });
+  if (!best)
     throw new TidemarkError(
       'Unsupported',
-      `${name} not found on the PATH or in ${DEBIAN_ROOT}/<version>/bin: install the PostgreSQL client tools`,
+      `pg_dump not found on the PATH or in ${DEBIAN_ROOT}/<version>/bin: install the PostgreSQL client tools`,
+    );
+  const { dir, version } = best;
+  const find = (name: string): string => {
+    if (existsSync(join(dir, name))) return join(dir, name);
+    throw new TidemarkError(
+      'Unsupported',
+      `${name} is missing beside ${join(dir, 'pg_dump')}: install the PostgreSQL client tools`,
     );
   };
-  const pgDump = find('pg_dump');
-  const dir = pgDump.slice(0, -'/pg_dump'.length);
-  const { stdout } = await promisify(execFile)(pgDump, ['--version']);
-  const pgDumpVersion = parseToolVersion(stdout);
-  if (pgDumpVersion === undefined)
-    throw new TidemarkError('Unsupported', `cannot read the version of ${pgDump} from "${stdout.trim()}"`);
   const stdbuf = pathDirs.map((d) => join(d, 'stdbuf')).find((path) => existsSync(path));
-  return { pgDump, pgDumpAll: find('pg_dumpall', dir), psql: find('psql', dir), pgDumpVersion, stdbuf };
+  return {
+    pgDump: join(dir, 'pg_dump'),
+    pgDumpAll: find('pg_dumpall'),
+    psql: find('psql'),
+    pgDumpVersion: version,
+    stdbuf,
+  };
+}
+
+/** A pg_dump's version, or undefined when it does not run or says something else. */
+async function toolVersion(pgDump: string): Promise<number | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)(pgDump, ['--version']);
+    return parseToolVersion(stdout);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `pg_dump (PostgreSQL) 15.18 (Debian ...)` → 150018; `9.6.24` → 90624; `17devel` → 170000. */

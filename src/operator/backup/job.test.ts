@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Source } from '../../api/backuppolicy.ts';
+import { sourceAccess, TLS_MOUNT } from './job.ts';
+
+test('a database source reaches the agent with TLS files mounted from Secrets, an optional password and its lock wait', () => {
+  const source: Source = {
+    name: 'shop',
+    postgres: {
+      connectionSecret: { name: 'pg-shop' },
+      databases: ['shop'],
+      tls: {
+        mode: 'verify-full',
+        caSecret: { name: 'db-ca', key: 'root.pem' },
+        clientCertificateSecret: { name: 'tidemark-client-cert' },
+      },
+      lockWaitTimeout: '90s',
+    },
+  };
+  const access = sourceAccess(source, []);
+  const env = Object.fromEntries((access.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+  assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: 'pg-shop', key: 'password', optional: true } });
+  assert.equal(env.TIDEMARK_DB_TLS_MODE, 'verify-full');
+  assert.equal(env.TIDEMARK_DB_TLS_CA, `${TLS_MOUNT}/db-tls-ca/ca.crt`);
+  assert.equal(env.TIDEMARK_DB_TLS_CERT, `${TLS_MOUNT}/db-tls-client/tls.crt`);
+  assert.equal(env.TIDEMARK_DB_TLS_KEY, `${TLS_MOUNT}/db-tls-client/tls.key`);
+  assert.equal(env.TIDEMARK_LOCK_WAIT_TIMEOUT, '90s');
+  assert.deepEqual(access.volumes, [
+    {
+      name: 'db-tls-ca',
+      secret: { secretName: 'db-ca', items: [{ key: 'root.pem', path: 'ca.crt' }], defaultMode: 0o440 },
+    },
+    {
+      name: 'db-tls-client',
+      secret: {
+        secretName: 'tidemark-client-cert',
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+        defaultMode: 0o440,
+      },
+    },
+  ]);
+  assert.ok(access.volumeMounts.every((m) => m.readOnly && m.mountPath.startsWith(`${TLS_MOUNT}/`)));
+});
+
+test('without tls nothing is mounted and no TLS variable is set', () => {
+  const access = sourceAccess({ name: 'm', mysql: { connectionSecret: { name: 'my' }, allDatabases: true } }, []);
+  assert.deepEqual(access.volumes, []);
+  assert.ok(
+    !(access.env ?? []).some((e) => e.name.startsWith('TIDEMARK_DB_TLS') || e.name === 'TIDEMARK_LOCK_WAIT_TIMEOUT'),
+  );
+});
