@@ -21,6 +21,8 @@ export interface RestoreRequest {
   scriptRole?: ScriptRole;
   env: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
+  /** Stops a database restore part-way; the target is left as it was. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreOutcome {
@@ -51,18 +53,29 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const stream = streamToRestore(snapshot, request.database);
   const target = openDatabase(location, request.env);
   const data = new PassThrough();
-  const [, result] = await Promise.all([
+  // The target's error first: when the client fails, reading the snapshot only sees its output closed.
+  const [feeding, restoring] = await Promise.allSettled([
     restoreStream(repository, snapshot, data, stream.name, progress).catch((error: unknown) => {
       data.destroy(error as Error);
       throw error;
     }),
-    target.restore(data, {
-      database: location.databases[0] as string,
-      mode: request.mode,
-      ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
-      ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
-    }),
+    target
+      .restore(data, {
+        database: location.databases[0] as string,
+        mode: request.mode,
+        expected: stream.expected,
+        ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
+        ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      })
+      .catch((error: unknown) => {
+        data.destroy(); // so the reading side ends too
+        throw error;
+      }),
   ]);
+  if (restoring.status === 'rejected') throw restoring.reason;
+  if (feeding.status === 'rejected') throw feeding.reason;
+  const result = restoring.value;
   return {
     restored: result.objects,
     expected: stream.expected,

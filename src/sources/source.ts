@@ -45,6 +45,10 @@ export interface DatabaseRestoreOptions {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as, connecting to the same server; absent: the restoring user. */
   scriptRole?: ScriptRole;
+  /** The backup's counts: a restored count that differs is reported in the result's `skipped`. */
+  expected?: ObjectCount[];
+  /** Stops the restore (agent on SIGTERM/SIGINT): the target stays as it was, scratch data is dropped. */
+  signal?: AbortSignal;
 }
 
 export interface DatabaseRestoreResult {

@@ -37,20 +37,46 @@ export function findTool(kind: keyof typeof toolNames, path = process.env.PATH ?
   throw new TidemarkError('Unsupported', `neither ${toolNames[kind].join(' nor ')} is on PATH`);
 }
 
-const usersSupport = new Map<string, Promise<boolean>>();
+const helpTexts = new Map<string, Promise<string>>();
 
-/** Whether a dump tool writes users and grants as SQL (`--system=users`: MariaDB 10.5.5 and later, not MySQL). */
-export function dumpsUsers(tool: string): Promise<boolean> {
-  let supported = usersSupport.get(tool);
-  if (!supported) {
-    supported = new Promise((resolve) =>
+/** A tool's `--help` text, asked once per tool. */
+function helpText(tool: string): Promise<string> {
+  let text = helpTexts.get(tool);
+  if (!text) {
+    text = new Promise((resolve) =>
       execFile(tool, ['--no-defaults', '--help'], { maxBuffer: 4 * 1024 * 1024 }, (_error, stdout) =>
-        resolve(/--system=/.test(String(stdout))),
+        resolve(String(stdout)),
       ),
     );
-    usersSupport.set(tool, supported);
+    helpTexts.set(tool, text);
   }
-  return supported;
+  return text;
+}
+
+/** Whether a dump tool writes users and grants as SQL (`--system=users`: MariaDB 10.5.5 and later, not MySQL). */
+export async function dumpsUsers(tool: string): Promise<boolean> {
+  return /--system=/.test(await helpText(tool));
+}
+
+/** Whether a dump tool dumps the history of system-versioned tables (`--dump-history`: MariaDB 10.11 and later). */
+export async function dumpsHistory(tool: string): Promise<boolean> {
+  return /--dump-history/.test(await helpText(tool));
+}
+
+/**
+ * The line of a tool's stderr that says what went wrong: the server's first `ERROR ...` (the mariadb
+ * client) or the first line naming an error (mariadb-dump), else the last lines; the password masked.
+ */
+export function errorLine(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  return (
+    lines.find((line) => /^ERROR \d+/.test(line)) ??
+    lines.find((line) => /error/i.test(line)) ??
+    lines.slice(-3).join(' / ')
+  );
 }
 
 /** Options every tool takes first: no option files (a stray ~/.my.cnf must not change what is dumped). */
@@ -77,8 +103,8 @@ export interface ToolProcess {
   /** Exit code, or the signal's name; rejects only when the tool could not be started. */
   readonly exited: Promise<number | string>;
   stderr(): string;
-  /** The last lines of stderr, as one line for a message. */
-  stderrTail(lines?: number): string;
+  /** The line of stderr that names the error (see `errorLine`). */
+  stderrError(): string;
 }
 
 const STDERR_KEEP = 16 * 1024;
@@ -106,13 +132,7 @@ export function startTool(connection: Connection, tool: string, args: string[]):
     child,
     exited,
     stderr: masked,
-    stderrTail: (lines = 3) =>
-      masked()
-        .split('\n')
-        .map((line) => line.trim())
-        .filter(Boolean)
-        .slice(-lines)
-        .join(' / '),
+    stderrError: () => errorLine(masked()),
   };
 }
 
@@ -140,7 +160,7 @@ export async function runSql(
   });
   tool.child.stdin.end(sql);
   const code = await tool.exited;
-  if (code !== 0) throw new TidemarkError('SourceUnavailable', `${context}: ${tool.stderrTail() || `exit ${code}`}`);
+  if (code !== 0) throw new TidemarkError('SourceUnavailable', `${context}: ${tool.stderrError() || `exit ${code}`}`);
   return stdout
     .split('\n')
     .filter((line) => line !== '')
