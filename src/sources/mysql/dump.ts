@@ -36,35 +36,46 @@ async function dumpPlan(connection: Connection, database: string, context: strin
   const schema = quoteString(database);
   const rows = await runSql(
     connection,
-    `SELECT 'charset', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${schema}
-     UNION ALL SELECT 'nontransactional', t.TABLE_NAME, '' FROM information_schema.TABLES t JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE
+    `SELECT 'database', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${schema}
+     UNION ALL SELECT 'nontransactional', t.TABLE_NAME, '', '' FROM information_schema.TABLES t JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE
        WHERE t.TABLE_SCHEMA = ${schema} AND t.TABLE_TYPE <> 'VIEW' AND e.TRANSACTIONS <> 'YES'
-     UNION ALL SELECT 'float', c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME)
+     UNION ALL SELECT 'float', c.TABLE_NAME, c.COLUMN_NAME, '' FROM information_schema.COLUMNS c JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME)
        WHERE c.TABLE_SCHEMA = ${schema} AND t.TABLE_TYPE <> 'VIEW' AND c.DATA_TYPE = 'float'
-     UNION ALL SELECT 'versioned', TABLE_NAME, '' FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema} AND TABLE_TYPE = 'SYSTEM VERSIONED'
-     UNION ALL SELECT 'transaction-precise', TABLE_NAME, '' FROM information_schema.COLUMNS
+     UNION ALL SELECT 'versioned', TABLE_NAME, '', '' FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema} AND TABLE_TYPE = 'SYSTEM VERSIONED'
+     UNION ALL SELECT 'transaction-precise', TABLE_NAME, '', '' FROM information_schema.COLUMNS
        WHERE TABLE_SCHEMA = ${schema} AND GENERATION_EXPRESSION = 'ROW START' AND DATA_TYPE = 'bigint'`,
     context,
   );
   const of = (kind: string) => rows.filter(([k]) => k === kind).map(([, a, b]) => [a as string, b as string] as const);
-  const [charset] = of('charset');
+  const settings = rows.find(([kind]) => kind === 'database');
   const withHistory = (await dumpsHistory(findTool('dump'))) && of('transaction-precise').length === 0;
   const skipped: Skipped[] = [
     ...of('nontransactional').map(([table]) => ({ path: table, reason: NOT_TRANSACTIONAL })),
     ...of('float').map(([table, column]) => ({ path: `${table}.${column}`, reason: FLOAT_LOSSY })),
     ...(withHistory ? [] : of('versioned').map(([table]) => ({ path: table, reason: HISTORY_LOST }))),
   ];
-  return { charset, withHistory, skipped };
+  const header = settings ? databaseHeader(settings[1] ?? '', settings[2] ?? '', settings[3] ?? '') : '';
+  return { header, withHistory, skipped };
 }
 
 /**
- * The dump's first statement: the database's default character set and collation, for the database the
- * dump is replayed into (`ALTER DATABASE` without a name changes the current one).
+ * The dump's first statements: the database's default character set, collation and comment, for the
+ * database the dump is replayed into (`ALTER DATABASE` without a name changes the current one). The
+ * comment is a literal whatever the server's sql_mode (NO_BACKSLASH_ESCAPES).
  */
-export function charsetHeader(charset: string, collation: string): string {
+export function databaseHeader(charset: string, collation: string, comment: string): string {
   const word = /^\w+$/;
   if (!word.test(charset) || !word.test(collation)) return '';
-  return `ALTER DATABASE CHARACTER SET ${charset} COLLATE ${collation};\n`;
+  return (
+    "SET @tidemark_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '';\n" +
+    `ALTER DATABASE CHARACTER SET ${charset} COLLATE ${collation} COMMENT ${stringLiteral(comment)};\n` +
+    'SET SESSION sql_mode = @tidemark_sql_mode;\n'
+  );
+}
+
+/** A string literal for a session whose sql_mode is empty (backslash escapes on). */
+export function stringLiteral(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''").replaceAll('\n', '\\n').replaceAll('\0', '\\0')}'`;
 }
 
 /** Where a dump reports what it found, once its stream has been read to the end. */
@@ -91,7 +102,7 @@ export async function* dumpDatabase(
   const plan = await dumpPlan(connection, database, context);
   const history = plan.withHistory ? ['--dump-history'] : [];
   const tool = startTool(connection, findTool('dump'), [...DUMP_OPTIONS, ...history, '--', database]);
-  if (plan.charset) yield Buffer.from(charsetHeader(...plan.charset));
+  if (plan.header) yield Buffer.from(plan.header);
   const counter = new DumpRowCounter();
   yield* readDump(tool, context, (chunk) => counter.push(chunk));
   counter.end();

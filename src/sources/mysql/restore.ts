@@ -11,6 +11,7 @@ import {
   startTool,
   type ToolProcess,
 } from './client.ts';
+import { stringLiteral } from './dump.ts';
 import { dropScratch, grantPattern, removeAbandonedScratch, type ScratchLock, takeScratchLock } from './scratch.ts';
 
 /**
@@ -30,6 +31,7 @@ interface DatabaseState {
   objects: { kind: string; name: string }[];
   charset: string;
   collation: string;
+  comment: string;
 }
 
 /**
@@ -104,15 +106,15 @@ async function databaseState(connection: Connection, database: string, context: 
   const schema = quoteString(database);
   const rows = await runSql(
     connection,
-    `SELECT 'database', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${schema}
-     UNION ALL SELECT CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, TABLE_NAME, ''
+    `SELECT 'database', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${schema}
+     UNION ALL SELECT CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, TABLE_NAME, '', ''
        FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema}
-     UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, '' FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schema}
-     UNION ALL SELECT 'event', EVENT_NAME, '' FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${schema}
-     UNION ALL SELECT 'trigger', TRIGGER_NAME, '' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${schema}`,
+     UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME, '', '' FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schema}
+     UNION ALL SELECT 'event', EVENT_NAME, '', '' FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${schema}
+     UNION ALL SELECT 'trigger', TRIGGER_NAME, '', '' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${schema}`,
     context,
   );
-  const [, charset, collation] = rows.find(([kind]) => kind === 'database') ?? [];
+  const [, charset, collation, comment] = rows.find(([kind]) => kind === 'database') ?? [];
   const word = /^\w+$/;
   return {
     exists: charset !== undefined,
@@ -121,6 +123,7 @@ async function databaseState(connection: Connection, database: string, context: 
       .map(([kind, name]) => ({ kind: kind ?? '', name: name ?? '' })),
     charset: word.test(charset ?? '') ? (charset as string) : 'utf8mb4',
     collation: word.test(collation ?? '') ? (collation as string) : 'utf8mb4_general_ci',
+    comment: comment ?? '',
   };
 }
 
@@ -262,9 +265,9 @@ async function swap(
     ...oldTables.map((t) => `${into}.${q(t)} TO ${q(lock.replaced)}.${q(t)}`),
     ...tablesOf(restored).map((t) => `${q(lock.name)}.${q(t)} TO ${into}.${q(t)}`),
   ];
-  const charset = `CHARACTER SET ${restored.charset} COLLATE ${restored.collation}`;
+  const charset = `CHARACTER SET ${restored.charset} COLLATE ${restored.collation} COMMENT ${stringLiteral(restored.comment)}`;
   const script = [
-    'SET SESSION FOREIGN_KEY_CHECKS = 0;',
+    "SET SESSION FOREIGN_KEY_CHECKS = 0, SESSION sql_mode = '';",
     target.exists ? `ALTER DATABASE ${into} ${charset};` : `CREATE DATABASE ${into} ${charset};`,
     ...(oldTables.length ? [`CREATE DATABASE ${q(lock.replaced)};`] : []),
     ...(mode === 'replace' ? dropsOf(target, database) : []),
