@@ -148,7 +148,9 @@ async function replay(
         if (signal?.aborted) break;
         if (
           !tool.child.stdin.write(chunk) &&
-          (await Promise.race([once(tool.child.stdin, 'drain'), exitedEarly])) === 'exited'
+          // A write error (EPIPE) means the client is going away: its exit says why.
+          (await Promise.race([once(tool.child.stdin, 'drain').catch(() => 'exited' as const), exitedEarly])) ===
+            'exited'
         )
           break;
         if (tool.child.exitCode !== null) break;
