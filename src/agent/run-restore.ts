@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { TidemarkError } from '../errors.ts';
+import { isCode, TidemarkError } from '../errors.ts';
 import type { ProgressListener } from '../repository/progress.ts';
 import type { Repository } from '../repository/repository.ts';
 import { restoreStream } from '../repository/restore.ts';
@@ -53,7 +53,6 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const stream = streamToRestore(snapshot, request.database);
   const target = openDatabase(location, request.env);
   const data = new PassThrough();
-  // The target's error first: when the client fails, reading the snapshot only sees its output closed.
   const [feeding, restoring] = await Promise.allSettled([
     restoreStream(repository, snapshot, data, stream.name, progress).catch((error: unknown) => {
       data.destroy(error as Error);
@@ -73,8 +72,13 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
         throw error;
       }),
   ]);
+  // The cause, not its echo: a snapshot that cannot be read fails with the repository's own code (the target
+  // then only sees its input fail); otherwise the target's error (when the client fails, reading the
+  // snapshot only sees its output closed, an Internal error).
+  const readFailure = feeding.status === 'rejected' ? feeding.reason : undefined;
+  if (readFailure && !isCode(readFailure, 'Internal')) throw readFailure;
   if (restoring.status === 'rejected') throw restoring.reason;
-  if (feeding.status === 'rejected') throw feeding.reason;
+  if (readFailure) throw readFailure;
   const result = restoring.value;
   return {
     restored: result.objects,

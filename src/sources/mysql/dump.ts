@@ -102,9 +102,8 @@ export async function* dumpDatabase(
   const plan = await dumpPlan(connection, database, context);
   const history = plan.withHistory ? ['--dump-history'] : [];
   const tool = startTool(connection, findTool('dump'), [...DUMP_OPTIONS, ...history, '--', database]);
-  if (plan.header) yield Buffer.from(plan.header);
   const counter = new DumpRowCounter();
-  yield* readDump(tool, context, (chunk) => counter.push(chunk));
+  yield* readDump(tool, context, (chunk) => counter.push(chunk), plan.header);
   counter.end();
   for (const { table, rows } of counter.tables()) report.objects.push({ name: objectPrefix + table, records: rows });
   for (const { path, reason } of plan.skipped) report.skipped.push({ path: objectPrefix + path, reason });
@@ -118,10 +117,17 @@ export async function* dumpGlobals(connection: Connection, report: DumpReport): 
   report.skipped.push(...warnings(tool, 'globals'));
 }
 
-async function* readDump(tool: ToolProcess, context: string, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+/** The tool's output, after `header` (SQL of our own, not counted); a stream abandoned part-way stops the tool. */
+async function* readDump(
+  tool: ToolProcess,
+  context: string,
+  onChunk: (chunk: Buffer) => void,
+  header = '',
+): AsyncGenerator<Buffer> {
   tool.child.stdin.end();
   let completed = false;
   try {
+    if (header) yield Buffer.from(header);
     for await (const chunk of tool.child.stdout as AsyncIterable<Buffer>) {
       onChunk(chunk);
       yield chunk;

@@ -49,7 +49,7 @@ export async function restoreDatabase(
 ): Promise<DatabaseRestoreResult> {
   const { database, mode, signal } = options;
   const context = `${description}: restoring into database ${database}`;
-  await removeAbandonedScratch(connection, context);
+  const leftovers = await removeAbandonedScratch(connection, context);
   const target = await databaseState(connection, database, context);
   if (mode === 'new' && target.objects.length > 0)
     throw new TidemarkError(
@@ -68,8 +68,11 @@ export async function restoreDatabase(
     throwIfAborted(signal, context);
     swapping = true;
     await swap(connection, lock, database, target, mode, context);
-    await dropScratch(connection, scratch, `${context}: dropping the emptied scratch database ${scratch}`);
-    return { objects, skipped: compareCounts(objects, options.expected) };
+    const emptied = await dropScratch(connection, scratch, `${context}: dropping the emptied scratch database`).then(
+      () => [],
+      (error: Error) => [{ path: scratch, reason: `not dropped (the next restore removes it): ${error.message}` }],
+    );
+    return { objects, skipped: [...compareCounts(objects, options.expected), ...leftovers, ...emptied] };
   } catch (error) {
     const left = swapping ? 'the swap into the target failed part-way' : 'target left unchanged';
     const failure = new TidemarkError(

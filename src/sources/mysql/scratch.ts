@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { TidemarkError } from '../../errors.ts';
+import type { Skipped } from '../source.ts';
 import {
   type Connection,
   findTool,
@@ -67,25 +68,25 @@ export async function takeScratchLock(connection: Connection, context: string): 
 
 /**
  * Drops scratch databases (and the grants on them) of restores that no longer run: their lock is free.
- * A restore running right now holds its lock, so its scratch database stays.
+ * A restore running right now holds its lock, so its scratch database stays. One that cannot be dropped
+ * (the restoring user lacks the right) is reported, never a reason to refuse the restore.
  */
-export async function removeAbandonedScratch(connection: Connection, context: string): Promise<string[]> {
+export async function removeAbandonedScratch(connection: Connection, context: string): Promise<Skipped[]> {
   const rows = await runSql(
     connection,
-    `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}`,
+    `SELECT SCHEMA_NAME, IS_FREE_LOCK(CONCAT(${quoteString(SCRATCH_PREFIX)}, SUBSTRING(SCHEMA_NAME, ${SCRATCH_PREFIX.length + 1}, 12)))
+     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}`,
     context,
   );
-  const abandoned: string[] = [];
-  for (const [name] of rows) {
-    const match = SCRATCH_NAME.exec(name ?? '');
-    if (!match || !name) continue;
-    const [free] =
-      (await runSql(connection, `SELECT IS_FREE_LOCK(${quoteString(SCRATCH_PREFIX + match[1])});`, context))[0] ?? [];
-    if (free === '1') abandoned.push(name);
+  const failures: Skipped[] = [];
+  for (const [name, free] of rows) {
+    if (!name || !SCRATCH_NAME.test(name) || free !== '1') continue;
+    await dropScratch(connection, name, `${context}: removing ${name}, left by a killed restore`).catch(
+      (error: Error) =>
+        failures.push({ path: name, reason: `left by a killed restore; removing it failed: ${error.message}` }),
+    );
   }
-  for (const name of abandoned)
-    await dropScratch(connection, name, `${context}: removing ${name}, left by a killed restore`);
-  return abandoned;
+  return failures;
 }
 
 /** Drops a scratch database and every database-level grant on it. */
