@@ -1,5 +1,6 @@
 import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
@@ -110,16 +111,45 @@ export interface ToolProcess {
 const STDERR_KEEP = 16 * 1024;
 
 export function startTool(connection: Connection, tool: string, args: string[]): ToolProcess {
+  return launch(connection, tool, args, 'pipe') as ToolProcess;
+}
+
+/**
+ * Runs the client on a file of SQL, read by the client itself: should this process die, the client still
+ * has the whole file and never sees a cut-off last statement (a pipe would end wherever the writer stopped).
+ */
+export async function runSqlFile(connection: Connection, file: string, args: string[], context: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    const tool = launch(connection, findTool('client'), args, handle.fd);
+    const code = await tool.exited;
+    if (code !== 0)
+      throw new TidemarkError(
+        'SourceUnavailable',
+        `${context}: ${tool.stderrError() || `mariadb exited with ${code}`}`,
+      );
+  } finally {
+    await handle.close();
+  }
+}
+
+function launch(
+  connection: Connection,
+  tool: string,
+  args: string[],
+  stdin: 'pipe' | number,
+): Omit<ToolProcess, 'child'> & { child: ChildProcessByStdio<Writable | null, Readable, Readable> } {
   const child = spawn(tool, [...connectionArgs(connection), ...args], {
     env: toolEnv(connection),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+    stdio: [stdin, 'pipe', 'pipe'],
+  }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (text: string) => {
     stderr = (stderr + text).slice(-STDERR_KEEP);
   });
-  child.stdin.on('error', () => {}); // an early exit is reported through `exited`
+  if (stdin !== 'pipe') child.stdout.resume(); // output nobody reads must not fill the pipe and stall the client
+  child.stdin?.on('error', () => {}); // an early exit is reported through `exited`
   const exited = new Promise<number | string>((resolve, reject) => {
     child.once('error', (error) =>
       reject(new TidemarkError('Unsupported', `cannot run ${tool}: ${error.message}`, { cause: error })),

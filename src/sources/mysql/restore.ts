@@ -1,4 +1,7 @@
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
 import type { DatabaseRestoreOptions, DatabaseRestoreResult, ObjectCount, Skipped } from '../source.ts';
@@ -8,6 +11,7 @@ import {
   quoteIdentifier,
   quoteString,
   runSql,
+  runSqlFile,
   startTool,
   type ToolProcess,
 } from './client.ts';
@@ -221,6 +225,7 @@ async function runPostRestoreSQL(
   const as = role ? { ...connection, user: role.user, password: role.password } : connection;
   const post = startTool(as, findTool('client'), [...REPLAY_OPTIONS, `--database=${scratch}`]);
   const unwatch = stopOnAbort(post, options.signal);
+  post.child.stdout.resume(); // what the script SELECTs is not read, and must not fill the pipe
   post.child.stdin.end(options.postRestoreSQL);
   const code = await post.exited.finally(unwatch);
   throwIfAborted(options.signal, context);
@@ -232,8 +237,8 @@ async function runPostRestoreSQL(
 }
 
 /**
- * Puts the scratch database's content in place of the target, in one client session given the whole
- * script at once: the target's own views, routines, events and triggers are dropped (mode replace),
+ * Puts the scratch database's content in place of the target, in one client session that reads the
+ * whole script from a file (so a dying agent never hands it a cut-off statement): the target's own views, routines, events and triggers are dropped (mode replace),
  * every table of both moves in ONE `RENAME TABLE` (the target's old tables to `<scratch>_replaced`, the
  * restored ones into the target), so no session ever sees a mix of old and new rows; then the restored
  * views, routines, events and triggers are created in the target from their definitions in the scratch
@@ -283,10 +288,14 @@ async function swap(
     `DROP DATABASE IF EXISTS ${q(lock.replaced)};`,
     '',
   ].join('\n');
-  const tool = startTool(connection, findTool('client'), REPLAY_OPTIONS);
-  tool.child.stdin.end(script);
-  const code = await tool.exited;
-  if (code !== 0) throw clientError(tool, `${context}: swapping the restored database into place`, code);
+  const dir = await mkdtemp(join(tmpdir(), 'tidemark-swap-'));
+  try {
+    const file = join(dir, 'swap.sql');
+    await writeFile(file, script, { mode: 0o600 });
+    await runSqlFile(connection, file, REPLAY_OPTIONS, `${context}: swapping the restored database into place`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Views, routines, events and triggers of the scratch database as SQL, from mariadb-dump (no tables, no rows). */
