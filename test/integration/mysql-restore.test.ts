@@ -278,6 +278,36 @@ describe('MariaDB restores', () => {
           assert.equal(await scratchDatabases(), '');
         });
 
+  test('only scratch databases whose restore and swap locks are both free are removed, nothing else', async () => {
+    const holder = spawn(
+      'mariadb',
+      ['--no-defaults', '--protocol=TCP', `--host=${db.host}`, `--port=${db.port}`, '--user=root'],
+      {
+        env: { ...process.env, MYSQL_PWD: db.password },
+        stdio: ['pipe', 'ignore', 'ignore'],
+      },
+    );
+    const swapping = 'tidemark_restore_0123456789ab';
+    holder.stdin.write(`DO GET_LOCK('${swapping}_swap', 0);\n`);
+    await waitUntil(
+      'the lock',
+      async () => (await db.sql(`SELECT IS_USED_LOCK('${swapping}_swap') IS NOT NULL`)) === '1\n',
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    await db.sql(
+      `CREATE DATABASE ${swapping}; CREATE DATABASE tidemark_restore_abcdefabcdef_replaced; CREATE DATABASE tidemark_restore_mine; CREATE DATABASE \`tidemark_restore_abcdefabcdef.x\`;`,
+    );
+    await source('app').restore(Readable.from(['CREATE TABLE t (id INT);']), { database: 'next_one', mode: 'replace' });
+    assert.equal(await scratchDatabases(), `${swapping}\ntidemark_restore_abcdefabcdef.x\ntidemark_restore_mine`);
+    holder.stdin.end();
+    await once(holder, 'exit');
+    await source('app').restore(Readable.from(['CREATE TABLE t (id INT);']), { database: 'next_one', mode: 'replace' });
+    assert.equal(await scratchDatabases(), 'tidemark_restore_abcdefabcdef.x\ntidemark_restore_mine');
+    await db.sql('DROP DATABASE tidemark_restore_mine; DROP DATABASE `tidemark_restore_abcdefabcdef.x`;');
+  });
+
   test('a scratch database of a restore still running is not removed by another restore', async () => {
     const running = source('app').restore(Readable.from([app.sql]), {
       database: 'slow_one',

@@ -277,6 +277,7 @@ async function swap(
   ];
   const charset = `CHARACTER SET ${restored.charset} COLLATE ${restored.collation} COMMENT ${stringLiteral(restored.comment)}`;
   const script = [
+    `DO GET_LOCK(${quoteString(lock.swapLock)}, 0);`,
     "SET SESSION FOREIGN_KEY_CHECKS = 0, SESSION sql_mode = '';",
     target.exists ? `ALTER DATABASE ${into} ${charset};` : `CREATE DATABASE ${into} ${charset};`,
     ...(oldTables.length ? [`CREATE DATABASE ${q(lock.replaced)};`] : []),

@@ -14,8 +14,9 @@ import {
 /**
  * Scratch databases: a restore loads into `tidemark_restore_<12 hex>` (and, in mode replace, moves the
  * target's old tables to `tidemark_restore_<12 hex>_replaced` for the swap). The restore holds the named
- * lock `tidemark_restore_<12 hex>` from before it creates them until it is done; a scratch database whose
- * lock nobody holds belongs to a restore that was killed, and the next restore on the server drops it.
+ * lock `tidemark_restore_<12 hex>` from before it creates them until it is done, and the swap's session
+ * `tidemark_restore_<12 hex>_swap` while it runs (it outlives an agent killed meanwhile); a scratch
+ * database whose locks nobody holds belongs to a restore that was killed, and the next restore drops it.
  */
 export const SCRATCH_PREFIX = 'tidemark_restore_';
 const SCRATCH_NAME = /^tidemark_restore_([0-9a-f]{12})(_replaced)?$/;
@@ -25,6 +26,8 @@ export interface ScratchLock {
   readonly name: string;
   /** The database the old tables of a replaced target move to. */
   readonly replaced: string;
+  /** The lock the swap's own session takes first, so its scratch databases stay while it runs, whoever else died. */
+  readonly swapLock: string;
   release(): Promise<void>;
 }
 
@@ -59,6 +62,7 @@ export async function takeScratchLock(connection: Connection, context: string): 
   return {
     name,
     replaced: `${name}_replaced`,
+    swapLock: `${name}_swap`,
     async release() {
       session.child.stdin.end();
       await session.exited.catch(() => {});
@@ -67,15 +71,16 @@ export async function takeScratchLock(connection: Connection, context: string): 
 }
 
 /**
- * Drops scratch databases (and the grants on them) of restores that no longer run: their lock is free.
+ * Drops scratch databases (and the grants on them) of restores that no longer run: their locks are free.
  * A restore running right now holds its lock, so its scratch database stays. One that cannot be dropped
  * (the restoring user lacks the right) is reported, never a reason to refuse the restore.
  */
 export async function removeAbandonedScratch(connection: Connection, context: string): Promise<Skipped[]> {
   const rows = await runSql(
     connection,
-    `SELECT SCHEMA_NAME, IS_FREE_LOCK(CONCAT(${quoteString(SCRATCH_PREFIX)}, SUBSTRING(SCHEMA_NAME, ${SCRATCH_PREFIX.length + 1}, 12)))
-     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}`,
+    `SELECT SCHEMA_NAME, IS_FREE_LOCK(id) AND IS_FREE_LOCK(CONCAT(id, '_swap'))
+     FROM (SELECT SCHEMA_NAME, CONCAT(${quoteString(SCRATCH_PREFIX)}, SUBSTRING(SCHEMA_NAME, ${SCRATCH_PREFIX.length + 1}, 12)) AS id
+     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}) s`,
     context,
   );
   const failures: Skipped[] = [];
