@@ -270,7 +270,16 @@ describe('MariaDB restores', () => {
           }
           if (mode === 'new') assert.equal(await db.sql(`SHOW DATABASES LIKE '${target}'`), '');
           else assert.equal(await fingerprint(target), before);
-          // The next restore removes what a SIGKILL left (its lock is gone), and only that.
+          // A SIGKILL leaves the restore's client sessions to end on their own (their stdin closes); once the server
+          // has seen them go, the next restore removes what was left.
+          await waitUntil(
+            'the killed restore’s sessions to end',
+            async () =>
+              (await db.sql(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%' AND NOT IS_FREE_LOCK(LEFT(SCHEMA_NAME, 29))",
+              )) === '0\n',
+            { timeoutMs: 30_000 },
+          );
           await source('app').restore(Readable.from(['CREATE TABLE t (id INT);']), {
             database: 'next_one',
             mode: 'replace',
