@@ -111,9 +111,12 @@ export function registerDataCommands(program: Command): void {
         onProgress: progressReporter(),
       });
       const expected = new Map(outcome.expected.map((o) => [o.name, o.records]));
-      const lines = outcome.restored.map(
-        (o) => `  ${o.name}: ${o.records} restored, ${expected.get(o.name) ?? '?'} in the backup`,
-      );
+      const lines = [
+        ...outcome.restored.map(
+          (o) => `  ${o.name}: ${o.records} restored, ${expected.get(o.name) ?? '?'} in the backup`,
+        ),
+        ...outcome.skipped.map((o) => `  ${o.path}: ${o.reason}`),
+      ];
       print(
         options,
         { snapshot: snapshot.id, ...outcome },

@@ -175,7 +175,7 @@ describe('MariaDB restores', () => {
     );
   });
 
-  test('through the agent path the error is mariadb’s, not a closed stream', async () => {
+  test('through the agent path and the CLI the error is mariadb’s, not a closed stream', async () => {
     const snapshot = await backupStreams(
       repository,
       [
@@ -201,6 +201,34 @@ describe('MariaDB restores', () => {
       },
     );
     assert.equal(await db.sql("SHOW DATABASES LIKE 'agent\\_target'"), '');
+
+    // The CLI prints the same line.
+    const cli = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'restore',
+        '--repo',
+        `file://${workDir.path}/repo`,
+        '--snapshot',
+        snapshot.id,
+        '--target',
+        `mysql://root@${db.host}:${db.port}/cli_target`,
+      ],
+      {
+        env: { ...process.env, MYSQL_PWD: db.password, TIDEMARK_REPO_KEY: 'mysql restore test' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    cli.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text;
+    });
+    const [code] = await once(cli, 'exit');
+    assert.notEqual(code, 0);
+    assert.match(stderr, /ERROR 1146 \(42S02\) at line \d+: Table '.*no_such_table' doesn't exist/);
   });
 
   test('nobody sees a restore half-done: the target keeps its old content until the swap', async () => {
