@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'InvalidArgument'
   | 'SourceUnavailable'
   | 'Unsupported'
+  /** Stopped by a signal (SIGTERM from Kubernetes, Ctrl-C) before it finished. */
+  | 'Interrupted'
   | 'Internal';
 
 export class TidemarkError extends Error {
@@ -39,4 +41,26 @@ export function withContext(context: string, error: unknown): TidemarkError {
 
 export function isCode(error: unknown, code: ErrorCode): boolean {
   return error instanceof TidemarkError && error.code === code;
+}
+
+/**
+ * Runs `work`, then `cleanup` (releasing a lock, closing a file) whatever happened, like try/finally, except that
+ * a cleanup failing after a failed `work` never replaces the work's error: the first real failure is what ends
+ * the command, and the cleanup's failure is passed to `onMaskedFailure` (a warning). After a successful `work`, a
+ * failing cleanup is the error.
+ */
+export async function withCleanup<T>(
+  work: () => Promise<T>,
+  cleanup: () => Promise<unknown>,
+  onMaskedFailure: (cleanupError: unknown, workError: unknown) => void,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await cleanup().catch((cleanupError: unknown) => onMaskedFailure(cleanupError, error));
+    throw error;
+  }
+  await cleanup();
+  return result;
 }

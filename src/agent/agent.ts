@@ -10,6 +10,7 @@ import { Repository } from '../repository/repository.ts';
 import type { Snapshot } from '../repository/snapshot.ts';
 import { openStorage, redactUrl } from '../repository/storage/url.ts';
 import { writeCatalog } from './catalog.ts';
+import { interruptible } from './interrupt.ts';
 import { type AgentResult, backupResult, writeResult } from './result.ts';
 import { runBackup } from './run-backup.ts';
 import { runRestore } from './run-restore.ts';
@@ -81,23 +82,28 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
   }
   const mode = env.TIDEMARK_RESTORE_MODE ?? 'new';
   if (mode !== 'new' && mode !== 'replace') throw new TidemarkError('InvalidArgument', `TIDEMARK_RESTORE_MODE ${mode}`);
-  const outcome = await runRestore({
-    repository,
-    snapshot,
-    targetUrl: required(env, 'TIDEMARK_TARGET'),
-    mode,
-    ...(env.TIDEMARK_DATABASE ? { database: env.TIDEMARK_DATABASE } : {}),
-    ...(env.TIDEMARK_POST_RESTORE_SQL
-      ? { postRestoreSQL: env.TIDEMARK_POST_RESTORE_SQL }
-      : env.TIDEMARK_POST_RESTORE_SQL_FILE
-        ? { postRestoreSQL: readFileSync(env.TIDEMARK_POST_RESTORE_SQL_FILE, 'utf8') }
+  const targetUrl = required(env, 'TIDEMARK_TARGET');
+  const outcome = await interruptible(targetUrl, (signal) =>
+    runRestore({
+      repository,
+      snapshot,
+      targetUrl,
+      mode,
+      ...(env.TIDEMARK_DATABASE ? { database: env.TIDEMARK_DATABASE } : {}),
+      ...(env.TIDEMARK_POST_RESTORE_SQL
+        ? { postRestoreSQL: env.TIDEMARK_POST_RESTORE_SQL }
+        : env.TIDEMARK_POST_RESTORE_SQL_FILE
+          ? { postRestoreSQL: readFileSync(env.TIDEMARK_POST_RESTORE_SQL_FILE, 'utf8') }
+          : {}),
+      ...(env.TIDEMARK_SCRIPT_USER
+        ? { scriptRole: { user: env.TIDEMARK_SCRIPT_USER, password: env.TIDEMARK_SCRIPT_PASSWORD ?? '' } }
         : {}),
-    ...(env.TIDEMARK_SCRIPT_USER
-      ? { scriptRole: { user: env.TIDEMARK_SCRIPT_USER, password: env.TIDEMARK_SCRIPT_PASSWORD ?? '' } }
-      : {}),
-    env,
-    onProgress,
-  });
+      createMissingRoles: env.TIDEMARK_CREATE_MISSING_ROLES === 'true',
+      env,
+      onProgress,
+      ...(signal ? { signal } : {}),
+    }),
+  );
   return {
     ok: true,
     snapshotId: snapshot.id,
@@ -106,6 +112,7 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
     durationMs: outcome.durationMs,
     objects: outcome.restored,
     skipped: outcome.skipped,
+    ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { TidemarkError } from '../errors.ts';
+import { log } from '../log.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { AgentResult } from './result.ts';
 
@@ -30,7 +31,13 @@ export interface CatalogEntry {
  */
 export async function writeCatalog(repository: Repository, env: NodeJS.ProcessEnv): Promise<AgentResult> {
   const prefix = env.TIDEMARK_CATALOG_PREFIX ?? '';
-  const entries: CatalogEntry[] = (await repository.snapshots())
+  const { snapshots, damaged } = await repository.snapshotListing();
+  for (const d of damaged)
+    log.warn(
+      { event: 'snapshot-unreadable', object: d.name, err: d.reason },
+      'a snapshot cannot be read: not in the catalog',
+    );
+  const entries: CatalogEntry[] = snapshots
     .filter((s) => s.source.startsWith(prefix))
     .map((s) => ({
       id: s.id,

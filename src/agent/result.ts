@@ -23,6 +23,8 @@ export interface AgentResult {
   /** True when `objects` was cut to fit the message. */
   objectsTruncated?: boolean;
   skipped?: { path: string; reason: string }[];
+  /** restore: what the user should know although it succeeded (counts that differ from the backup's, cleanups). */
+  warnings?: string[];
   error?: { code: string; message: string };
   /** probe: the repository's id, whether this probe created it, and the bytes stored. */
   repositoryId?: string;
@@ -50,6 +52,8 @@ export function encodeResult(result: AgentResult, limit = TERMINATION_MESSAGE_LI
   let text = JSON.stringify(current);
   while (Buffer.byteLength(text) > limit) {
     if (current.skipped?.length) current = { ...current, skipped: current.skipped.slice(0, -1) };
+    else if (current.warnings?.some((w) => w.length > 300))
+      current = { ...current, warnings: current.warnings.map((w) => (w.length > 300 ? `${w.slice(0, 297)}...` : w)) };
     else if (current.objects?.length)
       current = { ...current, objects: current.objects.slice(0, -1), objectsTruncated: true };
     else if (current.error)

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { isCode, TidemarkError } from '../errors.ts';
+import { TidemarkError } from '../errors.ts';
 import type { ProgressListener } from '../repository/progress.ts';
 import type { Repository } from '../repository/repository.ts';
 import { restoreStream } from '../repository/restore.ts';
@@ -19,9 +19,11 @@ export interface RestoreRequest {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as; absent: the target URL's user. */
   scriptRole?: ScriptRole;
+  /** Create the roles a database backup names that the target server lacks (NOLOGIN), instead of failing. */
+  createMissingRoles?: boolean;
   env: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
-  /** Stops a database restore part-way; the target is left as it was. */
+  /** Aborted on SIGTERM/SIGINT: the target's client stops and cleans up, and the restore fails as Interrupted. */
   signal?: AbortSignal;
 }
 
@@ -31,6 +33,8 @@ export interface RestoreOutcome {
   /** The backup's counts for the same objects. */
   expected: ObjectCount[];
   skipped: Skipped[];
+  /** What the user should know although the restore succeeded: counts that differ from the backup's, cleanups. */
+  warnings: string[];
   durationMs: number;
 }
 
@@ -41,9 +45,9 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const location = parseSourceUrl(request.targetUrl);
   const progress = request.onProgress ? { onProgress: request.onProgress } : {};
   if (location.kind === 'volume') {
-    await restoreVolume(repository, snapshot, location.path, request.mode, progress);
+    const skipped = await restoreVolume(repository, snapshot, location.path, request.mode, progress);
     const expected = snapshot.objects ?? [];
-    return { restored: expected, expected, skipped: [], durationMs: Date.now() - started };
+    return { restored: expected, expected, skipped, warnings: [], durationMs: Date.now() - started };
   }
   if (location.databases === 'all' || location.databases.length !== 1)
     throw new TidemarkError(
@@ -53,7 +57,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
   const stream = streamToRestore(snapshot, request.database);
   const target = openDatabase(location, request.env);
   const data = new PassThrough();
-  const [feeding, restoring] = await Promise.allSettled([
+  const [streamed, restored] = await Promise.allSettled([
     restoreStream(repository, snapshot, data, stream.name, progress).catch((error: unknown) => {
       data.destroy(error as Error);
       throw error;
@@ -62,30 +66,46 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       .restore(data, {
         database: location.databases[0] as string,
         mode: request.mode,
-        expected: stream.expected,
         ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
         ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
+        ...(request.createMissingRoles ? { createMissingRoles: true } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       })
       .catch((error: unknown) => {
-        data.destroy(); // so the reading side ends too
+        data.destroy(); // a target that failed before reading it all must not leave the stream waiting for ever
         throw error;
       }),
   ]);
-  // The cause, not its echo: a snapshot that cannot be read fails with the repository's own code (the target
-  // then only sees its input fail); otherwise the target's error (when the client fails, reading the
-  // snapshot only sees its output closed, an Internal error).
-  const readFailure = feeding.status === 'rejected' ? feeding.reason : undefined;
-  if (readFailure && !isCode(readFailure, 'Internal')) throw readFailure;
-  if (restoring.status === 'rejected') throw restoring.reason;
-  if (readFailure) throw readFailure;
-  const result = restoring.value;
+  // The database's error first: once it fails, the stream feeding it fails too ("output closed"), and a
+  // stream that fails first (a damaged chunk) reaches the target as the reason its input ended.
+  if (restored.status === 'rejected') throw restored.reason;
+  if (streamed.status === 'rejected') throw streamed.reason;
+  const result = restored.value;
   return {
     restored: result.objects,
     expected: stream.expected,
     skipped: result.skipped,
+    warnings: [...(result.warnings ?? []), ...countDifferences(stream.expected, result.objects)],
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * The objects whose restored count differs from the backup's, as warnings. Counts check a restore the
+ * database accepted: they never fail it. No restored counts at all means they could not be told (the
+ * target says why), not that every table came back empty.
+ */
+export function countDifferences(expected: ObjectCount[], restored: ObjectCount[]): string[] {
+  if (restored.length === 0 || expected.length === 0) return [];
+  const backup = new Map(expected.map((o) => [o.name, o.records]));
+  const differences: string[] = [];
+  for (const { name, records } of restored) {
+    const before = backup.get(name);
+    if (before !== records) differences.push(`${name}: ${records} restored, ${before ?? 'none'} in the backup`);
+    backup.delete(name);
+  }
+  for (const [name, records] of backup) differences.push(`${name}: not restored, ${records} in the backup`);
+  return differences.length ? [`restored row counts differ from the backup's: ${differences.join('; ')}`] : [];
 }
 
 /** The dump stream to restore and the backup's counts for it (names without the database prefix). */

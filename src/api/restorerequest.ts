@@ -103,6 +103,12 @@ export const restoreRequestSpec = object(
         database: optional(
           string({ description: 'Which database of a multi-database backup to restore.', maxLength: 63 }),
         ),
+        createMissingRoles: optional(
+          boolean({
+            description:
+              'PostgreSQL: create the roles the backup names (owners, grantees, policy roles) that the target server lacks, as NOLOGIN roles without password or attributes. Without it, such a restore fails before writing anything, listing them.',
+          }),
+        ),
       },
       {
         description: 'Where to restore: the original source (explicitly), or another database or volume.',
@@ -110,6 +116,11 @@ export const restoreRequestSpec = object(
           {
             rule: '(has(self.original) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.mysql) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1',
             message: 'set exactly one target: original, postgres, mysql or volume',
+          },
+          {
+            rule: '!has(self.createMissingRoles) || !has(self.volume)',
+            message: 'createMissingRoles needs a database target',
+            fieldPath: '.createMissingRoles',
           },
         ],
       },

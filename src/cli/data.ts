@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { TidemarkError } from '../errors.ts';
 import { formatBytes } from '../units.ts';
 import { progressReporter } from './progress.ts';
-import { openRepository, print, type RepoOptions } from './repository-options.ts';
+import { openRepository, print, RETRY_BUDGET_HELP, type RepoOptions } from './repository-options.ts';
 
 /** Reads a password file into the variable the database tools use, so it never appears in argv. */
 function environment(passwordFile: string | undefined, sourceUrl: string): NodeJS.ProcessEnv {
@@ -17,7 +17,8 @@ const repoOptions = (command: Command) =>
     .option('--repo <url>', 'repository URL (or TIDEMARK_REPO)')
     .option('--key-file <path>', 'file holding the repository passphrase (or TIDEMARK_REPO_KEY)')
     .option('--password-file <path>', 'file holding the database password (else PGPASSWORD / MYSQL_PWD)')
-    .option('--json', 'print the result as JSON');
+    .option('--json', 'print the result as JSON')
+    .option('--retry-budget <duration>', RETRY_BUDGET_HELP);
 
 export function registerDataCommands(program: Command): void {
   repoOptions(
@@ -56,6 +57,7 @@ export function registerDataCommands(program: Command): void {
       const s = snapshot.summary;
       const counts = (snapshot.objects ?? []).map((o) => `  ${o.name}: ${o.records}`).join('\n');
       const skipped = (snapshot.skipped ?? []).map((o) => `  not backed up: ${o.path}: ${o.reason}`).join('\n');
+      const lossy = (snapshot.lossy ?? []).map((what) => `  not kept exactly: ${what}`).join('\n');
       print(
         options,
         snapshot,
@@ -63,6 +65,7 @@ export function registerDataCommands(program: Command): void {
           `\nsnapshot ${snapshot.id.slice(0, 12)} (${snapshot.type}) of ${snapshot.source}: ${formatBytes(s.logicalBytes)} read, ${formatBytes(s.uploadedBytes)} uploaded in ${(s.durationMs / 1000).toFixed(1)} s`,
           counts,
           skipped,
+          lossy,
         ]
           .filter(Boolean)
           .join('\n'),
@@ -82,7 +85,11 @@ export function registerDataCommands(program: Command): void {
       )
       .option('--mode <mode>', 'new (refuse a non-empty target) or replace', 'new')
       .option('--database <name>', 'which database of a multi-database snapshot')
-      .option('--post-restore-sql <file>', 'SQL file to run on the restored database (e.g. anonymisation)'),
+      .option('--post-restore-sql <file>', 'SQL file to run on the restored database (e.g. anonymisation)')
+      .option(
+        '--create-missing-roles',
+        'PostgreSQL: create the roles the backup names that the target lacks (NOLOGIN, no password) instead of failing',
+      ),
   ).action(
     async (
       options: RepoOptions & {
@@ -92,24 +99,33 @@ export function registerDataCommands(program: Command): void {
         mode: string;
         database?: string;
         postRestoreSql?: string;
+        createMissingRoles?: boolean;
         passwordFile?: string;
       },
     ) => {
       if (options.mode !== 'new' && options.mode !== 'replace')
         throw new TidemarkError('InvalidArgument', `--mode must be new or replace, not ${options.mode}`);
-      const { runRestore } = await import('../agent/run-restore.ts');
+      const mode = options.mode;
+      const [{ runRestore }, { interruptible }] = await Promise.all([
+        import('../agent/run-restore.ts'),
+        import('../agent/interrupt.ts'),
+      ]);
       const repository = await openRepository(options);
       const snapshot = await repository.findSnapshot(options.snapshot, options.of);
-      const outcome = await runRestore({
-        repository,
-        snapshot,
-        targetUrl: options.target,
-        mode: options.mode,
-        ...(options.database ? { database: options.database } : {}),
-        ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
-        env: environment(options.passwordFile, options.target),
-        onProgress: progressReporter(),
-      });
+      const outcome = await interruptible(options.target, (signal) =>
+        runRestore({
+          repository,
+          snapshot,
+          targetUrl: options.target,
+          mode,
+          ...(options.database ? { database: options.database } : {}),
+          ...(options.postRestoreSql ? { postRestoreSQL: readFileSync(options.postRestoreSql, 'utf8') } : {}),
+          createMissingRoles: options.createMissingRoles === true,
+          env: environment(options.passwordFile, options.target),
+          onProgress: progressReporter(),
+          ...(signal ? { signal } : {}),
+        }),
+      );
       const expected = new Map(outcome.expected.map((o) => [o.name, o.records]));
       const lines = [
         ...outcome.restored.map(
@@ -123,6 +139,8 @@ export function registerDataCommands(program: Command): void {
         [
           `\nrestored ${snapshot.id.slice(0, 12)} into ${options.target} in ${(outcome.durationMs / 1000).toFixed(1)} s`,
           ...lines,
+          ...outcome.skipped.map((o) => `  note: ${o.path}: ${o.reason}`),
+          ...outcome.warnings.map((warning) => `warning: ${warning}`),
         ].join('\n'),
       );
     },

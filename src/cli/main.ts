@@ -49,6 +49,10 @@ export function buildProgram(): Command {
       'fail an agent Job whose pod cannot start (missing Secret or key, image pull) after this long',
       '120',
     )
+    .option(
+      '--storage-retry-budget <duration>',
+      'how long each storage operation of an agent keeps retrying through an outage, e.g. 5m (or TIDEMARK_RETRY_BUDGET; default 2m)',
+    )
     .action(
       async (options: {
         leaderElect?: boolean;
@@ -56,7 +60,10 @@ export function buildProgram(): Command {
         leaseDuration: string;
         agentImage?: string;
         podStartTimeout: string;
+        storageRetryBudget?: string;
       }) => {
+        const retryBudget = options.storageRetryBudget ?? process.env.TIDEMARK_RETRY_BUDGET;
+        if (retryBudget) (await import('../api/duration.ts')).parseDuration(retryBudget, { allowZero: true });
         const [{ KubeConfig }, { runOperator }] = await Promise.all([
           import('@kubernetes/client-node'),
           import('../operator/operator.ts'),
@@ -73,6 +80,7 @@ export function buildProgram(): Command {
                 options.agentImage ?? process.env.TIDEMARK_AGENT_IMAGE ?? `ghcr.io/tidemark-dev/tidemark:${version}`,
               serviceAccountName: 'tidemark-agent',
               podStartTimeoutMs: positiveSeconds('--pod-start-timeout', options.podStartTimeout) * 1000,
+              ...(retryBudget ? { retryBudget } : {}),
             },
             ...(options.leaderElect
               ? {

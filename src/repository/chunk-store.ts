@@ -1,4 +1,4 @@
-import { TidemarkError, withContext } from '../errors.ts';
+import { isCode, TidemarkError, withContext } from '../errors.ts';
 import { compress, decompress } from './compression.ts';
 import { hmac } from './crypto.ts';
 import { blobNames, type ChainId, type ChunkId, type ChunkType, type PackId } from './format.ts';
@@ -107,8 +107,19 @@ export class ChunkStore {
   /** Reads, decrypts, decompresses a chunk. Damage fails loudly with code Corrupt, naming chunk and pack. */
   async get(id: ChunkId): Promise<Buffer> {
     const at = this.index.get(id);
-    if (!at) throw new TidemarkError('Corrupt', `chunk ${id.slice(0, 12)} is referenced but in no index`);
-    const record = await this.storage.get(blobNames.pack(at.pack), { offset: at.offset, length: at.length });
+    if (!at)
+      throw new TidemarkError(
+        'Corrupt',
+        `chunk ${id.slice(0, 12)} is referenced but in no index (\`tidemark repo check\` says what is damaged)`,
+      );
+    const record = await this.storage
+      .get(blobNames.pack(at.pack), { offset: at.offset, length: at.length })
+      .catch((error: unknown) => {
+        // The index says the record is there: a pack too short for it is damaged.
+        throw isCode(error, 'InvalidArgument')
+          ? new TidemarkError('Corrupt', (error as Error).message, { cause: error })
+          : error;
+      });
     try {
       const compressed = openRecord(this.keys.encryption, id, record, at.pack);
       return await decompress(at.codec, compressed, at.rawLength);

@@ -1,6 +1,7 @@
 import type { ChunkStore } from './chunk-store.ts';
 import type { ChunkId } from './format.ts';
 import { InOrder } from './in-order.ts';
+import { whileHolding } from './lock.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -16,7 +17,7 @@ export interface CopyReport {
  * Copies snapshots to another repository, re-encrypted for its keys: chunk ids there come from its own
  * id key, so every chunk is read and re-identified, but only chunks the destination lacks are
  * uploaded. A snapshot keeps its id; one already present is skipped. The snapshot is written last,
- * after its packs and index, as in a backup.
+ * after its packs and index, as in a backup. Shared locks on both repositories.
  */
 export async function copySnapshots(
   source: Repository,
@@ -24,10 +25,25 @@ export async function copySnapshots(
   snapshots: Snapshot[],
   options: { onProgress?: ProgressListener } = {},
 ): Promise<CopyReport> {
-  const present = new Set((await destination.snapshots()).map((s) => s.id));
+  // Both locks read their index again: no prune deletes what is being read, or what the destination's
+  // index said it holds, until the copy is done.
+  const sourceLock = await source.lock(false);
+  return whileHolding(sourceLock, async () => {
+    for (const snapshot of snapshots) await source.requireSnapshot(snapshot);
+    return copyLocked(source, destination, snapshots, options);
+  });
+}
+
+async function copyLocked(
+  source: Repository,
+  destination: Repository,
+  snapshots: Snapshot[],
+  options: { onProgress?: ProgressListener },
+): Promise<CopyReport> {
   const report: CopyReport = { copied: [], skipped: [], uploadedBytes: 0 };
   const lock = await destination.lock(false);
-  try {
+  return whileHolding(lock, async () => {
+    const present = new Set((await destination.snapshots()).map((s) => s.id));
     for (const snapshot of [...snapshots].reverse()) {
       if (present.has(snapshot.id)) {
         report.skipped.push(snapshot.id);
@@ -44,9 +60,7 @@ export async function copySnapshots(
       report.uploadedBytes += meter.done().uploadedBytes;
     }
     return report;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 class TreeCopier {
@@ -71,7 +85,11 @@ class TreeCopier {
       if (entry.content) copy.content = await this.content(entry.content);
       entries.push(copy);
     }
-    const result = await this.to.put(this.snapshot.chainId, 'tree', encodeTree({ entries }));
+    const result = await this.to.put(
+      this.snapshot.chainId,
+      'tree',
+      encodeTree({ version: tree.version ?? 1, entries }),
+    );
     this.mapped.set(id, result.id);
     return result.id;
   }

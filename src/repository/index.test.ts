@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ChunkId, PackId } from './format.ts';
-import { ChunkIndex } from './index.ts';
+import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
 
 const entry = (id: string, offset: number) => ({
   id: id as ChunkId,
@@ -21,4 +21,20 @@ test('the index maps chunks to the first pack listing them and writes packs back
   assert.deepEqual(index.chunksOf('p2' as PackId), ['b']);
   const file = index.toFile(['p2' as PackId]);
   assert.deepEqual(file.packs, [{ id: 'p2', size: 60, chunks: [entry('b', 0)] }], 'a pack keeps its own offsets');
+});
+
+test('index files superseded directly or through a chain of supersessions do not count', () => {
+  const file = (...supersedes: string[]): IndexFile => ({ version: 1, packs: [], supersedes });
+  // A prune wrote n1 (replacing a, b) and crashed; the next wrote n2 (replacing n1, a, b) and crashed too.
+  const files = new Map([
+    ['a', file()],
+    ['b', file()],
+    ['n1', file('a', 'b')],
+    ['n2', file('n1', 'a', 'b')],
+    ['backup', file()],
+  ]);
+  assert.deepEqual(liveIndexFiles(files).sort(), ['backup', 'n2']);
+  // n2 written by an older prune that named only n1: a and b still do not count.
+  files.set('n2', file('n1'));
+  assert.deepEqual(liveIndexFiles(files).sort(), ['backup', 'n2']);
 });

@@ -18,6 +18,24 @@ export interface IndexFile {
   supersedes?: string[];
 }
 
+/**
+ * The index files that count, by id: those no other file supersedes, directly or through a chain of
+ * supersessions (a prune that crashed before deleting what it replaced leaves both, and the next prune
+ * supersedes both again).
+ */
+export function liveIndexFiles(files: ReadonlyMap<string, IndexFile>): string[] {
+  const superseded = new Set<string>();
+  const visit = (id: string) => {
+    for (const replaced of files.get(id)?.supersedes ?? []) {
+      if (superseded.has(replaced)) continue;
+      superseded.add(replaced);
+      visit(replaced);
+    }
+  };
+  for (const id of files.keys()) visit(id);
+  return [...files.keys()].filter((id) => !superseded.has(id));
+}
+
 /** The in-memory index: chunk id → location, and pack id → size. */
 export class ChunkIndex {
   private readonly chunks = new Map<ChunkId, ChunkLocation>();

@@ -1,12 +1,12 @@
-import { isCode, TidemarkError, withContext } from '../errors.ts';
+import { type ErrorCode, isCode, TidemarkError } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
 import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
 import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
-import { ChunkIndex, type IndexFile } from './index.ts';
+import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
 import { generateMasterKeys, type KeyFile, type MasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
-import { acquireLock, type Lock } from './lock.ts';
+import { acquireLock, type Lock, type LockOptions } from './lock.ts';
 import { byTimeDescending, type Snapshot } from './snapshot.ts';
 import type { Storage } from './storage/storage.ts';
 
@@ -23,16 +23,45 @@ export interface InitOptions {
   scrypt?: ScryptParams;
 }
 
+/** A blob that could not be read (damaged, or failing to read): only what depends on it is affected. */
+export interface DamagedObject {
+  name: string;
+  reason: string;
+  /** Corrupt for damage; a storage failure (Transient, AccessDenied) keeps its own code. */
+  code: ErrorCode;
+}
+
+/** Every snapshot blob: those that read, newest first, and those that do not. */
+export interface SnapshotListing {
+  snapshots: Snapshot[];
+  damaged: DamagedObject[];
+}
+
 /** An opened repository: keys, config and the loaded index over one storage. */
 export class Repository {
+  private loadedIndex = new ChunkIndex();
+  private loadedIndexFiles = new Set<string>();
+  private loadedDamagedIndexFiles: DamagedObject[] = [];
+
   private constructor(
     readonly storage: Storage,
     readonly keys: MasterKeys,
     readonly config: RepositoryConfig,
-    readonly index: ChunkIndex,
-    /** The index files loaded, by id (prune replaces them). */
-    readonly indexFiles: Set<string>,
   ) {}
+
+  get index(): ChunkIndex {
+    return this.loadedIndex;
+  }
+
+  /** Every index file found when the index was loaded, live or superseded, by id (prune replaces them all). */
+  get indexFiles(): Set<string> {
+    return this.loadedIndexFiles;
+  }
+
+  /** Index files that could not be read when the index was loaded: the packs they list look unindexed. */
+  get damagedIndexFiles(): DamagedObject[] {
+    return this.loadedDamagedIndexFiles;
+  }
 
   static async init(storage: Storage, passphrase: Buffer, options: InitOptions = {}): Promise<Repository> {
     await storage.ensureContainer();
@@ -48,7 +77,7 @@ export class Repository {
     const keyFile = await wrapMasterKeys(keys, passphrase, options.scrypt ?? DEFAULT_SCRYPT);
     await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
     await putEncryptedJson(storage, keys.encryption, blobNames.config, config);
-    return new Repository(storage, keys, config, new ChunkIndex(), new Set());
+    return new Repository(storage, keys, config);
   }
 
   static async open(storage: Storage, passphrase: Buffer): Promise<Repository> {
@@ -56,47 +85,42 @@ export class Repository {
     for await (const blob of storage.list(prefixes.keys)) keyNames.push(blob.name);
     if (keyNames.length === 0)
       throw new TidemarkError('NotFound', `${storage.description} holds no repository (no keys/); run \`repo init\``);
-    let keys: MasterKeys | undefined;
-    let lastError: unknown;
-    for (const name of keyNames) {
-      try {
-        keys = await unwrapMasterKeys(JSON.parse((await storage.get(name)).toString('utf8')) as KeyFile, passphrase);
-        break;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    if (!keys) throw withContext(`opening ${storage.description}`, lastError);
+    const keys = await openAnyKey(storage, keyNames, passphrase);
     const config = await getEncryptedJson<RepositoryConfig>(storage, keys.encryption, blobNames.config);
     if (config.version !== FORMAT_VERSION)
       throw new TidemarkError(
         'Unsupported',
         `${storage.description} has repository format version ${config.version}; this tidemark reads version ${FORMAT_VERSION}`,
       );
-    return Repository.reopen(new Repository(storage, keys, config, new ChunkIndex(), new Set()));
+    return Repository.reopen(new Repository(storage, keys, config));
   }
 
   /** The same repository with its index read again (after others may have written). */
   static async reopen(repository: Repository): Promise<Repository> {
-    const fresh = new Repository(repository.storage, repository.keys, repository.config, new ChunkIndex(), new Set());
+    const fresh = new Repository(repository.storage, repository.keys, repository.config);
     await fresh.loadIndex();
     return fresh;
   }
 
+  /** Reads the index again; chunk stores made before keep the index they were given. */
   private async loadIndex(): Promise<void> {
     const files = new Map<string, IndexFile>();
+    const damaged: DamagedObject[] = [];
     const names: string[] = [];
     for await (const blob of this.storage.list(prefixes.index)) names.push(blob.name);
     await mapLimit(names, 8, async (name) => {
-      files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
+      try {
+        files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
+      } catch (error) {
+        // Deleted meanwhile (a prune superseded it) is not damage; anything else affects only its packs.
+        if (!isCode(error, 'NotFound')) damaged.push(damageOf(name, error));
+      }
     });
-    // An index that a newer one supersedes (prune crashed before deleting it) is skipped.
-    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes ?? []));
-    for (const [id, file] of files) {
-      if (superseded.has(id)) continue;
-      this.index.addFile(file);
-      this.indexFiles.add(id);
-    }
+    this.loadedDamagedIndexFiles = damaged;
+    const index = new ChunkIndex();
+    for (const id of liveIndexFiles(files)) index.addFile(files.get(id) as IndexFile);
+    this.loadedIndex = index;
+    this.loadedIndexFiles = new Set(files.keys());
   }
 
   chunkStore(options?: ChunkStoreOptions): ChunkStore {
@@ -118,24 +142,54 @@ export class Repository {
     return getEncryptedJson<Snapshot>(this.storage, this.keys.encryption, blobNames.snapshot(id));
   }
 
-  /** Every snapshot, newest first. One forgotten while they are read is left out, not an error. */
+  /** Whether a snapshot is still there (not forgotten). */
+  async hasSnapshot(id: SnapshotId | string): Promise<boolean> {
+    return (await this.storage.stat(blobNames.snapshot(id as SnapshotId))) !== undefined;
+  }
+
+  /** Throws NotFound when `snapshot` was forgotten since the caller read it (restore, copy). */
+  async requireSnapshot(snapshot: Snapshot): Promise<void> {
+    if (!(await this.hasSnapshot(snapshot.id)))
+      throw new TidemarkError(
+        'NotFound',
+        `snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.source} was forgotten from ${this.storage.description}`,
+      );
+  }
+
+  /** Every readable snapshot, newest first (damaged ones are in `snapshotListing`). */
   async snapshots(): Promise<Snapshot[]> {
+    return (await this.snapshotListing()).snapshots;
+  }
+
+  /**
+   * Every snapshot, newest first, and those that cannot be read with the reason: one damaged snapshot
+   * never hides the others. One forgotten while they are read is left out, not an error.
+   */
+  async snapshotListing(): Promise<SnapshotListing> {
     const names: string[] = [];
     for await (const blob of this.storage.list(prefixes.snapshots)) names.push(blob.name);
-    const snapshots = await mapLimit(names, 8, (name) =>
-      this.loadSnapshot(idOf(name) as SnapshotId).catch((error: unknown) => {
-        if (isCode(error, 'NotFound')) return undefined;
-        throw error;
-      }),
-    );
-    return snapshots.filter((s): s is Snapshot => s !== undefined).sort(byTimeDescending);
+    const listing: SnapshotListing = { snapshots: [], damaged: [] };
+    await mapLimit(names, 8, async (name) => {
+      try {
+        listing.snapshots.push(await this.loadSnapshot(idOf(name) as SnapshotId));
+      } catch (error) {
+        if (!isCode(error, 'NotFound')) listing.damaged.push(damageOf(name, error));
+      }
+    });
+    listing.snapshots.sort(byTimeDescending);
+    listing.damaged.sort((a, b) => a.name.localeCompare(b.name));
+    return listing;
   }
 
   /** A snapshot by id, unique id prefix, or `latest` (optionally of one source). */
   async findSnapshot(ref: string, source?: string): Promise<Snapshot> {
-    const all = (await this.snapshots()).filter((s) => !source || s.source === source);
+    const listing = await this.snapshotListing();
+    const all = listing.snapshots.filter((s) => !source || s.source === source);
     const found = ref === 'latest' ? all.slice(0, 1) : all.filter((s) => s.id.startsWith(ref));
     if (found.length === 1 && found[0]) return found[0];
+    const damaged = ref === 'latest' ? [] : listing.damaged.filter((d) => idOf(d.name).startsWith(ref));
+    if (found.length === 0 && damaged.length === 1 && damaged[0])
+      throw new TidemarkError(damaged[0].code, `snapshot ${ref} cannot be read: ${damaged[0].reason}`);
     throw new TidemarkError(
       found.length ? 'InvalidArgument' : 'NotFound',
       found.length
@@ -156,9 +210,68 @@ export class Repository {
     );
   }
 
-  lock(exclusive: boolean): Promise<Lock> {
-    return acquireLock(this.storage, exclusive);
+  /**
+   * Takes a lock, then reads the index again: what a prune did before is seen, and while a shared lock
+   * is held no prune deletes anything the holder reads or writes.
+   */
+  async lock(exclusive: boolean, options: LockOptions = {}): Promise<Lock> {
+    const lock = await acquireLock(this.storage, exclusive, options);
+    try {
+      await this.loadIndex();
+    } catch (error) {
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
+    return lock;
   }
+}
+
+/**
+ * The master keys from the first key file the passphrase opens; a damaged key file does not stop the
+ * others from being tried. When none opens, the error names every key file and why it failed: a key file
+ * has no checksum of its own, so damage to its salt or sealed keys looks like a wrong passphrase.
+ */
+async function openAnyKey(storage: Storage, names: string[], passphrase: Buffer): Promise<MasterKeys> {
+  const failures: { name: string; error: unknown }[] = [];
+  for (const name of names) {
+    try {
+      return await unwrapMasterKeys(parseKeyFile(name, await storage.get(name)), passphrase);
+    } catch (error) {
+      failures.push({ name, error });
+    }
+  }
+  const damaged = failures.filter((f) => !isCode(f.error, 'WrongKey'));
+  const tried = names.join(', ');
+  if (damaged.length === 0)
+    throw new TidemarkError(
+      'WrongKey',
+      `wrong repository key: the passphrase opens none of the key files of ${storage.description} (${tried}); if the passphrase is right, the key file it belongs to is damaged`,
+    );
+  const reasons = damaged.map((f) => `${f.name}: ${f.error instanceof Error ? f.error.message : String(f.error)}`);
+  // A storage failure keeps its code (an outage is not damage); anything else unexpected is damage.
+  const first = damaged[0]?.error;
+  throw new TidemarkError(
+    first instanceof TidemarkError && first.code !== 'Internal' ? first.code : 'Corrupt',
+    `opening ${storage.description}: no key file opens with this passphrase (tried ${tried}); damaged or unreadable: ${reasons.join('; ')}`,
+    { cause: damaged[0]?.error },
+  );
+}
+
+function parseKeyFile(name: string, bytes: Buffer): KeyFile {
+  let file: Partial<KeyFile>;
+  try {
+    file = JSON.parse(bytes.toString('utf8')) as Partial<KeyFile>;
+  } catch {
+    throw new TidemarkError('Corrupt', `key file ${name} is damaged: ${bytes.length} bytes of no valid JSON`);
+  }
+  if (typeof file !== 'object' || file === null || typeof file.salt !== 'string' || typeof file.data !== 'string')
+    throw new TidemarkError('Corrupt', `key file ${name} is damaged: its salt or sealed keys are missing`);
+  return file as KeyFile;
+}
+
+function damageOf(name: string, error: unknown): DamagedObject {
+  const code = error instanceof TidemarkError && error.code !== 'Internal' ? error.code : 'Corrupt';
+  return { name, reason: error instanceof Error ? error.message : String(error), code };
 }
 
 /** Runs `fn` over items with at most `limit` at once; results in input order. */

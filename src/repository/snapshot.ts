@@ -21,6 +21,8 @@ export interface Snapshot {
   objects?: { name: string; records: number }[];
   /** What could not be backed up, and why (vanished files, unreadable paths). */
   skipped?: { path: string; reason: string }[];
+  /** File metadata this snapshot does not keep exactly, when any (tree backups; docs: "File metadata"). */
+  lossy?: string[];
 }
 
 export interface SnapshotSummary {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeName, decodeTarget, decodeTree, encodeName, encodeTarget, encodeTree } from './tree.ts';
+import { decodeName, decodeTarget, decodeTree, encodeName, encodeTarget, encodeTree, TREE_VERSION } from './tree.ts';
 
 test('UTF-8 names are stored as text, others as base64, and both decode to the same bytes', () => {
   const utf8 = Buffer.from('café ☕.txt');
@@ -22,5 +22,18 @@ test('a tree round-trips through its encoding', () => {
   const tree = {
     entries: [{ name: 'a', type: 'file' as const, mode: 0o644, mtimeNs: '1', uid: 1, gid: 2, size: 0, content: [] }],
   };
-  assert.deepEqual(decodeTree(encodeTree(tree)), tree);
+  assert.deepEqual(decodeTree(encodeTree(tree)), { version: TREE_VERSION, ...tree });
+});
+
+test('a version 1 tree (no version, no atime, ctime or xattrs) still reads; a newer version is refused', () => {
+  const v1 =
+    '{"entries":[{"name":"a","type":"file","mode":420,"mtimeNs":"-1","uid":0,"gid":0,"size":0,"content":[],"inode":7}]}';
+  const tree = decodeTree(Buffer.from(v1));
+  assert.equal(tree.version, undefined);
+  assert.equal(tree.entries[0]?.ctimeNs, undefined);
+  assert.deepEqual(decodeTree(encodeTree(tree)).version, TREE_VERSION, 'written anew as the current version');
+  assert.equal(decodeTree(encodeTree({ version: 1, entries: tree.entries })).version, 1, 'copy keeps the version');
+  assert.throws(() => decodeTree(Buffer.from(`{"version":${TREE_VERSION + 1},"entries":[]}`)), {
+    code: 'Unsupported',
+  });
 });

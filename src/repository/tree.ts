@@ -1,9 +1,14 @@
+import { TidemarkError } from '../errors.ts';
 import type { ChunkId } from './format.ts';
+
+/** The tree version writers write; readers read it and every older one (1: no `version` field). */
+export const TREE_VERSION = 2;
 
 /**
  * A directory, stored as a JSON chunk of type `tree`. Entries are sorted by name bytes. Names and
  * symlink targets that are not valid UTF-8 are stored base64-encoded (`nameB64`, `targetB64`), so
- * any name a filesystem allows round-trips byte for byte.
+ * any name a filesystem allows round-trips byte for byte. Version 2 added `atimeNs`, `ctimeNs` and
+ * `xattrs`; a version 1 entry has none of them.
  */
 export interface TreeEntry {
   name?: string;
@@ -11,8 +16,14 @@ export interface TreeEntry {
   type: 'file' | 'dir' | 'symlink';
   /** Permission bits (mode & 0o7777). */
   mode: number;
-  /** Modification time in nanoseconds since the epoch, as a decimal string. */
+  /** Modification time in nanoseconds since the epoch (negative before 1970), as a decimal string. */
   mtimeNs: string;
+  /** Files: access time as found before the backup read the file, like mtimeNs (version 2). */
+  atimeNs?: string;
+  /** Status change time, like mtimeNs; compared to find changed files in the next incremental (version 2). */
+  ctimeNs?: string;
+  /** Extended attributes kept (see file-metadata.ts: `user.*`, POSIX ACLs), sorted by name (version 2). */
+  xattrs?: { name: string; valueB64: string }[];
   uid: number;
   gid: number;
   /** Files: size in bytes and the chunk ids of the content, in order. */
@@ -32,6 +43,8 @@ export interface TreeEntry {
 }
 
 export interface Tree {
+  /** Absent in version 1 trees. */
+  version?: number;
   entries: TreeEntry[];
 }
 
@@ -55,10 +68,18 @@ export function decodeTarget(entry: TreeEntry): Buffer {
     : Buffer.from(entry.target ?? '', 'utf8');
 }
 
+/** Encodes as `tree.version`, else the current version (copy keeps a tree's version; backup writes the current). */
 export function encodeTree(tree: Tree): Buffer {
-  return Buffer.from(JSON.stringify(tree));
+  return Buffer.from(JSON.stringify({ version: tree.version ?? TREE_VERSION, entries: tree.entries }));
 }
 
+/** Reads any version up to the current one; a newer one is refused (`Unsupported`) rather than half-restored. */
 export function decodeTree(data: Buffer): Tree {
-  return JSON.parse(data.toString('utf8')) as Tree;
+  const tree = JSON.parse(data.toString('utf8')) as Tree;
+  if ((tree.version ?? 1) > TREE_VERSION)
+    throw new TidemarkError(
+      'Unsupported',
+      `tree version ${tree.version} is newer than this Tidemark reads (${TREE_VERSION}); upgrade Tidemark`,
+    );
+  return tree;
 }

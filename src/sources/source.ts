@@ -45,9 +45,12 @@ export interface DatabaseRestoreOptions {
   postRestoreSQL?: string;
   /** The role postRestoreSQL runs as, connecting to the same server; absent: the restoring user. */
   scriptRole?: ScriptRole;
-  /** The backup's counts: a restored count that differs is reported in the result's `skipped`. */
-  expected?: ObjectCount[];
-  /** Stops the restore (agent on SIGTERM/SIGINT): the target stays as it was, scratch data is dropped. */
+  /**
+   * Roles the backup names that the target server lacks: created (NOLOGIN, no password, no attributes)
+   * when true; when false or absent the restore fails before writing anything, listing them.
+   */
+  createMissingRoles?: boolean;
+  /** Aborted (SIGTERM, SIGINT): stop the client, clean up, leave the target as it was, fail as Interrupted. */
   signal?: AbortSignal;
 }
 
@@ -55,6 +58,8 @@ export interface DatabaseRestoreResult {
   /** Counts read back from the restored database, to compare with the backup's. */
   objects: ObjectCount[];
   skipped: Skipped[];
+  /** What the user should know although the restore succeeded (counts that could not be told, cleanups). */
+  warnings?: string[];
 }
 
 /** A PostgreSQL or MySQL/MariaDB server, reached with credentials from the environment only. */

@@ -5,7 +5,7 @@ import { type BackupOptions, backupTree } from '../repository/backup.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type RestoreOptions, restoreTree } from '../repository/restore.ts';
 import type { Snapshot } from '../repository/snapshot.ts';
-import type { RestoreMode } from './source.ts';
+import type { RestoreMode, Skipped } from './source.ts';
 
 /**
  * Document volumes: the mounted directory of a PVC (or of its CSI snapshot), read-only. Files that
@@ -20,14 +20,17 @@ export function backupVolume(
   return backupTree(repository, path, { ...options, source: options.source ?? `file://${path}` });
 }
 
-/** Restores into `target`: `new` refuses a non-empty directory (changing nothing), `replace` empties it first. */
+/**
+ * Restores into `target`: `new` refuses a non-empty directory (changing nothing), `replace` empties it first.
+ * Returns the file metadata the target refused (extended attributes, owners), per path.
+ */
 export async function restoreVolume(
   repository: Repository,
   snapshot: Snapshot,
   target: string,
   mode: RestoreMode,
   options: RestoreOptions = {},
-): Promise<void> {
+): Promise<Skipped[]> {
   const existing = await readdir(target).catch(() => []);
   if (existing.length > 0) {
     if (mode !== 'replace')
@@ -37,5 +40,5 @@ export async function restoreVolume(
       );
     await Promise.all(existing.map((name) => rm(join(target, name), { recursive: true, force: true })));
   }
-  await restoreTree(repository, snapshot, target, options);
+  return restoreTree(repository, snapshot, target, options);
 }

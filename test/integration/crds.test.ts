@@ -457,6 +457,15 @@ const invalidOnCreate: InvalidCase[] = [
     says: 'snapshot and sourceName only apply with repository',
   },
   {
+    name: 'restore: createMissingRoles for a volume',
+    example: 'restorerequest-disaster-recovery.yaml',
+    mutate: (m) => {
+      spec(m).target.createMissingRoles = true;
+    },
+    field: 'spec.target.createMissingRoles',
+    says: 'createMissingRoles needs a database target',
+  },
+  {
     name: 'restore: original target for a repository snapshot',
     example: 'restorerequest-disaster-recovery.yaml',
     mutate: (m) => {

@@ -14,6 +14,7 @@ import { runRestore } from '../../src/agent/run-restore.ts';
 import type { TidemarkError } from '../../src/errors.ts';
 import { backupStreams } from '../../src/repository/backup.ts';
 import { Repository } from '../../src/repository/repository.ts';
+import type { Snapshot } from '../../src/repository/snapshot.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { MySQLSource } from '../../src/sources/mysql/mysql.ts';
 import type { ObjectCount } from '../../src/sources/source.ts';
@@ -25,6 +26,7 @@ const workDir = makeWorkDir('mysql-restore');
 let db: MariaDBServer;
 let repository: Repository;
 const ROWS = 200_000;
+const PASSPHRASE = 'mysql restore test';
 
 const schema = String.raw`
 CREATE DATABASE app CHARACTER SET utf8mb4;
@@ -46,7 +48,7 @@ CREATE EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM big WHERE id < 0;
 before(async () => {
   db = await startMariaDB(workDir.path);
   await db.sql(schema);
-  repository = await Repository.init(openStorage(`file://${workDir.path}/repo`), Buffer.from('mysql restore test'), {
+  repository = await Repository.init(openStorage(`file://${workDir.path}/repo`), Buffer.from(PASSPHRASE), {
     scrypt: { N: 1024, r: 8, p: 1 },
   });
 });
@@ -109,30 +111,38 @@ describe('MariaDB restores', () => {
     await source('app').restore(Readable.from([app.sql]), { database: 'app_copy', mode: 'replace' });
   });
 
+  /** A snapshot of the app dump recording `objects` as its counts. */
+  const snapshotOf = (objects: ObjectCount[]) =>
+    backupStreams(repository, [{ name: 'app.sql', data: Readable.from([app.sql]) }], {
+      type: 'full',
+      source: 'mysql://root@test/app',
+      objects,
+    });
+  const restoreInto = (snapshot: Snapshot, database: string, mode: 'new' | 'replace') =>
+    runRestore({
+      repository,
+      snapshot,
+      targetUrl: `mysql://root@${db.host}:${db.port}/${encodeURIComponent(database)}`,
+      mode,
+      env: { MYSQL_PWD: db.password },
+    });
+
   test('the backup counts every table, INVISIBLE columns and odd names alike; counts compare on restore', async () => {
     await db.sql('DROP DATABASE app_copy');
     const counts = Object.fromEntries(app.objects.map((o) => [o.name, o.records]));
     assert.deepEqual(counts, { big: ROWS, 'odd\nname -- x': 3, secrets: 990 });
-    const restored = await source('app').restore(Readable.from([app.sql]), {
-      database: 'app_copy',
-      mode: 'new',
-      expected: app.objects,
-    });
-    assert.deepEqual(restored.skipped, []);
+    const outcome = await restoreInto(await snapshotOf(app.objects), 'app_copy', 'new');
+    assert.deepEqual(outcome.warnings, []);
     const byName = (objects: ObjectCount[]) => Object.fromEntries(objects.map((o) => [o.name, o.records]));
-    assert.deepEqual(byName(restored.objects), byName(app.objects));
+    assert.deepEqual(byName(outcome.restored), byName(app.objects));
     assert.equal(await fingerprint('app_copy'), (await fingerprint('app')).replaceAll('app', 'app_copy'));
   });
 
   test('a count that differs from the backup is reported, never a reason to refuse a good dump', async () => {
     const forged = app.objects.map((o) => (o.name === 'secrets' ? { ...o, records: 0 } : o));
-    const restored = await source('app').restore(Readable.from([app.sql]), {
-      database: 'app_copy',
-      mode: 'replace',
-      expected: forged,
-    });
-    assert.deepEqual(restored.skipped, [
-      { path: 'secrets', reason: 'count mismatch: restored 990 rows, the backup recorded 0' },
+    const outcome = await restoreInto(await snapshotOf(forged), 'app_copy', 'replace');
+    assert.deepEqual(outcome.warnings, [
+      "restored row counts differ from the backup's: secrets: 990 restored, 0 in the backup",
     ]);
   });
 
@@ -218,7 +228,7 @@ describe('MariaDB restores', () => {
         `mysql://root@${db.host}:${db.port}/cli_target`,
       ],
       {
-        env: { ...process.env, MYSQL_PWD: db.password, TIDEMARK_REPO_KEY: 'mysql restore test' },
+        env: { ...process.env, MYSQL_PWD: db.password, TIDEMARK_REPO_KEY: PASSPHRASE },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -248,27 +258,43 @@ describe('MariaDB restores', () => {
     assert.equal(await fingerprint('app_copy'), before);
   });
 
-  const dumpFile = join(workDir.path, 'app.sql');
   let kills = 0;
+  /** `tidemark restore` of the app backup as its own process, killed with `signal` at `when`. */
   async function killRestore(options: { mode: 'new' | 'replace'; signal: NodeJS.Signals; when: 'early' | 'late' }) {
+    const snapshot = await snapshotOf(app.objects);
     const marker = `kill test ${++kills}`;
-    writeFileSync(dumpFile, app.sql);
-    const config = join(workDir.path, 'restore.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        host: db.host,
-        port: db.port,
-        user: db.user,
-        database: options.mode === 'new' ? 'kill_new' : 'app_copy',
-        mode: options.mode,
-        dumpFile,
-        postRestoreSQL: `SELECT SLEEP(20), '${marker}';`,
-      }),
+    const sleepFile = join(workDir.path, 'sleep.sql');
+    writeFileSync(sleepFile, `SELECT SLEEP(20), '${marker}';`);
+    const target = options.mode === 'new' ? 'kill_new' : 'app_copy';
+    const args = [
+      'restore',
+      '--repo',
+      `file://${workDir.path}/repo`,
+      '--snapshot',
+      snapshot.id,
+      '--mode',
+      options.mode,
+    ];
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        ...args,
+        '--target',
+        `mysql://root@${db.host}:${db.port}/${target}`,
+        '--post-restore-sql',
+        sleepFile,
+      ],
+      {
+        env: { ...process.env, MYSQL_PWD: db.password, TIDEMARK_REPO_KEY: PASSPHRASE, TIDEMARK_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/harness/mysql-restore-process.ts', config], {
-      env: { ...process.env, MYSQL_PWD: db.password },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text;
     });
     const exited = once(child, 'exit');
     if (options.when === 'early')
@@ -281,8 +307,8 @@ describe('MariaDB restores', () => {
         timeoutMs: 60_000,
       });
     child.kill(options.signal);
-    const [code, signal] = await exited;
-    return { code, signal };
+    const [code] = await exited;
+    return { code, stderr };
   }
 
   for (const mode of ['new', 'replace'] as const)
@@ -293,13 +319,17 @@ describe('MariaDB restores', () => {
           const before = mode === 'new' ? '' : await fingerprint(target);
           const ended = await killRestore({ mode, signal, when });
           if (signal === 'SIGTERM') {
-            assert.equal(ended.code, 1, 'a stopped restore exits non-zero');
+            assert.equal(ended.code, 1, ended.stderr);
+            assert.match(
+              ended.stderr,
+              new RegExp(`${target}: interrupted by SIGTERM \\(target left unchanged\\) \\(Interrupted\\)`),
+            );
             assert.equal(await scratchDatabases(), '', 'SIGTERM drops the scratch database at once');
           }
           if (mode === 'new') assert.equal(await db.sql(`SHOW DATABASES LIKE '${target}'`), '');
           else assert.equal(await fingerprint(target), before);
           // A SIGKILL leaves the restore's client sessions to end on their own (their stdin closes); once the server
-          // has seen them go, the next restore removes what was left.
+          // has seen them go, the next restore removes what was left, and says so.
           await waitUntil(
             'the killed restore’s sessions to end',
             async () =>
@@ -308,10 +338,15 @@ describe('MariaDB restores', () => {
               )) === '0\n',
             { timeoutMs: 30_000 },
           );
-          await source('app').restore(Readable.from(['CREATE TABLE t (id INT);']), {
+          const leftovers = (await scratchDatabases()).split('\n').filter(Boolean);
+          const next = await source('app').restore(Readable.from(['CREATE TABLE t (id INT);']), {
             database: 'next_one',
             mode: 'replace',
           });
+          assert.deepEqual(
+            next.warnings,
+            leftovers.map((name) => `dropped database "${name}" left by an interrupted restore`),
+          );
           assert.equal(await scratchDatabases(), '');
         });
 

@@ -208,9 +208,12 @@ describe('corruption and wrong keys', () => {
 
     const damaged = await Repository.open(repository.storage, passphrase);
     const report = await check(damaged, { readData: true });
-    assert.equal(report.errors.length, 1, report.errors.join('\n'));
-    assert.match(report.errors[0] ?? '', new RegExp(`pack ${pack}`));
-    assert.match(report.errors[0] ?? '', new RegExp(snapshot.id));
+    assert.equal(report.damaged.length, 1, report.errors.join('\n'));
+    assert.match(report.errors[0] ?? '', new RegExp(`${pack}: .*needed by snapshot\\(s\\) ${snapshot.id}`));
+    assert.deepEqual(
+      report.affected.map((a) => a.snapshot),
+      [snapshot.id],
+    );
 
     const target = join(workDir.path, 'restored-corrupt');
     await assert.rejects(restoreTree(damaged, snapshot, target), (error) => isCode(error, 'Corrupt'));

@@ -104,7 +104,7 @@ describe('storage on real servers', () => {
   test('s3: an operation during a server outage is retried until the server is back', async () => {
     const retries: RetryEvent[] = [];
     const storage = retrying(new S3Storage(s3Options()), {
-      attempts: 20,
+      budgetMs: 30_000,
       baseDelayMs: 50,
       maxDelayMs: 500,
       onRetry: (event) => retries.push(event),

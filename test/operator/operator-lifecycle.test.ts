@@ -21,7 +21,8 @@ before(async () => {
   const documents = join(env.kubelet.claimDir(env.namespace, 'documents'), 'files');
   await mkdir(documents, { recursive: true });
   for (let i = 0; i < 5; i++) await writeFile(join(documents, `doc-${i}.txt`), `document ${i}\n`.repeat(5000));
-  env.startOperator('operator');
+  // A short storage retry budget for agents, so that a run during the S3 outage below fails within its waits.
+  env.startOperator('operator', ['--storage-retry-budget', '10s']);
 });
 
 after(async () => {

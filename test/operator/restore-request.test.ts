@@ -72,7 +72,8 @@ before(async () => {
   await installFourEyes(cluster, namespace, [A, B, C]);
   operator = runOperator(
     cluster.kubeConfig,
-    { settings: { image: AGENT_IMAGE, serviceAccountName: 'tidemark-agent' } },
+    // A short storage retry budget, so that the restore from the stopped primary fails soon and falls back.
+    { settings: { image: AGENT_IMAGE, serviceAccountName: 'tidemark-agent', retryBudget: '10s' } },
     stopOperator.signal,
   );
 });

@@ -15,6 +15,8 @@ export interface AgentSettings {
    * its Job is failed and deleted (`--pod-start-timeout`); default POD_START_TIMEOUT_MS.
    */
   podStartTimeoutMs?: number;
+  /** TIDEMARK_RETRY_BUDGET of every agent (`--storage-retry-budget`, a duration); unset: the agent's default. */
+  retryBudget?: string;
 }
 
 export const POD_START_TIMEOUT_MS = 2 * 60_000;
@@ -137,7 +139,11 @@ export function agentJob(options: {
               name: 'agent',
               image: settings.image,
               args: ['agent', options.task],
-              env: [{ name: 'TIDEMARK_RESULT_FILE', value: '/dev/termination-log' }, ...options.env],
+              env: [
+                { name: 'TIDEMARK_RESULT_FILE', value: '/dev/termination-log' },
+                ...(settings.retryBudget ? [{ name: 'TIDEMARK_RETRY_BUDGET', value: settings.retryBudget }] : []),
+                ...options.env,
+              ],
               envFrom: options.envFrom,
               volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...options.volumeMounts],
               terminationMessagePolicy: 'FallbackToLogsOnError',

@@ -512,6 +512,11 @@ describe('decideRestore: phases', () => {
       observed(request({ from: { backupName: 'b-2' }, target: { original: true, database: 'acme' } })),
     );
     assert.equal(env(multi.createJobs[0]).TIDEMARK_DATABASE, 'acme');
+    assert.equal(env(multi.createJobs[0]).TIDEMARK_CREATE_MISSING_ROLES, undefined);
+    const roles = decideRestore(
+      observed(request({ from: { backupName: 'b-2' }, target: { original: true, createMissingRoles: true } })),
+    );
+    assert.equal(env(roles.createJobs[0]).TIDEMARK_CREATE_MISSING_ROLES, 'true');
   });
 
   test('a missing target PVC fails before anyone approves', () => {
@@ -883,6 +888,29 @@ describe('decideRestore: running, success and fallback', () => {
     assert.deepEqual(
       d.events.map((e) => e.reason),
       ['RestoreSucceeded'],
+    );
+  });
+
+  test("the agent's warnings (counts that differ from the backup's) are in the condition and a Warning event", () => {
+    const warning = "restored row counts differ from the backup's: public.invoices: 4999 restored, 5000 in the backup";
+    const jobs = endedJob(
+      restoreJobName(request()),
+      'Complete',
+      { ok: true, objects: [{ name: 'public.invoices', records: 4999 }], warnings: [warning] },
+      '2026-03-02T09:59:30Z',
+    );
+    const d = decideRestore(observed(running(), { jobs }));
+    assert.equal(d.status?.phase, 'Succeeded');
+    assert.match(
+      d.status?.conditions?.find((c) => c.type === 'Succeeded')?.message ?? '',
+      new RegExp(`; warnings: ${warning}$`),
+    );
+    assert.deepEqual(
+      d.events.map((e) => [e.type, e.reason, e.message]),
+      [
+        ['Warning', 'RestoreWarnings', warning],
+        ['Normal', 'RestoreSucceeded', d.events[1]?.message],
+      ],
     );
   });
 

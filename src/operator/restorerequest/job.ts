@@ -106,6 +106,7 @@ export function restoreJob(options: {
           ]),
       { name: 'TIDEMARK_RESTORE_MODE', value: spec.mode === 'replace' ? 'replace' : 'new' },
       ...(spec.target.database ? [{ name: 'TIDEMARK_DATABASE', value: spec.target.database }] : []),
+      ...(spec.target.createMissingRoles ? [{ name: 'TIDEMARK_CREATE_MISSING_ROLES', value: 'true' }] : []),
       ...scriptEnv(options.script),
     ],
     envFrom: repo.envFrom,

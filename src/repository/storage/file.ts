@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Dir } from 'node:fs';
-import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type ErrorCode, TidemarkError } from '../../errors.ts';
-import { type BlobInfo, type Storage, storageError } from './storage.ts';
+import { type ErrorCode, TidemarkError, withCleanup } from '../../errors.ts';
+import { type BlobInfo, type Leftover, type Storage, storageError } from './storage.ts';
 
 const validName = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
 const validPrefix = /^[a-z0-9/_.-]*$/;
@@ -30,8 +30,7 @@ export class FileStorage implements Storage {
     const path = this.pathOf('get', name);
     try {
       if (!range) return await readFile(path);
-      const file = await open(path, 'r');
-      try {
+      return await closing(await open(path, 'r'), async (file) => {
         const { size } = await file.stat();
         if (range.offset + range.length > size)
           throw storageError(
@@ -49,9 +48,7 @@ export class FileStorage implements Storage {
           read += bytesRead;
         }
         return buffer;
-      } finally {
-        await file.close();
-      }
+      });
     } catch (error) {
       throw await this.mapError('get', name, error);
     }
@@ -114,6 +111,15 @@ export class FileStorage implements Storage {
     }
   }
 
+  /** Temporary files of puts that never finished (a killed writer), anywhere under the root. */
+  async *leftovers(): AsyncIterable<Leftover> {
+    try {
+      yield* this.findLeftovers('');
+    } catch (error) {
+      throw await this.mapError('list', '', error);
+    }
+  }
+
   async ensureContainer(): Promise<void> {
     try {
       await mkdir(this.rootDir, { recursive: true });
@@ -123,13 +129,10 @@ export class FileStorage implements Storage {
   }
 
   private async writeFile(path: string, data: Buffer): Promise<void> {
-    const file = await open(path, 'wx');
-    try {
+    await closing(await open(path, 'wx'), async (file) => {
       await file.writeFile(data);
       if (this.options.fsync) await file.sync();
-    } finally {
-      await file.close();
-    }
+    });
   }
 
   /** Yields the files in `dir` (the folder `folder` of names) and below whose names start with `prefix`. */
@@ -145,6 +148,20 @@ export class FileStorage implements Storage {
       } else if (entry.isFile() && name.startsWith(prefix)) {
         const info = await stat(path).catch(unlessMissing);
         if (info) yield { name, size: info.size };
+      }
+    }
+  }
+
+  private async *findLeftovers(folder: string): AsyncGenerator<Leftover> {
+    const dir = await opendir(join(this.rootDir, folder)).catch(unlessMissing);
+    if (!dir) return;
+    for await (const entry of dir) {
+      const name = folder + entry.name;
+      const path = join(this.rootDir, name);
+      if (entry.isDirectory()) yield* this.findLeftovers(`${name}/`);
+      else if (entry.name.includes(tempMarker)) {
+        const info = await stat(path).catch(unlessMissing);
+        if (info) yield { name, size: info.size, modified: info.mtime, remove: () => rm(path, { force: true }) };
       }
     }
   }
@@ -193,10 +210,14 @@ function unlessMissing(error: NodeJS.ErrnoException): undefined {
 }
 
 async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await closing(await open(path, 'r'), (dir) => dir.sync());
+}
+
+/** Runs `work` on an open file, then closes it; a close failing after `work` failed never hides the work's error. */
+function closing<T>(file: FileHandle, work: (file: FileHandle) => Promise<T>): Promise<T> {
+  return withCleanup(
+    () => work(file),
+    () => file.close(),
+    () => {},
+  );
 }

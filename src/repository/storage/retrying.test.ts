@@ -34,10 +34,18 @@ function flaky(errors: unknown[]): Storage & { calls: number } {
 
 const transient = () => new TidemarkError('Transient', 'mem://flaky: x: HTTP 503');
 
-/** A fake clock: records the delays instead of waiting. */
-function fakeSleep(): { delays: number[]; sleep: (ms: number) => Promise<void> } {
+/** A fake clock: records the delays instead of waiting, and moves its time on by each. */
+function fakeSleep(): { delays: number[]; sleep: (ms: number) => Promise<void>; now: () => number } {
   const delays: number[] = [];
-  return { delays, sleep: async (ms) => void delays.push(ms) };
+  let time = 0;
+  return {
+    delays,
+    sleep: async (ms) => {
+      delays.push(ms);
+      time += ms;
+    },
+    now: () => time,
+  };
 }
 
 describe('retrying', () => {
@@ -45,10 +53,10 @@ describe('retrying', () => {
     const clock = fakeSleep();
     const storage = flaky([transient(), transient(), transient(), transient()]);
     const retried = retrying(storage, {
-      attempts: 5,
       baseDelayMs: 100,
       maxDelayMs: 300,
       sleep: clock.sleep,
+      now: clock.now,
       random: () => 1,
     });
     assert.equal((await retried.get('x')).toString(), 'data');
@@ -75,30 +83,59 @@ describe('retrying', () => {
     assert.deepEqual(clock.delays, []);
   });
 
-  test('gives up after the last attempt, keeping the code and saying how many attempts were made', async () => {
+  test('keeps retrying for its time budget, then gives up keeping the code and saying how long it tried', async () => {
     const clock = fakeSleep();
     const events: string[] = [];
-    const storage = flaky([transient(), transient(), transient()]);
+    const storage = flaky(Array.from({ length: 100 }, transient));
     const retried = retrying(storage, {
-      attempts: 3,
+      budgetMs: 60_000,
+      baseDelayMs: 1000,
+      maxDelayMs: 10_000,
       sleep: clock.sleep,
+      now: clock.now,
+      random: () => 1,
       onRetry: (e) => events.push(`${e.operation} ${e.name} #${e.attempt} ${e.error.code}`),
     });
     await assert.rejects(retried.stat('x'), (error: TidemarkError) => {
       assert.equal(error.code, 'Transient');
       assert.equal(error.retryable, true);
-      assert.equal(error.message, 'after 3 attempts: mem://flaky: x: HTTP 503');
+      assert.equal(error.message, 'after 9 attempts over 55 s: mem://flaky: x: HTTP 503');
       return true;
     });
-    assert.equal(storage.calls, 3);
-    assert.deepEqual(events, ['stat x #1 Transient', 'stat x #2 Transient']);
+    // 1 + 2 + 4 + 8 + 10 + 10 + 10 + 10 s waited; a ninth wait of 10 s would end past the minute.
+    assert.deepEqual(clock.delays, [1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000]);
+    assert.equal(storage.calls, 9);
+    assert.deepEqual(events.slice(0, 2), ['stat x #1 Transient', 'stat x #2 Transient']);
+  });
+
+  test('a budget of 0 makes no retries', async () => {
+    const storage = flaky([transient()]);
+    await assert.rejects(retrying(storage, { budgetMs: 0, sleep: fakeSleep().sleep }).get('x'), {
+      code: 'Transient',
+      message: 'mem://flaky: x: HTTP 503',
+    });
+    assert.equal(storage.calls, 1);
+  });
+
+  test('each operation has its own budget', async () => {
+    const clock = fakeSleep();
+    const retried = retrying(flaky(Array.from({ length: 3 }, transient)), {
+      budgetMs: 1000,
+      baseDelayMs: 400,
+      maxDelayMs: 400,
+      sleep: clock.sleep,
+      now: clock.now,
+      random: () => 1,
+    });
+    await assert.rejects(retried.get('x'), { message: /^after 3 attempts over 1 s/ });
+    assert.equal((await retried.get('x')).toString(), 'data', 'a fresh budget for the next operation');
   });
 
   test('a permanent error after retries also says how many attempts were made', async () => {
     const storage = flaky([transient(), new TidemarkError('NotFound', 'mem://flaky: get x: not found')]);
     await assert.rejects(retrying(storage, { sleep: fakeSleep().sleep }).get('x'), {
       code: 'NotFound',
-      message: 'after 2 attempts: mem://flaky: get x: not found',
+      message: 'after 2 attempts over 0 s: mem://flaky: get x: not found',
     });
   });
 

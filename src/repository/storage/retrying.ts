@@ -12,45 +12,70 @@ export interface RetryEvent {
   error: TidemarkError;
 }
 
+/** How long one storage operation keeps retrying by default: rides out two minutes of unavailability. */
+export const DEFAULT_RETRY_BUDGET_MS = 120_000;
+
 export interface RetryOptions {
-  /** Tries per operation, the first included. */
-  attempts?: number;
+  /**
+   * How long one operation keeps retrying, from its first attempt: the longest outage it rides out. A retry
+   * whose wait would end past the budget is not made. 0: no retries.
+   */
+  budgetMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
   onRetry?: (event: RetryEvent) => void;
   /** Injected by tests. */
   sleep?: (ms: number) => Promise<unknown>;
+  now?: () => number;
   random?: () => number;
 }
 
 /**
  * Wraps a storage so that operations failing with a `retryable` error are tried again, with exponential backoff
- * and jitter. The final error keeps its code; when it came after retries, its message says how many attempts
- * were made (backend messages already name the operation, the blob and the storage). A `list` that fails midway
- * starts over and skips the names it already yielded; a listing that made progress gets its attempts back.
+ * and jitter, for as long as the operation's time budget lasts (each operation has its own). The final error
+ * keeps its code; when it came after retries, its message says how many attempts were made over how long
+ * (backend messages already name the operation, the blob and the storage). A `list` that fails midway starts
+ * over and skips the names it already yielded; a listing that made progress gets its budget back.
  */
 export function retrying(storage: Storage, options: RetryOptions = {}): Storage {
-  const { attempts = 5, baseDelayMs = 200, maxDelayMs = 5000, onRetry, random = Math.random } = options;
+  const {
+    budgetMs = DEFAULT_RETRY_BUDGET_MS,
+    baseDelayMs = 200,
+    maxDelayMs = 10_000,
+    onRetry,
+    now = Date.now,
+    random = Math.random,
+  } = options;
   const wait = options.sleep ?? sleep;
 
-  /** Waits before the next attempt, or throws the final error when there is none. */
-  const backoff = async (operation: string, name: string, attempt: number, error: unknown): Promise<void> => {
+  /** Waits before the next attempt, or throws the final error when the budget does not allow one. */
+  const backoff = async (
+    operation: string,
+    name: string,
+    attempt: number,
+    started: number,
+    error: unknown,
+  ): Promise<void> => {
     if (!(error instanceof TidemarkError))
       throw withContext(`${storage.description}: ${operation}${name ? ` ${name}` : ''}`, error);
-    if (!error.retryable || attempt >= attempts)
-      throw attempt === 1 ? error : withContext(`after ${attempt} attempts`, error);
     const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+    const elapsedMs = now() - started;
+    if (!error.retryable || elapsedMs + delayMs > budgetMs)
+      throw attempt === 1
+        ? error
+        : withContext(`after ${attempt} attempts over ${Math.round(elapsedMs / 1000)} s`, error);
     onRetry?.({ operation, name, attempt, delayMs, error });
     await wait(delayMs);
   };
 
   const call = async <T>(operation: string, name: string, run: () => Promise<T>): Promise<T> => {
+    const started = now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (error) {
-        await backoff(operation, name, attempt, error);
+        await backoff(operation, name, attempt, started, error);
       }
     }
   };
@@ -62,9 +87,11 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
     stat: (name) => call('stat', name, () => storage.stat(name)),
     delete: (name) => call('delete', name, () => storage.delete(name)),
     ensureContainer: () => call('ensureContainer', '', () => storage.ensureContainer()),
+    leftovers: storage.leftovers?.bind(storage),
     async *list(prefix: string): AsyncIterable<BlobInfo> {
       const seen = new Set<string>();
       let attempt = 1;
+      let started = now();
       for (;;) {
         const seenBefore = seen.size;
         try {
@@ -75,8 +102,11 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
           }
           return;
         } catch (error) {
-          if (seen.size > seenBefore) attempt = 1;
-          await backoff('list', prefix, attempt, error);
+          if (seen.size > seenBefore) {
+            attempt = 1;
+            started = now();
+          }
+          await backoff('list', prefix, attempt, started, error);
           attempt++;
         }
       }

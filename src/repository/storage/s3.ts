@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import { type ErrorCode, isCode, TidemarkError } from '../../errors.ts';
-import { type BlobInfo, rangePastTheEnd, type Storage, storageError } from './storage.ts';
+import { type BlobInfo, type Leftover, rangePastTheEnd, type Storage, storageError } from './storage.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -129,6 +129,56 @@ export class S3Storage implements Storage {
       await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + name }));
     } catch (error) {
       const mapped = this.mapError('delete', name, error);
+      if (mapped.code !== 'NotFound') throw mapped;
+    }
+  }
+
+  /** Multipart uploads never completed nor aborted (a killed writer): invisible to `list`, but stored and billed. */
+  async *leftovers(): AsyncIterable<Leftover> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.client
+        .send(
+          new this.sdk.ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
+        .catch((error) => {
+          throw this.mapError('list', 'multipart uploads', error);
+        });
+      for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+        if (!Key || !UploadId) continue;
+        yield {
+          name: Key.slice(this.keyPrefix.length),
+          size: await this.uploadedBytes(Key, UploadId),
+          modified: Initiated ?? new Date(0),
+          remove: () => this.abortUpload(Key, UploadId),
+        };
+      }
+      [keyMarker, uploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [];
+    } while (keyMarker);
+  }
+
+  private async uploadedBytes(key: string, uploadId: string): Promise<number> {
+    const parts = await this.client
+      .send(new this.sdk.ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
+      .catch((error) => {
+        throw this.mapError('list', `parts of ${key}`, error);
+      });
+    return (parts.Parts ?? []).reduce((sum, part) => sum + (part.Size ?? 0), 0);
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new this.sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      );
+    } catch (error) {
+      const mapped = this.mapError('delete', `upload ${uploadId} of ${key}`, error);
       if (mapped.code !== 'NotFound') throw mapped;
     }
   }

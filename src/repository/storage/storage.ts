@@ -24,6 +24,15 @@ export interface BlobInfo {
   size: number;
 }
 
+/** Something an interrupted put left behind that is not a blob (a temporary file), so `list` never shows it. */
+export interface Leftover {
+  /** Where it is, relative to the storage, for messages. */
+  name: string;
+  size: number;
+  modified: Date;
+  remove(): Promise<void>;
+}
+
 export interface Storage {
   /** Where this storage points, for messages and logs, without credentials: `s3://bucket/prefix`. */
   readonly description: string;
@@ -35,6 +44,8 @@ export interface Storage {
   delete(name: string): Promise<void>;
   /** Creates the bucket/container/directory if missing (used by `repo init` only). */
   ensureContainer(): Promise<void>;
+  /** Leftovers of interrupted puts, for backends whose puts can leave any (housekeeping.ts removes old ones). */
+  leftovers?(): AsyncIterable<Leftover>;
 }
 
 /** An error that names the storage, the operation and the blob (or prefix) it was about. */

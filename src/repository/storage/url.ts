@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { parseDuration } from '../../api/duration.ts';
 import { TidemarkError } from '../../errors.ts';
+import { log } from '../../log.ts';
 import { AzureBlobStorage, type AzureBlobStorageOptions } from './azblob.ts';
 import { FileStorage } from './file.ts';
-import { retrying } from './retrying.ts';
+import { DEFAULT_RETRY_BUDGET_MS, type RetryEvent, retrying } from './retrying.ts';
 import { S3Storage, type S3StorageOptions } from './s3.ts';
 import type { Storage } from './storage.ts';
 
@@ -28,18 +30,48 @@ export type StorageConfig =
  *   AZURE_STORAGE_CONNECTION_STRING (which names the endpoint itself), or AZURE_STORAGE_ACCOUNT and
  *   AZURE_STORAGE_KEY (endpoint from the URL, else Azure's public one for that account).
  *
- * Credentials never come from the URL, so descriptions and messages never hold them.
+ * Credentials never come from the URL, so descriptions and messages never hold them. Each operation retries
+ * for TIDEMARK_RETRY_BUDGET in `env` (a duration: `2m`, `90s`; `0s` for no retries; default 2m), each retry
+ * logged as a warning.
  */
 export function openStorage(url: string, env: NodeJS.ProcessEnv = process.env): Storage {
   const config = parseStorageUrl(url, env);
+  const retry = { budgetMs: retryBudgetMs(env), onRetry: logRetry };
   switch (config.kind) {
     case 'file':
-      return retrying(new FileStorage(config.rootDir));
+      return retrying(new FileStorage(config.rootDir), retry);
     case 's3':
-      return retrying(new S3Storage(config.options));
+      return retrying(new S3Storage(config.options), retry);
     case 'azblob':
-      return retrying(new AzureBlobStorage(config.options));
+      return retrying(new AzureBlobStorage(config.options), retry);
   }
+}
+
+/** TIDEMARK_RETRY_BUDGET as milliseconds, the default when unset. */
+export function retryBudgetMs(env: NodeJS.ProcessEnv): number {
+  const text = env.TIDEMARK_RETRY_BUDGET;
+  if (text === undefined || text === '') return DEFAULT_RETRY_BUDGET_MS;
+  try {
+    return parseDuration(text, { allowZero: true });
+  } catch (error) {
+    throw new TidemarkError(
+      'InvalidArgument',
+      `retry budget (--retry-budget, TIDEMARK_RETRY_BUDGET): ${(error as Error).message}`,
+    );
+  }
+}
+
+function logRetry(event: RetryEvent): void {
+  log.warn(
+    {
+      event: 'storage-retry',
+      operation: event.operation,
+      blob: event.name,
+      attempt: event.attempt,
+      code: event.error.code,
+    },
+    `${event.error.message}; retrying in ${event.delayMs} ms`,
+  );
 }
 
 /** The URL for logs: user info and query parameters that look secret (keys, signatures, tokens) are replaced. */

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { TidemarkError } from '../../errors.ts';
-import type { Skipped } from '../source.ts';
 import {
   type Connection,
   findTool,
@@ -72,10 +71,11 @@ export async function takeScratchLock(connection: Connection, context: string): 
 
 /**
  * Drops scratch databases (and the grants on them) of restores that no longer run: their locks are free.
- * A restore running right now holds its lock, so its scratch database stays. One that cannot be dropped
- * (the restoring user lacks the right) is reported, never a reason to refuse the restore.
+ * A restore running right now holds its lock, so its scratch database stays. Returns what it did, for the
+ * restore's warnings: one that cannot be dropped (the restoring user lacks the right) is reported, never
+ * a reason to refuse the restore.
  */
-export async function removeAbandonedScratch(connection: Connection, context: string): Promise<Skipped[]> {
+export async function removeAbandonedScratch(connection: Connection, context: string): Promise<string[]> {
   const rows = await runSql(
     connection,
     `SELECT SCHEMA_NAME, IS_FREE_LOCK(id) AND IS_FREE_LOCK(CONCAT(id, '_swap'))
@@ -83,15 +83,15 @@ export async function removeAbandonedScratch(connection: Connection, context: st
      FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}) s`,
     context,
   );
-  const failures: Skipped[] = [];
+  const notes: string[] = [];
   for (const [name, free] of rows) {
     if (!name || !SCRATCH_NAME.test(name) || free !== '1') continue;
-    await dropScratch(connection, name, `${context}: removing ${name}, left by a killed restore`).catch(
-      (error: Error) =>
-        failures.push({ path: name, reason: `left by a killed restore; removing it failed: ${error.message}` }),
+    await dropScratch(connection, name, `${context}: removing ${name}, left by an interrupted restore`).then(
+      () => notes.push(`dropped database "${name}" left by an interrupted restore`),
+      (error: Error) => notes.push(error.message),
     );
   }
-  return failures;
+  return notes;
 }
 
 /** Drops a scratch database and every database-level grant on it. */

@@ -18,7 +18,16 @@ test('summarizes the error lines of stderr, never echoing the password', () => {
     'pg_dump: detail: Query was: LOCK TABLE app.t IN ACCESS SHARE MODE\n';
   assert.equal(
     summarizeStderr(stderr, undefined),
-    'pg_dump: error: query failed: ERROR: permission denied for schema app',
+    'pg_dump: error: query failed: ERROR: permission denied for schema app; pg_dump: detail: Query was: LOCK TABLE app.t IN ACCESS SHARE MODE',
+  );
+  const psql =
+    'psql:<stdin>:25: ERROR:  role "app_owner" does not exist\n' +
+    'psql:<stdin>:30: ERROR:  current transaction is aborted\nDETAIL:  not this one\n';
+  assert.equal(summarizeStderr(psql, undefined), 'psql:<stdin>:25: ERROR: role "app_owner" does not exist');
+  const detailed = 'psql:<stdin>:3: ERROR:  insert violates a constraint\nDETAIL:  Key (id)=(1) exists.\nHINT:  h\n';
+  assert.equal(
+    summarizeStderr(detailed, undefined),
+    'psql:<stdin>:3: ERROR: insert violates a constraint; DETAIL: Key (id)=(1) exists.; HINT: h',
   );
   assert.equal(summarizeStderr('psql: error: bad password hunter2\n', 'hunter2'), 'psql: error: bad password ***');
   assert.equal(summarizeStderr('just noise\nmore noise\n', undefined), 'just noise; more noise');

@@ -49,15 +49,28 @@ export class TextTail {
   }
 }
 
-/** The lines of a tool's stderr that say what went wrong, with a password that might echo replaced. */
+/**
+ * What a tool's stderr says went wrong, with a password that might echo replaced: the first error line
+ * (psql stops at the first error with ON_ERROR_STOP; later lines are consequences) with the DETAIL and
+ * HINT lines that follow it (pg_dump's `detail: Query was: LOCK TABLE ...` names the table); without an
+ * error line, the last lines.
+ */
 export function summarizeStderr(stderr: string, password: string | undefined): string {
   const lines = stderr
     .split('\n')
     .map((line) => line.replace(/\s+/g, ' ').trim())
     .filter(Boolean);
-  const errors = lines.filter((line) => /\b(ERROR|FATAL|PANIC|error):/.test(line));
-  const chosen = (errors.length ? errors : lines).slice(-3).join('; ') || 'no error output';
-  return redact(chosen, password);
+  const first = lines.findIndex((line) => /\b(ERROR|FATAL|PANIC|error):/.test(line));
+  let chosen: string[];
+  if (first === -1) chosen = lines.slice(-3);
+  else {
+    chosen = [lines[first] as string];
+    for (const line of lines.slice(first + 1, first + 4)) {
+      if (!/^(?:[\w.-]+: )?(?:DETAIL|HINT|detail|hint):/.test(line)) break;
+      chosen.push(line);
+    }
+  }
+  return redact(chosen.join('; ') || 'no error output', password);
 }
 
 export function redact(text: string, password: string | undefined): string {
@@ -94,10 +107,10 @@ export function runTool(
   args: string[],
   env: NodeJS.ProcessEnv,
   input: string | AsyncIterable<Buffer> = '',
-  options: { keepStdout?: boolean; onStdout?: (chunk: Buffer) => void } = {},
+  options: { keepStdout?: boolean; onStdout?: (chunk: Buffer) => void; signal?: AbortSignal } = {},
 ): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const { keepStdout, onStdout } = options;
+    const { keepStdout, onStdout, signal } = options;
     const child = spawn(command, args, {
       env,
       stdio: ['pipe', keepStdout === false && !onStdout ? 'ignore' : 'pipe', 'pipe'],
@@ -112,7 +125,11 @@ export function runTool(
     child.once('error', (error) =>
       reject(new TidemarkError('Unsupported', `cannot run ${command}: ${error.message}`, { cause: error })),
     );
+    // Stopping the tool is enough: the server rolls back what its session was doing.
+    const stop = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', stop, { once: true });
     child.once('close', (code) => {
+      signal?.removeEventListener('abort', stop);
       if (inputError !== undefined) reject(inputError);
       else resolve({ code, stdout: Buffer.concat(stdout), stderr: stderr.toString() });
     });
@@ -181,7 +198,11 @@ export class Psql {
    * into a scratch database that is dropped when they fail (restore.ts), and one transaction makes a
    * large restore markedly slower.
    */
-  async script(database: string, input: AsyncIterable<Buffer>): Promise<ToolResult & { copied: number[] }> {
+  async script(
+    database: string,
+    input: AsyncIterable<Buffer>,
+    signal?: AbortSignal,
+  ): Promise<ToolResult & { copied: number[] }> {
     // `-f -` rather than plain stdin: errors then carry the line number (psql:<stdin>:1234: ERROR: ...).
     // Not `-q`: psql then prints every command's tag, and those of COPY (`COPY 42`) give the row counts.
     const args = ['-X', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '-'];
@@ -189,6 +210,7 @@ export class Psql {
     const tags = new CopyTags();
     const result = await runTool(command, commandArgs, clientEnv(this.connection, database), input, {
       onStdout: (chunk) => tags.write(chunk),
+      ...(signal ? { signal } : {}),
     });
     tags.end();
     return { ...result, copied: tags.counts };
@@ -198,8 +220,63 @@ export class Psql {
    * Runs `sql` with `-c`: sent to the server as one query string (one implicit transaction), with no
    * psql meta-commands (`\!` would run a shell) and no variable interpolation.
    */
-  async command(database: string, sql: string): Promise<ToolResult> {
-    const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-c', sql];
-    return runTool(this.psql, args, clientEnv(this.connection, database), '', { keepStdout: false });
+  /** See holdAdvisoryLock. */
+  lock(database: string, key: string, vars: Record<string, string>, doing: string) {
+    return holdAdvisoryLock(this.psql, this.connection, database, key, vars, doing);
   }
+
+  async command(database: string, sql: string, signal?: AbortSignal): Promise<ToolResult> {
+    const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-c', sql];
+    return runTool(this.psql, args, clientEnv(this.connection, database), '', {
+      keepStdout: false,
+      ...(signal ? { signal } : {}),
+    });
+  }
+}
+
+/**
+ * A psql session that holds a session-level advisory lock on `key` (a bigint expression, psql
+ * variables allowed) until released, or until this process dies: psql then reads end-of-file and
+ * exits, and the server releases the lock with the session. Resolves once the lock is held.
+ */
+export async function holdAdvisoryLock(
+  psql: string,
+  connection: PostgresConnection,
+  database: string,
+  key: string,
+  vars: Record<string, string>,
+  doing: string,
+): Promise<{ release(): Promise<void> }> {
+  const args = ['-X', '-q', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1'];
+  for (const [name, value] of Object.entries(vars)) args.push('-v', `${name}=${value}`);
+  const child = spawn(psql, args, { env: clientEnv(connection, database), stdio: ['pipe', 'pipe', 'pipe'] });
+  const stderr = new TextTail();
+  child.stderr.on('data', (chunk: Buffer) => stderr.add(chunk));
+  child.stdin.on('error', () => {}); // a psql that exited: its stderr says why
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const locked = new Promise<void>((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('locked\n')) resolve();
+    });
+    child.once('error', (error) => reject(new TidemarkError('Unsupported', `cannot run ${psql}: ${error.message}`)));
+    void exited.then(() =>
+      reject(
+        new TidemarkError('SourceUnavailable', `${doing}: ${summarizeStderr(stderr.toString(), connection.password)}`),
+      ),
+    );
+  });
+  child.stdin.write(`select pg_catalog.pg_advisory_lock(${key});\n\\echo locked\n`);
+  const release = async () => {
+    child.stdin.end();
+    await exited;
+  };
+  try {
+    await locked;
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return { release };
 }

@@ -81,6 +81,63 @@ describe('CopyCounter', () => {
   });
 });
 
+describe('CopyCounter against hostile content', () => {
+  // Content a tenant controls, as pg_dump prints it: nothing in it may start, end or hide a COPY block.
+  const forged = (table: string) =>
+    `\n--\n-- Data for Name: ${table}; Type: TABLE DATA; Schema: public; Owner: -\n--\n\nCOPY public.${table} (a) FROM stdin;\n1\n2\n\\.\n`;
+  const hostile = [
+    'SET standard_conforming_strings = on;\n',
+    `COMMENT ON TABLE public.t IS '${forged('in_comment')}it''s';\n`,
+    `COMMENT ON COLUMN public.t.a IS E'it\\'s${forged('in_e_string')}';\n`,
+    `CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $_$ $$ ${forged('in_dollar')} $$ $_$;\n`,
+    `CREATE FUNCTION public.g() RETURNS integer\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT 1;\n SELECT CASE WHEN true THEN 1 END;\nEND;\n`,
+    `/* nested /* comment */ ${forged('in_block_comment')} */\n`,
+    `-- COPY public.in_line_comment (a) FROM stdin;\n`,
+    'SET standard_conforming_strings = off;\n',
+    `COMMENT ON TABLE public.t IS 'back\\'slash ${forged('in_old_string')}';\n`,
+    'SET standard_conforming_strings = on;\n',
+    'COPY public."new\nline" (id) FROM stdin;\n1\n2\n\\.\n',
+    `COPY public."it's" (a) FROM stdin;\n1\n\\.\n`,
+    'COPY public."\\." ("\\.") FROM stdin;\n\\\\.\n\\\\.\n\\.\n',
+    'COPY public."-- Data for Name: x; Type: TABLE DATA;" (a) FROM stdin;\n1\n\\.\n',
+    'COPY public."a;b$$c" (a) FROM stdin;\n1\n2\n3\n\\.\n',
+  ].join('');
+  const real = [
+    { name: 'public.new\nline', records: 2 },
+    { name: "public.it's", records: 1 },
+    { name: 'public.\\.', records: 2 },
+    { name: 'public.-- Data for Name: x; Type: TABLE DATA;', records: 1 },
+    { name: 'public.a;b$$c', records: 3 },
+  ];
+
+  test('counts only the blocks psql sends, whatever the names, comments and function bodies hold', () => {
+    const counter = count([Buffer.from(hostile)]);
+    assert.deepEqual(counter.objects(), real);
+    assert.deepEqual(counter.issues(), []);
+  });
+
+  test('and the same at every chunk boundary', () => {
+    const bytes = Buffer.from(hostile);
+    for (let split = 0; split <= bytes.length; split++)
+      assert.deepEqual(count([bytes.subarray(0, split), bytes.subarray(split)]).objects(), real, `split at ${split}`);
+    const single: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at++) single.push(bytes.subarray(at, at + 1));
+    assert.deepEqual(count(single).objects(), real, 'one byte at a time');
+  });
+
+  test('a COPY whose table cannot be read is still a block: its data is skipped and the problem told', () => {
+    const counter = count([
+      Buffer.from('COPY (select 1) FROM stdin;\n1\n\\.\nCOPY public.t (a) FROM stdin;\n1\n\\.\n'),
+    ]);
+    assert.deepEqual(counter.objects(), [{ name: 'public.t', records: 1 }]);
+    assert.deepEqual(
+      counter.blocks().map((b) => b.table),
+      [undefined, 'public.t'],
+    );
+    assert.match(counter.issues()[0] ?? '', /cannot read the table of: COPY \(select 1\)/);
+  });
+});
+
 describe('parseCopyTarget', () => {
   test('unquotes identifiers', () => {
     assert.equal(parseCopyTarget('COPY public.t (a, b) FROM stdin;'), 'public.t');

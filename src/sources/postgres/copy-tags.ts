@@ -1,5 +1,5 @@
-import { TidemarkError } from '../../errors.ts';
 import type { ObjectCount } from '../source.ts';
+import type { CopyBlock } from './copy-counter.ts';
 
 const NEWLINE = 0x0a;
 const COPY_TAG = /^COPY (\d+)$/;
@@ -41,15 +41,21 @@ export class CopyTags {
 }
 
 /**
- * Pairs the COPY blocks of a dump (their tables, in stream order) with the tags of the COPY commands
- * psql ran for them, in the same order. Different numbers mean some COPY was not seen on one side: then
- * no count can be trusted, and `restoring` (the database and server) says where that happened.
+ * Pairs the COPY blocks of a dump (in stream order) with the tags of the COPY commands psql ran for
+ * them, in the same order: the rows loaded per table (a table in several blocks is summed; a block
+ * whose table could not be read is left out). Different numbers mean some COPY was not seen on one
+ * side: then no count can be trusted, and none is given; the reason is, for the restore to report.
+ * Never a failure: the counts check a restore, and PostgreSQL loaded the dump.
  */
-export function pairCopyTags(tables: string[], tags: number[], restoring: string): ObjectCount[] {
-  if (tags.length !== tables.length)
-    throw new TidemarkError(
-      'Internal',
-      `${restoring}: psql ran ${tags.length} COPY commands but the dump holds ${tables.length} COPY blocks, so the restored row counts cannot be told`,
-    );
-  return tables.map((name, i) => ({ name, records: tags[i] as number }));
+export function pairCopyTags(blocks: CopyBlock[], tags: number[]): { objects: ObjectCount[]; problem?: string } {
+  if (tags.length !== blocks.length)
+    return {
+      objects: [],
+      problem: `psql ran ${tags.length} COPY commands but the dump reader found ${blocks.length} COPY blocks, so the restored row counts cannot be told`,
+    };
+  const counts = new Map<string, number>();
+  blocks.forEach(({ table }, i) => {
+    if (table !== undefined) counts.set(table, (counts.get(table) ?? 0) + (tags[i] as number));
+  });
+  return { objects: [...counts].map(([name, records]) => ({ name, records })) };
 }

@@ -1,8 +1,17 @@
 import { spawn } from 'node:child_process';
 import { TidemarkError } from '../../errors.ts';
 import type { ObjectCount, Skipped } from '../source.ts';
-import { clientEnv, type PostgresConnection, runTool, summarizeStderr, TextTail, withBigBuffer } from './client.ts';
+import {
+  clientEnv,
+  type PostgresConnection,
+  Psql,
+  runTool,
+  summarizeStderr,
+  TextTail,
+  withBigBuffer,
+} from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
+import { captureDatabaseState, stateHeader } from './database-state.ts';
 import type { PostgresTools } from './tools.ts';
 
 export interface DumpContext {
@@ -22,13 +31,17 @@ export interface DumpOutcome {
  * One database as plain SQL, lazily: pg_dump starts when iteration does. pg_dump reads everything in
  * one repeatable-read transaction holding only ACCESS SHARE locks, so writers go on; rows are counted
  * from the stream itself, hence in the dump's snapshot. When pg_dump fails the iteration throws, so no
- * snapshot is written from a partial dump; when the consumer stops early, pg_dump is ended.
+ * snapshot is written from a partial dump; when the consumer stops early, pg_dump is ended. The stream
+ * starts with the database's own state (database-state.ts), which pg_dump leaves out.
  */
 export async function* dumpDatabase(
   context: DumpContext,
   database: string,
   onDone: (outcome: DumpOutcome) => void,
 ): AsyncGenerator<Buffer> {
+  const psql = new Psql(context.tools.psql, context.connection);
+  const { state, skipped: lossy } = await captureDatabaseState(psql, database, context.description);
+  const header = stateHeader(state);
   const args = [
     '--format=plain',
     '--encoding=UTF8', // identifiers in COPY lines then decode as UTF-8, whatever the database's encoding
@@ -57,6 +70,8 @@ export async function* dumpDatabase(
   });
   const counter = new CopyCounter();
   try {
+    counter.write(header);
+    yield header;
     for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
       counter.write(chunk);
       yield chunk;
@@ -72,6 +87,7 @@ export async function* dumpDatabase(
     onDone({
       counts: counter.objects(),
       skipped: [
+        ...lossy,
         ...warnings.map((reason) => ({ path: database, reason: `pg_dump ${reason}` })),
         ...counter.issues().map((reason) => ({ path: database, reason: `row counts incomplete: ${reason}` })),
       ],

@@ -11,8 +11,9 @@ import type {
 } from '../source.ts';
 import { type PostgresConnection, Psql, type SslMode } from './client.ts';
 import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from './dump.ts';
-import { type RestoreContext, restoreDatabase, SCRATCH_PREFIX } from './restore.ts';
+import { type RestoreContext, restoreDatabase } from './restore.ts';
 import { countRows } from './row-counts.ts';
+import { SCRATCH_PREFIX } from './scratch.ts';
 import { findTools, formatMajor, majorOf, type PostgresTools } from './tools.ts';
 
 export interface PostgresSourceOptions {

@@ -1,11 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
 import type { DatabaseRestoreOptions, DatabaseRestoreResult, ScriptRole } from '../source.ts';
 import { type Psql, summarizeStderr } from './client.ts';
 import { CopyCounter } from './copy-counter.ts';
 import { pairCopyTags } from './copy-tags.ts';
-import { countRelations } from './row-counts.ts';
+import { applyDatabaseState, createRestoreDatabase } from './database-state.ts';
+import {
+  dropAbandonedScratch,
+  dropScratchDatabase,
+  SCRATCH_LOCK_KEY,
+  SCRATCH_PREFIX,
+  scratchNames,
+} from './scratch.ts';
+import { describeUserObjects, userObjects } from './user-objects.ts';
 
 export interface RestoreContext {
   psql: Psql;
@@ -19,19 +26,23 @@ export interface RestoreContext {
 /** The context once connected: the server's version decides how databases are dropped. */
 interface Connected extends RestoreContext {
   serverVersion: number;
+  /** The database sessions connect to when not to the target or the scratch database. */
+  maintenance: string;
 }
-
-/** Databases holding a restore in progress; one left behind by a killed agent may be dropped. */
-export const SCRATCH_PREFIX = 'tidemark_restore_';
 
 /**
  * Restores a plain-format dump into a scratch database, runs the post-restore SQL, and only then puts
- * it in place of the target (dropping the target first with mode `replace`). So a failed restore, in
- * either mode, leaves the target exactly as it was, and nobody ever connects to restored data before the
- * post-restore SQL (anonymisation) ran. The rows of each table are those the server reports for the
- * dump's COPY of it (its command tag), so the counts are of the load itself and compare with the
- * backup's, whatever the post-restore SQL changes. The database is created from template0 and owned by
- * the restoring user: a per-database dump carries no database-level settings.
+ * it in place of the target, in one transaction that renames the target away (mode `replace`, or an
+ * empty target in mode `new`) and the scratch database into its place. So a failed, interrupted or
+ * killed restore, in either mode, leaves the target exactly as it was, and nobody ever connects to
+ * restored data before the post-restore SQL (anonymisation) ran. scratch.ts says how the databases of
+ * a killed restore are recognised and dropped by the next one. The database is created with the
+ * encoding and locale the backup recorded, and gets its owner, settings, privileges and comment before
+ * it takes the target's place (database-state.ts).
+ *
+ * The rows of each table are those the server reports for the dump's COPY of it (its command tag), so
+ * the counts are of the load itself and compare with the backup's, whatever the post-restore SQL
+ * changes; counts that cannot be told are a warning, never a failure.
  */
 export async function restoreDatabase(
   context: RestoreContext,
@@ -39,12 +50,17 @@ export async function restoreDatabase(
   options: DatabaseRestoreOptions,
 ): Promise<DatabaseRestoreResult> {
   const { psql, server } = context;
+  const { signal } = options;
   const target = options.database;
   const postRestoreSQL = options.postRestoreSQL?.trim();
-  const maintenance = target === 'postgres' ? 'template1' : 'postgres';
-  const scratch = `${SCRATCH_PREFIX}${randomBytes(6).toString('hex')}`;
-  let connected: Connected = { ...context, serverVersion: 0 };
-  let created = false;
+  const { token, scratch, replaced } = scratchNames();
+  const warnings: string[] = [];
+  let connected: Connected = { ...context, serverVersion: 0, maintenance: maintenanceFor(target) };
+  let lock: { release(): Promise<void> } | undefined;
+  let scratchExists = false;
+  const checkpoint = () => {
+    if (signal?.aborted) throw interrupted(target, server, signal);
+  };
   try {
     validateDatabaseName(target);
     if (postRestoreSQL?.startsWith('\\'))
@@ -54,40 +70,93 @@ export async function restoreDatabase(
       throw new TidemarkError('InvalidArgument', 'post-restore SQL is longer than 100 kB');
     // Every psql session costs a connection (~50 ms), so the first one asks both questions.
     const [version, exists] = await psql.query(
-      maintenance,
+      connected.maintenance,
       `select current_setting('server_version_num'),
               exists (select from pg_catalog.pg_database where datname = :'target')`,
-      { vars: { target }, doing: `${server}: cannot connect to database "${maintenance}"` },
+      { vars: { target }, doing: `${server}: cannot connect to database "${connected.maintenance}"` },
     );
-    connected = { ...context, serverVersion: Number(version) };
+    connected = { ...connected, serverVersion: Number(version) };
     if (options.mode === 'new' && exists === 't') await refuseNonEmpty(connected, target);
-    await psql.query(maintenance, 'create database :"scratch" template template0', {
-      vars: { scratch },
-      doing: `creating a database on ${server} to restore into`,
+    warnings.push(...(await dropAbandonedScratch(psql, connected.maintenance, server, connected.serverVersion)));
+    checkpoint();
+    lock = await psql.lock(
+      connected.maintenance,
+      SCRATCH_LOCK_KEY,
+      { token },
+      `holding the lock that marks database "${scratch}" on ${server} as in use`,
+    );
+    scratchExists = true; // from here on it may exist: a failure drops it (if exists)
+    const { state, skipped } = await createRestoreDatabase(psql, connected.maintenance, scratch, data, {
+      serverVersion: connected.serverVersion,
+      createMissingRoles: options.createMissingRoles ?? false,
+      target,
+      server,
     });
-    created = true;
+    checkpoint();
 
     const blocks = new CopyCounter(); // the table of each COPY block, in the order psql runs them
-    const restored = await psql.script(scratch, copyBlocks(data, blocks));
+    const restored = await psql.script(scratch, copyBlocks(data, blocks), signal);
+    checkpoint();
     if (restored.code !== 0)
       throw new TidemarkError(
         'Unsupported',
         `restoring into "${target}" on ${server} failed, target left unchanged: ${summarizeStderr(restored.stderr, context.password)}`,
       );
-    const tables = blocks.objects().map((table) => table.name);
-    const objects = pairCopyTags(tables, restored.copied, `restoring "${target}" on ${server}, target left unchanged`);
-    if (postRestoreSQL) await runPostRestoreSQL(connected, scratch, target, postRestoreSQL, options.scriptRole);
-    await dropTarget(connected, maintenance, target, options.mode);
-    created = false; // the target is gone: from here on the scratch database holds the only copy
-    await renameScratch(connected, maintenance, scratch, target);
-    return { objects, skipped: [] };
+    const counted = pairCopyTags(blocks.blocks(), restored.copied);
+    if (counted.problem) warnings.push(`restored row counts of "${target}" unknown: ${counted.problem}`);
+    warnings.push(...blocks.issues().map((issue) => `reading the dump of "${target}": ${issue}`));
+    if (postRestoreSQL) await runPostRestoreSQL(connected, scratch, target, postRestoreSQL, options.scriptRole, signal);
+    checkpoint();
+    if (state) skipped.push(...(await applyDatabaseState(psql, scratch, state, target)));
+    checkpoint();
+    const swapped = await swapIntoPlace(connected, scratch, target, replaced, options.mode);
+    scratchExists = false; // it is the target now
+    if (swapped) {
+      const failure = await dropScratchDatabase(psql, connected.maintenance, replaced, server, connected.serverVersion);
+      if (failure)
+        warnings.push(
+          `the database "${target}" held before was kept as "${replaced}" and could not be dropped (${failure}); the next restore on ${server} drops it`,
+        );
+    }
+    return { objects: counted.objects, skipped, warnings };
   } catch (error) {
-    if (created) await dropScratch(connected, maintenance, scratch);
-    throw error;
+    let failure = signal?.aborted && !isInterruption(error) ? interrupted(target, server, signal) : error;
+    if (scratchExists) {
+      const cleanup = await dropScratchDatabase(psql, connected.maintenance, scratch, server, connected.serverVersion);
+      if (cleanup)
+        failure = new TidemarkError(
+          (failure as TidemarkError).code ?? 'Internal',
+          `${(failure as Error).message}; and the scratch database "${scratch}" could not be dropped (${cleanup}): the next restore on ${server} drops it, or drop it by hand`,
+          { cause: failure },
+        );
+    }
+    throw failure;
   } finally {
+    await lock?.release();
     if (!data.readableEnded) data.destroy();
   }
 }
+
+function maintenanceFor(target: string): string {
+  return target === 'postgres' ? 'template1' : 'postgres';
+}
+
+function interrupted(target: string, server: string, signal: AbortSignal): TidemarkError {
+  const why = typeof signal.reason === 'string' ? ` by ${signal.reason}` : '';
+  return new TidemarkError(
+    'Interrupted',
+    `restoring into "${target}" on ${server} was interrupted${why}, target left unchanged`,
+  );
+}
+
+function isInterruption(error: unknown): boolean {
+  return error instanceof TidemarkError && error.code === 'Interrupted';
+}
+
+/**
+ * The empty database the dump is restored into: from template0, owned by the restoring user. The one
+ * place a restore creates a database (database-level state is applied here).
+ */
 
 /**
  * Runs the post-restore SQL on the scratch database: as the restoring user, or connected as
@@ -102,6 +171,7 @@ async function runPostRestoreSQL(
   target: string,
   sql: string,
   role: ScriptRole | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   if (role && !context.asRole)
     throw new TidemarkError(
@@ -111,7 +181,7 @@ async function runPostRestoreSQL(
   const session = role && context.asRole ? context.asRole(role) : context.psql;
   const as = role ? ` as role "${role.user}"` : '';
   if (role) await scriptGrants(context, scratch, role.user, 'grant');
-  const post = await session.command(scratch, sql);
+  const post = await session.command(scratch, sql, signal);
   if (post.code !== 0)
     throw new TidemarkError(
       'InvalidArgument',
@@ -151,64 +221,56 @@ function validateDatabaseName(name: string): void {
     throw new TidemarkError('InvalidArgument', `database names starting with ${SCRATCH_PREFIX} are tidemark's own`);
 }
 
-async function targetExists(context: RestoreContext, maintenance: string, target: string): Promise<boolean> {
-  const rows = await context.psql.query(maintenance, "select 1 from pg_catalog.pg_database where datname = :'target'", {
-    vars: { target },
-    doing: `looking for database "${target}" on ${context.server}`,
-  });
-  return rows.length > 0;
-}
-
+/** Mode `new` restores only into a database without a single object a user made (user-objects.ts). */
 async function refuseNonEmpty(context: RestoreContext, target: string): Promise<void> {
-  const relations = await countRelations(context.psql, target);
-  if (relations > 0)
+  const found = await userObjects(context.psql, target, `inspecting database "${target}" on ${context.server}`);
+  if (found.length > 0)
     throw new TidemarkError(
       'InvalidArgument',
-      `database "${target}" on ${context.server} is not empty (${relations} tables, views or sequences); restore into a new database or use mode replace`,
+      `database "${target}" on ${context.server} is not empty (it holds ${describeUserObjects(found)}); restore into a new database or use mode replace`,
     );
 }
 
-/** Drops the target, refusing a non-empty one again in mode `new` (its check may be old by now). */
-async function dropTarget(
+/**
+ * Puts the restored copy in place of the target in one transaction: the target (if any) is renamed to
+ * `replaced` and the copy to the target's name, so at every moment the target name holds either the
+ * old database or the whole restored one. Renaming needs the target free of sessions: mode `replace`
+ * ends them (renaming waits up to 5 s for them to go); in mode `new` a session on the (empty) target
+ * fails the restore instead, after the emptiness is checked again (the first check may be old).
+ * Returns whether a target was renamed away (to be dropped by the caller).
+ */
+async function swapIntoPlace(
   context: Connected,
-  maintenance: string,
+  scratch: string,
   target: string,
+  replaced: string,
   mode: DatabaseRestoreOptions['mode'],
-): Promise<void> {
-  if (mode === 'new') {
-    if (!(await targetExists(context, maintenance, target))) return;
-    await refuseNonEmpty(context, target);
+): Promise<boolean> {
+  const [exists] = await context.psql.query(
+    context.maintenance,
+    "select exists (select from pg_catalog.pg_database where datname = :'target')",
+    { vars: { target }, doing: `looking for database "${target}" on ${context.server}` },
+  );
+  const vars = { scratch, target, replaced };
+  const doing = `putting the restored database in place of "${target}" on ${context.server}`;
+  if (exists !== 't') {
+    await context.psql.query(context.maintenance, 'alter database :"scratch" rename to :"target"', { vars, doing });
+    return false;
   }
-  // Only mode `replace` ends other sessions; in mode `new` a session on the empty target fails the drop.
-  const drop =
-    mode === 'new'
-      ? 'drop database if exists :"target"'
-      : context.serverVersion >= 130000
-        ? 'drop database if exists :"target" with (force)'
-        : `select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity where datname = :'target';
-           drop database if exists :"target"`;
-  await context.psql.query(maintenance, drop, {
-    vars: { target },
-    doing: `dropping database "${target}" on ${context.server}`,
-  });
-}
-
-async function renameScratch(context: Connected, maintenance: string, scratch: string, target: string) {
-  try {
-    await context.psql.query(maintenance, 'alter database :"scratch" rename to :"target"', {
-      vars: { scratch, target },
-      doing: `renaming the restored database to "${target}" on ${context.server}`,
-    });
-  } catch (error) {
-    throw new TidemarkError('Internal', `${(error as Error).message}; the restored data is in database "${scratch}"`, {
-      cause: error,
-    });
-  }
-}
-
-async function dropScratch(context: Connected, maintenance: string, scratch: string): Promise<void> {
-  const force = context.serverVersion >= 130000 ? ' with (force)' : '';
-  await context.psql
-    .query(maintenance, `drop database if exists :"scratch"${force}`, { vars: { scratch } })
-    .catch(() => undefined); // the restore's own error is the one to report
+  if (mode === 'new') await refuseNonEmpty(context, target);
+  const endSessions =
+    mode === 'replace'
+      ? `select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity
+          where datname = :'target' and pid <> pg_catalog.pg_backend_pid();`
+      : '';
+  await context.psql.query(
+    context.maintenance,
+    `${endSessions}
+     begin;
+     alter database :"target" rename to :"replaced";
+     alter database :"scratch" rename to :"target";
+     commit;`,
+    { vars, doing },
+  );
+  return true;
 }

@@ -25,16 +25,3 @@ export async function countRows(psql: Psql, database: string, doing?: string): P
     counts.push({ name: fields[i] as string, records: Number(fields[i + 1]) });
   return counts;
 }
-
-/** How many relations (tables, views, sequences, ...) `database` holds, outside system schemas and extensions. */
-export async function countRelations(psql: Psql, database: string): Promise<number> {
-  const [count] = await psql.query(
-    database,
-    `select count(*) from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
-       and not exists (select from pg_catalog.pg_depend d
-                       where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')`,
-    { doing: `inspecting database "${database}"` },
-  );
-  return Number(count);
-}
