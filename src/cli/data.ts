@@ -127,12 +127,9 @@ export function registerDataCommands(program: Command): void {
         }),
       );
       const expected = new Map(outcome.expected.map((o) => [o.name, o.records]));
-      const lines = [
-        ...outcome.restored.map(
-          (o) => `  ${o.name}: ${o.records} restored, ${expected.get(o.name) ?? '?'} in the backup`,
-        ),
-        ...outcome.skipped.map((o) => `  ${o.path}: ${o.reason}`),
-      ];
+      const lines = outcome.restored.map(
+        (o) => `  ${o.name}: ${o.records} restored, ${expected.get(o.name) ?? '?'} in the backup`,
+      );
       print(
         options,
         { snapshot: snapshot.id, ...outcome },
