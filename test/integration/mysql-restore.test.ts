@@ -168,6 +168,17 @@ describe('MariaDB restores', () => {
       assert.equal(await fingerprint(database), before);
     });
 
+  test('through the agent path a refused restore fails at once, naming what the target holds', async () => {
+    await assert.rejects(restoreInto(await snapshotOf(app.objects), 'app_copy', 'new'), (error: TidemarkError) => {
+      assert.equal(error.code, 'InvalidArgument');
+      assert.match(
+        error.message,
+        /app_copy: the database is not empty, it holds event "e", function "f", .*table "big"/,
+      );
+      return true;
+    });
+  });
+
   test('a replace whose dump fails part-way leaves the target exactly as it was, with mariadb’s own error', async () => {
     const before = await fingerprint('app_copy');
     const broken = Buffer.concat([app.sql.subarray(0, app.sql.length / 2), Buffer.from("');\nTHIS IS NOT SQL;\n")]);

@@ -105,7 +105,8 @@ function throwIfAborted(signal: AbortSignal | undefined, context: string): void 
 }
 
 function describeObjects(objects: { kind: string; name: string }[]): string {
-  const shown = objects.slice(0, 10).map(({ kind, name }) => `${kind} ${JSON.stringify(name)}`);
+  const sorted = [...objects].sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
+  const shown = sorted.slice(0, 10).map(({ kind, name }) => `${kind} ${JSON.stringify(name)}`);
   return `${shown.join(', ')}${objects.length > shown.length ? ` and ${objects.length - shown.length} more` : ''}`;
 }
 
