@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -250,6 +250,30 @@ describe('MariaDB restores', () => {
     const [code] = await once(cli, 'exit');
     assert.notEqual(code, 0);
     assert.match(stderr, /ERROR 1146 \(42S02\) at line \d+: Table '.*no_such_table' doesn't exist/);
+
+    // And the agent's result, which the operator puts in the RestoreRequest's status and Event.
+    const resultFile = join(workDir.path, 'agent-result.json');
+    const agent = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'agent', 'restore'], {
+      env: {
+        ...process.env,
+        MYSQL_PWD: db.password,
+        TIDEMARK_REPO: `file://${workDir.path}/repo`,
+        TIDEMARK_REPO_KEY: PASSPHRASE,
+        TIDEMARK_SNAPSHOT: snapshot.id,
+        TIDEMARK_TARGET: `mysql://root@${db.host}:${db.port}/agent_target`,
+        TIDEMARK_RESTORE_MODE: 'new',
+        TIDEMARK_RESULT_FILE: resultFile,
+        TIDEMARK_LOG_LEVEL: 'warn',
+      },
+      stdio: 'ignore',
+    });
+    await once(agent, 'exit');
+    const result = JSON.parse(readFileSync(resultFile, 'utf8')) as { ok: boolean; error?: { message: string } };
+    assert.equal(result.ok, false);
+    assert.match(
+      result.error?.message ?? '',
+      /ERROR 1146 \(42S02\) at line \d+: Table '.*no_such_table' doesn't exist/,
+    );
   });
 
   test('nobody sees a restore half-done: the target keeps its old content until the swap', async () => {
