@@ -64,14 +64,19 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       data.destroy(error as Error);
       throw error;
     }),
-    target.restore(data, {
-      database: location.databases[0] as string,
-      mode: request.mode,
-      ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
-      ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
-      ...(request.createMissingRoles ? { createMissingRoles: true } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
-    }),
+    target
+      .restore(data, {
+        database: location.databases[0] as string,
+        mode: request.mode,
+        ...(request.postRestoreSQL ? { postRestoreSQL: request.postRestoreSQL } : {}),
+        ...(request.scriptRole ? { scriptRole: request.scriptRole } : {}),
+        ...(request.createMissingRoles ? { createMissingRoles: true } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      })
+      .catch((error: unknown) => {
+        data.destroy(); // a target that failed before reading it all must not leave the stream waiting for ever
+        throw error;
+      }),
   ]);
   // The database's error first: once it fails, the stream feeding it fails too ("output closed"), and a
   // stream that fails first (a damaged chunk) reaches the target as the reason its input ended.

@@ -1,5 +1,6 @@
 import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TidemarkError } from '../../errors.ts';
@@ -40,20 +41,46 @@ export function findTool(kind: keyof typeof toolNames, path = process.env.PATH ?
   throw new TidemarkError('Unsupported', `neither ${toolNames[kind].join(' nor ')} is on PATH`);
 }
 
-const usersSupport = new Map<string, Promise<boolean>>();
+const helpTexts = new Map<string, Promise<string>>();
 
-/** Whether a dump tool writes users and grants as SQL (`--system=users`: MariaDB 10.5.5 and later, not MySQL). */
-export function dumpsUsers(tool: string): Promise<boolean> {
-  let supported = usersSupport.get(tool);
-  if (!supported) {
-    supported = new Promise((resolve) =>
+/** A tool's `--help` text, asked once per tool. */
+function helpText(tool: string): Promise<string> {
+  let text = helpTexts.get(tool);
+  if (!text) {
+    text = new Promise((resolve) =>
       execFile(tool, ['--no-defaults', '--help'], { maxBuffer: 4 * 1024 * 1024 }, (_error, stdout) =>
-        resolve(/--system=/.test(String(stdout))),
+        resolve(String(stdout)),
       ),
     );
-    usersSupport.set(tool, supported);
+    helpTexts.set(tool, text);
   }
-  return supported;
+  return text;
+}
+
+/** Whether a dump tool writes users and grants as SQL (`--system=users`: MariaDB 10.5.5 and later, not MySQL). */
+export async function dumpsUsers(tool: string): Promise<boolean> {
+  return /--system=/.test(await helpText(tool));
+}
+
+/** Whether a dump tool dumps the history of system-versioned tables (`--dump-history`: MariaDB 10.11 and later). */
+export async function dumpsHistory(tool: string): Promise<boolean> {
+  return /--dump-history/.test(await helpText(tool));
+}
+
+/**
+ * The line of a tool's stderr that says what went wrong: the server's first `ERROR ...` (the mariadb
+ * client) or the first line naming an error (mariadb-dump), else the last lines; the password masked.
+ */
+export function errorLine(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  return (
+    lines.find((line) => /^ERROR \d+/.test(line)) ??
+    lines.find((line) => /error/i.test(line)) ??
+    lines.slice(-3).join(' / ')
+  );
 }
 
 /** Options every tool takes first: no option files (a stray ~/.my.cnf must not change what is dumped). */
@@ -98,23 +125,52 @@ export interface ToolProcess {
   /** Exit code, or the signal's name; rejects only when the tool could not be started. */
   readonly exited: Promise<number | string>;
   stderr(): string;
-  /** The last lines of stderr, as one line for a message. */
-  stderrTail(lines?: number): string;
+  /** The line of stderr that names the error (see `errorLine`). */
+  stderrError(): string;
 }
 
 const STDERR_KEEP = 16 * 1024;
 
 export function startTool(connection: Connection, tool: string, args: string[]): ToolProcess {
+  return launch(connection, tool, args, 'pipe') as ToolProcess;
+}
+
+/**
+ * Runs the client on a file of SQL, read by the client itself: should this process die, the client still
+ * has the whole file and never sees a cut-off last statement (a pipe would end wherever the writer stopped).
+ */
+export async function runSqlFile(connection: Connection, file: string, args: string[], context: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    const tool = launch(connection, findTool('client'), args, handle.fd);
+    const code = await tool.exited;
+    if (code !== 0)
+      throw new TidemarkError(
+        'SourceUnavailable',
+        `${context}: ${tool.stderrError() || `mariadb exited with ${code}`}`,
+      );
+  } finally {
+    await handle.close();
+  }
+}
+
+function launch(
+  connection: Connection,
+  tool: string,
+  args: string[],
+  stdin: 'pipe' | number,
+): Omit<ToolProcess, 'child'> & { child: ChildProcessByStdio<Writable | null, Readable, Readable> } {
   const child = spawn(tool, [...connectionArgs(connection), ...args], {
     env: toolEnv(connection),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+    stdio: [stdin, 'pipe', 'pipe'],
+  }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (text: string) => {
     stderr = (stderr + text).slice(-STDERR_KEEP);
   });
-  child.stdin.on('error', () => {}); // an early exit is reported through `exited`
+  if (stdin !== 'pipe') child.stdout.resume(); // output nobody reads must not fill the pipe and stall the client
+  child.stdin?.on('error', () => {}); // an early exit is reported through `exited`
   const exited = new Promise<number | string>((resolve, reject) => {
     child.once('error', (error) =>
       reject(new TidemarkError('Unsupported', `cannot run ${tool}: ${error.message}`, { cause: error })),
@@ -127,13 +183,7 @@ export function startTool(connection: Connection, tool: string, args: string[]):
     child,
     exited,
     stderr: masked,
-    stderrTail: (lines = 3) =>
-      masked()
-        .split('\n')
-        .map((line) => line.trim())
-        .filter(Boolean)
-        .slice(-lines)
-        .join(' / '),
+    stderrError: () => errorLine(masked()),
   };
 }
 
@@ -161,7 +211,7 @@ export async function runSql(
   });
   tool.child.stdin.end(sql);
   const code = await tool.exited;
-  if (code !== 0) throw new TidemarkError('SourceUnavailable', `${context}: ${tool.stderrTail() || `exit ${code}`}`);
+  if (code !== 0) throw new TidemarkError('SourceUnavailable', `${context}: ${tool.stderrError() || `exit ${code}`}`);
   return stdout
     .split('\n')
     .filter((line) => line !== '')

@@ -104,6 +104,31 @@ describe('DumpRowCounter', () => {
     assert.deepEqual(count(''), []);
   });
 
+  test('INSERTs with a column list (INVISIBLE columns, --dump-history) count their rows, not the list', () => {
+    const dump = [
+      'INSERT INTO `inv` (`id`, `secret`, `f`) VALUES (1,5,0.1),\n(2,5,0.333333);',
+      "INSERT INTO `vers` (`id`, `v`, row_start, row_end) VALUES (1,1,'2026-12-01 18:38:12.687528','2026-12-01 18:38:12.687672'),(1,2,'a','b'),(1,3,'(c)','d');",
+      'INSERT INTO `x`(`a`) VALUES(1);',
+    ].join('\n');
+    assert.deepEqual(asObject(count(dump)), { inv: 2, vers: 3, x: 1 });
+  });
+
+  test('names and comments a tenant controls cannot forge or hide rows', () => {
+    // As mariadb-dump 10.11 writes a table whose name holds a newline and `-- `, and a comment that looks like data.
+    const name = 'a\n-- b\nINSERT INTO `t` VALUES (1);';
+    const quoted = `\`${name.replaceAll('`', '``')}\``;
+    const dump = [
+      `--\n-- Table structure for table ${quoted.replaceAll('\n', '\n-- ')}\n--\n`,
+      `CREATE TABLE ${quoted} (\n  \`id\` int(11) DEFAULT NULL COMMENT 'x'');\\nINSERT INTO \`t\` VALUES (9),(10);\\n-- */'\n) COMMENT='*/ INSERT INTO \`t\` VALUES (1);';`,
+      `LOCK TABLES ${quoted} WRITE;`,
+      `/*!40000 ALTER TABLE ${quoted} DISABLE KEYS */;`,
+      `INSERT INTO ${quoted} VALUES (1),\n(2);`,
+      `/*!40000 ALTER TABLE ${quoted} ENABLE KEYS */;`,
+      'UNLOCK TABLES;',
+    ].join('\n');
+    assert.deepEqual(count(dump), [{ table: name, rows: 2 }]);
+  });
+
   test('a last statement without its delimiter still counts', () => {
     assert.deepEqual(count('INSERT INTO `a` VALUES (1),(2)'), [{ table: 'a', rows: 2 }]);
   });

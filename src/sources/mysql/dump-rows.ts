@@ -1,7 +1,9 @@
 /**
  * Counts the rows of each table in a mariadb-dump / mysqldump stream as it flows, so the counts come from
  * exactly the snapshot that was dumped. Rows are the top-level tuples of `INSERT INTO `t` VALUES (...),(...);`
- * statements; tables appear from their `CREATE TABLE` (so an empty table counts 0).
+ * statements, with or without a column list (mariadb-dump names the columns when a table has INVISIBLE
+ * columns, and the history columns with `--dump-history`); tables appear from their `CREATE TABLE` (so an
+ * empty table counts 0).
  *
  * The scanner follows the statement rules of the mariadb client that will replay the dump: `'`, `"` strings
  * with backslash escapes (a doubled quote closes and reopens, which counts the same), backtick identifiers,
@@ -27,6 +29,8 @@ enum Kind {
   /** The statement's head is still being read. */
   Undecided,
   Insert,
+  /** An INSERT's column list (`INSERT INTO `t` (`a`, row_start) VALUES ...`: invisible or history columns). */
+  InsertColumns,
   Other,
 }
 
@@ -48,7 +52,7 @@ const M = 0x4d;
 const HEAD_MAX = 1024;
 const EMPTY = Buffer.alloc(0);
 const IDENTIFIER = '(`(?:[^`]|``)+`)';
-const INSERT_HEAD = new RegExp(`^(?:INSERT|REPLACE)(?: IGNORE)? INTO ${IDENTIFIER} ?VALUES$`, 'i');
+const INSERT_HEAD = new RegExp(`^(?:INSERT|REPLACE)(?: IGNORE)? INTO ${IDENTIFIER} ?(VALUES)?$`, 'i');
 const CREATE_TABLE_HEAD = new RegExp(`^CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?${IDENTIFIER}$`, 'i');
 const DELIMITER_HEAD = /^DELIMITER $/i;
 
@@ -90,7 +94,7 @@ export class DumpRowCounter {
   /** Tables in order of appearance, with the rows seen so far. */
   tables(): TableRows[] {
     const result = [...this.counts].map(([table, rows]) => ({ table, rows }));
-    if (this.kind === Kind.Insert && this.rows > 0) {
+    if ((this.kind === Kind.Insert || this.kind === Kind.InsertColumns) && this.rows > 0) {
       const current = result.find((t) => t.table === this.table);
       if (current) current.rows += this.rows;
       else result.push({ table: this.table, rows: this.rows });
@@ -212,10 +216,11 @@ export class DumpRowCounter {
         break;
       case LPAREN:
         if (this.kind === Kind.Undecided) this.decide();
-        if (this.kind === Kind.Insert && this.depth++ === 0) this.rows++;
+        if (this.kind === Kind.InsertColumns) this.depth++;
+        else if (this.kind === Kind.Insert && this.depth++ === 0) this.rows++;
         return i + 1;
       case RPAREN:
-        if (this.depth > 0) this.depth--;
+        if (this.depth > 0 && --this.depth === 0 && this.kind === Kind.InsertColumns) this.kind = Kind.Insert;
         return i + 1;
     }
     if (c <= SPACE) this.space();
@@ -262,7 +267,7 @@ export class DumpRowCounter {
     const head = this.headText().trim();
     const insert = INSERT_HEAD.exec(head);
     if (insert?.[1]) {
-      this.kind = Kind.Insert;
+      this.kind = insert[2] ? Kind.Insert : Kind.InsertColumns;
       this.table = unquote(insert[1]);
       return;
     }
@@ -276,7 +281,8 @@ export class DumpRowCounter {
 
   private endStatement(): void {
     if (this.kind === Kind.Undecided && this.headLength > 0) this.decide();
-    if (this.kind === Kind.Insert) this.counts.set(this.table, (this.counts.get(this.table) ?? 0) + this.rows);
+    if (this.kind === Kind.Insert || this.kind === Kind.InsertColumns)
+      this.counts.set(this.table, (this.counts.get(this.table) ?? 0) + this.rows);
     this.kind = Kind.Undecided;
     this.headLength = 0;
     this.rows = 0;

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { isCode } from '../../errors.ts';
-import { findTool, quoteIdentifier, quoteString } from './client.ts';
+import { errorLine, findTool, quoteIdentifier, quoteString } from './client.ts';
+import { databaseHeader, stringLiteral } from './dump.ts';
 import { MySQLSource, type MySQLSourceOptions } from './mysql.ts';
 
 const options = (overrides: Partial<MySQLSourceOptions> = {}): MySQLSourceOptions => ({
@@ -73,5 +74,35 @@ describe('client helpers', () => {
     assert.equal(quoteIdentifier('we`ird'), '`we``ird`');
     assert.equal(quoteString(''), "''");
     assert.equal(quoteString("a'\\"), "CONVERT(X'61275c' USING utf8mb4)");
+  });
+
+  test("the error line is the server's first ERROR, else the first line naming an error, else the tail", () => {
+    const client = [
+      '--------------',
+      'INSERT INTO t VALUES (1)',
+      '--------------',
+      '',
+      "ERROR 1146 (42S02) at line 3: Table 'db.t' doesn't exist",
+      'ERROR 2013 (HY000): Lost connection',
+    ].join('\n');
+    assert.equal(errorLine(client), "ERROR 1146 (42S02) at line 3: Table 'db.t' doesn't exist");
+    assert.equal(
+      errorLine(
+        "mariadb-dump: warning: x\nmariadb-dump: Got error: 1049: Unknown database 'd' when selecting the database\n",
+      ),
+      "mariadb-dump: Got error: 1049: Unknown database 'd' when selecting the database",
+    );
+    assert.equal(errorLine('a\nb\nc\nd\n'), 'b / c / d');
+  });
+
+  test('the database header carries charset, collation and a comment that stays a literal', () => {
+    assert.equal(
+      databaseHeader('latin1', 'latin1_german1_ci', "it's \\ here\n"),
+      "SET @tidemark_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '';\n" +
+        "ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_german1_ci COMMENT 'it''s \\\\ here\\n';\n" +
+        'SET SESSION sql_mode = @tidemark_sql_mode;\n',
+    );
+    assert.equal(databaseHeader('latin1; DROP', 'x', ''), '', 'names that are not words are not written');
+    assert.equal(stringLiteral("a'b\\c\0"), "'a''b\\\\c\\0'");
   });
 });
