@@ -32,7 +32,9 @@ before(async () => {
   await mkdir(documents, { recursive: true });
   for (let i = 0; i < 5; i++) await writeFile(join(documents, `doc-${i}.txt`), `document ${i}\n`.repeat(2000));
   // TIDEMARK_OPERATOR_ARGS='' runs the operator without the flag (to reproduce on code that lacks it).
-  const args = (process.env.TIDEMARK_OPERATOR_ARGS ?? '--pod-start-timeout 5').split(' ').filter(Boolean);
+  const args = (process.env.TIDEMARK_OPERATOR_ARGS ?? '--pod-start-timeout 5 --storage-retry-budget 10s')
+    .split(' ')
+    .filter(Boolean);
   env.startOperator('operator', args);
 });
 

@@ -22,7 +22,7 @@ before(async () => {
   const documents = join(env.kubelet.claimDir(env.namespace, 'documents'), 'files');
   await mkdir(documents, { recursive: true });
   for (let i = 0; i < 3; i++) await writeFile(join(documents, `doc-${i}.txt`), `document ${i}\n`.repeat(500));
-  env.startOperator('operator');
+  env.startOperator('operator', ['--storage-retry-budget', '10s']); // its replica is stopped on purpose
 });
 
 after(async () => {
