@@ -133,6 +133,7 @@ export class OperatorMetrics {
   private observe: (() => ObservedObjects) | undefined;
   private controllers: Controller[] = [];
   private leading = false;
+  private readonly countControllers: (controllers: Controller[]) => void;
 
   constructor() {
     const registers = [this.registry];
@@ -180,6 +181,13 @@ export class OperatorMetrics {
         if (outcome === 'error') errors.inc({ controller });
       },
     };
+    // Every controller's series from the start, at 0, so rate() and alerts see them before the first error.
+    this.countControllers = (controllers) => {
+      for (const c of controllers) {
+        reconciles.inc({ controller: c.name }, 0);
+        errors.inc({ controller: c.name }, 0);
+      }
+    };
     const metrics = this;
     new Gauge({
       name: 'tidemark_controller_queue_depth',
@@ -187,11 +195,7 @@ export class OperatorMetrics {
       labelNames: ['controller'],
       registers,
       collect() {
-        for (const c of metrics.controllers) {
-          reconciles.inc({ controller: c.name }, 0);
-          errors.inc({ controller: c.name }, 0);
-          this.set({ controller: c.name }, metrics.leading ? c.queue.length : 0);
-        }
+        for (const c of metrics.controllers) this.set({ controller: c.name }, metrics.leading ? c.queue.length : 0);
       },
     });
     new Gauge({
@@ -216,6 +220,7 @@ export class OperatorMetrics {
     this.leading = true;
     this.observe = observe;
     this.controllers = controllers;
+    this.countControllers(controllers);
   }
 
   /** Leadership ended: object metrics go (the next leader reports them); the controllers' names stay, at 0 depth. */
