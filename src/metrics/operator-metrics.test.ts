@@ -55,7 +55,8 @@ describe('OperatorMetrics', () => {
     const metrics = new OperatorMetrics();
     const controller = new Controller('backuppolicy', async () => undefined, metrics.controllerHooks);
     controller.queue.add('acme/tenants');
-    metrics.lead(observed, [controller]);
+    metrics.lead([controller]);
+    metrics.observeFrom(observed);
     const leading = await metrics.render();
     assert.match(leading, /^tidemark_leader 1$/m);
     assert.match(leading, /^tidemark_source_rpo_seconds\{namespace="acme",policy="tenants",source="db"\} 3600$/m);
@@ -82,7 +83,8 @@ describe('OperatorMetrics', () => {
       metrics.controllerHooks,
       1,
     );
-    metrics.lead(observed, [controller]);
+    metrics.lead([controller]);
+    metrics.observeFrom(observed);
     const stop = new AbortController();
     const running = controller.run(stop.signal);
     controller.queue.add('acme/a');

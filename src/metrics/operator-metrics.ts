@@ -215,12 +215,16 @@ export class OperatorMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  /** While leading: where the object metrics come from (the caches, once synced), and the controllers running. */
-  lead(observe: () => ObservedObjects, controllers: Controller[]): void {
+  /** This replica leads (or runs without leader election), with these controllers. */
+  lead(controllers: Controller[]): void {
     this.leading = true;
-    this.observe = observe;
     this.controllers = controllers;
     this.countControllers(controllers);
+  }
+
+  /** The leader's caches have synced: object metrics come from `observe` from now on. */
+  observeFrom(observe: () => ObservedObjects): void {
+    this.observe = observe;
   }
 
   /** Leadership ended: object metrics go (the next leader reports them); the controllers' names stay, at 0 depth. */
