@@ -12,6 +12,8 @@ const CONTRACT = [
   'tidemark_source_never_succeeded',
   'tidemark_source_rpo_target_seconds',
   'tidemark_source_rto_target_seconds',
+  // Beyond the contract: what "backups failing repeatedly" alerts on.
+  'tidemark_source_consecutive_failures',
   'tidemark_replica_lag_seconds',
   'tidemark_replica_lag_objective_seconds',
   'tidemark_backups',

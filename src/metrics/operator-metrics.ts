@@ -46,6 +46,12 @@ const GAUGES: { name: string; help: string; labels: readonly string[]; samples: 
     samples: 'sourceRtoTarget',
   },
   {
+    name: 'tidemark_source_consecutive_failures',
+    help: 'Failed Backups of the source that ended after its last success (all failed ones present when it never succeeded).',
+    labels: SOURCE,
+    samples: 'sourceConsecutiveFailures',
+  },
+  {
     name: 'tidemark_replica_lag_seconds',
     help: "Age of the stalest source's newest snapshot held by the replica (a source not copied there yet: since its oldest success).",
     labels: REPLICA,
