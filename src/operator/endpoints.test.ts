@@ -1,7 +1,9 @@
 // The HTTP endpoints without a cluster: liveness from the event loop alone, readiness as told,
 // /metrics in the Prometheus text format, and clear answers to anything else.
 import assert from 'node:assert/strict';
+import { get as httpGet } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { OperatorMetrics } from '../metrics/operator-metrics.ts';
 import { type Endpoints, serveEndpoints } from './endpoints.ts';
 
@@ -54,5 +56,22 @@ describe('endpoints', () => {
     assert.equal((await get(endpoints.healthPort, '/metrics')).status, 404);
     assert.equal((await get(endpoints.metricsPort, '/healthz')).status, 404);
     assert.equal((await get(endpoints.metricsPort, '/metrics', 'POST')).status, 405);
+  });
+
+  it('/metrics gzipped when the scraper asks for it, as Prometheus does', async () => {
+    const scraped = await new Promise<{ encoding?: string; body: Buffer }>((resolve, reject) =>
+      httpGet(
+        { port: endpoints.metricsPort, host: '127.0.0.1', path: '/metrics', headers: { 'accept-encoding': 'gzip' } },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (c: Buffer) => chunks.push(c));
+          response.on('end', () =>
+            resolve({ encoding: response.headers['content-encoding'], body: Buffer.concat(chunks) }),
+          );
+        },
+      ).on('error', reject),
+    );
+    assert.equal(scraped.encoding, 'gzip');
+    assert.match(gunzipSync(scraped.body).toString(), /^tidemark_build_info\{version="[^"]+"\} 1$/m);
   });
 });

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { OperatorMetrics } from '../metrics/operator-metrics.ts';
@@ -124,7 +126,12 @@ function handle(routes: Record<string, Route>) {
     Promise.resolve()
       .then(route)
       .then(
-        ([status, body, type]) => reply(response, status, request.method === 'HEAD' ? '' : body, type),
+        async ([status, body, type]) => {
+          // Prometheus asks for gzip; a fleet's exposition is about 100 bytes per series, mostly repetition.
+          const compress = body.length > 1024 && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+          const content = compress ? await gzipAsync(body) : body;
+          reply(response, status, request.method === 'HEAD' ? '' : content, type, compress ? 'gzip' : undefined);
+        },
         (error: Error) => {
           log.error({ event: 'endpoint-error', path, err: error.message }, 'endpoint failed');
           reply(response, 500, `${path} failed: ${error.message}\n`);
@@ -133,8 +140,20 @@ function handle(routes: Record<string, Route>) {
   };
 }
 
-function reply(response: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
-  response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+const gzipAsync = promisify(gzip);
+
+function reply(
+  response: ServerResponse,
+  status: number,
+  body: string | Buffer,
+  type = 'text/plain; charset=utf-8',
+  encoding?: string,
+): void {
+  response.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    ...(encoding ? { 'content-encoding': encoding, vary: 'accept-encoding' } : {}),
+  });
   response.end(body);
 }
 
