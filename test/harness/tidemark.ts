@@ -154,7 +154,16 @@ export async function startTidemarkEnvironment(
       const operator = startProcess(
         name,
         tidemark[0] as string,
-        [...tidemark.slice(1), 'operator', '--agent-image', AGENT_IMAGE, ...args],
+        [
+          ...tidemark.slice(1),
+          'operator',
+          '--agent-image',
+          AGENT_IMAGE,
+          // Several operators share the host (and CI): any free ports unless the test names them.
+          ...(args.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
+          ...(args.includes('--health-port') ? [] : ['--health-port', '0']),
+          ...args,
+        ],
         {
           logFile: join(workDir, `${name}.log`),
           env: {
