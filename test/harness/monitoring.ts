@@ -90,7 +90,7 @@ export function substituteVariables(expr: string): string {
 }
 
 export interface Query {
-  /** Where it comes from: `alert TidemarkRPOBreached` or `panel 3 "RPO as a ratio of target" A`. */
+  /** Where it comes from: `alert TidemarkRPOBreached` or `panel "RPO as a ratio of target" A`. */
   origin: string;
   expr: string;
 }
@@ -99,7 +99,7 @@ export interface Query {
 export function allQueries(): Query[] {
   const panelQueries = dashboard().panels.flatMap((panel) =>
     (panel.targets ?? []).map((t) => ({
-      origin: `panel ${panel.id} "${panel.title}" ${t.refId}`,
+      origin: `panel "${panel.title}" ${t.refId}`,
       expr: substituteVariables(t.expr),
     })),
   );

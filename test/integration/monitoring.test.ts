@@ -105,6 +105,8 @@ describe('dashboard (the rules of Grafana dashboard-linter)', () => {
     assert.match(board.uid, /^[a-z0-9-]{1,40}$/);
     const ids = board.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, 'unique panel ids');
+    const titles = panels.map((p) => p.title);
+    assert.equal(new Set(titles).size, titles.length, 'unique panel titles (the tests name queries by them)');
     const cells = new Map<string, string>();
     for (const panel of board.panels) {
       const { x, y, w, h } = panel.gridPos;
