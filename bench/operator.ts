@@ -2,7 +2,7 @@
 // from test/harness, no kubelet) and writes the "Operator" section of BENCHMARKS.md (not run in CI):
 //
 //   npm run bench:operator [-- --policies 2000 --namespaces 20 --lag-policies 200 --steady-minutes 6
-//                              --lag-slots 2 --source --profile --keep --out FILE]
+//                              --lag-slots 2 --scrapes 20 --source --profile --keep --out FILE]
 //
 // The operator runs compiled, as the image runs it (tsc into .work/bench-operator/); --source runs it with
 // tsx from src/ instead, as the tests do (tsx costs ~100 MiB of RSS more).
@@ -10,6 +10,8 @@
 //    on 1 January), then starts `tidemark operator` as its own process and times until every policy has
 //    been reconciled (status.observedGeneration = metadata.generation, Ready condition set).
 // 2. Peak RSS of the operator process (VmHWM) after that, and at the end.
+// 2b. /metrics: --scrapes scrapes one after another once the policies are reconciled; time per scrape
+//    and body size (object metrics are computed at scrape time from the informer caches).
 // 3. Steady state: with nothing due, the operator's requests per minute from the API server's
 //    apiserver_request_total (watches counted apart), over --steady-minutes (default 6: longer than the
 //    policy controller's 5-minute requeue, so a periodic resync shows).
@@ -24,6 +26,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startCluster } from '../test/harness/cluster.ts';
+import { freePort } from '../test/harness/ports.ts';
 import { startProcess } from '../test/harness/process.ts';
 import { repoRoot } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
@@ -42,6 +45,7 @@ import { limitsOf } from './operator/limits.ts';
 import { allPolicies, createObjects, layout, makeEveryMinute } from './operator/objects.ts';
 import { sampleProcess } from './operator/proc.ts';
 import { type OperatorReport, renderSection, type Target, writeSection } from './operator/report.ts';
+import { measureScrapes } from './operator/scrape.ts';
 import { watchBackups, watchReconciled } from './operator/watch.ts';
 import { type ProfileSummary, summarizeProfile } from './profile.ts';
 
@@ -53,6 +57,7 @@ const { values } = parseArgs({
     'steady-minutes': { type: 'string', default: '6' },
     'lag-slots': { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '32' },
+    scrapes: { type: 'string', default: '20' },
     profile: { type: 'boolean', default: false },
     source: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -65,10 +70,11 @@ const lagPolicies = Number(values['lag-policies']);
 const steadyMinutes = Number(values['steady-minutes']);
 const lagSlots = Number(values['lag-slots']);
 const concurrency = Number(values.concurrency);
+const scrapes = Number(values.scrapes);
 const args = process.argv.slice(2);
 const commandLine = `npm run bench:operator${args.length ? ` -- ${args.join(' ')}` : ''}`;
 
-const TARGET = { syncS: 60, rssMiB: 300, steadyPerMin: 10, lagP99S: 2 };
+const TARGET = { syncS: 60, rssMiB: 300, steadyPerMin: 10, lagP99S: 2, scrapeMs: 1000 };
 const AGENT_IMAGE = 'ghcr.io/tidemark-dev/tidemark:bench';
 const MINUTE = 60_000;
 
@@ -148,11 +154,23 @@ async function main(): Promise<void> {
     const reconciled = await watchReconciled(kc, policies);
     const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-interval=10000', `--cpu-prof-dir=${profileDir}`] : [];
     if (values.profile) mkdirSync(profileDir, { recursive: true });
+    const metricsPort = await freePort();
+    const healthPort = await freePort();
     reconciled.started();
     operator = startProcess(
       'tidemark-operator',
       process.execPath,
-      [...nodeArgs, ...entry, 'operator', '--agent-image', AGENT_IMAGE],
+      [
+        ...nodeArgs,
+        ...entry,
+        'operator',
+        '--agent-image',
+        AGENT_IMAGE,
+        '--metrics-port',
+        String(metricsPort),
+        '--health-port',
+        String(healthPort),
+      ],
       { logFile: operatorLog, env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath } },
     );
     const pid = operator.child.pid as number;
@@ -171,6 +189,16 @@ async function main(): Promise<void> {
     log(
       `first policy reconciled ${(firstMs / 1000).toFixed(1)} s, all ${policies} after ${(syncMs / 1000).toFixed(1)} s; peak RSS ${afterSync.peakRssMiB.toFixed(0)} MiB, CPU ${afterSync.cpuS.toFixed(1)} s`,
     );
+
+    // 2b. /metrics with every policy in the caches.
+    const scraped = await measureScrapes(metricsPort, scrapes);
+    const scrapeP50 = percentile(scraped.timesMs, 0.5);
+    const scrapeMax = percentile(scraped.timesMs, 1);
+    log(
+      `/metrics: ${scrapes} scrapes, p50 ${scrapeP50.toFixed(0)} ms, max ${scrapeMax.toFixed(0)} ms; ${(scraped.bytes / 1024).toFixed(0)} KiB, ${scraped.samples} samples`,
+    );
+    if (scraped.sourceSeries !== policies)
+      log(`WARNING: ${scraped.sourceSeries} tidemark_source_rpo_seconds series for ${policies} one-source policies`);
 
     // 3. Steady state: nothing due; count the operator's requests minute by minute.
     log(`settling 30 s, then counting requests for ${steadyMinutes} min`);
@@ -267,6 +295,12 @@ async function main(): Promise<void> {
         target: `< ${TARGET.lagP99S} s`,
         met: p99 < TARGET.lagP99S,
       },
+      {
+        what: `\`/metrics\` scrape with ${policies} policies (${scrapes} scrapes in a row, after the sync)`,
+        value: `p50 ${scrapeP50.toFixed(0)} ms, max ${scrapeMax.toFixed(0)} ms; body ${(scraped.bytes / 1024).toFixed(0)} KiB, ${scraped.samples} samples`,
+        target: `< ${TARGET.scrapeMs} ms`,
+        met: scrapeMax < TARGET.scrapeMs,
+      },
     ];
     const report: OperatorReport = {
       command: commandLine,
@@ -281,6 +315,7 @@ async function main(): Promise<void> {
       ],
       targets,
       details: [
+        `/metrics: every scrape computes the object metrics from the informer caches (no API request); ${scraped.sourceSeries} per-source series (tidemark_source_rpo_seconds), ${scraped.samples} samples in all including the process metrics; scrape times ${scraped.timesMs.map((t) => t.toFixed(0)).join(', ')} ms.`,
         `First policy reconciled ${(firstMs / 1000).toFixed(1)} s after the spawn (Node start-up, module loading, the informers' initial LISTs); operator CPU during the sync ${afterSync.cpuS.toFixed(1)} s.`,
         `RSS right after the sync ${afterSync.rssMiB.toFixed(0)} MiB; after the steady-state window ${afterSteady.rssMiB.toFixed(0)} MiB; peak over the whole run ${peak.toFixed(0)} MiB.`,
         `Steady state: operator CPU ${(afterSteady.cpuS - cpuBeforeSteady).toFixed(1)} s over ${steadyMinutes} min; ${watchesPerMin.toFixed(1)} watch requests per minute (re-established watches); everything else the API server served (its own loopback, the controller manager) ${othersPerMin.toFixed(1)} per minute.`,
@@ -301,6 +336,7 @@ async function main(): Promise<void> {
           rss: !targets[1]?.met,
           steady: !targets[2]?.met,
           lag: !targets[3]?.met,
+          scrape: !targets[4]?.met,
         },
         rssMiB: {
           afterSync: afterSync.peakRssMiB,

@@ -10,7 +10,7 @@ export interface Observed {
   steadyCpuS: number;
   /** The operator's non-watch requests per minute while the lag was measured. */
   lagPhasePerMin: number;
-  missed: { sync: boolean; rss: boolean; steady: boolean; lag: boolean };
+  missed: { sync: boolean; rss: boolean; steady: boolean; lag: boolean; scrape: boolean };
   rssMiB: { afterSync: number; afterSteady: number; peak: number; cliAlone: number };
   lagP50S: number;
   profile?: ProfileSummary;
@@ -36,6 +36,10 @@ export function limitsOf(o: Observed): string[] {
       `Schedule lag (p50 ${o.lagP50S.toFixed(1)} s): a due policy's key waits in the same work queue (4 workers) as every other pass; the operator made ${o.lagPhasePerMin.toFixed(0)} requests per minute while the lag was measured.${o.missed.steady ? ' The steady-state writes above keep that queue busy.' : ''}`,
     );
   if (o.missed.sync) lines.push('Initial sync: see the profile below for where the time goes.');
+  if (o.missed.scrape)
+    lines.push(
+      '`/metrics`: each scrape computes every object metric from the caches on the event loop (src/metrics/samples.ts) and prom-client renders the text; run with --profile to see which dominates.',
+    );
   if (o.missed.rss || o.rssMiB.peak > o.rssMiB.afterSync * 1.3)
     lines.push(
       `Memory: peak ${o.rssMiB.afterSync.toFixed(0)} MiB by the end of the sync, ${o.rssMiB.afterSteady.toFixed(0)} MiB resident after the steady-state window, peak ${o.rssMiB.peak.toFixed(0)} MiB over the run. Loading the CLI alone (\`tidemark --version\`, same build) peaks at ${o.rssMiB.cliAlone.toFixed(0)} MiB.`,

@@ -12,6 +12,8 @@ const CONTRACT = [
   'tidemark_source_never_succeeded',
   'tidemark_source_rpo_target_seconds',
   'tidemark_source_rto_target_seconds',
+  // Beyond the contract: what "backups failing repeatedly" alerts on.
+  'tidemark_source_consecutive_failures',
   'tidemark_replica_lag_seconds',
   'tidemark_replica_lag_objective_seconds',
   'tidemark_backups',
@@ -55,7 +57,8 @@ describe('OperatorMetrics', () => {
     const metrics = new OperatorMetrics();
     const controller = new Controller('backuppolicy', async () => undefined, metrics.controllerHooks);
     controller.queue.add('acme/tenants');
-    metrics.lead(observed, [controller]);
+    metrics.lead([controller]);
+    metrics.observeFrom(observed);
     const leading = await metrics.render();
     assert.match(leading, /^tidemark_leader 1$/m);
     assert.match(leading, /^tidemark_source_rpo_seconds\{namespace="acme",policy="tenants",source="db"\} 3600$/m);
@@ -82,7 +85,8 @@ describe('OperatorMetrics', () => {
       metrics.controllerHooks,
       1,
     );
-    metrics.lead(observed, [controller]);
+    metrics.lead([controller]);
+    metrics.observeFrom(observed);
     const stop = new AbortController();
     const running = controller.run(stop.signal);
     controller.queue.add('acme/a');

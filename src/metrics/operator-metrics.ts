@@ -46,6 +46,12 @@ const GAUGES: { name: string; help: string; labels: readonly string[]; samples: 
     samples: 'sourceRtoTarget',
   },
   {
+    name: 'tidemark_source_consecutive_failures',
+    help: 'Failed Backups of the source that ended after its last success (all failed ones present when it never succeeded).',
+    labels: SOURCE,
+    samples: 'sourceConsecutiveFailures',
+  },
+  {
     name: 'tidemark_replica_lag_seconds',
     help: "Age of the stalest source's newest snapshot held by the replica (a source not copied there yet: since its oldest success).",
     labels: REPLICA,
@@ -215,12 +221,16 @@ export class OperatorMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  /** While leading: where the object metrics come from (the caches, once synced), and the controllers running. */
-  lead(observe: () => ObservedObjects, controllers: Controller[]): void {
+  /** This replica leads (or runs without leader election), with these controllers. */
+  lead(controllers: Controller[]): void {
     this.leading = true;
-    this.observe = observe;
     this.controllers = controllers;
     this.countControllers(controllers);
+  }
+
+  /** The leader's caches have synced: object metrics come from `observe` from now on. */
+  observeFrom(observe: () => ObservedObjects): void {
+    this.observe = observe;
   }
 
   /** Leadership ended: object metrics go (the next leader reports them); the controllers' names stay, at 0 depth. */

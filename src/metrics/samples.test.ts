@@ -143,6 +143,10 @@ describe('per-source metrics', () => {
       `namespace=acme,policy=tenants,source=documents ${26 * 3600}`,
     ]);
     assert.deepEqual(s.sourceRtoTarget, [], 'no rto objective: no series');
+    assert.deepEqual(lines(s.sourceConsecutiveFailures), [
+      'namespace=acme,policy=tenants,source=db 0',
+      'namespace=acme,policy=tenants,source=documents 0',
+    ]);
   });
 
   it('say what the policy status says: the newest success, not a newer failure nor one being deleted', () => {
@@ -175,6 +179,10 @@ describe('per-source metrics', () => {
     ]);
     const rpo = s.sourceRpo.find((x) => x.labels.source === 'db')?.value;
     assert.equal(rpo, NOW.getTime() / 1000 - seconds('2026-11-09T02:10:00Z'));
+    assert.deepEqual(lines(s.sourceConsecutiveFailures), [
+      'namespace=acme,policy=tenants,source=db 1',
+      'namespace=acme,policy=tenants,source=documents 0',
+    ]);
     assert.deepEqual(lines(s.sourceRtoTarget), [
       'namespace=acme,policy=tenants,source=db 1800',
       'namespace=acme,policy=tenants,source=documents 1800',

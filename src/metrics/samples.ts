@@ -28,6 +28,7 @@ export interface ObjectSamples {
   sourceNeverSucceeded: Sample[];
   sourceRpoTarget: Sample[];
   sourceRtoTarget: Sample[];
+  sourceConsecutiveFailures: Sample[];
   replicaLag: Sample[];
   replicaLagObjective: Sample[];
   backups: Sample[];
@@ -66,6 +67,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     sourceNeverSucceeded: [],
     sourceRpoTarget: [],
     sourceRtoTarget: [],
+    sourceConsecutiveFailures: [],
     replicaLag: [],
     replicaLagObjective: [],
     backups: [],
@@ -89,7 +91,8 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     const rtoTarget = durationSeconds(policy.spec.objectives?.rto);
     for (const source of policy.spec.sources) {
       const labels = { namespace, policy: name, source: source.name };
-      const last = lastSuccessfulBackup(bySource.get(source.name) ?? []);
+      const mine = bySource.get(source.name) ?? [];
+      const last = lastSuccessfulBackup(mine);
       const lastSuccess = instant(last?.status?.completionTime);
       const never = Number.isNaN(lastSuccess);
       if (!never) out.sourceLastSuccess.push({ labels, value: seconds(lastSuccess) });
@@ -98,6 +101,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       out.sourceNeverSucceeded.push({ labels, value: never ? 1 : 0 });
       if (rpoTarget !== undefined) out.sourceRpoTarget.push({ labels, value: rpoTarget });
       if (rtoTarget !== undefined) out.sourceRtoTarget.push({ labels, value: rtoTarget });
+      out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
     }
 
     const replicas = replicaHealth(
@@ -190,6 +194,13 @@ function unprotectedVolumes(policies: readonly BackupPolicy[], claims: readonly 
     if (!selected) unprotected.set(namespace, count + 1);
   }
   return [...unprotected].map(([namespace, value]) => ({ labels: { namespace }, value }));
+}
+
+/** Failed runs of a source that ended after its last success (all of them when it never succeeded). */
+function failuresSince(backups: readonly Backup[], lastSuccess: number): number {
+  const failed = backups.filter((b) => !b.metadata.deletionTimestamp && b.status?.phase === 'Failed');
+  if (Number.isNaN(lastSuccess)) return failed.length;
+  return failed.filter((b) => instant(b.status?.completionTime) > lastSuccess).length;
 }
 
 function succeededCondition(conditions: { type: string; reason?: string }[] | undefined) {

@@ -53,8 +53,9 @@ export async function runOperator(
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
     ];
+    metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));
-    metrics.lead(() => observedObjects(ctx), controllers);
+    metrics.observeFrom(() => observedObjects(ctx));
     notReady = undefined;
     log.info({ event: 'operator-started', controllers: controllers.map((c) => c.name) }, 'controllers running');
     const stop = new AbortController();
