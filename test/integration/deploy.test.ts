@@ -161,7 +161,7 @@ describe('charts/tidemark (helm)', () => {
         .map(key)
         .sort();
     assert.deepEqual(keys(objects), keys(kustomized));
-    for (const kind of ['CustomResourceDefinition', 'ClusterRole', 'Role', 'PrometheusRule', 'ServiceMonitor']) {
+    for (const kind of ['CustomResourceDefinition', 'ClusterRole', 'Role', 'PrometheusRule']) {
       for (const o of objects.filter((x) => x.kind === kind)) {
         const twin = kustomized.find((x) => key(x) === key(o));
         assert.deepEqual(o.spec ?? o.rules, twin?.spec ?? twin?.rules, key(o));
