@@ -394,7 +394,7 @@ describe('RBAC on the real API server', () => {
         'events.events.k8s.io [] [] [create patch]',
         'jobs.batch [] [] [get list watch create delete]',
         'namespaces [] [] [get]',
-        'persistentvolumeclaims [] [] [get list create delete]',
+        'persistentvolumeclaims [] [] [get list watch create delete]',
         'pods [] [] [get list watch]',
         'rolebindings.rbac.authorization.k8s.io [] [] [get create]',
         'serviceaccounts [] [] [get create]',
