@@ -297,7 +297,7 @@ async function main(): Promise<void> {
       },
       {
         what: `\`/metrics\` scrape with ${policies} policies (${scrapes} scrapes in a row, after the sync)`,
-        value: `p50 ${scrapeP50.toFixed(0)} ms, max ${scrapeMax.toFixed(0)} ms; body ${(scraped.bytes / 1024).toFixed(0)} KiB, ${scraped.samples} samples`,
+        value: `p50 ${scrapeP50.toFixed(0)} ms, max ${scrapeMax.toFixed(0)} ms; body ${(scraped.bytes / 1024).toFixed(0)} KiB (gzip ${(scraped.gzipBytes / 1024).toFixed(0)} KiB), ${scraped.samples} samples`,
         target: `< ${TARGET.scrapeMs} ms`,
         met: scrapeMax < TARGET.scrapeMs,
       },

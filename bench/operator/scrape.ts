@@ -1,9 +1,13 @@
-// Scrapes the operator's /metrics as Prometheus would, one scrape after another, and measures each.
+// Scrapes the operator's /metrics as Prometheus would (fetch asks for gzip, as Prometheus does), one
+// scrape after another, and measures each.
+import { gzipSync } from 'node:zlib';
 
 export interface ScrapeMeasure {
   /** Wall time of each scrape (request to the last byte), ms, sorted. */
   timesMs: number[];
   bytes: number;
+  /** The same body gzipped (what goes over the wire to Prometheus). */
+  gzipBytes: number;
   /** Samples in the body (lines that are not comments). */
   samples: number;
   /** tidemark_source_rpo_seconds series: one per policy source. */
@@ -24,6 +28,7 @@ export async function measureScrapes(port: number, scrapes: number): Promise<Scr
   return {
     timesMs: timesMs.sort((a, b) => a - b),
     bytes: Buffer.byteLength(body),
+    gzipBytes: gzipSync(body).length,
     samples: lines.length,
     sourceSeries: lines.filter((line) => line.startsWith('tidemark_source_rpo_seconds{')).length,
   };
