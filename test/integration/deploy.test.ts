@@ -1,13 +1,18 @@
 // deploy/ and charts/tidemark against a real API server: server-side dry-runs validate every object's
-// schema and run admission (Pod Security "restricted" on the namespace), and the RBAC is exercised
-// by impersonating the operator's and the agent's ServiceAccounts.
+// schema and run admission (Pod Security "restricted" on the namespace), the monitoring objects
+// against the Prometheus Operator's own CRDs, an operator started with the Deployment's arguments
+// answers the probes and the scrape the manifests point at, and the RBAC is exercised by
+// impersonating the operator's and the agent's ServiceAccounts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { type Cluster, startCluster } from '../harness/cluster.ts';
 import { helm as runHelm } from '../harness/helm.ts';
+import { dashboard, monitoringDir } from '../harness/monitoring.ts';
+import { startProcess, waitUntil } from '../harness/process.ts';
 import { goTool, repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -23,6 +28,8 @@ interface Rule {
 const namespace = 'tidemark-system';
 const operatorUser = `system:serviceaccount:${namespace}:tidemark-operator`;
 const chart = join(repoRoot, 'charts', 'tidemark');
+/** Renders the chart as on a cluster with the Prometheus Operator (its CRDs serve monitoring.coreos.com/v1). */
+const withPrometheusOperator = ['--api-versions', 'monitoring.coreos.com/v1'];
 const workDir = makeWorkDir('deploy');
 let cluster: Cluster;
 
@@ -30,6 +37,15 @@ before(async () => {
   cluster = await startCluster(workDir.path);
   // The real namespace, with its Pod Security labels, so that the dry-runs below are admitted against it.
   await cluster.kubectl(['apply', '--server-side', '-f', join(repoRoot, 'deploy', 'namespace.yaml')]);
+  // The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs (scripts/generate-monitoring-crds.sh).
+  await cluster.kubectl(['apply', '--server-side', '-f', join(repoRoot, 'test', 'integration', 'monitoring', 'crds')]);
+  await cluster.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=30s',
+    'crd/servicemonitors.monitoring.coreos.com',
+    'crd/prometheusrules.monitoring.coreos.com',
+  ]);
 });
 
 after(async () => {
@@ -57,7 +73,11 @@ describe('deploy/ (kustomize)', () => {
     const deployment = only(objects, 'Deployment');
     assert.equal(deployment.metadata.namespace, namespace);
     assert.equal(deployment.spec.replicas, 2);
-    assert.deepEqual(deployment.spec.template.spec.containers[0].args, ['operator', '--leader-elect']);
+    assert.deepEqual(deployment.spec.template.spec.containers[0].args, [
+      'operator',
+      '--metrics-port=8080',
+      '--leader-elect',
+    ]);
   });
 
   test('every container runs as non-root, read-only, without capabilities', () => {
@@ -68,16 +88,49 @@ describe('deploy/ (kustomize)', () => {
     assertLeastPrivilege(objects);
   });
 
-  test('deploy/monitoring scrapes the metrics Service by its port name', async () => {
-    const [monitor] = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy', 'monitoring')]));
-    assertScrapes(monitor as Obj, only(objects, 'Service'));
+  describe('deploy/monitoring', () => {
+    let monitoring: Obj[];
+    before(async () => {
+      monitoring = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy', 'monitoring')]));
+    });
+
+    test('is accepted by the API server with the Prometheus Operator CRDs (server-side dry-run)', async () => {
+      await dryRunApply(monitoring);
+    });
+
+    test('scrapes the metrics Service by its port name, keeping the metrics own namespace label', () => {
+      assertScrapes(only(monitoring, 'ServiceMonitor'), only(objects, 'Service'));
+    });
+
+    test("holds the rules, with the operator's job named after the metrics Service", () => {
+      const rule = only(monitoring, 'PrometheusRule');
+      assert.deepEqual(
+        rule.spec,
+        (parseYaml(readFileSync(join(monitoringDir, 'prometheusrule.yaml'), 'utf8')) as Obj).spec,
+      );
+      assertJobIsService(rule, only(objects, 'Service'));
+    });
+
+    test('holds the dashboard in a ConfigMap for the Grafana sidecar', () => {
+      assertDashboard(only(monitoring, 'ConfigMap'));
+    });
   });
 });
 
 describe('charts/tidemark (helm)', () => {
   let objects: Obj[];
   before(async () => {
-    objects = parse(await helm(['template', 'tidemark', chart, '--namespace', namespace, '--include-crds']));
+    objects = parse(
+      await helm([
+        'template',
+        'tidemark',
+        chart,
+        '--namespace',
+        namespace,
+        '--include-crds',
+        ...withPrometheusOperator,
+      ]),
+    );
   });
 
   test('passes helm lint', async () => {
@@ -96,8 +149,11 @@ describe('charts/tidemark (helm)', () => {
     assertLeastPrivilege(objects);
   });
 
-  test('renders the same objects, rules and pod spec as deploy/', async () => {
-    const kustomized = parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy')]));
+  test('renders the same objects, rules and pod spec as deploy/ and deploy/monitoring', async () => {
+    const kustomized = [
+      ...parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy')])),
+      ...parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy', 'monitoring')])),
+    ];
     const key = (o: Obj) => `${o.kind}/${o.metadata.name}`;
     const keys = (list: Obj[]) =>
       list
@@ -105,7 +161,7 @@ describe('charts/tidemark (helm)', () => {
         .map(key)
         .sort();
     assert.deepEqual(keys(objects), keys(kustomized));
-    for (const kind of ['CustomResourceDefinition', 'ClusterRole', 'Role']) {
+    for (const kind of ['CustomResourceDefinition', 'ClusterRole', 'Role', 'PrometheusRule']) {
       for (const o of objects.filter((x) => x.kind === kind)) {
         const twin = kustomized.find((x) => key(x) === key(o));
         assert.deepEqual(o.spec ?? o.rules, twin?.spec ?? twin?.rules, key(o));
@@ -114,12 +170,49 @@ describe('charts/tidemark (helm)', () => {
     assert.deepEqual(only(objects, 'Deployment').spec.template.spec, only(kustomized, 'Deployment').spec.template.spec);
   });
 
-  test('renders no ServiceMonitor by default, and one scraping the metrics Service when enabled', async () => {
-    assert.deepEqual(names(objects, 'ServiceMonitor'), []);
-    const withMonitor = parse(
-      await helm(['template', 'tidemark', chart, '-n', namespace, '--set', 'metrics.serviceMonitor.enabled=true']),
+  test('renders the ServiceMonitor and the alerts by default where monitoring.coreos.com/v1 is served, and not elsewhere', async () => {
+    assertScrapes(only(objects, 'ServiceMonitor'), only(objects, 'Service'));
+    assertJobIsService(only(objects, 'PrometheusRule'), only(objects, 'Service'));
+    const plain = parse(await helm(['template', 'tidemark', chart, '-n', namespace]));
+    assert.deepEqual([...names(plain, 'ServiceMonitor'), ...names(plain, 'PrometheusRule')], []);
+    const off = parse(
+      await helm([
+        'template',
+        'tidemark',
+        chart,
+        '-n',
+        namespace,
+        ...withPrometheusOperator,
+        '--set',
+        'metrics.serviceMonitor.enabled=false,metrics.prometheusRule.enabled=false,metrics.dashboard.enabled=false',
+      ]),
     );
-    assertScrapes(only(withMonitor, 'ServiceMonitor'), only(withMonitor, 'Service'));
+    assert.deepEqual(
+      off.filter((o) => ['ServiceMonitor', 'PrometheusRule', 'ConfigMap'].includes(o.kind)),
+      [],
+    );
+  });
+
+  test('renders the dashboard ConfigMap by default, for the Grafana sidecar', () => {
+    assertDashboard(only(objects, 'ConfigMap'));
+  });
+
+  test("names the operator's job after the metrics Service for any release name, or as set", async () => {
+    const prod = parse(await helm(['template', 'prod', chart, '-n', namespace, ...withPrometheusOperator]));
+    assertJobIsService(only(prod, 'PrometheusRule'), only(prod, 'Service'));
+    const own = parse(
+      await helm([
+        'template',
+        'prod',
+        chart,
+        '-n',
+        namespace,
+        ...withPrometheusOperator,
+        '--set',
+        'metrics.prometheusRule.job=tidemark',
+      ]),
+    );
+    assert.deepEqual(operatorJobs(only(own, 'PrometheusRule')), ['tidemark']);
   });
 
   test('refuses several replicas without leader election', async () => {
@@ -128,6 +221,60 @@ describe('charts/tidemark (helm)', () => {
       /replicas > 1 needs leaderElection.enabled=true/,
     );
   });
+});
+
+// The operator as the Deployment starts it (its arguments and plain environment), on this host: the
+// liveness and readiness probes' paths and ports, and the port the metrics Service and the
+// ServiceMonitor scrape, must answer 200. The ports are the manifests' own, so the two run one after
+// the other.
+describe('the probes and the scrape target answer', () => {
+  const renderings: [string, () => Promise<Obj[]>][] = [
+    ['deploy/', async () => parse(await kubectlOut(['kustomize', join(repoRoot, 'deploy')]))],
+    ['charts/tidemark', async () => parse(await helm(['template', 'tidemark', chart, '-n', namespace]))],
+  ];
+  for (const [name, render] of renderings) {
+    test(`${name}: an operator started with the Deployment's arguments answers /healthz, /readyz and /metrics`, async () => {
+      const objects = await render();
+      const container: Obj = only(objects, 'Deployment').spec.template.spec.containers[0];
+      const portNumber = (port: string | number): number => {
+        if (typeof port === 'number') return port;
+        const found = container.ports.find((p: Obj) => p.name === port);
+        assert.ok(found, `container port ${port}`);
+        return found.containerPort;
+      };
+      const endpoints = [
+        { what: 'liveness probe', ...container.livenessProbe.httpGet },
+        { what: 'readiness probe', ...container.readinessProbe.httpGet },
+        { what: 'metrics Service', path: '/metrics', port: only(objects, 'Service').spec.ports[0].targetPort },
+      ];
+      const podName = `probe-${name.replace(/\W/g, '')}`;
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '',
+        KUBECONFIG: cluster.kubeconfigPath,
+        POD_NAME: podName,
+        POD_NAMESPACE: namespace,
+      };
+      for (const variable of container.env as Obj[])
+        if (variable.value !== undefined) env[variable.name] = variable.value;
+      const operator = startProcess(
+        podName,
+        process.execPath,
+        ['--import', import.meta.resolve('tsx'), join(repoRoot, 'src', 'cli', 'main.ts'), ...container.args],
+        { env, logFile: join(workDir.path, `${podName}.log`) },
+      );
+      try {
+        for (const { what, path, port } of endpoints) {
+          const url = `http://127.0.0.1:${portNumber(port)}${path}`;
+          await waitUntil(`${name} ${what}: ${url} answers 200`, async () => (await fetch(url)).status === 200, {
+            timeoutMs: 30_000,
+            process: operator,
+          });
+        }
+      } finally {
+        await operator.stop();
+      }
+    });
+  }
 });
 
 describe('RBAC on the real API server', () => {
@@ -247,7 +394,7 @@ describe('RBAC on the real API server', () => {
         'events.events.k8s.io [] [] [create patch]',
         'jobs.batch [] [] [get list watch create delete]',
         'namespaces [] [] [get]',
-        'persistentvolumeclaims [] [] [get list create delete]',
+        'persistentvolumeclaims [] [] [get list watch create delete]',
         'pods [] [] [get list watch]',
         'rolebindings.rbac.authorization.k8s.io [] [] [get create]',
         'serviceaccounts [] [] [get create]',
@@ -344,6 +491,24 @@ function assertScrapes(monitor: Obj, service: Obj): void {
   const port = service.spec.ports.find((p: Obj) => p.name === monitor.spec.endpoints[0].port);
   assert.equal(port?.port, 8080);
   assert.equal(monitor.spec.endpoints[0].path, '/metrics');
+  // Else Prometheus renames the metrics' (tenant) namespace label to exported_namespace.
+  assert.equal(monitor.spec.endpoints[0].honorLabels, true);
+}
+
+/** The `job` label values the operator-health alerts select. */
+function operatorJobs(rule: Obj): string[] {
+  const exprs: string[] = rule.spec.groups.flatMap((g: Obj) => g.rules.map((r: Obj) => r.expr));
+  return [...new Set(exprs.flatMap((e) => [...e.matchAll(/job="([^"]*)"/g)].map((m) => m[1] ?? '')))];
+}
+
+/** The Prometheus Operator names a ServiceMonitor's job after the Service: the alerts must select that. */
+function assertJobIsService(rule: Obj, service: Obj): void {
+  assert.deepEqual(operatorJobs(rule), [service.metadata.name]);
+}
+
+function assertDashboard(configMap: Obj): void {
+  assert.equal(configMap.metadata.labels.grafana_dashboard, '1');
+  assert.deepEqual(JSON.parse(configMap.data['tidemark.json']), dashboard());
 }
 
 function parse(text: string): Obj[] {
