@@ -45,6 +45,8 @@ export function buildProgram(): Command {
     .option('--lease-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE or tidemark-system)')
     .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
     .option('--agent-image <image>', 'image of agent Jobs (or TIDEMARK_AGENT_IMAGE)')
+    .option('--metrics-port <port>', 'port of /metrics (0: any free port)', '8080')
+    .option('--health-port <port>', 'port of /healthz and /readyz (0: any free port)', '8081')
     .option(
       '--pod-start-timeout <seconds>',
       'fail an agent Job whose pod cannot start (missing Secret or key, image pull) after this long',
@@ -62,6 +64,8 @@ export function buildProgram(): Command {
         agentImage?: string;
         podStartTimeout: string;
         storageRetryBudget?: string;
+        metricsPort: string;
+        healthPort: string;
       }) => {
         const retryBudget = options.storageRetryBudget ?? process.env.TIDEMARK_RETRY_BUDGET;
         if (retryBudget) (await import('../api/duration.ts')).parseDuration(retryBudget, { allowZero: true });
@@ -83,6 +87,10 @@ export function buildProgram(): Command {
               podStartTimeoutMs: positiveSeconds('--pod-start-timeout', options.podStartTimeout) * 1000,
               ...(retryBudget ? { retryBudget } : {}),
             },
+            endpoints: {
+              metricsPort: port('--metrics-port', options.metricsPort),
+              healthPort: port('--health-port', options.healthPort),
+            },
             ...(options.leaderElect
               ? {
                   leaderElection: {
@@ -101,6 +109,13 @@ export function buildProgram(): Command {
   registerRepoCommands(program);
   registerKubectlCommands(program);
   return program;
+}
+
+function port(flag: string, value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0 || number > 65535)
+    throw new TidemarkError('InvalidArgument', `${flag} must be a port number (0-65535), not ${value}`);
+  return number;
 }
 
 function positiveSeconds(flag: string, value: string): number {

@@ -22,6 +22,8 @@ export interface OperatorContext {
     backups: Cached<Backup & k8s.KubernetesObject>;
     restores: Cached<RestoreRequest & k8s.KubernetesObject>;
     jobs: Cached<k8s.V1Job>;
+    /** Every PVC (the metrics count those no policy selects). */
+    claims: Cached<k8s.V1PersistentVolumeClaim>;
   };
 }
 
@@ -32,11 +34,12 @@ export function createContext(
 ): OperatorContext {
   const resources = new Resources(kc);
   const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
   const managed = 'app.kubernetes.io/managed-by=tidemark';
   return {
     kc,
     resources,
-    core: kc.makeApiClient(k8s.CoreV1Api),
+    core,
     batch,
     events: new EventRecorder(kc),
     settings,
@@ -52,6 +55,9 @@ export function createContext(
         // Typed lists carry Dates, watch events strings: the cache gets one shape (runtime/time.ts).
         async () => asWatched(await batch.listJobForAllNamespaces({ labelSelector: managed })),
         managed,
+      ),
+      claims: k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', async () =>
+        asWatched(await core.listPersistentVolumeClaimForAllNamespaces()),
       ),
     },
   };

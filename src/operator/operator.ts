@@ -1,12 +1,15 @@
 import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
+import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { log } from '../log.ts';
+import { OperatorMetrics } from '../metrics/operator-metrics.ts';
 import { backupController } from './backup/controller.ts';
 import type { AgentSettings } from './backup/job.ts';
 import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
 import { catalogController } from './catalog/controller.ts';
-import { createContext } from './context.ts';
+import { createContext, type OperatorContext } from './context.ts';
+import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
 import { LeaderElector } from './runtime/leader.ts';
@@ -15,6 +18,8 @@ export interface OperatorOptions {
   settings: AgentSettings;
   leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number };
   now?: () => Date;
+  /** Serve /metrics, /healthz and /readyz. */
+  endpoints?: EndpointOptions;
 }
 
 /**
@@ -27,7 +32,12 @@ export async function runOperator(
   signal: AbortSignal,
 ): Promise<void> {
   const kc = reuseConnections(config);
+  const metrics = new OperatorMetrics();
+  // Ready: a standby waiting for the Lease is; the leader once its caches have synced.
+  let notReady: string | undefined = options.leaderElection ? undefined : 'informer caches not synced yet';
+  const endpoints = options.endpoints ? await serveEndpoints(options.endpoints, metrics, () => notReady) : undefined;
   const lead = async (leading: AbortSignal) => {
+    notReady = 'leading: informer caches not synced yet';
     const ctx = createContext(kc, options.settings, options.now);
     const informers = Object.values(ctx.informers);
     for (const informer of informers) {
@@ -35,32 +45,63 @@ export async function runOperator(
         setTimeout(() => void (leading.aborted ? undefined : informer.start().catch(() => undefined)), 1000).unref(),
       );
     }
+    const hooks = metrics.controllerHooks;
     const controllers = [
-      backupRepositoryController(ctx),
-      backupPolicyController(ctx),
-      backupController(ctx),
-      restoreRequestController(ctx),
-      catalogController(ctx),
+      backupRepositoryController(ctx, hooks),
+      backupPolicyController(ctx, hooks),
+      backupController(ctx, hooks),
+      restoreRequestController(ctx, hooks),
+      catalogController(ctx, hooks),
     ];
+    metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));
+    metrics.observeFrom(() => observedObjects(ctx));
+    notReady = undefined;
     log.info({ event: 'operator-started', controllers: controllers.map((c) => c.name) }, 'controllers running');
     const stop = new AbortController();
     const abort = () => stop.abort();
     leading.addEventListener('abort', abort, { once: true });
     signal.addEventListener('abort', abort, { once: true });
-    await Promise.all(controllers.map((c) => c.run(stop.signal)));
+    try {
+      await Promise.all(controllers.map((c) => c.run(stop.signal)));
+    } finally {
+      metrics.standBy();
+      notReady = undefined;
+    }
     await Promise.all(informers.map((i) => i.stop()));
     await ctx.events.flush();
   };
-  if (!options.leaderElection) return lead(signal);
+  try {
+    await (options.leaderElection ? elect(kc, options.leaderElection, signal, lead) : lead(signal));
+  } finally {
+    await endpoints?.close();
+  }
+}
+
+function elect(
+  kc: k8s.KubeConfig,
+  election: NonNullable<OperatorOptions['leaderElection']>,
+  signal: AbortSignal,
+  lead: (leading: AbortSignal) => Promise<void>,
+): Promise<void> {
   const elector = new LeaderElector(kc, {
-    namespace: options.leaderElection.namespace,
-    name: options.leaderElection.name ?? 'tidemark-operator',
-    identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}`,
-    ...(options.leaderElection.leaseDurationSeconds
-      ? { leaseDurationSeconds: options.leaderElection.leaseDurationSeconds }
-      : {}),
+    namespace: election.namespace,
+    name: election.name ?? 'tidemark-operator',
+    identity: election.identity ?? `${hostname()}-${process.pid}`,
+    ...(election.leaseDurationSeconds ? { leaseDurationSeconds: election.leaseDurationSeconds } : {}),
   });
   signal.addEventListener('abort', () => elector.stop(), { once: true });
-  await elector.run(lead);
+  return elector.run(lead);
+}
+
+/** What the metrics are computed from: the informer caches, as they are at the scrape. */
+function observedObjects(ctx: OperatorContext) {
+  const { informers } = ctx;
+  return {
+    policies: informers.policies.list() as BackupPolicy[],
+    backups: informers.backups.list() as Backup[],
+    restores: informers.restores.list() as RestoreRequest[],
+    claims: informers.claims.list(),
+    now: ctx.now(),
+  };
 }

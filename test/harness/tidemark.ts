@@ -38,7 +38,7 @@ export interface TidemarkEnvironment {
   /** The same, for one that must exist. */
   read<T>(plural: string, name: string, namespace?: string): Promise<T>;
   /** `tidemark operator` as its own process (so it can be killed), logging into the work dir. */
-  startOperator(name: string, args?: string[]): ManagedProcess;
+  startOperator(name: string, args?: string[], options?: { env?: Record<string, string> }): ManagedProcess;
   stop(): Promise<void>;
 }
 
@@ -150,17 +150,27 @@ export async function startTidemarkEnvironment(
       if (!object) throw new Error(`${plural} ${inNamespace}/${name} does not exist`);
       return object;
     },
-    startOperator(name, args = []) {
+    startOperator(name, args = [], options = {}) {
       const operator = startProcess(
         name,
         tidemark[0] as string,
-        [...tidemark.slice(1), 'operator', '--agent-image', AGENT_IMAGE, ...args],
+        [
+          ...tidemark.slice(1),
+          'operator',
+          '--agent-image',
+          AGENT_IMAGE,
+          // Several operators share the host (and CI): any free ports unless the test names them.
+          ...(args.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
+          ...(args.includes('--health-port') ? [] : ['--health-port', '0']),
+          ...args,
+        ],
         {
           logFile: join(workDir, `${name}.log`),
           env: {
             PATH: process.env.PATH ?? '',
             KUBECONFIG: cluster.kubeconfigPath,
             AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+            ...options.env,
           },
         },
       );

@@ -8,9 +8,8 @@ import { type HoldContext, holdsOn } from '../retention/holds.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { type ConditionInput, setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
-import { newestFirst } from '../runtime/time.ts';
 import { replicaHealth } from './replicas.ts';
-import { rpoVerdict, type SourceFreshness } from './rpo.ts';
+import { lastSuccessfulBackup, rpoVerdict, type SourceFreshness } from './rpo.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
 
 export interface PolicyObserved {
@@ -97,8 +96,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
     // A Backup being deleted no longer vouches for its snapshot (it may be forgotten already) and is
     // retention's no more: it counts for no-overlap and slots only.
     const live = mine.filter((b) => !b.metadata.deletionTimestamp);
-    const succeeded = live.filter((b) => b.status?.phase === 'Succeeded' && b.status.completionTime);
-    const lastSuccess = newestFirst(succeeded, (b) => b.status?.completionTime)[0];
+    const lastSuccess = lastSuccessfulBackup(mine);
     const newest = mine[mine.length - 1];
     const sourceStatus: NonNullable<BackupPolicyStatus['sources']>[number] = { name: source.name };
     if (newest) {

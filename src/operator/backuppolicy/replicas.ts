@@ -9,6 +9,12 @@ type RepositoryEntry = NonNullable<BackupStatus['repositories']>[number];
 
 export interface ReplicaHealth {
   replicas: ReplicaStatus[];
+  /**
+   * Per replica repository, the instant its lag counts from (what maxLag is judged against): the
+   * stalest source's newest snapshot held there, or for a source with a success but no copy there yet,
+   * its oldest successful backup. Absent while no source has succeeded.
+   */
+  lagSince: Map<string, Date>;
   /** ReplicasHealthy; undefined when the policy has no replicas (the condition is removed). */
   condition?: ConditionInput;
   /** When the verdict changes next by the clock alone (a copy passing maxLag). */
@@ -35,12 +41,13 @@ const time = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
  */
 export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date): ReplicaHealth {
   const replicas = policy.spec.replicas ?? [];
-  if (replicas.length === 0) return { replicas: [] };
+  if (replicas.length === 0) return { replicas: [], lagSince: new Map() };
   const failing: string[] = [];
   const lagging: string[] = [];
   const pending: string[] = [];
   const changes: number[] = [];
   const statuses: ReplicaStatus[] = [];
+  const lagSince = new Map<string, Date>();
 
   for (const replica of replicas) {
     const maxLagMs = replica.maxLag ? parseDuration(replica.maxLag) : undefined;
@@ -48,6 +55,10 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
     let lastCopy: Date | undefined;
     let stalest: Date | undefined;
     let everySourceCopied = true;
+    const countLagFrom = (at: Date) => {
+      const current = lagSince.get(replica.repository);
+      if (!current || at < current) lagSince.set(replica.repository, at);
+    };
     for (const source of policy.spec.sources) {
       const done = backups
         .filter((b) => b.spec.source === source.name && b.status?.phase === 'Succeeded' && b.status.completionTime)
@@ -69,6 +80,7 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
       if (!newest) {
         everySourceCopied = false;
         const since = done[done.length - 1]?.at as Date;
+        countLagFrom(since);
         if (maxLagMs !== undefined && now.getTime() > since.getTime() + maxLagMs)
           lagging.push(
             `${replica.repository}: no copy of ${source.name} yet, its oldest snapshot completed ${since.toISOString()}, older than maxLag ${replica.maxLag}`,
@@ -80,6 +92,7 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
         continue;
       }
       if (!stalest || newest.at < stalest) stalest = newest.at;
+      countLagFrom(newest.at);
       if (maxLagMs === undefined) continue;
       const passes = newest.at.getTime() + maxLagMs;
       if (now.getTime() > passes)
@@ -97,6 +110,7 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
   const nextChange = changes.length ? new Date(Math.min(...changes) + 5) : undefined;
   const result = (condition: ConditionInput): ReplicaHealth => ({
     replicas: statuses,
+    lagSince,
     condition,
     ...(nextChange ? { nextChange } : {}),
   });

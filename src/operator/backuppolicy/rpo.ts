@@ -1,5 +1,7 @@
 import { parseDuration } from '../../api/duration.ts';
+import type { Backup } from '../../api/kinds.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
+import { newestFirst } from '../runtime/time.ts';
 
 export interface SourceFreshness {
   name: string;
@@ -12,6 +14,17 @@ export interface RpoVerdict {
   condition?: ConditionInput;
   /** When the verdict changes next by the clock alone. */
   nextChange?: Date;
+}
+
+/**
+ * The newest successful Backup among one source's Backups. A Backup being deleted no longer vouches
+ * for its snapshot (it may be forgotten already), so it does not count.
+ */
+export function lastSuccessfulBackup(backups: Backup[]): Backup | undefined {
+  const succeeded = backups.filter(
+    (b) => !b.metadata.deletionTimestamp && b.status?.phase === 'Succeeded' && b.status.completionTime,
+  );
+  return newestFirst(succeeded, (b) => b.status?.completionTime)[0];
 }
 
 /**

@@ -1,0 +1,226 @@
+import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import { parseDuration } from '../api/duration.ts';
+import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
+import { replicaHealth } from '../operator/backuppolicy/replicas.ts';
+import { lastSuccessfulBackup } from '../operator/backuppolicy/rpo.ts';
+import { BACKUP_REASONS, boundedReason, RESTORE_REASONS } from './reasons.ts';
+
+/** The API objects the metrics are computed from: the operator's informer caches at scrape time. */
+export interface ObservedObjects {
+  policies: readonly BackupPolicy[];
+  backups: readonly Backup[];
+  restores: readonly RestoreRequest[];
+  claims: readonly V1PersistentVolumeClaim[];
+  now: Date;
+}
+
+export type Labels = Record<string, string>;
+
+export interface Sample {
+  labels: Labels;
+  value: number;
+}
+
+/** Gauge samples per metric, and observations for the histograms (one per object present). */
+export interface ObjectSamples {
+  sourceLastSuccess: Sample[];
+  sourceRpo: Sample[];
+  sourceNeverSucceeded: Sample[];
+  sourceRpoTarget: Sample[];
+  sourceRtoTarget: Sample[];
+  sourceConsecutiveFailures: Sample[];
+  replicaLag: Sample[];
+  replicaLagObjective: Sample[];
+  backups: Sample[];
+  restores: Sample[];
+  backupDurations: Sample[];
+  backupSizes: Sample[];
+  restoreDurations: Sample[];
+  restoreLastRto: Sample[];
+  unprotectedVolumes: Sample[];
+}
+
+const seconds = (ms: number) => ms / 1000;
+const instant = (iso: string | undefined) => (iso ? Date.parse(iso) : Number.NaN);
+
+/** A duration field in seconds; undefined when unset or (never past the CRD's pattern) malformed. */
+function durationSeconds(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  try {
+    return seconds(parseDuration(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every metric about the API objects, pure: what a scrape reports for these objects at `now`.
+ * Per-source values come from the same functions the BackupPolicy status does (rpo.ts, replicas.ts),
+ * so a metric and the status never disagree. A source that never succeeded has no last-success
+ * series, `never_succeeded` 1 and an RPO counted from the policy's creation.
+ */
+export function objectSamples(observed: ObservedObjects): ObjectSamples {
+  const { now } = observed;
+  const out: ObjectSamples = {
+    sourceLastSuccess: [],
+    sourceRpo: [],
+    sourceNeverSucceeded: [],
+    sourceRpoTarget: [],
+    sourceRtoTarget: [],
+    sourceConsecutiveFailures: [],
+    replicaLag: [],
+    replicaLagObjective: [],
+    backups: [],
+    restores: [],
+    backupDurations: [],
+    backupSizes: [],
+    restoreDurations: [],
+    restoreLastRto: [],
+    unprotectedVolumes: [],
+  };
+  const backupsByPolicy = groupBy(observed.backups, (b) => `${b.metadata.namespace}/${b.spec.policy}`);
+
+  for (const policy of observed.policies) {
+    if (policy.metadata.deletionTimestamp) continue;
+    const namespace = policy.metadata.namespace ?? '';
+    const name = policy.metadata.name ?? '';
+    const backups = backupsByPolicy.get(`${namespace}/${name}`) ?? [];
+    const bySource = groupBy(backups, (b) => b.spec.source);
+    const created = instant(policy.metadata.creationTimestamp);
+    const rpoTarget = durationSeconds(policy.spec.objectives?.rpo);
+    const rtoTarget = durationSeconds(policy.spec.objectives?.rto);
+    for (const source of policy.spec.sources) {
+      const labels = { namespace, policy: name, source: source.name };
+      const mine = bySource.get(source.name) ?? [];
+      const last = lastSuccessfulBackup(mine);
+      const lastSuccess = instant(last?.status?.completionTime);
+      const never = Number.isNaN(lastSuccess);
+      if (!never) out.sourceLastSuccess.push({ labels, value: seconds(lastSuccess) });
+      const since = never ? created : lastSuccess;
+      if (!Number.isNaN(since)) out.sourceRpo.push({ labels, value: Math.max(0, seconds(now.getTime() - since)) });
+      out.sourceNeverSucceeded.push({ labels, value: never ? 1 : 0 });
+      if (rpoTarget !== undefined) out.sourceRpoTarget.push({ labels, value: rpoTarget });
+      if (rtoTarget !== undefined) out.sourceRtoTarget.push({ labels, value: rtoTarget });
+      out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
+    }
+
+    const replicas = replicaHealth(
+      policy,
+      backups.filter((b) => !b.metadata.deletionTimestamp),
+      now,
+    );
+    for (const replica of policy.spec.replicas ?? []) {
+      const labels = { namespace, policy: name, repository: replica.repository };
+      const since = replicas.lagSince.get(replica.repository);
+      if (since) out.replicaLag.push({ labels, value: Math.max(0, seconds(now.getTime() - since.getTime())) });
+      const objective = durationSeconds(replica.maxLag);
+      if (objective !== undefined) out.replicaLagObjective.push({ labels, value: objective });
+    }
+  }
+
+  const backupCounts = new Map<string, Sample>();
+  for (const backup of observed.backups) {
+    const phase = backup.status?.phase;
+    if (backup.metadata.deletionTimestamp || (phase !== 'Succeeded' && phase !== 'Failed')) continue;
+    const base = {
+      namespace: backup.metadata.namespace ?? '',
+      policy: backup.spec.policy,
+      type: backup.spec.type ?? 'full',
+    };
+    const reason = boundedReason(BACKUP_REASONS, succeededCondition(backup.status?.conditions)?.reason);
+    count(backupCounts, { ...base, result: phase === 'Succeeded' ? 'succeeded' : 'failed', reason });
+    if (phase !== 'Succeeded') continue;
+    const duration = instant(backup.status?.completionTime) - instant(backup.status?.startTime);
+    if (!Number.isNaN(duration)) out.backupDurations.push({ labels: base, value: Math.max(0, seconds(duration)) });
+    if (backup.status?.logicalBytes !== undefined)
+      out.backupSizes.push({ labels: base, value: backup.status.logicalBytes });
+  }
+  out.backups = [...backupCounts.values()];
+
+  const backupPolicy = new Map(
+    observed.backups.map((b) => [`${b.metadata.namespace}/${b.metadata.name}`, b.spec.policy] as const),
+  );
+  const restoreCounts = new Map<string, Sample>();
+  const lastRto = new Map<string, { at: number; sample: Sample }>();
+  for (const request of observed.restores) {
+    const phase = request.status?.phase;
+    if (phase !== 'Succeeded' && phase !== 'Failed') continue;
+    const namespace = request.metadata.namespace ?? '';
+    const reason = boundedReason(RESTORE_REASONS, succeededCondition(request.status?.conditions)?.reason);
+    count(restoreCounts, { namespace, result: phase === 'Succeeded' ? 'succeeded' : 'failed', reason });
+    if (phase !== 'Succeeded') continue;
+    const completed = instant(request.status?.completionTime);
+    const duration = completed - instant(request.status?.startTime);
+    if (!Number.isNaN(duration))
+      out.restoreDurations.push({ labels: { namespace }, value: Math.max(0, seconds(duration)) });
+    const policy =
+      backupPolicy.get(`${namespace}/${request.status?.backupName}`) ?? request.spec.from.policy ?? undefined;
+    const rto = request.status?.rtoSeconds;
+    if (!policy || rto === undefined || Number.isNaN(completed)) continue;
+    const key = `${namespace}/${policy}`;
+    const previous = lastRto.get(key);
+    if (!previous || completed > previous.at)
+      lastRto.set(key, { at: completed, sample: { labels: { namespace, policy }, value: rto } });
+  }
+  out.restores = [...restoreCounts.values()];
+  out.restoreLastRto = [...lastRto.values()].map((r) => r.sample);
+
+  out.unprotectedVolumes = unprotectedVolumes(observed.policies, observed.claims);
+  return out;
+}
+
+/**
+ * Per namespace holding a BackupPolicy: its PVCs that no policy source selects (by claimName or by
+ * label), leaving out the temporary ones the operator creates itself. Every such namespace has a
+ * series, 0 when all its PVCs are protected.
+ */
+function unprotectedVolumes(policies: readonly BackupPolicy[], claims: readonly V1PersistentVolumeClaim[]): Sample[] {
+  const sources = groupBy(
+    policies.flatMap((p) => p.spec.sources.map((s) => ({ namespace: p.metadata.namespace ?? '', volume: s.volume }))),
+    (s) => s.namespace,
+  );
+  const unprotected = new Map<string, number>([...sources.keys()].map((namespace) => [namespace, 0]));
+  for (const claim of claims) {
+    const namespace = claim.metadata?.namespace ?? '';
+    const count = unprotected.get(namespace);
+    if (count === undefined || claim.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'tidemark') continue;
+    const labels = claim.metadata?.labels ?? {};
+    const selected = (sources.get(namespace) ?? []).some(({ volume }) => {
+      if (!volume) return false;
+      if (volume.claimName !== undefined) return volume.claimName === claim.metadata?.name;
+      const selector = Object.entries(volume.selector?.matchLabels ?? {});
+      return selector.every(([key, value]) => labels[key] === value);
+    });
+    if (!selected) unprotected.set(namespace, count + 1);
+  }
+  return [...unprotected].map(([namespace, value]) => ({ labels: { namespace }, value }));
+}
+
+/** Failed runs of a source that ended after its last success (all of them when it never succeeded). */
+function failuresSince(backups: readonly Backup[], lastSuccess: number): number {
+  const failed = backups.filter((b) => !b.metadata.deletionTimestamp && b.status?.phase === 'Failed');
+  if (Number.isNaN(lastSuccess)) return failed.length;
+  return failed.filter((b) => instant(b.status?.completionTime) > lastSuccess).length;
+}
+
+function succeededCondition(conditions: { type: string; reason?: string }[] | undefined) {
+  return conditions?.find((c) => c.type === 'Succeeded');
+}
+
+function count(counts: Map<string, Sample>, labels: Labels): void {
+  const key = JSON.stringify(labels);
+  const sample = counts.get(key) ?? { labels, value: 0 };
+  sample.value += 1;
+  counts.set(key, sample);
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
