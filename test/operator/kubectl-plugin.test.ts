@@ -1,18 +1,17 @@
-// `kubectl tidemark` as people run it (issue #12): real kubectl finds bin's plugin on PATH and runs it
+// `kubectl tidemark` as people run it (issue #12): real kubectl finds kubectl-tidemark on PATH and runs it
 // against the test control plane, with the operator running so status has data. The plugin honours
 // KUBECONFIG, --kubeconfig, --context and -n itself (kubectl passes them through untouched).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Backup, BackupPolicy, RestoreRequest } from '../../src/api/kinds.ts';
 import type { SourceStatusRow } from '../../src/cli/kubectl/status.ts';
 import { installFourEyes } from '../harness/four-eyes.ts';
+import { installKubectlPlugin, kubectlWithPlugins } from '../harness/kubectl-plugin.ts';
 import { waitUntil } from '../harness/process.ts';
 import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
-import { goTool, repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('kubectl-plugin');
@@ -20,36 +19,9 @@ const pluginDir = join(workDir.path, 'plugins');
 let env: TidemarkEnvironment;
 let bobKubeconfig: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** `kubectl <args>` with the plugin directory on PATH and KUBECONFIG set, as a shell would run it. */
-function kubectl(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      goTool('kubectl'),
-      args,
-      {
-        env: {
-          PATH: `${pluginDir}:${process.env.PATH ?? ''}`,
-          KUBECONFIG: env.cluster.kubeconfigPath,
-          HOME: workDir.path,
-          ...extraEnv,
-        },
-        timeout: 60_000,
-      },
-      (error, stdout, stderr) =>
-        resolve({
-          code: error ? ((error as { code?: number }).code ?? 1) : 0,
-          stdout: String(stdout),
-          stderr: String(stderr),
-        }),
-    );
-  });
-}
+const kubectl = (args: string[], extraEnv: Record<string, string> = {}) =>
+  kubectlWithPlugins(pluginDir, args, { KUBECONFIG: env.cluster.kubeconfigPath, HOME: workDir.path, ...extraEnv });
 
 async function tidemark(args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
   const run = await kubectl(['tidemark', ...args], extraEnv);
@@ -59,14 +31,7 @@ async function tidemark(args: string[], extraEnv: Record<string, string> = {}): 
 
 before(async () => {
   env = await startTidemarkEnvironment(workDir.path);
-  // bin/kubectl-tidemark runs the built CLI; the tests run the same commands from source.
-  mkdirSync(pluginDir, { recursive: true });
-  const plugin = join(pluginDir, 'kubectl-tidemark');
-  writeFileSync(
-    plugin,
-    `#!/bin/sh\nexec "${process.execPath}" --import "${import.meta.resolve('tsx')}" "${join(repoRoot, 'src/cli/main.ts')}" kubectl "$@"\n`,
-  );
-  chmodSync(plugin, 0o755);
+  installKubectlPlugin(pluginDir);
   // bob approves as himself: a kubeconfig impersonating him (admin may impersonate).
   bobKubeconfig = join(workDir.path, 'bob.kubeconfig');
   writeFileSync(
