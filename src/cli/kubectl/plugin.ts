@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Help } from 'commander';
 import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import { TidemarkError } from '../../errors.ts';
 import { formatData, formatTable, OUTPUT_FORMATS, type OutputFormat, outputFormat } from './output.ts';
@@ -21,7 +21,11 @@ export function registerKubectlCommands(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context (default: the current one)')
     .option('-n, --namespace <namespace>', "namespace (default: the context's)")
-    .option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.filter((f) => f !== 'table').join(', ')}`);
+    .option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.filter((f) => f !== 'table').join(', ')}`)
+    // Help names the commands as people type them (subcommands inherit this).
+    .configureHelp({
+      commandUsage: (c) => new Help().commandUsage(c).replace(/^tidemark kubectl/, 'kubectl tidemark'),
+    });
 
   const context = async (command: Command) => {
     const flags = command.optsWithGlobals() as GlobalFlags;
