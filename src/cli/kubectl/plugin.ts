@@ -99,11 +99,11 @@ export function registerKubectlCommands(program: Command): void {
     .action(async (options: import('./requests.ts').RestoreFlags, command: Command) => {
       const { connection, format } = await context(command);
       const { restoreRequest, pickSources } = await import('./requests.ts');
-      const me = await connection.whoAmI();
-      const request = restoreRequest(connection.namespace, me.user, options);
+      restoreRequest(connection.namespace, options); // the flags first: a mistake is named before any API call
       // What it restores must exist now: a typo would otherwise wait as Pending forever.
       if (options.backup) await connection.get<Backup>('Backup', options.backup);
       else pickSources(await connection.get<BackupPolicy>('BackupPolicy', options.policy ?? ''), options.source);
+      const request = restoreRequest(connection.namespace, options, (await connection.whoAmI()).user);
       report(format, [await connection.create<RestoreRequest>('RestoreRequest', request)], 'restorerequest');
     });
 

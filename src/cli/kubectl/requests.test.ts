@@ -33,20 +33,21 @@ test('a source the policy does not have is NotFound, naming the ones it has', ()
 });
 
 test('restore flags become a RestoreRequest: latest or a point in time, one target, requested by the caller', () => {
-  const latest = restoreRequest('tenants', 'alice', { policy: 'nightly', source: 'documents', toVolume: 'restored' });
+  const latest = restoreRequest('tenants', { policy: 'nightly', source: 'documents', toVolume: 'restored' }, 'alice');
   assert.deepEqual(latest.spec, {
     from: { policy: 'nightly', source: 'documents' },
     target: { volume: { claimName: 'restored' } },
     mode: 'refuse',
     requestedBy: 'alice',
   });
-  const pointInTime = restoreRequest('tenants', 'alice', {
+  const pointInTime = restoreRequest('tenants', {
     policy: 'nightly',
     source: 'orders',
     before: '2026-03-30T01:30:00+02:00',
     toPostgres: 'pg-qa/orders_copy',
     mode: 'replace',
   });
+  assert.equal(pointInTime.spec.requestedBy, undefined);
   assert.deepEqual(pointInTime.spec.from, { policy: 'nightly', source: 'orders', before: '2026-03-29T23:30:00.000Z' });
   assert.deepEqual(pointInTime.spec.target, {
     postgres: { connectionSecret: { name: 'pg-qa' }, database: 'orders_copy' },
@@ -54,8 +55,8 @@ test('restore flags become a RestoreRequest: latest or a point in time, one targ
 });
 
 test('restore flags that do not say one thing are refused before anything is created', () => {
-  const refused = (flags: Parameters<typeof restoreRequest>[2], message: RegExp) =>
-    assert.throws(() => restoreRequest('tenants', 'alice', flags), { code: 'InvalidArgument', message });
+  const refused = (flags: Parameters<typeof restoreRequest>[1], message: RegExp) =>
+    assert.throws(() => restoreRequest('tenants', flags), { code: 'InvalidArgument', message });
   refused({ toOriginal: true }, /--policy with --source/);
   refused({ policy: 'p', backup: 'b', toOriginal: true }, /--policy with --source/);
   refused({ policy: 'p', toOriginal: true }, /--policy needs --source/);

@@ -55,8 +55,11 @@ export interface RestoreFlags {
   createMissingRoles?: boolean;
 }
 
-/** A RestoreRequest from command-line flags; every mistake is named before anything is created. */
-export function restoreRequest(namespace: string, requestedBy: string, flags: RestoreFlags): Unnamed<RestoreRequest> {
+/**
+ * A RestoreRequest from command-line flags; every mistake is named before anything is asked of the
+ * cluster. `requestedBy` is added once the API server has said who the caller is.
+ */
+export function restoreRequest(namespace: string, flags: RestoreFlags, requestedBy?: string): Unnamed<RestoreRequest> {
   const invalid = (message: string) => new TidemarkError('InvalidArgument', message);
   if ((flags.backup === undefined) === (flags.policy === undefined))
     throw invalid('name what to restore: --policy with --source (latest, or --before a time), or --backup');
@@ -99,7 +102,7 @@ export function restoreRequest(namespace: string, requestedBy: string, flags: Re
       },
       mode,
       ...(flags.script !== undefined ? { postRestoreScript: flags.script } : {}),
-      requestedBy,
+      ...(requestedBy !== undefined ? { requestedBy } : {}),
     },
   };
 }
