@@ -1,9 +1,13 @@
 // The demo: a local control plane, PostgreSQL, an S3 server and Azurite, the operator, a policy, a
-// backup and its replica, a restore into a QA copy, and `kubectl get` of it all.
+// backup and its replica, a restore into a QA copy, `kubectl get` of it all, Prometheus scraping the
+// operator (the RPO and RTO it measured, through PromQL) and `kubectl tidemark status`.
 // `--keep` leaves everything running (Ctrl-C stops it) and prints how to point kubectl at it.
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { installKubectlPlugin, kubectlWithPlugins } from '../test/harness/kubectl-plugin.ts';
+import { freePort } from '../test/harness/ports.ts';
 import { waitUntil } from '../test/harness/process.ts';
+import { type PrometheusServer, startPrometheus } from '../test/harness/prometheus.ts';
 import { startTidemarkEnvironment } from '../test/harness/tidemark.ts';
 import { goTool } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
@@ -19,6 +23,7 @@ const started = Date.now();
 const env = await startTidemarkEnvironment(workDir.path, { azurite: true, postgres: true });
 const postgres = env.postgres as NonNullable<typeof env.postgres>;
 console.log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; control plane at ${env.cluster.server}`);
+let prometheusServer: PrometheusServer | undefined;
 try {
   step('a tenant database: acme, with customers and invoices');
   await postgres.psql('create database acme');
@@ -31,9 +36,13 @@ try {
   );
 
   step(
-    'the operator (logs in the work directory), and a BackupPolicy: S3 primary, Azure replica, four-eyes restores off',
+    'the operator (logs in the work directory), Prometheus scraping its /metrics, and a BackupPolicy: S3 primary, Azure replica, four-eyes restores off',
   );
-  env.startOperator('operator');
+  const metricsPort = await freePort();
+  env.startOperator('operator', ['--metrics-port', String(metricsPort)]);
+  const prometheus = await startPrometheus(workDir.path, { job: 'tidemark', targets: [`127.0.0.1:${metricsPort}`] });
+  prometheusServer = prometheus;
+  console.log(`Prometheus at ${prometheus.url}, scraping 127.0.0.1:${metricsPort}/metrics every second`);
   const policy = {
     apiVersion: 'tidemark.dev/v1alpha1',
     kind: 'BackupPolicy',
@@ -46,6 +55,17 @@ try {
       retention: { keepLastFull: 4, keepDaily: 7 },
       objectives: { rpo: '1h', rto: '15m' },
       allowedRegions: ['us-east-1', 'westeurope'],
+      restore: {
+        targets: [{ postgres: { connectionSecret: { name: 'pg-main' }, databases: ['acme_qa'] } }],
+        // pg-main's user is the demo server's superuser: stated explicitly, as the API requires.
+        postRestoreScripts: [
+          {
+            name: 'anonymise',
+            sql: "update customers set email = 'user' || id || '@example.invalid';",
+            runAsRestoreUser: true,
+          },
+        ],
+      },
     },
   };
   console.log(stringify(policy));
@@ -81,7 +101,7 @@ try {
       spec: {
         from: { policy: 'demo', source: 'acme-db' },
         target: { postgres: { connectionSecret: { name: 'pg-main' }, database: 'acme_qa' } },
-        postRestoreSQL: "update customers set email = 'user' || id || '@example.invalid';",
+        postRestoreScript: 'anonymise',
         requestedBy: 'admin',
       },
     },
@@ -102,6 +122,38 @@ try {
     (await postgres.psql("select count(*) || ' rows, e.g. ' || min(email) from customers", 'acme_qa')).trim(),
   );
 
+  step('what Prometheus measured, through PromQL');
+  const promql = async (expr: string) => {
+    await waitUntil(`Prometheus has ${expr}`, async () => (await prometheus.query(expr)).length > 0, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    for (const { metric, value } of await prometheus.query(expr))
+      console.log(
+        `  ${Object.entries(metric)
+          .filter(([k]) => ['namespace', 'policy', 'source'].includes(k))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}: ${Number(value[1]).toFixed(0)} s`,
+      );
+  };
+  for (const [what, expr] of [
+    ['RPO now (seconds since the last successful backup)', 'tidemark_source_rpo_seconds{namespace="tenants"}'],
+    ['RPO target', 'tidemark_source_rpo_target_seconds{namespace="tenants"}'],
+    ['RTO the last restore achieved', 'tidemark_restore_last_rto_seconds{namespace="tenants"}'],
+    ['RTO target', 'tidemark_source_rto_target_seconds{namespace="tenants"}'],
+  ] as const) {
+    console.log(`${what}: ${expr}`);
+    await promql(expr);
+  }
+
+  step('kubectl tidemark status -n tenants (the plugin, found by kubectl on PATH)');
+  const pluginDir = installKubectlPlugin(join(workDir.path, 'plugins'));
+  const status = await kubectlWithPlugins(pluginDir, ['tidemark', 'status', '-n', 'tenants'], {
+    KUBECONFIG: env.cluster.kubeconfigPath,
+    HOME: workDir.path,
+  });
+  console.log(status.stdout || status.stderr);
+
   step('kubectl get backuppolicies,backups,restorerequests,backuprepositories -A');
   console.log(await env.cluster.kubectl(['get', 'backuppolicies,backups,restorerequests,backuprepositories', '-A']));
 
@@ -121,13 +173,15 @@ try {
 
   if (keep) {
     step(
-      `running; in another shell: export KUBECONFIG=${env.cluster.kubeconfigPath}; alias kubectl=${goTool('kubectl')}`,
+      `running; in another shell: export KUBECONFIG=${env.cluster.kubeconfigPath} PATH=${pluginDir}:$PATH; alias kubectl=${goTool('kubectl')}`,
     );
+    console.log(`Prometheus: ${prometheus.url}`);
     console.log(`operator log: ${join(workDir.path, 'operator.log')}. Ctrl-C stops everything.`);
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }
 } finally {
   step('stopping');
+  await prometheusServer?.stop();
   await env.stop();
   workDir.remove();
 }

@@ -44,3 +44,13 @@ test('tidemark --version prints the package version', async () => {
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
   assert.equal((await run(['--version'])).trim(), pkg.version);
 });
+
+test('the kubectl plugin commands name themselves as people type them', () => {
+  const plugin = buildProgram().commands.find((c) => c.name() === 'kubectl');
+  const status = plugin?.commands.find((c) => c.name() === 'status');
+  assert.match(status?.helpInformation() ?? '', /^Usage: kubectl tidemark status \[options\] \[policy\]/);
+  assert.deepEqual(
+    plugin?.commands.map((c) => c.name()),
+    ['status', 'backup', 'restore', 'approve', 'logs'],
+  );
+});

@@ -5,6 +5,7 @@ import { AGENT_TASKS, type AgentTask } from '../agent/tasks.ts';
 import { TidemarkError } from '../errors.ts';
 import { version } from '../version.ts';
 import { registerDataCommands } from './data.ts';
+import { registerKubectlCommands } from './kubectl/plugin.ts';
 import { registerRepoCommands } from './repo.ts';
 
 /**
@@ -106,6 +107,7 @@ export function buildProgram(): Command {
 
   registerDataCommands(program);
   registerRepoCommands(program);
+  registerKubectlCommands(program);
   return program;
 }
 

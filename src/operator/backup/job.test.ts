@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Source } from '../../api/backuppolicy.ts';
-import { sourceAccess, TLS_MOUNT } from './job.ts';
+import type { Backup } from '../../api/kinds.ts';
+import { logFields } from '../../log.ts';
+import { agentJob, sourceAccess, TLS_MOUNT } from './job.ts';
 
 test('a database source reaches the agent with TLS files mounted from Secrets, an optional password and its lock wait', () => {
   const source: Source = {
@@ -51,4 +53,32 @@ test('without tls nothing is mounted and no TLS variable is set', () => {
   assert.ok(
     !(access.env ?? []).some((e) => e.name.startsWith('TIDEMARK_DB_TLS') || e.name === 'TIDEMARK_LOCK_WAIT_TIMEOUT'),
   );
+});
+
+test('an agent Job tells the agent what it works for, so its log lines carry namespace, policy, source and backup', () => {
+  const backup: Backup = {
+    apiVersion: 'tidemark.dev/v1alpha1',
+    kind: 'Backup',
+    metadata: { name: 'nightly-documents-full-20260330t0100z', namespace: 'tenants', uid: 'u1' },
+    spec: { policy: 'nightly', source: 'documents', type: 'full' },
+  };
+  const job = agentJob({
+    backup,
+    policy: undefined,
+    task: 'backup',
+    name: 'job',
+    settings: { image: 'tidemark', serviceAccountName: 'tidemark-agent' },
+    env: [],
+    envFrom: [],
+    volumes: [],
+    volumeMounts: [],
+  });
+  const env = job.spec?.template.spec?.containers[0]?.env ?? [];
+  const fields = env.find((e) => e.name === 'TIDEMARK_LOG_FIELDS')?.value;
+  assert.deepEqual(logFields(fields), {
+    namespace: 'tenants',
+    backup: 'nightly-documents-full-20260330t0100z',
+    policy: 'nightly',
+    source: 'documents',
+  });
 });

@@ -6,6 +6,7 @@ import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts'
 import { CONNECTION_ENV } from '../../sources/connection.ts';
 import { jobName } from '../backuppolicy/schedule.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { objectLogFields } from '../runtime/log-fields.ts';
 import { controllerReference, type Owner } from '../runtime/owner.ts';
 import { repositoryAccess } from './repository-env.ts';
 
@@ -143,6 +144,11 @@ export function agentJob(options: {
               args: ['agent', options.task],
               env: [
                 { name: 'TIDEMARK_RESULT_FILE', value: '/dev/termination-log' },
+                // Every agent log line then names what it works for (src/log.ts), as operator lines do.
+                {
+                  name: 'TIDEMARK_LOG_FIELDS',
+                  value: JSON.stringify({ ...objectLogFields(owner), ...(backup ? objectLogFields(backup) : {}) }),
+                },
                 ...(settings.retryBudget ? [{ name: 'TIDEMARK_RETRY_BUDGET', value: settings.retryBudget }] : []),
                 ...options.env,
               ],

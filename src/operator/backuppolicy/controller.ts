@@ -30,6 +30,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
             'Normal',
             'BackupScheduled',
             `created ${backup.spec.type} Backup ${backup.metadata.name} for ${backup.spec.source}`,
+            { backup: backup.metadata.name ?? '', source: backup.spec.source },
           );
       }
       for (const removal of decision.remove) {
@@ -40,6 +41,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
           'Normal',
           'BackupRemoved',
           `retention removed ${removal.name}: ${removal.reasons.join('; ')}`,
+          { backup: removal.name },
         );
       }
       for (const retired of decision.retire) {
@@ -52,6 +54,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
           'Normal',
           'BackupRetired',
           `retention removes ${retired.name} from ${retired.repositories.join(', ')} (kept elsewhere): ${retired.reasons.join('; ')}`,
+          { backup: retired.name },
         );
       }
       for (const e of decision.events) events.record(policy, e.type, e.reason, e.message);

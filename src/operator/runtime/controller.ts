@@ -1,5 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import { log } from '../../log.ts';
+import { keyLogFields } from './log-fields.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ReconcileResult {
@@ -93,7 +94,13 @@ export class Controller {
         this.hooks.onReconcile?.(this.name, 'success', (performance.now() - started) / 1000);
       } catch (error) {
         log.warn(
-          { event: 'reconcile-error', controller: this.name, key, err: (error as Error).message },
+          {
+            event: 'reconcile-error',
+            controller: this.name,
+            key,
+            ...keyLogFields(this.name, key),
+            err: (error as Error).message,
+          },
           'reconcile failed; retrying',
         );
         this.queue.addRateLimited(key);

@@ -1,11 +1,15 @@
 import * as k8s from '@kubernetes/client-node';
 import { log } from '../../log.ts';
+import { type LogFields, objectLogFields } from './log-fields.ts';
 
 /** An object an event is about. */
 export interface EventTarget {
   apiVersion: string;
   kind: string;
   metadata: { name?: string; namespace?: string; uid?: string };
+  /** Read for the log fields (a Backup's policy and source). */
+  spec?: unknown;
+  status?: unknown;
 }
 
 export type EventType = 'Normal' | 'Warning';
@@ -33,12 +37,13 @@ export class EventRecorder {
   /**
    * Logs the event at once and posts it in the background: a reconcile never waits for an Event. A
    * failed post is logged, not retried; beyond MAX_BACKLOG waiting events new ones are only logged.
+   * `fields` adds what the message names besides the target (e.g. the Backup a policy created).
    */
-  record(target: EventTarget, type: EventType, reason: string, message: string): void {
+  record(target: EventTarget, type: EventType, reason: string, message: string, fields: LogFields = {}): void {
     const namespace = target.metadata.namespace ?? 'default';
     const level = type === 'Warning' ? 'warn' : 'info';
     log[level](
-      { event: reason, kind: target.kind, namespace, name: target.metadata.name },
+      { event: reason, kind: target.kind, namespace, ...objectLogFields(target), ...fields },
       `${target.kind} ${namespace}/${target.metadata.name}: ${message}`,
     );
     if (this.backlog >= MAX_BACKLOG) return;

@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
+import { makeCertificates } from '../tls.ts';
 import {
   type ObjectReader,
   type PathMapping,
@@ -54,7 +56,18 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
   const running = new Map<string, RunningPod>();
   const server = new URL(kc.getCurrentCluster()?.server ?? 'https://127.0.0.1');
 
-  await registerNode(core, nodeName);
+  const logs = (namespace: string, pod: string, container: string) => {
+    const dir = join(podsRoot, namespace, pod);
+    try {
+      return readdirSync(dir)
+        .map((uid) => readTail(join(dir, uid, `${container}.log`), Number.POSITIVE_INFINITY))
+        .join('');
+    } catch {
+      return '';
+    }
+  };
+  const logServer = await serveContainerLogs(join(options.workDir, 'tls'), logs);
+  await registerNode(core, nodeName, (logServer.address() as { port: number }).port);
   const reader = objectReader(core);
 
   const informer = k8s.makeInformer(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
@@ -272,18 +285,10 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
   return {
     nodeName,
     claimDir: (namespace, claimName) => join(volumeRoot, namespace, claimName),
-    logs: (namespace, pod, container) => {
-      const dir = join(podsRoot, namespace, pod);
-      try {
-        return readdirSync(dir)
-          .map((uid) => readTail(join(dir, uid, `${container}.log`), Number.POSITIVE_INFINITY))
-          .join('');
-      } catch {
-        return '';
-      }
-    },
+    logs,
     async stop() {
       stopped = true;
+      logServer.close();
       await informer.stop();
       await Promise.all([...running.values()].map((p) => terminate(p, 2000)));
     },
@@ -371,7 +376,30 @@ function waitingStatus(container: k8s.V1Container, reason: string, message: stri
 
 const key = (pod: k8s.V1Pod) => `${pod.metadata?.namespace}/${pod.metadata?.name}/${pod.metadata?.uid}`;
 
-async function registerNode(core: k8s.CoreV1Api, name: string): Promise<void> {
+/**
+ * The kubelet API's `GET /containerLogs/<namespace>/<pod>/<container>`, which the API server proxies
+ * `pods/log` to (`kubectl logs`): the whole log, whatever the query asks (no follow, tail or timestamps).
+ * The API server is given no kubelet CA, so a throw-away certificate serves; nobody else calls it.
+ */
+async function serveContainerLogs(
+  tlsDir: string,
+  logs: (namespace: string, pod: string, container: string) => string,
+): Promise<Server> {
+  const tls = await makeCertificates(tlsDir, 'kube-apiserver');
+  const server = createServer({ key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert) }, (req, res) => {
+    const match = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
+    if (req.method !== 'GET' || !match) {
+      res.writeHead(404).end();
+      return;
+    }
+    const [namespace, pod, container] = match.slice(1).map(decodeURIComponent) as [string, string, string];
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(logs(namespace, pod, container));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function registerNode(core: k8s.CoreV1Api, name: string, kubeletPort: number): Promise<void> {
   const status: k8s.V1NodeStatus = {
     capacity: { cpu: '2', memory: '24Gi', pods: '110' },
     allocatable: { cpu: '2', memory: '24Gi', pods: '110' },
@@ -386,6 +414,7 @@ async function registerNode(core: k8s.CoreV1Api, name: string): Promise<void> {
       },
     ],
     addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+    daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
     nodeInfo: {
       architecture: process.arch,
       bootID: '',
