@@ -163,7 +163,7 @@ export async function forgetSnapshot(
   }
   await forget(repository, [id as SnapshotId]);
   try {
-    const report = await prune(await Repository.reopen(repository));
+    const report = await prune(repository);
     log.info({ event: 'pruned', ...report }, 'pruned');
   } catch (error) {
     if (!isCode(error, 'Locked')) throw error;

@@ -53,6 +53,16 @@ const FORMAT_UNITS: [string, number][] = [
  * values (clock skew), the result is `0s`. The output parses back with parseDuration (`0s` needs allowZero).
  * @throws TidemarkError InvalidArgument for NaN or infinite values.
  */
+/** A duration field of an admitted object in seconds; undefined when unset or (never past the CRD's pattern) malformed. */
+export function durationSeconds(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  try {
+    return parseDuration(text) / SECOND_MS;
+  } catch {
+    return undefined;
+  }
+}
+
 export function formatDuration(ms: number, options: { units?: number } = {}): string {
   if (!Number.isFinite(ms)) throw new TidemarkError('InvalidArgument', `cannot format duration ${ms}`);
   const units = Math.max(1, options.units ?? 2);

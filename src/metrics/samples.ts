@@ -1,8 +1,9 @@
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
-import { parseDuration } from '../api/duration.ts';
+import { durationSeconds } from '../api/duration.ts';
 import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { replicaHealth } from '../operator/backuppolicy/replicas.ts';
 import { lastSuccessfulBackup } from '../operator/backuppolicy/rpo.ts';
+import { instant as instantOrUndefined } from '../operator/runtime/time.ts';
 import { BACKUP_REASONS, boundedReason, RESTORE_REASONS } from './reasons.ts';
 
 /** The API objects the metrics are computed from: the operator's informer caches at scrape time. */
@@ -41,17 +42,8 @@ export interface ObjectSamples {
 }
 
 const seconds = (ms: number) => ms / 1000;
-const instant = (iso: string | undefined) => (iso ? Date.parse(iso) : Number.NaN);
-
-/** A duration field in seconds; undefined when unset or (never past the CRD's pattern) malformed. */
-function durationSeconds(text: string | undefined): number | undefined {
-  if (!text) return undefined;
-  try {
-    return seconds(parseDuration(text));
-  } catch {
-    return undefined;
-  }
-}
+/** NaN when unset, so arithmetic on a missing time yields no sample. */
+const instant = (iso: string | undefined) => instantOrUndefined(iso) ?? Number.NaN;
 
 /**
  * Every metric about the API objects, pure: what a scrape reports for these objects at `now`.

@@ -19,20 +19,12 @@ export interface IndexFile {
 }
 
 /**
- * The index files that count, by id: those no other file supersedes, directly or through a chain of
- * supersessions (a prune that crashed before deleting what it replaced leaves both, and the next prune
- * supersedes both again).
+ * The index files that count, by id: those no present file supersedes. A file superseded through a chain
+ * is named by a present file too (a prune supersedes every file it found, superseded ones included), so
+ * a prune that crashed before deleting what it replaced leaves both, and the next prune supersedes both.
  */
 export function liveIndexFiles(files: ReadonlyMap<string, IndexFile>): string[] {
-  const superseded = new Set<string>();
-  const visit = (id: string) => {
-    for (const replaced of files.get(id)?.supersedes ?? []) {
-      if (superseded.has(replaced)) continue;
-      superseded.add(replaced);
-      visit(replaced);
-    }
-  };
-  for (const id of files.keys()) visit(id);
+  const superseded = new Set([...files.values()].flatMap((file) => file.supersedes ?? []));
   return [...files.keys()].filter((id) => !superseded.has(id));
 }
 

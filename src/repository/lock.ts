@@ -25,7 +25,7 @@ const REFRESH_MS = 5 * 60 * 1000;
 /** How often a waiting lock looks again. */
 const RETRY_MS = 1000;
 /** How long a shared lock waits for an exclusive one by default: a restore or backup outwaits a prune. */
-export const SHARED_WAIT_MS = 10 * 60 * 1000;
+const SHARED_WAIT_MS = 10 * 60 * 1000;
 
 export interface Lock {
   release(): Promise<void>;

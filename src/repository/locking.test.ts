@@ -72,7 +72,8 @@ async function assertRestores(repository: Repository, snapshot: Snapshot, source
   assert.deepEqual(await describeTree(target), await describeTree(source));
 }
 
-test('a backup whose index was loaded before a prune stores again the chunks that prune deleted', async () => {
+/** A full backup of one file and an incremental after its content changed (`version one`, `version two`). */
+async function twoVersions(): Promise<{ repository: Repository; source: string; first: Snapshot; second: Snapshot }> {
   const repository = await newRepository();
   const source = path('source');
   await mkdir(source);
@@ -82,6 +83,11 @@ test('a backup whose index was loaded before a prune stores again the chunks tha
   await writeFile(file, 'version two');
   await utimes(file, 2_000_000, 2_000_000);
   const second = await backupTree(repository, source, { type: 'incremental', parent: first, source: 'docs' });
+  return { repository, source, first, second };
+}
+
+test('a backup whose index was loaded before a prune stores again the chunks that prune deleted', async () => {
+  const { repository, source, first, second } = await twoVersions();
 
   // The backup process loads the index (which lists `version two`); meanwhile `second` is forgotten and pruned.
   const backupProcess = await Repository.open(repository.storage, passphrase);
@@ -185,15 +191,7 @@ test('a prune of the source during a copy is refused; the copy restores', async 
 });
 
 test('a copy whose destination index was loaded before a prune there uploads again what the prune deleted', async () => {
-  const repository = await newRepository();
-  const source = path('source');
-  await mkdir(source);
-  const file = join(source, 'data.txt');
-  await writeFile(file, 'version one');
-  const first = await backupTree(repository, source, { type: 'full', source: 'docs' });
-  await writeFile(file, 'version two');
-  await utimes(file, 2_000_000, 2_000_000);
-  const second = await backupTree(repository, source, { type: 'incremental', parent: first, source: 'docs' });
+  const { repository, source, first, second } = await twoVersions();
   const destination = await newRepository();
   await copySnapshots(repository, destination, [second, first]);
 

@@ -1,6 +1,7 @@
 import { isCode, TidemarkError } from '../errors.ts';
 import { blobNames, idOf, type PackId, prefixes } from './format.ts';
 import type { IndexFile } from './index.ts';
+import { whileHolding } from './lock.ts';
 import { type PackEntry, readPackHeader } from './pack.ts';
 import { mapLimit, type Repository } from './repository.ts';
 import type { Storage } from './storage/storage.ts';
@@ -23,7 +24,7 @@ export interface RepairIndexReport {
  */
 export async function repairIndex(repository: Repository): Promise<RepairIndexReport> {
   const lock = await repository.lock(true);
-  try {
+  return whileHolding(lock, async () => {
     const storage = repository.storage;
     const oldIndexFiles: string[] = [];
     for await (const blob of storage.list(prefixes.index)) oldIndexFiles.push(idOf(blob.name));
@@ -55,9 +56,7 @@ export async function repairIndex(repository: Repository): Promise<RepairIndexRe
     report.chunks = file.packs.reduce((sum, p) => sum + p.chunks.length, 0);
     report.replacedIndexFiles = oldIndexFiles.length;
     return report;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 /** How much of a pack's end is read at first: the whole header of any pack of up to ~1500 chunks. */

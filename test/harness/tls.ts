@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CONNECTION_ENV } from '../../src/sources/connection.ts';
 import { runCommand } from './process.ts';
 import { systemTool } from './tools.ts';
 
@@ -49,4 +50,25 @@ export async function makeCertificates(dir: string, clientUser: string): Promise
     clientCert: path('client.crt'),
     clientKey: path('client.key'),
   };
+}
+
+/**
+ * The agent's environment for a client-certificate connection (verify-full) with no password: `dropped`
+ * names the variables of the test's own server (password, user...) that must not reach the agent.
+ */
+export function certificateEnv(
+  certificates: TestCertificates,
+  dropped: string[],
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    [CONNECTION_ENV.tlsMode]: 'verify-full',
+    [CONNECTION_ENV.tlsCa]: certificates.ca,
+    [CONNECTION_ENV.tlsCert]: certificates.clientCert,
+    [CONNECTION_ENV.tlsKey]: certificates.clientKey,
+    ...extra,
+  };
+  for (const name of dropped) delete env[name];
+  return env;
 }

@@ -12,7 +12,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type MariaDBServer, startMariaDB } from '../harness/mariadb.ts';
 import { waitUntil } from '../harness/process.ts';
-import { makeCertificates, type TestCertificates } from '../harness/tls.ts';
+import { certificateEnv, makeCertificates, type TestCertificates } from '../harness/tls.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('mysql-connections');
@@ -47,18 +47,7 @@ after(async () => {
 });
 
 /** The agent's environment without a password: TLS settings only. */
-function tlsEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TIDEMARK_DB_TLS_MODE: 'verify-full',
-    TIDEMARK_DB_TLS_CA: certificates.ca,
-    TIDEMARK_DB_TLS_CERT: certificates.clientCert,
-    TIDEMARK_DB_TLS_KEY: certificates.clientKey,
-    ...extra,
-  };
-  delete env.MYSQL_PWD;
-  return env;
-}
+const tlsEnv = (extra: Record<string, string> = {}) => certificateEnv(certificates, ['MYSQL_PWD'], extra);
 
 describe('MariaDB over TLS with a client certificate', () => {
   test('backs up and restores with the certificate alone; without it the server refuses', async () => {

@@ -13,7 +13,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type PostgresServer, startPostgres, testPostgresBin, testPostgresClientBin } from '../harness/postgres.ts';
 import { waitUntil } from '../harness/process.ts';
-import { makeCertificates, type TestCertificates } from '../harness/tls.ts';
+import { certificateEnv, makeCertificates, type TestCertificates } from '../harness/tls.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('postgres-connections');
@@ -28,19 +28,12 @@ const initRepository = () =>
   });
 
 /** The agent's environment: TLS settings, no password. */
-function agentEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TIDEMARK_DB_TLS_MODE: 'verify-full',
-    TIDEMARK_DB_TLS_CA: certificates.ca,
-    TIDEMARK_DB_TLS_CERT: certificates.clientCert,
-    TIDEMARK_DB_TLS_KEY: certificates.clientKey,
-    ...extra,
-  };
-  for (const name of ['PGPASSWORD', 'PGSSLMODE', 'PGSSLCERT', 'PGSSLKEY', 'PGSSLROOTCERT', 'PGUSER', 'PGHOST'])
-    delete env[name];
-  return env;
-}
+const agentEnv = (extra: Record<string, string> = {}) =>
+  certificateEnv(
+    certificates,
+    ['PGPASSWORD', 'PGSSLMODE', 'PGSSLCERT', 'PGSSLKEY', 'PGSSLROOTCERT', 'PGUSER', 'PGHOST'],
+    extra,
+  );
 
 const SCHEMA = `
   create table items (id int primary key, name text not null, price numeric(10,2), tags text[], doc jsonb);

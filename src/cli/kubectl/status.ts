@@ -1,4 +1,4 @@
-import { formatDuration, parseDuration } from '../../api/duration.ts';
+import { durationSeconds, formatDuration } from '../../api/duration.ts';
 import type { BackupPolicy } from '../../api/kinds.ts';
 
 /** "Is my data backed up, and when": one source of one policy, from the status the operator writes. */
@@ -29,7 +29,6 @@ export interface ReplicaLag {
 }
 
 const seconds = (from: string, now: Date) => Math.max(0, Math.floor((now.getTime() - Date.parse(from)) / 1000));
-const durationSeconds = (text: string | undefined) => (text ? parseDuration(text) / 1000 : undefined);
 
 /** One row per source the policy declares, in spec order (a source without status yet shows as never). */
 export function statusRows(policy: BackupPolicy, now: Date): SourceStatusRow[] {

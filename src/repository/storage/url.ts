@@ -48,7 +48,7 @@ export function openStorage(url: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** TIDEMARK_RETRY_BUDGET as milliseconds, the default when unset. */
-export function retryBudgetMs(env: NodeJS.ProcessEnv): number {
+function retryBudgetMs(env: NodeJS.ProcessEnv): number {
   const text = env.TIDEMARK_RETRY_BUDGET;
   if (text === undefined || text === '') return DEFAULT_RETRY_BUDGET_MS;
   try {

@@ -220,15 +220,15 @@ export class Psql {
     return { ...result, copied: tags.counts };
   }
 
-  /**
-   * Runs `sql` with `-c`: sent to the server as one query string (one implicit transaction), with no
-   * psql meta-commands (`\!` would run a shell) and no variable interpolation.
-   */
   /** See holdAdvisoryLock. */
   lock(database: string, key: string, vars: Record<string, string>, doing: string) {
     return holdAdvisoryLock(this.psql, this.connection, database, key, vars, doing);
   }
 
+  /**
+   * Runs `sql` with `-c`: sent to the server as one query string (one implicit transaction), with no
+   * psql meta-commands (`\!` would run a shell) and no variable interpolation.
+   */
   async command(database: string, sql: string, signal?: AbortSignal): Promise<ToolResult> {
     const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-c', sql];
     return runTool(this.psql, args, clientEnv(this.connection, database), '', {

@@ -154,11 +154,6 @@ function isInterruption(error: unknown): boolean {
 }
 
 /**
- * The empty database the dump is restored into: from template0, owned by the restoring user. The one
- * place a restore creates a database (database-level state is applied here).
- */
-
-/**
  * Runs the post-restore SQL on the scratch database: as the restoring user, or connected as
  * `role`, which gets for the script's duration what anonymising data needs and no more (CONNECT and
  * TEMPORARY on the database; USAGE on its schemas; SELECT, INSERT, UPDATE, DELETE, TRUNCATE on its
