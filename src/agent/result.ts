@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Snapshot } from '../repository/snapshot.ts';
 import type { ObjectCount } from '../sources/source.ts';
+import type { AuditReport } from './tasks/audit.ts';
 
 /** Kubernetes keeps at most 4096 bytes of a termination message. */
 export const TERMINATION_MESSAGE_LIMIT = 4096;
@@ -30,6 +31,8 @@ export interface AgentResult {
   repositoryId?: string;
   initialized?: boolean;
   storedBytes?: number;
+  /** audit: what the live source has that its backup lacks (bounded lists). */
+  audit?: AuditReport;
 }
 
 export function backupResult(snapshot: Snapshot): AgentResult {

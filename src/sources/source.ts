@@ -5,6 +5,18 @@ import type { StreamSource } from '../repository/backup.ts';
 export interface ObjectCount {
   name: string;
   records: number;
+  /** Order-independent checksum of the table's rows as the dump carries them (hex); absent when not computed. */
+  checksum?: string;
+  /** Range of a single-column primary key, as the dump's text of the values. */
+  key?: { column: string; min: string; max: string };
+  /** Newest value of a timestamp column (named by the policy, else found), as text. */
+  newest?: { column: string; value: string };
+}
+
+export interface TableStatsOptions {
+  checksums: boolean;
+  /** Table (as named in ObjectCount) → its timestamp column; tables not named get one found. */
+  timestampColumns?: Record<string, string>;
 }
 
 /** Something that could not be backed up or restored, and why (an unlogged table, a missing extension). */
@@ -73,6 +85,13 @@ export interface DatabaseSource {
    */
   check(): Promise<void>;
   dump(): Promise<DatabaseDump>;
+  /** The databases a dump covers (for `all`: every one there is now), each checked to exist. */
+  listDatabases(): Promise<string[]>;
+  /**
+   * Live statistics of one database's tables, named like a single-database dump's objects (an audit
+   * reads them from the live source; nothing is written).
+   */
+  tableStats(database: string, options: TableStatsOptions): Promise<ObjectCount[]>;
   /** Restores one database's stream (as written by `dump`) into `options.database` on this server. */
   restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult>;
 }

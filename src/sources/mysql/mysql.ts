@@ -8,10 +8,11 @@ import type {
   DatabaseSource,
   ObjectCount,
   Skipped,
+  TableStatsOptions,
 } from '../source.ts';
 import { type Connection, dumpsUsers, findTool, runSql } from './client.ts';
 import { type DumpReport, dumpDatabase, dumpGlobals } from './dump.ts';
-import { restoreDatabase } from './restore.ts';
+import { countRows, restoreDatabase } from './restore.ts';
 
 export interface MySQLSourceOptions extends Connection {
   /** One tenant = one database; `all` is every database but the server's own schemas. */
@@ -48,11 +49,11 @@ export class MySQLSource implements DatabaseSource {
   }
 
   async check(): Promise<void> {
-    await this.databases();
+    await this.listDatabases();
   }
 
   /** The databases to dump; each named one must exist. */
-  private async databases(): Promise<string[]> {
+  async listDatabases(): Promise<string[]> {
     const present = (await runSql(this.connection, 'SHOW DATABASES', `cannot connect to ${this.description}`)).map(
       ([name]) => name as string,
     );
@@ -68,7 +69,7 @@ export class MySQLSource implements DatabaseSource {
   }
 
   async dump(): Promise<DatabaseDump> {
-    const databases = await this.databases();
+    const databases = await this.listDatabases();
     const all = this.options.databases === 'all';
     const qualify = all || databases.length > 1;
     const report: DumpReport = { description: this.description, objects: [], skipped: [] };
@@ -94,6 +95,10 @@ export class MySQLSource implements DatabaseSource {
       objects: (): ObjectCount[] => [...report.objects],
       skipped: (): Skipped[] => [...report.skipped],
     };
+  }
+
+  tableStats(database: string, _options: TableStatsOptions): Promise<ObjectCount[]> {
+    return countRows(this.connection, database, `counting rows of database ${database} on ${this.description}`);
   }
 
   async restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {

@@ -9,6 +9,7 @@ import type {
   DatabaseSource,
   ObjectCount,
   Skipped,
+  TableStatsOptions,
 } from '../source.ts';
 import { type PostgresConnection, Psql } from './client.ts';
 import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from './dump.ts';
@@ -130,6 +131,14 @@ export class PostgresSource implements DatabaseSource {
   async countRows(database: string): Promise<ObjectCount[]> {
     const psql = new Psql((await this.findTools()).psql, this.connection);
     return countRows(psql, database, `counting rows of database "${database}" on ${this.server()}`);
+  }
+
+  async listDatabases(): Promise<string[]> {
+    return (await this.resolution()).databases;
+  }
+
+  async tableStats(database: string, _options: TableStatsOptions): Promise<ObjectCount[]> {
+    return this.countRows(database);
   }
 
   private resolution(): Promise<Resolved> {
