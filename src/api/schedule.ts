@@ -1,14 +1,18 @@
 import { duration } from './common.ts';
-import { boolean, object, optional, string, type TypeOf } from './schema.ts';
+import { boolean, object, optional, type Schema, string, type TypeOf } from './schema.ts';
 
 const CRON_FIELD = '[0-9A-Za-z*/,?#-]+';
 /** Five fields or a macro; CEL checks the shape, the operator checks the full grammar (ranges, names). */
 export const CRON_SHAPE = String.raw`^(@(yearly|annually|monthly|weekly|daily|hourly)|(${CRON_FIELD}\s+){4}${CRON_FIELD})$`;
 
-/** When runs are due: a cron expression, or a fixed interval counted from an anchor time. */
-export const trigger = (description: string) =>
+/** When runs are due: a cron expression, or a fixed interval counted from an anchor time; `extra`: what else the run takes. */
+export const trigger = <E extends Record<string, Schema<unknown>> = Record<never, never>>(
+  description: string,
+  extra: E = {} as E,
+) =>
   object(
     {
+      ...extra,
       cron: optional(
         string({
           description: 'Standard 5-field cron expression (minute hour day-of-month month day-of-week) or @daily etc.',
@@ -91,5 +95,5 @@ export const schedule = object(
   { description: 'When backups run. The operator schedules runs itself (not CronJobs).' },
 );
 
-export type Trigger = TypeOf<ReturnType<typeof trigger>>;
+export type Trigger = TypeOf<ReturnType<typeof trigger<Record<never, never>>>>;
 export type Schedule = TypeOf<typeof schedule>;

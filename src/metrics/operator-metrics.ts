@@ -16,6 +16,12 @@ const BY_TYPE = ['namespace', 'policy', 'type'] as const;
 
 const GAUGES: { name: string; help: string; labels: readonly string[]; samples: SampleKey }[] = [
   {
+    name: 'tidemark_audit_missing_objects',
+    help: 'Objects the newest audit of the source found missing (lastAudit.missingObjects: live rows or files the backup lacks); absent until an audit compared.',
+    labels: SOURCE,
+    samples: 'auditMissingObjects',
+  },
+  {
     name: 'tidemark_source_last_success_timestamp_seconds',
     help: 'Completion time of the newest successful Backup of the source (absent: never succeeded).',
     labels: SOURCE,
@@ -113,7 +119,7 @@ const HISTOGRAMS: { name: string; help: string; labels: readonly string[]; bucke
   },
 ];
 
-/** Verification metrics (issue #13): declared now so the names are fixed; no series until drills and audits run. */
+/** Restore drill metrics (issue #13): declared now so the names are fixed; no series until drills run. */
 const VERIFICATION: { name: string; help: string }[] = [
   {
     name: 'tidemark_restore_drill_last_success_timestamp_seconds',
@@ -123,7 +129,6 @@ const VERIFICATION: { name: string; help: string }[] = [
     name: 'tidemark_restore_drill_last_result',
     help: 'Result of the newest restore drill of the source: 1 ok, 0 failed.',
   },
-  { name: 'tidemark_audit_missing_objects', help: 'Objects the newest audit of the source found missing.' },
 ];
 
 /**

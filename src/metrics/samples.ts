@@ -39,6 +39,7 @@ export interface ObjectSamples {
   restoreDurations: Sample[];
   restoreLastRto: Sample[];
   unprotectedVolumes: Sample[];
+  auditMissingObjects: Sample[];
 }
 
 const seconds = (ms: number) => ms / 1000;
@@ -69,6 +70,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     restoreDurations: [],
     restoreLastRto: [],
     unprotectedVolumes: [],
+    auditMissingObjects: [],
   };
   const backupsByPolicy = groupBy(observed.backups, (b) => `${b.metadata.namespace}/${b.spec.policy}`);
 
@@ -94,6 +96,8 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       if (rpoTarget !== undefined) out.sourceRpoTarget.push({ labels, value: rpoTarget });
       if (rtoTarget !== undefined) out.sourceRtoTarget.push({ labels, value: rtoTarget });
       out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
+      const audited = policy.status?.sources?.find((s) => s.name === source.name)?.lastAudit?.missingObjects;
+      if (audited !== undefined) out.auditMissingObjects.push({ labels, value: audited });
     }
 
     const replicas = replicaHealth(

@@ -306,7 +306,7 @@ describe('replicas and verification (findings 6 and 7)', () => {
     await env.apply([
       volumePolicy(env.namespace, 'replicated', every('8s'), {
         replicas: [{ repository: 'replica', region: 'westeurope', maxLag: '25s' }],
-        verification: { audit: { every: '1h' } },
+        verification: { restoreDrill: { every: '1h' } },
       }),
     ]);
     await waitUntil(
@@ -323,7 +323,7 @@ describe('replicas and verification (findings 6 and 7)', () => {
     const verification = condition(healthy, 'Verification');
     assert.equal(verification?.status, 'False');
     assert.equal(verification?.reason, 'NotImplemented');
-    assert.match(verification?.message ?? '', /audit.*not running yet/);
+    assert.match(verification?.message ?? '', /restoreDrill.*not running yet/);
     assert.match(await eventMessages('NotImplemented', 'replicated'), /not running yet/);
 
     await suspend('replicated');

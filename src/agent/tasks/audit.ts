@@ -1,3 +1,4 @@
+import { AUDIT_LIST_LIMIT } from '../../api/backuppolicy.ts';
 import { TidemarkError, withContext } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { auditTree, type Bounded, type ChangedFile } from '../../repository/audit-tree.ts';
@@ -37,8 +38,7 @@ export interface AuditReport {
   files?: { live: number; missing: Bounded<string>; removed: Bounded<string>; changed: Bounded<ChangedFile> };
 }
 
-/** Entries per list in the result and the status; the agent's log line holds up to LOG_LIST_LIMIT. */
-export const AUDIT_LIST_LIMIT = 5;
+/** The agent's log line lists up to this many; the result as many as the status keeps (AUDIT_LIST_LIMIT). */
 const LOG_LIST_LIMIT = 1000;
 /** Paths and names are cut to this many characters in the result (a path may be 4096 bytes long). */
 const NAME_LIMIT = 200;

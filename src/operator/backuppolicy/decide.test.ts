@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { decidePolicy, type PolicyObserved } from './decide.ts';
+import { decidePolicy, keepForeignFields, type PolicyObserved } from './decide.ts';
 
 const at = (iso: string) => new Date(iso);
 
@@ -387,13 +387,36 @@ describe('decidePolicy: replica health', () => {
 });
 
 describe('decidePolicy: verification', () => {
-  it('says audits and drills are not running while they are asked for', () => {
+  it('says drills are not running while they are asked for; audits run, so they alone raise nothing', () => {
     const asked = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
     const verification = condition(decidePolicy(observe({ policy: asked })), 'Verification');
     assert.equal(verification?.status, 'False');
     assert.equal(verification?.reason, 'NotImplemented');
     assert.match(verification?.message ?? '', /verification.restoreDrill accepted, but .* not running yet/);
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
+    const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
+    assert.equal(condition(decidePolicy(observe({ policy: audited })), 'Verification'), undefined);
+  });
+
+  it("keeps the audit controller's lastAudit of the status it writes over, for the sources that remain", () => {
+    const lastAudit = {
+      scheduledTime: '2026-11-23T01:00:00Z',
+      completionTime: '2026-11-23T01:00:09Z',
+      result: 'Clean' as const,
+      missingObjects: 0,
+    };
+    const decided = { sources: [{ name: 'db', lastSuccessfulBackup: 'b2' }, { name: 'docs' }] };
+    const current = {
+      sources: [
+        { name: 'db', lastSuccessfulBackup: 'b1', lastAudit },
+        { name: 'gone', lastAudit },
+      ],
+    };
+    assert.deepEqual(keepForeignFields(decided, current).sources, [
+      { name: 'db', lastSuccessfulBackup: 'b2', lastAudit },
+      { name: 'docs' },
+    ]);
+    assert.deepEqual(keepForeignFields({ sources: [{ name: 'db', lastAudit }] }, undefined).sources, [{ name: 'db' }]);
   });
 });
 

@@ -205,15 +205,41 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   return decision;
 }
 
-/** Audits and restore drills (R-VERIFY) are accepted but not built: say so while they are asked for. */
+/** Restore drills (R-VERIFY) are accepted but not built: say so while they are asked for. */
 function verificationCondition(policy: BackupPolicy): ConditionInput | undefined {
-  const asked = (['audit', 'restoreDrill'] as const).filter((k) => policy.spec.verification?.[k]);
-  if (asked.length === 0) return undefined;
+  if (!policy.spec.verification?.restoreDrill) return undefined;
   return {
     type: 'Verification',
     status: 'False',
     reason: 'NotImplemented',
-    message: `${asked.map((k) => `verification.${k}`).join(' and ')} accepted, but audits and restore drills are not running yet: nothing has been verified`,
+    message:
+      'verification.restoreDrill accepted, but restore drills are not running yet: no backup has been restored to verify it',
+  };
+}
+
+/** Per-source status fields other controllers write (the audit controller: lastAudit). */
+const FOREIGN_SOURCE_FIELDS = ['lastAudit'] as const;
+
+/**
+ * The status this controller decided, with the per-source fields other controllers own taken from
+ * `current` (the status as it is on the server when written), so neither writer drops the other's.
+ */
+export function keepForeignFields(
+  decided: BackupPolicyStatus,
+  current: BackupPolicyStatus | undefined,
+): BackupPolicyStatus {
+  const theirs = new Map((current?.sources ?? []).map((s) => [s.name, s]));
+  return {
+    ...decided,
+    sources: (decided.sources ?? []).map((source) => {
+      const kept = { ...source };
+      for (const field of FOREIGN_SOURCE_FIELDS) {
+        const value = theirs.get(source.name)?.[field];
+        if (value === undefined) delete kept[field];
+        else kept[field] = value;
+      }
+      return kept;
+    }),
   };
 }
 

@@ -1,0 +1,58 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { Source } from '../../api/backuppolicy.ts';
+import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import { type AgentSettings, agentJob, LABELS, ownedJobName, sourceAccess } from '../backup/job.ts';
+import { repositoryAccess } from '../backup/repository-env.ts';
+import { scheduleStamp } from '../backuppolicy/schedule.ts';
+import { labelValue } from '../runtime/labels.ts';
+
+/** On an audit Job: the Backup whose snapshot it compares the source with. */
+export const AUDITED_BACKUP = 'tidemark.dev/audited-backup';
+
+export interface AuditJobInput {
+  policy: BackupPolicy;
+  source: Source;
+  /** The schedule slot the audit runs for (part of the Job's name, so a retry adopts it). */
+  slot: Date;
+  /** The latest successful Backup of the source, and its snapshot in the primary repository. */
+  backup: string;
+  snapshotId: string;
+  repository: BackupRepository;
+  /** Volume sources: the PVCs, mounted read-only as a backup mounts them. */
+  claims: string[];
+  settings: AgentSettings;
+}
+
+/** One audit Job per policy, source and slot, named for this policy instance. */
+export const auditJobName = (policy: BackupPolicy, source: string, slot: Date) =>
+  ownedJobName(policy, `${policy.metadata.name}-${source}-audit-${scheduleStamp(slot)}`);
+
+/** The Job that compares a live source with a snapshot: the source reached as its backup reaches it, read only. */
+export function auditJob(input: AuditJobInput): k8s.V1Job {
+  const { policy, source } = input;
+  const src = sourceAccess(source, input.claims);
+  const repo = repositoryAccess(input.repository, 'primary');
+  const timestampColumns = policy.spec.verification?.audit?.timestampColumns;
+  const job = agentJob({
+    policy,
+    task: 'audit',
+    name: auditJobName(policy, source.name, input.slot),
+    owner: policy,
+    labels: {
+      [LABELS.policy]: labelValue(policy.metadata.name ?? ''),
+      [LABELS.source]: labelValue(source.name),
+    },
+    settings: input.settings,
+    env: [
+      ...(src.env ?? []),
+      ...repo.env,
+      { name: 'TIDEMARK_SNAPSHOT', value: input.snapshotId },
+      ...(timestampColumns ? [{ name: 'TIDEMARK_TIMESTAMP_COLUMNS', value: JSON.stringify(timestampColumns) }] : []),
+    ],
+    envFrom: repo.envFrom,
+    volumes: [...src.volumes, ...repo.volumes],
+    volumeMounts: [...src.volumeMounts, ...repo.volumeMounts],
+  });
+  if (job.metadata) job.metadata.annotations = { ...job.metadata.annotations, [AUDITED_BACKUP]: input.backup };
+  return job;
+}
