@@ -58,13 +58,21 @@ const observe = (overrides: Partial<AuditObserved> = {}): AuditObserved => ({
 });
 
 const slot = at('2026-11-03T06:00:00Z');
-const ended = (name: string, type: 'Complete' | 'Failed', result?: AgentResult): JobObserved => ({
-  job: {
-    metadata: { name, annotations: { [AUDITED_BACKUP]: 'nightly-db-2' } },
-    status: { conditions: [{ type, status: 'True' }] },
-  } as k8s.V1Job,
-  ...(result ? { result } : {}),
-});
+/** The audit Job of a source for a slot, as the Job informer shows it: running, or ended with a result. */
+function auditJobOf(
+  source: string,
+  jobSlot: Date,
+  type?: 'Complete' | 'Failed',
+  result?: AgentResult,
+): [string, JobObserved] {
+  const job = decideAudits(observe({ now: new Date(jobSlot.getTime() + 1000) })).createJobs.find(
+    (j) => j.metadata?.labels?.['tidemark.dev/source'] === source,
+  ) as k8s.V1Job;
+  if (type) job.status = { conditions: [{ type, status: 'True' }] };
+  return [job.metadata?.name ?? '', { job, ...(result ? { result } : {}) }];
+}
+const ended = (source: string, type: 'Complete' | 'Failed', result?: AgentResult) =>
+  auditJobOf(source, slot, type, result);
 
 const report = (missingObjects: number, items: NonNullable<AuditReport['tables']>['differences']['items']) => ({
   snapshotId: 'a'.repeat(64),
@@ -110,8 +118,8 @@ describe('decideAudits', () => {
       { name: 'public.customers', recorded: 40, live: 45, missing: 5, removed: 0 },
     ]);
     const jobs = new Map([
-      [auditJobName(policy(), 'db', slot), ended('db', 'Complete', { ok: true, audit: missing })],
-      [auditJobName(policy(), 'docs', slot), ended('docs', 'Complete', { ok: true, audit: report(0, []) })],
+      ended('db', 'Complete', { ok: true, audit: missing }),
+      ended('docs', 'Complete', { ok: true, audit: report(0, []) }),
     ]);
     const decision = decideAudits(observe({ jobs }));
     assert.deepEqual(decision.createJobs, []);
@@ -132,7 +140,7 @@ describe('decideAudits', () => {
           'AuditFoundMissing',
           'source db: 22 rows missing in 2 of 4 tables (public.orders 17, public.customers 5), compared with Backup nightly-db-2',
         ],
-        ['Normal', 'AuditClean', 'source docs: no rows missing in 4 tables, compared with Backup nightly-db-2'],
+        ['Normal', 'AuditClean', 'source docs: no rows missing in 4 tables, compared with Backup nightly-docs-2'],
       ],
     );
     const done = policy(Object.fromEntries(decision.audits.map((a) => [a.source, a.lastAudit])));
@@ -150,13 +158,10 @@ describe('decideAudits', () => {
       missingObjects: 3,
     };
     const jobs = new Map([
-      [
-        auditJobName(policy(), 'db', slot),
-        ended('db', 'Failed', {
-          ok: false,
-          error: { code: 'SourceUnavailable', message: 'cannot connect to postgresql://app@db:5432/shop' },
-        }),
-      ],
+      ended('db', 'Failed', {
+        ok: false,
+        error: { code: 'SourceUnavailable', message: 'cannot connect to postgresql://app@db:5432/shop' },
+      }),
     ]);
     const decision = decideAudits(observe({ policy: policy({ db: previous }), jobs }));
     const db = decision.audits.find((a) => a.source === 'db')?.lastAudit;
@@ -183,6 +188,22 @@ describe('decideAudits', () => {
     assert.equal(refused.audits.find((a) => a.source === 'db')?.lastAudit.result, 'Failed');
     assert.equal(refused.createJobs.length, 1, 'the other source still gets its Job');
   });
+});
+
+test('audits never overlap: a slot that comes while one runs waits; the late result is recorded, then the latest slot runs', () => {
+  const dayLater = (days: number) => new Date(slot.getTime() + days * 86_400_000);
+  const running = new Map([auditJobOf('db', slot)]);
+  const waiting = decideAudits(observe({ jobs: running, now: dayLater(2) }));
+  assert.deepEqual(
+    waiting.createJobs.map((j) => j.metadata?.labels?.['tidemark.dev/source']),
+    ['docs'],
+    'db waits for its running audit',
+  );
+  const done = new Map([auditJobOf('db', slot, 'Complete', { ok: true, audit: report(0, []) })]);
+  const after = decideAudits(observe({ jobs: done, now: dayLater(2) }));
+  assert.equal(after.audits.find((a) => a.source === 'db')?.lastAudit.scheduledTime, slot.toISOString());
+  const next = after.createJobs.find((j) => j.metadata?.labels?.['tidemark.dev/source'] === 'db');
+  assert.equal(next?.metadata?.name, auditJobName(policy(), 'db', dayLater(2)), 'the latest slot, once');
 });
 
 describe('summary', () => {

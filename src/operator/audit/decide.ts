@@ -3,10 +3,11 @@ import type { AuditReport } from '../../agent/tasks/audit.ts';
 import type { BackupPolicyStatus, LastAudit, Source } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import type { AgentSettings } from '../backup/job.ts';
+import { type AgentSettings, LABELS } from '../backup/job.ts';
 import { lastSuccessfulBackup } from '../backuppolicy/rpo.ts';
 import { nextRun, previousRun } from '../backuppolicy/schedule.ts';
-import { AUDITED_BACKUP, auditJob, auditJobName } from './job.ts';
+import { labelValue } from '../runtime/labels.ts';
+import { AUDIT_SLOT, AUDITED_BACKUP, auditJob, auditJobName } from './job.ts';
 
 export const AUDIT_EVENT_REASONS = ['AuditClean', 'AuditFoundMissing', 'AuditFailed', 'AuditSkipped'] as const;
 export type AuditEventReason = (typeof AUDIT_EVENT_REASONS)[number];
@@ -35,26 +36,44 @@ export interface AuditDecision {
   requeueAfterMs?: number;
 }
 
-/** The audit due for a source now: the latest slot of `verification.audit` not yet audited. */
-export function dueAudit(policy: BackupPolicy, source: string, now: Date): { slot: Date; jobName: string } | undefined {
+/**
+ * The audit due for a source now: the latest slot of `verification.audit` later than the one last
+ * audited (`recorded`, else the source's lastAudit), and the name of its Job.
+ */
+export function dueAudit(
+  policy: BackupPolicy,
+  source: string,
+  now: Date,
+  recorded = lastAuditOf(policy.status, source)?.scheduledTime,
+): { slot: Date; jobName: string } | undefined {
   const trigger = policy.spec.verification?.audit;
   if (!trigger) return undefined;
   const created = new Date(policy.metadata.creationTimestamp ?? now.toISOString());
   const slot = previousRun(trigger, policy.spec.schedule.timeZone ?? 'UTC', now, created);
   if (!slot || slot < created) return undefined;
-  const last = lastAuditOf(policy.status, source);
-  if (last && Date.parse(last.scheduledTime) >= slot.getTime()) return undefined;
+  if (recorded && Date.parse(recorded) >= slot.getTime()) return undefined;
   return { slot, jobName: auditJobName(policy, source, slot) };
 }
 
 export const lastAuditOf = (status: BackupPolicyStatus | undefined, source: string) =>
   status?.sources?.find((s) => s.name === source)?.lastAudit;
 
+/** The audit Jobs of one source, with the slot each ran for. */
+function auditJobsOf(jobs: Map<string, JobObserved>, source: string): { slot: string; job: JobObserved }[] {
+  return [...jobs.values()].flatMap((job) => {
+    const { labels = {}, annotations = {} } = job.job.metadata ?? {};
+    const slot = annotations[AUDIT_SLOT];
+    return labels[LABELS.task] === 'audit' && labels[LABELS.source] === labelValue(source) && slot
+      ? [{ slot, job }]
+      : [];
+  });
+}
+
 /**
  * Scheduled audits (R-VERIFY), pure: at each slot of `verification.audit`, one Job per source compares
  * the live source with its latest successful Backup; its report becomes the source's lastAudit, with
- * an Event. A slot is done once a lastAudit names it; a later slot starts the next audit. Only the
- * latest missed slot runs.
+ * an Event. Audits of a source never overlap: a slot that comes while one runs waits for it, and the
+ * latest slot missed meanwhile runs once it ended. A slot is done once a lastAudit names it.
  */
 export function decideAudits(observed: AuditObserved): AuditDecision {
   const { policy, now } = observed;
@@ -69,36 +88,39 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
     return decision; // an invalid trigger: the policy's Ready condition says what is wrong
   }
   for (const source of policy.spec.sources) {
-    const due = dueAudit(policy, source.name, now);
-    if (!due) continue;
+    const previous = lastAuditOf(policy.status, source.name);
+    let recorded = previous?.scheduledTime;
     const record = (lastAudit: LastAudit, type: 'Normal' | 'Warning', reason: AuditEventReason, message: string) => {
       decision.audits.push({ source: source.name, lastAudit });
       decision.events.push({ type, reason, message: `source ${source.name}: ${message}` });
+      recorded = lastAudit.scheduledTime;
     };
-    const base = { scheduledTime: due.slot.toISOString(), completionTime: now.toISOString() };
-    const previous = lastAuditOf(policy.status, source.name);
-    const failed = (message: string) =>
+    const failed = (slot: string, message: string) =>
       record(
-        { ...keptNumbers(previous), ...base, result: 'Failed', message: message.slice(0, 1024) },
+        {
+          ...keptNumbers(previous),
+          scheduledTime: slot,
+          completionTime: now.toISOString(),
+          result: 'Failed',
+          message: message.slice(0, 1024),
+        },
         'Warning',
         'AuditFailed',
         `audit failed: ${message}`,
       );
-    const job = observed.jobs.get(due.jobName);
-    const rejected = observed.rejected?.get(due.jobName);
-    if (rejected) {
-      failed(rejected);
-      continue;
-    }
-    if (job) {
-      const outcome = jobOutcome(job.job);
-      if (!outcome) continue;
+
+    const jobs = auditJobsOf(observed.jobs, source.name);
+    const unrecorded = jobs
+      .filter(({ slot, job }) => jobOutcome(job.job) && (!recorded || Date.parse(slot) > Date.parse(recorded)))
+      .sort((a, b) => Date.parse(b.slot) - Date.parse(a.slot))[0];
+    if (unrecorded) {
+      const { slot, job } = unrecorded;
       const backup = job.job.metadata?.annotations?.[AUDITED_BACKUP];
       const report = job.result?.audit;
-      if (outcome === 'Failed' || !job.result?.ok || !report)
-        failed(job.result?.error?.message ?? `Job ${due.jobName} failed without a result`);
+      if (jobOutcome(job.job) === 'Failed' || !job.result?.ok || !report)
+        failed(slot, job.result?.error?.message ?? `Job ${job.job.metadata?.name} failed without a result`);
       else {
-        const lastAudit = fromReport(report, base, backup);
+        const lastAudit = fromReport(report, { scheduledTime: slot, completionTime: now.toISOString() }, backup);
         const clean = lastAudit.result === 'Clean';
         record(
           lastAudit,
@@ -107,12 +129,25 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
           `${summary(report)}, compared with Backup ${backup}`,
         );
       }
+    }
+    if (jobs.some(({ job }) => !jobOutcome(job.job))) continue;
+    const due = dueAudit(policy, source.name, now, recorded);
+    if (!due || observed.jobs.has(due.jobName)) continue;
+    const slot = due.slot.toISOString();
+    const rejected = observed.rejected?.get(due.jobName);
+    if (rejected) {
+      failed(slot, rejected);
       continue;
     }
     const latest = lastSuccessfulBackup(observed.backups.filter((b) => b.spec.source === source.name));
     if (!latest?.status?.snapshotId) {
       record(
-        { ...base, result: 'NoBackup', message: 'no successful backup to compare with yet' },
+        {
+          scheduledTime: slot,
+          completionTime: now.toISOString(),
+          result: 'NoBackup',
+          message: 'no successful backup to compare with yet',
+        },
         'Warning',
         'AuditSkipped',
         'audit skipped: no successful backup to compare with yet',
@@ -120,7 +155,7 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
       continue;
     }
     if (!observed.repository) {
-      failed(`BackupRepository ${policy.spec.repository} not found`);
+      failed(slot, `BackupRepository ${policy.spec.repository} not found`);
       continue;
     }
     decision.createJobs.push(
@@ -142,7 +177,8 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
 /** Volume sources whose audit Job is about to be created: the shell lists their PVCs. */
 export function sourcesNeedingClaims(policy: BackupPolicy, jobs: Map<string, JobObserved>, now: Date): Source[] {
   return policy.spec.sources.filter((source) => {
-    const due = source.volume && dueAudit(policy, source.name, now);
+    if (!source.volume || auditJobsOf(jobs, source.name).some(({ job }) => !jobOutcome(job.job))) return false;
+    const due = dueAudit(policy, source.name, now);
     return due && !jobs.has(due.jobName);
   });
 }

@@ -6,8 +6,9 @@ import { repositoryAccess } from '../backup/repository-env.ts';
 import { scheduleStamp } from '../backuppolicy/schedule.ts';
 import { labelValue } from '../runtime/labels.ts';
 
-/** On an audit Job: the Backup whose snapshot it compares the source with. */
+/** On an audit Job: the Backup whose snapshot it compares the source with, and the slot it runs for. */
 export const AUDITED_BACKUP = 'tidemark.dev/audited-backup';
+export const AUDIT_SLOT = 'tidemark.dev/scheduled-time';
 
 export interface AuditJobInput {
   policy: BackupPolicy;
@@ -53,6 +54,11 @@ export function auditJob(input: AuditJobInput): k8s.V1Job {
     volumes: [...src.volumes, ...repo.volumes],
     volumeMounts: [...src.volumeMounts, ...repo.volumeMounts],
   });
-  if (job.metadata) job.metadata.annotations = { ...job.metadata.annotations, [AUDITED_BACKUP]: input.backup };
+  if (job.metadata)
+    job.metadata.annotations = {
+      ...job.metadata.annotations,
+      [AUDITED_BACKUP]: input.backup,
+      [AUDIT_SLOT]: input.slot.toISOString(),
+    };
   return job;
 }
