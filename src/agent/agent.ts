@@ -16,13 +16,10 @@ import type { AnyAgentTask, TaskContext, TaskFailure } from './tasks/task.ts';
  * TIDEMARK_RETRY_BUDGET (storage) and the database connection variables (sources/connection.ts) are
  * read where they are used.
  */
-export async function runAgent(
-  name: AgentTaskName,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<({ ok: true } & object) | TaskFailure> {
+export async function runAgent(name: AgentTaskName, env: NodeJS.ProcessEnv = process.env): Promise<Reported> {
   const task: AnyAgentTask = TASKS[name];
   const resultFile = env[RESULT_FILE_ENV];
-  let result: ({ ok: true } & object) | TaskFailure;
+  let result: Reported;
   try {
     result = { ok: true, ...(await task.run(task.input(env), context(name, env))) };
     log.info({ event: `${name}-succeeded`, ...result, objects: undefined }, `${name} succeeded`);
@@ -35,6 +32,9 @@ export async function runAgent(
   else process.stdout.write(`${JSON.stringify(result)}\n`);
   return result;
 }
+
+/** A task's result with `ok: true`, or its failure: the JSON of the termination message. */
+type Reported = ({ ok: true } & object) | TaskFailure;
 
 function context(name: AgentTaskName, env: NodeJS.ProcessEnv): TaskContext {
   let opened: Promise<Repository> | undefined;
