@@ -6,6 +6,9 @@ import type { Repository } from '../../repository/repository.ts';
 import { auditTables, type TableDifference } from '../../sources/audit-tables.ts';
 import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
 import type { ObjectCount } from '../../sources/source.ts';
+import { required, SOURCE_ENV } from './env.ts';
+import { SNAPSHOT_ENV } from './snapshot.ts';
+import type { AgentTask } from './task.ts';
 
 /** What an audit compares: a live source (read only), reached as its backup reaches it, with one snapshot of it. */
 export interface AuditInput {
@@ -95,9 +98,24 @@ async function liveTables(location: Extract<SourceLocation, { kind: 'database' }
   return live;
 }
 
+/** The report's JSON stays below this, well inside the 4096-byte termination message with the rest of the result. */
+const REPORT_BYTES = 3000;
+
+/** Cuts every list to AUDIT_LIST_LIMIT entries and long names, then drops entries from the longest list until it fits REPORT_BYTES. */
 function bounded(report: AuditReport): AuditReport {
+  let current = limited(report, AUDIT_LIST_LIMIT);
+  for (
+    let limit = AUDIT_LIST_LIMIT - 1;
+    limit >= 0 && Buffer.byteLength(JSON.stringify(current)) > REPORT_BYTES;
+    limit--
+  )
+    current = limited(report, limit);
+  return current;
+}
+
+function limited(report: AuditReport, limit: number): AuditReport {
   const cut = <T>(list: Bounded<T>, shorten: (item: T) => T): Bounded<T> => ({
-    items: list.items.slice(0, AUDIT_LIST_LIMIT).map(shorten),
+    items: list.items.slice(0, limit).map(shorten),
     total: list.total,
   });
   const path = (p: string) => (p.length > NAME_LIMIT ? `…${p.slice(-(NAME_LIMIT - 1))}` : p);
@@ -124,27 +142,56 @@ function bounded(report: AuditReport): AuditReport {
   };
 }
 
-/** The audit's input from the Job's environment (the operator writes it: auditJob). */
-export function auditInputFromEnv(
-  env: NodeJS.ProcessEnv,
-  repository: Repository,
-  required: (name: string) => string,
-): AuditInput {
-  let timestampColumns: Record<string, string> | undefined;
-  if (env.TIDEMARK_TIMESTAMP_COLUMNS) {
-    try {
-      timestampColumns = JSON.parse(env.TIDEMARK_TIMESTAMP_COLUMNS) as Record<string, string>;
-    } catch (error) {
-      throw new TidemarkError('InvalidArgument', 'TIDEMARK_TIMESTAMP_COLUMNS is not a JSON object', { cause: error });
-    }
+const ENV = {
+  /** JSON object: table (as the backup names it) → timestamp column. */
+  timestampColumns: 'TIDEMARK_TIMESTAMP_COLUMNS',
+} as const;
+
+/** What the operator gives an audit Job besides the source's and the repository's access. */
+export interface AuditJobInput {
+  snapshotId: string;
+  timestampColumns?: Record<string, string>;
+}
+
+/**
+ * `audit`: compares the live source (SOURCE_ENV, as a backup reaches it; read only) with one snapshot
+ * of it. Fails SourceUnavailable (the source cannot be read), NotFound (no such snapshot),
+ * InvalidArgument (bad input), or a storage code.
+ */
+export const audit: AgentTask<'audit', Omit<AuditInput, 'repository' | 'env'>, AuditReport, AuditJobInput> = {
+  name: 'audit',
+  deadlineSeconds: 6 * 3600,
+  jobEnv: (job) => [
+    { name: SNAPSHOT_ENV.id, value: job.snapshotId },
+    ...(job.timestampColumns ? [{ name: ENV.timestampColumns, value: JSON.stringify(job.timestampColumns) }] : []),
+  ],
+  input: (env) => {
+    const excludes = env[SOURCE_ENV.excludes];
+    const timestampColumns = env[ENV.timestampColumns];
+    return {
+      sourceUrl: required(env, SOURCE_ENV.url),
+      allDatabases: env[SOURCE_ENV.allDatabases] === 'true',
+      excludes: excludes ? (JSON.parse(excludes) as string[]) : [],
+      snapshot: required(env, SNAPSHOT_ENV.id),
+      ...(timestampColumns ? { timestampColumns: columnsFrom(timestampColumns) } : {}),
+    };
+  },
+  run: async (input, { env, repository }) => runAudit({ ...input, repository: await repository(), env }),
+};
+
+function columnsFrom(text: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new TidemarkError('InvalidArgument', `${ENV.timestampColumns} is not JSON`, { cause: error });
   }
-  return {
-    sourceUrl: required('TIDEMARK_SOURCE'),
-    allDatabases: env.TIDEMARK_ALL_DATABASES === 'true',
-    excludes: env.TIDEMARK_EXCLUDES ? (JSON.parse(env.TIDEMARK_EXCLUDES) as string[]) : [],
-    repository,
-    snapshot: required('TIDEMARK_SNAPSHOT'),
-    ...(timestampColumns ? { timestampColumns } : {}),
-    env,
-  };
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    Array.isArray(parsed) ||
+    Object.values(parsed).some((v) => typeof v !== 'string')
+  )
+    throw new TidemarkError('InvalidArgument', `${ENV.timestampColumns} must map table names to column names`);
+  return parsed as Record<string, string>;
 }

@@ -1,11 +1,11 @@
 import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { LABELS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { claimsOf } from '../runtime/claims.ts';
 import { Controller, type ControllerHooks, specSignature, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { type AuditDecision, type AuditObserved, decideAudits, lastAuditOf, sourcesNeedingClaims } from './decide.ts';
 
 /**

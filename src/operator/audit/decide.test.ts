@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
 import type { AuditReport } from '../../agent/tasks/audit.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { LastAudit } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy } from '../../api/kinds.ts';
-import type { JobObserved } from '../backup/decide.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
 import { type AuditObserved, decideAudits, dueAudit, summary } from './decide.ts';
 import { AUDITED_BACKUP, auditJobName } from './job.ts';
@@ -118,8 +118,8 @@ describe('decideAudits', () => {
       { name: 'public.customers', recorded: 40, live: 45, missing: 5, removed: 0 },
     ]);
     const jobs = new Map([
-      ended('db', 'Complete', { ok: true, audit: missing }),
-      ended('docs', 'Complete', { ok: true, audit: report(0, []) }),
+      ended('db', 'Complete', { ok: true, ...missing }),
+      ended('docs', 'Complete', { ok: true, ...report(0, []) }),
     ]);
     const decision = decideAudits(observe({ jobs }));
     assert.deepEqual(decision.createJobs, []);
@@ -199,7 +199,7 @@ test('audits never overlap: a slot that comes while one runs waits; the late res
     ['docs'],
     'db waits for its running audit',
   );
-  const done = new Map([auditJobOf('db', slot, 'Complete', { ok: true, audit: report(0, []) })]);
+  const done = new Map([auditJobOf('db', slot, 'Complete', { ok: true, ...report(0, []) })]);
   const after = decideAudits(observe({ jobs: done, now: dayLater(2) }));
   assert.equal(after.audits.find((a) => a.source === 'db')?.lastAudit.scheduledTime, slot.toISOString());
   const next = after.createJobs.find((j) => j.metadata?.labels?.['tidemark.dev/source'] === 'db');

@@ -1,11 +1,13 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { AuditReport } from '../../agent/tasks/audit.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { BackupPolicyStatus, LastAudit, Source } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import { type AgentSettings, LABELS } from '../backup/job.ts';
 import { lastSuccessfulBackup } from '../backuppolicy/rpo.ts';
 import { nextRun, previousRun } from '../backuppolicy/schedule.ts';
+import type { AgentSettings } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { AUDIT_SLOT, AUDITED_BACKUP, auditJob, auditJobName } from './job.ts';
 
@@ -116,8 +118,8 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
     if (unrecorded) {
       const { slot, job } = unrecorded;
       const backup = job.job.metadata?.annotations?.[AUDITED_BACKUP];
-      const report = job.result?.audit;
-      if (jobOutcome(job.job) === 'Failed' || !job.result?.ok || !report)
+      const report = reportOf(job.result as AgentResult<'audit'> | undefined);
+      if (jobOutcome(job.job) === 'Failed' || !report)
         failed(slot, job.result?.error?.message ?? `Job ${job.job.metadata?.name} failed without a result`);
       else {
         const lastAudit = fromReport(report, { scheduledTime: slot, completionTime: now.toISOString() }, backup);
@@ -172,6 +174,14 @@ export function decideAudits(observed: AuditObserved): AuditDecision {
     );
   }
   return decision;
+}
+
+/** The audit's report, when the Job succeeded and reported one whole. */
+function reportOf(result: AgentResult<'audit'> | undefined): AuditReport | undefined {
+  if (!result?.ok || result.missingObjects === undefined || !result.snapshotId || !result.snapshotTime)
+    return undefined;
+  const { ok: _, error: __, ...report } = result;
+  return report as AuditReport;
 }
 
 /** Volume sources whose audit Job is about to be created: the shell lists their PVCs. */

@@ -1,9 +1,13 @@
 import type * as k8s from '@kubernetes/client-node';
+import { audit as auditTask } from '../../agent/tasks/audit.ts';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { type AgentSettings, agentJob, LABELS, ownedJobName, sourceAccess } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
 import { scheduleStamp } from '../backuppolicy/schedule.ts';
+import { sourceAccess } from '../jobs/access.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { ownedJobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
 
 /** On an audit Job: the Backup whose snapshot it compares the source with, and the slot it runs for. */
@@ -36,7 +40,7 @@ export function auditJob(input: AuditJobInput): k8s.V1Job {
   const timestampColumns = policy.spec.verification?.audit?.timestampColumns;
   const job = agentJob({
     policy,
-    task: 'audit',
+    task: auditTask.name,
     name: auditJobName(policy, source.name, input.slot),
     owner: policy,
     labels: {
@@ -47,8 +51,7 @@ export function auditJob(input: AuditJobInput): k8s.V1Job {
     env: [
       ...(src.env ?? []),
       ...repo.env,
-      { name: 'TIDEMARK_SNAPSHOT', value: input.snapshotId },
-      ...(timestampColumns ? [{ name: 'TIDEMARK_TIMESTAMP_COLUMNS', value: JSON.stringify(timestampColumns) }] : []),
+      ...auditTask.jobEnv({ snapshotId: input.snapshotId, ...(timestampColumns ? { timestampColumns } : {}) }),
     ],
     envFrom: repo.envFrom,
     volumes: [...src.volumes, ...repo.volumes],
