@@ -357,6 +357,16 @@ function instantOf(wall: number, timeZone: string): number {
 
 const localMidnight = (instant: number, timeZone: string) => Math.floor(wallClock(instant, timeZone) / DAY_MS) * DAY_MS;
 
+/** The local day `instant` falls in, in `timeZone`: its date (YYYY-MM-DD) and the instants it starts and ends at. */
+export function localDay(instant: number, timeZone: string): { date: string; start: number; end: number } {
+  const midnight = localMidnight(instant, timeZone);
+  return {
+    date: new Date(midnight).toISOString().slice(0, 10),
+    start: instantOf(midnight, timeZone),
+    end: instantOf(midnight + DAY_MS, timeZone),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Triggers
 
