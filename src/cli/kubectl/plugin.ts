@@ -83,7 +83,7 @@ export function registerKubectlCommands(program: Command): void {
         );
         return;
       }
-      write(name ? reports.map(reportText).join('\n') : summaryTable(reports));
+      write(name ? reports.map(reportText).join('\n') : summaryTable(reports, options.allNamespaces === true));
     });
 
   plugin

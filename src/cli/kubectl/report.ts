@@ -32,10 +32,11 @@ const signed = (n: number | undefined) => (n === undefined ? '-' : n > 0 ? `+${n
 const clock = (time: string | undefined) => (time ? `${time.slice(11, 19)}Z` : '-');
 
 /** One row per source of each report: what `kubectl tidemark report` prints for several policies. */
-export function summaryTable(reports: BackupReport[]): string {
+export function summaryTable(reports: BackupReport[], withNamespace = false): string {
   const header = ['POLICY', 'DATE', 'SOURCE', 'RUNS', 'SUCCEEDED', 'FAILED', 'RUNNING', 'READ', 'UPLOADED', 'RECORDS'];
   const rows = reports.flatMap((r) =>
     (r.status?.sources ?? []).map((s) => [
+      ...(withNamespace ? [r.metadata.namespace ?? ''] : []),
       r.spec.policy,
       r.spec.date,
       s.name,
@@ -48,7 +49,7 @@ export function summaryTable(reports: BackupReport[]): string {
       s.records === undefined ? '-' : String(s.records),
     ]),
   );
-  return formatTable([header, ...rows]);
+  return formatTable([[...(withNamespace ? ['NAMESPACE'] : []), ...header], ...rows]);
 }
 
 /** One report in full: per source, the runs, the record counts per object and what was not backed up. */
