@@ -357,14 +357,14 @@ function instantOf(wall: number, timeZone: string): number {
 
 const localMidnight = (instant: number, timeZone: string) => Math.floor(wallClock(instant, timeZone) / DAY_MS) * DAY_MS;
 
-/** The local day `instant` falls in, in `timeZone`: its date (YYYY-MM-DD) and the instants it starts and ends at. */
-export function localDay(instant: number, timeZone: string): { date: string; start: number; end: number } {
-  const midnight = localMidnight(instant, timeZone);
-  return {
-    date: new Date(midnight).toISOString().slice(0, 10),
-    start: instantOf(midnight, timeZone),
-    end: instantOf(midnight + DAY_MS, timeZone),
-  };
+/** The local date (YYYY-MM-DD) of `instant` in `timeZone`. */
+export const localDate = (instant: number, timeZone: string): string =>
+  new Date(localMidnight(instant, timeZone)).toISOString().slice(0, 10);
+
+/** The local day `date` (YYYY-MM-DD) in `timeZone`: the instants it starts and ends at (23 or 25 hours apart across DST). */
+export function localDayOf(date: string, timeZone: string): { date: string; start: number; end: number } {
+  const midnight = Date.parse(`${date}T00:00:00Z`);
+  return { date, start: instantOf(midnight, timeZone), end: instantOf(midnight + DAY_MS, timeZone) };
 }
 
 // ---------------------------------------------------------------------------------------------------------

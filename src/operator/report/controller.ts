@@ -9,7 +9,7 @@ import { decideReports } from './decide.ts';
  * Woken by Backup changes and, once a day, by its own requeue just after the local midnight.
  */
 export function reportController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
-  const { informers, resources } = ctx;
+  const { informers, resources, events } = ctx;
   const controller = new Controller(
     'report',
     async (key) => {
@@ -27,7 +27,10 @@ export function reportController(ctx: OperatorContext, hooks?: ControllerHooks):
         const cached = informers.reports.get(report.metadata.name ?? '', namespace) as BackupReport | undefined;
         // The status subresource ignores a status sent on create: it is written once the object exists.
         const object = cached ?? (await resources.createOrGet('backupreports', withoutStatus as BackupReport)).object;
-        if (status) await resources.writeStatus('backupreports', object, status);
+        const written = status ? await resources.writeStatus('backupreports', object, status) : false;
+        // Once, by the write that made the report Final (a stale cache finds it already written).
+        const summary = decision.events.get(report.metadata.name ?? '');
+        if (written && summary) events.record(policy, summary.type, summary.reason, summary.message);
       }
       for (const old of decision.delete) await resources.delete('backupreports', namespace, old);
       return { requeueAfterMs: decision.requeueAfterMs };

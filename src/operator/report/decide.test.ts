@@ -92,6 +92,19 @@ describe('decideReports: which runs a day holds', () => {
     assert.equal(today.status?.phase, 'Open');
     assert.deepEqual(yesterday.metadata.ownerReferences?.[0]?.uid, 'uid-policy');
     assert.equal(d.requeueAfterMs, 14 * 3600_000 + 1000, 'the daily tick: just after midnight');
+    assert.deepEqual(
+      [...d.events],
+      [
+        [
+          'nightly-2026-12-01',
+          {
+            type: 'Normal',
+            reason: 'DailyReport',
+            message: '2026-12-01 (UTC): 1 run, 1 succeeded, 0 failed; see BackupReport nightly-2026-12-01',
+          },
+        ],
+      ],
+    );
   });
 
   test('a day that is over stays Open while a run that started in it has not ended', () => {
@@ -157,6 +170,9 @@ describe('decideReports: what a report says', () => {
     const report = written(decide(policy(), backups, '2026-12-02T10:00:00Z'), '2026-12-02');
     const s = report.status;
     assert.deepEqual([s?.runs, s?.succeeded, s?.failed, s?.running], [3, 2, 1, 0]);
+    const final = decide(policy(), backups, '2026-12-03T00:00:01Z').events.get('nightly-2026-12-02');
+    assert.equal(final?.type, 'Warning');
+    assert.match(final?.message ?? '', /3 runs, 2 succeeded, 1 failed, 1 object not backed up/);
     assert.deepEqual([s?.logicalBytes, s?.storedBytes, s?.uploadedBytes], [1500, 3000, 150]);
     const db = s?.sources?.find((x) => x.name === 'db');
     assert.deepEqual([db?.runs, db?.succeeded, db?.failed, db?.lastSuccessfulBackup], [2, 1, 1, 'db-1']);

@@ -7,8 +7,9 @@ import {
   type SourceReport,
 } from '../../api/backupreport.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
+import { DAY_MS } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
-import { localDay, timeZoneExists } from '../backuppolicy/schedule.ts';
+import { localDate, localDayOf, timeZoneExists } from '../backuppolicy/schedule.ts';
 import { controllerReference } from '../runtime/owner.ts';
 import { canonicalJson } from '../runtime/resources.ts';
 import { instant } from '../runtime/time.ts';
@@ -30,8 +31,16 @@ export interface ReportDecision {
   write: BackupReport[];
   /** Names of reports older than the policy keeps. */
   delete: string[];
+  /** By report name, for each report that became Final: the day's summary, an Event on the policy. */
+  events: Map<string, ReportEvent>;
   /** The daily tick: just after the current day ends, to open the next report and finish this one. */
   requeueAfterMs: number;
+}
+
+export interface ReportEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
 }
 
 interface Day {
@@ -55,6 +64,10 @@ export function reportTimeZone(policy: BackupPolicy): string {
   return timeZoneExists(zone) ? zone : 'UTC';
 }
 
+/** A calendar date `days` days from `date` (both YYYY-MM-DD; calendar days, whatever the zone). */
+const addDays = (date: string, days: number) =>
+  new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
+
 /** When a run counts: it belongs to the day it started (it was created, while it waits). */
 const runTime = (b: Backup) => instant(b.status?.startTime) ?? instant(b.metadata.creationTimestamp);
 
@@ -71,30 +84,50 @@ export function decideReports(observed: ReportObserved): ReportDecision {
   const { policy, now } = observed;
   const timeZone = reportTimeZone(policy);
   const keepDays = policy.spec.reports?.keepDays ?? DEFAULT_KEEP_DAYS;
-  const days: Day[] = [localDay(now.getTime(), timeZone)];
-  while (days.length < keepDays) days.push(localDay((days.at(-1) as Day).start - 1, timeZone));
-  const oldest = (days.at(-1) as Day).date;
+  const today = localDayOf(localDate(now.getTime(), timeZone), timeZone);
+  const oldest = addDays(today.date, 1 - keepDays);
+  const kept = (date: string) => date >= oldest && date <= today.date;
   const byDate = new Map(observed.reports.map((r) => [r.spec.date, r]));
   const runsByDate = new Map<string, Backup[]>();
   for (const backup of observed.backups) {
     const at = runTime(backup);
     if (at === undefined) continue;
-    const { date } = localDay(at, timeZone);
-    runsByDate.set(date, [...(runsByDate.get(date) ?? []), backup]);
+    const date = at >= today.start && at < today.end ? today.date : localDate(at, timeZone);
+    if (kept(date)) runsByDate.set(date, [...(runsByDate.get(date) ?? []), backup]);
   }
-  const write: BackupReport[] = [];
-  for (const [i, day] of days.entries()) {
-    const existing = byDate.get(day.date);
-    if (existing?.status?.phase === 'Final') continue;
-    const runs = runsByDate.get(day.date) ?? [];
-    if (i > 0 && !existing && runs.length === 0) continue;
-    const previous = byDate.get(localDay(day.start - 1, timeZone).date);
-    write.push(buildReport({ policy, timeZone, day, runs, backups: observed.backups, existing, previous, now }));
-  }
-  return {
-    write,
+  const dates = [
+    ...new Set([today.date, ...runsByDate.keys(), ...observed.reports.map((r) => r.spec.date).filter(kept)]),
+  ].sort();
+  const decision: ReportDecision = {
+    write: [],
     delete: observed.reports.filter((r) => r.spec.date < oldest).map((r) => r.metadata.name ?? ''),
-    requeueAfterMs: Math.max(1000, (days[0] as Day).end - now.getTime() + 1000),
+    events: new Map(),
+    requeueAfterMs: Math.max(1000, today.end - now.getTime() + 1000),
+  };
+  for (const date of dates) {
+    const existing = byDate.get(date);
+    if (existing?.status?.phase === 'Final') continue;
+    const day = date === today.date ? today : localDayOf(date, timeZone);
+    const previous = byDate.get(addDays(date, -1));
+    const runs = runsByDate.get(date) ?? [];
+    const report = buildReport({ policy, timeZone, day, runs, backups: observed.backups, existing, previous, now });
+    decision.write.push(report);
+    if (report.status?.phase === 'Final') decision.events.set(report.metadata.name ?? '', finalEvent(report));
+  }
+  return decision;
+}
+
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+/** The day in one line, a Warning when a run failed or an object could not be backed up. */
+function finalEvent(report: BackupReport): ReportEvent {
+  const s = report.status;
+  const skipped = (s?.sources ?? []).reduce((n, x) => n + (x.skipped?.length ?? 0) + (x.skippedOmitted ?? 0), 0);
+  const bad = (s?.failed ?? 0) > 0 || skipped > 0;
+  return {
+    type: bad ? 'Warning' : 'Normal',
+    reason: 'DailyReport',
+    message: `${report.spec.date} (${report.spec.timeZone}): ${count(s?.runs ?? 0, 'run')}, ${s?.succeeded ?? 0} succeeded, ${s?.failed ?? 0} failed${skipped ? `, ${count(skipped, 'object')} not backed up` : ''}; see BackupReport ${report.metadata.name}`,
   };
 }
 

@@ -126,16 +126,17 @@ export class Resources {
   /**
    * Makes `object`'s status `status`. The object as the informer last saw it is tried first, so an
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
+   * True when this call changed the status.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
     object: R,
     status: NonNullable<R['status']>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { namespace = '', name = '' } = object.metadata;
     let current: R | undefined = object;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
-      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return;
+      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return false;
       try {
         await this.api.replaceNamespacedCustomObjectStatus({
           group: API_GROUP,
@@ -145,13 +146,14 @@ export class Resources {
           name,
           body: { ...current, status },
         });
-        return;
+        return true;
       } catch (error) {
-        if (isNotFound(error)) return;
+        if (isNotFound(error)) return false;
         if (!isConflict(error)) throw error;
       }
       current = await this.get<R>(plural, namespace, name);
     }
     if (current) throw new Error(`status of ${plural} ${namespace}/${name}: conflicts on every attempt`);
+    return false;
   }
 }
