@@ -381,7 +381,7 @@ describe('RBAC on the real API server', () => {
         `${tidemark('backuppolicies')} [] [] [get list watch patch update]`,
         `${tidemark('backuppolicies/finalizers')} [] [] [update]`,
         `${tidemark('backuppolicies/status')} [] [] [get patch update]`,
-        `${tidemark('backupreports')} [] [] [get list watch create delete]`,
+        `${tidemark('backupreports')} [] [] [get list watch create update delete]`,
         `${tidemark('backupreports/status')} [] [] [get patch update]`,
         `${tidemark('backuprepositories')} [] [] [get list watch patch update]`,
         `${tidemark('backuprepositories/finalizers')} [] [] [update]`,

@@ -2,22 +2,28 @@
 // the real control plane with the operator running: two runs of a volume succeed, one of a source
 // that matches no PVC fails; the policy's BackupReport of today lists exactly those runs with the
 // bytes, record counts and failure reason their Backups carry, `kubectl get backupreports` and
-// `kubectl tidemark report` show them, and a Backup deleted afterwards stays in the report.
+// `kubectl tidemark report` show them, and a Backup deleted afterwards stays in the report. Then the
+// operator runs on a clock 8 s before midnight: at midnight the report turns Final, says so in its
+// label and in an Event on the policy, and the next day's report opens.
 // SPEC R-VERIFY (seed 002: daily record-count report; seed 001: what could not be backed up).
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ReportRun } from '../../src/api/backupreport.ts';
+import { DAY_MS } from '../../src/api/duration.ts';
 import type { Backup, BackupReport } from '../../src/api/kinds.ts';
+import { runOperator } from '../../src/operator/operator.ts';
+import { REPORT_PHASE_LABEL } from '../../src/operator/report/decide.ts';
 import { installKubectlPlugin, kubectlWithPlugins } from '../harness/kubectl-plugin.ts';
-import { waitUntil } from '../harness/process.ts';
-import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
+import { type ManagedProcess, waitUntil } from '../harness/process.ts';
+import { AGENT_IMAGE, startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
 const workDir = makeWorkDir('report');
 const pluginDir = join(workDir.path, 'plugins');
 let env: TidemarkEnvironment;
+let operator: ManagedProcess;
 const runs = ['daily-docs-1', 'daily-docs-2', 'daily-missing-1'];
 
 before(async () => {
@@ -47,7 +53,7 @@ before(async () => {
       },
     ),
   ]);
-  env.startOperator('operator');
+  operator = env.startOperator('operator');
 });
 
 after(async () => {
@@ -220,5 +226,56 @@ describe('the daily BackupReport', () => {
       { ...before, removed: true },
     );
     assert.deepEqual([s?.runs, s?.succeeded, s?.failed], [3, 2, 1]);
+  });
+
+  test("at midnight the report turns Final, labelled and summed up in an Event; the next day's opens", async () => {
+    await operator.stop();
+    const midnight = Date.parse(`${today()}T00:00:00Z`) + DAY_MS;
+    const offset = midnight - 8000 - Date.now();
+    const tomorrow = new Date(midnight).toISOString().slice(0, 10);
+    const stop = new AbortController();
+    const running = runOperator(
+      env.cluster.kubeConfig,
+      {
+        settings: { image: AGENT_IMAGE, serviceAccountName: 'tidemark-agent' },
+        now: () => new Date(Date.now() + offset),
+      },
+      stop.signal,
+    );
+    try {
+      await waitUntil(
+        "the report is Final and tomorrow's exists",
+        async () => {
+          const r = await report();
+          const next = await env.get<BackupReport>('backupreports', `daily-${tomorrow}`);
+          return r?.metadata.labels?.[REPORT_PHASE_LABEL] === 'Final' && next !== undefined;
+        },
+        { timeoutMs: 40_000 },
+      );
+      const s = (await report())?.status;
+      assert.equal(s?.phase, 'Final');
+      assert.deepEqual([s?.runs, s?.succeeded, s?.failed], [3, 2, 1]);
+      const next = await env.read<BackupReport>('backupreports', `daily-${tomorrow}`);
+      assert.deepEqual([next.status?.phase, next.status?.runs], ['Open', 0]);
+      assert.equal(next.metadata.labels?.[REPORT_PHASE_LABEL], 'Open');
+      const event = await env.cluster.kubectl([
+        'get',
+        'events',
+        '-n',
+        env.namespace,
+        '--field-selector',
+        'reason=DailyReport,involvedObject.name=daily',
+        '-o',
+        'jsonpath={.items[*].type} {.items[*].message}',
+      ]);
+      assert.equal(
+        event,
+        `Warning ${today()} (UTC): 3 runs, 2 succeeded, 1 failed; see BackupReport daily-${today()}`,
+        'one Event',
+      );
+    } finally {
+      stop.abort();
+      await running;
+    }
   });
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { REPORT_LIMITS } from '../../api/backupreport.ts';
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
-import { decideReports, type ReportDecision, reportName, shares } from './decide.ts';
+import { decideReports, REPORT_PHASE_LABEL, type ReportDecision, reportName, reportStub, shares } from './decide.ts';
 
 const ns = 'tenants';
 
@@ -118,13 +118,18 @@ describe('decideReports: which runs a day holds', () => {
     const final = decide(policy(), [backup('a', '2026-12-01T05:00:00Z')], '2026-12-02T10:00:00Z').write.find(
       (r) => r.spec.date === '2026-12-01',
     ) as BackupReport;
-    const d = decide(policy(), [backup('a', '2026-12-01T05:00:00Z')], '2026-12-03T10:00:00Z', [final]);
+    assert.equal(final.metadata.labels?.[REPORT_PHASE_LABEL], 'Final');
+    assert.equal(final.metadata.labels?.['tidemark.dev/policy'], 'nightly');
+    const stub = reportStub(final);
+    assert.equal(stub.status?.backups, undefined, 'the operator keeps no runs of a Final report in memory');
+    const d = decide(policy(), [backup('a', '2026-12-01T05:00:00Z')], '2026-12-03T10:00:00Z', [stub]);
     assert.deepEqual(
       d.write.map((r) => r.spec.date),
       ['2026-12-03'],
     );
     const empty = written(d, '2026-12-03');
     assert.equal(empty.status?.runs, 0);
+    assert.equal(empty.metadata.labels?.[REPORT_PHASE_LABEL], 'Open');
     assert.deepEqual(
       empty.status?.sources?.map((s) => [s.name, s.runs]),
       [
@@ -210,7 +215,7 @@ describe('decideReports: what a report says', () => {
     assert.deepEqual([db?.objectCount, db?.records], [2, 122]);
 
     // Monday's Backup removed by retention: Monday's report is the baseline.
-    const monday = written(d, '2026-12-01');
+    const monday = reportStub(written(d, '2026-12-01'));
     const later = decide(policy(), backups.slice(1), '2026-12-02T11:00:00Z', [monday]);
     const again = written(later, '2026-12-02').status?.sources?.find((s) => s.name === 'db');
     assert.equal(again?.comparedWith, 'mon');

@@ -9,19 +9,23 @@ import {
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import { DAY_MS } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
+import { LABELS } from '../backup/job.ts';
 import { localDate, localDayOf, timeZoneExists } from '../backuppolicy/schedule.ts';
+import { labelValue } from '../runtime/labels.ts';
 import { controllerReference } from '../runtime/owner.ts';
 import { canonicalJson } from '../runtime/resources.ts';
 import { instant } from '../runtime/time.ts';
 
 export const DEFAULT_KEEP_DAYS = 14;
+/** On every BackupReport: Open or Final, so the operator caches only the Open ones. */
+export const REPORT_PHASE_LABEL = 'tidemark.dev/report-phase';
 const MAX_NAME = 253;
 
 export interface ReportObserved {
   policy: BackupPolicy;
   /** The policy's Backups, as they exist now. */
   backups: Backup[];
-  /** The policy's BackupReports. */
+  /** The policy's BackupReports: the Open ones in full, Final ones at least as `reportStub` keeps them. */
   reports: BackupReport[];
   now: Date;
 }
@@ -62,6 +66,24 @@ export function reportName(policy: string, date: string): string {
 export function reportTimeZone(policy: BackupPolicy): string {
   const zone = policy.spec.schedule.timeZone ?? 'UTC';
   return timeZoneExists(zone) ? zone : 'UTC';
+}
+
+/** Today's date in the policy's report time zone. */
+export const reportDate = (policy: BackupPolicy, now: Date) => localDate(now.getTime(), reportTimeZone(policy));
+
+/**
+ * What the operator keeps in memory of a Final report: enough to leave it alone, delete it when it
+ * is too old and compare the next day's counts with it; not its list of runs.
+ */
+export function reportStub(report: BackupReport): BackupReport {
+  const { backups: _runs, ...status } = report.status ?? { runs: 0, succeeded: 0, failed: 0, running: 0 };
+  return {
+    apiVersion: report.apiVersion,
+    kind: report.kind,
+    metadata: { name: report.metadata.name ?? '', namespace: report.metadata.namespace ?? '' },
+    spec: report.spec,
+    status: { ...status, phase: 'Final', sources: (status.sources ?? []).map(({ skipped: _s, ...source }) => source) },
+  };
 }
 
 /** A calendar date `days` days from `date` (both YYYY-MM-DD; calendar days, whatever the zone). */
@@ -184,6 +206,7 @@ function buildReport(input: BuildInput): BackupReport {
     metadata: {
       name: existing?.metadata.name ?? reportName(policyName, day.date),
       namespace: policy.metadata.namespace ?? '',
+      labels: { [LABELS.policy]: labelValue(policyName), [REPORT_PHASE_LABEL]: status.phase ?? 'Open' },
       ownerReferences: [controllerReference(policy)],
     },
     spec: existing?.spec ?? { policy: policyName, date: day.date, timeZone },

@@ -27,13 +27,22 @@ export class Resources {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
+  /** A cache of every object of `plural`, or of those `labelSelector` selects. */
   informer<R extends Resource<unknown, unknown>>(
     plural: Plural,
+    labelSelector?: string,
   ): k8s.Informer<R & k8s.KubernetesObject> & k8s.ObjectCache<R & k8s.KubernetesObject> {
     return k8s.makeInformer(
       this.kc,
       `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
-      () => this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }) as never,
+      () =>
+        this.api.listClusterCustomObject({
+          group: API_GROUP,
+          version: API_VERSION,
+          plural,
+          ...(labelSelector ? { labelSelector } : {}),
+        }) as never,
+      labelSelector,
     );
   }
 
