@@ -239,6 +239,22 @@ describe('decideReports: what a report says', () => {
     assert.equal(after.metadata.name, first.metadata.name);
   });
 
+  test('a run whose Backup was deleted before it ended counts as failed, and does not hold the day open', () => {
+    const first = written(
+      decide(policy(), [backup('gone', '2026-12-01T23:00:00Z', { phase: 'Running' })], '2026-12-01T23:30:00Z'),
+      '2026-12-01',
+    );
+    const d = decide(policy(), [], '2026-12-02T00:30:00Z', [first]);
+    const after = written(d, '2026-12-01');
+    assert.deepEqual(after.status?.backups?.[0], {
+      ...first.status?.backups?.[0],
+      phase: 'Failed',
+      removed: true,
+      error: 'the Backup was deleted before its run ended',
+    });
+    assert.deepEqual([after.status?.failed, after.status?.running, after.status?.phase], [1, 0, 'Final']);
+  });
+
   test('a run that moved to another day (it waited past midnight) leaves the day it was created in', () => {
     const waiting = backup('w', '2026-12-01T23:59:00Z', { phase: 'Pending' });
     delete waiting.status?.startTime;

@@ -14,7 +14,7 @@ import { localDate, localDayOf, timeZoneExists } from '../backuppolicy/schedule.
 import { labelValue } from '../runtime/labels.ts';
 import { controllerReference } from '../runtime/owner.ts';
 import { canonicalJson } from '../runtime/resources.ts';
-import { instant } from '../runtime/time.ts';
+import { instant, newestFirst } from '../runtime/time.ts';
 
 export const DEFAULT_KEEP_DAYS = 14;
 /** On every BackupReport: Open or Final, so the operator caches only the Open ones. */
@@ -170,9 +170,7 @@ function buildReport(input: BuildInput): BackupReport {
   const { policy, timeZone, day, existing, now } = input;
   const policyName = policy.metadata.name ?? '';
   const alive = new Set(input.backups.map((b) => b.metadata.name));
-  const seen = (existing?.status?.backups ?? [])
-    .filter((r) => !alive.has(r.backup))
-    .map((r) => ({ ...r, removed: true }));
+  const seen = (existing?.status?.backups ?? []).filter((r) => !alive.has(r.backup)).map(removedRun);
   const runs = [...input.runs.map(reportRun), ...seen].sort(
     (a, b) => (instant(a.startTime) ?? 0) - (instant(b.startTime) ?? 0) || a.backup.localeCompare(b.backup),
   );
@@ -212,6 +210,12 @@ function buildReport(input: BuildInput): BackupReport {
     spec: existing?.spec ?? { policy: policyName, date: day.date, timeZone },
     status: { ...status, updateTime: unchanged ? previousUpdate : now.toISOString() },
   };
+}
+
+/** A run whose Backup is gone, as last seen; one deleted before it ended never will: it failed. */
+function removedRun(run: ReportRun): ReportRun {
+  if (ended(run.phase)) return { ...run, removed: true };
+  return { ...run, removed: true, phase: 'Failed', error: 'the Backup was deleted before its run ended' };
 }
 
 const shorten = (text: string) =>
@@ -258,27 +262,12 @@ function totals(runs: ReportRun[]): Required<Counts> {
   };
 }
 
-const newest = (backups: Backup[]) =>
-  backups.reduce<Backup | undefined>(
-    (best, b) =>
-      best === undefined || (instant(b.status?.completionTime) ?? 0) > (instant(best.status?.completionTime) ?? 0)
-        ? b
-        : best,
-    undefined,
-  );
-
-const succeededOf = (backups: Backup[], source: string) =>
-  backups.filter((b) => b.spec.source === source && b.status?.phase === 'Succeeded');
-
 function sourceReport(name: string, runs: ReportRun[], input: BuildInput): SourceReport {
   const earlier = input.existing?.status?.sources?.find((s) => s.name === name);
-  const lastRun = runs
-    .filter((r) => r.phase === 'Succeeded')
-    .reduce<ReportRun | undefined>(
-      (best, r) =>
-        best === undefined || (instant(r.completionTime) ?? 0) > (instant(best.completionTime) ?? 0) ? r : best,
-      undefined,
-    );
+  const [lastRun] = newestFirst(
+    runs.filter((r) => r.phase === 'Succeeded'),
+    (r) => r.completionTime,
+  );
   const lastBackup = lastRun && input.backups.find((b) => b.metadata.name === lastRun.backup);
   const report: SourceReport = { name, ...totals(runs) };
   if (lastRun) {
@@ -312,8 +301,14 @@ function sourceReport(name: string, runs: ReportRun[], input: BuildInput): Sourc
  * before the day started, else (it was removed) the newest success in the report of the day before.
  */
 function baselineOf(source: string, input: BuildInput): { backup: string; counts: Map<string, number> } | undefined {
-  const before = newest(
-    succeededOf(input.backups, source).filter((b) => (instant(b.status?.completionTime) ?? 0) < input.day.start),
+  const [before] = newestFirst(
+    input.backups.filter(
+      (b) =>
+        b.spec.source === source &&
+        b.status?.phase === 'Succeeded' &&
+        (instant(b.status.completionTime) ?? 0) < input.day.start,
+    ),
+    (b) => b.status?.completionTime,
   );
   if (before?.status?.objects)
     return {
