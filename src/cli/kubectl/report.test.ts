@@ -84,9 +84,9 @@ test('summaryTable: a row per source; the namespace with -A', () => {
   const [header, row] = summaryTable([report('nightly', '2026-12-01')]).split('\n');
   assert.match(
     header ?? '',
-    /^POLICY\s+DATE\s+SOURCE\s+RUNS\s+SUCCEEDED\s+FAILED\s+RUNNING\s+READ\s+UPLOADED\s+RECORDS$/,
+    /^POLICY\s+DATE\s+SOURCE\s+RUNS\s+SUCCEEDED\s+FAILED\s+RUNNING\s+READ\s+UPLOADED\s+RECORDS\s+NOT BACKED UP$/,
   );
-  assert.match(row ?? '', /^nightly\s+2026-12-01\s+db\s+2\s+1\s+1\s+0\s+2\.0 KiB\s+100 B\s+12$/);
+  assert.match(row ?? '', /^nightly\s+2026-12-01\s+db\s+2\s+1\s+1\s+0\s+2\.0 KiB\s+100 B\s+12\s+1$/);
   assert.match(summaryTable([report('nightly', '2026-12-01')], true), /^NAMESPACE\s+POLICY[^\n]*\ntenants\s+nightly/);
 });
 

@@ -33,7 +33,19 @@ const clock = (time: string | undefined) => (time ? `${time.slice(11, 19)}Z` : '
 
 /** One row per source of each report: what `kubectl tidemark report` prints for several policies. */
 export function summaryTable(reports: BackupReport[], withNamespace = false): string {
-  const header = ['POLICY', 'DATE', 'SOURCE', 'RUNS', 'SUCCEEDED', 'FAILED', 'RUNNING', 'READ', 'UPLOADED', 'RECORDS'];
+  const header = [
+    'POLICY',
+    'DATE',
+    'SOURCE',
+    'RUNS',
+    'SUCCEEDED',
+    'FAILED',
+    'RUNNING',
+    'READ',
+    'UPLOADED',
+    'RECORDS',
+    'NOT BACKED UP',
+  ];
   const rows = reports.flatMap((r) =>
     (r.status?.sources ?? []).map((s) => [
       ...(withNamespace ? [r.metadata.namespace ?? ''] : []),
@@ -47,6 +59,7 @@ export function summaryTable(reports: BackupReport[], withNamespace = false): st
       bytes(s.logicalBytes),
       bytes(s.uploadedBytes),
       s.records === undefined ? '-' : String(s.records),
+      String((s.skipped?.length ?? 0) + (s.skippedOmitted ?? 0)),
     ]),
   );
   return formatTable([[...(withNamespace ? ['NAMESPACE'] : []), ...header], ...rows]);
