@@ -1,6 +1,6 @@
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
-import { LABELS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { decideReports, REPORT_PHASE_LABEL, reportDate, reportStub } from './decide.ts';

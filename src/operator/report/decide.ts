@@ -9,8 +9,8 @@ import {
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import { DAY_MS } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
-import { LABELS } from '../backup/job.ts';
 import { localDate, localDayOf, timeZoneExists } from '../backuppolicy/schedule.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { controllerReference } from '../runtime/owner.ts';
 import { canonicalJson } from '../runtime/resources.ts';
