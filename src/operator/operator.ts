@@ -11,6 +11,7 @@ import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
+import { reportController } from './report/controller.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
 import { LeaderElector } from './runtime/leader.ts';
@@ -53,6 +54,7 @@ export async function runOperator(
       backupController(ctx, hooks),
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
+      reportController(ctx, hooks),
       auditController(ctx, hooks),
     ];
     metrics.lead(controllers);

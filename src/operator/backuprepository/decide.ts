@@ -4,11 +4,12 @@ import type { BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
 import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
 import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { jobName } from '../jobs/naming.ts';
 import { repositoryAccess } from '../jobs/repository-env.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
-import { instant } from '../runtime/time.ts';
+import { instant, newestFirst } from '../runtime/time.ts';
 
 export const PROBE_INTERVAL_MS = 10 * 60_000;
 export const REPOSITORY_LABEL = 'tidemark.dev/repository';
@@ -39,6 +40,12 @@ const REASONS: Record<string, string> = {
   Corrupt: 'Damaged',
   Unsupported: 'UnsupportedFormat',
 };
+
+/** The repository's probe Jobs, newest first: the other Jobs it owns (catalog syncs) are not probes. */
+export function probesOf(jobs: Iterable<JobObserved>): JobObserved<'probe'>[] {
+  const probes = [...jobs].filter((j) => j.job.metadata?.labels?.[LABELS.task] === 'probe');
+  return newestFirst(probes, (p) => p.job.metadata?.creationTimestamp) as JobObserved<'probe'>[];
+}
 
 /**
  * The BackupRepository controller's decision, pure: probe the repository with an agent Job (the

@@ -2,7 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION } from '../../api/common.ts';
 import type { Resource } from '../../api/kinds.ts';
 
-export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests';
+export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests' | 'backupreports';
 
 /** JSON with object keys sorted: the API server returns custom objects with their keys sorted. */
 export function canonicalJson(value: unknown): string {
@@ -27,13 +27,22 @@ export class Resources {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
+  /** A cache of every object of `plural`, or of those `labelSelector` selects. */
   informer<R extends Resource<unknown, unknown>>(
     plural: Plural,
+    labelSelector?: string,
   ): k8s.Informer<R & k8s.KubernetesObject> & k8s.ObjectCache<R & k8s.KubernetesObject> {
     return k8s.makeInformer(
       this.kc,
       `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
-      () => this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }) as never,
+      () =>
+        this.api.listClusterCustomObject({
+          group: API_GROUP,
+          version: API_VERSION,
+          plural,
+          ...(labelSelector ? { labelSelector } : {}),
+        }) as never,
+      labelSelector,
     );
   }
 
@@ -126,13 +135,14 @@ export class Resources {
   /**
    * Makes `object`'s status `status`. The object as the informer last saw it is tried first, so an
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
+   * True when this call changed the status.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
     object: R,
     status: NonNullable<R['status']>,
-  ): Promise<void> {
-    await this.updateStatus(plural, object, () => status);
+  ): Promise<boolean> {
+    return this.updateStatus(plural, object, () => status);
   }
 
   /**
