@@ -65,7 +65,10 @@ export async function runAudit(input: AuditInput): Promise<AuditReport> {
   }
   const live = await liveTables(location, input);
   const tables = auditTables(snapshot.objects ?? [], live);
-  log.info({ event: 'audit-tables', ...tables }, 'tables compared with the backup');
+  log.info(
+    { event: 'audit-tables', ...tables, differences: tables.differences.slice(0, LOG_LIST_LIMIT) },
+    'tables compared with the backup',
+  );
   const differences = [...tables.differences].sort((a, b) => b.missing - a.missing || b.removed - a.removed);
   return bounded({
     ...base,
@@ -101,7 +104,7 @@ async function liveTables(location: Extract<SourceLocation, { kind: 'database' }
 /** The report's JSON stays below this, well inside the 4096-byte termination message with the rest of the result. */
 const REPORT_BYTES = 3000;
 
-/** Cuts every list to AUDIT_LIST_LIMIT entries and long names, then drops entries from the longest list until it fits REPORT_BYTES. */
+/** Cuts every list to AUDIT_LIST_LIMIT entries and long names to NAME_LIMIT, then lists to fewer entries until the report fits REPORT_BYTES. */
 function bounded(report: AuditReport): AuditReport {
   let current = limited(report, AUDIT_LIST_LIMIT);
   for (
