@@ -105,7 +105,7 @@ async function liveTables(location: Extract<SourceLocation, { kind: 'database' }
 const REPORT_BYTES = 3000;
 
 /** Cuts every list to AUDIT_LIST_LIMIT entries and long names to NAME_LIMIT, then lists to fewer entries until the report fits REPORT_BYTES. */
-function bounded(report: AuditReport): AuditReport {
+export function bounded(report: AuditReport): AuditReport {
   let current = limited(report, AUDIT_LIST_LIMIT);
   for (
     let limit = AUDIT_LIST_LIMIT - 1;
