@@ -118,6 +118,11 @@ export class DumpRowCounter {
     return result;
   }
 
+  /** With a row listener: the columns of a table, from its CREATE TABLE in the dump. */
+  columnsOf(table: string): string[] | undefined {
+    return this.tableColumns.get(table);
+  }
+
   /** Returns how many bytes were consumed; without `atEnd`, stops where look-ahead would pass the end. */
   private scan(b: Buffer, atEnd: boolean): number {
     const lookahead = Math.max(4, this.delimiter.length);
