@@ -23,7 +23,8 @@ export function dumpEngine(head: Buffer): Engine | undefined {
 
 /** A ZIP entry name for a table: `/`, `\`, `%` and control characters percent-encoded, so no name makes a folder. */
 export function entryName(database: string, table: string): string {
-  const safe = (name: string) => name.replace(/[/\\%\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+  const safe = (name: string) =>
+    name.replace(/[/\\%\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
   return `${safe(database)}/${safe(table)}.csv`;
 }
 
@@ -90,7 +91,8 @@ export class DumpToCsv extends Writable {
       this.finishDump = () => {
         lexer.end();
         const problems = lexer.issues();
-        if (problems.length) throw new TidemarkError('Corrupt', `the dump cannot be read whole: ${problems.join('; ')}`);
+        if (problems.length)
+          throw new TidemarkError('Corrupt', `the dump cannot be read whole: ${problems.join('; ')}`);
         for (const block of lexer.blocks()) if (block.table) this.emptyTable(block.table, block.columns ?? []);
         this.zip.close();
       };

@@ -117,9 +117,8 @@ function s3Store(options: Extract<StorageConfig, { kind: 's3' }>['options']): Ex
       const seconds = Math.ceil((expires.getTime() - Date.now()) / 1000);
       if (seconds > S3_MAX_LINK_SECONDS)
         throw new TidemarkError('InvalidArgument', `an S3 link lasts at most 7 days, not ${seconds} s`);
-      const { getSignedUrl } = require('@aws-sdk/s3-request-presigner') as typeof import(
-        '@aws-sdk/s3-request-presigner'
-      );
+      const { getSignedUrl } =
+        require('@aws-sdk/s3-request-presigner') as typeof import('@aws-sdk/s3-request-presigner');
       const command = new sdk.GetObjectCommand({
         Bucket: options.bucket,
         Key: objectKey(key),

@@ -5,13 +5,13 @@
 // is refused after. `check` ignores the export object.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { type ExportOutcome, runExport } from '../../src/agent/tasks/export.ts';
 import { runBackup } from '../../src/agent/run-backup.ts';
+import { type ExportOutcome, runExport } from '../../src/agent/tasks/export.ts';
 import { openExportStore } from '../../src/export/export-store.ts';
 import { check } from '../../src/repository/check.ts';
 import { prune } from '../../src/repository/prune.ts';
@@ -160,14 +160,21 @@ describe('a PostgreSQL backup exported to S3', () => {
     assert.match(exported.location, /^s3:\/\/exports\/repo\/exports\/tenant\/pg-1\.zip$/);
     assert.ok(exported.link?.startsWith(s3.endpoint));
     const names = await downloadAndOpen(exported.link as string, join(workDir.path, 'pg'));
-    assert.deepEqual([...names].sort(), [
-      'source/public.odd "schema"."We, ird%2FNa%5Cme.csv',
-      'source/public.empty.csv',
-      'source/public.hostile.csv',
-    ].sort());
+    assert.deepEqual(
+      [...names].sort(),
+      [
+        'source/public.odd "schema"."We, ird%2FNa%5Cme.csv',
+        'source/public.empty.csv',
+        'source/public.hostile.csv',
+      ].sort(),
+    );
     assert.deepEqual(
       exported.objects.map((o) => `${o.name}:${o.records}`).sort(),
-      ['source/public.odd "schema"."We, ird/Na\\me:3', 'source/public.empty:0', `source/public.hostile:${hostileTexts.length + 2 + 2001}`].sort(),
+      [
+        'source/public.odd "schema"."We, ird/Na\\me:3',
+        'source/public.empty:0',
+        `source/public.hostile:${hostileTexts.length + 2 + 2001}`,
+      ].sort(),
     );
 
     await pg.psql('create database reloaded');
@@ -180,7 +187,10 @@ describe('a PostgreSQL backup exported to S3', () => {
     };
     assert.deepEqual((await readdir(files)).sort(), Object.keys(tables).sort());
     for (const [file, table] of Object.entries(tables))
-      await pg.psql(`\\copy ${table} from '${join(files, file).replaceAll("'", "''")}' with (format csv, header)`, 'reloaded');
+      await pg.psql(
+        `\\copy ${table} from '${join(files, file).replaceAll("'", "''")}' with (format csv, header)`,
+        'reloaded',
+      );
     const source = await pgChecksums('source');
     assert.equal(await pgChecksums('reloaded'), source);
     assert.match(source, /hostile\|2016\|/);
@@ -189,8 +199,160 @@ describe('a PostgreSQL backup exported to S3', () => {
     await expectRefused(exported.link as string);
 
     const report = await check(repository, { readData: true });
-    assert.deepEqual([report.errors, report.damaged, report.leftovers.tempBlobs], [[], [], []], 'check ignores exports/');
+    assert.deepEqual(
+      [report.errors, report.damaged, report.leftovers.tempBlobs],
+      [[], [], []],
+      'check ignores exports/',
+    );
     await prune(repository);
     assert.ok(await repository.storage.stat('exports/tenant/pg-1.zip'), 'prune leaves exports/ alone');
+  });
+});
+
+/**
+ * Reads RFC 4180 CSV with a parser of its own (Python's csv module cannot tell an unquoted empty field,
+ * NULL, from `""`, the empty string): JSON rows, null for unquoted empty fields.
+ */
+const CSV_TO_JSON = `
+import json, sys
+data = open(sys.argv[1], encoding='utf-8', newline='').read()
+rows, row, i, n = [], [], 0, len(data)
+while i < n:
+    if data[i] == '"':
+        j, value = i + 1, []
+        while True:
+            k = data.index('"', j)
+            value.append(data[j:k])
+            if k + 1 < n and data[k + 1] == '"':
+                value.append('"'); j = k + 2
+            else:
+                i = k + 1; break
+        row.append(''.join(value))
+    else:
+        k = i
+        while k < n and data[k] not in ',\\r': k += 1
+        row.append(data[i:k] if k > i else None); i = k
+    if i < n and data[i] == ',':
+        i += 1
+        continue
+    assert data[i:i + 2] == '\\r\\n', (i, data[i:i + 10])
+    rows.append(row); row = []; i += 2
+print(json.dumps(rows))
+`;
+
+const MARIA_SCHEMA = `
+create table hostile (id int primary key, t text, b blob, v varchar(200), d decimal(10,2));
+create table \`We, ird/Na\\me\` (\`col, one\` text, \`col "two"\` int);
+create table empty (id int, note text);
+`;
+
+const mariaLiteral = (text: string) => `CONVERT(X'${Buffer.from(text).toString('hex')}' USING utf8mb4)`;
+
+describe('a MariaDB backup exported to Azure Blob Storage', () => {
+  test('the ZIP opens with Python zipfile, its CSVs reload with identical counts and checksums, the SAS link expires', async () => {
+    await maria.sql('create database shop character set utf8mb4');
+    const rows = hostileTexts.map(
+      (text, i) =>
+        `(${i}, ${mariaLiteral(text)}, X'${Buffer.from([(i * 19) % 256, 0, 255, 10, 13, 44, 34, 92]).toString('hex')}', ${mariaLiteral(text.slice(0, 20))}, ${i}.25)`,
+    );
+    await maria.sql(
+      `${MARIA_SCHEMA}
+       insert into hostile values ${rows.join(',')}, (100, null, null, null, null), (101, '', '', '', 0);
+       insert into \`We, ird/Na\\me\` values ('a,b', 1), (null, null), ('', 0);`,
+      'shop',
+    );
+    const url = `azblob://exports/repo?endpoint=${azurite.blobEndpoint}`;
+    const env = { AZURE_STORAGE_ACCOUNT: azurite.accountName, AZURE_STORAGE_KEY: azurite.accountKey };
+    const repository = await initRepository(url, env);
+    const snapshot = await runBackup({
+      sourceUrl: `mysql://root@127.0.0.1:${maria.port}/shop`,
+      repository,
+      type: 'full',
+      env: { MYSQL_PWD: maria.password },
+    });
+    const exported = await exportWithLink(repository, snapshot, url, env, 'exports/tenant/maria-1.zip', 5);
+    assert.equal(exported.location, 'azblob://exports/repo/exports/tenant/maria-1.zip');
+    const dir = join(workDir.path, 'maria');
+    const names = await downloadAndOpen(exported.link as string, dir);
+    assert.deepEqual([...names].sort(), ['shop/We, ird%2FNa%5Cme.csv', 'shop/empty.csv', 'shop/hostile.csv']);
+
+    await maria.sql('create database reloaded character set utf8mb4');
+    await maria.sql(MARIA_SCHEMA, 'reloaded');
+    const tables: Record<string, string> = {
+      'hostile.csv': 'hostile',
+      'empty.csv': 'empty',
+      'We, ird%2FNa%5Cme.csv': '`We, ird/Na\\me`',
+    };
+    for (const [file, table] of Object.entries(tables)) {
+      const { stdout } = await run('python3', ['-c', CSV_TO_JSON, join(dir, 'files', 'shop', file)]);
+      const [header, ...records] = JSON.parse(stdout) as (string | null)[][];
+      assert.ok(header);
+      if (records.length === 0) continue;
+      const values = records.map(
+        (record) =>
+          `(${record
+            .map((value, i) =>
+              value === null ? 'NULL' : header[i] === 'b' ? `X'${value.replace(/^\\x/, '')}'` : mariaLiteral(value),
+            )
+            .join(', ')})`,
+      );
+      const columns = header.map((c) => `\`${String(c).replaceAll('`', '``')}\``).join(', ');
+      await maria.sql(`insert into ${table} (${columns}) values ${values.join(', ')};`, 'reloaded');
+    }
+    const checksums = async (db: string) =>
+      (await maria.sql('checksum table hostile, empty, `We, ird/Na\\me`', db)).replaceAll(`${db}.`, '');
+    assert.equal(await checksums('reloaded'), await checksums('shop'));
+    assert.equal(
+      await maria.sql("select count(*), sum(t is null), sum(t = '') from hostile", 'reloaded'),
+      await maria.sql("select count(*), sum(t is null), sum(t = '') from hostile", 'shop'),
+    );
+    assert.deepEqual(exported.objects.map((o) => `${o.name}:${o.records}`).sort(), [
+      'shop/We, ird/Na\\me:3',
+      'shop/empty:0',
+      `shop/hostile:${hostileTexts.length + 2}`,
+    ]);
+
+    await exported.expire();
+    await expectRefused(exported.link as string);
+  });
+});
+
+describe('a volume backup exported in a filesystem repository', () => {
+  test('the ZIP holds every file with its content, at a path in the repository, and there is no link', async () => {
+    const volume = join(workDir.path, 'volume');
+    const files: Record<string, Buffer> = {
+      'a.txt': Buffer.from('alpha\n'),
+      'docs/grüße, "quoted".txt': Buffer.from('unicode name\n'),
+      'docs/deep/empty': Buffer.alloc(0),
+      'docs/deep/binary.bin': Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31) % 256)),
+    };
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(join(volume, path, '..'), { recursive: true });
+      await writeFile(join(volume, path), content);
+    }
+    const repoDir = join(workDir.path, 'file-repo');
+    const url = `file://${repoDir}`;
+    const repository = await initRepository(url, {});
+    const snapshot = await runBackup({ sourceUrl: `file://${volume}`, repository, type: 'full', env: {} });
+    const outcome = await runExport({
+      repository,
+      store: openExportStore(url, {}),
+      snapshot,
+      kind: 'volume',
+      key: 'exports/tenant/files-1.zip',
+      expires: new Date(Date.now() + 3600_000),
+    });
+    assert.equal(outcome.link, undefined);
+    assert.equal(outcome.location, join(repoDir, 'exports/tenant/files-1.zip'));
+    assert.deepEqual(outcome.objects, [{ name: 'files', records: 4 }]);
+    const extracted = join(workDir.path, 'volume-export');
+    const script =
+      'import json, sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nz.extractall(sys.argv[2])\nprint(json.dumps(z.namelist()))';
+    const { stdout } = await run('python3', ['-c', script, outcome.location, extracted]);
+    assert.deepEqual((JSON.parse(stdout) as string[]).sort(), Object.keys(files).sort());
+    for (const [path, content] of Object.entries(files))
+      assert.ok((await readFile(join(extracted, path))).equals(content), path);
+    const report = await check(repository, { readData: true });
+    assert.deepEqual([report.errors, report.damaged, report.leftovers.tempBlobs], [[], [], []]);
   });
 });
