@@ -24,7 +24,14 @@ export function dumpEngine(head: Buffer): Engine | undefined {
 /** A ZIP entry name for a table: `/`, `\`, `%` and control characters percent-encoded, so no name makes a folder. */
 export function entryName(database: string, table: string): string {
   const safe = (name: string) =>
-    name.replace(/[/\\%\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+    [...name]
+      .map((c) => {
+        const code = c.charCodeAt(0);
+        return c === '/' || c === '\\' || c === '%' || code < 0x20 || code === 0x7f
+          ? `%${code.toString(16).padStart(2, '0').toUpperCase()}`
+          : c;
+      })
+      .join('');
   return `${safe(database)}/${safe(table)}.csv`;
 }
 

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { csvRecord } from '../../export/csv.ts';
+import { entryName } from '../../export/database-csv.ts';
 import { type CopyBlock, CopyCounter, parseCopyColumns } from './copy-counter.ts';
 import { copyTextFields } from './copy-text.ts';
 
@@ -52,4 +53,9 @@ test('every data line reaches the row listener whole, wherever the chunks split'
       { name: 's.T', records: 1 },
     ]);
   }
+});
+
+test('ZIP entry names never make folders or hide characters', () => {
+  assert.equal(entryName('shop', 'public.a/b\\c%d\ne'), 'shop/public.a%2Fb%5Cc%25d%0Ae.csv');
+  assert.equal(entryName('../x', '..'), '..%2Fx/...csv');
 });
