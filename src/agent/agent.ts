@@ -14,6 +14,7 @@ import { interruptible } from './interrupt.ts';
 import { type AgentResult, backupResult, writeResult } from './result.ts';
 import { runBackup } from './run-backup.ts';
 import { runRestore } from './run-restore.ts';
+import { exportTask } from './tasks/export.ts';
 import type { AgentTask } from './tasks.ts';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -74,6 +75,7 @@ async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentRe
   if (task === 'forget')
     return forgetSnapshot(repository, required(env, 'TIDEMARK_SNAPSHOT'), env.TIDEMARK_REPO_IMMUTABILITY);
   if (task === 'catalog') return writeCatalog(repository, env);
+  if (task === 'export') return exportTask(repository, env);
   const snapshot = await chosenSnapshot(repository, env);
   if (task === 'replicate') {
     const replica = await openRepo(replicaEnvironment(env), 'TIDEMARK_REPLICA_REPO', 'TIDEMARK_REPLICA_KEY');

@@ -5,6 +5,8 @@ import { log } from '../log.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { AgentResult } from './result.ts';
 
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
 /** The ConfigMap key holding the catalog (JSON array of CatalogEntry, newest first). */
 export const CATALOG_KEY = 'catalog.json';
 /** A ConfigMap holds at most 1 MiB; record counts are dropped before the catalog would not fit. */
@@ -89,8 +91,8 @@ function need(env: NodeJS.ProcessEnv, name: string): string {
  * The pod's own API access. The token directory comes from TIDEMARK_SERVICE_ACCOUNT_DIR (a mount
  * path, so it follows the pod's volume) rather than the fixed path loadFromCluster reads.
  */
-function inClusterConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
-  const dir = env.TIDEMARK_SERVICE_ACCOUNT_DIR ?? '/var/run/secrets/kubernetes.io/serviceaccount';
+export function inClusterConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
+  const dir = env.TIDEMARK_SERVICE_ACCOUNT_DIR ?? SERVICE_ACCOUNT_DIR;
   const host = need(env, 'KUBERNETES_SERVICE_HOST');
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   const kc = new k8s.KubeConfig();

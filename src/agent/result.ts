@@ -30,6 +30,8 @@ export interface AgentResult {
   repositoryId?: string;
   initialized?: boolean;
   storedBytes?: number;
+  /** export: where the ZIP is, its size, and when its link expires (the link itself is only in its Secret). */
+  export?: { key: string; location: string; sizeBytes: number; expiryTime: string; linked: boolean };
 }
 
 export function backupResult(snapshot: Snapshot): AgentResult {

@@ -24,10 +24,12 @@
  *   TIDEMARK_SNAPSHOT_SCOPE                 restore: refuse a snapshot whose source identity lacks this prefix
  *   TIDEMARK_CATALOG_PREFIX, TIDEMARK_CATALOG_CONFIGMAP, TIDEMARK_CATALOG_OWNER, TIDEMARK_NAMESPACE
  *                                           catalog: list the snapshots under the prefix into that ConfigMap
+ *   TIDEMARK_EXPORT_*, TIDEMARK_SNAPSHOT       export: write a snapshot as a ZIP (and its link's Secret) or delete it (tasks/export.ts)
+ *   TIDEMARK_EXPORT_*, TIDEMARK_SNAPSHOT       export: a snapshot as a ZIP (and its link's Secret), or its deletion (tasks/export.ts)
  *   (probe)                                 reach the repository, initialise it when empty, report its size
  *   TIDEMARK_RESULT_FILE                    where the result goes (the Job sets /dev/termination-log); else stdout
  *
  * The tasks live apart from agent.ts so the CLI can list them without loading the agent.
  */
-export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog'] as const;
+export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog', 'export'] as const;
 export type AgentTask = (typeof AGENT_TASKS)[number];

@@ -109,16 +109,15 @@ async function exportWithLink(
   key: string,
   seconds: number,
 ): Promise<ExportOutcome & { expire: () => Promise<void> }> {
-  const expires = new Date(Date.now() + seconds * 1000);
   const outcome = await runExport({
     repository,
     store: openExportStore(url, env),
     snapshot,
     kind: 'database',
     key,
-    expires,
+    expiresAfterMs: seconds * 1000,
   });
-  return { ...outcome, expire: () => sleep(Math.max(0, expires.getTime() - Date.now()) + 1500) };
+  return { ...outcome, expire: () => sleep(Math.max(0, outcome.expiryTime.getTime() - Date.now()) + 1500) };
 }
 
 const pgChecksums = async (db: string) =>
@@ -340,7 +339,7 @@ describe('a volume backup exported in a filesystem repository', () => {
       snapshot,
       kind: 'volume',
       key: 'exports/tenant/files-1.zip',
-      expires: new Date(Date.now() + 3600_000),
+      expiresAfterMs: 3600_000,
     });
     assert.equal(outcome.link, undefined);
     assert.equal(outcome.location, join(repoDir, 'exports/tenant/files-1.zip'));

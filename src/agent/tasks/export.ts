@@ -1,14 +1,19 @@
 import { Writable } from 'node:stream';
+import * as k8s from '@kubernetes/client-node';
+import { parseDuration } from '../../api/duration.ts';
 import { TidemarkError } from '../../errors.ts';
 import { DumpToCsv } from '../../export/database-csv.ts';
-import type { ExportStore } from '../../export/export-store.ts';
+import { type ExportStore, openExportStore } from '../../export/export-store.ts';
 import { ZipStream } from '../../export/zip-stream.ts';
+import { log } from '../../log.ts';
 import type { ProgressListener } from '../../repository/progress.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { readTreeFiles, restoreStream } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
 import { decodeName, decodeTree } from '../../repository/tree.ts';
 import type { ObjectCount } from '../../sources/source.ts';
+import { inClusterConfig, SERVICE_ACCOUNT_DIR } from '../catalog.ts';
+import type { AgentResult } from '../result.ts';
 
 /** Streams of a database snapshot that hold no tables (roles and grants). */
 const GLOBALS_STREAM = 'globals.sql';
@@ -22,8 +27,8 @@ export interface ExportRequest {
   kind: 'database' | 'volume';
   /** The object's key, relative to the repository: `exports/<namespace>/<export>-<uid>.zip`. */
   key: string;
-  /** When the link stops working. */
-  expires: Date;
+  /** How long the link works, counted from when the ZIP is complete. */
+  expiresAfterMs: number;
   onProgress?: ProgressListener;
 }
 
@@ -32,8 +37,9 @@ export interface ExportOutcome {
   /** Where the object is, for someone with access to the storage (a path for filesystem repositories). */
   location: string;
   size: number;
-  /** The download link: a bearer credential until `expires`; absent for filesystem repositories. */
+  /** The download link: a bearer credential until `expiryTime`; absent for filesystem repositories. */
   link?: string;
+  expiryTime: Date;
   /** Rows per table (`database/table`), or the number of files (`files`) for a volume. */
   objects: ObjectCount[];
 }
@@ -54,9 +60,9 @@ export async function runExport(request: ExportRequest): Promise<ExportOutcome> 
     throw error;
   }
   const size = await uploaded;
-  const fileName = key.slice(key.lastIndexOf('/') + 1);
-  const link = await store.link(key, request.expires, fileName);
-  return { key, location: store.location(key), size, ...(link ? { link } : {}), objects };
+  const expiryTime = new Date(Date.now() + request.expiresAfterMs);
+  const link = await store.link(key, expiryTime, key.slice(key.lastIndexOf('/') + 1));
+  return { key, location: store.location(key), size, ...(link ? { link } : {}), expiryTime, objects };
 }
 
 async function writeTables(request: ExportRequest, zip: ZipStream): Promise<ObjectCount[]> {
@@ -102,4 +108,154 @@ async function writeFiles(request: ExportRequest, zip: ZipStream): Promise<Objec
 
 function progress(request: ExportRequest): { onProgress?: ProgressListener } {
   return request.onProgress ? { onProgress: request.onProgress } : {};
+}
+
+/** The export task's own environment: written by the operator (exportJobEnv), read by the agent (exportInput). */
+const ENV = {
+  snapshot: 'TIDEMARK_SNAPSHOT',
+  kind: 'TIDEMARK_EXPORT_KIND',
+  key: 'TIDEMARK_EXPORT_KEY',
+  action: 'TIDEMARK_EXPORT_ACTION',
+  expiresAfter: 'TIDEMARK_EXPORT_EXPIRES_AFTER',
+  secret: 'TIDEMARK_EXPORT_SECRET',
+  owner: 'TIDEMARK_EXPORT_OWNER',
+  namespace: 'TIDEMARK_NAMESPACE',
+  serviceAccountDir: 'TIDEMARK_SERVICE_ACCOUNT_DIR',
+} as const;
+
+/** The key of the link in the export's Secret. */
+export const LINK_KEY = 'url';
+
+/** What the operator asks for: write the ZIP (and its link's Secret), or delete it (expired, or the export deleted). */
+export type ExportJobInput =
+  | {
+      action: 'write';
+      snapshotId: string;
+      kind: 'database' | 'volume';
+      key: string;
+      expiresAfter: string;
+      secretName: string;
+      namespace: string;
+      owner: k8s.V1OwnerReference;
+    }
+  | { action: 'delete'; key: string };
+
+export function exportJobEnv(job: ExportJobInput): k8s.V1EnvVar[] {
+  if (job.action === 'delete')
+    return [
+      { name: ENV.action, value: 'delete' },
+      { name: ENV.key, value: job.key },
+    ];
+  return [
+    { name: ENV.action, value: 'write' },
+    { name: ENV.snapshot, value: job.snapshotId },
+    { name: ENV.kind, value: job.kind },
+    { name: ENV.key, value: job.key },
+    { name: ENV.expiresAfter, value: job.expiresAfter },
+    { name: ENV.secret, value: job.secretName },
+    { name: ENV.namespace, value: job.namespace },
+    { name: ENV.owner, value: JSON.stringify(job.owner) },
+    { name: ENV.serviceAccountDir, value: SERVICE_ACCOUNT_DIR },
+  ];
+}
+
+export function exportInput(env: NodeJS.ProcessEnv): ExportJobInput {
+  const key = required(env, ENV.key);
+  if (!/^exports\/[a-z0-9.-]+\/[a-z0-9.-]+\.zip$/.test(key))
+    throw new TidemarkError('InvalidArgument', `${ENV.key} ${key} is not under exports/`);
+  if (env[ENV.action] === 'delete') return { action: 'delete', key };
+  const kind = required(env, ENV.kind);
+  if (kind !== 'database' && kind !== 'volume')
+    throw new TidemarkError('InvalidArgument', `${ENV.kind} must be database or volume, not ${kind}`);
+  return {
+    action: 'write',
+    snapshotId: required(env, ENV.snapshot),
+    kind,
+    key,
+    expiresAfter: required(env, ENV.expiresAfter),
+    secretName: required(env, ENV.secret),
+    namespace: required(env, ENV.namespace),
+    owner: JSON.parse(required(env, ENV.owner)) as k8s.V1OwnerReference,
+  };
+}
+
+/**
+ * The `export` task: writes the ZIP, then puts its link into a new Secret owned by the BackupExport
+ * (the link is a bearer credential: never in the result, which the pod's status shows, nor in logs).
+ * Filesystem repositories get no link and no Secret: the result names the ZIP's path instead.
+ * `delete` removes the ZIP (a missing one is fine).
+ */
+export async function exportTask(repository: Repository, env: NodeJS.ProcessEnv): Promise<AgentResult> {
+  const input = exportInput(env);
+  const store = openExportStore(required(env, 'TIDEMARK_REPO'), env);
+  if (input.action === 'delete') {
+    await store.delete(input.key);
+    log.info({ event: 'export-deleted', object: store.location(input.key) }, 'export deleted');
+    return { ok: true };
+  }
+  const snapshot = await repository.findSnapshot(input.snapshotId);
+  const outcome = await runExport({
+    repository,
+    store,
+    snapshot,
+    kind: input.kind,
+    key: input.key,
+    expiresAfterMs: parseDuration(input.expiresAfter),
+    onProgress: (progress) => log.info({ event: 'progress', ...progress }, 'export progress'),
+  });
+  const { expiryTime } = outcome;
+  if (outcome.link) await createLinkSecret(input, outcome.link, expiryTime, env);
+  log.info(
+    { event: 'export-written', object: outcome.location, bytes: outcome.size, expiryTime: expiryTime.toISOString() },
+    'export written',
+  );
+  return {
+    ok: true,
+    snapshotId: snapshot.id,
+    objects: outcome.objects,
+    export: {
+      key: outcome.key,
+      location: outcome.location,
+      sizeBytes: outcome.size,
+      expiryTime: expiryTime.toISOString(),
+      linked: outcome.link !== undefined,
+    },
+  };
+}
+
+async function createLinkSecret(
+  input: Extract<ExportJobInput, { action: 'write' }>,
+  link: string,
+  expiryTime: Date,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const { namespace, secretName: name } = input;
+  const core = inClusterConfig(env).makeApiClient(k8s.CoreV1Api);
+  try {
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: {
+          name,
+          namespace,
+          labels: { 'app.kubernetes.io/managed-by': 'tidemark' },
+          annotations: { 'tidemark.dev/expiry-time': expiryTime.toISOString() },
+          ownerReferences: [input.owner],
+        },
+        type: 'Opaque',
+        stringData: { [LINK_KEY]: link },
+      },
+    });
+  } catch (error) {
+    throw new TidemarkError(
+      'Transient',
+      `creating Secret ${namespace}/${name} for the export's link: ${(error as { code?: number }).code ?? ''} ${(error as Error).message.slice(0, 300)}`,
+    );
+  }
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new TidemarkError('InvalidArgument', `${name} is not set`);
+  return value;
 }
