@@ -30,6 +30,7 @@ export const backupExportStatus = object({
   startTime: optional(timestamp('When the export started.')),
   completionTime: optional(timestamp('When the ZIP was written.')),
   expiryTime: optional(timestamp('When the link stops working and the ZIP is deleted.')),
+  repository: optional(objectName('The BackupRepository the ZIP was written to (the primary of the Backup).')),
   objectKey: optional(
     string({
       description:

@@ -1,5 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
-import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../api/kinds.ts';
+import type { Backup, BackupExport, BackupPolicy, BackupRepository, RestoreRequest } from '../api/kinds.ts';
 import type { AgentSettings } from './backup/job.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
@@ -21,6 +21,7 @@ export interface OperatorContext {
     policies: Cached<BackupPolicy & k8s.KubernetesObject>;
     backups: Cached<Backup & k8s.KubernetesObject>;
     restores: Cached<RestoreRequest & k8s.KubernetesObject>;
+    exports: Cached<BackupExport & k8s.KubernetesObject>;
     jobs: Cached<k8s.V1Job>;
     /** Every PVC (the metrics count those no policy selects). */
     claims: Cached<k8s.V1PersistentVolumeClaim>;
@@ -49,6 +50,7 @@ export function createContext(
       policies: resources.informer('backuppolicies'),
       backups: resources.informer('backups'),
       restores: resources.informer('restorerequests'),
+      exports: resources.informer('backupexports'),
       jobs: k8s.makeInformer(
         kc,
         '/apis/batch/v1/jobs',

@@ -10,6 +10,7 @@ import { backupRepositoryController } from './backuprepository/controller.ts';
 import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
+import { exportController } from './export/controller.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
 import { LeaderElector } from './runtime/leader.ts';
@@ -52,6 +53,7 @@ export async function runOperator(
       backupController(ctx, hooks),
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
+      exportController(ctx, hooks),
     ];
     metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));

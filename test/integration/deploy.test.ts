@@ -376,6 +376,9 @@ describe('RBAC on the real API server', () => {
 
     test('the operator, in a tenant namespace and in its own', async () => {
       const everywhere = [
+        `${tidemark('backupexports')} [] [] [get list watch patch update]`,
+        `${tidemark('backupexports/finalizers')} [] [] [update]`,
+        `${tidemark('backupexports/status')} [] [] [get patch update]`,
         `${tidemark('backuppolicies')} [] [] [get list watch patch update]`,
         `${tidemark('backuppolicies/finalizers')} [] [] [update]`,
         `${tidemark('backuppolicies/status')} [] [] [get patch update]`,
@@ -407,9 +410,12 @@ describe('RBAC on the real API server', () => {
       );
     });
 
-    test('the agent: the catalog ConfigMap in its own namespace, nothing else', async () => {
+    test('the agent: the catalog ConfigMap and new export link Secrets in its own namespace, nothing else', async () => {
       const agent = (ns: string) => `system:serviceaccount:${ns}:tidemark-agent`;
-      assert.deepEqual(await granted('tenant-a', agent('tenant-a')), ['configmaps [] [] [get create update]']);
+      assert.deepEqual(await granted('tenant-a', agent('tenant-a')), [
+        'configmaps [] [] [get create update]',
+        'secrets [] [] [create]',
+      ]);
       assert.deepEqual(await granted('tenant-b', agent('tenant-a')), []);
     });
 
@@ -479,7 +485,10 @@ function assertLeastPrivilege(objects: Obj[]): void {
       assert.ok(!rule.resources?.includes('*'), `wildcard resource in ${where}`);
       assert.ok(!rule.apiGroups?.includes('*'), `wildcard apiGroup in ${where}`);
       const secrets = rule.apiGroups?.includes('') && rule.resources?.includes('secrets');
-      assert.ok(!secrets, `Secrets in ${where}`);
+      // One exception: the agent creates an export's link Secret; it can neither read nor change any.
+      const agentCreatesLinks =
+        String(role.metadata.name).endsWith('agent') && rule.resources?.length === 1 && rule.verbs.join() === 'create';
+      assert.ok(!secrets || agentCreatesLinks, `Secrets in ${where}`);
     }
   }
 }
