@@ -33,7 +33,9 @@ export function exportController(ctx: OperatorContext, hooks?: ControllerHooks):
       const decision = decideExport(observed);
       if (decision.finalizer === 'add')
         await resources.updateMetadata<BackupExport>('backupexports', namespace, name, (m) =>
-          m.finalizers?.includes(EXPORT_FINALIZER) ? undefined : { ...m, finalizers: [...(m.finalizers ?? []), EXPORT_FINALIZER] },
+          m.finalizers?.includes(EXPORT_FINALIZER)
+            ? undefined
+            : { ...m, finalizers: [...(m.finalizers ?? []), EXPORT_FINALIZER] },
         );
       const rejected = await createAgentJobs(ctx, namespace, decision.createJobs);
       let status = decision.status;

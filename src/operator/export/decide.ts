@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
-import { parseDuration } from '../../api/duration.ts';
 import { DEFAULT_EXPORT_EXPIRY } from '../../api/backupexport.ts';
+import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupExport, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
@@ -81,13 +81,17 @@ function start(observed: ExportObserved, status: Status): ExportDecision {
   };
   const fail = (reason: string, message: string): ExportDecision => failed(observed, status, reason, message);
   if (!backup) return waiting('BackupNotFound', `Backup ${exp.spec.backup} does not exist (yet)`);
-  if (backup.status?.phase === 'Failed') return fail('BackupFailed', `Backup ${exp.spec.backup} failed: nothing to export`);
+  if (backup.status?.phase === 'Failed')
+    return fail('BackupFailed', `Backup ${exp.spec.backup} failed: nothing to export`);
   const snapshotId = backup.status?.snapshotId;
   if (backup.status?.phase !== 'Succeeded' || !snapshotId)
     return waiting('BackupNotReady', `Backup ${exp.spec.backup} has not succeeded yet`);
   const source = policy?.spec.sources.find((s) => s.name === backup.spec.source);
   if (!policy || !source)
-    return fail('PolicyNotFound', `the policy ${backup.spec.policy} of Backup ${exp.spec.backup} or its source is gone`);
+    return fail(
+      'PolicyNotFound',
+      `the policy ${backup.spec.policy} of Backup ${exp.spec.backup} or its source is gone`,
+    );
   const repositoryName = primaryRepository(backup, policy);
   const repository = observed.repositories.get(repositoryName);
   if (!repository) return waiting('RepositoryNotFound', `BackupRepository ${repositoryName} does not exist`);
@@ -159,7 +163,13 @@ function running(observed: ExportObserved, status: Status): ExportDecision {
   return {
     status: withCondition(observed, next, 'True', 'Ready', where),
     createJobs: [],
-    events: [{ type: 'Normal', reason: 'ExportReady', message: `exported Backup ${observed.exp.spec.backup} (${next.size}): ${where}` }],
+    events: [
+      {
+        type: 'Normal',
+        reason: 'ExportReady',
+        message: `exported Backup ${observed.exp.spec.backup} (${next.size}): ${where}`,
+      },
+    ],
     requeueAfterMs: Math.max(0, Date.parse(written.expiryTime) - observed.now.getTime()),
   };
 }
@@ -169,7 +179,13 @@ function failed(observed: ExportObserved, status: Status, reason: string, messag
   return {
     status: withCondition(observed, next, 'False', reason, message),
     createJobs: [],
-    events: [{ type: 'Warning', reason: 'ExportFailed', message: `export of Backup ${observed.exp.spec.backup} failed: ${message}` }],
+    events: [
+      {
+        type: 'Warning',
+        reason: 'ExportFailed',
+        message: `export of Backup ${observed.exp.spec.backup} failed: ${message}`,
+      },
+    ],
     // A failed export keeps no ZIP (the agent deletes a partial one): nothing for a finalizer to do.
     finalizer: 'remove',
   };
@@ -201,7 +217,15 @@ function deleteObject(observed: ExportObserved, status: Status, then: 'Expired' 
       events: [{ type: 'Warning', reason: 'ExportFailed', message }],
       finalizer: 'remove',
       ...(then === 'Expired'
-        ? { status: withCondition(observed, { ...status, phase: 'Expired', error: message }, 'False', 'Expired', message) }
+        ? {
+            status: withCondition(
+              observed,
+              { ...status, phase: 'Expired', error: message },
+              'False',
+              'Expired',
+              message,
+            ),
+          }
         : {}),
     };
   }
