@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupExport } from '../../src/api/kinds.ts';
+import { installKubectlPlugin, kubectlWithPlugins } from '../harness/kubectl-plugin.ts';
 import { waitUntil } from '../harness/process.ts';
 import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { repoRoot } from '../harness/tools.ts';
@@ -186,6 +187,33 @@ describe('a BackupExport', () => {
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
+  });
+
+  test('`kubectl tidemark export BACKUP --expires-after 1h` creates the export, waits, and prints the link', async () => {
+    const pluginDir = installKubectlPlugin(join(workDir.path, 'plugins'));
+    const run = await kubectlWithPlugins(
+      pluginDir,
+      ['tidemark', 'export', 'docs-now', '--expires-after', '1h', '-n', namespace],
+      { KUBECONFIG: env.cluster.kubeconfigPath, HOME: workDir.path },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^backupexport\.tidemark\.dev\/docs-now-export-\w+ ready: .+, until \d{4}-/);
+    const link = run.stdout.trim();
+    assert.ok(link.startsWith(env.s3.endpoint), link);
+    const response = await fetch(link);
+    assert.equal(response.status, 200);
+    assert.equal(
+      Buffer.from(await response.arrayBuffer())
+        .subarray(0, 2)
+        .toString(),
+      'PK',
+    );
+    const bad = await kubectlWithPlugins(pluginDir, ['tidemark', 'export', 'docs-now', '--expires-after', 'soon'], {
+      KUBECONFIG: env.cluster.kubeconfigPath,
+      HOME: workDir.path,
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--expires-after soon/);
   });
 
   test('an export of a Backup that does not exist waits, saying so', async () => {
