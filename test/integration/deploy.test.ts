@@ -66,7 +66,9 @@ describe('deploy/ (kustomize)', () => {
   test('contains the CRDs, the restricted namespace and a two-replica leader-elected operator', () => {
     assert.deepEqual(
       names(objects, 'CustomResourceDefinition'),
-      ['backuppolicies', 'backuprepositories', 'backups', 'restorerequests'].map((k) => `${k}.tidemark.dev`),
+      ['backupexports', 'backuppolicies', 'backuprepositories', 'backups', 'restorerequests'].map(
+        (k) => `${k}.tidemark.dev`,
+      ),
     );
     const ns = only(objects, 'Namespace');
     assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
@@ -84,7 +86,7 @@ describe('deploy/ (kustomize)', () => {
     assertRestricted(only(objects, 'Deployment'));
   });
 
-  test('ClusterRoles grant no wildcards and nothing on Secrets', () => {
+  test("ClusterRoles grant no wildcards, and nothing on Secrets but the agent's create", () => {
     assertLeastPrivilege(objects);
   });
 
@@ -145,7 +147,7 @@ describe('charts/tidemark (helm)', () => {
     assertRestricted(only(objects, 'Deployment'));
   });
 
-  test('ClusterRoles grant no wildcards and nothing on Secrets', () => {
+  test("ClusterRoles grant no wildcards, and nothing on Secrets but the agent's create", () => {
     assertLeastPrivilege(objects);
   });
 
