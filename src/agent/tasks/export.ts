@@ -12,8 +12,9 @@ import { readTreeFiles, restoreStream } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
 import { decodeName, decodeTree } from '../../repository/tree.ts';
 import type { ObjectCount } from '../../sources/source.ts';
-import { inClusterConfig, SERVICE_ACCOUNT_DIR } from '../catalog.ts';
-import type { AgentResult } from '../result.ts';
+import { required } from './env.ts';
+import { inClusterConfig, SERVICE_ACCOUNT_DIR, SERVICE_ACCOUNT_DIR_ENV } from './kubernetes-api.ts';
+import type { AgentTask } from './task.ts';
 
 /** Streams of a database snapshot that hold no tables (roles and grants). */
 const GLOBALS_STREAM = 'globals.sql';
@@ -110,7 +111,7 @@ function progress(request: ExportRequest): { onProgress?: ProgressListener } {
   return request.onProgress ? { onProgress: request.onProgress } : {};
 }
 
-/** The export task's own environment: written by the operator (exportJobEnv), read by the agent (exportInput). */
+/** The export task's own environment: written by the operator (jobEnv), read by the agent (input). */
 const ENV = {
   snapshot: 'TIDEMARK_SNAPSHOT',
   kind: 'TIDEMARK_EXPORT_KIND',
@@ -120,14 +121,13 @@ const ENV = {
   secret: 'TIDEMARK_EXPORT_SECRET',
   owner: 'TIDEMARK_EXPORT_OWNER',
   namespace: 'TIDEMARK_NAMESPACE',
-  serviceAccountDir: 'TIDEMARK_SERVICE_ACCOUNT_DIR',
 } as const;
 
 /** The key of the link in the export's Secret. */
 export const LINK_KEY = 'url';
 
 /** What the operator asks for: write the ZIP (and its link's Secret), or delete it (expired, or the export deleted). */
-export type ExportJobInput =
+export type ExportInput =
   | {
       action: 'write';
       snapshotId: string;
@@ -140,93 +140,99 @@ export type ExportJobInput =
     }
   | { action: 'delete'; key: string };
 
-export function exportJobEnv(job: ExportJobInput): k8s.V1EnvVar[] {
-  if (job.action === 'delete')
-    return [
-      { name: ENV.action, value: 'delete' },
-      { name: ENV.key, value: job.key },
-    ];
-  return [
-    { name: ENV.action, value: 'write' },
-    { name: ENV.snapshot, value: job.snapshotId },
-    { name: ENV.kind, value: job.kind },
-    { name: ENV.key, value: job.key },
-    { name: ENV.expiresAfter, value: job.expiresAfter },
-    { name: ENV.secret, value: job.secretName },
-    { name: ENV.namespace, value: job.namespace },
-    { name: ENV.owner, value: JSON.stringify(job.owner) },
-    { name: ENV.serviceAccountDir, value: SERVICE_ACCOUNT_DIR },
-  ];
-}
-
-export function exportInput(env: NodeJS.ProcessEnv): ExportJobInput {
-  const key = required(env, ENV.key);
-  if (!/^exports\/[a-z0-9.-]+\/[a-z0-9.-]+\.zip$/.test(key))
-    throw new TidemarkError('InvalidArgument', `${ENV.key} ${key} is not under exports/`);
-  if (env[ENV.action] === 'delete') return { action: 'delete', key };
-  const kind = required(env, ENV.kind);
-  if (kind !== 'database' && kind !== 'volume')
-    throw new TidemarkError('InvalidArgument', `${ENV.kind} must be database or volume, not ${kind}`);
-  return {
-    action: 'write',
-    snapshotId: required(env, ENV.snapshot),
-    kind,
-    key,
-    expiresAfter: required(env, ENV.expiresAfter),
-    secretName: required(env, ENV.secret),
-    namespace: required(env, ENV.namespace),
-    owner: JSON.parse(required(env, ENV.owner)) as k8s.V1OwnerReference,
-  };
+export interface ExportResult {
+  snapshotId?: string;
+  /** Rows per table (`database/table`), or `files` for a volume. */
+  objects?: ObjectCount[];
+  /** Where the ZIP is, its size, when its link expires, whether there is one (the link itself is only in its Secret). */
+  export?: { key: string; location: string; sizeBytes: number; expiryTime: string; linked: boolean };
 }
 
 /**
- * The `export` task: writes the ZIP, then puts its link into a new Secret owned by the BackupExport
- * (the link is a bearer credential: never in the result, which the pod's status shows, nor in logs).
- * Filesystem repositories get no link and no Secret: the result names the ZIP's path instead.
- * `delete` removes the ZIP (a missing one is fine).
+ * `export`: writes the ZIP, then puts its link into a new Secret owned by the BackupExport (the link
+ * is a bearer credential: never in the result, which the pod's status shows, nor in logs). Filesystem
+ * repositories get no link and no Secret: the result names the ZIP's path instead. `delete` removes
+ * the ZIP (a missing one is fine). Fails InvalidArgument, NotFound (the snapshot), Corrupt (a dump
+ * that cannot be read), Unsupported (no link possible), Transient (the API server), or a storage code.
  */
-export async function exportTask(repository: Repository, env: NodeJS.ProcessEnv): Promise<AgentResult> {
-  const input = exportInput(env);
-  const store = openExportStore(required(env, 'TIDEMARK_REPO'), env);
-  if (input.action === 'delete') {
-    await store.delete(input.key);
-    log.info({ event: 'export-deleted', object: store.location(input.key) }, 'export deleted');
-    return { ok: true };
-  }
-  const snapshot = await repository.findSnapshot(input.snapshotId);
-  const outcome = await runExport({
-    repository,
-    store,
-    snapshot,
-    kind: input.kind,
-    key: input.key,
-    expiresAfterMs: parseDuration(input.expiresAfter),
-    onProgress: (progress) => log.info({ event: 'progress', ...progress }, 'export progress'),
-  });
-  const { expiryTime } = outcome;
-  if (outcome.link) await createLinkSecret(input, outcome.link, expiryTime, env);
-  log.info(
-    { event: 'export-written', object: outcome.location, bytes: outcome.size, expiryTime: expiryTime.toISOString() },
-    'export written',
-  );
-  return {
-    ok: true,
-    snapshotId: snapshot.id,
-    objects: outcome.objects,
-    export: {
-      key: outcome.key,
-      location: outcome.location,
-      sizeBytes: outcome.size,
-      expiryTime: expiryTime.toISOString(),
-      linked: outcome.link !== undefined,
-    },
-  };
-}
+export const exportTask: AgentTask<'export', ExportInput, ExportResult, ExportInput> = {
+  name: 'export',
+  deadlineSeconds: 6 * 3600,
+  jobEnv: (job) =>
+    job.action === 'delete'
+      ? [
+          { name: ENV.action, value: 'delete' },
+          { name: ENV.key, value: job.key },
+        ]
+      : [
+          { name: ENV.action, value: 'write' },
+          { name: ENV.snapshot, value: job.snapshotId },
+          { name: ENV.kind, value: job.kind },
+          { name: ENV.key, value: job.key },
+          { name: ENV.expiresAfter, value: job.expiresAfter },
+          { name: ENV.secret, value: job.secretName },
+          { name: ENV.namespace, value: job.namespace },
+          { name: ENV.owner, value: JSON.stringify(job.owner) },
+          { name: SERVICE_ACCOUNT_DIR_ENV, value: SERVICE_ACCOUNT_DIR },
+        ],
+  input: (env) => {
+    const key = required(env, ENV.key);
+    if (!/^exports\/[a-z0-9.-]+\/[a-z0-9.-]+\.zip$/.test(key))
+      throw new TidemarkError('InvalidArgument', `${ENV.key} ${key} is not under exports/`);
+    if (env[ENV.action] === 'delete') return { action: 'delete', key };
+    const kind = required(env, ENV.kind);
+    if (kind !== 'database' && kind !== 'volume')
+      throw new TidemarkError('InvalidArgument', `${ENV.kind} must be database or volume, not ${kind}`);
+    return {
+      action: 'write',
+      snapshotId: required(env, ENV.snapshot),
+      kind,
+      key,
+      expiresAfter: required(env, ENV.expiresAfter),
+      secretName: required(env, ENV.secret),
+      namespace: required(env, ENV.namespace),
+      owner: JSON.parse(required(env, ENV.owner)) as k8s.V1OwnerReference,
+    };
+  },
+  run: async (input, { env, repository, onProgress }) => {
+    const store = openExportStore(required(env, 'TIDEMARK_REPO'), env);
+    if (input.action === 'delete') {
+      await store.delete(input.key);
+      log.info({ event: 'export-deleted', object: store.location(input.key) }, 'export deleted');
+      return {};
+    }
+    const repo = await repository();
+    const snapshot = await repo.findSnapshot(input.snapshotId);
+    const outcome = await runExport({
+      repository: repo,
+      store,
+      snapshot,
+      kind: input.kind,
+      key: input.key,
+      expiresAfterMs: parseDuration(input.expiresAfter),
+      onProgress,
+    });
+    const expiryTime = outcome.expiryTime.toISOString();
+    if (outcome.link) await createLinkSecret(input, outcome.link, expiryTime, env);
+    log.info({ event: 'export-written', object: outcome.location, bytes: outcome.size, expiryTime }, 'export written');
+    return {
+      snapshotId: snapshot.id,
+      objects: outcome.objects,
+      export: {
+        key: outcome.key,
+        location: outcome.location,
+        sizeBytes: outcome.size,
+        expiryTime,
+        linked: outcome.link !== undefined,
+      },
+    };
+  },
+};
 
 async function createLinkSecret(
-  input: Extract<ExportJobInput, { action: 'write' }>,
+  input: Extract<ExportInput, { action: 'write' }>,
   link: string,
-  expiryTime: Date,
+  expiryTime: string,
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
   const { namespace, secretName: name } = input;
@@ -239,7 +245,7 @@ async function createLinkSecret(
           name,
           namespace,
           labels: { 'app.kubernetes.io/managed-by': 'tidemark' },
-          annotations: { 'tidemark.dev/expiry-time': expiryTime.toISOString() },
+          annotations: { 'tidemark.dev/expiry-time': expiryTime },
           ownerReferences: [input.owner],
         },
         type: 'Opaque',
@@ -252,10 +258,4 @@ async function createLinkSecret(
       `creating Secret ${namespace}/${name} for the export's link: ${(error as { code?: number }).code ?? ''} ${(error as Error).message.slice(0, 300)}`,
     );
   }
-}
-
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name];
-  if (!value) throw new TidemarkError('InvalidArgument', `${name} is not set`);
-  return value;
 }

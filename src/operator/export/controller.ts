@@ -1,9 +1,9 @@
 import type { Backup, BackupExport, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { log } from '../../log.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { objectLogFields } from '../runtime/log-fields.ts';
 import { decideExport, EXPORT_FINALIZER, type ExportObserved } from './decide.ts';
 

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
+import type { ExportResult } from '../../agent/tasks/export.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { Backup, BackupExport, BackupPolicy } from '../../api/kinds.ts';
 import { s3Repository } from '../testing/objects.ts';
 import { decideExport, EXPORT_FINALIZER, type ExportObserved } from './decide.ts';
@@ -59,7 +60,7 @@ function observed(exp: BackupExport, overrides: Partial<ExportObserved> = {}): E
   };
 }
 
-const ended = (name: string, result: AgentResult, type: 'Complete' | 'Failed' = 'Complete') => ({
+const ended = (name: string, result: AgentResult<'export'>, type: 'Complete' | 'Failed' = 'Complete') => ({
   job: {
     metadata: { name },
     status: { conditions: [{ type, status: 'True' }] },
@@ -117,7 +118,7 @@ describe('decideExport', () => {
       objectKey: 'exports/tenants/e1-uid-e1.zip',
       repository: 'primary',
     });
-    const result: AgentResult = {
+    const result: AgentResult<'export'> = {
       ok: true,
       objects: [{ name: 'shop/public.t', records: 3 }],
       export: {
@@ -144,7 +145,7 @@ describe('decideExport', () => {
             'job-1',
             ended('job-1', {
               ...result,
-              export: { ...(result.export as NonNullable<AgentResult['export']>), linked: false },
+              export: { ...(result.export as NonNullable<ExportResult['export']>), linked: false },
             }),
           ],
         ]),

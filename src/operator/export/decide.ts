@@ -3,8 +3,8 @@ import { DEFAULT_EXPORT_EXPIRY } from '../../api/backupexport.ts';
 import { parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupExport, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
-import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import type { AgentSettings } from '../backup/job.ts';
+import type { AgentSettings } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { controllerReference } from '../runtime/owner.ts';
 import { exportJob, exportJobName, exportObjectKey, exportSecretName } from './job.ts';
@@ -21,7 +21,7 @@ export interface ExportObserved {
   /** The namespace's repositories, by name. */
   repositories: Map<string, BackupRepository>;
   /** The export's Jobs, by name, with each ended Job's result. */
-  jobs: Map<string, JobObserved>;
+  jobs: Map<string, JobObserved<'export'>>;
   settings: AgentSettings;
   now: Date;
 }

@@ -1,14 +1,15 @@
 import type * as k8s from '@kubernetes/client-node';
-import { type ExportJobInput, exportJobEnv } from '../../agent/tasks/export.ts';
+import { type ExportInput, exportTask } from '../../agent/tasks/export.ts';
 import type { BackupExport, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { type AgentSettings, agentJob, ownedJobName } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { ownedJobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
 
 /** Label on an export's Jobs naming the BackupExport. */
 export const EXPORT_LABEL = 'tidemark.dev/export';
 
-export const exportJobName = (exp: BackupExport, action: ExportJobInput['action']) =>
+export const exportJobName = (exp: BackupExport, action: ExportInput['action']) =>
   ownedJobName(exp, `${exp.metadata.name}-export${action === 'delete' ? '-delete' : ''}`);
 
 /** Where the ZIP goes: outside the repository format, unique to this export instance. */
@@ -27,7 +28,7 @@ export function exportJob(options: {
   exp: BackupExport;
   policy: BackupPolicy | undefined;
   repository: BackupRepository;
-  input: ExportJobInput;
+  input: ExportInput;
   settings: AgentSettings;
 }): k8s.V1Job {
   const { exp, input } = options;
@@ -39,7 +40,7 @@ export function exportJob(options: {
     settings: options.settings,
     owner: exp,
     labels: { [EXPORT_LABEL]: labelValue(exp.metadata.name ?? '') },
-    env: [...repo.env, ...exportJobEnv(input)],
+    env: [...repo.env, ...exportTask.jobEnv(input)],
     envFrom: repo.envFrom,
     volumes: repo.volumes,
     volumeMounts: repo.volumeMounts,
