@@ -62,12 +62,12 @@ function fileStore(rootDir: string): ExportStore {
     async upload(key, data) {
       const target = path(key);
       const temp = `${target}.tmp-${process.pid}`;
-      await mkdir(dirname(target), { recursive: true });
       try {
+        await mkdir(dirname(target), { recursive: true });
         await pipeline(data, createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
         await rename(temp, target);
       } catch (error) {
-        await rm(temp, { force: true });
+        await rm(temp, { force: true }).catch(() => {}); // nothing to remove when the folder could not be made
         throw withContext(`writing export ${target}`, error);
       }
       return (await stat(target)).size;

@@ -22,6 +22,9 @@ export class ZipStream {
   private failure: Error | undefined;
 
   constructor() {
+    // The writer learns of a failure from `drained` (and the reader from its stream): an output nobody
+    // reads any more must not also throw its error as an uncaught 'error' event.
+    this.output.on('error', () => {});
     this.zip = new Zip((error, chunk, final) => {
       if (error) {
         this.failure = error;
@@ -35,6 +38,7 @@ export class ZipStream {
 
   /** Starts an entry (ending the previous one). */
   open(name: string, modified: Date): void {
+    if (this.failure) throw this.failure;
     this.close();
     this.entry = new ZipDeflate(name, { level: 6 });
     this.entry.mtime = new Date(Math.min(Math.max(modified.getTime(), ZIP_EARLIEST), ZIP_LATEST)); // DOS dates
@@ -49,6 +53,7 @@ export class ZipStream {
 
   /** Adds without waiting (for many small records from a synchronous parser); call `drained` after. */
   add(data: Buffer): void {
+    if (this.failure) throw this.failure;
     this.pending.push(data);
     this.pendingBytes += data.length;
     if (this.pendingBytes >= BATCH) this.flush(false);
@@ -74,7 +79,7 @@ export class ZipStream {
 
   /** Stops the archive: the output fails with `error` (an upload reading it aborts). */
   abort(error: Error): void {
-    this.failure = error;
+    this.failure ??= error;
     this.zip.terminate();
     this.output.destroy(error);
   }

@@ -5,6 +5,7 @@
 // is refused after. `check` ignores the export object.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -353,5 +354,30 @@ describe('a volume backup exported in a filesystem repository', () => {
       assert.ok((await readFile(join(extracted, path))).equals(content), path);
     const report = await check(repository, { readData: true });
     assert.deepEqual([report.errors, report.damaged, report.leftovers.tempBlobs], [[], [], []]);
+  });
+});
+
+describe('an export whose upload fails', () => {
+  test('fails naming the object, instead of waiting for ever on a ZIP nobody reads', async () => {
+    const volume = join(workDir.path, 'volume-big');
+    await mkdir(volume, { recursive: true });
+    // More than the ZIP stream buffers: the writer must notice the reader is gone.
+    await writeFile(join(volume, 'random.bin'), randomBytes(12 * 1024 * 1024));
+    const repoDir = join(workDir.path, 'file-repo-blocked');
+    const url = `file://${repoDir}`;
+    const repository = await initRepository(url, {});
+    const snapshot = await runBackup({ sourceUrl: `file://${volume}`, repository, type: 'full', env: {} });
+    await writeFile(join(repoDir, 'exports'), 'a file where the exports folder would be');
+    await assert.rejects(
+      runExport({
+        repository,
+        store: openExportStore(url, {}),
+        snapshot,
+        kind: 'volume',
+        key: 'exports/tenant/blocked.zip',
+        expiresAfterMs: 3600_000,
+      }),
+      /exports/,
+    );
   });
 });

@@ -50,6 +50,8 @@ export async function runExport(request: ExportRequest): Promise<ExportOutcome> 
   const { store, key } = request;
   const zip = new ZipStream();
   const uploaded = store.upload(key, zip.output);
+  // An upload that gives up stops the archive, or its writer would wait for ever for room in the stream.
+  uploaded.catch((error: Error) => zip.abort(error));
   let objects: ObjectCount[];
   try {
     objects = request.kind === 'database' ? await writeTables(request, zip) : await writeFiles(request, zip);
