@@ -10,6 +10,7 @@ import { backupRepositoryController } from './backuprepository/controller.ts';
 import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
+import { exportController } from './export/controller.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { reportController } from './report/controller.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
@@ -55,6 +56,7 @@ export async function runOperator(
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
       reportController(ctx, hooks),
+      exportController(ctx, hooks),
       auditController(ctx, hooks),
     ];
     metrics.lead(controllers);
