@@ -6,7 +6,8 @@ const envOf = (vars: { name: string; value?: string }[]) => Object.fromEntries(v
 
 test('what the operator writes for an audit Job is what the agent reads back', () => {
   const env = {
-    ...envOf(audit.jobEnv({ snapshotId: 'ab'.repeat(32), timestampColumns: { 'public.orders': 'placed' } })),
+    ...envOf(audit.jobEnv({ snapshotId: 'ab'.repeat(32) })),
+    TIDEMARK_TIMESTAMP_COLUMNS: '{"public.orders":"placed"}',
     TIDEMARK_SOURCE: 'file:///data',
     TIDEMARK_EXCLUDES: '["*.tmp"]',
   };

@@ -145,15 +145,9 @@ function limited(report: AuditReport, limit: number): AuditReport {
   };
 }
 
-const ENV = {
-  /** JSON object: table (as the backup names it) → timestamp column. */
-  timestampColumns: 'TIDEMARK_TIMESTAMP_COLUMNS',
-} as const;
-
-/** What the operator gives an audit Job besides the source's and the repository's access. */
+/** What the operator gives an audit Job besides the source's (with its timestamp columns) and the repository's access. */
 export interface AuditJobInput {
   snapshotId: string;
-  timestampColumns?: Record<string, string>;
 }
 
 /**
@@ -164,13 +158,10 @@ export interface AuditJobInput {
 export const audit: AgentTask<'audit', Omit<AuditInput, 'repository' | 'env'>, AuditReport, AuditJobInput> = {
   name: 'audit',
   deadlineSeconds: 6 * 3600,
-  jobEnv: (job) => [
-    { name: SNAPSHOT_ENV.id, value: job.snapshotId },
-    ...(job.timestampColumns ? [{ name: ENV.timestampColumns, value: JSON.stringify(job.timestampColumns) }] : []),
-  ],
+  jobEnv: (job) => [{ name: SNAPSHOT_ENV.id, value: job.snapshotId }],
   input: (env) => {
     const excludes = env[SOURCE_ENV.excludes];
-    const timestampColumns = env[ENV.timestampColumns];
+    const timestampColumns = env[SOURCE_ENV.timestampColumns];
     return {
       sourceUrl: required(env, SOURCE_ENV.url),
       allDatabases: env[SOURCE_ENV.allDatabases] === 'true',
@@ -187,7 +178,7 @@ function columnsFrom(text: string): Record<string, string> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new TidemarkError('InvalidArgument', `${ENV.timestampColumns} is not JSON`, { cause: error });
+    throw new TidemarkError('InvalidArgument', `${SOURCE_ENV.timestampColumns} is not JSON`, { cause: error });
   }
   if (
     typeof parsed !== 'object' ||
@@ -195,6 +186,6 @@ function columnsFrom(text: string): Record<string, string> {
     Array.isArray(parsed) ||
     Object.values(parsed).some((v) => typeof v !== 'string')
   )
-    throw new TidemarkError('InvalidArgument', `${ENV.timestampColumns} must map table names to column names`);
+    throw new TidemarkError('InvalidArgument', `${SOURCE_ENV.timestampColumns} must map table names to column names`);
   return parsed as Record<string, string>;
 }

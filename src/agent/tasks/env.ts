@@ -30,6 +30,8 @@ export const SOURCE_ENV = {
   url: 'TIDEMARK_SOURCE',
   allDatabases: 'TIDEMARK_ALL_DATABASES',
   excludes: 'TIDEMARK_EXCLUDES',
+  /** Databases: JSON object, table → the timestamp column whose newest value backups record and audits compare. */
+  timestampColumns: 'TIDEMARK_TIMESTAMP_COLUMNS',
 } as const;
 
 /** Where a restore writes: a password-free database URL naming one database, or `file:///data`. */

@@ -35,9 +35,8 @@ export const auditJobName = (policy: BackupPolicy, source: string, slot: Date) =
 /** The Job that compares a live source with a snapshot: the source reached as its backup reaches it, read only. */
 export function auditJob(input: AuditJobInput): k8s.V1Job {
   const { policy, source } = input;
-  const src = sourceAccess(source, input.claims);
+  const src = sourceAccess(source, input.claims, undefined, policy.spec.verification?.audit?.timestampColumns);
   const repo = repositoryAccess(input.repository, 'primary');
-  const timestampColumns = policy.spec.verification?.audit?.timestampColumns;
   const job = agentJob({
     policy,
     task: auditTask.name,
@@ -48,11 +47,7 @@ export function auditJob(input: AuditJobInput): k8s.V1Job {
       [LABELS.source]: labelValue(source.name),
     },
     settings: input.settings,
-    env: [
-      ...(src.env ?? []),
-      ...repo.env,
-      ...auditTask.jobEnv({ snapshotId: input.snapshotId, ...(timestampColumns ? { timestampColumns } : {}) }),
-    ],
+    env: [...(src.env ?? []), ...repo.env, ...auditTask.jobEnv({ snapshotId: input.snapshotId })],
     envFrom: repo.envFrom,
     volumes: [...src.volumes, ...repo.volumes],
     volumeMounts: [...src.volumeMounts, ...repo.volumeMounts],
