@@ -293,7 +293,7 @@ export const backupPolicySpec = object(
               timestampColumns: optional(
                 stringMap({
                   description:
-                    'Databases: table (as the backup names it, e.g. public.orders) → timestamp column whose newest value the audit compares; a table not named gets one found.',
+                    'Databases: table (as the backup names it, e.g. public.orders) → timestamp column whose newest value backups record and audits compare; a table not named gets one found.',
                   rules: [{ rule: 'size(self) <= 1000', message: 'name at most 1000 tables' }],
                 }),
               ),
