@@ -1,6 +1,8 @@
 import type { ObjectCount } from '../source.ts';
+import { FieldPicker, fieldPositions, type TablePlans, TableTally, tallyObjects } from '../table-stats.ts';
 
 const NEWLINE = 0x0a;
+const TAB = 0x09;
 const CR = 0x0d;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
@@ -44,9 +46,13 @@ export interface CopyBlock {
  * `COPY table (...) FROM stdin;` is followed by its data, one row a line up to a line `\.` (newlines in
  * values are escaped in COPY text). So no table name, comment or function body can start, end or hide a
  * block: the blocks are exactly those psql sends to the server.
+ *
+ * Given the tables' plans (`stats`), it also records each table's statistics (table-stats.ts): every
+ * data line is a row, hashed as its bytes without the newline; its fields are split at tabs (COPY text
+ * escapes a value's own tabs) and placed by the COPY statement's column list.
  */
 export class CopyCounter {
-  private readonly found: CopyBlock[] = [];
+  private readonly found: TableTally[] = [];
   private readonly problems: string[] = [];
   private state: State = 'code';
   private standardStrings = true;
@@ -78,12 +84,16 @@ export class CopyCounter {
   private text = Buffer.allocUnsafe(STATEMENT_HEAD);
   private textLength = 0;
   private textLimit = STATEMENT_HEAD;
-  // data: the current block and the start of the current line
-  private block: CopyBlock | undefined;
+  // data: the current block, the start of the current line, the key and timestamp fields of the row
+  private block: TableTally | undefined;
   /** A block the dump ended in: psql loads what it got, but the count is not the table's. */
-  private unfinished: CopyBlock | undefined;
+  private unfinished: TableTally | undefined;
+  private picker: FieldPicker | undefined;
   private lineHead: number[] = [];
   private lineBytes = 0;
+
+  /** `stats`: record checksums, key ranges and newest timestamps too (plans by `schema.table`). */
+  constructor(private readonly stats?: TablePlans) {}
 
   write(chunk: Buffer): void {
     let at = 0;
@@ -98,7 +108,7 @@ export class CopyCounter {
     if (this.state === 'data' && this.lineBytes > 0 && this.dataLine()) return;
     if (this.state === 'data' || this.state === 'before-data') {
       this.unfinished = this.block;
-      this.problems.push(`the dump ended inside the data of ${this.block?.table ?? 'a table'}`);
+      this.problems.push(`the dump ended inside the data of ${this.block?.name ?? 'a table'}`);
     } else if (!['code', 'line-comment', 'meta'].includes(this.state)) {
       this.problems.push(
         `the dump ended inside ${this.state === 'block-comment' ? 'a comment' : `a quoted ${this.state}`}`,
@@ -106,19 +116,18 @@ export class CopyCounter {
     }
   }
 
-  /** Rows per table (`schema.table`), in dump order; a table in several blocks is summed. */
+  /**
+   * Rows per table (`schema.table`), in dump order, with their statistics when asked for; a table in
+   * several blocks is summed.
+   */
   objects(): ObjectCount[] {
-    const counts = new Map<string, number>();
-    for (const block of this.found) {
-      const { table, rows } = block;
-      if (table !== undefined && block !== this.unfinished) counts.set(table, (counts.get(table) ?? 0) + rows);
-    }
-    return [...counts].map(([name, records]) => ({ name, records }));
+    const counts = tallyObjects(this.found.filter((block) => block !== this.unfinished));
+    return this.stats ? counts : counts.map(({ name, records }) => ({ name, records }));
   }
 
   /** Every COPY block, in the order psql runs them. */
   blocks(): CopyBlock[] {
-    return this.found.map((block) => ({ ...block }));
+    return this.found.map((block) => ({ table: block.name, rows: block.records }));
   }
 
   /** What could not be counted (never expected from pg_dump's own output). */
@@ -134,10 +143,14 @@ export class CopyCounter {
       if (this.lineBytes === 0 && newline !== -1) {
         // the common case, a whole line in the chunk: no copy
         if (this.isTerminator(chunk, at, end - at)) return this.endData(newline + 1);
-        (this.block as CopyBlock).rows++;
+        this.row(chunk, at, end);
       } else {
         for (let i = at; i < end && this.lineHead.length < 3; i++) this.lineHead.push(chunk[i] as number);
         this.lineBytes += end - at;
+        if (this.stats) {
+          this.block?.digest.addPart(chunk.subarray(at, end));
+          this.picker?.feed(chunk, at, end);
+        }
         if (newline === -1) return chunk.length;
         if (this.dataLine()) return newline + 1;
       }
@@ -152,9 +165,31 @@ export class CopyCounter {
     const terminator = this.isTerminator(head, 0, this.lineBytes);
     this.lineHead = [];
     this.lineBytes = 0;
-    if (terminator) this.endData(0);
-    else (this.block as CopyBlock).rows++;
-    return terminator;
+    const block = this.block as TableTally;
+    const fields = this.picker?.finish();
+    if (terminator) {
+      block.digest.dropPart();
+      this.endData(0);
+      return true;
+    }
+    block.records++;
+    if (this.stats) {
+      block.digest.endRow();
+      if (fields) block.fields(...fields);
+    }
+    return false;
+  }
+
+  /** A whole data line, `chunk[at, end)`. */
+  private row(chunk: Buffer, at: number, end: number): void {
+    const block = this.block as TableTally;
+    block.records++;
+    if (!this.stats) return;
+    block.digest.add(chunk.subarray(at, end));
+    if (this.picker) {
+      this.picker.feed(chunk, at, end);
+      block.fields(...this.picker.finish());
+    }
   }
 
   private isTerminator(bytes: Buffer, at: number, length: number): boolean {
@@ -164,6 +199,7 @@ export class CopyCounter {
   private endData(next: number): number {
     this.state = 'code';
     this.block = undefined;
+    this.picker = undefined;
     return next;
   }
 
@@ -401,9 +437,16 @@ export class CopyCounter {
     }
     if (first !== 'copy') return;
     if (complete && !/\bfrom\s+stdin\s*;$/i.test(text)) return;
-    const table = complete ? parseCopyTarget(text) : undefined;
-    if (table === undefined) this.problems.push(`cannot read the table of: ${text.slice(0, 200)}`);
-    this.block = { table, rows: 0 };
+    const target = complete ? parseCopyStatement(text) : undefined;
+    if (target === undefined) this.problems.push(`cannot read the table of: ${text.slice(0, 200)}`);
+    const table = target?.table;
+    const plan = table === undefined ? undefined : this.stats?.get(table);
+    const positions = fieldPositions(plan, target?.columns);
+    this.block = new TableTally(table, plan ?? {}, positions);
+    this.picker =
+      this.stats && (positions.key !== undefined || positions.timestamp !== undefined)
+        ? new FieldPicker([positions.key, positions.timestamp], TAB)
+        : undefined;
     this.found.push(this.block);
     this.state = 'before-data';
   }
@@ -423,8 +466,11 @@ function isDigit(byte: number): boolean {
   return byte >= 0x30 && byte <= 0x39;
 }
 
-/** `schema.table` from `COPY schema.table (a, b) FROM stdin;`, identifiers unquoted. */
-export function parseCopyTarget(statement: string): string | undefined {
+/**
+ * `schema.table` and its columns from `COPY schema.table (a, b) FROM stdin;`, identifiers unquoted;
+ * `columns` is undefined when the statement has no column list (or one that cannot be read).
+ */
+export function parseCopyStatement(statement: string): { table: string; columns: string[] | undefined } | undefined {
   const match = /^COPY\s+/i.exec(statement);
   if (!match || !/\sFROM\s+stdin\s*;?$/i.test(statement)) return undefined;
   const parts: string[] = [];
@@ -438,13 +484,33 @@ export function parseCopyTarget(statement: string): string | undefined {
     at++;
   }
   if (parts.length > 2 || !/\s/.test(statement[at] ?? '')) return undefined;
-  return parts.join('.');
+  return { table: parts.join('.'), columns: readColumnList(statement, at) };
+}
+
+/** `(a, "b c")` from `at` (after blanks), unquoted; undefined when there is none or it cannot be read. */
+function readColumnList(statement: string, start: number): string[] | undefined {
+  let at = start;
+  while (/\s/.test(statement[at] ?? '')) at++;
+  if (statement[at] !== '(') return undefined;
+  const columns: string[] = [];
+  at++;
+  for (;;) {
+    while (/\s/.test(statement[at] ?? '')) at++;
+    const identifier = readIdentifier(statement, at);
+    if (!identifier) return undefined;
+    columns.push(identifier.name);
+    at = identifier.end;
+    while (/\s/.test(statement[at] ?? '')) at++;
+    if (statement[at] === ')') return columns;
+    if (statement[at] !== ',') return undefined;
+    at++;
+  }
 }
 
 function readIdentifier(line: string, start: number): { name: string; end: number } | undefined {
   if (line[start] !== '"') {
     let end = start;
-    while (end < line.length && !' \t\n.("'.includes(line[end] as string)) end++;
+    while (end < line.length && !' \t\n.(),"'.includes(line[end] as string)) end++;
     return end > start ? { name: line.slice(start, end), end } : undefined;
   }
   let name = '';
