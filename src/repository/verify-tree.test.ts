@@ -58,7 +58,7 @@ test('one byte flipped in a file: that file is named, with where it differs', as
   const file = await open(join(target, 'big.bin'), 'r+');
   const byte = Buffer.alloc(1);
   await file.read(byte, 0, 1, 123_456);
-  await file.write(Buffer.from([byte[0] ^ 0x01]), 0, 1, 123_456);
+  await file.write(Buffer.from([(byte[0] as number) ^ 0x01]), 0, 1, 123_456);
   await file.close();
   const result = await verifyRestoredTree(repository, snapshot, target);
   assert.equal(result.mismatchCount, 1);
