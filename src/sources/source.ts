@@ -94,6 +94,12 @@ export interface DatabaseSource {
    */
   check(): Promise<void>;
   dump(): Promise<DatabaseDump>;
+  /**
+   * Per table of `database` (named as a single-database dump names them): records, key range, newest
+   * timestamp, and with `checksums` the checksum of its rows, all comparable with what a backup
+   * recorded (src/sources/verify.ts compareTables).
+   */
+  tableStats(database: string, options: TableStatsOptions): Promise<ObjectCount[]>;
   /** Restores one database's stream (as written by `dump`) into `options.database` on this server. */
   restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult>;
 }

@@ -70,7 +70,7 @@ test('RowDigest: parts of a row hash like the whole row; merging adds', () => {
 });
 
 test('TableTally keeps the integer key range numerically and the text of the newest timestamp', () => {
-  const tally = new TableTally('t', { key: 'id', timestamp: 'at' }, { key: 0, timestamp: 1 });
+  const tally = new TableTally('t', { key: 'id', timestamp: 'at' });
   for (const [id, at] of [
     ['9', '2024-01-01 00:00:00+00'],
     ['10', '2024-01-01 01:00:00+02'],

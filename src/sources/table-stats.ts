@@ -177,8 +177,6 @@ export class TableTally {
   constructor(
     readonly name: string | undefined,
     readonly columns: TableColumns,
-    /** Where the key and the timestamp are among the row's fields. */
-    readonly positions: { key: number | undefined; timestamp: number | undefined },
   ) {}
 
   /** One row's key and timestamp fields, as their text (undefined when absent, NULL or too long). */
@@ -224,7 +222,7 @@ export function tallyObjects(tallies: readonly TableTally[]): ObjectCount[] {
     const sum = byName.get(tally.name);
     if (sum) sum.merge(tally);
     else {
-      const copy = new TableTally(tally.name, tally.columns, tally.positions);
+      const copy = new TableTally(tally.name, tally.columns);
       copy.merge(tally);
       byName.set(tally.name, copy);
     }

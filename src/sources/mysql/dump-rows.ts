@@ -1,3 +1,6 @@
+import type { ObjectCount } from '../source.ts';
+import { type TableColumns, TableTally } from '../table-stats.ts';
+
 /**
  * Counts the rows of each table in a mariadb-dump / mysqldump stream as it flows, so the counts come from
  * exactly the snapshot that was dumped. Rows are the top-level tuples of `INSERT INTO `t` VALUES (...),(...);`
@@ -10,6 +13,11 @@
  * `-- `, `#` and block comments, versioned comments (`/*!50003 ... *\/`, `/*M!100005 ... *\/`) whose content is
  * SQL, and `DELIMITER` lines, so an `INSERT` inside a procedure or trigger body is never counted. Chunks may
  * end anywhere: a few bytes of look-ahead are carried into the next chunk.
+ *
+ * Given the tables' plans (`stats`), it also records each table's statistics (table-stats.ts): a row is
+ * hashed as its tuple's bytes from `(` to `)`, and its fields are split at the tuple's top-level commas
+ * (commas in strings are skipped with them) and placed by the INSERT's column list, or without one by
+ * the table's columns in order (mariadb-dump lists them whenever it leaves some out).
  */
 
 enum Mode {
@@ -45,6 +53,7 @@ const STAR = 0x2a;
 const BANG = 0x21;
 const LPAREN = 0x28;
 const RPAREN = 0x29;
+const COMMA = 0x2c;
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 const M = 0x4d;
@@ -60,6 +69,13 @@ export interface TableRows {
   table: string;
   rows: number;
 }
+
+/** What to read of a table: its columns in order, its integer key and its timestamp column. */
+export interface MySQLTablePlan extends TableColumns {
+  columns: string[];
+}
+
+const FIELD_LIMIT = 64;
 
 export class DumpRowCounter {
   private readonly counts = new Map<string, number>();
@@ -77,10 +93,29 @@ export class DumpRowCounter {
   private depth = 0;
   private delimiterLine: number[] = [];
 
+  // Statistics of the current INSERT's rows (with `stats` only): its table's tally, where the key and
+  // timestamp fields are, and what of the current row, field and column list is not yet read. A start
+  // offset is into the buffer being scanned, -1 when outside; bytes before a chunk's end are kept.
+  private readonly tallies = new Map<string, TableTally>();
+  private tally: TableTally | undefined;
+  private positions: [number | undefined, number | undefined] = [undefined, undefined];
+  private rowStart = -1;
+  private rowSpans = false;
+  private fieldIndex = 0;
+  private fieldStart = -1;
+  private fieldBytes: number[] = [];
+  private rowFields: [string | undefined, string | undefined] = [undefined, undefined];
+  private listStart = -1;
+  private listBytes: number[] = [];
+
+  /** `stats`: record checksums, key ranges and newest timestamps too (plans by table name). */
+  constructor(private readonly stats?: ReadonlyMap<string, MySQLTablePlan>) {}
+
   /** Scans one chunk of the dump; the last few bytes wait for the next chunk (or `end`). */
   push(chunk: Buffer): void {
     const buffer = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const consumed = this.scan(buffer, false);
+    this.keepPartial(buffer, consumed);
     this.carry = consumed < buffer.length ? Buffer.from(buffer.subarray(consumed)) : EMPTY;
   }
 
@@ -100,6 +135,22 @@ export class DumpRowCounter {
       else result.push({ table: this.table, rows: this.rows });
     }
     return result;
+  }
+
+  /** Rows per table, with their statistics when asked for. */
+  objects(): ObjectCount[] {
+    return this.tables().map(({ table, rows }) => {
+      if (!this.stats) return { name: table, records: rows };
+      const tally = this.tallies.get(table) ?? new TableTally(table, this.plan(table));
+      return { ...tally.count(table), records: rows };
+    });
+  }
+
+  private plan(table: string): TableColumns {
+    const plan = this.stats?.get(table);
+    return plan
+      ? { ...(plan.key ? { key: plan.key } : {}), ...(plan.timestamp ? { timestamp: plan.timestamp } : {}) }
+      : {};
   }
 
   /** Returns how many bytes were consumed; without `atEnd`, stops where look-ahead would pass the end. */
@@ -216,12 +267,28 @@ export class DumpRowCounter {
         break;
       case LPAREN:
         if (this.kind === Kind.Undecided) this.decide();
-        if (this.kind === Kind.InsertColumns) this.depth++;
-        else if (this.kind === Kind.Insert && this.depth++ === 0) this.rows++;
+        if (this.kind === Kind.InsertColumns) {
+          if (this.depth++ === 0 && this.tally) this.listStart = i;
+        } else if (this.kind === Kind.Insert && this.depth++ === 0) {
+          this.rows++;
+          if (this.tally) this.startRow(i);
+        }
         return i + 1;
       case RPAREN:
-        if (this.depth > 0 && --this.depth === 0 && this.kind === Kind.InsertColumns) this.kind = Kind.Insert;
+        if (this.depth > 0 && --this.depth === 0) {
+          if (this.kind === Kind.InsertColumns) {
+            if (this.tally) this.endColumnList(b, i);
+            this.kind = Kind.Insert;
+          } else if (this.kind === Kind.Insert && this.tally) this.endRow(b, i);
+        }
         return i + 1;
+      case COMMA:
+        if (this.depth === 1 && this.kind === Kind.Insert && this.tally) {
+          this.endField(b, i);
+          this.fieldIndex++;
+          this.fieldStart = i + 1;
+        }
+        break;
     }
     if (c <= SPACE) this.space();
     else this.appendHead(c);
@@ -269,6 +336,7 @@ export class DumpRowCounter {
     if (insert?.[1]) {
       this.kind = insert[2] ? Kind.Insert : Kind.InsertColumns;
       this.table = unquote(insert[1]);
+      if (this.stats) this.startInsert(insert[2] ? this.stats.get(this.table)?.columns : undefined);
       return;
     }
     const create = CREATE_TABLE_HEAD.exec(head);
@@ -288,6 +356,94 @@ export class DumpRowCounter {
     this.rows = 0;
     this.depth = 0;
     this.inVersionedComment = false;
+    this.tally = undefined;
+    this.rowStart = -1;
+    this.fieldStart = -1;
+    this.listStart = -1;
+  }
+
+  /** An INSERT into `this.table` begins; `columns`: its fields, unless a column list follows. */
+  private startInsert(columns: string[] | undefined): void {
+    let tally = this.tallies.get(this.table);
+    if (!tally) {
+      tally = new TableTally(this.table, this.plan(this.table));
+      this.tallies.set(this.table, tally);
+    }
+    this.tally = tally;
+    this.placeFields(columns);
+    this.listBytes = [];
+  }
+
+  private placeFields(columns: string[] | undefined): void {
+    const { key, timestamp } = this.tally?.columns ?? {};
+    const at = (name: string | undefined) => {
+      const index = name === undefined || columns === undefined ? -1 : columns.indexOf(name);
+      return index === -1 ? undefined : index;
+    };
+    this.positions = [at(key), at(timestamp)];
+  }
+
+  /** The column list ends at b[i]: `(`a`, `b c`)`, identifiers unquoted. */
+  private endColumnList(b: Buffer, i: number): void {
+    const text = Buffer.concat([Buffer.from(this.listBytes), b.subarray(Math.max(this.listStart, 0), i + 1)]).toString(
+      'utf8',
+    );
+    this.listStart = -1;
+    this.listBytes = [];
+    this.placeFields([...text.matchAll(/`((?:[^`]|``)*)`/g)].map((m) => (m[1] as string).replaceAll('``', '`')));
+  }
+
+  private startRow(i: number): void {
+    this.rowStart = i;
+    this.rowSpans = false;
+    this.fieldIndex = 0;
+    this.fieldStart = i + 1;
+    this.fieldBytes = [];
+    this.rowFields = [undefined, undefined];
+  }
+
+  /** The current field ends at b[i]: kept when it is the key or the timestamp. */
+  private endField(b: Buffer, i: number): void {
+    const slot = this.positions.indexOf(this.fieldIndex);
+    if (slot !== -1 && this.fieldStart >= 0 && i - this.fieldStart + this.fieldBytes.length <= FIELD_LIMIT) {
+      const bytes = Buffer.concat([Buffer.from(this.fieldBytes), b.subarray(this.fieldStart, i)]);
+      this.rowFields[slot] = fieldText(bytes.toString('utf8'));
+    }
+    this.fieldBytes = [];
+  }
+
+  /** The row ends at b[i] (its `)`). */
+  private endRow(b: Buffer, i: number): void {
+    const tally = this.tally as TableTally;
+    this.endField(b, i);
+    const rest = b.subarray(Math.max(this.rowStart, 0), i + 1);
+    if (this.rowSpans) {
+      tally.digest.addPart(rest);
+      tally.digest.endRow();
+    } else tally.digest.add(rest);
+    tally.fields(...this.rowFields);
+    this.rowStart = -1;
+    this.fieldStart = -1;
+  }
+
+  /** At a chunk's end (`consumed` bytes scanned): what the current row, field or column list holds so far. */
+  private keepPartial(b: Buffer, consumed: number): void {
+    if (!this.tally) return;
+    if (this.rowStart >= 0) {
+      this.tally.digest.addPart(b.subarray(this.rowStart, consumed));
+      this.rowSpans = true;
+      this.rowStart = 0;
+    }
+    if (this.fieldStart >= 0) {
+      if (this.positions.includes(this.fieldIndex) && this.fieldBytes.length <= FIELD_LIMIT)
+        for (let k = this.fieldStart; k < consumed && this.fieldBytes.length <= FIELD_LIMIT; k++)
+          this.fieldBytes.push(b[k] as number);
+      this.fieldStart = 0;
+    }
+    if (this.listStart >= 0) {
+      for (let k = this.listStart; k < consumed; k++) this.listBytes.push(b[k] as number);
+      this.listStart = 0;
+    }
   }
 
   private setDelimiter(): void {
@@ -299,6 +455,12 @@ export class DumpRowCounter {
     this.kind = Kind.Undecided;
     this.headLength = 0;
   }
+}
+
+/** A key or timestamp as mariadb-dump writes it: `42`, `'2024-01-01 10:00:00'` (quotes dropped), `NULL`. */
+function fieldText(text: string): string {
+  const trimmed = text.trim();
+  return trimmed.length >= 2 && trimmed.startsWith("'") && trimmed.endsWith("'") ? trimmed.slice(1, -1) : trimmed;
 }
 
 function unquote(identifier: string): string {

@@ -442,7 +442,7 @@ export class CopyCounter {
     const table = target?.table;
     const plan = table === undefined ? undefined : this.stats?.get(table);
     const positions = fieldPositions(plan, target?.columns);
-    this.block = new TableTally(table, plan ?? {}, positions);
+    this.block = new TableTally(table, plan ?? {});
     this.picker =
       this.stats && (positions.key !== undefined || positions.timestamp !== undefined)
         ? new FieldPicker([positions.key, positions.timestamp], TAB)
