@@ -32,7 +32,7 @@ export async function tableColumns(
      UNION ALL
      SELECT 'key', s.TABLE_NAME, MAX(s.COLUMN_NAME), '', '', 0 FROM information_schema.STATISTICS s
       WHERE s.TABLE_SCHEMA = ${schema} AND s.INDEX_NAME = 'PRIMARY' GROUP BY s.TABLE_NAME HAVING COUNT(*) = 1
-     ORDER BY 1 DESC, 2, 6`,
+     ORDER BY 1, 2, 6`,
     context,
   );
   const found = new Map<string, { columns: string[]; types: Map<string, string>; versioned: boolean; key?: string }>();
