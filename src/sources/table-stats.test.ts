@@ -7,6 +7,7 @@ import {
   integerKey,
   RowDigest,
   TableTally,
+  timestampColumnsFrom,
   timestampOrder,
 } from './table-stats.ts';
 
@@ -92,4 +93,15 @@ test('FieldPicker finds fields at every split of the row', () => {
   const picker = new FieldPicker([1, 9], 0x09);
   picker.feed(row, 0, row.length);
   assert.deepEqual(picker.finish(), ['', undefined], 'an empty field, a field past the end');
+});
+
+test('timestampColumnsFrom reads a JSON object of column names, refusing anything else', () => {
+  assert.equal(timestampColumnsFrom({}), undefined);
+  assert.deepEqual(timestampColumnsFrom({ TIDEMARK_TIMESTAMP_COLUMNS: '{"public.t": "at"}' }), { 'public.t': 'at' });
+  for (const text of ['[]', '"x"', '{"t": 1}', '{"t": ""}', 'not json', 'null'])
+    assert.throws(
+      () => timestampColumnsFrom({ TIDEMARK_TIMESTAMP_COLUMNS: text }),
+      /TIDEMARK_TIMESTAMP_COLUMNS must be a JSON object/,
+      text,
+    );
 });

@@ -1,4 +1,5 @@
 import { createHash, type Hash, hash } from 'node:crypto';
+import { TidemarkError } from '../errors.ts';
 import type { ObjectCount } from './source.ts';
 
 /**
@@ -16,6 +17,32 @@ export interface TableColumns {
 
 /** Per table (named as in the dump: `schema.table` / `table`), the columns to read. */
 export type TablePlans = ReadonlyMap<string, TableColumns>;
+
+/** The agent's variable naming timestamp columns per table: a JSON object of strings (the Job sets it from the policy). */
+export const TIMESTAMP_COLUMNS_ENV = 'TIDEMARK_TIMESTAMP_COLUMNS';
+
+/** The timestamp columns of TIMESTAMP_COLUMNS_ENV; unset or empty: none named. */
+export function timestampColumnsFrom(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
+  const text = env[TIMESTAMP_COLUMNS_ENV];
+  if (!text) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    Array.isArray(parsed) ||
+    Object.values(parsed).some((column) => typeof column !== 'string' || column === '')
+  )
+    throw new TidemarkError(
+      'InvalidArgument',
+      `${TIMESTAMP_COLUMNS_ENV} must be a JSON object naming a column per table ({"public.orders": "updated_at"})`,
+    );
+  return parsed as Record<string, string>;
+}
 
 /** Timestamp columns preferred, in order, when a table has several and the policy names none. */
 const PREFERRED_TIMESTAMPS = [
