@@ -53,3 +53,16 @@ test('describeDifferences names each difference, bounded', () => {
   );
   assert.equal(describeDifferences(compareTables(recorded, recorded)), 'no differences');
 });
+
+test('key values compare as integers and timestamps as instants', () => {
+  const at = (value: string, min = '-1'): ObjectCount => ({
+    name: 't',
+    records: 1,
+    key: { column: 'id', min, max: '7' },
+    newest: { column: 'at', value },
+  });
+  const same = compareTables([at('2024-01-01 10:00:00+02', '-01')], [at('2024-01-01 08:00:00+00')]);
+  assert.equal(same.tables[0]?.newestEqual, true);
+  assert.equal(same.tables[0]?.keyEqual, true);
+  assert.equal(compareTables([at('2024-01-01 10:00:00+02')], [at('2024-01-01 10:00:00+00')]).ok, false);
+});

@@ -1,4 +1,5 @@
 import type { ObjectCount } from './source.ts';
+import { integerKey, timestampOrder } from './table-stats.ts';
 
 /** One table found on both sides: what the backup recorded and what was observed. */
 export interface TableCheck {
@@ -9,9 +10,9 @@ export interface TableCheck {
   recordsDelta: number;
   /** Whether the checksums are equal; undefined unless both sides have one. */
   checksumEqual?: boolean;
-  /** Whether key ranges (column, min, max) are equal; undefined unless both sides have one. */
+  /** Whether key ranges (column, min, max as integers) are equal; undefined unless both sides have one. */
   keyEqual?: boolean;
-  /** Whether newest timestamps (column, value) are equal; undefined unless both sides have one. */
+  /** Whether newest timestamps (column, value as an instant) are equal; undefined unless both sides have one. */
   newestEqual?: boolean;
   /** Records equal and nothing compared differs. */
   ok: boolean;
@@ -45,8 +46,16 @@ export function compareTables(recorded: readonly ObjectCount[], observed: readon
     }
     seen.delete(before.name);
     const checksumEqual = both(before.checksum, now.checksum, (a, b) => a === b);
-    const keyEqual = both(before.key, now.key, (a, b) => a.column === b.column && a.min === b.min && a.max === b.max);
-    const newestEqual = both(before.newest, now.newest, (a, b) => a.column === b.column && a.value === b.value);
+    const keyEqual = both(
+      before.key,
+      now.key,
+      (a, b) => a.column === b.column && sameValue(a.min, b.min, integerKey) && sameValue(a.max, b.max, integerKey),
+    );
+    const newestEqual = both(
+      before.newest,
+      now.newest,
+      (a, b) => a.column === b.column && sameValue(a.value, b.value, timestampOrder),
+    );
     tables.push({
       name: before.name,
       recorded: before,
@@ -60,6 +69,13 @@ export function compareTables(recorded: readonly ObjectCount[], observed: readon
   }
   const extra = [...seen.keys()];
   return { tables, missing, extra, ok: missing.length === 0 && extra.length === 0 && tables.every((t) => t.ok) };
+}
+
+/** Equal as what they mean (`07` and `7`; one instant at two UTC offsets), else as text. */
+function sameValue(a: string, b: string, parse: (text: string) => bigint | undefined): boolean {
+  const x = parse(a);
+  const y = parse(b);
+  return x !== undefined && y !== undefined ? x === y : a === b;
 }
 
 function both<T>(a: T | undefined, b: T | undefined, equal: (a: T, b: T) => boolean): boolean | undefined {
