@@ -1,11 +1,11 @@
 import type { BackupRepositoryStatus } from '../../api/backuprepository.ts';
 import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { LABELS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, specSignature, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { newestFirst } from '../runtime/time.ts';
 import { decideRepository } from './decide.ts';

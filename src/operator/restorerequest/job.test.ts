@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { liveSourceEnv, targetAccess } from './job.ts';
+import { targetAccess } from '../jobs/access.ts';
+import { liveSourceEnv } from './job.ts';
 
 test('the host and port of each possible live source come from its Secret, optional, so the pod never waits on it', () => {
   assert.deepEqual(liveSourceEnv([{ name: 'source db of policy p', connectionSecret: 'pg-main' }]), [

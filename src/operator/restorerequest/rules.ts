@@ -1,6 +1,7 @@
 import type { PostRestoreScript, RestoreTargetRule } from '../../api/backuppolicy.ts';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { LiveSourceCandidate, RestoreTarget } from './job.ts';
+import type { RestoreTarget } from '../jobs/access.ts';
+import type { LiveSourceCandidate } from './job.ts';
 
 /**
  * What a policy lets a restore do, beyond approvals: where it may write (spec.restore.targets) and
