@@ -53,7 +53,10 @@ before(async () => {
      INSERT INTO events VALUES (1, '2024-03-01 10:00:00', '2030-01-01 00:00:00'), (2, '2024-03-01 09:00:00', NULL);
      CREATE TABLE ${ident(LONG)} (id smallint PRIMARY KEY);
      INSERT INTO ${ident(LONG)} VALUES (3), (-2);
-     CREATE TABLE empty (id int PRIMARY KEY, at datetime);`,
+     CREATE TABLE empty (id int PRIMARY KEY, at datetime);
+     CREATE TABLE versioned (id int PRIMARY KEY, v int) WITH SYSTEM VERSIONING;
+     INSERT INTO versioned VALUES (1, 1), (2, 1);
+     UPDATE versioned SET v = 2 WHERE id = 1;`,
     'app',
   );
   repository = await Repository.init(openStorage(`file://${workDir.path}/repo`), Buffer.from('stats'), {
@@ -80,7 +83,11 @@ after(async () => {
 describe('a MariaDB backup records per table', () => {
   test('a checksum, the integer key range and the newest timestamp, hostile names included', () => {
     const objects = snapshot.objects ?? [];
-    assert.deepEqual(objects.map((o) => o.name).sort(), [TABLE, 'empty', 'events', LONG, 'nokey', 'textkey'].sort());
+    assert.deepEqual(
+      objects.map((o) => o.name).sort(),
+      [TABLE, 'empty', 'events', LONG, 'nokey', 'textkey', 'versioned'].sort(),
+    );
+    assert.equal(named(objects, 'versioned')?.records, 3, 'history rows are dumped, and counted');
     for (const o of objects) assert.match(o.checksum ?? '', /^[0-9a-f]{32}$/, o.name);
     assert.equal(named(objects, TABLE)?.records, ROWS);
     assert.deepEqual(named(objects, TABLE)?.key, { column: 'id', min: '1', max: String(ROWS) });

@@ -1,5 +1,5 @@
 import type { ObjectCount } from '../source.ts';
-import { type TableColumns, TableTally } from '../table-stats.ts';
+import { fieldPositions, type TableColumns, TableTally } from '../table-stats.ts';
 
 /**
  * Counts the rows of each table in a mariadb-dump / mysqldump stream as it flows, so the counts come from
@@ -375,12 +375,8 @@ export class DumpRowCounter {
   }
 
   private placeFields(columns: string[] | undefined): void {
-    const { key, timestamp } = this.tally?.columns ?? {};
-    const at = (name: string | undefined) => {
-      const index = name === undefined || columns === undefined ? -1 : columns.indexOf(name);
-      return index === -1 ? undefined : index;
-    };
-    this.positions = [at(key), at(timestamp)];
+    const { key, timestamp } = fieldPositions(this.tally?.columns, columns);
+    this.positions = [key, timestamp];
   }
 
   /** The column list ends at b[i]: `(`a`, `b c`)`, identifiers unquoted. */

@@ -36,7 +36,7 @@ export const HISTORY_LOST = 'system-versioned table: only its current rows are d
  * non-transactional tables, FLOAT columns, and history that mariadb-dump cannot write (transaction-precise
  * versioning, or a mariadb-dump without `--dump-history`: then every versioned table).
  */
-async function dumpPlan(connection: Connection, database: string, context: string) {
+export async function dumpPlan(connection: Connection, database: string, context: string) {
   const schema = quoteString(database);
   const rows = await runSql(
     connection,

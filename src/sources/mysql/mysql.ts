@@ -12,7 +12,7 @@ import type {
 } from '../source.ts';
 import { namedTimestamp } from '../table-stats.ts';
 import { type Connection, dumpsUsers, findTool, runSql } from './client.ts';
-import { type DumpReport, dumpDatabase, dumpGlobals } from './dump.ts';
+import { type DumpReport, dumpDatabase, dumpGlobals, dumpPlan } from './dump.ts';
 import { restoreDatabase } from './restore.ts';
 import { liveTableStats, tableColumns } from './table-stats.ts';
 
@@ -128,7 +128,8 @@ export class MySQLSource implements DatabaseSource {
       (table) => namedTimestamp(options.timestampColumns, [`${database}.${table}`, table]),
       context,
     );
-    return liveTableStats(this.connection, database, plans, context);
+    const { withHistory } = await dumpPlan(this.connection, database, context);
+    return liveTableStats(this.connection, database, plans, withHistory, context);
   }
 
   async restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {

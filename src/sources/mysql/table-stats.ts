@@ -74,13 +74,15 @@ export async function tableColumns(
 /**
  * The live statistics of the tables of `plans`, by SQL: `COUNT(*)`, the key's min and max, the
  * timestamp's max, as text in the form mariadb-dump writes them (time zone UTC, as its --tz-utc
- * default dumps TIMESTAMP columns); every version of a system-versioned table, as its dump holds. No
- * checksums: those come from a dump (MySQLSource.tableStats).
+ * default dumps TIMESTAMP columns); every version of a system-versioned table when its dump holds the
+ * history (`withHistory`, dump.ts dumpPlan), else its current rows. No checksums: those come from a
+ * dump (MySQLSource.tableStats).
  */
 export async function liveTableStats(
   connection: Connection,
   database: string,
   plans: ReadonlyMap<string, MySQLTableColumns>,
+  withHistory: boolean,
   context: string,
 ): Promise<ObjectCount[]> {
   const tables = [...plans];
@@ -90,7 +92,7 @@ export async function liveTableStats(
   const query = tables
     .map(
       ([table, { key, timestamp, versioned }], i) =>
-        `SELECT ${i}, COUNT(*), ${text(key, 'MIN')}, ${text(key, 'MAX')}, ${text(timestamp, 'MAX')} FROM ${quoteIdentifier(database)}.${quoteIdentifier(table)}${versioned ? ' FOR SYSTEM_TIME ALL' : ''}`,
+        `SELECT ${i}, COUNT(*), ${text(key, 'MIN')}, ${text(key, 'MAX')}, ${text(timestamp, 'MAX')} FROM ${quoteIdentifier(database)}.${quoteIdentifier(table)}${versioned && withHistory ? ' FOR SYSTEM_TIME ALL' : ''}`,
     )
     .join(' UNION ALL ');
   const rows = await runSql(connection, `SET time_zone = '+00:00';\n${query};`, context);
