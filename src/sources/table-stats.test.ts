@@ -5,6 +5,7 @@ import {
   chooseTimestampColumn,
   FieldPicker,
   integerKey,
+  Murmur128,
   RowDigest,
   TableTally,
   timestampColumnsFrom,
@@ -51,6 +52,30 @@ test('chooseTimestampColumn: the named one, the only one, a preferred name, else
   assert.equal(chooseTimestampColumn(['created_at', 'Updated_At'], undefined), 'Updated_At');
   assert.equal(chooseTimestampColumn(['a', 'b'], undefined), undefined);
   assert.equal(chooseTimestampColumn([], undefined), undefined);
+});
+
+test('Murmur128 is MurmurHash3_x86_128 with seed 0, fed whole or in pieces', () => {
+  // The 16 output bytes (h1..h4, each little-endian), as smhasher's reference and Python's mmh3 give them.
+  const vectors: [Buffer, string][] = [
+    [Buffer.from(''), '00000000000000000000000000000000'],
+    [Buffer.from('a'), '3c9394a71bb056551bb056551bb05655'],
+    [Buffer.from('1\tabc'), 'e0ff5e0d8f3ec485a4427baea4427bae'],
+    [Buffer.from('hello'), 'a044242bf7de91dbb631db9ab631db9a'],
+    [Buffer.from('0123456789abcdef'), '09447dfb0ad3ae369b1dad48fd3b2b57'],
+    [Buffer.from('0123456789abcdef0'), '55388a1f060c92601c2f18b59c0b8c71'],
+    [Buffer.from('☃ (tab\there)'), 'c01a6f8d31f9e6b1cc672b5f1133f4db'],
+    [Buffer.from(Array.from({ length: 40 }, (_, i) => i)), 'a96edd71e3e6d933da5cb10acf0d09a9'],
+  ];
+  const murmur = new Murmur128();
+  for (const [bytes, expected] of vectors)
+    for (let split = 0; split <= bytes.length; split++) {
+      murmur.update(bytes, 0, split);
+      murmur.update(bytes, split, bytes.length);
+      const { h1, h2, h3, h4 } = murmur.finish();
+      const out = Buffer.alloc(16);
+      for (const [i, h] of [h1, h2, h3, h4].entries()) out.writeUInt32LE(h, i * 4);
+      assert.equal(out.toString('hex'), expected, `${bytes.toString('hex')} split at ${split}`);
+    }
 });
 
 test('RowDigest: parts of a row hash like the whole row; merging adds', () => {

@@ -1,7 +1,7 @@
 // Row counting from the pg_dump stream (R-BACKUP: per-object record counts in the dump's snapshot).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { referenceChecksum } from '../../../test/harness/checksum.ts';
 import { CopyCounter, parseCopyStatement } from './copy-counter.ts';
 
 const header = (name: string, schema: string) =>
@@ -167,18 +167,7 @@ describe('parseCopyStatement', () => {
 });
 
 describe('CopyCounter recording table statistics', () => {
-  // A reference implementation of the checksum (docs/repository-format.md): the sum mod 2^128 of the
-  // first 16 bytes (big-endian) of SHA-256 of each data line without its newline.
-  const reference = (lines: string[]) =>
-    (
-      lines.reduce(
-        (sum, line) => sum + BigInt(`0x${createHash('sha256').update(line).digest('hex').slice(0, 32)}`),
-        0n,
-      ) %
-      (1n << 128n)
-    )
-      .toString(16)
-      .padStart(32, '0');
+  const reference = referenceChecksum;
   const table = 'we\tird\n"name\\ ☃';
   const quoted = `"${table.replaceAll('"', '""')}"`;
   const rows = [
