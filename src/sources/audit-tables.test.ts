@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { auditTables, isLater } from './audit-tables.ts';
+import { auditTables } from './audit-tables.ts';
 
 test('missing rows are live minus recorded per table; unchanged tables are not listed', () => {
   const audit = auditTables(
@@ -73,14 +73,18 @@ test('equal counts with a key or timestamp past the recorded one are listed: row
   ]);
 });
 
-test('later: integers by value, times by instant, other text by text', () => {
-  assert.equal(isLater('10', '9'), true, 'not as text');
-  assert.equal(isLater('-1', '-2'), true);
-  assert.equal(isLater('99999999999999999999', '99999999999999999998'), true, 'past 2^53');
-  assert.equal(isLater('2026-01-01 01:00:00+02', '2026-01-01 00:30:00+00'), false, 'same zone-aware instant order');
-  assert.equal(isLater('10.5', '9.75'), true, 'decimals by value');
-  assert.equal(isLater('2026-01-02', '2026-01-01 23:00:00'), true);
-  assert.equal(isLater('2026-01-01 10:00:00.25', '2026-01-01 10:00:00.2'), true, 'no zone: both read alike');
-  assert.equal(isLater('b', 'a'), true);
-  assert.equal(isLater('a', 'a'), false);
+test('keys and times are ordered by value: 10 after 9, one instant at two offsets is not newer, unreadable text never is', () => {
+  const table = (max: string, newest: string) => ({
+    name: 't',
+    records: 1,
+    key: { column: 'id', min: '1', max },
+    newest: { column: 'at', value: newest },
+  });
+  const [difference] = auditTables(
+    [table('9', '2026-01-01 00:30:00+00')],
+    [table('10', '2026-01-01 01:30:00+01')],
+  ).differences;
+  assert.deepEqual(difference?.keyAdvanced, { column: 'id', recorded: '9', live: '10' });
+  assert.equal(difference?.newerRows, undefined, 'the same instant');
+  assert.deepEqual(auditTables([table('b', 'x')], [table('c', 'y')]).differences, []);
 });

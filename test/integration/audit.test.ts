@@ -9,6 +9,7 @@ import { runBackup } from '../../src/agent/run-backup.ts';
 import { type AuditReport, runAudit } from '../../src/agent/tasks/audit.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
+import { timestampColumnsFrom } from '../../src/sources/table-stats.ts';
 import { type MariaDBServer, startMariaDB } from '../harness/mariadb.ts';
 import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
@@ -38,7 +39,9 @@ async function auditAroundChange(
     runBackup({ sourceUrl, sourceName: 'tenants/nightly/main', repository, type: 'full', env, ...extra });
   const first = await backup();
   await change();
-  const audit = (snapshot: string) => runAudit({ sourceUrl, repository, snapshot, env, ...extra });
+  const timestampColumns = timestampColumnsFrom(env);
+  const audit = (snapshot: string) =>
+    runAudit({ sourceUrl, repository, snapshot, env, ...(timestampColumns ? { timestampColumns } : {}), ...extra });
   const beforeReport = await audit(first.id);
   const second = await backup();
   return { before: beforeReport, after: await audit(second.id) };
@@ -65,7 +68,7 @@ describe('audit of a PostgreSQL database', () => {
   test('rows inserted after the backup are missing, exactly, per table; after the next backup none are', async () => {
     const { before: report, after: again } = await auditAroundChange(
       `postgresql://${pg.user}@${pg.host}:${pg.port}/shop`,
-      { ...process.env, ...pg.env },
+      { ...process.env, ...pg.env, TIDEMARK_TIMESTAMP_COLUMNS: '{"public.orders": "placed"}' },
       () =>
         pg
           .psql(
@@ -85,18 +88,31 @@ describe('audit of a PostgreSQL database', () => {
     assert.equal(report.tables?.compared, 5, 'orders, customers, settings, audit.log and the new late');
     const late = report.tables?.differences.items.find((d) => d.name === 'public.late');
     assert.equal(late?.recorded, undefined, 'a table created since is not in the backup');
+    const orders = report.tables?.differences.items.find((d) => d.name === 'public.orders');
+    assert.deepEqual(orders?.keyAdvanced, { column: 'id', recorded: '500', live: '517' });
+    assert.equal(orders?.newerRows?.column, 'placed', 'the named timestamp column');
+    assert.ok(Date.parse(orders?.newerRows?.live ?? '') > Date.parse('2026-01-02'), orders?.newerRows?.live);
     assert.equal(again.missingObjects, 0);
     assert.deepEqual(differences(again), {});
   });
 
-  test('rows deleted since the backup are counted as removed, not missing', async () => {
+  test('rows deleted since are removed, not missing; a row deleted and another inserted still shows: the key moved on', async () => {
     const { before: report } = await auditAroundChange(
       `postgresql://${pg.user}@${pg.host}:${pg.port}/shop`,
       { ...process.env, ...pg.env },
-      () => pg.psql('delete from settings where k = $$a$$', 'shop').then(() => undefined),
+      () =>
+        pg
+          .psql(
+            `delete from settings where k = 'a';
+             delete from customers where id = 1; insert into customers values (1000, 'late');`,
+            'shop',
+          )
+          .then(() => undefined),
     );
-    assert.deepEqual(differences(report), { 'public.settings': [0, 1] });
-    assert.equal(report.missingObjects, 0);
+    assert.deepEqual(differences(report), { 'public.settings': [0, 1], 'public.customers': [0, 0] });
+    const customers = report.tables?.differences.items.find((d) => d.name === 'public.customers');
+    assert.deepEqual(customers?.keyAdvanced, { column: 'id', recorded: '45', live: '1000' });
+    assert.equal(report.missingObjects, 0, 'counts are a lower bound');
   });
 });
 
@@ -130,6 +146,8 @@ describe('audit of a MariaDB database', () => {
           .then(() => undefined),
     );
     assert.deepEqual(differences(report), { orders: [9, 0], customers: [4, 0] });
+    const orders = report.tables?.differences.items.find((d) => d.name === 'orders');
+    assert.deepEqual(orders?.keyAdvanced, { column: 'id', recorded: '300', live: '309' });
     assert.equal(report.missingObjects, 13);
     assert.equal(report.tables?.compared, 3);
     assert.equal(again.missingObjects, 0);

@@ -1,11 +1,12 @@
 import { AUDIT_LIST_LIMIT } from '../../api/backuppolicy.ts';
-import { TidemarkError, withContext } from '../../errors.ts';
+import { withContext } from '../../errors.ts';
 import { log } from '../../log.ts';
 import { auditTree, type Bounded, type ChangedFile } from '../../repository/audit-tree.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { auditTables, type TableDifference } from '../../sources/audit-tables.ts';
 import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
 import type { ObjectCount } from '../../sources/source.ts';
+import { timestampColumnsFrom } from '../../sources/table-stats.ts';
 import { required, SOURCE_ENV } from './env.ts';
 import { SNAPSHOT_ENV } from './snapshot.ts';
 import type { AgentTask } from './task.ts';
@@ -88,12 +89,11 @@ async function liveTables(location: Extract<SourceLocation, { kind: 'database' }
   const live: ObjectCount[] = [];
   for (const database of databases) {
     const prefix = qualify ? `${database}.` : '';
-    const timestampColumns = Object.fromEntries(
-      Object.entries(input.timestampColumns ?? {})
-        .filter(([table]) => table.startsWith(prefix))
-        .map(([table, column]) => [table.slice(prefix.length), column]),
-    );
-    const stats = await source.tableStats(database, { checksums: false, timestampColumns }).catch((error: unknown) => {
+    const options = {
+      checksums: false,
+      ...(input.timestampColumns ? { timestampColumns: input.timestampColumns } : {}),
+    };
+    const stats = await source.tableStats(database, options).catch((error: unknown) => {
       throw withContext(`auditing database ${database} of ${source.description}`, error);
     });
     live.push(...stats.map((t) => ({ ...t, name: prefix + t.name })));
@@ -161,31 +161,14 @@ export const audit: AgentTask<'audit', Omit<AuditInput, 'repository' | 'env'>, A
   jobEnv: (job) => [{ name: SNAPSHOT_ENV.id, value: job.snapshotId }],
   input: (env) => {
     const excludes = env[SOURCE_ENV.excludes];
-    const timestampColumns = env[SOURCE_ENV.timestampColumns];
+    const timestampColumns = timestampColumnsFrom(env);
     return {
       sourceUrl: required(env, SOURCE_ENV.url),
       allDatabases: env[SOURCE_ENV.allDatabases] === 'true',
       excludes: excludes ? (JSON.parse(excludes) as string[]) : [],
       snapshot: required(env, SNAPSHOT_ENV.id),
-      ...(timestampColumns ? { timestampColumns: columnsFrom(timestampColumns) } : {}),
+      ...(timestampColumns ? { timestampColumns } : {}),
     };
   },
   run: async (input, { env, repository }) => runAudit({ ...input, repository: await repository(), env }),
 };
-
-function columnsFrom(text: string): Record<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new TidemarkError('InvalidArgument', `${SOURCE_ENV.timestampColumns} is not JSON`, { cause: error });
-  }
-  if (
-    typeof parsed !== 'object' ||
-    parsed === null ||
-    Array.isArray(parsed) ||
-    Object.values(parsed).some((v) => typeof v !== 'string')
-  )
-    throw new TidemarkError('InvalidArgument', `${SOURCE_ENV.timestampColumns} must map table names to column names`);
-  return parsed as Record<string, string>;
-}
