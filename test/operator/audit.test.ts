@@ -24,7 +24,7 @@ before(async () => {
   postgres = env.postgres as PostgresServer;
   await postgres.psql('create database shop');
   await postgres.psql(
-    `create table orders (id bigint primary key, placed timestamptz not null);
+    `create table orders (id bigint primary key, placed timestamptz not null, updated_at timestamptz not null default '2026-01-01');
      insert into orders select g, now() from generate_series(1, 200) g;
      create table customers (id int primary key);
      insert into customers select g from generate_series(1, 20) g;`,
@@ -46,7 +46,10 @@ before(async () => {
         ],
         schedule: { full: { cron: '0 2 * * *' }, suspend: true },
         repository: 'primary',
-        verification: { audit: { every: '6s', anchor: '2026-01-01T00:00:00Z' } },
+        verification: {
+          // Named over updated_at (which would be found): backup and audit Jobs both get it.
+          audit: { every: '6s', anchor: '2026-01-01T00:00:00Z', timestampColumns: { 'public.orders': 'placed' } },
+        },
       },
     },
   ]);
@@ -156,6 +159,9 @@ test('a scheduled audit reports rows and files added since the backup in status,
     [['public.orders', 200, 212, 12]],
   );
   assert.equal(audits.shop?.tables?.compared, 2);
+  const orders = audits.shop?.tables?.differences[0];
+  assert.deepEqual(orders?.keyAdvanced, { column: 'id', recorded: '200', live: '212' });
+  assert.equal(orders?.newerRows?.column, 'placed', 'the column the policy names, recorded by the backup too');
   assert.equal(audits.documents?.result, 'Missing');
   assert.deepEqual(audits.documents?.files?.missing, ['/contracts/b.txt']);
   assert.equal(audits.documents?.missingObjects, 1);
