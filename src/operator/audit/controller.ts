@@ -61,8 +61,8 @@ export function auditController(ctx: OperatorContext, hooks?: ControllerHooks): 
    */
   async function writeAudits(policy: BackupPolicy, decision: AuditDecision) {
     if (decision.audits.length === 0) return;
-    const written = await resources.updateStatus<BackupPolicy>('backuppolicies', policy, (current) => {
-      const status: BackupPolicyStatus = current ?? {};
+    const written = await resources.writeStatus<BackupPolicy>('backuppolicies', policy, (current) => {
+      const status: BackupPolicyStatus = current.status ?? {};
       const sources = [...(status.sources ?? [])];
       for (const { source, lastAudit } of decision.audits) {
         const recorded = lastAuditOf(status, source);

@@ -61,7 +61,9 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       // A Backup just created comes back as a watch event that requeues the policy, which writes the
       // status then: at a busy schedule slot every policy's Backup goes out before any status write.
       if (decision.create.length > 0) return { requeueAfterMs: decision.requeueAfterMs };
-      await resources.updateStatus('backuppolicies', policy, (current) => keepForeignFields(decision.status, current));
+      await resources.writeStatus('backuppolicies', policy, (current) =>
+        keepForeignFields(decision.status, current.status),
+      );
       for (const c of newlyFalse(policy.status?.conditions, decision.status.conditions, [
         'Ready',
         'RPOMet',

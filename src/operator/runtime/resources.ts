@@ -141,30 +141,21 @@ export class Resources {
   /**
    * Makes `object`'s status `status`. The object as the informer last saw it is tried first, so an
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
-   * True when this call changed the status.
+   * A function computes the status from the object it is written to, each attempt: for a status
+   * two controllers write parts of (the policy controller its sources, the drill controller their
+   * lastDrill, the audit controller their lastAudit), so neither writes back the other's part as it
+   * was. True when this call changed the status.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
     object: R,
-    status: NonNullable<R['status']>,
-  ): Promise<boolean> {
-    return this.updateStatus(plural, object, () => status);
-  }
-
-  /**
-   * Writes the status `mutate` makes of the current one: first of `object` as the informer saw it,
-   * then, on a conflict, of a fresh read, so a field another controller wrote in between is kept
-   * (CloudNativePG's pattern). An unchanged status costs no request. Returns whether it wrote.
-   */
-  async updateStatus<R extends Resource<unknown, unknown>>(
-    plural: Plural,
-    object: R,
-    mutate: (current: R['status'] | undefined) => NonNullable<R['status']>,
+    statusOf: NonNullable<R['status']> | ((current: R) => NonNullable<R['status']>),
   ): Promise<boolean> {
     const { namespace = '', name = '' } = object.metadata;
     let current: R | undefined = object;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
-      const status = mutate(structuredClone(current.status));
+      const status =
+        typeof statusOf === 'function' ? (statusOf as (current: R) => NonNullable<R['status']>)(current) : statusOf;
       if (canonicalJson(status) === canonicalJson(current.status ?? {})) return false;
       try {
         await this.api.replaceNamespacedCustomObjectStatus({
