@@ -11,7 +11,7 @@ import { LABELS } from '../jobs/labels.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { AUDIT_SLOT, AUDITED_BACKUP, auditJob, auditJobName } from './job.ts';
 
-export const AUDIT_EVENT_REASONS = ['AuditClean', 'AuditFoundMissing', 'AuditFailed', 'AuditSkipped'] as const;
+const AUDIT_EVENT_REASONS = ['AuditClean', 'AuditFoundMissing', 'AuditFailed', 'AuditSkipped'] as const;
 export type AuditEventReason = (typeof AUDIT_EVENT_REASONS)[number];
 
 export interface AuditObserved {
@@ -200,7 +200,7 @@ function keptNumbers(previous: LastAudit | undefined): Partial<LastAudit> {
   return { ...(backup ? { backup } : {}), missingObjects, ...(tables ? { tables } : {}), ...(files ? { files } : {}) };
 }
 
-export function fromReport(
+function fromReport(
   report: AuditReport,
   base: Pick<LastAudit, 'scheduledTime' | 'completionTime'>,
   backup: string | undefined,

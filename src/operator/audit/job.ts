@@ -14,7 +14,7 @@ import { labelValue } from '../runtime/labels.ts';
 export const AUDITED_BACKUP = 'tidemark.dev/audited-backup';
 export const AUDIT_SLOT = 'tidemark.dev/scheduled-time';
 
-export interface AuditJobInput {
+export interface AuditJobOptions {
   policy: BackupPolicy;
   source: Source;
   /** The schedule slot the audit runs for (part of the Job's name, so a retry adopts it). */
@@ -33,7 +33,7 @@ export const auditJobName = (policy: BackupPolicy, source: string, slot: Date) =
   ownedJobName(policy, `${policy.metadata.name}-${source}-audit-${scheduleStamp(slot)}`);
 
 /** The Job that compares a live source with a snapshot: the source reached as its backup reaches it, read only. */
-export function auditJob(input: AuditJobInput): k8s.V1Job {
+export function auditJob(input: AuditJobOptions): k8s.V1Job {
   const { policy, source } = input;
   const src = sourceAccess(source, input.claims, undefined, policy.spec.verification?.audit?.timestampColumns);
   const repo = repositoryAccess(input.repository, 'primary');
