@@ -14,6 +14,7 @@ import { interruptible } from './interrupt.ts';
 import { type AgentResult, backupResult, writeResult } from './result.ts';
 import { runBackup } from './run-backup.ts';
 import { runRestore } from './run-restore.ts';
+import { drillInput, runDrillTask } from './tasks/drill.ts';
 import type { AgentTask } from './tasks.ts';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -40,7 +41,8 @@ export async function runAgent(task: AgentTask, env: NodeJS.ProcessEnv = process
   let result: AgentResult;
   try {
     result = await perform(task, env);
-    log.info({ event: `${task}-succeeded`, ...result, objects: undefined }, `${task} succeeded`);
+    if (result.ok) log.info({ event: `${task}-succeeded`, ...result, objects: undefined }, `${task} succeeded`);
+    else log.error({ event: `${task}-failed`, ...result }, `${task} failed`);
   } catch (error) {
     const code = error instanceof TidemarkError ? error.code : 'Internal';
     result = { ok: false, error: { code, message: (error as Error).message } };
@@ -53,6 +55,8 @@ export async function runAgent(task: AgentTask, env: NodeJS.ProcessEnv = process
 
 async function perform(task: AgentTask, env: NodeJS.ProcessEnv): Promise<AgentResult> {
   if (task === 'probe') return probe(env);
+  if (task === 'drill')
+    return runDrillTask(() => drillInput(env, () => openRepo(env, 'TIDEMARK_REPO', 'TIDEMARK_REPO_KEY'), onProgress));
   const repository = await openRepo(env, 'TIDEMARK_REPO', 'TIDEMARK_REPO_KEY');
   log.info({ event: `${task}-started`, repository: redactUrl(required(env, 'TIDEMARK_REPO')) }, `${task} started`);
   if (task === 'backup') {

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Snapshot } from '../repository/snapshot.ts';
 import type { ObjectCount } from '../sources/source.ts';
+import type { DrillReport } from './tasks/drill.ts';
 
 /** Kubernetes keeps at most 4096 bytes of a termination message. */
 export const TERMINATION_MESSAGE_LIMIT = 4096;
@@ -30,6 +31,8 @@ export interface AgentResult {
   repositoryId?: string;
   initialized?: boolean;
   storedBytes?: number;
+  /** drill: what it checked, its RTO, what it cleaned up (present whenever the drill task itself ended). */
+  drill?: DrillReport;
 }
 
 export function backupResult(snapshot: Snapshot): AgentResult {

@@ -25,9 +25,10 @@
  *   TIDEMARK_CATALOG_PREFIX, TIDEMARK_CATALOG_CONFIGMAP, TIDEMARK_CATALOG_OWNER, TIDEMARK_NAMESPACE
  *                                           catalog: list the snapshots under the prefix into that ConfigMap
  *   (probe)                                 reach the repository, initialise it when empty, report its size
+ *   TIDEMARK_DRILL_SERVER, TIDEMARK_DRILL_CLEANUP   drill (tasks/drill.ts)
  *   TIDEMARK_RESULT_FILE                    where the result goes (the Job sets /dev/termination-log); else stdout
  *
  * The tasks live apart from agent.ts so the CLI can list them without loading the agent.
  */
-export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog'] as const;
+export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog', 'drill'] as const;
 export type AgentTask = (typeof AGENT_TASKS)[number];

@@ -1,8 +1,9 @@
 import { conditions, databaseTls, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
-import { schedule, trigger } from './schedule.ts';
+import { schedule, trigger, triggerFields, triggerRules } from './schedule.ts';
 import {
   array,
   boolean,
+  enumOf,
   integer,
   object,
   opaque,
@@ -194,6 +195,39 @@ const postRestoreScript = object(
   },
 );
 
+const drillServer = (engine: string) =>
+  object(
+    {
+      connectionSecret: secretRef(
+        `Secret with host, port, username and password keys of the ${engine} server drills restore into. Give it a server of its own: a drill server that is one of the policy's sources is refused.`,
+      ),
+      tls: optional(databaseTls),
+    },
+    {
+      description: `Where drills of ${engine} sources restore: a temporary database tidemark_drill_<random> on this server, dropped when the drill ends.`,
+    },
+  );
+
+const restoreDrill = object(
+  {
+    ...triggerFields,
+    postgres: optional(drillServer('PostgreSQL')),
+    mysql: optional(drillServer('MySQL/MariaDB')),
+    olderBackupEvery: optional(
+      integer({
+        minimum: 2,
+        description:
+          'Every Nth drill of a source restores a randomly chosen older retained backup instead of the latest (absent: always the latest).',
+      }),
+    ),
+  },
+  {
+    description:
+      "When to restore a source's latest backup into a scratch target, check it against what the backup recorded and measure the RTO (objectives.rto is the target). Database sources need the drill server of their engine.",
+    rules: triggerRules,
+  },
+);
+
 const replica = object({
   repository: objectName('BackupRepository that receives a copy of every backup.'),
   region: labelName(
@@ -288,7 +322,7 @@ export const backupPolicySpec = object(
       object(
         {
           audit: optional(trigger('When to compare live sources with their latest backup.')),
-          restoreDrill: optional(trigger('When to restore the latest backup into a scratch target and measure RTO.')),
+          restoreDrill: optional(restoreDrill),
         },
         { description: 'Scheduled audits and restore drills.' },
       ),
@@ -339,6 +373,28 @@ const sourceStatus = object({
   lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
   nextRunTime: optional(timestamp('When the next run is due; absent while the schedule is suspended.')),
+  lastDrill: optional(
+    object(
+      {
+        time: timestamp('When the drill ended.'),
+        backup: string({ description: 'The Backup the drill restored.', maxLength: 253 }),
+        result: enumOf(['Succeeded', 'Failed'] as const, {
+          description: 'Succeeded: restored into the scratch target and matching what the backup recorded.',
+        }),
+        rtoSeconds: optional(
+          integer({ minimum: 0, description: 'Achieved RTO: from the start of the restore until it was verified.' }),
+        ),
+        rtoTargetSeconds: optional(integer({ minimum: 0, description: "The policy's objectives.rto, when set." })),
+        message: string({ description: 'What was checked, or why the drill failed.', maxLength: 4096 }),
+        job: string({ description: "The drill's Job.", maxLength: 63 }),
+      },
+      { description: 'The newest restore drill of this source.' },
+    ),
+  ),
+  lastDrillSuccessTime: optional(timestamp('When the newest successful restore drill of this source ended.')),
+  drills: optional(
+    integer({ minimum: 0, description: 'Drills of this source so far (olderBackupEvery counts them).' }),
+  ),
 });
 
 export const backupPolicyStatus = object({
@@ -388,3 +444,6 @@ export type Retention = TypeOf<typeof retention>;
 export type RestoreRules = NonNullable<BackupPolicySpec['restore']>;
 export type RestoreTargetRule = NonNullable<RestoreRules['targets']>[number];
 export type PostRestoreScript = NonNullable<RestoreRules['postRestoreScripts']>[number];
+export type RestoreDrill = NonNullable<NonNullable<BackupPolicySpec['verification']>['restoreDrill']>;
+export type SourceStatus = NonNullable<BackupPolicyStatus['sources']>[number];
+export type LastDrill = NonNullable<SourceStatus['lastDrill']>;

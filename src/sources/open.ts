@@ -3,7 +3,7 @@ import { TidemarkError } from '../errors.ts';
 import { connectionSettings, privateKeyFile } from './connection.ts';
 import { MySQLSource } from './mysql/mysql.ts';
 import { PostgresSource } from './postgres/postgres.ts';
-import type { DatabaseSource } from './source.ts';
+import type { DatabaseSource, ScratchServer } from './source.ts';
 
 /** What a source or restore target URL names. */
 export type SourceLocation =
@@ -90,4 +90,18 @@ export function openDatabase(
     lockWaitTimeoutSeconds,
   };
   return location.engine === 'postgresql' ? new PostgresSource(options) : new MySQLSource(options);
+}
+
+/** The server a restore drill writes its temporary databases to (PostgreSQL only, so far). */
+export function openScratchServer(
+  location: Extract<SourceLocation, { kind: 'database' }>,
+  env: NodeJS.ProcessEnv,
+): ScratchServer {
+  const server = openDatabase(location, env);
+  if (!(server instanceof PostgresSource))
+    throw new TidemarkError(
+      'Unsupported',
+      `restore drills of ${location.engine} sources are not supported yet (drill server ${server.description})`,
+    );
+  return server;
 }

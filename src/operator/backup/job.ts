@@ -35,6 +35,7 @@ export const DEFAULT_DEADLINE_SECONDS: Record<AgentTask, number> = {
   forget: 30 * 60,
   probe: 30 * 60,
   catalog: 30 * 60,
+  drill: 6 * 3600,
 };
 
 /**
