@@ -82,6 +82,18 @@ const GAUGES: { name: string; help: string; labels: readonly string[]; samples: 
     samples: 'restoreLastRto',
   },
   {
+    name: 'tidemark_restore_drill_last_success_timestamp_seconds',
+    help: 'Completion time of the newest successful restore drill of the source.',
+    labels: SOURCE,
+    samples: 'drillLastSuccess',
+  },
+  {
+    name: 'tidemark_restore_drill_last_result',
+    help: 'Result of the newest restore drill of the source: 1 ok, 0 failed.',
+    labels: SOURCE,
+    samples: 'drillLastResult',
+  },
+  {
     name: 'tidemark_unprotected_volumes',
     help: 'PersistentVolumeClaims in a namespace holding a BackupPolicy that no policy source selects.',
     labels: ['namespace'],
@@ -113,16 +125,8 @@ const HISTOGRAMS: { name: string; help: string; labels: readonly string[]; bucke
   },
 ];
 
-/** Verification metrics (issue #13): declared now so the names are fixed; no series until drills and audits run. */
+/** Verification metrics (issue #13) with no series until audits run. */
 const VERIFICATION: { name: string; help: string }[] = [
-  {
-    name: 'tidemark_restore_drill_last_success_timestamp_seconds',
-    help: 'Completion time of the newest successful restore drill of the source.',
-  },
-  {
-    name: 'tidemark_restore_drill_last_result',
-    help: 'Result of the newest restore drill of the source: 1 ok, 0 failed.',
-  },
   { name: 'tidemark_audit_missing_objects', help: 'Objects the newest audit of the source found missing.' },
 ];
 

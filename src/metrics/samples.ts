@@ -39,6 +39,8 @@ export interface ObjectSamples {
   restoreDurations: Sample[];
   restoreLastRto: Sample[];
   unprotectedVolumes: Sample[];
+  drillLastSuccess: Sample[];
+  drillLastResult: Sample[];
 }
 
 const seconds = (ms: number) => ms / 1000;
@@ -69,6 +71,8 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     restoreDurations: [],
     restoreLastRto: [],
     unprotectedVolumes: [],
+    drillLastSuccess: [],
+    drillLastResult: [],
   };
   const backupsByPolicy = groupBy(observed.backups, (b) => `${b.metadata.namespace}/${b.spec.policy}`);
 
@@ -94,6 +98,14 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       if (rpoTarget !== undefined) out.sourceRpoTarget.push({ labels, value: rpoTarget });
       if (rtoTarget !== undefined) out.sourceRtoTarget.push({ labels, value: rtoTarget });
       out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
+    }
+    // Restore drills: what the policy's status says of each source's newest drill.
+    for (const status of policy.status?.sources ?? []) {
+      const labels = { namespace, policy: name, source: status.name };
+      if (status.lastDrill)
+        out.drillLastResult.push({ labels, value: status.lastDrill.result === 'Succeeded' ? 1 : 0 });
+      const drillSuccess = instant(status.lastDrillSuccessTime);
+      if (!Number.isNaN(drillSuccess)) out.drillLastSuccess.push({ labels, value: seconds(drillSuccess) });
     }
 
     const replicas = replicaHealth(

@@ -9,6 +9,7 @@ import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
 import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
+import { drillController } from './drill/controller.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
@@ -52,6 +53,7 @@ export async function runOperator(
       backupController(ctx, hooks),
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
+      drillController(ctx, hooks),
     ];
     metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));

@@ -387,13 +387,35 @@ describe('decidePolicy: replica health', () => {
 });
 
 describe('decidePolicy: verification', () => {
-  it('says audits and drills are not running while they are asked for', () => {
-    const asked = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
-    const verification = condition(decidePolicy(observe({ policy: asked })), 'Verification');
-    assert.equal(verification?.status, 'False');
-    assert.equal(verification?.reason, 'NotImplemented');
-    assert.match(verification?.message ?? '', /verification.restoreDrill accepted, but .* not running yet/);
+  it('says audits are not running, and which sources restore drills do not cover', () => {
+    const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
+    const audit = condition(decidePolicy(observe({ policy: audited })), 'Verification');
+    assert.equal(audit?.status, 'False');
+    assert.equal(audit?.reason, 'NotImplemented');
+    assert.match(audit?.message ?? '', /verification.audit accepted, but audits are not running yet/);
+    const drilled = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
+    const drill = condition(decidePolicy(observe({ policy: drilled })), 'Verification');
+    assert.equal(drill?.status, 'False');
+    assert.equal(drill?.reason, 'NotCovered');
+    assert.match(drill?.message ?? '', /restore drills do not cover source .*\(volume sources: not supported yet\)/);
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
+  });
+
+  it('says restore drills run once every source has a drill server of its engine', () => {
+    const sources = [{ name: 'orders', postgres: { connectionSecret: { name: 'pg' }, databases: ['orders'] } }];
+    const drill = { cron: '0 3 * * 0' };
+    const without = suspendedPolicy({ sources, verification: { restoreDrill: drill } });
+    assert.match(
+      condition(decidePolicy(observe({ policy: without })), 'Verification')?.message ?? '',
+      /orders \(set verification.restoreDrill.postgres: its drill server\)/,
+    );
+    const covered = suspendedPolicy({
+      sources,
+      verification: { restoreDrill: { ...drill, postgres: { connectionSecret: { name: 'drills' } } } },
+    });
+    const verification = condition(decidePolicy(observe({ policy: covered })), 'Verification');
+    assert.equal(verification?.status, 'True');
+    assert.equal(verification?.reason, 'DrillsScheduled');
   });
 });
 

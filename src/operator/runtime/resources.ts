@@ -126,15 +126,20 @@ export class Resources {
   /**
    * Makes `object`'s status `status`. The object as the informer last saw it is tried first, so an
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
+   * A function computes the status from the object it is written to, each attempt: for a status
+   * two controllers write parts of (the policy controller its sources, the drill controller their
+   * lastDrill), so neither writes back the other's part as it was.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
     object: R,
-    status: NonNullable<R['status']>,
+    statusOf: NonNullable<R['status']> | ((current: R) => NonNullable<R['status']>),
   ): Promise<void> {
     const { namespace = '', name = '' } = object.metadata;
     let current: R | undefined = object;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
+      const status =
+        typeof statusOf === 'function' ? (statusOf as (current: R) => NonNullable<R['status']>)(current) : statusOf;
       if (canonicalJson(status) === canonicalJson(current.status ?? {})) return;
       try {
         await this.api.replaceNamespacedCustomObjectStatus({
