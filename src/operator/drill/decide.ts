@@ -5,7 +5,7 @@ import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts'
 import type { ErrorCode } from '../../errors.ts';
 import { type JobObserved, jobOutcome } from '../backup/decide.ts';
 import type { AgentSettings } from '../backup/job.ts';
-import { nextRun } from '../backuppolicy/schedule.ts';
+import { nextRun, previousRun } from '../backuppolicy/schedule.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
 import type { EventType } from '../runtime/events.ts';
 import { type DrillFields, drillTarget } from '../runtime/policy-status.ts';
@@ -113,11 +113,13 @@ export function decideDrills(observed: DrillObserved): DrillDecision {
       newest ? scheduledOf(newest.job) : 0,
       created.getTime(),
     );
-    const due = nextRun(drill, timeZone, new Date(after), created);
-    if (due > now) {
-      requeueAt(due.getTime());
+    const next = nextRun(drill, timeZone, new Date(after), created);
+    if (next > now) {
+      requeueAt(next.getTime());
       continue;
     }
+    // Slots missed (operator down, drills slower than the interval) are not caught up: one drill, for the latest.
+    const due = previousRun(drill, timeZone, now, created) ?? next;
     const repository = observed.repositories.get(policy.spec.repository);
     const candidates = restorableBackups(observed.backups, source.name, policy.spec.repository);
     if (!repository || candidates.length === 0) continue; // a new Backup or the repository requeues the policy
