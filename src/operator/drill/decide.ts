@@ -160,11 +160,12 @@ function record(
   const base = { time, backup, job: name };
   let lastDrill: LastDrill;
   if (!report) {
-    const why = result?.error?.message ?? failedMessage(job) ?? 'no result';
+    // What the pod left instead of a result is the tail of its log: the Job's own reason says more.
+    const why = failedMessage(job) ?? 'no result';
     lastDrill = {
       ...base,
       result: 'Failed',
-      message: `the drill of ${backup} ended without reporting (killed?): ${why.slice(-1024)}; a cleanup Job drops what it left on the drill server`,
+      message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; a cleanup Job drops what it left on the drill server`,
     };
   } else if (result?.ok) {
     const rtoSeconds = Math.ceil((report.rtoMs ?? 0) / 1000);
