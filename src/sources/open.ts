@@ -76,7 +76,7 @@ function redact(url: URL): string {
 export function openDatabase(
   location: Extract<SourceLocation, { kind: 'database' }>,
   env: NodeJS.ProcessEnv,
-): DatabaseSource {
+): DatabaseSource & ScratchServer {
   const password = env[location.engine === 'postgresql' ? 'PGPASSWORD' : 'MYSQL_PWD'];
   const { tls, lockWaitTimeoutSeconds } = connectionSettings(env);
   if (tls.key) tls.key = privateKeyFile(tls.key);
@@ -90,18 +90,4 @@ export function openDatabase(
     lockWaitTimeoutSeconds,
   };
   return location.engine === 'postgresql' ? new PostgresSource(options) : new MySQLSource(options);
-}
-
-/** The server a restore drill writes its temporary databases to (PostgreSQL only, so far). */
-export function openScratchServer(
-  location: Extract<SourceLocation, { kind: 'database' }>,
-  env: NodeJS.ProcessEnv,
-): ScratchServer {
-  const server = openDatabase(location, env);
-  if (!(server instanceof PostgresSource))
-    throw new TidemarkError(
-      'Unsupported',
-      `restore drills of ${location.engine} sources are not supported yet (drill server ${server.description})`,
-    );
-  return server;
 }

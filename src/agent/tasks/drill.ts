@@ -2,9 +2,10 @@ import { TidemarkError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import type { ProgressListener } from '../../repository/progress.ts';
 import type { Repository } from '../../repository/repository.ts';
+import { streamNames } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
 import { liveSources, refuseLiveSource } from '../../sources/live-source.ts';
-import { openScratchServer, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
+import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
 import type { ObjectCount, ScratchServer } from '../../sources/source.ts';
 import { interruptible } from '../interrupt.ts';
 import type { AgentResult } from '../result.ts';
@@ -87,7 +88,7 @@ async function runDrill(
   report: (extra?: Partial<DrillReport>) => DrillReport,
 ): Promise<AgentResult> {
   const location = drillServerLocation(input.server);
-  const server = openScratchServer(location, input.env);
+  const server = openDatabase(location, input.env);
   // Never onto the server of a live source, whatever the database: the restore's guard, by host and port.
   await refuseLiveSource(
     { ...location, description: server.description },
@@ -128,7 +129,7 @@ async function drill(
 ): Promise<{ rtoMs: number; tablesChecked: number }> {
   const started = Date.now();
   let tablesChecked = 0;
-  for (const database of databasesOf(input.snapshot)) {
+  for (const database of databasesOf(await streamNames(input.repository, input.snapshot))) {
     const reservation = await server.reserveDrillDatabase();
     try {
       const scheme = location.engine === 'postgresql' ? 'postgresql' : 'mysql';
@@ -169,19 +170,14 @@ async function drill(
 const hostPart = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 /**
- * The databases to restore: one stream per database; a snapshot of several names them in its source
- * URL (`postgresql://…/a,b`). A snapshot of one restores its only stream (undefined).
+ * The databases to restore, one per database stream of the snapshot; a snapshot of one database
+ * restores its only stream (undefined). The server-wide stream of roles (`globals.sql`, moved aside
+ * to `_globals.sql` when a database has that name) is not a database.
  */
-export function databasesOf(snapshot: Snapshot): (string | undefined)[] {
-  const path = snapshot.source.slice(snapshot.source.lastIndexOf('/') + 1);
-  if (path !== '*') return path.split(',').length > 1 ? path.split(',').map(decodeURIComponent) : [undefined];
-  const databases = [...new Set((snapshot.objects ?? []).map((o) => o.name.split('.')[0] as string))];
-  if (databases.length === 0)
-    throw new TidemarkError(
-      'VerificationFailed',
-      `snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.source} records no tables: nothing to verify a drill against`,
-    );
-  return databases;
+export function databasesOf(streams: string[]): (string | undefined)[] {
+  if (streams.length <= 1) return [undefined];
+  const globals = streams.filter((s) => /^_*globals\.sql$/.test(s)).sort((a, b) => b.length - a.length)[0];
+  return streams.filter((s) => s !== globals && s.endsWith('.sql')).map((s) => s.slice(0, -'.sql'.length));
 }
 
 /**
