@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -41,6 +42,34 @@ test('a client key others may read is copied to a private file; a private one is
     assert.equal(statSync(copy).mode & 0o777, 0o600);
     rmSync(join(copy, '..'), { recursive: true });
     assert.throws(() => privateKeyFile(join(dir, 'missing.key')), /client key .*missing.key/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the private copy of a client key is gone once the process that made it exits', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-key-'));
+  try {
+    const key = join(dir, 'tls.key');
+    writeFileSync(key, 'KEY');
+    chmodSync(key, 0o440);
+    const module = new URL('./connection.ts', import.meta.url).href;
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { privateKeyFile } from ${JSON.stringify(module)}; console.log(privateKeyFile(${JSON.stringify(key)}));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const copy = child.stdout.trim();
+    assert.notEqual(copy, key);
+    assert.equal(existsSync(copy), false, `${copy} is left behind`);
+    assert.equal(existsSync(join(copy, '..')), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../api/duration.ts';
@@ -78,7 +78,8 @@ export function lockWaitTimeoutSeconds(text: string | undefined): number {
 /**
  * The client key at a path libpq accepts: it refuses a key readable by group or others unless root
  * owns it, and Kubernetes mounts Secret files group-readable when the pod sets fsGroup. Such a key is
- * copied once into a private directory of the agent's own (mode 0600); a private key is used in place.
+ * copied once into a private directory of the agent's own (mode 0600), removed when the process exits;
+ * a private key is used in place.
  */
 export function privateKeyFile(path: string): string {
   let mode: number;
@@ -88,7 +89,10 @@ export function privateKeyFile(path: string): string {
     throw new TidemarkError('InvalidArgument', `client key ${path}: ${(error as Error).message}`);
   }
   if ((mode & 0o077) === 0) return path;
-  const copy = join(mkdtempSync(join(tmpdir(), 'tidemark-tls-')), 'client.key');
+  const directory = mkdtempSync(join(tmpdir(), 'tidemark-tls-'));
+  // A key must not outlive the command that needed it (a CLI run leaves nothing in /tmp).
+  process.once('exit', () => rmSync(directory, { recursive: true, force: true }));
+  const copy = join(directory, 'client.key');
   copyFileSync(path, copy);
   chmodSync(copy, 0o600);
   return copy;
