@@ -1,6 +1,12 @@
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
+import {
+  deleteJob,
+  deleteJobsThatCannotStart,
+  observeJobs,
+  ownerKeysOf,
+  recheckRunningJobsMs,
+} from '../runtime/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
 import { createAgentJobs } from '../runtime/jobs.ts';
@@ -64,12 +70,4 @@ export function drillController(ctx: OperatorContext, hooks?: ControllerHooks): 
     (backup) => backup.status?.phase ?? '',
   );
   return controller;
-}
-
-async function deleteJob(ctx: OperatorContext, namespace: string, name: string): Promise<void> {
-  try {
-    await ctx.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' });
-  } catch (error) {
-    if ((error as { code?: number }).code !== 404) throw error;
-  }
 }
