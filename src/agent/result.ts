@@ -1,57 +1,23 @@
 import { writeFileSync } from 'node:fs';
-import type { Snapshot } from '../repository/snapshot.ts';
-import type { ObjectCount } from '../sources/source.ts';
-import type { DrillReport } from './tasks/drill.ts';
+import type { ObjectCount, Skipped } from '../sources/source.ts';
 
 /** Kubernetes keeps at most 4096 bytes of a termination message. */
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 
-/** What an agent Job reports to the operator, as JSON in its termination message. */
-export interface AgentResult {
+/** The parts of a result (any task's, or a failure) that can grow, and are cut to fit the message. */
+interface Shortenable {
   ok: boolean;
-  snapshotId?: string;
-  chainId?: string;
-  type?: 'full' | 'incremental';
-  logicalBytes?: number;
-  uploadedBytes?: number;
-  durationMs?: number;
-  /** restore: the source identity and time of the snapshot restored (it may have been resolved by source). */
-  snapshotSource?: string;
-  snapshotTime?: string;
-  /** catalog: how many snapshots were written to the ConfigMap. */
-  snapshots?: number;
   objects?: ObjectCount[];
-  /** True when `objects` was cut to fit the message. */
+  /** Set when `objects` was cut. */
   objectsTruncated?: boolean;
-  skipped?: { path: string; reason: string }[];
-  /** restore: what the user should know although it succeeded (counts that differ from the backup's, cleanups). */
+  skipped?: Skipped[];
   warnings?: string[];
   error?: { code: string; message: string };
-  /** probe: the repository's id, whether this probe created it, and the bytes stored. */
-  repositoryId?: string;
-  initialized?: boolean;
-  storedBytes?: number;
-  /** drill: what it checked, its RTO, what it cleaned up (present whenever the drill task itself ended). */
-  drill?: DrillReport;
-}
-
-export function backupResult(snapshot: Snapshot): AgentResult {
-  return {
-    ok: true,
-    snapshotId: snapshot.id,
-    chainId: snapshot.chainId,
-    type: snapshot.type,
-    logicalBytes: snapshot.summary.logicalBytes,
-    uploadedBytes: snapshot.summary.uploadedBytes,
-    durationMs: snapshot.summary.durationMs,
-    objects: snapshot.objects ?? [],
-    skipped: snapshot.skipped ?? [],
-  };
 }
 
 /** Serialises a result into at most `limit` bytes, dropping skipped entries and then objects from the end. */
-export function encodeResult(result: AgentResult, limit = TERMINATION_MESSAGE_LIMIT): string {
-  let current = { ...result };
+export function encodeResult<R extends Shortenable>(result: R, limit = TERMINATION_MESSAGE_LIMIT): string {
+  let current: Shortenable = { ...result };
   let text = JSON.stringify(current);
   while (Buffer.byteLength(text) > limit) {
     if (current.skipped?.length) current = { ...current, skipped: current.skipped.slice(0, -1) };
@@ -67,6 +33,6 @@ export function encodeResult(result: AgentResult, limit = TERMINATION_MESSAGE_LI
   return text;
 }
 
-export function writeResult(path: string, result: AgentResult): void {
+export function writeResult(path: string, result: Shortenable): void {
   writeFileSync(path, encodeResult(result));
 }

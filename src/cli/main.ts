@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
-import { AGENT_TASKS, type AgentTask } from '../agent/tasks.ts';
+import { AGENT_TASKS, type AgentTaskName } from '../agent/tasks/names.ts';
 import { TidemarkError } from '../errors.ts';
 import { version } from '../version.ts';
 import { registerDataCommands } from './data.ts';
@@ -34,7 +34,7 @@ export function buildProgram(): Command {
       if (!(AGENT_TASKS as readonly string[]).includes(task))
         throw new TidemarkError('InvalidArgument', `unknown agent task ${task}: ${AGENT_TASKS.join(', ')}`);
       const { runAgent } = await import('../agent/agent.ts');
-      const result = await runAgent(task as AgentTask);
+      const result = await runAgent(task as AgentTaskName);
       if (!result.ok) process.exitCode = 1;
     });
 

@@ -1,6 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../api/kinds.ts';
-import type { AgentSettings } from './backup/job.ts';
+import type { AgentSettings } from './jobs/agent-job.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
 import { asWatched } from './runtime/time.ts';

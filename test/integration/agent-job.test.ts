@@ -6,7 +6,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../src/agent/result.ts';
+import type { AgentTaskName } from '../../src/agent/tasks/names.ts';
+import type { AgentResult } from '../../src/agent/tasks/registry.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type Cluster, startCluster } from '../harness/cluster.ts';
@@ -106,7 +107,7 @@ function agentJob(name: string, task: string, env: k8s.V1EnvVar[], claim: string
   };
 }
 
-async function runJob(job: k8s.V1Job): Promise<{ condition: string; result: AgentResult }> {
+async function runJob<N extends AgentTaskName>(job: k8s.V1Job): Promise<{ condition: string; result: AgentResult<N> }> {
   await batch.createNamespacedJob({ namespace, body: job });
   const name = job.metadata?.name ?? '';
   let condition = '';
@@ -123,14 +124,14 @@ async function runJob(job: k8s.V1Job): Promise<{ condition: string; result: Agen
   );
   const pods = await core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${name}` });
   const message = pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated?.message ?? '';
-  return { condition, result: JSON.parse(message) as AgentResult };
+  return { condition, result: JSON.parse(message) as AgentResult<N> };
 }
 
 describe('agent Jobs', () => {
   let snapshotId = '';
 
   test('a backup Job of a volume completes and reports its snapshot in the termination message', async () => {
-    const { condition, result } = await runJob(
+    const { condition, result } = await runJob<'backup'>(
       agentJob(
         'backup-documents',
         'backup',

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBackup } from '../../src/agent/run-backup.ts';
-import { runDrillTask } from '../../src/agent/tasks/drill.ts';
+import { type DrillJobInput, type DrillResult, drill } from '../../src/agent/tasks/drill.ts';
+import { TidemarkError } from '../../src/errors.ts';
 import { backupStreams } from '../../src/repository/backup.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
@@ -73,16 +74,10 @@ describe('restore drill task', () => {
       type: 'full',
       env: pgEnv,
     });
-    const result = await runDrillTask(async () => ({
-      mode: 'drill',
-      server: pgServer(),
-      repository,
-      snapshot,
-      env: pgEnv,
-    }));
+    const result = await runDrill({ mode: 'drill', server: pgServer(), snapshotId: snapshot.id }, pgEnv);
     assert.equal(result.ok, true, JSON.stringify(result.error));
-    assert.equal(result.drill?.tablesChecked, 3);
-    assert.ok((result.drill?.rtoMs ?? -1) >= 0);
+    assert.equal(result.tablesChecked, 3);
+    assert.ok((result.rtoMs ?? -1) >= 0);
     assert.equal(await drillDatabases(), '');
     assert.equal(await pgChecksum(), before);
   });
@@ -96,13 +91,7 @@ describe('restore drill task', () => {
       objects: () => dump.objects().map((o) => (o.name === 'public.orders' ? { ...o, records: o.records + 1 } : o)),
       skipped: () => [],
     });
-    const result = await runDrillTask(async () => ({
-      mode: 'drill',
-      server: pgServer(),
-      repository,
-      snapshot,
-      env: pgEnv,
-    }));
+    const result = await runDrill({ mode: 'drill', server: pgServer(), snapshotId: snapshot.id }, pgEnv);
     assert.equal(result.ok, false);
     assert.equal(result.error?.code, 'VerificationFailed');
     assert.match(result.error?.message ?? '', /public\.orders: 500 rows restored, 501 recorded/);
@@ -119,7 +108,7 @@ describe('restore drill task', () => {
       TIDEMARK_LIVE_SOURCE_0_HOST: 'localhost',
       TIDEMARK_LIVE_SOURCE_0_PORT: String(pg.port),
     };
-    const result = await runDrillTask(async () => ({ mode: 'drill', server: pgServer(), repository, snapshot, env }));
+    const result = await runDrill({ mode: 'drill', server: pgServer(), snapshotId: snapshot.id }, env);
     assert.equal(result.error?.code, 'InvalidArgument');
     assert.match(result.error?.message ?? '', /is the server of source db of policy shop.*nothing was changed/);
     assert.equal(await pgDatabases(), before);
@@ -131,11 +120,9 @@ describe('restore drill task', () => {
     const killed = await server.reserveDrillDatabase();
     await pg.psql(`create database ${running.database}; create database ${killed.database}`);
     await killed.release(); // as when its agent is killed: the server ends the lock with the session
-    const result = await runDrillTask(async () => ({ mode: 'cleanup', server: pgServer(), env: pgEnv }));
+    const result = await runDrill({ mode: 'cleanup', server: pgServer() }, pgEnv);
     assert.equal(result.ok, true, JSON.stringify(result.error));
-    assert.deepEqual(result.drill?.cleanup, [
-      `dropped database "${killed.database}" left by an interrupted restore drill`,
-    ]);
+    assert.deepEqual(result.cleanup, [`dropped database "${killed.database}" left by an interrupted restore drill`]);
     assert.equal(await drillDatabases(), running.database);
     await running.release();
     assert.equal(await server.dropDrillDatabase(running.database), undefined);
@@ -151,9 +138,9 @@ describe('restore drill task', () => {
       type: 'full',
       env: mariaEnv,
     });
-    const result = await runDrillTask(async () => ({ mode: 'drill', server, repository, snapshot, env: mariaEnv }));
+    const result = await runDrill({ mode: 'drill', server, snapshotId: snapshot.id }, mariaEnv);
     assert.equal(result.ok, true, JSON.stringify(result.error));
-    assert.equal(result.drill?.tablesChecked, 1);
+    assert.equal(result.tablesChecked, 1);
     const scratch = async () => (await maria.sql("SHOW DATABASES LIKE 'tidemark\\_%'")).trim();
     assert.equal(await scratch(), '');
 
@@ -168,16 +155,28 @@ describe('restore drill task', () => {
     const killed = await mysql.reserveDrillDatabase();
     await maria.sql(`CREATE DATABASE ${running.database}; CREATE DATABASE ${killed.database}`);
     await killed.release();
-    const cleanup = await runDrillTask(async () => ({ mode: 'cleanup', server, env: mariaEnv }));
-    assert.deepEqual(cleanup.drill?.cleanup, [
-      `dropped database "${killed.database}" left by an interrupted restore drill`,
-    ]);
+    const cleanup = await runDrill({ mode: 'cleanup', server: server }, mariaEnv);
+    assert.deepEqual(cleanup.cleanup, [`dropped database "${killed.database}" left by an interrupted restore drill`]);
     assert.equal(await scratch(), running.database);
     await running.release();
     assert.equal(await mysql.dropDrillDatabase(running.database), undefined);
     assert.equal(await maria.sql('SELECT COUNT(*), SUM(id) FROM app.items'), before);
   });
 });
+
+type Outcome = Partial<DrillResult> & { ok: boolean; error?: { code: string; message: string } };
+
+/** The drill task as a Job runs it: its Job env read back by its input, run, a failure as the agent reports it. */
+async function runDrill(job: DrillJobInput, env: NodeJS.ProcessEnv): Promise<Outcome> {
+  const vars = Object.fromEntries(drill.jobEnv(job).map((v) => [v.name, v.value]));
+  try {
+    const input = drill.input({ ...env, ...vars });
+    return { ok: true, ...(await drill.run(input, { env, repository: async () => repository, onProgress: () => {} })) };
+  } catch (error) {
+    const code = error instanceof TidemarkError ? error.code : 'Internal';
+    return { ok: false, error: { code, message: (error as Error).message } };
+  }
+}
 
 function connection() {
   return { host: pg.host, port: pg.port, user: pg.user, password: pg.password };

@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { AGENT_TASKS } from '../../src/agent/tasks.ts';
+import { AGENT_TASKS } from '../../src/agent/tasks/names.ts';
 import type { Backup, BackupRepository, RestoreRequest } from '../../src/api/kinds.ts';
 import { approveAs, installFourEyes, kubectlAs } from '../harness/four-eyes.ts';
 import { type ManagedProcess, waitUntil } from '../harness/process.ts';

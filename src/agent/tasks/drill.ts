@@ -8,31 +8,37 @@ import { liveSources, refuseLiveSource } from '../../sources/live-source.ts';
 import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
 import type { ObjectCount, ScratchServer } from '../../sources/source.ts';
 import { interruptible } from '../interrupt.ts';
-import type { AgentResult } from '../result.ts';
 import { runRestore } from '../run-restore.ts';
+import { required } from './env.ts';
+import { chosenSnapshot, readSnapshotSelection, type SnapshotSelection, snapshotEnv } from './snapshot.ts';
+import type { AgentTask, TaskContext } from './task.ts';
 
 /**
- * The `drill` task: restores a snapshot into a temporary database `tidemark_drill_<token>` on the
- * drill server (never a live source: the restore's live-source guard applies to the server), checks
- * it against the counts the backup recorded, and drops it, whatever happened. SIGTERM stops the
- * restore and still drops it; after a SIGKILL the operator runs this task in cleanup mode, which drops
- * what no running drill or restore holds (sources/postgres/scratch.ts says how they are marked).
- *
- * Environment (besides the repository's and the drill server's credentials, as for a restore):
- *   TIDEMARK_SNAPSHOT          the snapshot to restore (full id)
- *   TIDEMARK_DRILL_SERVER      `postgresql://USER@HOST:PORT/` (no database: the drill picks its own)
- *   TIDEMARK_DRILL_CLEANUP     `true`: only drop what interrupted drills and restores left on the server
- *   TIDEMARK_LIVE_SOURCE_<i>_* the policy's database sources: a drill server that is one is refused
+ * `drill`: restores a snapshot into a temporary database `tidemark_drill_<token>` on the drill server
+ * (never a live source's server: the restore's guard, by host and port), checks it against the counts
+ * the backup recorded, and drops it, whatever happened; SIGTERM stops the restore and still drops it.
+ * After a drill that did not succeed (killed by SIGKILL, it could not drop anything) the operator runs
+ * this task in cleanup mode, which drops what no running drill or restore holds
+ * (sources/postgres/scratch.ts, sources/mysql/scratch.ts say how they are marked). Every drill starts
+ * with the same cleanup. Fails VerificationFailed (the restored copy differs from the record), Corrupt
+ * or NotFound (the backup), SourceUnavailable (the drill server), InvalidArgument (a live source's
+ * server), Interrupted, or a storage code.
  */
-export const DRILL_ENV = {
-  snapshot: 'TIDEMARK_SNAPSHOT',
+const ENV = {
+  /** `postgresql://USER@HOST:PORT/` or `mysql://...` (no database: the drill picks its own). */
   server: 'TIDEMARK_DRILL_SERVER',
+  /** `true`: only drop what interrupted drills and restores left on the server. */
   cleanup: 'TIDEMARK_DRILL_CLEANUP',
 } as const;
 
-/** What a drill reports besides ok/error (in AgentResult.drill): present whenever the task itself ended. */
-export interface DrillReport {
-  /** Start of the restore until the restored copy was verified; absent when it never was. */
+export type DrillInput = { server: string } & ({ mode: 'cleanup' } | { mode: 'drill'; snapshot: SnapshotSelection });
+
+export type DrillJobInput = { server: string } & ({ mode: 'cleanup' } | { mode: 'drill'; snapshotId: string });
+
+export interface DrillResult {
+  snapshotId?: string;
+  snapshotTime?: string;
+  /** Start of the restore until the restored copy was verified (a drill, not a cleanup). */
   rtoMs?: number;
   /** Tables whose restored rows were compared with the backup's record. */
   tablesChecked: number;
@@ -40,73 +46,49 @@ export interface DrillReport {
   cleanup: string[];
 }
 
-export type DrillInput =
-  | { mode: 'cleanup'; server: string; env: NodeJS.ProcessEnv }
-  | {
-      mode: 'drill';
-      server: string;
-      repository: Repository;
-      snapshot: Snapshot;
-      env: NodeJS.ProcessEnv;
-      onProgress?: ProgressListener;
-    };
+export const drill: AgentTask<'drill', DrillInput, DrillResult, DrillJobInput> = {
+  name: 'drill',
+  deadlineSeconds: 6 * 3600,
+  jobEnv: (job) => [
+    { name: ENV.server, value: job.server },
+    ...(job.mode === 'cleanup'
+      ? [{ name: ENV.cleanup, value: 'true' }]
+      : snapshotEnv({ choice: { id: job.snapshotId } })),
+  ],
+  input: (env) => {
+    const server = required(env, ENV.server);
+    return env[ENV.cleanup] === 'true'
+      ? { server, mode: 'cleanup' }
+      : { server, mode: 'drill', snapshot: readSnapshotSelection(env) };
+  },
+  run: (input, context) => runDrill(input, context),
+};
 
-/** The drill's input from the environment; the repository is opened only for a drill, not for a cleanup. */
-export async function drillInput(
-  env: NodeJS.ProcessEnv,
-  openRepository: () => Promise<Repository>,
-  onProgress?: ProgressListener,
-): Promise<DrillInput> {
-  const server = env[DRILL_ENV.server];
-  if (!server) throw new TidemarkError('InvalidArgument', `${DRILL_ENV.server} is not set`);
-  if (env[DRILL_ENV.cleanup] === 'true') return { mode: 'cleanup', server, env };
-  const id = env[DRILL_ENV.snapshot];
-  if (!id) throw new TidemarkError('InvalidArgument', `${DRILL_ENV.snapshot} is not set`);
-  const repository = await openRepository();
-  const snapshot = await repository.findSnapshot(id);
-  return { mode: 'drill', server, repository, snapshot, env, ...(onProgress ? { onProgress } : {}) };
-}
-
-/**
- * Runs the drill (or the cleanup) `input` resolves to; every outcome is a result carrying `drill`,
- * failures too (a damaged repository, a snapshot gone): only a killed drill ends without one.
- */
-export async function runDrillTask(input: () => Promise<DrillInput>): Promise<AgentResult> {
-  const cleanup: string[] = [];
-  const report = (extra: Partial<DrillReport> = {}): DrillReport => ({ tablesChecked: 0, cleanup, ...extra });
-  try {
-    return await runDrill(await input(), cleanup, report);
-  } catch (error) {
-    const code = error instanceof TidemarkError ? error.code : 'Internal';
-    return { ok: false, error: { code, message: (error as Error).message }, drill: report() };
-  }
-}
-
-async function runDrill(
-  input: DrillInput,
-  cleanup: string[],
-  report: (extra?: Partial<DrillReport>) => DrillReport,
-): Promise<AgentResult> {
+async function runDrill(input: DrillInput, context: TaskContext): Promise<DrillResult> {
   const location = drillServerLocation(input.server);
-  const server = openDatabase(location, input.env);
+  const server = openDatabase(location, context.env);
   // Never onto the server of a live source, whatever the database: the restore's guard, by host and port.
   await refuseLiveSource(
     { ...location, description: server.description },
-    liveSources(input.env),
+    liveSources(context.env),
     undefined,
     (source) =>
       `drill server ${server.description} is the server of ${source.name} (${source.host}:${source.port}): drills restore onto a server of their own; nothing was changed`,
   );
-  cleanup.push(...(await server.dropAbandoned()));
-  if (input.mode === 'cleanup') return { ok: true, drill: report() };
-  const verified = await interruptible(input.server, (signal) => drill(input, location, server, cleanup, signal));
-  return {
-    ok: true,
-    snapshotId: input.snapshot.id,
-    snapshotTime: input.snapshot.time,
-    durationMs: verified.rtoMs,
-    drill: report(verified),
-  };
+  const cleanup = await server.dropAbandoned();
+  if (input.mode === 'cleanup') return { tablesChecked: 0, cleanup };
+  const repository = await context.repository();
+  const snapshot = await chosenSnapshot(repository, input.snapshot);
+  const verified = await interruptible(input.server, (signal) =>
+    drillInto(
+      server,
+      location,
+      { repository, snapshot, env: context.env, onProgress: context.onProgress },
+      cleanup,
+      signal,
+    ),
+  );
+  return { snapshotId: snapshot.id, snapshotTime: snapshot.time, ...verified, cleanup };
 }
 
 function drillServerLocation(url: string): Extract<SourceLocation, { kind: 'database' }> {
@@ -120,10 +102,10 @@ function drillServerLocation(url: string): Extract<SourceLocation, { kind: 'data
  * Restores every database stream of the snapshot into a drill database of its own, one after the
  * other, and compares each with the backup's counts. The RTO is the time until the last was verified.
  */
-async function drill(
-  input: Extract<DrillInput, { mode: 'drill' }>,
-  location: Extract<SourceLocation, { kind: 'database' }>,
+async function drillInto(
   server: ScratchServer,
+  location: Extract<SourceLocation, { kind: 'database' }>,
+  input: { repository: Repository; snapshot: Snapshot; env: NodeJS.ProcessEnv; onProgress: ProgressListener },
   cleanup: string[],
   signal: AbortSignal | undefined,
 ): Promise<{ rtoMs: number; tablesChecked: number }> {
@@ -140,7 +122,7 @@ async function drill(
         mode: 'new',
         ...(database ? { database } : {}),
         env: input.env,
-        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+        onProgress: input.onProgress,
         ...(signal ? { signal } : {}),
       });
       if (signal?.aborted)

@@ -1,7 +1,7 @@
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
 import { TidemarkError } from '../../errors.ts';
-import { LABELS } from '../../operator/backup/job.ts';
+import { LABELS } from '../../operator/jobs/labels.ts';
 import { labelValue } from '../../operator/runtime/labels.ts';
 
 /** An object to create under a name the API server completes (metadata.generateName). */

@@ -6,9 +6,9 @@ import {
   ownerKeysOf,
   recheckRunningJobsMs,
   runningJobRecheckMs,
-} from '../runtime/agent-result.ts';
+} from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
 import {

@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { Backup, BackupPolicy } from '../../api/kinds.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
 import {
   type BackupObserved,
   decideBackup,
   IMPORTED_FROM,
-  type JobObserved,
   RETIRED_ANNOTATION,
   replicaRetryDelayMs,
   SNAPSHOT_FINALIZER,
@@ -245,7 +245,7 @@ describe('decideBackup: replica copies are retried with back-off', () => {
         b,
         ended(replicaJobName(b, 'replica'), 'Failed', {
           ok: false,
-          error: { code: 'Unavailable', message: 'replica unreachable' },
+          error: { code: 'Transient', message: 'replica unreachable' },
         }),
       ),
     );

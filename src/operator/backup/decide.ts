@@ -1,20 +1,14 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { BackupStatus } from '../../api/backup.ts';
 import type { Condition } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
+import type { AgentSettings } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { decideDeletion } from './deletion.ts';
-import {
-  type AgentSettings,
-  backupJob,
-  backupJobName,
-  forgetJob,
-  forgetJobName,
-  replicaJobName,
-  replicateJob,
-} from './job.ts';
+import { backupJob, backupJobName, forgetJob, forgetJobName, replicaJobName, replicateJob } from './job.ts';
 import {
   SNAPSHOT_POLL_MS,
   type VolumeSnapshotObserved,
@@ -34,14 +28,6 @@ export const IMPORTED_FROM = 'tidemark.dev/imported-from';
 
 export function retiredFrom(backup: Backup): string[] {
   return (backup.metadata.annotations?.[RETIRED_ANNOTATION] ?? '').split(',').filter(Boolean);
-}
-
-export interface JobObserved {
-  job: k8s.V1Job;
-  /** The agent's result from its pod's termination message, once the Job ended. */
-  result?: AgentResult;
-  /** Its pod could not start within the pod start timeout: reported as Failed (PodCannotStart), to be deleted. */
-  cannotStart?: boolean;
 }
 
 export interface BackupObserved {
@@ -83,13 +69,6 @@ export function needsClaims(backup: Backup): boolean {
   return !backup.status?.jobName && !isFinished(backup);
 }
 
-export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
-  const ended = job.status?.conditions?.find(
-    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
-  );
-  return ended?.type as 'Complete' | 'Failed' | undefined;
-}
-
 /**
  * The Backup controller's decision, pure (R-BACKUP, R-REPL): start the backup Job, record its result,
  * then copy to every replica (a Job each); on deletion, see decideDeletion.
@@ -125,7 +104,7 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
   const source = policy?.spec.sources.find((s) => s.name === backup.spec.source);
   const primary = policy ? observed.repositories.get(policy.spec.repository) : undefined;
   const primaryJobName = status.jobName ?? backupJobName(backup);
-  const primaryJob = observed.jobs.get(primaryJobName);
+  const primaryJob = observed.jobs.get(primaryJobName) as JobObserved<'backup'> | undefined;
   const rejection = observed.rejected?.get(primaryJobName);
   const missing = !policy
     ? { reason: 'PolicyNotFound', message: `BackupPolicy ${backup.spec.policy} does not exist` }
@@ -205,7 +184,12 @@ export function decideBackup(observed: BackupObserved): BackupDecision {
   return decision;
 }
 
-function recordSuccess(status: BackupStatus, result: AgentResult, policy: BackupPolicy, now: Date): void {
+function recordSuccess(
+  status: BackupStatus,
+  result: Extract<AgentResult<'backup'>, { ok: true }>,
+  policy: BackupPolicy,
+  now: Date,
+): void {
   status.snapshotId = result.snapshotId ?? '';
   if (result.chainId) status.chainId = result.chainId;
   status.logicalBytes = result.logicalBytes ?? 0;
@@ -281,7 +265,7 @@ function replicate(
       continue;
     }
     const name = replicaJobName(observed.backup, state.repository, attempt);
-    const job = observed.jobs.get(name);
+    const job = observed.jobs.get(name) as JobObserved<'replicate'> | undefined;
     const rejection = observed.rejected?.get(name);
     if (rejection) {
       copyFailed(state, `could not create the copy ${rejection}`, decision, now);

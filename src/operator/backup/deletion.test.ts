@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
-import { type BackupObserved, decideBackup, type JobObserved, SNAPSHOT_FINALIZER } from './decide.ts';
+import { type BackupObserved, decideBackup, SNAPSHOT_FINALIZER } from './decide.ts';
 import { FORGET_ANNOTATION, forgetRequest, markForgetByRetention } from './deletion.ts';
 import { forgetJobName } from './job.ts';
 

@@ -1,7 +1,8 @@
 import type { BackupStatus } from '../../api/backup.ts';
 import type { Backup } from '../../api/kinds.ts';
 import { immutableUntil } from '../../repository/immutability.ts';
-import { type BackupDecision, type BackupObserved, jobFailure, jobOutcome, SNAPSHOT_FINALIZER } from './decide.ts';
+import { jobOutcome } from '../jobs/agent-result.ts';
+import { type BackupDecision, type BackupObserved, jobFailure, SNAPSHOT_FINALIZER } from './decide.ts';
 import { forgetJob, forgetJobName } from './job.ts';
 
 /**

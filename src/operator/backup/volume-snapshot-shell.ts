@@ -1,8 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Backup } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { labelValue } from '../runtime/labels.ts';
-import { LABELS } from './job.ts';
 import { SNAPSHOT_API, type VolumeSnapshot, type VolumeSnapshotObserved } from './volume-snapshot.ts';
 
 const code = (error: unknown) => (error as { code?: number }).code;

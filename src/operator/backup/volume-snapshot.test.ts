@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
-import { sourceAccess } from './job.ts';
+import { sourceAccess } from '../jobs/access.ts';
 import {
   type VolumeSnapshot,
   type VolumeSnapshotObserved,

@@ -1,9 +1,10 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { ownedJobName } from '../jobs/naming.ts';
 import { labelValue } from '../runtime/labels.ts';
 import { controllerReference } from '../runtime/owner.ts';
-import { LABELS, ownedJobName } from './job.ts';
 
 /** The CSI snapshot API a volume source with volumeSnapshotClassName needs. */
 export const SNAPSHOT_API = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' } as const;

@@ -3,7 +3,7 @@ import type { Condition } from '../../api/common.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import { isFinished, retiredFrom } from '../backup/decide.ts';
-import { LABELS } from '../backup/job.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { type HoldContext, holdsOn } from '../retention/holds.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { type ConditionInput, setCondition } from '../runtime/conditions.ts';

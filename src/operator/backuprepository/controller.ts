@@ -1,14 +1,13 @@
 import type { BackupRepositoryStatus } from '../../api/backuprepository.ts';
 import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { LABELS } from '../backup/job.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
+import { LABELS } from '../jobs/labels.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, specSignature, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
-import { newestFirst } from '../runtime/time.ts';
-import { decideRepository } from './decide.ts';
+import { decideRepository, probesOf } from './decide.ts';
 import { decideInUse, IN_USE_FINALIZER } from './in-use.ts';
 
 /**
@@ -42,7 +41,7 @@ export function backupRepositoryController(ctx: OperatorContext, hooks?: Control
       }
       await setInUseFinalizer(ctx, repository, inUse.finalizer);
       const jobs = await observeJobs(ctx, repository);
-      const probes = newestFirst([...jobs.values()], (p) => p.job.metadata?.creationTimestamp);
+      const probes = probesOf(jobs.values());
       const observed = { repository, probes, settings: ctx.settings, now: ctx.now() };
       let decision = decideRepository(observed);
       const rejected = await createAgentJobs(ctx, namespace, decision.createJob ? [decision.createJob] : []);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { BackupRepository } from '../../api/kinds.ts';
-import { decideRepository, PROBE_INTERVAL_MS } from './decide.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
+import { decideRepository, PROBE_INTERVAL_MS, probesOf } from './decide.ts';
 
 const now = new Date('2026-11-23T12:00:00Z');
 const settings = { image: 'tidemark:test', serviceAccountName: 'tidemark-agent' };
@@ -140,4 +141,28 @@ test('a probe Job the API server refuses makes the repository not Ready, naming 
     now,
   });
   assert.equal(again.events.length, 0, 'the same refusal is not announced twice');
+});
+
+test('a catalog sync the repository owns is not taken for a probe: its end changes neither size nor Ready', () => {
+  const job = (name: string, task: string, endedMsAgo: number, created: number): k8s.V1Job => ({
+    metadata: { name, labels: { 'tidemark.dev/task': task }, creationTimestamp: new Date(created) },
+    status: {
+      completionTime: new Date(now.getTime() - endedMsAgo),
+      conditions: [{ type: task === 'probe' ? 'Complete' : 'Failed', status: 'True' }],
+    },
+  });
+  const probe = { job: job('primary-probe', 'probe', 60_000, 1), result: { ok: true, storedBytes: 4096 } };
+  const catalog = {
+    job: job('primary-catalog', 'catalog', 1000, 2),
+    result: { ok: false as const, error: { code: 'Transient' as const, message: 'listing failed' } },
+  };
+  const decision = decideRepository({
+    repository: repository(),
+    probes: probesOf([catalog, probe] as JobObserved[]),
+    settings,
+    now,
+  });
+  assert.equal(decision.status.size, '4.0 KiB');
+  assert.equal(decision.status.conditions?.[0]?.status, 'True');
+  assert.equal(decision.status.lastCheckTime, new Date(now.getTime() - 60_000).toISOString());
 });

@@ -1,15 +1,15 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
 import type { BackupRepositoryStatus } from '../../api/backuprepository.ts';
 import type { BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
-import { jobOutcome } from '../backup/decide.ts';
-import { type AgentSettings, agentJob } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
-import { jobName } from '../backuppolicy/schedule.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { jobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
-import { instant } from '../runtime/time.ts';
+import { instant, newestFirst } from '../runtime/time.ts';
 
 export const PROBE_INTERVAL_MS = 10 * 60_000;
 export const REPOSITORY_LABEL = 'tidemark.dev/repository';
@@ -17,7 +17,7 @@ export const REPOSITORY_LABEL = 'tidemark.dev/repository';
 export interface RepositoryObserved {
   repository: BackupRepository;
   /** Probe Jobs of this repository, newest first, with their results once ended. */
-  probes: { job: k8s.V1Job; result?: AgentResult }[];
+  probes: JobObserved<'probe'>[];
   /** Probe Jobs the API server refused to create, by name, with its message (the shell decides again). */
   rejected?: Map<string, string>;
   settings: AgentSettings;
@@ -40,6 +40,12 @@ const REASONS: Record<string, string> = {
   Corrupt: 'Damaged',
   Unsupported: 'UnsupportedFormat',
 };
+
+/** The repository's probe Jobs, newest first: the other Jobs it owns (catalog syncs) are not probes. */
+export function probesOf(jobs: Iterable<JobObserved>): JobObserved<'probe'>[] {
+  const probes = [...jobs].filter((j) => j.job.metadata?.labels?.[LABELS.task] === 'probe');
+  return newestFirst(probes, (p) => p.job.metadata?.creationTimestamp) as JobObserved<'probe'>[];
+}
 
 /**
  * The BackupRepository controller's decision, pure: probe the repository with an agent Job (the

@@ -1,11 +1,11 @@
 import type * as k8s from '@kubernetes/client-node';
-import { CATALOG_KEY, type CatalogEntry } from '../../agent/catalog.ts';
+import { CATALOG_KEY, type CatalogEntry } from '../../agent/tasks/catalog.ts';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
-import { IMPORTED_FROM, jobOutcome } from '../backup/decide.ts';
+import { IMPORTED_FROM } from '../backup/decide.ts';
 import type { OperatorContext } from '../context.ts';
-import { observeJobs, ownerKeysOf } from '../runtime/agent-result.ts';
+import { jobOutcome, observeJobs, ownerKeysOf } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import {
   CATALOG_LABEL,
   type CatalogObserved,

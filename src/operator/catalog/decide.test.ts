@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { CatalogEntry } from '../../agent/catalog.ts';
+import type { CatalogEntry } from '../../agent/tasks/catalog.ts';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
-import { IMPORTED_FROM, type JobObserved } from '../backup/decide.ts';
+import { IMPORTED_FROM } from '../backup/decide.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
 import {
   CATALOG_LABEL,

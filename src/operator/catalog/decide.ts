@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import type { CatalogEntry } from '../../agent/catalog.ts';
+import { type CatalogEntry, catalog as catalogTask } from '../../agent/tasks/catalog.ts';
 import { API_GROUP_VERSION } from '../../api/common.ts';
 import type { Backup, BackupRepository } from '../../api/kinds.ts';
 import { formatBytes } from '../../units.ts';
-import { IMPORTED_FROM, type JobObserved, jobOutcome, SNAPSHOT_FINALIZER } from '../backup/decide.ts';
-import { type AgentSettings, agentJob, LABELS } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
-import { jobName } from '../backuppolicy/schedule.ts';
+import { IMPORTED_FROM, SNAPSHOT_FINALIZER } from '../backup/decide.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { jobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 
 /** Set (to any new value, e.g. a time) on a BackupRepository to re-import its snapshots as Backups. */
 export const SYNC_REQUESTED = 'tidemark.dev/sync-requested';
@@ -216,18 +218,14 @@ function catalogJob(repository: BackupRepository, name: string, settings: AgentS
   };
   const job = agentJob({
     policy: undefined,
-    task: 'catalog',
+    task: catalogTask.name,
     name,
     owner: repository,
     labels: { [CATALOG_LABEL]: repository.metadata.name ?? '' },
     settings,
     env: [
       ...access.env,
-      { name: 'TIDEMARK_CATALOG_PREFIX', value: `${namespace}/` },
-      { name: 'TIDEMARK_CATALOG_CONFIGMAP', value: catalogConfigMapName(repository) },
-      { name: 'TIDEMARK_CATALOG_OWNER', value: JSON.stringify(owner) },
-      { name: 'TIDEMARK_NAMESPACE', value: namespace },
-      { name: 'TIDEMARK_SERVICE_ACCOUNT_DIR', value: '/var/run/secrets/kubernetes.io/serviceaccount' },
+      ...catalogTask.jobEnv({ prefix: `${namespace}/`, configMap: catalogConfigMapName(repository), owner, namespace }),
     ],
     envFrom: access.envFrom,
     volumes: access.volumes,

@@ -6,10 +6,10 @@ import {
   observeJobs,
   ownerKeysOf,
   recheckRunningJobsMs,
-} from '../runtime/agent-result.ts';
+} from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
 import { setCondition } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { withDrillFields } from '../runtime/policy-status.ts';
 import { decideDrills } from './decide.ts';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import type { JobObserved } from '../backup/decide.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { type DrillObserved, decideDrills } from './decide.ts';
 import { cleanupJobName, DRILL_ANNOTATIONS, DRILL_MODE_LABEL } from './job.ts';
 
@@ -143,16 +143,14 @@ describe('decideDrills: when and what', () => {
 });
 
 describe('decideDrills: recording a drill that ended', () => {
-  const ended = (result: AgentResult | undefined, outcome: 'Complete' | 'Failed' = 'Complete') =>
+  const ended = (result: AgentResult<'drill'> | undefined, outcome: 'Complete' | 'Failed' = 'Complete') =>
     jobs({
       job: drillJob('d1', { scheduled: '2026-03-01T03:00:00Z', ended: outcome }),
       ...(result ? { result } : {}),
     });
 
   it('a verified drill: Succeeded with its RTO against the target, Restorable True, an Event', () => {
-    const decision = decideDrills(
-      observe({ jobs: ended({ ok: true, drill: { rtoMs: 4200, tablesChecked: 3, cleanup: [] } }) }),
-    );
+    const decision = decideDrills(observe({ jobs: ended({ ok: true, rtoMs: 4200, tablesChecked: 3, cleanup: [] }) }));
     const fields = decision.sources.get('orders');
     assert.equal(fields?.lastDrill?.result, 'Succeeded');
     assert.equal(fields?.lastDrill?.rtoSeconds, 5);
@@ -173,9 +171,7 @@ describe('decideDrills: recording a drill that ended', () => {
   });
 
   it('a drill over the RTO target still proves the backup restorable, and warns', () => {
-    const decision = decideDrills(
-      observe({ jobs: ended({ ok: true, drill: { rtoMs: 61_000, tablesChecked: 1, cleanup: [] } }) }),
-    );
+    const decision = decideDrills(observe({ jobs: ended({ ok: true, rtoMs: 61_000, tablesChecked: 1, cleanup: [] }) }));
     assert.match(decision.sources.get('orders')?.lastDrill?.message ?? '', /over the 60s RTO target/);
     assert.deepEqual(decision.events.map((e) => e.reason).sort(), ['DrillSlowerThanRTO', 'DrillSucceeded']);
   });
@@ -192,7 +188,6 @@ describe('decideDrills: recording a drill that ended', () => {
           {
             ok: false,
             error: { code: 'Corrupt', message: 'pack 3fa2 is damaged' },
-            drill: { tablesChecked: 0, cleanup: [] },
           },
           'Failed',
         ),
@@ -210,14 +205,13 @@ describe('decideDrills: recording a drill that ended', () => {
     assert.equal(decision.events[0]?.type, 'Warning');
   });
 
-  it('a drill that could not reach its server failed, but says nothing about the Backup', () => {
+  it('a drill that could not reach its server failed, but says nothing about the Backup; a cleanup follows', () => {
     const decision = decideDrills(
       observe({
         jobs: ended(
           {
             ok: false,
             error: { code: 'SourceUnavailable', message: 'no route' },
-            drill: { tablesChecked: 0, cleanup: [] },
           },
           'Failed',
         ),
@@ -225,10 +219,18 @@ describe('decideDrills: recording a drill that ended', () => {
     );
     assert.equal(decision.sources.get('orders')?.lastDrill?.result, 'Failed');
     assert.deepEqual(decision.restorable, []);
+    assert.deepEqual(
+      decision.createJobs.map((j) => j.metadata?.name),
+      [cleanupJobName('d1')],
+    );
   });
 
   it('a drill killed before it reported: Failed, and a cleanup Job on its drill server, once', () => {
-    const killed = ended({ ok: false, error: { code: 'Internal', message: '{"level":"info"' } }, 'Failed');
+    // The kubelet's fallback: the tail of the agent's JSON log instead of a result.
+    const killed = ended(
+      { ok: false, error: { code: 'Internal', message: '{"level":30,"event":"progress"}\n{"level":30' } },
+      'Failed',
+    );
     const decision = decideDrills(observe({ jobs: killed }));
     assert.match(decision.sources.get('orders')?.lastDrill?.message ?? '', /ended without reporting/);
     assert.deepEqual(decision.restorable, []);

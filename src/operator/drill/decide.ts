@@ -1,11 +1,12 @@
 import type * as k8s from '@kubernetes/client-node';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { LastDrill } from '../../api/backuppolicy.ts';
 import { durationSeconds } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { ErrorCode } from '../../errors.ts';
-import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import type { AgentSettings } from '../backup/job.ts';
 import { nextRun, previousRun } from '../backuppolicy/schedule.ts';
+import type { AgentSettings } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
 import type { EventType } from '../runtime/events.ts';
 import { type DrillFields, drillTarget } from '../runtime/policy-status.ts';
@@ -91,7 +92,7 @@ export function decideDrills(observed: DrillObserved): DrillDecision {
         decision.sources.set(source.name, fields);
       }
       const cleanup = cleanupJobName(name);
-      if (!newest.result?.drill && !mine.some((j) => j.job.metadata?.name === cleanup))
+      if (newest.result?.ok !== true && !mine.some((j) => j.job.metadata?.name === cleanup))
         decision.createJobs.push(
           drillJob({
             policy,
@@ -151,15 +152,14 @@ function record(
   fields: DrillFields,
   ended: JobObserved,
 ): DrillFields {
-  const { job, result } = ended;
+  const { job } = ended;
+  const result = ended.result as AgentResult<'drill'> | undefined;
   const name = job.metadata?.name ?? '';
   const backup = job.metadata?.annotations?.[DRILL_ANNOTATIONS.backup] ?? '';
   const time = endTime(job) ?? observed.now.toISOString();
-  const report = result?.drill;
-  const cleaned = report?.cleanup.length ? ` Cleaned up: ${report.cleanup.join('; ')}.` : '';
   const base = { time, backup, job: name };
   let lastDrill: LastDrill;
-  if (!report) {
+  if (!result || killed(result)) {
     // What the pod left instead of a result is the tail of its log: the Job's own reason says more.
     const why = failedMessage(job) ?? 'no result';
     lastDrill = {
@@ -167,8 +167,9 @@ function record(
       result: 'Failed',
       message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; a cleanup Job drops what it left on the drill server`,
     };
-  } else if (result?.ok) {
-    const rtoSeconds = Math.ceil((report.rtoMs ?? 0) / 1000);
+  } else if (result.ok) {
+    const cleaned = result.cleanup?.length ? ` Cleaned up: ${result.cleanup.join('; ')}.` : '';
+    const rtoSeconds = Math.ceil((result.rtoMs ?? 0) / 1000);
     const target = durationSeconds(observed.policy.spec.objectives?.rto);
     const verdict =
       target === undefined
@@ -181,7 +182,7 @@ function record(
       result: 'Succeeded',
       rtoSeconds,
       ...(target !== undefined ? { rtoTargetSeconds: target } : {}),
-      message: `restored ${backup} into a drill database and found the ${report.tablesChecked} tables the backup recorded, with their row counts, in ${rtoSeconds}s (${verdict}).${cleaned}`,
+      message: `restored ${backup} into a drill database and found the ${result.tablesChecked ?? 0} tables the backup recorded, with their row counts, in ${rtoSeconds}s (${verdict}).${cleaned}`,
     };
     decision.restorable.push({
       backup,
@@ -194,8 +195,12 @@ function record(
         message: `the restore drill of ${backup} took ${rtoSeconds}s, over the ${target}s RTO target`,
       });
   } else {
-    const code = result?.error?.code ?? 'Internal';
-    lastDrill = { ...base, result: 'Failed', message: `${result?.error?.message ?? 'failed'} (${code}).${cleaned}` };
+    const { code, message } = result.error;
+    lastDrill = {
+      ...base,
+      result: 'Failed',
+      message: `${message} (${code}); a cleanup Job drops what it may have left`,
+    };
     if (!NOT_ABOUT_THE_BACKUP.has(code))
       decision.restorable.push({
         backup,
@@ -250,3 +255,12 @@ function endTime(job: k8s.V1Job): string | undefined {
 
 const failedMessage = (job: k8s.V1Job) =>
   job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True')?.message;
+
+/**
+ * A drill that ended without a result of its own: its agent was killed (SIGKILL, a lost node) before
+ * writing one, and what the kubelet put in the termination message instead is the tail of its JSON log.
+ */
+function killed(result: AgentResult<'drill'>): boolean {
+  if (typeof result.ok !== 'boolean') return true;
+  return !result.ok && result.error.code === 'Internal' && result.error.message.trimStart().startsWith('{');
+}

@@ -1,10 +1,12 @@
 import type * as k8s from '@kubernetes/client-node';
-import { DRILL_ENV } from '../../agent/tasks/drill.ts';
+import { drill as drillTask } from '../../agent/tasks/drill.ts';
 import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
-import { type AgentSettings, agentJob, databaseAccess, LABELS, ownedJobName } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
-import { jobName, scheduleStamp } from '../backuppolicy/schedule.ts';
-import { liveSourceEnv } from '../restorerequest/job.ts';
+import { scheduleStamp } from '../backuppolicy/schedule.ts';
+import { liveSourceEnv, serverAccess } from '../jobs/access.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { jobName, ownedJobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
 import type { DrillEngine, DrillServer } from '../runtime/policy-status.ts';
 
@@ -41,9 +43,8 @@ export function drillJob(options: {
   restore?: { repository: BackupRepository; snapshotId: string; backup: string; scheduled: Date };
 }): k8s.V1Job {
   const { policy, restore } = options;
-  const access = databaseAccess(options.engine, options.server.connectionSecret.name, options.server.tls);
+  const access = serverAccess(options.engine, options.server.connectionSecret.name, options.server.tls);
   const repo = restore ? repositoryAccess(restore.repository, 'primary') : undefined;
-  const scheme = options.engine === 'postgres' ? 'postgresql' : 'mysql';
   const liveSources = policy.spec.sources.flatMap((s) => {
     const database = s.postgres ?? s.mysql;
     return database
@@ -69,9 +70,11 @@ export function drillJob(options: {
     },
     env: [
       ...access.env,
-      { name: DRILL_ENV.server, value: `${scheme}://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/` },
-      ...(options.mode === 'cleanup' ? [{ name: DRILL_ENV.cleanup, value: 'true' }] : []),
-      ...(restore ? [{ name: DRILL_ENV.snapshot, value: restore.snapshotId }] : []),
+      ...drillTask.jobEnv(
+        restore
+          ? { server: access.url, mode: 'drill', snapshotId: restore.snapshotId }
+          : { server: access.url, mode: 'cleanup' },
+      ),
       ...(repo?.env ?? []),
       ...liveSourceEnv(liveSources),
     ],

@@ -1,8 +1,8 @@
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
-import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../runtime/agent-result.ts';
+import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../jobs/agent-result.ts';
+import { createAgentJobs } from '../jobs/create.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
-import { createAgentJobs } from '../runtime/jobs.ts';
 import { decideRestore, type RestoreObserved } from './decide.ts';
 
 /** The RestoreRequest controller's shell: observes Backups, policies, its Jobs and PVCs, decides, creates Jobs, writes status. */

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { JobObserved } from '../backup/decide.ts';
+import type { ErrorCode } from '../../errors.ts';
+import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
 import { countApprovals, decideRestore, expectedCounts, type RestoreObserved, resolveTarget } from './decide.ts';
 import { RESTORE_LABEL, restoreJobName } from './job.ts';
@@ -949,7 +950,7 @@ describe('decideRestore: running, success and fallback', () => {
     assert.equal(late.status?.conditions?.find((c) => c.type === 'RTOMet')?.status, 'False');
   });
 
-  const fallbackCases: { code: string; fallsBack: boolean }[] = [
+  const fallbackCases: { code: ErrorCode; fallsBack: boolean }[] = [
     { code: 'Transient', fallsBack: true },
     { code: 'NotFound', fallsBack: true },
     { code: 'Corrupt', fallsBack: true },

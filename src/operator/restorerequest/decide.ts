@@ -1,13 +1,15 @@
 import type * as k8s from '@kubernetes/client-node';
+import type { SnapshotChoice } from '../../agent/tasks/snapshot.ts';
 import type { Condition } from '../../api/common.ts';
 import { formatDuration, parseDuration } from '../../api/duration.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
 import type { RestoreRequestStatus } from '../../api/restorerequest.ts';
 import type { ErrorCode } from '../../errors.ts';
-import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import type { AgentSettings } from '../backup/job.ts';
+import type { RestoreTarget } from '../jobs/access.ts';
+import type { AgentSettings } from '../jobs/agent-job.ts';
+import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
-import { type RestoreTarget, restoreJob, restoreJobName, type SnapshotChoice } from './job.ts';
+import { restoreJob, restoreJobName } from './job.ts';
 import {
   type ApprovalRule,
   approvalRule,
@@ -407,7 +409,7 @@ function decideRunning(
 ): RestoreDecision {
   const { request, now } = observed;
   const jobName = status.jobName ?? '';
-  const job = observed.jobs.get(jobName);
+  const job = observed.jobs.get(jobName) as JobObserved<'restore'> | undefined;
   const backup = observed.backups.find((b) => b.metadata.name === status.backupName);
   const policy = backup ? observed.policies.get(backup.spec.policy) : undefined;
   const rejection = observed.rejected?.get(jobName);

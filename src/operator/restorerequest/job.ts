@@ -1,38 +1,17 @@
 import type * as k8s from '@kubernetes/client-node';
+import { restore as restoreTask } from '../../agent/tasks/restore.ts';
+import type { SnapshotChoice } from '../../agent/tasks/snapshot.ts';
 import type { PostRestoreScript } from '../../api/backuppolicy.ts';
-import type { DatabaseTls } from '../../api/common.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { LIVE_SOURCE_ENV } from '../../sources/live-source.ts';
-import { type AgentSettings, agentJob, DATA_MOUNT, databaseAccess, LABELS, ownedJobName } from '../backup/job.ts';
-import { repositoryAccess } from '../backup/repository-env.ts';
+import { type LiveSourceCandidate, liveSourceEnv, type RestoreTarget, targetAccess } from '../jobs/access.ts';
+import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
+import { LABELS } from '../jobs/labels.ts';
+import { ownedJobName } from '../jobs/naming.ts';
+import { repositoryAccess } from '../jobs/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
 
 /** Label on a restore Job naming its RestoreRequest (how the controller finds its Jobs). */
 export const RESTORE_LABEL = 'tidemark.dev/restore';
-
-/** Where a restore writes: a database on a server (credentials from its connection Secret), or a PVC. */
-export type RestoreTarget =
-  | {
-      kind: 'database';
-      engine: 'postgres' | 'mysql';
-      connectionSecret: string;
-      database: string;
-      tls?: DatabaseTls | undefined;
-    }
-  | { kind: 'volume'; claimName: string };
-
-/**
- * A policy source that may be the target under another Secret: the agent compares its host and port
- * (from `connectionSecret`) with the target's and refuses a match (LIVE_SOURCE_ENV).
- */
-export interface LiveSourceCandidate {
-  /** `source x of policy y`, for the refusal. */
-  name: string;
-  connectionSecret: string;
-}
-
-/** Which snapshot the agent restores: an id (or unique prefix), or the newest of a source identity (before a time). */
-export type SnapshotChoice = { id: string } | { source: string; before?: string };
 
 /** The first attempt reads from the Backup's primary repository; a fallback from one replica. */
 export const restoreJobName = (request: RestoreRequest, fallbackRepository?: string) =>
@@ -42,52 +21,6 @@ export const restoreJobName = (request: RestoreRequest, fallbackRepository?: str
       ? `${request.metadata.name}-restore-from-${fallbackRepository}`
       : `${request.metadata.name}-restore`,
   );
-
-/** What the agent needs to write into the target: its URL (password-free) and credentials, or the PVC read-write. */
-export function targetAccess(target: RestoreTarget): {
-  env: k8s.V1EnvVar[];
-  volumes: k8s.V1Volume[];
-  volumeMounts: k8s.V1VolumeMount[];
-} {
-  if (target.kind === 'volume')
-    return {
-      env: [{ name: 'TIDEMARK_TARGET', value: `file://${DATA_MOUNT}` }],
-      volumes: [{ name: 'target', persistentVolumeClaim: { claimName: target.claimName } }],
-      volumeMounts: [{ name: 'target', mountPath: DATA_MOUNT }],
-    };
-  const access = databaseAccess(target.engine, target.connectionSecret, target.tls);
-  const scheme = target.engine === 'postgres' ? 'postgresql' : 'mysql';
-  return {
-    env: [
-      ...access.env,
-      {
-        name: 'TIDEMARK_TARGET',
-        value: `${scheme}://$(TIDEMARK_DB_USER)@$(TIDEMARK_DB_HOST):$(TIDEMARK_DB_PORT)/${encodeURIComponent(target.database)}`,
-      },
-    ],
-    volumes: access.volumes,
-    volumeMounts: access.volumeMounts,
-  };
-}
-
-/**
- * The host and port of each candidate, read by the agent from the candidate's Secret (optional keys:
- * a Secret that is missing or incomplete cannot name the target's server and does not hold the pod).
- */
-export function liveSourceEnv(candidates: LiveSourceCandidate[]): k8s.V1EnvVar[] {
-  return candidates.flatMap((candidate, i) => {
-    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
-      name,
-      valueFrom: { secretKeyRef: { name: candidate.connectionSecret, key, optional: true } },
-    });
-    const prefix = `${LIVE_SOURCE_ENV}_${i}`;
-    return [
-      { name: `${prefix}_NAME`, value: `${candidate.name} (Secret ${candidate.connectionSecret})` },
-      fromSecret(`${prefix}_HOST`, 'host'),
-      fromSecret(`${prefix}_PORT`, 'port'),
-    ];
-  });
-}
 
 /**
  * The Job that restores one snapshot (of `backup`, or chosen straight from `repository`) into
@@ -116,7 +49,7 @@ export function restoreJob(options: {
   const spec = request.spec;
   const job = agentJob({
     policy: options.policy,
-    task: 'restore',
+    task: restoreTask.name,
     name: options.name,
     settings: options.settings,
     owner: request,
@@ -129,18 +62,17 @@ export function restoreJob(options: {
     env: [
       ...target.env,
       ...repo.env,
-      // Straight from a repository (no Backup vouches for the snapshot): only this namespace's.
-      ...(backup ? [] : [{ name: 'TIDEMARK_SNAPSHOT_SCOPE', value: `${request.metadata.namespace}/` }]),
-      ...('id' in snapshot
-        ? [{ name: 'TIDEMARK_SNAPSHOT', value: snapshot.id }]
-        : [
-            { name: 'TIDEMARK_SNAPSHOT_SOURCE', value: snapshot.source },
-            ...(snapshot.before ? [{ name: 'TIDEMARK_SNAPSHOT_BEFORE', value: snapshot.before }] : []),
-          ]),
-      { name: 'TIDEMARK_RESTORE_MODE', value: spec.mode === 'replace' ? 'replace' : 'new' },
-      ...(spec.target.database ? [{ name: 'TIDEMARK_DATABASE', value: spec.target.database }] : []),
-      ...(spec.target.createMissingRoles ? [{ name: 'TIDEMARK_CREATE_MISSING_ROLES', value: 'true' }] : []),
-      ...scriptEnv(options.script),
+      ...restoreTask.jobEnv({
+        snapshot: {
+          choice: snapshot,
+          // Straight from a repository (no Backup vouches for the snapshot): only this namespace's.
+          ...(backup ? {} : { scope: `${request.metadata.namespace}/` }),
+        },
+        mode: spec.mode === 'replace' ? 'replace' : 'new',
+        database: spec.target.database,
+        createMissingRoles: spec.target.createMissingRoles,
+        script: options.script,
+      }),
       ...liveSourceEnv(options.liveSources ?? []),
     ],
     envFrom: repo.envFrom,
@@ -154,23 +86,4 @@ export function restoreJob(options: {
     };
   }
   return job;
-}
-
-/**
- * The policy's post-restore script and, unless the policy opted into the restore user, the role it
- * runs as: the username and password of its own connection Secret (the agent connects as that role).
- */
-export function scriptEnv(script: PostRestoreScript | undefined): k8s.V1EnvVar[] {
-  if (!script) return [];
-  const secret = script.runAs?.connectionSecret.name;
-  const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
-    name,
-    valueFrom: { secretKeyRef: { name: secret ?? '', key } },
-  });
-  return [
-    { name: 'TIDEMARK_POST_RESTORE_SQL', value: script.sql },
-    ...(secret
-      ? [fromSecret('TIDEMARK_SCRIPT_USER', 'username'), fromSecret('TIDEMARK_SCRIPT_PASSWORD', 'password')]
-      : []),
-  ];
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { RestoreTarget } from './job.ts';
+import type { RestoreTarget } from '../jobs/access.ts';
 import { checkTarget, chooseScript, liveSourceAt, liveSourceCandidates, matchesGlob } from './rules.ts';
 
 const ns = 'tenants';

@@ -1,9 +1,26 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { AgentResult } from '../../agent/result.ts';
-import { type JobObserved, jobOutcome } from '../backup/decide.ts';
-import { OWNER_ANNOTATIONS, POD_START_TIMEOUT_MS } from '../backup/job.ts';
+import type { AgentTaskName } from '../../agent/tasks/names.ts';
+import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { OperatorContext } from '../context.ts';
-import { instant, newestFirst } from './time.ts';
+import { instant, newestFirst } from '../runtime/time.ts';
+import { POD_START_TIMEOUT_MS } from './agent-job.ts';
+import { OWNER_ANNOTATIONS } from './labels.ts';
+
+/** A Job of task N (any task by default) as a controller sees it. */
+export interface JobObserved<N extends AgentTaskName = AgentTaskName> {
+  job: k8s.V1Job;
+  /** The agent's result from its pod's termination message, once the Job ended. */
+  result?: AgentResult<N>;
+  /** Its pod could not start within the pod start timeout: reported as Failed (PodCannotStart), to be deleted. */
+  cannotStart?: boolean;
+}
+
+export function jobOutcome(job: k8s.V1Job): 'Complete' | 'Failed' | undefined {
+  const ended = job.status?.conditions?.find(
+    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  );
+  return ended?.type as 'Complete' | 'Failed' | undefined;
+}
 
 /** The agent's result: the termination message of the Job's newest pod that ended. */
 export async function resultOf(ctx: OperatorContext, namespace: string, job: string): Promise<AgentResult | undefined> {

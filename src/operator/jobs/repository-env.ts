@@ -1,4 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
+import { REPLICA_ENV, REPOSITORY_ENV } from '../../agent/tasks/env.ts';
 import type { BackupRepository } from '../../api/kinds.ts';
 
 /**
@@ -30,13 +31,13 @@ export function repositoryUrl(repository: BackupRepository): string {
   return `file://${spec.filesystem?.path ?? '/repository'}${prefix ? `/${prefix}` : ''}`;
 }
 
-/** `role` names the variables: the primary uses TIDEMARK_REPO*, a replica TIDEMARK_REPLICA_* and prefixed credentials. */
+/** `role` names the variables: the primary's REPOSITORY_ENV, a replica's REPLICA_ENV and prefixed credentials. */
 export function repositoryAccess(repository: BackupRepository, role: 'primary' | 'replica'): RepositoryAccess {
   const spec = repository.spec;
   const names =
     role === 'primary'
-      ? { url: 'TIDEMARK_REPO', key: 'TIDEMARK_REPO_KEY', prefix: '' }
-      : { url: 'TIDEMARK_REPLICA_REPO', key: 'TIDEMARK_REPLICA_KEY', prefix: 'REPLICA_' };
+      ? { ...REPOSITORY_ENV, prefix: '' }
+      : { url: REPLICA_ENV.url, key: REPLICA_ENV.key, prefix: REPLICA_ENV.credentialsPrefix };
   const access: RepositoryAccess = {
     env: [
       { name: names.url, value: repositoryUrl(repository) },
@@ -55,7 +56,7 @@ export function repositoryAccess(repository: BackupRepository, role: 'primary' |
   };
   // The agent refuses to forget a snapshot inside this period, whichever path asked for it.
   if (role === 'primary' && spec.immutability)
-    access.env.push({ name: 'TIDEMARK_REPO_IMMUTABILITY', value: spec.immutability.period });
+    access.env.push({ name: REPOSITORY_ENV.immutability, value: spec.immutability.period });
   if (spec.provider === 'filesystem' && spec.filesystem?.claimName) {
     const volume = `${role}-repository`;
     access.volumes.push({ name: volume, persistentVolumeClaim: { claimName: spec.filesystem.claimName } });

@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
-import { ensureAgentServiceAccount } from '../backup/service-account.ts';
 import type { OperatorContext } from '../context.ts';
+import { ensureAgentServiceAccount } from './service-account.ts';
 
 /**
  * Creates agent Jobs (their ServiceAccount first); a Job that already exists is adopted, not

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { Backup } from '../../api/kinds.ts';
 import { logFields } from '../../log.ts';
-import { agentJob, sourceAccess, TLS_MOUNT } from './job.ts';
+import { sourceAccess, TLS_MOUNT } from './access.ts';
+import { agentJob } from './agent-job.ts';
 
 test('a database source reaches the agent with TLS files mounted from Secrets, an optional password and its lock wait', () => {
   const source: Source = {

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import { TidemarkError } from '../errors.ts';
-import { log } from '../log.ts';
-import type { Repository } from '../repository/repository.ts';
-import type { AgentResult } from './result.ts';
+import { TidemarkError } from '../../errors.ts';
+import { log } from '../../log.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { required } from './env.ts';
+import type { AgentTask } from './task.ts';
 
 /** The ConfigMap key holding the catalog (JSON array of CatalogEntry, newest first). */
 export const CATALOG_KEY = 'catalog.json';
@@ -23,14 +24,63 @@ export interface CatalogEntry {
 }
 
 /**
- * The `catalog` task: lists the repository's snapshots whose source identity starts with
- * TIDEMARK_CATALOG_PREFIX (`<namespace>/`) and writes them to the ConfigMap
- * TIDEMARK_CATALOG_CONFIGMAP in TIDEMARK_NAMESPACE, owned by TIDEMARK_CATALOG_OWNER (an
+ * `catalog`: lists the repository's snapshots whose source identity starts with the prefix
+ * (`<namespace>/`) and writes them to a ConfigMap of the namespace, owned as the operator says (an
  * ownerReference as JSON). A termination message holds 4096 bytes, a few dozen snapshots; the
- * ConfigMap holds thousands. The agent reaches the API server with its pod's ServiceAccount token.
+ * ConfigMap holds thousands. The agent reaches the API server with its pod's ServiceAccount token (the
+ * one task with one). Fails Unsupported (too many to fit), Transient (the API server), or a storage code.
  */
-export async function writeCatalog(repository: Repository, env: NodeJS.ProcessEnv): Promise<AgentResult> {
-  const prefix = env.TIDEMARK_CATALOG_PREFIX ?? '';
+const ENV = {
+  prefix: 'TIDEMARK_CATALOG_PREFIX',
+  configMap: 'TIDEMARK_CATALOG_CONFIGMAP',
+  owner: 'TIDEMARK_CATALOG_OWNER',
+  namespace: 'TIDEMARK_NAMESPACE',
+  /** The token directory, a mount path (so it follows the pod's volume) rather than the fixed path loadFromCluster reads. */
+  serviceAccountDir: 'TIDEMARK_SERVICE_ACCOUNT_DIR',
+} as const;
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface CatalogInput {
+  prefix: string;
+  configMap: string;
+  namespace: string;
+  owner?: k8s.V1OwnerReference;
+}
+
+export interface CatalogResult {
+  /** How many snapshots were written to the ConfigMap. */
+  snapshots: number;
+}
+
+export const catalog: AgentTask<'catalog', CatalogInput, CatalogResult, Required<CatalogInput>> = {
+  name: 'catalog',
+  deadlineSeconds: 30 * 60,
+  jobEnv: (job) => [
+    { name: ENV.prefix, value: job.prefix },
+    { name: ENV.configMap, value: job.configMap },
+    { name: ENV.owner, value: JSON.stringify(job.owner) },
+    { name: ENV.namespace, value: job.namespace },
+    { name: ENV.serviceAccountDir, value: SERVICE_ACCOUNT_DIR },
+  ],
+  input: (env) => {
+    const owner = env[ENV.owner];
+    return {
+      prefix: env[ENV.prefix] ?? '',
+      configMap: required(env, ENV.configMap),
+      namespace: required(env, ENV.namespace),
+      ...(owner ? { owner: JSON.parse(owner) as k8s.V1OwnerReference } : {}),
+    };
+  },
+  run: async (input, { env, repository }) => writeCatalog(await repository(), input, env),
+};
+
+async function writeCatalog(
+  repository: Repository,
+  input: CatalogInput,
+  env: NodeJS.ProcessEnv,
+): Promise<CatalogResult> {
+  const { prefix, namespace, configMap: name } = input;
   const { snapshots, damaged } = await repository.snapshotListing();
   for (const d of damaged)
     log.warn(
@@ -56,15 +106,12 @@ export async function writeCatalog(repository: Repository, env: NodeJS.ProcessEn
       'Unsupported',
       `the catalog of ${entries.length} snapshots under ${prefix} does not fit in one ConfigMap`,
     );
-  const namespace = need(env, 'TIDEMARK_NAMESPACE');
-  const name = need(env, 'TIDEMARK_CATALOG_CONFIGMAP');
-  const owner = env.TIDEMARK_CATALOG_OWNER ? [JSON.parse(env.TIDEMARK_CATALOG_OWNER) as k8s.V1OwnerReference] : [];
   const body: k8s.V1ConfigMap = {
     metadata: {
       name,
       namespace,
       labels: { 'app.kubernetes.io/managed-by': 'tidemark' },
-      ownerReferences: owner,
+      ownerReferences: input.owner ? [input.owner] : [],
     },
     data: { [CATALOG_KEY]: text },
   };
@@ -76,22 +123,13 @@ export async function writeCatalog(repository: Repository, env: NodeJS.ProcessEn
       throw new TidemarkError('Transient', `writing ConfigMap ${namespace}/${name}: ${(error as Error).message}`);
     await core.createNamespacedConfigMap({ namespace, body });
   }
-  return { ok: true, snapshots: entries.length };
+  return { snapshots: entries.length };
 }
 
-function need(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name];
-  if (!value) throw new TidemarkError('InvalidArgument', `${name} is not set`);
-  return value;
-}
-
-/**
- * The pod's own API access. The token directory comes from TIDEMARK_SERVICE_ACCOUNT_DIR (a mount
- * path, so it follows the pod's volume) rather than the fixed path loadFromCluster reads.
- */
+/** The pod's own API access, with the token from its ServiceAccount directory. */
 function inClusterConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
-  const dir = env.TIDEMARK_SERVICE_ACCOUNT_DIR ?? '/var/run/secrets/kubernetes.io/serviceaccount';
-  const host = need(env, 'KUBERNETES_SERVICE_HOST');
+  const dir = env[ENV.serviceAccountDir] ?? SERVICE_ACCOUNT_DIR;
+  const host = required(env, 'KUBERNETES_SERVICE_HOST');
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   const kc = new k8s.KubeConfig();
   kc.loadFromOptions({

@@ -5,11 +5,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { isCode } from '../errors.ts';
-import { backupTree } from '../repository/backup.ts';
-import { Repository } from '../repository/repository.ts';
-import { FileStorage } from '../repository/storage/file.ts';
-import { forgetSnapshot } from './agent.ts';
+import { isCode } from '../../errors.ts';
+import { backupTree } from '../../repository/backup.ts';
+import { Repository } from '../../repository/repository.ts';
+import { FileStorage } from '../../repository/storage/file.ts';
+import { forgetSnapshot } from './forget.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-forget-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -44,7 +44,7 @@ test('inside the immutability period the forget task refuses and the snapshot st
 test('after the period, or without one, the snapshot is forgotten', async () => {
   const { repository, snapshot } = await repositoryWithOneSnapshot('expired');
   const later = new Date(Date.parse(snapshot.time) + 3600_000 + 1);
-  assert.deepEqual(await forgetSnapshot(repository, snapshot.id, '1h', later), { ok: true, snapshotId: snapshot.id });
+  assert.deepEqual(await forgetSnapshot(repository, snapshot.id, '1h', later), { snapshotId: snapshot.id });
   assert.deepEqual(await (await Repository.reopen(repository)).snapshots(), []);
   const other = await repositoryWithOneSnapshot('unlocked');
   await forgetSnapshot(other.repository, other.snapshot.id, undefined);

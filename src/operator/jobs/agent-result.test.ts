@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import { OWNER_ANNOTATIONS } from '../backup/job.ts';
 import { isJobOf, ownerKeysOf, podCannotStart } from './agent-result.ts';
+import { OWNER_ANNOTATIONS } from './labels.ts';
 
 const backup = { kind: 'Backup', metadata: { name: 'nightly', namespace: 'tenants', uid: 'uid-new' } };
 
