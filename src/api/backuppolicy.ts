@@ -327,6 +327,21 @@ export const backupPolicySpec = object(
         { description: 'Scheduled audits and restore drills.' },
       ),
     ),
+    reports: optional(
+      object(
+        {
+          keepDays: optional(
+            integer({
+              minimum: 1,
+              maximum: 400,
+              default: 14,
+              description: 'Daily BackupReports older than this many days are deleted. Default 14.',
+            }),
+          ),
+        },
+        { description: 'The daily BackupReports the operator writes for this policy.' },
+      ),
+    ),
     allowedRegions: optional(
       array(labelName('A region.'), {
         description: 'Data residency: every repository of this policy must be in one of these regions.',

@@ -1,5 +1,6 @@
 import { backupSpec, backupStatus } from './backup.ts';
 import { backupPolicySpec, backupPolicyStatus } from './backuppolicy.ts';
+import { backupReportSpec, backupReportStatus } from './backupreport.ts';
 import { backupRepositorySpec, backupRepositoryStatus } from './backuprepository.ts';
 import { API_GROUP, API_VERSION } from './common.ts';
 import { restoreRequestSpec, restoreRequestStatus } from './restorerequest.ts';
@@ -103,6 +104,27 @@ export const kinds = {
       age,
     ],
   },
+  BackupReport: {
+    kind: 'BackupReport',
+    plural: 'backupreports',
+    singular: 'backupreport',
+    shortNames: ['breport'],
+    description:
+      "A policy's backup activity of one day: runs, failures, bytes, record counts per object and what could not be backed up. Written by the operator.",
+    spec: backupReportSpec,
+    status: backupReportStatus,
+    printerColumns: [
+      { name: 'Policy', type: 'string', jsonPath: '.spec.policy' },
+      { name: 'Date', type: 'string', jsonPath: '.spec.date' },
+      { name: 'Runs', type: 'integer', jsonPath: '.status.runs' },
+      { name: 'Succeeded', type: 'integer', jsonPath: '.status.succeeded' },
+      { name: 'Failed', type: 'integer', jsonPath: '.status.failed' },
+      { name: 'Uploaded', type: 'integer', jsonPath: '.status.uploadedBytes', priority: 1 },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Time Zone', type: 'string', jsonPath: '.spec.timeZone', priority: 1 },
+      age,
+    ],
+  },
 } satisfies Record<string, KindDefinition>;
 
 export type KindName = keyof typeof kinds;
@@ -133,6 +155,7 @@ export type BackupRepository = ResourceOf<'BackupRepository'>;
 export type BackupPolicy = ResourceOf<'BackupPolicy'>;
 export type Backup = ResourceOf<'Backup'>;
 export type RestoreRequest = ResourceOf<'RestoreRequest'>;
+export type BackupReport = ResourceOf<'BackupReport'>;
 
 /** The CustomResourceDefinition of a kind, as committed under crds/. */
 export function customResourceDefinition(definition: KindDefinition) {

@@ -23,11 +23,12 @@ async function run(args: string[]): Promise<string> {
   return chunks.join('');
 }
 
-test('tidemark crds prints the four committed CRDs', async () => {
+test('tidemark crds prints the committed CRDs', async () => {
   const docs = parseAllDocuments(await run(['crds'])).map((d) => d.toJS());
   assert.deepEqual(docs.map((d) => d.spec.names.kind).sort(), [
     'Backup',
     'BackupPolicy',
+    'BackupReport',
     'BackupRepository',
     'RestoreRequest',
   ]);
@@ -51,6 +52,6 @@ test('the kubectl plugin commands name themselves as people type them', () => {
   assert.match(status?.helpInformation() ?? '', /^Usage: kubectl tidemark status \[options\] \[policy\]/);
   assert.deepEqual(
     plugin?.commands.map((c) => c.name()),
-    ['status', 'backup', 'restore', 'approve', 'logs'],
+    ['status', 'report', 'backup', 'restore', 'approve', 'logs'],
   );
 });

@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
-import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../api/kinds.ts';
+import type { Backup, BackupPolicy, BackupReport, BackupRepository, RestoreRequest } from '../api/kinds.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
+import { REPORT_PHASE_LABEL } from './report/decide.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
 import { asWatched } from './runtime/time.ts';
@@ -21,6 +22,8 @@ export interface OperatorContext {
     policies: Cached<BackupPolicy & k8s.KubernetesObject>;
     backups: Cached<Backup & k8s.KubernetesObject>;
     restores: Cached<RestoreRequest & k8s.KubernetesObject>;
+    /** Open BackupReports only: Final ones, the bulk of them, are listed once a day (report/controller.ts). */
+    openReports: Cached<BackupReport & k8s.KubernetesObject>;
     jobs: Cached<k8s.V1Job>;
     /** Every PVC (the metrics count those no policy selects). */
     claims: Cached<k8s.V1PersistentVolumeClaim>;
@@ -49,6 +52,7 @@ export function createContext(
       policies: resources.informer('backuppolicies'),
       backups: resources.informer('backups'),
       restores: resources.informer('restorerequests'),
+      openReports: resources.informer('backupreports', `${REPORT_PHASE_LABEL}=Open`),
       jobs: k8s.makeInformer(
         kc,
         '/apis/batch/v1/jobs',

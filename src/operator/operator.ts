@@ -11,6 +11,7 @@ import { createContext, type OperatorContext } from './context.ts';
 import { drillController } from './drill/controller.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
+import { reportController } from './report/controller.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
 import { reuseConnections } from './runtime/connections.ts';
 import { LeaderElector } from './runtime/leader.ts';
@@ -54,6 +55,7 @@ export async function runOperator(
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
       drillController(ctx, hooks),
+      reportController(ctx, hooks),
     ];
     metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));

@@ -66,7 +66,9 @@ describe('deploy/ (kustomize)', () => {
   test('contains the CRDs, the restricted namespace and a two-replica leader-elected operator', () => {
     assert.deepEqual(
       names(objects, 'CustomResourceDefinition'),
-      ['backuppolicies', 'backuprepositories', 'backups', 'restorerequests'].map((k) => `${k}.tidemark.dev`),
+      ['backuppolicies', 'backupreports', 'backuprepositories', 'backups', 'restorerequests'].map(
+        (k) => `${k}.tidemark.dev`,
+      ),
     );
     const ns = only(objects, 'Namespace');
     assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
@@ -379,6 +381,8 @@ describe('RBAC on the real API server', () => {
         `${tidemark('backuppolicies')} [] [] [get list watch patch update]`,
         `${tidemark('backuppolicies/finalizers')} [] [] [update]`,
         `${tidemark('backuppolicies/status')} [] [] [get patch update]`,
+        `${tidemark('backupreports')} [] [] [get list watch create update delete]`,
+        `${tidemark('backupreports/status')} [] [] [get patch update]`,
         `${tidemark('backuprepositories')} [] [] [get list watch patch update]`,
         `${tidemark('backuprepositories/finalizers')} [] [] [update]`,
         `${tidemark('backuprepositories/status')} [] [] [get patch update]`,
@@ -416,6 +420,7 @@ describe('RBAC on the real API server', () => {
     test('a RestoreRequest creator and an approver, in their namespace only', async () => {
       const reads = [
         `${tidemark('backuppolicies')} [] [] [get list watch]`,
+        `${tidemark('backupreports')} [] [] [get list watch]`,
         `${tidemark('backups')} [] [] [get list watch]`,
       ];
       assert.deepEqual(

@@ -14,6 +14,7 @@ export const PLURALS = {
   BackupPolicy: 'backuppolicies',
   Backup: 'backups',
   RestoreRequest: 'restorerequests',
+  BackupReport: 'backupreports',
 } as const;
 export type PluginKind = keyof typeof PLURALS;
 

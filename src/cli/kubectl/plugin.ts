@@ -1,5 +1,5 @@
 import { type Command, Help } from 'commander';
-import type { Backup, BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
+import type { Backup, BackupPolicy, BackupReport, RestoreRequest } from '../../api/kinds.ts';
 import { TidemarkError } from '../../errors.ts';
 import { formatData, formatTable, OUTPUT_FORMATS, type OutputFormat, outputFormat } from './output.ts';
 
@@ -17,7 +17,7 @@ interface GlobalFlags {
 export function registerKubectlCommands(program: Command): void {
   const plugin = program
     .command('kubectl')
-    .description('the kubectl plugin: `kubectl tidemark status|backup now|restore|approve|logs`')
+    .description('the kubectl plugin: `kubectl tidemark status|report|backup now|restore|approve|logs`')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context (default: the current one)')
     .option('-n, --namespace <namespace>', "namespace (default: the context's)")
@@ -57,6 +57,33 @@ export function registerKubectlCommands(program: Command): void {
         return;
       }
       write(formatTable(statusTable(rows, now, options.allNamespaces === true)));
+    });
+
+  plugin
+    .command('report')
+    .description(
+      'the daily report (BackupReport): runs, failures, bytes, record counts per object, what was not backed up',
+    )
+    .argument('[policy]', 'one BackupPolicy, shown in full (default: a summary of all in the namespace)')
+    .option('--date <YYYY-MM-DD>', "the day, in the policy's time zone (default: the newest report)")
+    .option('-A, --all-namespaces', 'every namespace')
+    .action(async (name: string | undefined, options: { date?: string; allNamespaces?: boolean }, command: Command) => {
+      const { connection, format } = await context(command);
+      const { isReportDate, pickReports, reportText, summaryTable } = await import('./report.ts');
+      if (options.date !== undefined && !isReportDate(options.date))
+        throw new TidemarkError('InvalidArgument', `--date ${options.date}: use a date such as 2026-12-01`);
+      if (name) await connection.get<BackupPolicy>('BackupPolicy', name);
+      const all = await connection.list<BackupReport>('BackupReport', options.allNamespaces);
+      const reports = pickReports(all, name, options.date);
+      if (format !== 'table') return write(formatData(reports, format));
+      if (reports.length === 0) {
+        const where = options.allNamespaces ? '' : ` in ${connection.namespace}`;
+        process.stderr.write(
+          `No BackupReports${name ? ` of ${name}` : ''}${options.date ? ` for ${options.date}` : ''}${where}.\n`,
+        );
+        return;
+      }
+      write(name ? reports.map(reportText).join('\n') : summaryTable(reports, options.allNamespaces === true));
     });
 
   plugin

@@ -357,6 +357,16 @@ function instantOf(wall: number, timeZone: string): number {
 
 const localMidnight = (instant: number, timeZone: string) => Math.floor(wallClock(instant, timeZone) / DAY_MS) * DAY_MS;
 
+/** The local date (YYYY-MM-DD) of `instant` in `timeZone`. */
+export const localDate = (instant: number, timeZone: string): string =>
+  new Date(localMidnight(instant, timeZone)).toISOString().slice(0, 10);
+
+/** The local day `date` (YYYY-MM-DD) in `timeZone`: the instants it starts and ends at (23 or 25 hours apart across DST). */
+export function localDayOf(date: string, timeZone: string): { date: string; start: number; end: number } {
+  const midnight = Date.parse(`${date}T00:00:00Z`);
+  return { date, start: instantOf(midnight, timeZone), end: instantOf(midnight + DAY_MS, timeZone) };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Triggers
 

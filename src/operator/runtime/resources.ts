@@ -2,7 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION } from '../../api/common.ts';
 import type { Resource } from '../../api/kinds.ts';
 
-export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests';
+export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests' | 'backupreports';
 
 /** JSON with object keys sorted: the API server returns custom objects with their keys sorted. */
 export function canonicalJson(value: unknown): string {
@@ -27,13 +27,22 @@ export class Resources {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
+  /** A cache of every object of `plural`, or of those `labelSelector` selects. */
   informer<R extends Resource<unknown, unknown>>(
     plural: Plural,
+    labelSelector?: string,
   ): k8s.Informer<R & k8s.KubernetesObject> & k8s.ObjectCache<R & k8s.KubernetesObject> {
     return k8s.makeInformer(
       this.kc,
       `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
-      () => this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }) as never,
+      () =>
+        this.api.listClusterCustomObject({
+          group: API_GROUP,
+          version: API_VERSION,
+          plural,
+          ...(labelSelector ? { labelSelector } : {}),
+        }) as never,
+      labelSelector,
     );
   }
 
@@ -128,19 +137,19 @@ export class Resources {
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
    * A function computes the status from the object it is written to, each attempt: for a status
    * two controllers write parts of (the policy controller its sources, the drill controller their
-   * lastDrill), so neither writes back the other's part as it was.
+   * lastDrill), so neither writes back the other's part as it was. True when this call changed the status.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,
     object: R,
     statusOf: NonNullable<R['status']> | ((current: R) => NonNullable<R['status']>),
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { namespace = '', name = '' } = object.metadata;
     let current: R | undefined = object;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
       const status =
         typeof statusOf === 'function' ? (statusOf as (current: R) => NonNullable<R['status']>)(current) : statusOf;
-      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return;
+      if (canonicalJson(status) === canonicalJson(current.status ?? {})) return false;
       try {
         await this.api.replaceNamespacedCustomObjectStatus({
           group: API_GROUP,
@@ -150,13 +159,14 @@ export class Resources {
           name,
           body: { ...current, status },
         });
-        return;
+        return true;
       } catch (error) {
-        if (isNotFound(error)) return;
+        if (isNotFound(error)) return false;
         if (!isConflict(error)) throw error;
       }
       current = await this.get<R>(plural, namespace, name);
     }
     if (current) throw new Error(`status of ${plural} ${namespace}/${name}: conflicts on every attempt`);
+    return false;
   }
 }
