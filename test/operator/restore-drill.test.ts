@@ -265,6 +265,7 @@ describe('restore drills', () => {
     );
     const drill = await drillOf();
     assert.equal(drill?.backup, 'acme-now');
+    assert.match(drill?.message ?? '', /\(Corrupt\)/, 'the failure names the damage, not a stream that closed early');
     const restorable = (await env.read<Backup>('backups', 'acme-now')).status?.conditions?.find(
       (c) => c.type === 'Restorable',
     );
