@@ -163,6 +163,8 @@ describe('decideDrills: recording a drill that ended', () => {
       decision.restorable.map((r) => [r.backup, r.condition.status, r.condition.reason]),
       [['b2', 'True', 'DrillSucceeded']],
     );
+    // The condition's lastTransitionTime moves only when its status does: the message dates the drill.
+    assert.match(decision.restorable[0]?.condition.message ?? '', /^drill ended 2026-03-01T03:00:30.000Z: restored b2/);
     assert.deepEqual(
       decision.events.map((e) => e.reason),
       ['DrillSucceeded'],

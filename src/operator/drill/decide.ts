@@ -186,7 +186,12 @@ function record(
     };
     decision.restorable.push({
       backup,
-      condition: { type: 'Restorable', status: 'True', reason: 'DrillSucceeded', message: lastDrill.message },
+      condition: {
+        type: 'Restorable',
+        status: 'True',
+        reason: 'DrillSucceeded',
+        message: `drill ended ${time}: ${lastDrill.message}`,
+      },
     });
     if (target !== undefined && rtoSeconds > target)
       decision.events.push({
@@ -204,7 +209,12 @@ function record(
     if (!NOT_ABOUT_THE_BACKUP.has(code))
       decision.restorable.push({
         backup,
-        condition: { type: 'Restorable', status: 'False', reason: 'DrillFailed', message: lastDrill.message },
+        condition: {
+          type: 'Restorable',
+          status: 'False',
+          reason: 'DrillFailed',
+          message: `drill ended ${time}: ${lastDrill.message}`,
+        },
       });
   }
   lastDrill.message = lastDrill.message.slice(0, 4096);
