@@ -1,4 +1,5 @@
 import { backupSpec, backupStatus } from './backup.ts';
+import { backupExportSpec, backupExportStatus } from './backupexport.ts';
 import { backupPolicySpec, backupPolicyStatus } from './backuppolicy.ts';
 import { backupReportSpec, backupReportStatus } from './backupreport.ts';
 import { backupRepositorySpec, backupRepositoryStatus } from './backuprepository.ts';
@@ -125,6 +126,25 @@ export const kinds = {
       age,
     ],
   },
+  BackupExport: {
+    kind: 'BackupExport',
+    plural: 'backupexports',
+    singular: 'backupexport',
+    shortNames: ['bexport'],
+    description:
+      "A backup as a ZIP in the repository's object store (a CSV per table, or the files), with a download link that expires.",
+    spec: backupExportSpec,
+    status: backupExportStatus,
+    printerColumns: [
+      { name: 'Backup', type: 'string', jsonPath: '.spec.backup' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Size', type: 'string', jsonPath: '.status.size' },
+      { name: 'Expires', type: 'date', jsonPath: '.status.expiryTime' },
+      { name: 'Secret', type: 'string', jsonPath: '.status.secretName' },
+      { name: 'Location', type: 'string', jsonPath: '.status.location', priority: 1 },
+      age,
+    ],
+  },
 } satisfies Record<string, KindDefinition>;
 
 export type KindName = keyof typeof kinds;
@@ -156,6 +176,7 @@ export type BackupPolicy = ResourceOf<'BackupPolicy'>;
 export type Backup = ResourceOf<'Backup'>;
 export type RestoreRequest = ResourceOf<'RestoreRequest'>;
 export type BackupReport = ResourceOf<'BackupReport'>;
+export type BackupExport = ResourceOf<'BackupExport'>;
 
 /** The CustomResourceDefinition of a kind, as committed under crds/. */
 export function customResourceDefinition(definition: KindDefinition) {

@@ -27,6 +27,7 @@ test('tidemark crds prints the committed CRDs', async () => {
   const docs = parseAllDocuments(await run(['crds'])).map((d) => d.toJS());
   assert.deepEqual(docs.map((d) => d.spec.names.kind).sort(), [
     'Backup',
+    'BackupExport',
     'BackupPolicy',
     'BackupReport',
     'BackupRepository',
@@ -52,6 +53,6 @@ test('the kubectl plugin commands name themselves as people type them', () => {
   assert.match(status?.helpInformation() ?? '', /^Usage: kubectl tidemark status \[options\] \[policy\]/);
   assert.deepEqual(
     plugin?.commands.map((c) => c.name()),
-    ['status', 'report', 'backup', 'restore', 'approve', 'logs'],
+    ['status', 'report', 'backup', 'restore', 'approve', 'export', 'logs'],
   );
 });

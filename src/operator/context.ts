@@ -1,5 +1,12 @@
 import * as k8s from '@kubernetes/client-node';
-import type { Backup, BackupPolicy, BackupReport, BackupRepository, RestoreRequest } from '../api/kinds.ts';
+import type {
+  Backup,
+  BackupExport,
+  BackupPolicy,
+  BackupReport,
+  BackupRepository,
+  RestoreRequest,
+} from '../api/kinds.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { REPORT_PHASE_LABEL } from './report/decide.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -24,6 +31,7 @@ export interface OperatorContext {
     restores: Cached<RestoreRequest & k8s.KubernetesObject>;
     /** Open BackupReports only: Final ones, the bulk of them, are listed once a day (report/controller.ts). */
     openReports: Cached<BackupReport & k8s.KubernetesObject>;
+    exports: Cached<BackupExport & k8s.KubernetesObject>;
     jobs: Cached<k8s.V1Job>;
     /** Every PVC (the metrics count those no policy selects). */
     claims: Cached<k8s.V1PersistentVolumeClaim>;
@@ -53,6 +61,7 @@ export function createContext(
       backups: resources.informer('backups'),
       restores: resources.informer('restorerequests'),
       openReports: resources.informer('backupreports', `${REPORT_PHASE_LABEL}=Open`),
+      exports: resources.informer('backupexports'),
       jobs: k8s.makeInformer(
         kc,
         '/apis/batch/v1/jobs',

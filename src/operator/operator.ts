@@ -10,6 +10,7 @@ import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
 import { drillController } from './drill/controller.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
+import { exportController } from './export/controller.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { reportController } from './report/controller.ts';
 import { restoreRequestController } from './restorerequest/controller.ts';
@@ -56,6 +57,7 @@ export async function runOperator(
       catalogController(ctx, hooks),
       drillController(ctx, hooks),
       reportController(ctx, hooks),
+      exportController(ctx, hooks),
     ];
     metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));

@@ -98,6 +98,41 @@ export async function restoreStream(
   });
 }
 
+/**
+ * Reads the regular files of a tree snapshot, in tree order, each into the stream `open` returns for it
+ * (paths relative to the root, `/`-separated, names as UTF-8), respecting its back-pressure; the stream is
+ * ended once the file's content is written. The other names of a hard link read the same content.
+ * Symlinks and directories are not files and are skipped.
+ */
+export async function readTreeFiles(
+  repository: Repository,
+  snapshot: Snapshot,
+  open: (path: string, entry: TreeEntry) => Writable,
+  options: RestoreOptions = {},
+): Promise<void> {
+  await underLock(repository, snapshot, async () => {
+    const store = repository.chunkStore();
+    const run = new RestoreRun(
+      store,
+      new ProgressMeter('export', options.onProgress, snapshot.summary.logicalBytes),
+      options.readAhead ?? 8,
+    );
+    const linked = new Map<number, ChunkId[]>();
+    const walk = async (treeId: ChunkId, prefix: string): Promise<void> => {
+      for (const entry of decodeTree(await store.get(treeId)).entries) {
+        const path = prefix + decodeName(entry).toString('utf8');
+        if (entry.type === 'dir') await walk(entry.subtree as ChunkId, `${path}/`);
+        if (entry.type !== 'file') continue;
+        if (entry.link !== undefined && !linked.has(entry.link)) linked.set(entry.link, entry.content ?? []);
+        const content = entry.link !== undefined ? (linked.get(entry.link) as ChunkId[]) : (entry.content ?? []);
+        await run.writeContent(content, streamSink(open(path, entry)));
+      }
+    };
+    await walk(snapshot.root, '');
+    run.meter.done();
+  });
+}
+
 /** Holds a shared lock (and reads the index again under it), so no prune deletes what is being read. */
 async function underLock<T>(repository: Repository, snapshot: Snapshot, restore: () => Promise<T>): Promise<T> {
   const lock = await repository.lock(false);

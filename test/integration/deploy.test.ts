@@ -66,7 +66,7 @@ describe('deploy/ (kustomize)', () => {
   test('contains the CRDs, the restricted namespace and a two-replica leader-elected operator', () => {
     assert.deepEqual(
       names(objects, 'CustomResourceDefinition'),
-      ['backuppolicies', 'backupreports', 'backuprepositories', 'backups', 'restorerequests'].map(
+      ['backupexports', 'backuppolicies', 'backupreports', 'backuprepositories', 'backups', 'restorerequests'].map(
         (k) => `${k}.tidemark.dev`,
       ),
     );
@@ -86,7 +86,7 @@ describe('deploy/ (kustomize)', () => {
     assertRestricted(only(objects, 'Deployment'));
   });
 
-  test('ClusterRoles grant no wildcards and nothing on Secrets', () => {
+  test("ClusterRoles grant no wildcards, and nothing on Secrets but the agent's create", () => {
     assertLeastPrivilege(objects);
   });
 
@@ -147,7 +147,7 @@ describe('charts/tidemark (helm)', () => {
     assertRestricted(only(objects, 'Deployment'));
   });
 
-  test('ClusterRoles grant no wildcards and nothing on Secrets', () => {
+  test("ClusterRoles grant no wildcards, and nothing on Secrets but the agent's create", () => {
     assertLeastPrivilege(objects);
   });
 
@@ -378,6 +378,9 @@ describe('RBAC on the real API server', () => {
 
     test('the operator, in a tenant namespace and in its own', async () => {
       const everywhere = [
+        `${tidemark('backupexports')} [] [] [get list watch patch update]`,
+        `${tidemark('backupexports/finalizers')} [] [] [update]`,
+        `${tidemark('backupexports/status')} [] [] [get patch update]`,
         `${tidemark('backuppolicies')} [] [] [get list watch patch update]`,
         `${tidemark('backuppolicies/finalizers')} [] [] [update]`,
         `${tidemark('backuppolicies/status')} [] [] [get patch update]`,
@@ -411,9 +414,12 @@ describe('RBAC on the real API server', () => {
       );
     });
 
-    test('the agent: the catalog ConfigMap in its own namespace, nothing else', async () => {
+    test('the agent: the catalog ConfigMap and new export link Secrets in its own namespace, nothing else', async () => {
       const agent = (ns: string) => `system:serviceaccount:${ns}:tidemark-agent`;
-      assert.deepEqual(await granted('tenant-a', agent('tenant-a')), ['configmaps [] [] [get create update]']);
+      assert.deepEqual(await granted('tenant-a', agent('tenant-a')), [
+        'configmaps [] [] [get create update]',
+        'secrets [] [] [create]',
+      ]);
       assert.deepEqual(await granted('tenant-b', agent('tenant-a')), []);
     });
 
@@ -484,7 +490,10 @@ function assertLeastPrivilege(objects: Obj[]): void {
       assert.ok(!rule.resources?.includes('*'), `wildcard resource in ${where}`);
       assert.ok(!rule.apiGroups?.includes('*'), `wildcard apiGroup in ${where}`);
       const secrets = rule.apiGroups?.includes('') && rule.resources?.includes('secrets');
-      assert.ok(!secrets, `Secrets in ${where}`);
+      // One exception: the agent creates an export's link Secret; it can neither read nor change any.
+      const agentCreatesLinks =
+        String(role.metadata.name).endsWith('agent') && rule.resources?.length === 1 && rule.verbs.join() === 'create';
+      assert.ok(!secrets || agentCreatesLinks, `Secrets in ${where}`);
     }
   }
 }

@@ -1,6 +1,6 @@
 // Issue 11, findings 3 and 4, on the real control plane with the operator running. The tenants
 // namespace enforces Pod Security `restricted`, so every agent pod Tidemark creates (probe, backup,
-// replicate, catalog, restore, forget) must be admitted by the API server's Pod Security admission
+// replicate, catalog, restore, forget, export) must be admitted by the API server's Pod Security admission
 // when the Job controller creates it. Agent pods run as the namespace's tidemark-agent
 // ServiceAccount with deploy/agent-rbac.yaml: impersonating it, nothing can change a RestoreRequest's
 // status or approvals. And the four-eyes race: status forged (as cluster admin) to list the
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { AGENT_TASKS } from '../../src/agent/tasks/names.ts';
-import type { Backup, BackupRepository, RestoreRequest } from '../../src/api/kinds.ts';
+import type { Backup, BackupExport, BackupRepository, RestoreRequest } from '../../src/api/kinds.ts';
 import { approveAs, installFourEyes, kubectlAs } from '../harness/four-eyes.ts';
 import { type ManagedProcess, waitUntil } from '../harness/process.ts';
 import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
@@ -253,6 +253,23 @@ describe('Pod Security restricted on every agent pod', () => {
     assert.doesNotMatch(reasons, /SyncFailed/);
   });
 
+  test('an export runs its Job (with a token: it creates the link Secret) and becomes Ready', async () => {
+    await env.apply([
+      {
+        apiVersion: 'tidemark.dev/v1alpha1',
+        kind: 'BackupExport',
+        metadata: { name: 'docs-export', namespace },
+        spec: { backup: 'docs-now', expiresAfter: '1h' },
+      },
+    ]);
+    const ready = await waitFor(
+      'the export ends',
+      () => env.get<BackupExport>('backupexports', 'docs-export'),
+      (e) => ['Ready', 'Failed'].includes(e.status?.phase ?? ''),
+    );
+    assert.equal(ready.status?.phase, 'Ready', JSON.stringify(ready.status));
+  });
+
   test('deleting the Backup with tidemark.dev/forget=true forgets its snapshots through forget Jobs', async () => {
     // Deletion keeps the snapshots unless asked to forget them.
     await kubectl(['annotate', '-n', namespace, 'backup', 'docs-now', 'tidemark.dev/forget=true']);
@@ -263,9 +280,13 @@ describe('Pod Security restricted on every agent pod', () => {
     });
   });
 
-  test('every task had its pods admitted, no Job was refused a pod, and only the catalog pod has a token', async () => {
+  test('every task had its pods admitted, no Job was refused a pod, and only the catalog and export pods have a token', async () => {
     assert.deepEqual([...admitted].sort(), [...AGENT_TASKS].sort());
-    assert.deepEqual([...withToken], ['catalog'], 'only the catalog task, which writes a ConfigMap, mounts a token');
+    assert.deepEqual(
+      [...withToken].sort(),
+      ['catalog', 'export'],
+      'only the tasks that write an object (the catalog ConfigMap, the link Secret) mount a token',
+    );
     const refused = await kubectl([
       'get',
       'events',

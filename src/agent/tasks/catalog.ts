@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { TidemarkError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { required } from './env.ts';
+import { inClusterConfig, SERVICE_ACCOUNT_DIR, SERVICE_ACCOUNT_DIR_ENV } from './kubernetes-api.ts';
 import type { AgentTask } from './task.ts';
 
 /** The ConfigMap key holding the catalog (JSON array of CatalogEntry, newest first). */
@@ -35,11 +35,8 @@ const ENV = {
   configMap: 'TIDEMARK_CATALOG_CONFIGMAP',
   owner: 'TIDEMARK_CATALOG_OWNER',
   namespace: 'TIDEMARK_NAMESPACE',
-  /** The token directory, a mount path (so it follows the pod's volume) rather than the fixed path loadFromCluster reads. */
-  serviceAccountDir: 'TIDEMARK_SERVICE_ACCOUNT_DIR',
+  serviceAccountDir: SERVICE_ACCOUNT_DIR_ENV,
 } as const;
-
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface CatalogInput {
   prefix: string;
@@ -124,26 +121,4 @@ async function writeCatalog(
     await core.createNamespacedConfigMap({ namespace, body });
   }
   return { snapshots: entries.length };
-}
-
-/** The pod's own API access, with the token from its ServiceAccount directory. */
-function inClusterConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
-  const dir = env[ENV.serviceAccountDir] ?? SERVICE_ACCOUNT_DIR;
-  const host = required(env, 'KUBERNETES_SERVICE_HOST');
-  const port = env.KUBERNETES_SERVICE_PORT ?? '443';
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'in-cluster',
-        server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
-        caFile: `${dir}/ca.crt`,
-        skipTLSVerify: false,
-      },
-    ],
-    users: [{ name: 'agent', token: readFileSync(`${dir}/token`, 'utf8').trim() }],
-    contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'agent' }],
-    currentContext: 'in-cluster',
-  });
-  return kc;
 }

@@ -1,6 +1,7 @@
 import { backup } from './backup.ts';
 import { catalog } from './catalog.ts';
 import { drill } from './drill.ts';
+import { exportTask } from './export.ts';
 import { forget } from './forget.ts';
 import type { AgentTaskName } from './names.ts';
 import { probe } from './probe.ts';
@@ -9,7 +10,7 @@ import { restore } from './restore.ts';
 import type { AgentTask, TaskFailure } from './task.ts';
 
 /** Every agent task by name: a new task is its module and one line here (and its name in names.ts). */
-export const TASKS = { backup, restore, replicate, forget, probe, catalog, drill } satisfies {
+export const TASKS = { backup, restore, replicate, forget, probe, catalog, drill, export: exportTask } satisfies {
   [N in AgentTaskName]: AgentTask<N, unknown, object, unknown>;
 };
 

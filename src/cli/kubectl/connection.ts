@@ -15,6 +15,7 @@ export const PLURALS = {
   Backup: 'backups',
   RestoreRequest: 'restorerequests',
   BackupReport: 'backupreports',
+  BackupExport: 'backupexports',
 } as const;
 export type PluginKind = keyof typeof PLURALS;
 

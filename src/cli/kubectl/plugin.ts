@@ -17,7 +17,7 @@ interface GlobalFlags {
 export function registerKubectlCommands(program: Command): void {
   const plugin = program
     .command('kubectl')
-    .description('the kubectl plugin: `kubectl tidemark status|report|backup now|restore|approve|logs`')
+    .description('the kubectl plugin: `kubectl tidemark status|report|backup now|restore|approve|export|logs`')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context (default: the current one)')
     .option('-n, --namespace <namespace>', "namespace (default: the context's)")
@@ -154,6 +154,36 @@ export function registerKubectlCommands(program: Command): void {
         approvalPatch(request, me, options.comment),
       );
       report(format, [updated], 'restorerequest', 'approved');
+    });
+
+  plugin
+    .command('export')
+    .description(
+      'export a Backup as a ZIP (a CSV per table, or the files) and print its download link (a BackupExport)',
+    )
+    .argument('<backup>', 'the Backup')
+    .option('--expires-after <duration>', 'how long the link works (at most 7d on S3)', '7d')
+    .option('--timeout <duration>', 'how long to wait for the export', '30m')
+    .action(async (backup: string, options: { expiresAfter: string; timeout: string }, command: Command) => {
+      const { connection, format } = await context(command);
+      const { exportBackup } = await import('./export.ts');
+      const { parseDuration } = await import('../../api/duration.ts');
+      const { exp, link } = await exportBackup(
+        connection,
+        backup,
+        options.expiresAfter,
+        parseDuration(options.timeout),
+      );
+      if (format !== 'table') return write(formatData({ ...exp, ...(link ? { link } : {}) }, format));
+      const status = exp.status ?? {};
+      process.stderr.write(
+        `backupexport.tidemark.dev/${exp.metadata.name} ready: ${status.size ?? ''}, until ${status.expiryTime}\n`,
+      );
+      if (link) write(`${link}\n`);
+      else {
+        process.stderr.write('a filesystem repository has no download link; the ZIP is in the repository volume at:\n');
+        write(`${status.location}\n`);
+      }
     });
 
   plugin

@@ -40,7 +40,7 @@ export function agentJob(options: {
   envFrom: k8s.V1EnvFromSource[];
   volumes: k8s.V1Volume[];
   volumeMounts: k8s.V1VolumeMount[];
-  /** Mount the ServiceAccount token: only for a task that calls the Kubernetes API (the catalog). */
+  /** Mount the ServiceAccount token: only for a task that calls the Kubernetes API (catalog, export). */
   kubernetesApi?: boolean;
 }): k8s.V1Job {
   const { backup, policy, settings } = options;

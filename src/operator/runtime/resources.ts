@@ -2,7 +2,13 @@ import * as k8s from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION } from '../../api/common.ts';
 import type { Resource } from '../../api/kinds.ts';
 
-export type Plural = 'backuprepositories' | 'backuppolicies' | 'backups' | 'restorerequests' | 'backupreports';
+export type Plural =
+  | 'backuprepositories'
+  | 'backuppolicies'
+  | 'backups'
+  | 'restorerequests'
+  | 'backupreports'
+  | 'backupexports';
 
 /** JSON with object keys sorted: the API server returns custom objects with their keys sorted. */
 export function canonicalJson(value: unknown): string {

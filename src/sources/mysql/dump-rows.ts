@@ -61,8 +61,24 @@ export interface TableRows {
   rows: number;
 }
 
+/**
+ * Called with each row of an INSERT: the table, its columns (the INSERT's column list, else those of the
+ * dump's CREATE TABLE), and the tuple's text between its parentheses (insert-values.ts reads it). The buffer
+ * is only valid during the call.
+ */
+export type InsertRowListener = (table: string, columns: string[] | undefined, tuple: Buffer) => void;
+
 export class DumpRowCounter {
   private readonly counts = new Map<string, number>();
+  // With a row listener: the raw bytes of the tuple, column list or CREATE TABLE body being read.
+  private captureStart = -1;
+  private captureParts: Buffer[] = [];
+  private creating: string | undefined;
+  private insertColumns: string[] | undefined;
+  private readonly tableColumns = new Map<string, string[]>();
+
+  constructor(private readonly onRow?: InsertRowListener) {}
+
   private carry: Buffer = EMPTY;
   private delimiter: Buffer = Buffer.from(';');
   private mode = Mode.Normal;
@@ -100,6 +116,11 @@ export class DumpRowCounter {
       else result.push({ table: this.table, rows: this.rows });
     }
     return result;
+  }
+
+  /** With a row listener: the columns of a table, from its CREATE TABLE in the dump. */
+  columnsOf(table: string): string[] | undefined {
+    return this.tableColumns.get(table);
   }
 
   /** Returns how many bytes were consumed; without `atEnd`, stops where look-ahead would pass the end. */
@@ -167,12 +188,17 @@ export class DumpRowCounter {
       }
     }
     if (atEnd && this.mode === Mode.DelimiterCommand) this.setDelimiter();
+    if (this.captureStart >= 0) {
+      this.captureParts.push(Buffer.from(b.subarray(this.captureStart, i)));
+      this.captureStart = 0; // the next scan's buffer starts where this one stopped
+    }
     return i;
   }
 
   /** One step outside strings and comments; returns the next position. */
   private normal(b: Buffer, i: number, c: number): number {
     if (c === this.delimiter[0] && this.atDelimiter(b, i)) {
+      if (this.creating !== undefined) this.tableColumns.set(this.creating, createTableColumns(this.endCapture(b, i)));
       this.endStatement();
       return i + this.delimiter.length;
     }
@@ -216,11 +242,21 @@ export class DumpRowCounter {
         break;
       case LPAREN:
         if (this.kind === Kind.Undecided) this.decide();
-        if (this.kind === Kind.InsertColumns) this.depth++;
-        else if (this.kind === Kind.Insert && this.depth++ === 0) this.rows++;
+        if (this.kind === Kind.InsertColumns) {
+          if (this.depth++ === 0) this.startCapture(i + 1);
+        } else if (this.kind === Kind.Insert && this.depth++ === 0) {
+          this.rows++;
+          this.startCapture(i + 1);
+        } else if (this.creating !== undefined && this.captureStart < 0) this.startCapture(i);
         return i + 1;
       case RPAREN:
-        if (this.depth > 0 && --this.depth === 0 && this.kind === Kind.InsertColumns) this.kind = Kind.Insert;
+        if (this.depth > 0 && --this.depth === 0) {
+          if (this.kind === Kind.InsertColumns) {
+            this.kind = Kind.Insert;
+            if (this.onRow) this.insertColumns = identifiers(this.endCapture(b, i).toString('utf8'));
+          } else if (this.kind === Kind.Insert && this.onRow)
+            this.onRow(this.table, this.insertColumns ?? this.tableColumns.get(this.table), this.endCapture(b, i));
+        }
         return i + 1;
     }
     if (c <= SPACE) this.space();
@@ -275,6 +311,7 @@ export class DumpRowCounter {
     if (create?.[1]) {
       const table = unquote(create[1]);
       if (!this.counts.has(table)) this.counts.set(table, 0);
+      if (this.onRow) this.creating = table;
     }
     this.kind = Kind.Other;
   }
@@ -288,6 +325,25 @@ export class DumpRowCounter {
     this.rows = 0;
     this.depth = 0;
     this.inVersionedComment = false;
+    this.creating = undefined;
+    this.insertColumns = undefined;
+    this.captureStart = -1;
+    this.captureParts = [];
+  }
+
+  private startCapture(at: number): void {
+    if (!this.onRow) return;
+    this.captureStart = at;
+    this.captureParts = [];
+  }
+
+  /** The bytes captured up to `at` (exclusive) of `b`. */
+  private endCapture(b: Buffer, at: number): Buffer {
+    const last = b.subarray(Math.max(this.captureStart, 0), at);
+    const captured = this.captureParts.length ? Buffer.concat([...this.captureParts, last]) : last;
+    this.captureStart = -1;
+    this.captureParts = [];
+    return captured;
   }
 
   private setDelimiter(): void {
@@ -299,6 +355,16 @@ export class DumpRowCounter {
     this.kind = Kind.Undecided;
     this.headLength = 0;
   }
+}
+
+/** The backtick-quoted names of a list such as `` `a`, `b c` ``. */
+function identifiers(list: string): string[] {
+  return [...list.matchAll(/`((?:[^`]|``)+)`/g)].map((m) => unquote(m[0]));
+}
+
+/** Column names of a CREATE TABLE body as mariadb-dump writes it (SHOW CREATE TABLE: one column a line, keys after). */
+function createTableColumns(body: Buffer): string[] {
+  return [...body.toString('utf8').matchAll(/^\s+(`(?:[^`]|``)+`)/gm)].map((m) => unquote(m[1] as string));
 }
 
 function unquote(identifier: string): string {

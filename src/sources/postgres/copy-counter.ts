@@ -33,7 +33,12 @@ type State =
 export interface CopyBlock {
   table: string | undefined;
   rows: number;
+  /** The statement's column list, identifiers unquoted; absent when it names none. */
+  columns?: string[];
 }
+
+/** Called with each data line of a COPY block (COPY text, without its newline); the buffer is only valid during the call. */
+export type CopyRowListener = (block: CopyBlock, line: Buffer) => void;
 
 /**
  * Counts the rows of each table in a plain-format pg_dump stream as it flows, so the counts come from
@@ -84,6 +89,10 @@ export class CopyCounter {
   private unfinished: CopyBlock | undefined;
   private lineHead: number[] = [];
   private lineBytes = 0;
+  /** With a row listener: the parts of a data line that spans chunks. */
+  private lineParts: Buffer[] = [];
+
+  constructor(private readonly onRow?: CopyRowListener) {}
 
   write(chunk: Buffer): void {
     let at = 0;
@@ -135,8 +144,10 @@ export class CopyCounter {
         // the common case, a whole line in the chunk: no copy
         if (this.isTerminator(chunk, at, end - at)) return this.endData(newline + 1);
         (this.block as CopyBlock).rows++;
+        this.onRow?.(this.block as CopyBlock, chunk.subarray(at, end));
       } else {
         for (let i = at; i < end && this.lineHead.length < 3; i++) this.lineHead.push(chunk[i] as number);
+        if (this.onRow) this.lineParts.push(Buffer.from(chunk.subarray(at, end)));
         this.lineBytes += end - at;
         if (newline === -1) return chunk.length;
         if (this.dataLine()) return newline + 1;
@@ -150,10 +161,15 @@ export class CopyCounter {
   private dataLine(): boolean {
     const head = Buffer.from(this.lineHead);
     const terminator = this.isTerminator(head, 0, this.lineBytes);
+    const parts = this.lineParts;
     this.lineHead = [];
     this.lineBytes = 0;
+    this.lineParts = [];
     if (terminator) this.endData(0);
-    else (this.block as CopyBlock).rows++;
+    else {
+      (this.block as CopyBlock).rows++;
+      this.onRow?.(this.block as CopyBlock, Buffer.concat(parts));
+    }
     return terminator;
   }
 
@@ -403,7 +419,8 @@ export class CopyCounter {
     if (complete && !/\bfrom\s+stdin\s*;$/i.test(text)) return;
     const table = complete ? parseCopyTarget(text) : undefined;
     if (table === undefined) this.problems.push(`cannot read the table of: ${text.slice(0, 200)}`);
-    this.block = { table, rows: 0 };
+    const columns = complete ? parseCopyColumns(text) : undefined;
+    this.block = { table, rows: 0, ...(columns ? { columns } : {}) };
     this.found.push(this.block);
     this.state = 'before-data';
   }
@@ -425,6 +442,10 @@ function isDigit(byte: number): boolean {
 
 /** `schema.table` from `COPY schema.table (a, b) FROM stdin;`, identifiers unquoted. */
 export function parseCopyTarget(statement: string): string | undefined {
+  return readCopyTarget(statement)?.name;
+}
+
+function readCopyTarget(statement: string): { name: string; end: number } | undefined {
   const match = /^COPY\s+/i.exec(statement);
   if (!match || !/\sFROM\s+stdin\s*;?$/i.test(statement)) return undefined;
   const parts: string[] = [];
@@ -438,13 +459,38 @@ export function parseCopyTarget(statement: string): string | undefined {
     at++;
   }
   if (parts.length > 2 || !/\s/.test(statement[at] ?? '')) return undefined;
-  return parts.join('.');
+  return { name: parts.join('.'), end: at };
 }
 
-function readIdentifier(line: string, start: number): { name: string; end: number } | undefined {
+/** The column list of `COPY schema.table (a, "B c") FROM stdin;`, identifiers unquoted; undefined without one. */
+export function parseCopyColumns(statement: string): string[] | undefined {
+  const target = readCopyTarget(statement);
+  if (!target) return undefined;
+  let at = target.end;
+  const skipSpace = () => {
+    while (/\s/.test(statement[at] ?? '')) at++;
+  };
+  skipSpace();
+  if (statement[at] !== '(') return undefined;
+  at++;
+  const columns: string[] = [];
+  for (;;) {
+    skipSpace();
+    const identifier = readIdentifier(statement, at, ' \t\n,)"');
+    if (!identifier) return undefined;
+    columns.push(identifier.name);
+    at = identifier.end;
+    skipSpace();
+    if (statement[at] === ')') return columns;
+    if (statement[at] !== ',') return undefined;
+    at++;
+  }
+}
+
+function readIdentifier(line: string, start: number, stops = ' \t\n.("'): { name: string; end: number } | undefined {
   if (line[start] !== '"') {
     let end = start;
-    while (end < line.length && !' \t\n.("'.includes(line[end] as string)) end++;
+    while (end < line.length && !stops.includes(line[end] as string)) end++;
     return end > start ? { name: line.slice(start, end), end } : undefined;
   }
   let name = '';
