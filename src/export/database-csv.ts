@@ -93,7 +93,9 @@ export class DumpToCsv extends Writable {
   private start(head: Buffer): void {
     const engine = dumpEngine(head);
     if (engine === 'postgres') {
-      const lexer = new CopyCounter((block, line) => this.row(block.table, block.columns, copyTextFields(line)));
+      const lexer = new CopyCounter({
+        onRow: (table, columns, line) => this.row(table, columns, copyTextFields(line)),
+      });
       this.feed = (chunk) => lexer.write(chunk);
       this.finishDump = () => {
         lexer.end();
@@ -104,7 +106,9 @@ export class DumpToCsv extends Writable {
         this.zip.close();
       };
     } else if (engine === 'mysql') {
-      const lexer = new DumpRowCounter((table, columns, tuple) => this.row(table, columns, insertValues(tuple)));
+      const lexer = new DumpRowCounter({
+        onRow: (table, columns, tuple) => this.row(table, columns, insertValues(tuple)),
+      });
       this.feed = (chunk) => lexer.push(chunk);
       this.finishDump = () => {
         lexer.end();

@@ -134,7 +134,7 @@ export async function readTreeFiles(
 }
 
 /** Holds a shared lock (and reads the index again under it), so no prune deletes what is being read. */
-async function underLock<T>(repository: Repository, snapshot: Snapshot, restore: () => Promise<T>): Promise<T> {
+export async function underLock<T>(repository: Repository, snapshot: Snapshot, restore: () => Promise<T>): Promise<T> {
   const lock = await repository.lock(false);
   return whileHolding(lock, async () => {
     await repository.requireSnapshot(snapshot);

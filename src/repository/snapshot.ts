@@ -17,8 +17,17 @@ export interface Snapshot {
   /** The root tree. A stream backup is a tree with one file entry per stream. */
   root: ChunkId;
   summary: SnapshotSummary;
-  /** Record counts per object, supplied by the caller (rows per table, files per directory). */
-  objects?: { name: string; records: number }[];
+  /**
+   * Record counts per object, supplied by the caller (rows per table, files per directory); database
+   * backups add per table a checksum, a key range and a newest timestamp (docs: "Table statistics").
+   */
+  objects?: {
+    name: string;
+    records: number;
+    checksum?: string;
+    key?: { column: string; min: string; max: string };
+    newest?: { column: string; value: string };
+  }[];
   /** What could not be backed up, and why (vanished files, unreadable paths). */
   skipped?: { path: string; reason: string }[];
   /** File metadata this snapshot does not keep exactly, when any (tree backups; docs: "File metadata"). */

@@ -4,6 +4,7 @@ import { connectionSettings, privateKeyFile } from './connection.ts';
 import { MySQLSource } from './mysql/mysql.ts';
 import { PostgresSource } from './postgres/postgres.ts';
 import type { DatabaseSource, ScratchServer } from './source.ts';
+import { timestampColumnsFrom } from './table-stats.ts';
 
 /** What a source or restore target URL names. */
 export type SourceLocation =
@@ -71,7 +72,8 @@ function redact(url: URL): string {
 /**
  * The database source a location names. Its password comes from `env` (PGPASSWORD or MYSQL_PWD;
  * unset: none is sent, for servers that authenticate by certificate or trust the client), its TLS
- * settings and lock wait timeout from the TIDEMARK_DB_TLS_* and TIDEMARK_LOCK_WAIT_TIMEOUT variables.
+ * settings and lock wait timeout from the TIDEMARK_DB_TLS_* and TIDEMARK_LOCK_WAIT_TIMEOUT variables,
+ * the timestamp columns whose newest values a backup records from TIDEMARK_TIMESTAMP_COLUMNS.
  */
 export function openDatabase(
   location: Extract<SourceLocation, { kind: 'database' }>,
@@ -79,6 +81,7 @@ export function openDatabase(
 ): DatabaseSource & ScratchServer {
   const password = env[location.engine === 'postgresql' ? 'PGPASSWORD' : 'MYSQL_PWD'];
   const { tls, lockWaitTimeoutSeconds } = connectionSettings(env);
+  const timestampColumns = timestampColumnsFrom(env);
   if (tls.key) tls.key = privateKeyFile(tls.key);
   const options = {
     host: location.host,
@@ -88,6 +91,7 @@ export function openDatabase(
     databases: location.databases,
     tls,
     lockWaitTimeoutSeconds,
+    ...(timestampColumns ? { timestampColumns } : {}),
   };
   return location.engine === 'postgresql' ? new PostgresSource(options) : new MySQLSource(options);
 }

@@ -1,10 +1,20 @@
 import type { Readable } from 'node:stream';
 import type { StreamSource } from '../repository/backup.ts';
 
-/** Record counts per object: rows per table (`schema.table`, or `database.schema.table` when several), files per directory. */
+/**
+ * Record counts per object: rows per table (`schema.table`, or `database.schema.table` when several),
+ * files per directory. Database backups also record, per table, what a restore drill or an audit
+ * compares (src/sources/table-stats.ts; docs/repository-format.md, "Table statistics").
+ */
 export interface ObjectCount {
   name: string;
   records: number;
+  /** Order-independent checksum of the table's rows as the dump carries them (32 hex); absent when not computed. */
+  checksum?: string;
+  /** Range of a single-column integer primary key, as the dump's text of the values. */
+  key?: { column: string; min: string; max: string };
+  /** Newest value of a timestamp column (named by the policy, else found), as the dump's text. */
+  newest?: { column: string; value: string };
 }
 
 /** Something that could not be backed up or restored, and why (an unlogged table, a missing extension). */
@@ -62,6 +72,17 @@ export interface DatabaseRestoreResult {
   warnings?: string[];
 }
 
+export interface TableStatsOptions {
+  /**
+   * True: dump the database with the backup's own dump tool and options and read the stream with the
+   * backup's own scanner, so counts and checksums are comparable with a backup's (a restored scratch
+   * database). False: count, key range and newest timestamp by SQL, no checksums (a live source).
+   */
+  checksums: boolean;
+  /** The timestamp column per table (`db.table` or the name within the database), as the policy names it. */
+  timestampColumns?: Readonly<Record<string, string>>;
+}
+
 /** A PostgreSQL or MySQL/MariaDB server, reached with credentials from the environment only. */
 export interface DatabaseSource {
   /** The source for logs, status and snapshots: `postgresql://user@host:port/db`, never a password. */
@@ -73,6 +94,12 @@ export interface DatabaseSource {
    */
   check(): Promise<void>;
   dump(): Promise<DatabaseDump>;
+  /**
+   * Per table of `database` (named as a single-database dump names them): records, key range, newest
+   * timestamp, and with `checksums` the checksum of its rows, all comparable with what a backup
+   * recorded (src/sources/verify.ts compareTables).
+   */
+  tableStats(database: string, options: TableStatsOptions): Promise<ObjectCount[]>;
   /** Restores one database's stream (as written by `dump`) into `options.database` on this server. */
   restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult>;
 }
@@ -95,6 +122,4 @@ export interface ScratchServer {
   dropDrillDatabase(database: string): Promise<string | undefined>;
   /** What was dropped, and what could not be. */
   dropAbandoned(): Promise<string[]>;
-  /** Exact row counts of a database, named as a single-database dump names its tables. */
-  countRows(database: string): Promise<ObjectCount[]>;
 }

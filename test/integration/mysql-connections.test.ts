@@ -54,10 +54,7 @@ describe('MariaDB over TLS with a client certificate', () => {
     const repository = await initRepository();
     const sourceUrl = `mysql://${CERT_USER}@127.0.0.1:${db.port}/shop`;
     const snapshot = await runBackup({ sourceUrl, repository, type: 'full', env: tlsEnv() });
-    assert.deepEqual(
-      snapshot.objects?.find((o) => o.name === 'items'),
-      { name: 'items', records: 300 },
-    );
+    assert.equal(snapshot.objects?.find((o) => o.name === 'items')?.records, 300);
     const outcome = await runRestore({
       repository,
       snapshot,

@@ -18,6 +18,7 @@ import type { Snapshot } from '../../src/repository/snapshot.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { MySQLSource } from '../../src/sources/mysql/mysql.ts';
 import type { ObjectCount } from '../../src/sources/source.ts';
+import { compareTables, describeDifferences } from '../../src/sources/verify.ts';
 import { type MariaDBServer, startMariaDB } from '../harness/mariadb.ts';
 import { waitUntil } from '../harness/process.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
@@ -136,6 +137,9 @@ describe('MariaDB restores', () => {
     const byName = (objects: ObjectCount[]) => Object.fromEntries(objects.map((o) => [o.name, o.records]));
     assert.deepEqual(byName(outcome.restored), byName(app.objects));
     assert.equal(await fingerprint('app_copy'), (await fingerprint('app')).replaceAll('app', 'app_copy'));
+    const stats = await source('app_copy').tableStats('app_copy', { checksums: true });
+    const comparison = compareTables(app.objects, stats);
+    assert.ok(comparison.ok, `checksums of the copy equal the backup's: ${describeDifferences(comparison)}`);
   });
 
   test('a count that differs from the backup is reported, never a reason to refuse a good dump', async () => {

@@ -465,7 +465,7 @@ describe('MySQL source', () => {
     assert.match(await read('globals.sql'), /CREATE USER `root`@`127\.0\.0\.1`/);
     const crm = await read('crm.sql');
     assert.doesNotMatch(crm, /^(CREATE DATABASE|USE )/m);
-    assert.deepEqual(dump.objects(), [{ name: 'crm.contacts', records: 3 }]);
+    assert.deepEqual(byName(dump.objects()), { 'crm.contacts': 3 });
 
     // A stream abandoned part-way stops its mariadb-dump.
     const shopStream = dump.streams.find((s) => s.name === 'shop.sql')?.data as AsyncGenerator<Buffer>;

@@ -17,6 +17,7 @@ import type { Snapshot } from '../../src/repository/snapshot.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { PostgresSource } from '../../src/sources/postgres/postgres.ts';
 import type { DatabaseRestoreOptions, ObjectCount } from '../../src/sources/source.ts';
+import { compareTables, describeDifferences } from '../../src/sources/verify.ts';
 import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
 import { waitUntil } from '../harness/process.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
@@ -34,7 +35,11 @@ let shopBackup: Snapshot;
 const sourceFor = (database: string) =>
   new PostgresSource({ host: pg.host, port: pg.port, user: pg.user, password: pg.password, databases: [database] });
 const server = () => sourceFor('postgres');
-const byName = (counts: ObjectCount[]) => [...counts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+/** Names and counts in name order (backups also record checksums and ranges: table-stats-postgres.test.ts). */
+const byName = (counts: ObjectCount[]) =>
+  counts
+    .map(({ name, records }) => ({ name, records }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 const scratchDatabases = async () =>
   (await pg.psql("select datname from pg_database where datname like 'tidemark\\_restore\\_%' order by 1"))
     .split('\n')
@@ -364,6 +369,9 @@ line" select generate_series(1, 3);
     assert.deepEqual(byName(result.objects), byName(hostile.objects ?? []));
     assert.deepEqual(result.warnings, []);
     assert.deepEqual(await fingerprint('hostile_copy'), await fingerprint('hostile'));
+    const stats = await sourceFor('hostile_copy').tableStats('hostile_copy', { checksums: true });
+    const comparison = compareTables(hostile.objects ?? [], stats);
+    assert.ok(comparison.ok, `checksums of the copy equal the backup's: ${describeDifferences(comparison)}`);
   });
 
   test('counts that differ from the backup are reported in the result, and the restore still succeeds', async () => {

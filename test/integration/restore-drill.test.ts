@@ -77,24 +77,36 @@ describe('restore drill task', () => {
     const result = await runDrill({ mode: 'drill', server: pgServer(), snapshotId: snapshot.id }, pgEnv);
     assert.equal(result.ok, true, JSON.stringify(result.error));
     assert.equal(result.tablesChecked, 3);
+    assert.equal(result.tablesChecksummed, 3, 'the restored copy is compared by content, not only by counts');
     assert.ok((result.rtoMs ?? -1) >= 0);
     assert.equal(await drillDatabases(), '');
     assert.equal(await pgChecksum(), before);
   });
 
-  test('a backup whose record disagrees with its data fails the drill, naming the table; nothing is left', async () => {
+  test('a backup whose record disagrees with its data (a count, a checksum) fails the drill, naming the tables; nothing is left', async () => {
     const dump = await new PostgresSource({ ...connection(), databases: ['shop'] }).dump();
     const snapshot = await backupStreams(repository, dump.streams, {
       type: 'full',
       tags: [],
       source: 'tenants/shop/miscounted',
-      objects: () => dump.objects().map((o) => (o.name === 'public.orders' ? { ...o, records: o.records + 1 } : o)),
+      // One table recorded with a row more, another with other content (same count).
+      objects: () =>
+        dump
+          .objects()
+          .map((o) =>
+            o.name === 'public.orders'
+              ? { ...o, records: o.records + 1 }
+              : o.name === 'audit.log'
+                ? { ...o, checksum: '0'.repeat(o.checksum?.length ?? 32) }
+                : o,
+          ),
       skipped: () => [],
     });
     const result = await runDrill({ mode: 'drill', server: pgServer(), snapshotId: snapshot.id }, pgEnv);
     assert.equal(result.ok, false);
     assert.equal(result.error?.code, 'VerificationFailed');
     assert.match(result.error?.message ?? '', /public\.orders: 500 rows restored, 501 recorded/);
+    assert.match(result.error?.message ?? '', /audit\.log: content checksum differs/);
     assert.equal(await drillDatabases(), '');
   });
 
@@ -141,6 +153,7 @@ describe('restore drill task', () => {
     const result = await runDrill({ mode: 'drill', server, snapshotId: snapshot.id }, mariaEnv);
     assert.equal(result.ok, true, JSON.stringify(result.error));
     assert.equal(result.tablesChecked, 1);
+    assert.equal(result.tablesChecksummed, 1);
     const scratch = async () => (await maria.sql("SHOW DATABASES LIKE 'tidemark\\_%'")).trim();
     assert.equal(await scratch(), '');
 

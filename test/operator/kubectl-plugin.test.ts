@@ -72,7 +72,7 @@ describe('kubectl tidemark', () => {
   test('kubectl finds the plugin on PATH; backup now runs like a scheduled backup; status then says when', async () => {
     const list = await kubectl(['plugin', 'list']);
     assert.match(list.stdout, /kubectl-tidemark/, list.stderr);
-    // The schedule's next slot is a day away: the data comes from an on-demand backup.
+    // The schedule's next slot is the next midnight (UTC): the data comes from an on-demand backup.
     const created = JSON.parse(
       await tidemark(['backup', 'now', 'nightly', '-n', env.namespace, '-o', 'json']),
     ) as Backup;
@@ -88,7 +88,7 @@ describe('kubectl tidemark', () => {
     assert.match(table.split('\n')[0] ?? '', /^POLICY\s+SOURCE\s+LAST SUCCESS\s+RPO\s+RPO TARGET\s+RPO MET/);
     assert.match(
       table.split('\n')[1] ?? '',
-      /^nightly\s+documents\s+\d+s ago\s+\d+s\s+1h\s+yes\s+-\s+in \d+h\d*m?\s+none$/,
+      /^nightly\s+documents\s+\d+s ago\s+\d+s\s+1h\s+yes\s+-\s+in \d+[hm]\w*\s+none$/,
     );
 
     const [row] = JSON.parse(

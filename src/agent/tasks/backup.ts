@@ -68,7 +68,8 @@ function backupResult(snapshot: Snapshot): BackupResult {
     logicalBytes: snapshot.summary.logicalBytes,
     uploadedBytes: snapshot.summary.uploadedBytes,
     durationMs: snapshot.summary.durationMs,
-    objects: snapshot.objects ?? [],
+    // Only name and records: checksums and ranges stay in the snapshot (the message holds 4 KiB).
+    objects: (snapshot.objects ?? []).map(({ name, records }) => ({ name, records })),
     skipped: snapshot.skipped ?? [],
   };
 }

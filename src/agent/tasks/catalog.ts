@@ -94,7 +94,7 @@ async function writeCatalog(
       chainId: s.chainId,
       logicalBytes: s.summary.logicalBytes,
       durationMs: s.summary.durationMs,
-      ...(s.objects ? { objects: s.objects } : {}),
+      ...(s.objects ? { objects: s.objects.map(({ name, records }) => ({ name, records })) } : {}),
     }));
   let text = JSON.stringify(entries);
   if (Buffer.byteLength(text) > CATALOG_LIMIT) text = JSON.stringify(entries.map(({ objects: _, ...e }) => e));

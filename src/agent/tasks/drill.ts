@@ -6,7 +6,8 @@ import { streamNames } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
 import { liveSources, refuseLiveSource } from '../../sources/live-source.ts';
 import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
-import type { ObjectCount, ScratchServer } from '../../sources/source.ts';
+import type { DatabaseSource, ScratchServer } from '../../sources/source.ts';
+import { compareTables, type TableComparison } from '../../sources/verify.ts';
 import { interruptible } from '../interrupt.ts';
 import { runRestore } from '../run-restore.ts';
 import { required } from './env.ts';
@@ -15,8 +16,8 @@ import type { AgentTask, TaskContext } from './task.ts';
 
 /**
  * `drill`: restores a snapshot into a temporary database `tidemark_drill_<token>` on the drill server
- * (never a live source's server: the restore's guard, by host and port), checks it against the counts
- * the backup recorded, and drops it, whatever happened; SIGTERM stops the restore and still drops it.
+ * (never a live source's server: the restore's guard, by host and port), checks it against the table
+ * statistics the backup recorded, and drops it, whatever happened; SIGTERM stops the restore and still drops it.
  * After a drill that did not succeed (killed by SIGKILL, it could not drop anything) the operator runs
  * this task in cleanup mode, which drops what no running drill or restore holds
  * (sources/postgres/scratch.ts, sources/mysql/scratch.ts say how they are marked). Every drill starts
@@ -42,6 +43,8 @@ export interface DrillResult {
   rtoMs?: number;
   /** Tables whose restored rows were compared with the backup's record. */
   tablesChecked: number;
+  /** Of those, the tables whose content checksum was compared too (a backup records them from issue 13 on). */
+  tablesChecksummed?: number;
   /** What interrupted drills and restores left on the server and was dropped (or could not be). */
   cleanup: string[];
 }
@@ -100,17 +103,19 @@ function drillServerLocation(url: string): Extract<SourceLocation, { kind: 'data
 
 /**
  * Restores every database stream of the snapshot into a drill database of its own, one after the
- * other, and compares each with the backup's counts. The RTO is the time until the last was verified.
+ * other, and compares each with what the backup recorded per table (rows, content checksum, key range,
+ * newest value: sources/verify.ts). The RTO is the time until the last was verified.
  */
 async function drillInto(
-  server: ScratchServer,
+  server: DatabaseSource & ScratchServer,
   location: Extract<SourceLocation, { kind: 'database' }>,
   input: { repository: Repository; snapshot: Snapshot; env: NodeJS.ProcessEnv; onProgress: ProgressListener },
   cleanup: string[],
   signal: AbortSignal | undefined,
-): Promise<{ rtoMs: number; tablesChecked: number }> {
+): Promise<{ rtoMs: number; tablesChecked: number; tablesChecksummed: number }> {
   const started = Date.now();
   let tablesChecked = 0;
+  let checksummed = 0;
   for (const database of databasesOf(await streamNames(input.repository, input.snapshot))) {
     const reservation = await server.reserveDrillDatabase();
     try {
@@ -127,14 +132,21 @@ async function drillInto(
       });
       if (signal?.aborted)
         throw new TidemarkError('Interrupted', `drill of snapshot ${input.snapshot.id.slice(0, 12)} interrupted`);
-      const observed = await server.countRows(reservation.database);
+      // The same dump tool and counter as the backup's, so the checksums of an intact copy match.
+      const observed = await server.tableStats(reservation.database, { checksums: true });
       const what = `snapshot ${input.snapshot.id.slice(0, 12)}${database ? ` database "${database}"` : ''}`;
-      const differences = countMismatches(input.snapshot.objects ? outcome.expected : undefined, observed);
+      if (!input.snapshot.objects)
+        throw new TidemarkError(
+          'VerificationFailed',
+          `${what}: the backup recorded no tables to check the restored copy against`,
+        );
+      const differences = describeDifferences(compareTables(outcome.expected, observed));
       if (differences.length)
         throw new TidemarkError(
           'VerificationFailed',
           `the restored copy of ${what} differs from what the backup recorded: ${differences.join('; ')}`,
         );
+      checksummed += observed.filter((o) => o.checksum !== undefined).length;
       tablesChecked += observed.length;
     } finally {
       const failure = await server.dropDrillDatabase(reservation.database);
@@ -146,7 +158,7 @@ async function drillInto(
       }
     }
   }
-  return { rtoMs: Date.now() - started, tablesChecked };
+  return { rtoMs: Date.now() - started, tablesChecked, tablesChecksummed: checksummed };
 }
 
 const hostPart = (host: string) => (host.includes(':') ? `[${host}]` : host);
@@ -163,20 +175,26 @@ export function databasesOf(streams: string[]): (string | undefined)[] {
 }
 
 /**
- * How the restored counts differ from the recorded ones: tables missing, tables not in the backup,
- * different row counts (at most 20 named). No record at all (a backup taken before counts were
- * recorded) is a difference too: a drill that cannot check proves nothing.
+ * What differs between the tables the backup recorded and the restored copy (at most 20 named): a
+ * table missing or not in the backup, another row count, content checksum, key range or newest value.
  */
-export function countMismatches(recorded: ObjectCount[] | undefined, observed: ObjectCount[]): string[] {
-  if (recorded === undefined) return ['the backup recorded no table counts to check against'];
-  const expected = new Map(recorded.map((o) => [o.name, o.records]));
-  const differences: string[] = [];
-  for (const { name, records } of observed) {
-    const before = expected.get(name);
-    if (before === undefined) differences.push(`${name}: ${records} rows restored, not in the backup`);
-    else if (before !== records) differences.push(`${name}: ${records} rows restored, ${before} recorded`);
-    expected.delete(name);
-  }
-  for (const [name, records] of expected) differences.push(`${name}: missing, ${records} rows recorded`);
+export function describeDifferences(comparison: TableComparison): string[] {
+  const differences = [
+    ...comparison.missing.map((name) => `${name}: missing`),
+    ...comparison.extra.map((name) => `${name}: not in the backup`),
+    ...comparison.tables
+      .filter((t) => !t.ok)
+      .map((t) => {
+        const what = [
+          t.recordsDelta !== 0 ? `${t.observed.records} rows restored, ${t.recorded.records} recorded` : '',
+          t.checksumEqual === false ? 'content checksum differs' : '',
+          t.keyEqual === false
+            ? `key range ${t.observed.key?.min}..${t.observed.key?.max}, ${t.recorded.key?.min}..${t.recorded.key?.max} recorded`
+            : '',
+          t.newestEqual === false ? `newest ${t.observed.newest?.value}, ${t.recorded.newest?.value} recorded` : '',
+        ].filter(Boolean);
+        return `${t.name}: ${what.join(', ')}`;
+      }),
+  ];
   return differences.length > 20 ? [...differences.slice(0, 20), `and ${differences.length - 20} more`] : differences;
 }

@@ -182,7 +182,7 @@ function record(
       result: 'Succeeded',
       rtoSeconds,
       ...(target !== undefined ? { rtoTargetSeconds: target } : {}),
-      message: `restored ${backup} into a drill database and found the ${result.tablesChecked ?? 0} tables the backup recorded, with their row counts, in ${rtoSeconds}s (${verdict}).${cleaned}`,
+      message: `restored ${backup} into a drill database and found the ${result.tablesChecked ?? 0} tables the backup recorded with their row counts${result.tablesChecksummed ? ` (${result.tablesChecksummed} with their content checksums)` : ''}, in ${rtoSeconds}s (${verdict}).${cleaned}`,
     };
     decision.restorable.push({
       backup,

@@ -1,6 +1,7 @@
 // The streaming row counter behind per-table record counts of MySQL/MariaDB backups (R-BACKUP, R-VERIFY).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { referenceChecksum } from '../../../test/harness/checksum.ts';
 import { DumpRowCounter, type TableRows } from './dump-rows.ts';
 
 function count(...chunks: (string | Buffer)[]): TableRows[] {
@@ -198,5 +199,101 @@ describe('DumpRowCounter', () => {
     const ms = performance.now() - started;
     assert.deepEqual(counter.tables(), [{ table: 'big', rows: 1_000_000 }]);
     assert.ok(ms < 5000, `${(statement.length * 100) / 1e6} MB in ${ms.toFixed(0)} ms`);
+  });
+});
+
+describe('DumpRowCounter recording table statistics', () => {
+  // The checksum's definition: each row's tuple text, `(` to `)`.
+  const reference = referenceChecksum;
+  const table = 'we`ird, (t);\n☃';
+  const quoted = `\`${table.replaceAll('`', '``')}\``;
+  const tuples = [
+    String.raw`(1,'a,b),(\'','2024-01-01 10:00:00')`,
+    String.raw`(-7,'x\\',NULL)`,
+    String.raw`(1,'a,b),(\'','2024-01-01 10:00:00')`, // a duplicate counts twice
+    `(12,'line
+break; -- #',  '2025-06-30 23:59:59.500000')`,
+  ];
+  const listed = `(99,5,'2030-01-01 00:00:00')`;
+  const dump = [
+    `CREATE TABLE ${quoted} (\n  \`id\` int NOT NULL,\n  \`note\` text,\n  \`at\` datetime(6),\n  \`h\` int INVISIBLE\n);\n`,
+    `INSERT INTO ${quoted} VALUES ${tuples.join(',')};\n`,
+    `/*!40000 ALTER TABLE ${quoted} ENABLE KEYS */;\n`,
+    `INSERT INTO ${quoted} (\`id\`, \`h\`, \`at\`) VALUES ${listed};\n`,
+    'CREATE TABLE `empty` (`id` int);\n',
+    "INSERT INTO `other` VALUES (1,'2020-01-01'),(2,NULL);\n",
+  ].join('');
+  const stats = new Map([
+    [table, { columns: ['id', 'note', 'at'], key: 'id', timestamp: 'at' }],
+    ['other', { columns: ['id', 'at'], timestamp: 'at' }],
+  ]);
+  const expected = [
+    {
+      name: table,
+      records: 5,
+      checksum: reference([...tuples, listed]),
+      key: { column: 'id', min: '-7', max: '99' },
+      newest: { column: 'at', value: '2030-01-01 00:00:00' },
+    },
+    { name: 'empty', records: 0, checksum: '0'.repeat(32) },
+    {
+      name: 'other',
+      records: 2,
+      checksum: reference(["(1,'2020-01-01')", '(2,NULL)']),
+      newest: { column: 'at', value: '2020-01-01' },
+    },
+  ];
+  const record = (chunks: Buffer[]) => {
+    const counter = new DumpRowCounter({ stats });
+    for (const chunk of chunks) counter.push(chunk);
+    counter.end();
+    return counter.objects();
+  };
+
+  test('checksum, integer key range and newest timestamp per table, with and without a column list', () => {
+    assert.deepEqual(record([Buffer.from(dump)]), expected);
+  });
+
+  test('the same at every split point and one byte at a time', () => {
+    const bytes = Buffer.from(dump);
+    for (let split = 0; split <= bytes.length; split++)
+      assert.deepEqual(record([bytes.subarray(0, split), bytes.subarray(split)]), expected, `split at ${split}`);
+    const single: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at++) single.push(bytes.subarray(at, at + 1));
+    assert.deepEqual(record(single), expected, 'one byte at a time');
+  });
+
+  test('with a row listener too, both are whole at every split point', () => {
+    const bytes = Buffer.from(dump);
+    const listColumns = ['id', 'h', 'at'];
+    const created = ['id', 'note', 'at', 'h'];
+    const rows = [
+      ...tuples.map((tuple) => ({ table, columns: created, tuple: tuple.slice(1, -1) })),
+      { table, columns: listColumns, tuple: listed.slice(1, -1) },
+      { table: 'other', columns: undefined, tuple: "1,'2020-01-01'" },
+      { table: 'other', columns: undefined, tuple: '2,NULL' },
+    ];
+    for (let split = 0; split <= bytes.length; split++) {
+      const seen: { table: string; columns: string[] | undefined; tuple: string }[] = [];
+      const counter = new DumpRowCounter({
+        stats,
+        onRow: (table, columns, tuple) => seen.push({ table, columns, tuple: tuple.toString() }),
+      });
+      counter.push(bytes.subarray(0, split));
+      counter.push(bytes.subarray(split));
+      counter.end();
+      assert.deepEqual(counter.objects(), expected, `split at ${split}`);
+      assert.deepEqual(seen, rows, `split at ${split}`);
+    }
+  });
+
+  test('without plans it only counts', () => {
+    const counter = new DumpRowCounter();
+    counter.push(Buffer.from(dump));
+    counter.end();
+    assert.deepEqual(
+      counter.objects(),
+      expected.map(({ name, records }) => ({ name, records })),
+    );
   });
 });

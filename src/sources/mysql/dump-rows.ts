@@ -1,3 +1,6 @@
+import type { ObjectCount } from '../source.ts';
+import { fieldPositions, type TableColumns, TableTally } from '../table-stats.ts';
+
 /**
  * Counts the rows of each table in a mariadb-dump / mysqldump stream as it flows, so the counts come from
  * exactly the snapshot that was dumped. Rows are the top-level tuples of `INSERT INTO `t` VALUES (...),(...);`
@@ -10,6 +13,14 @@
  * `-- `, `#` and block comments, versioned comments (`/*!50003 ... *\/`, `/*M!100005 ... *\/`) whose content is
  * SQL, and `DELIMITER` lines, so an `INSERT` inside a procedure or trigger body is never counted. Chunks may
  * end anywhere: a few bytes of look-ahead are carried into the next chunk.
+ *
+ * Given the tables' plans (`stats`), it also records each table's statistics (table-stats.ts): a row is
+ * hashed as its tuple's bytes from `(` to `)`, and its fields are split at the tuple's top-level commas
+ * (commas in strings are skipped with them) and placed by the INSERT's column list, or without one by
+ * the table's columns in order (mariadb-dump lists them whenever it leaves some out).
+ *
+ * Given a row listener (`onRow`), it hands it every row's tuple whole, with the table's columns: the
+ * INSERT's column list, else those of the dump's CREATE TABLE.
  */
 
 enum Mode {
@@ -45,6 +56,7 @@ const STAR = 0x2a;
 const BANG = 0x21;
 const LPAREN = 0x28;
 const RPAREN = 0x29;
+const COMMA = 0x2c;
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 const M = 0x4d;
@@ -61,6 +73,11 @@ export interface TableRows {
   rows: number;
 }
 
+/** What to read of a table: its columns in order, its integer key and its timestamp column. */
+export interface MySQLTablePlan extends TableColumns {
+  columns: string[];
+}
+
 /**
  * Called with each row of an INSERT: the table, its columns (the INSERT's column list, else those of the
  * dump's CREATE TABLE), and the tuple's text between its parentheses (insert-values.ts reads it). The buffer
@@ -68,17 +85,18 @@ export interface TableRows {
  */
 export type InsertRowListener = (table: string, columns: string[] | undefined, tuple: Buffer) => void;
 
+/** What to do besides counting rows. */
+export interface DumpRowCounterOptions {
+  /** Record checksums, key ranges and newest timestamps too (plans by table name). */
+  stats?: ReadonlyMap<string, MySQLTablePlan>;
+  /** Hand every row to this listener. */
+  onRow?: InsertRowListener;
+}
+
+const FIELD_LIMIT = 64;
+
 export class DumpRowCounter {
   private readonly counts = new Map<string, number>();
-  // With a row listener: the raw bytes of the tuple, column list or CREATE TABLE body being read.
-  private captureStart = -1;
-  private captureParts: Buffer[] = [];
-  private creating: string | undefined;
-  private insertColumns: string[] | undefined;
-  private readonly tableColumns = new Map<string, string[]>();
-
-  constructor(private readonly onRow?: InsertRowListener) {}
-
   private carry: Buffer = EMPTY;
   private delimiter: Buffer = Buffer.from(';');
   private mode = Mode.Normal;
@@ -93,10 +111,44 @@ export class DumpRowCounter {
   private depth = 0;
   private delimiterLine: number[] = [];
 
+  // What is being read (with `stats` or `onRow` only): the current row `(...)`, an INSERT's column list,
+  // or (for the listener) a CREATE TABLE body. `captureStart` is its offset in the buffer being scanned,
+  // -1 when nothing is; at a chunk's end the bytes so far go to the row's digest (`rowSpans`) and, when
+  // the text is needed whole (`keepWhole`), to `captured`.
+  private captureStart = -1;
+  private keepWhole = false;
+  private captured: Buffer[] = [];
+  private rowSpans = false;
+
+  // Statistics of the current INSERT's rows (with `stats` only): its table's tally, where the key and
+  // timestamp fields are, and what of the current field is not yet read (from `fieldStart`, as above).
+  private readonly tallies = new Map<string, TableTally>();
+  private tally: TableTally | undefined;
+  private positions: [number | undefined, number | undefined] = [undefined, undefined];
+  private fieldIndex = 0;
+  private fieldStart = -1;
+  private fieldBytes: number[] = [];
+  private rowFields: [string | undefined, string | undefined] = [undefined, undefined];
+
+  // For the row listener: the table whose CREATE TABLE is being read, the INSERT's column list, the
+  // columns of each table's CREATE TABLE.
+  private creating: string | undefined;
+  private insertColumns: string[] | undefined;
+  private readonly tableColumns = new Map<string, string[]>();
+
+  private readonly stats: ReadonlyMap<string, MySQLTablePlan> | undefined;
+  private readonly onRow: InsertRowListener | undefined;
+
+  constructor(options: DumpRowCounterOptions = {}) {
+    this.stats = options.stats;
+    this.onRow = options.onRow;
+  }
+
   /** Scans one chunk of the dump; the last few bytes wait for the next chunk (or `end`). */
   push(chunk: Buffer): void {
     const buffer = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const consumed = this.scan(buffer, false);
+    this.keepPartial(buffer, consumed);
     this.carry = consumed < buffer.length ? Buffer.from(buffer.subarray(consumed)) : EMPTY;
   }
 
@@ -118,9 +170,25 @@ export class DumpRowCounter {
     return result;
   }
 
+  /** Rows per table, with their statistics when asked for. */
+  objects(): ObjectCount[] {
+    return this.tables().map(({ table, rows }) => {
+      if (!this.stats) return { name: table, records: rows };
+      const tally = this.tallies.get(table) ?? new TableTally(table, this.plan(table));
+      return { ...tally.count(table), records: rows };
+    });
+  }
+
   /** With a row listener: the columns of a table, from its CREATE TABLE in the dump. */
   columnsOf(table: string): string[] | undefined {
     return this.tableColumns.get(table);
+  }
+
+  private plan(table: string): TableColumns {
+    const plan = this.stats?.get(table);
+    return plan
+      ? { ...(plan.key ? { key: plan.key } : {}), ...(plan.timestamp ? { timestamp: plan.timestamp } : {}) }
+      : {};
   }
 
   /** Returns how many bytes were consumed; without `atEnd`, stops where look-ahead would pass the end. */
@@ -188,17 +256,14 @@ export class DumpRowCounter {
       }
     }
     if (atEnd && this.mode === Mode.DelimiterCommand) this.setDelimiter();
-    if (this.captureStart >= 0) {
-      this.captureParts.push(Buffer.from(b.subarray(this.captureStart, i)));
-      this.captureStart = 0; // the next scan's buffer starts where this one stopped
-    }
     return i;
   }
 
   /** One step outside strings and comments; returns the next position. */
   private normal(b: Buffer, i: number, c: number): number {
     if (c === this.delimiter[0] && this.atDelimiter(b, i)) {
-      if (this.creating !== undefined) this.tableColumns.set(this.creating, createTableColumns(this.endCapture(b, i)));
+      if (this.creating !== undefined && this.captureStart >= 0)
+        this.tableColumns.set(this.creating, createTableColumns(this.endCapture(b, i)));
       this.endStatement();
       return i + this.delimiter.length;
     }
@@ -243,21 +308,27 @@ export class DumpRowCounter {
       case LPAREN:
         if (this.kind === Kind.Undecided) this.decide();
         if (this.kind === Kind.InsertColumns) {
-          if (this.depth++ === 0) this.startCapture(i + 1);
+          if (this.depth++ === 0 && (this.tally || this.onRow)) this.startCapture(i, true);
         } else if (this.kind === Kind.Insert && this.depth++ === 0) {
           this.rows++;
-          this.startCapture(i + 1);
-        } else if (this.creating !== undefined && this.captureStart < 0) this.startCapture(i);
+          if (this.tally || this.onRow) this.startRow(i);
+        } else if (this.creating !== undefined && this.captureStart < 0) this.startCapture(i, true);
         return i + 1;
       case RPAREN:
         if (this.depth > 0 && --this.depth === 0) {
           if (this.kind === Kind.InsertColumns) {
+            if (this.captureStart >= 0) this.endColumnList(b, i);
             this.kind = Kind.Insert;
-            if (this.onRow) this.insertColumns = identifiers(this.endCapture(b, i).toString('utf8'));
-          } else if (this.kind === Kind.Insert && this.onRow)
-            this.onRow(this.table, this.insertColumns ?? this.tableColumns.get(this.table), this.endCapture(b, i));
+          } else if (this.kind === Kind.Insert && this.captureStart >= 0) this.endRow(b, i);
         }
         return i + 1;
+      case COMMA:
+        if (this.depth === 1 && this.kind === Kind.Insert && this.tally) {
+          this.endField(b, i);
+          this.fieldIndex++;
+          this.fieldStart = i + 1;
+        }
+        break;
     }
     if (c <= SPACE) this.space();
     else this.appendHead(c);
@@ -305,6 +376,7 @@ export class DumpRowCounter {
     if (insert?.[1]) {
       this.kind = insert[2] ? Kind.Insert : Kind.InsertColumns;
       this.table = unquote(insert[1]);
+      if (this.stats) this.startInsert(insert[2] ? this.stats.get(this.table)?.columns : undefined);
       return;
     }
     const create = CREATE_TABLE_HEAD.exec(head);
@@ -325,25 +397,108 @@ export class DumpRowCounter {
     this.rows = 0;
     this.depth = 0;
     this.inVersionedComment = false;
+    this.captureStart = -1;
+    this.captured = [];
+    this.tally = undefined;
+    this.fieldStart = -1;
     this.creating = undefined;
     this.insertColumns = undefined;
-    this.captureStart = -1;
-    this.captureParts = [];
   }
 
-  private startCapture(at: number): void {
-    if (!this.onRow) return;
+  /** An INSERT into `this.table` begins; `columns`: its fields, unless a column list follows. */
+  private startInsert(columns: string[] | undefined): void {
+    let tally = this.tallies.get(this.table);
+    if (!tally) {
+      tally = new TableTally(this.table, this.plan(this.table));
+      this.tallies.set(this.table, tally);
+    }
+    this.tally = tally;
+    this.placeFields(columns);
+  }
+
+  private placeFields(columns: string[] | undefined): void {
+    const { key, timestamp } = fieldPositions(this.tally?.columns, columns);
+    this.positions = [key, timestamp];
+  }
+
+  /** Starts reading b[at...]; `whole`: its text is needed whole, not only hashed. */
+  private startCapture(at: number, whole: boolean): void {
     this.captureStart = at;
-    this.captureParts = [];
+    this.keepWhole = whole;
+    this.captured = [];
   }
 
-  /** The bytes captured up to `at` (exclusive) of `b`. */
-  private endCapture(b: Buffer, at: number): Buffer {
-    const last = b.subarray(Math.max(this.captureStart, 0), at);
-    const captured = this.captureParts.length ? Buffer.concat([...this.captureParts, last]) : last;
+  /** What was read, up to b[end) (exclusive), as one buffer. */
+  private endCapture(b: Buffer, end: number): Buffer {
+    const last = b.subarray(this.captureStart, end);
+    const text = this.captured.length ? Buffer.concat([...this.captured, last]) : last;
     this.captureStart = -1;
-    this.captureParts = [];
-    return captured;
+    this.captured = [];
+    return text;
+  }
+
+  /** The column list ends at b[i]: `(`a`, `b c`)`, identifiers unquoted. */
+  private endColumnList(b: Buffer, i: number): void {
+    const columns = identifiers(this.endCapture(b, i + 1).toString('utf8'));
+    if (this.tally) this.placeFields(columns);
+    this.insertColumns = columns;
+  }
+
+  /** A row starts at b[i] (its `(`). */
+  private startRow(i: number): void {
+    this.startCapture(i, this.onRow !== undefined);
+    this.rowSpans = false;
+    if (!this.tally) return;
+    this.fieldIndex = 0;
+    this.fieldStart = i + 1;
+    this.fieldBytes = [];
+    this.rowFields = [undefined, undefined];
+  }
+
+  /** The current field ends at b[i]: kept when it is the key or the timestamp. */
+  private endField(b: Buffer, i: number): void {
+    const slot = this.positions.indexOf(this.fieldIndex);
+    if (slot !== -1 && this.fieldStart >= 0 && i - this.fieldStart + this.fieldBytes.length <= FIELD_LIMIT) {
+      const bytes = Buffer.concat([Buffer.from(this.fieldBytes), b.subarray(this.fieldStart, i)]);
+      this.rowFields[slot] = fieldText(bytes.toString('utf8'));
+    }
+    this.fieldBytes = [];
+  }
+
+  /** The row ends at b[i] (its `)`). */
+  private endRow(b: Buffer, i: number): void {
+    const tally = this.tally;
+    if (tally) {
+      this.endField(b, i);
+      const rest = b.subarray(this.captureStart, i + 1);
+      if (this.rowSpans) {
+        tally.digest.addPart(rest);
+        tally.digest.endRow();
+      } else tally.digest.add(rest);
+      tally.fields(...this.rowFields);
+      this.fieldStart = -1;
+    }
+    const row = this.endCapture(b, i + 1);
+    this.onRow?.(this.table, this.insertColumns ?? this.tableColumns.get(this.table), row.subarray(1, row.length - 1));
+  }
+
+  /** At a chunk's end (`consumed` bytes scanned): what the current row, field, column list or CREATE TABLE holds so far. */
+  private keepPartial(b: Buffer, consumed: number): void {
+    if (this.captureStart >= 0) {
+      const part = b.subarray(this.captureStart, consumed);
+      if (this.kind === Kind.Insert && this.tally) {
+        this.tally.digest.addPart(part);
+        this.rowSpans = true;
+      }
+      if (this.keepWhole) this.captured.push(Buffer.from(part));
+      this.captureStart = 0;
+    }
+    if (this.fieldStart >= 0) {
+      if (this.positions.includes(this.fieldIndex) && this.fieldBytes.length <= FIELD_LIMIT)
+        for (let k = this.fieldStart; k < consumed && this.fieldBytes.length <= FIELD_LIMIT; k++)
+          this.fieldBytes.push(b[k] as number);
+      this.fieldStart = 0;
+    }
   }
 
   private setDelimiter(): void {
@@ -357,9 +512,15 @@ export class DumpRowCounter {
   }
 }
 
-/** The backtick-quoted names of a list such as `` `a`, `b c` ``. */
+/** A key or timestamp as mariadb-dump writes it: `42`, `'2024-01-01 10:00:00'` (quotes dropped), `NULL`. */
+function fieldText(text: string): string {
+  const trimmed = text.trim();
+  return trimmed.length >= 2 && trimmed.startsWith("'") && trimmed.endsWith("'") ? trimmed.slice(1, -1) : trimmed;
+}
+
+/** The backtick-quoted names of a list such as `` (`a`, `b c`) ``. */
 function identifiers(list: string): string[] {
-  return [...list.matchAll(/`((?:[^`]|``)+)`/g)].map((m) => unquote(m[0]));
+  return [...list.matchAll(/`(?:[^`]|``)+`/g)].map((m) => unquote(m[0]));
 }
 
 /** Column names of a CREATE TABLE body as mariadb-dump writes it (SHOW CREATE TABLE: one column a line, keys after). */

@@ -1,9 +1,11 @@
 import { TidemarkError } from '../../errors.ts';
 import { DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS } from '../connection.ts';
 import type { ObjectCount, Skipped } from '../source.ts';
+import { namedTimestamp } from '../table-stats.ts';
 import { type Connection, dumpsHistory, findTool, quoteString, runSql, startTool, type ToolProcess } from './client.ts';
 import { DumpRowCounter } from './dump-rows.ts';
 import { watchLocks } from './lock-watch.ts';
+import { tableColumns } from './table-stats.ts';
 
 /**
  * One database as SQL, in one consistent InnoDB snapshot without locking writers out: no
@@ -34,7 +36,7 @@ export const HISTORY_LOST = 'system-versioned table: only its current rows are d
  * non-transactional tables, FLOAT columns, and history that mariadb-dump cannot write (transaction-precise
  * versioning, or a mariadb-dump without `--dump-history`: then every versioned table).
  */
-async function dumpPlan(connection: Connection, database: string, context: string) {
+export async function dumpPlan(connection: Connection, database: string, context: string) {
   const schema = quoteString(database);
   const rows = await runSql(
     connection,
@@ -90,7 +92,8 @@ export interface DumpReport {
 
 /**
  * The dump of one database as a lazy stream: mariadb-dump starts when the stream is first read. Rows are
- * counted as the dump flows through, so the counts belong to the dumped snapshot. A failed dump throws
+ * counted, and their statistics recorded (which columns: from information_schema, just before), as the
+ * dump flows through, so both belong to the dumped snapshot. A failed dump throws
  * (SourceUnavailable, with mariadb-dump's error) so the backup writes no snapshot; a stream abandoned
  * part-way stops mariadb-dump.
  */
@@ -100,13 +103,21 @@ export async function* dumpDatabase(
   objectPrefix: string,
   report: DumpReport,
   lockWaitTimeoutSeconds = DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+  /** The timestamp column per table (`db.table` or `table`) named by the policy. */
+  timestampColumns?: Readonly<Record<string, string>>,
 ): AsyncGenerator<Buffer> {
   const context = `${report.description}: dumping database ${database}`;
   const plan = await dumpPlan(connection, database, context);
+  const columns = await tableColumns(
+    connection,
+    database,
+    (table) => namedTimestamp(timestampColumns, [`${database}.${table}`, table]),
+    `${context}: reading its keys and timestamp columns`,
+  );
   const history = plan.withHistory ? ['--dump-history'] : [];
   const watch = await watchLocks(connection, database, lockWaitTimeoutSeconds);
   const tool = startTool(connection, findTool('dump'), [...DUMP_OPTIONS, ...history, '--', database]);
-  const counter = new DumpRowCounter();
+  const counter = new DumpRowCounter({ stats: columns });
   try {
     yield* readDump(tool, context, (chunk) => counter.push(chunk), plan.header);
   } catch (error) {
@@ -116,7 +127,7 @@ export async function* dumpDatabase(
     watch.stop();
   }
   counter.end();
-  for (const { table, rows } of counter.tables()) report.objects.push({ name: objectPrefix + table, records: rows });
+  for (const counted of counter.objects()) report.objects.push({ ...counted, name: objectPrefix + counted.name });
   for (const { path, reason } of plan.skipped) report.skipped.push({ path: objectPrefix + path, reason });
   report.skipped.push(...warnings(tool, database));
 }

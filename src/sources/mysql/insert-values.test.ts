@@ -34,9 +34,9 @@ test('every row reaches the listener with its columns, wherever the chunks split
   );
   for (let split = 0; split <= dump.length; split++) {
     const rows: string[] = [];
-    const counter = new DumpRowCounter((table, columns, tuple) =>
-      rows.push(`${table}(${columns?.join('|')}):${tuple.toString()}`),
-    );
+    const counter = new DumpRowCounter({
+      onRow: (table, columns, tuple) => rows.push(`${table}(${columns?.join('|')}):${tuple.toString()}`),
+    });
     counter.push(dump.subarray(0, split));
     counter.push(dump.subarray(split));
     counter.end();

@@ -10,17 +10,22 @@ import type {
   ScratchReservation,
   ScratchServer,
   Skipped,
+  TableStatsOptions,
 } from '../source.ts';
+import { namedTimestamp } from '../table-stats.ts';
 import { type Connection, dumpsUsers, findTool, runSql } from './client.ts';
-import { type DumpReport, dumpDatabase, dumpGlobals } from './dump.ts';
-import { countRows, restoreDatabase } from './restore.ts';
+import { type DumpReport, dumpDatabase, dumpGlobals, dumpPlan } from './dump.ts';
+import { restoreDatabase } from './restore.ts';
 import { DRILL_PREFIX, dropScratch, removeAbandonedScratch, SCRATCH_PREFIX, takeScratchLock } from './scratch.ts';
+import { liveTableStats, tableColumns } from './table-stats.ts';
 
 export interface MySQLSourceOptions extends Connection {
   /** One tenant = one database; `all` is every database but the server's own schemas. */
   databases: string[] | 'all';
   /** How long a dump waits for a metadata lock held by another session (lock-watch.ts). */
   lockWaitTimeoutSeconds?: number;
+  /** The timestamp column whose newest value a backup records, per table (`table`, or `db.table`). */
+  timestampColumns?: Readonly<Record<string, string>>;
 }
 
 /** Server schemas never dumped as databases; users and grants from `mysql` go to the globals stream instead. */
@@ -83,6 +88,7 @@ export class MySQLSource implements DatabaseSource, ScratchServer {
         qualify ? `${database}.` : '',
         report,
         this.options.lockWaitTimeoutSeconds,
+        this.options.timestampColumns,
       ),
     }));
     if (all && (await dumpsUsers(findTool('dump')))) {
@@ -97,6 +103,36 @@ export class MySQLSource implements DatabaseSource, ScratchServer {
       objects: (): ObjectCount[] => [...report.objects],
       skipped: (): Skipped[] => [...report.skipped],
     };
+  }
+
+  /**
+   * The statistics of every table of `database`, named like a single-database dump's (`table`): with
+   * checksums by dumping it as a backup does (a restored scratch database), else by SQL (a live source).
+   */
+  async tableStats(database: string, options: TableStatsOptions): Promise<ObjectCount[]> {
+    checkDatabaseName(database);
+    if (options.checksums) {
+      const report: DumpReport = { description: this.description, objects: [], skipped: [] };
+      const dump = dumpDatabase(
+        this.connection,
+        database,
+        '',
+        report,
+        this.options.lockWaitTimeoutSeconds,
+        options.timestampColumns,
+      );
+      for await (const _ of dump);
+      return report.objects;
+    }
+    const context = `${this.description}: reading the table statistics of database ${database}`;
+    const plans = await tableColumns(
+      this.connection,
+      database,
+      (table) => namedTimestamp(options.timestampColumns, [`${database}.${table}`, table]),
+      context,
+    );
+    const { withHistory } = await dumpPlan(this.connection, database, context);
+    return liveTableStats(this.connection, database, plans, withHistory, context);
   }
 
   async restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult> {
@@ -125,10 +161,6 @@ export class MySQLSource implements DatabaseSource, ScratchServer {
       ...(await removeAbandonedScratch(this.connection, context, DRILL_PREFIX)),
       ...(await removeAbandonedScratch(this.connection, context, SCRATCH_PREFIX)),
     ];
-  }
-
-  async countRows(database: string): Promise<ObjectCount[]> {
-    return countRows(this.connection, database, `${this.server()}: counting rows of database ${database}`);
   }
 
   /** The server without databases, for messages. */

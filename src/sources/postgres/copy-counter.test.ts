@@ -1,7 +1,8 @@
 // Row counting from the pg_dump stream (R-BACKUP: per-object record counts in the dump's snapshot).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CopyCounter, parseCopyTarget } from './copy-counter.ts';
+import { referenceChecksum } from '../../../test/harness/checksum.ts';
+import { CopyCounter, parseCopyStatement } from './copy-counter.ts';
 
 const header = (name: string, schema: string) =>
   `--\n-- Data for Name: ${name}; Type: TABLE DATA; Schema: ${schema}; Owner: postgres\n--\n\n`;
@@ -138,17 +139,129 @@ describe('CopyCounter against hostile content', () => {
   });
 });
 
-describe('parseCopyTarget', () => {
+describe('parseCopyStatement', () => {
+  const target = (statement: string) => parseCopyStatement(statement)?.table;
   test('unquotes identifiers', () => {
-    assert.equal(parseCopyTarget('COPY public.t (a, b) FROM stdin;'), 'public.t');
-    assert.equal(parseCopyTarget('COPY "a.b"."c""d" (x) FROM stdin;'), 'a.b.c"d');
-    assert.equal(parseCopyTarget('COPY "Sch"."Ta ble"  FROM stdin;'), 'Sch.Ta ble');
-    assert.equal(parseCopyTarget('COPY t (a) FROM stdin;'), 't');
+    assert.equal(target('COPY public.t (a, b) FROM stdin;'), 'public.t');
+    assert.equal(target('COPY "a.b"."c""d" (x) FROM stdin;'), 'a.b.c"d');
+    assert.equal(target('COPY "Sch"."Ta ble"  FROM stdin;'), 'Sch.Ta ble');
+    assert.equal(target('COPY t (a) FROM stdin;'), 't');
+  });
+
+  test('reads the column list, quoted names with commas, parentheses and quotes included', () => {
+    assert.deepEqual(parseCopyStatement('COPY public.t (a, b) FROM stdin;')?.columns, ['a', 'b']);
+    assert.deepEqual(parseCopyStatement('COPY t (id, "a, b", "x)""y", "\t\n") FROM stdin;')?.columns, [
+      'id',
+      'a, b',
+      'x)"y',
+      '\t\n',
+    ]);
+    assert.equal(parseCopyStatement('COPY public.t  FROM stdin;')?.columns, undefined);
   });
 
   test('rejects what is not a COPY from stdin', () => {
-    assert.equal(parseCopyTarget('COPY public.t (a) TO stdout;'), undefined);
-    assert.equal(parseCopyTarget('COPY "unterminated (a) FROM stdin;'), undefined);
-    assert.equal(parseCopyTarget('COPY a.b.c.d (a) FROM stdin;'), undefined);
+    assert.equal(target('COPY public.t (a) TO stdout;'), undefined);
+    assert.equal(target('COPY "unterminated (a) FROM stdin;'), undefined);
+    assert.equal(target('COPY a.b.c.d (a) FROM stdin;'), undefined);
+  });
+});
+
+describe('CopyCounter recording table statistics', () => {
+  const reference = referenceChecksum;
+  const table = 'we\tird\n"name\\ ☃';
+  const quoted = `"${table.replaceAll('"', '""')}"`;
+  const rows = [
+    '10\tplain\t2024-01-01 10:00:00+00',
+    '-3\ttab\\there, newline\\nand \\\\ backslash\t2025-06-30 23:59:59.5+02',
+    '7\t\\N\t\\N',
+    '7\t\\N\t\\N', // a duplicate row counts twice
+    '12\t☃ \\\\. \\. and \\0\t2025-06-30 22:00:00+00', // newest: 22:00 UTC is after 21:59:59.5 UTC
+  ];
+  const stats = new Map([
+    [`public.${table}`, { key: 'id', timestamp: 'at' }],
+    ['public.nokey', { timestamp: 'missing' }],
+  ]);
+  const text = [
+    `COPY public.${quoted} (id, "note\t,)", at) FROM stdin;\n`,
+    ...rows.map((row) => `${row}\n`),
+    '\\.\n',
+    'COPY public.nokey (a) FROM stdin;\nx\n\\.\n',
+    `COPY public.${quoted} (at, id, "note\t,)") FROM stdin;\n2030-01-01 00:00:00+00\t99\tlater block\n\\.\n`,
+  ].join('');
+  const expected = [
+    {
+      name: `public.${table}`,
+      records: 6,
+      checksum: reference([...rows, '2030-01-01 00:00:00+00\t99\tlater block']),
+      key: { column: 'id', min: '-3', max: '99' },
+      newest: { column: 'at', value: '2030-01-01 00:00:00+00' },
+    },
+    { name: 'public.nokey', records: 1, checksum: reference(['x']) },
+  ];
+
+  const record = (chunks: Buffer[]) => {
+    const counter = new CopyCounter({ stats });
+    for (const chunk of chunks) counter.write(chunk);
+    counter.end();
+    return counter.objects();
+  };
+
+  test('checksum, integer key range and newest timestamp per table, blocks summed', () => {
+    assert.deepEqual(record([Buffer.from(text)]), expected);
+  });
+
+  test('the same at every split point and one byte at a time', () => {
+    const bytes = Buffer.from(text);
+    for (let split = 0; split <= bytes.length; split++)
+      assert.deepEqual(record([bytes.subarray(0, split), bytes.subarray(split)]), expected, `split at ${split}`);
+    const single: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at++) single.push(bytes.subarray(at, at + 1));
+    assert.deepEqual(record(single), expected, 'one byte at a time');
+  });
+
+  test('with a row listener too, both are whole at every split point', () => {
+    const bytes = Buffer.from(text);
+    const columns = ['id', 'note\t,)', 'at'];
+    const lines = [
+      ...rows.map((line) => `public.${table}|${columns.join('|')}|${line}`),
+      'public.nokey|a|x',
+      `public.${table}|at|id|note\t,)|2030-01-01 00:00:00+00\t99\tlater block`,
+    ];
+    for (let split = 0; split <= bytes.length; split++) {
+      const seen: string[] = [];
+      const counter = new CopyCounter({
+        stats,
+        onRow: (name, names, line) => seen.push(`${name}|${names?.join('|')}|${line.toString()}`),
+      });
+      counter.write(bytes.subarray(0, split));
+      counter.write(bytes.subarray(split));
+      counter.end();
+      assert.deepEqual(counter.objects(), expected, `split at ${split}`);
+      assert.deepEqual(seen, lines, `split at ${split}`);
+    }
+  });
+
+  test('the checksum ignores row order but not duplicates', () => {
+    const dump = (lines: string[]) => `COPY public.t (a) FROM stdin;\n${lines.map((l) => `${l}\n`).join('')}\\.\n`;
+    const sum = (lines: string[]) => {
+      const counter = new CopyCounter({ stats: new Map() });
+      counter.write(Buffer.from(dump(lines)));
+      counter.end();
+      return counter.objects()[0]?.checksum;
+    };
+    assert.equal(sum(['a', 'b', 'c']), sum(['c', 'a', 'b']));
+    assert.notEqual(sum(['a', 'a']), sum([]));
+    assert.notEqual(sum(['a', 'a', 'b']), sum(['a', 'b', 'b']));
+    assert.equal(sum([]), '0'.repeat(32));
+  });
+
+  test('without plans it only counts', () => {
+    const counter = new CopyCounter();
+    counter.write(Buffer.from(text));
+    counter.end();
+    assert.deepEqual(counter.objects(), [
+      { name: `public.${table}`, records: 6 },
+      { name: 'public.nokey', records: 1 },
+    ]);
   });
 });

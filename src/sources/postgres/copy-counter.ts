@@ -1,6 +1,8 @@
 import type { ObjectCount } from '../source.ts';
+import { FieldPicker, fieldPositions, type TablePlans, TableTally, tallyObjects } from '../table-stats.ts';
 
 const NEWLINE = 0x0a;
+const TAB = 0x09;
 const CR = 0x0d;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
@@ -38,7 +40,21 @@ export interface CopyBlock {
 }
 
 /** Called with each data line of a COPY block (COPY text, without its newline); the buffer is only valid during the call. */
-export type CopyRowListener = (block: CopyBlock, line: Buffer) => void;
+export type CopyRowListener = (table: string | undefined, columns: string[] | undefined, line: Buffer) => void;
+
+/** What to do besides counting rows. */
+export interface CopyCounterOptions {
+  /** Record checksums, key ranges and newest timestamps too (plans by `schema.table`). */
+  stats?: TablePlans;
+  /** Hand every data line to this listener. */
+  onRow?: CopyRowListener;
+}
+
+/** A COPY block as it is read: its statistics (and row count), its column list. */
+interface CopyData {
+  tally: TableTally;
+  columns: string[] | undefined;
+}
 
 /**
  * Counts the rows of each table in a plain-format pg_dump stream as it flows, so the counts come from
@@ -49,9 +65,14 @@ export type CopyRowListener = (block: CopyBlock, line: Buffer) => void;
  * `COPY table (...) FROM stdin;` is followed by its data, one row a line up to a line `\.` (newlines in
  * values are escaped in COPY text). So no table name, comment or function body can start, end or hide a
  * block: the blocks are exactly those psql sends to the server.
+ *
+ * Given the tables' plans (`stats`), it also records each table's statistics (table-stats.ts): every
+ * data line is a row, hashed as its bytes without the newline; its fields are split at tabs (COPY text
+ * escapes a value's own tabs) and placed by the COPY statement's column list. Given a row listener
+ * (`onRow`), it hands it every data line whole, with its block's table and columns.
  */
 export class CopyCounter {
-  private readonly found: CopyBlock[] = [];
+  private readonly found: CopyData[] = [];
   private readonly problems: string[] = [];
   private state: State = 'code';
   private standardStrings = true;
@@ -83,16 +104,22 @@ export class CopyCounter {
   private text = Buffer.allocUnsafe(STATEMENT_HEAD);
   private textLength = 0;
   private textLimit = STATEMENT_HEAD;
-  // data: the current block and the start of the current line
-  private block: CopyBlock | undefined;
+  // data: the current block, the start of the current line, the key and timestamp fields of the row
+  private block: CopyData | undefined;
   /** A block the dump ended in: psql loads what it got, but the count is not the table's. */
-  private unfinished: CopyBlock | undefined;
+  private unfinished: CopyData | undefined;
+  private picker: FieldPicker | undefined;
   private lineHead: number[] = [];
   private lineBytes = 0;
   /** With a row listener: the parts of a data line that spans chunks. */
   private lineParts: Buffer[] = [];
+  private readonly stats: TablePlans | undefined;
+  private readonly onRow: CopyRowListener | undefined;
 
-  constructor(private readonly onRow?: CopyRowListener) {}
+  constructor(options: CopyCounterOptions = {}) {
+    this.stats = options.stats;
+    this.onRow = options.onRow;
+  }
 
   write(chunk: Buffer): void {
     let at = 0;
@@ -107,7 +134,7 @@ export class CopyCounter {
     if (this.state === 'data' && this.lineBytes > 0 && this.dataLine()) return;
     if (this.state === 'data' || this.state === 'before-data') {
       this.unfinished = this.block;
-      this.problems.push(`the dump ended inside the data of ${this.block?.table ?? 'a table'}`);
+      this.problems.push(`the dump ended inside the data of ${this.block?.tally.name ?? 'a table'}`);
     } else if (!['code', 'line-comment', 'meta'].includes(this.state)) {
       this.problems.push(
         `the dump ended inside ${this.state === 'block-comment' ? 'a comment' : `a quoted ${this.state}`}`,
@@ -115,19 +142,22 @@ export class CopyCounter {
     }
   }
 
-  /** Rows per table (`schema.table`), in dump order; a table in several blocks is summed. */
+  /**
+   * Rows per table (`schema.table`), in dump order, with their statistics when asked for; a table in
+   * several blocks is summed.
+   */
   objects(): ObjectCount[] {
-    const counts = new Map<string, number>();
-    for (const block of this.found) {
-      const { table, rows } = block;
-      if (table !== undefined && block !== this.unfinished) counts.set(table, (counts.get(table) ?? 0) + rows);
-    }
-    return [...counts].map(([name, records]) => ({ name, records }));
+    const counts = tallyObjects(this.found.filter((block) => block !== this.unfinished).map(({ tally }) => tally));
+    return this.stats ? counts : counts.map(({ name, records }) => ({ name, records }));
   }
 
   /** Every COPY block, in the order psql runs them. */
   blocks(): CopyBlock[] {
-    return this.found.map((block) => ({ ...block }));
+    return this.found.map(({ tally, columns }) => ({
+      table: tally.name,
+      rows: tally.records,
+      ...(columns ? { columns: [...columns] } : {}),
+    }));
   }
 
   /** What could not be counted (never expected from pg_dump's own output). */
@@ -143,12 +173,15 @@ export class CopyCounter {
       if (this.lineBytes === 0 && newline !== -1) {
         // the common case, a whole line in the chunk: no copy
         if (this.isTerminator(chunk, at, end - at)) return this.endData(newline + 1);
-        (this.block as CopyBlock).rows++;
-        this.onRow?.(this.block as CopyBlock, chunk.subarray(at, end));
+        this.row(chunk, at, end);
       } else {
         for (let i = at; i < end && this.lineHead.length < 3; i++) this.lineHead.push(chunk[i] as number);
-        if (this.onRow) this.lineParts.push(Buffer.from(chunk.subarray(at, end)));
         this.lineBytes += end - at;
+        if (this.stats) {
+          this.block?.tally.digest.addPart(chunk.subarray(at, end));
+          this.picker?.feed(chunk, at, end);
+        }
+        if (this.onRow) this.lineParts.push(Buffer.from(chunk.subarray(at, end)));
         if (newline === -1) return chunk.length;
         if (this.dataLine()) return newline + 1;
       }
@@ -165,12 +198,34 @@ export class CopyCounter {
     this.lineHead = [];
     this.lineBytes = 0;
     this.lineParts = [];
-    if (terminator) this.endData(0);
-    else {
-      (this.block as CopyBlock).rows++;
-      this.onRow?.(this.block as CopyBlock, Buffer.concat(parts));
+    const { tally, columns } = this.block as CopyData;
+    const fields = this.picker?.finish();
+    if (terminator) {
+      tally.digest.dropPart();
+      this.endData(0);
+      return true;
     }
-    return terminator;
+    tally.records++;
+    if (this.stats) {
+      tally.digest.endRow();
+      if (fields) tally.fields(...fields);
+    }
+    this.onRow?.(tally.name, columns, Buffer.concat(parts));
+    return false;
+  }
+
+  /** A whole data line, `chunk[at, end)`. */
+  private row(chunk: Buffer, at: number, end: number): void {
+    const { tally, columns } = this.block as CopyData;
+    tally.records++;
+    if (this.stats) {
+      tally.digest.add(chunk.subarray(at, end));
+      if (this.picker) {
+        this.picker.feed(chunk, at, end);
+        tally.fields(...this.picker.finish());
+      }
+    }
+    this.onRow?.(tally.name, columns, chunk.subarray(at, end));
   }
 
   private isTerminator(bytes: Buffer, at: number, length: number): boolean {
@@ -180,6 +235,7 @@ export class CopyCounter {
   private endData(next: number): number {
     this.state = 'code';
     this.block = undefined;
+    this.picker = undefined;
     return next;
   }
 
@@ -417,10 +473,16 @@ export class CopyCounter {
     }
     if (first !== 'copy') return;
     if (complete && !/\bfrom\s+stdin\s*;$/i.test(text)) return;
-    const table = complete ? parseCopyTarget(text) : undefined;
-    if (table === undefined) this.problems.push(`cannot read the table of: ${text.slice(0, 200)}`);
-    const columns = complete ? parseCopyColumns(text) : undefined;
-    this.block = { table, rows: 0, ...(columns ? { columns } : {}) };
+    const target = complete ? parseCopyStatement(text) : undefined;
+    if (target === undefined) this.problems.push(`cannot read the table of: ${text.slice(0, 200)}`);
+    const table = target?.table;
+    const plan = table === undefined ? undefined : this.stats?.get(table);
+    const positions = fieldPositions(plan, target?.columns);
+    this.block = { tally: new TableTally(table, plan ?? {}), columns: target?.columns };
+    this.picker =
+      this.stats && (positions.key !== undefined || positions.timestamp !== undefined)
+        ? new FieldPicker([positions.key, positions.timestamp], TAB)
+        : undefined;
     this.found.push(this.block);
     this.state = 'before-data';
   }
@@ -440,12 +502,11 @@ function isDigit(byte: number): boolean {
   return byte >= 0x30 && byte <= 0x39;
 }
 
-/** `schema.table` from `COPY schema.table (a, b) FROM stdin;`, identifiers unquoted. */
-export function parseCopyTarget(statement: string): string | undefined {
-  return readCopyTarget(statement)?.name;
-}
-
-function readCopyTarget(statement: string): { name: string; end: number } | undefined {
+/**
+ * `schema.table` and its columns from `COPY schema.table (a, b) FROM stdin;`, identifiers unquoted;
+ * `columns` is undefined when the statement has no column list (or one that cannot be read).
+ */
+export function parseCopyStatement(statement: string): { table: string; columns: string[] | undefined } | undefined {
   const match = /^COPY\s+/i.exec(statement);
   if (!match || !/\sFROM\s+stdin\s*;?$/i.test(statement)) return undefined;
   const parts: string[] = [];
@@ -459,38 +520,33 @@ function readCopyTarget(statement: string): { name: string; end: number } | unde
     at++;
   }
   if (parts.length > 2 || !/\s/.test(statement[at] ?? '')) return undefined;
-  return { name: parts.join('.'), end: at };
+  return { table: parts.join('.'), columns: readColumnList(statement, at) };
 }
 
-/** The column list of `COPY schema.table (a, "B c") FROM stdin;`, identifiers unquoted; undefined without one. */
-export function parseCopyColumns(statement: string): string[] | undefined {
-  const target = readCopyTarget(statement);
-  if (!target) return undefined;
-  let at = target.end;
-  const skipSpace = () => {
-    while (/\s/.test(statement[at] ?? '')) at++;
-  };
-  skipSpace();
+/** `(a, "b c")` from `at` (after blanks), unquoted; undefined when there is none or it cannot be read. */
+function readColumnList(statement: string, start: number): string[] | undefined {
+  let at = start;
+  while (/\s/.test(statement[at] ?? '')) at++;
   if (statement[at] !== '(') return undefined;
-  at++;
   const columns: string[] = [];
+  at++;
   for (;;) {
-    skipSpace();
-    const identifier = readIdentifier(statement, at, ' \t\n,)"');
+    while (/\s/.test(statement[at] ?? '')) at++;
+    const identifier = readIdentifier(statement, at);
     if (!identifier) return undefined;
     columns.push(identifier.name);
     at = identifier.end;
-    skipSpace();
+    while (/\s/.test(statement[at] ?? '')) at++;
     if (statement[at] === ')') return columns;
     if (statement[at] !== ',') return undefined;
     at++;
   }
 }
 
-function readIdentifier(line: string, start: number, stops = ' \t\n.("'): { name: string; end: number } | undefined {
+function readIdentifier(line: string, start: number): { name: string; end: number } | undefined {
   if (line[start] !== '"') {
     let end = start;
-    while (end < line.length && !stops.includes(line[end] as string)) end++;
+    while (end < line.length && !' \t\n.(),"'.includes(line[end] as string)) end++;
     return end > start ? { name: line.slice(start, end), end } : undefined;
   }
   let name = '';

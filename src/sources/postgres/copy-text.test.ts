@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { csvRecord } from '../../export/csv.ts';
 import { entryName } from '../../export/database-csv.ts';
-import { type CopyBlock, CopyCounter, parseCopyColumns } from './copy-counter.ts';
+import { CopyCounter, parseCopyStatement } from './copy-counter.ts';
 import { copyTextFields } from './copy-text.ts';
 
 const csv = (line: string) => csvRecord(copyTextFields(Buffer.from(line))).toString('utf8');
@@ -25,6 +25,7 @@ test('COPY text escapes decode and hostile values are quoted as RFC 4180 says', 
 });
 
 test('the column list is read from the COPY statement, quoted identifiers unquoted', () => {
+  const parseCopyColumns = (statement: string) => parseCopyStatement(statement)?.columns;
   assert.deepEqual(parseCopyColumns('COPY public.t (id, "we;ird", "Quo""te", "a,b") FROM stdin;'), [
     'id',
     'we;ird',
@@ -41,9 +42,9 @@ test('every data line reaches the row listener whole, wherever the chunks split'
   );
   for (let split = 0; split <= dump.length; split++) {
     const rows: string[] = [];
-    const counter = new CopyCounter((block: CopyBlock, line) =>
-      rows.push(`${block.table}(${block.columns?.join('|')}):${line.toString()}`),
-    );
+    const counter = new CopyCounter({
+      onRow: (table, columns, line) => rows.push(`${table}(${columns?.join('|')}):${line.toString()}`),
+    });
     counter.write(dump.subarray(0, split));
     counter.write(dump.subarray(split));
     counter.end();

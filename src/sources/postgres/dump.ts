@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { TidemarkError } from '../../errors.ts';
 import type { ObjectCount, Skipped } from '../source.ts';
+import { namedTimestamp } from '../table-stats.ts';
 import {
   clientEnv,
   type PostgresConnection,
@@ -14,6 +15,7 @@ import {
 import { CopyCounter } from './copy-counter.ts';
 import { captureDatabaseState, stateHeader } from './database-state.ts';
 import { describeLockHolders, isLockTimeout, lockQuery } from './lock-holders.ts';
+import { tableColumns } from './table-stats.ts';
 import type { PostgresTools } from './tools.ts';
 
 export interface DumpContext {
@@ -22,6 +24,8 @@ export interface DumpContext {
   /** Names the source in errors. */
   description: string;
   lockWaitTimeoutSeconds: number;
+  /** The timestamp column per table (`db.schema.table` or `schema.table`) named by the policy. */
+  timestampColumns?: Readonly<Record<string, string>>;
 }
 
 export interface DumpOutcome {
@@ -31,8 +35,9 @@ export interface DumpOutcome {
 
 /**
  * One database as plain SQL, lazily: pg_dump starts when iteration does. pg_dump reads everything in
- * one repeatable-read transaction holding only ACCESS SHARE locks, so writers go on; rows are counted
- * from the stream itself, hence in the dump's snapshot. When pg_dump fails the iteration throws, so no
+ * one repeatable-read transaction holding only ACCESS SHARE locks, so writers go on; rows are counted,
+ * and their statistics recorded (which columns: from the catalog, just before), from the stream
+ * itself, hence in the dump's snapshot. When pg_dump fails the iteration throws, so no
  * snapshot is written from a partial dump; when the consumer stops early, pg_dump is ended. The stream
  * starts with the database's own state (database-state.ts), which pg_dump leaves out.
  */
@@ -44,6 +49,12 @@ export async function* dumpDatabase(
   const psql = new Psql(context.tools.psql, context.connection);
   const { state, skipped: lossy } = await captureDatabaseState(psql, database, context.description);
   const header = stateHeader(state);
+  const plans = await tableColumns(
+    psql,
+    database,
+    (table) => namedTimestamp(context.timestampColumns, [`${database}.${table}`, table]),
+    `${context.description}: reading the keys and timestamp columns of database "${database}"`,
+  );
   const args = [
     '--format=plain',
     '--encoding=UTF8', // identifiers in COPY lines then decode as UTF-8, whatever the database's encoding
@@ -70,7 +81,7 @@ export async function* dumpDatabase(
     child.once('error', (error) => resolve({ code: null, error }));
     child.once('close', (code) => resolve({ code }));
   });
-  const counter = new CopyCounter();
+  const counter = new CopyCounter({ stats: plans });
   try {
     counter.write(header);
     yield header;

@@ -11,7 +11,9 @@ import type {
   ScratchReservation,
   ScratchServer,
   Skipped,
+  TableStatsOptions,
 } from '../source.ts';
+import { namedTimestamp } from '../table-stats.ts';
 import { type PostgresConnection, Psql } from './client.ts';
 import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from './dump.ts';
 import { portableHeader } from './dump-header.ts';
@@ -25,6 +27,7 @@ import {
   SCRATCH_PREFIX,
   scratchNames,
 } from './scratch.ts';
+import { liveTableStats, tableColumns } from './table-stats.ts';
 import { findTools, formatMajor, majorOf, type PostgresTools } from './tools.ts';
 
 export interface PostgresSourceOptions {
@@ -39,6 +42,8 @@ export interface PostgresSourceOptions {
   connectTimeoutSeconds?: number;
   /** How long pg_dump waits for a table lock before failing (a migration holding ACCESS EXCLUSIVE). */
   lockWaitTimeoutSeconds?: number;
+  /** The timestamp column whose newest value a backup records, per table (`schema.table`, or `db.schema.table`). */
+  timestampColumns?: Readonly<Record<string, string>>;
 }
 
 export const GLOBALS_STREAM = 'globals.sql';
@@ -56,6 +61,7 @@ export class PostgresSource implements DatabaseSource, ScratchServer {
   private readonly connection: PostgresConnection;
   private readonly databases: string[] | 'all';
   private readonly lockWaitTimeoutSeconds: number;
+  private readonly timestampColumns: Readonly<Record<string, string>> | undefined;
   private tools: Promise<PostgresTools> | undefined;
   /** What check() found, reused by dump(): each psql session costs a connection. */
   private resolved: Promise<Resolved> | undefined;
@@ -78,6 +84,7 @@ export class PostgresSource implements DatabaseSource, ScratchServer {
     };
     this.databases = options.databases;
     this.lockWaitTimeoutSeconds = options.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS;
+    this.timestampColumns = options.timestampColumns;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     const path = options.databases === 'all' ? '*' : options.databases.map(encodeURIComponent).join(',');
     this.description = `postgresql://${encodeURIComponent(options.user)}@${host}:${port}/${path}`;
@@ -92,15 +99,10 @@ export class PostgresSource implements DatabaseSource, ScratchServer {
     const several = this.databases === 'all' || resolved.databases.length > 1;
     const objects: ObjectCount[] = [];
     const skipped: Skipped[] = [...resolved.skipped];
-    const context: DumpContext = {
-      tools: resolved.tools,
-      connection: this.connection,
-      description: this.description,
-      lockWaitTimeoutSeconds: this.lockWaitTimeoutSeconds,
-    };
+    const context = this.dumpContext(resolved.tools, this.timestampColumns);
     const collect = (database: string | undefined) => (outcome: DumpOutcome) => {
       const prefix = several && database !== undefined ? `${database}.` : '';
-      objects.push(...outcome.counts.map((c) => ({ name: prefix + c.name, records: c.records })));
+      objects.push(...outcome.counts.map((c) => ({ ...c, name: prefix + c.name })));
       skipped.push(...outcome.skipped);
     };
     const streams: StreamSource[] = [];
@@ -166,6 +168,42 @@ export class PostgresSource implements DatabaseSource, ScratchServer {
       ...(await dropAbandonedScratch(psql, 'postgres', this.server(), version, DRILL_PREFIX)),
       ...(await dropAbandonedScratch(psql, 'postgres', this.server(), version, SCRATCH_PREFIX)),
     ];
+  }
+
+  /**
+   * The statistics of every table of `database`, named like a single-database dump's (`schema.table`):
+   * with checksums by dumping it as a backup does (a restored scratch database), else by SQL (a live source).
+   */
+  async tableStats(database: string, options: TableStatsOptions): Promise<ObjectCount[]> {
+    const tools = await this.findTools();
+    if (options.checksums) {
+      let counts: ObjectCount[] = [];
+      const context = this.dumpContext(tools, options.timestampColumns);
+      for await (const _ of dumpDatabase(context, database, (outcome) => (counts = outcome.counts)));
+      return counts;
+    }
+    const psql = new Psql(tools.psql, this.connection);
+    const doing = `reading the table statistics of database "${database}" on ${this.server()}`;
+    const plans = await tableColumns(
+      psql,
+      database,
+      (table) => namedTimestamp(options.timestampColumns, [`${database}.${table}`, table]),
+      doing,
+    );
+    return liveTableStats(psql, database, plans, doing);
+  }
+
+  private dumpContext(
+    tools: PostgresTools,
+    timestampColumns: Readonly<Record<string, string>> | undefined,
+  ): DumpContext {
+    return {
+      tools,
+      connection: this.connection,
+      description: this.description,
+      lockWaitTimeoutSeconds: this.lockWaitTimeoutSeconds,
+      ...(timestampColumns ? { timestampColumns } : {}),
+    };
   }
 
   private resolution(): Promise<Resolved> {
