@@ -177,7 +177,10 @@ describe('restore drills', () => {
     assert.equal(drill?.backup, 'acme-now');
     assert.ok((drill?.rtoSeconds ?? 0) >= 5, `RTO ${drill?.rtoSeconds}s covers the paced restore`);
     assert.equal(drill?.rtoTargetSeconds, 900);
-    assert.match(drill?.message ?? '', /found the 2 tables the backup recorded.*within the 900s RTO target/);
+    assert.match(
+      drill?.message ?? '',
+      /found the 2 tables the backup recorded with their row counts \(2 with their content checksums\).*within the 900s RTO target/,
+    );
     const status = (await policy()).status?.sources?.find((s) => s.name === 'acme-db');
     assert.ok(status?.lastDrillSuccessTime);
     const restorable = (await env.read<Backup>('backups', 'acme-now')).status?.conditions?.find(
