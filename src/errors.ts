@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'InvalidArgument'
   | 'SourceUnavailable'
   | 'Unsupported'
+  /** What was restored differs from what the backup recorded (a restore drill's check). */
+  | 'VerificationFailed'
   /** The operator's, never the agent's: a Job's pod could not start (missing Secret or key, image not pullable). */
   | 'PodCannotStart'
   /** Stopped by a signal (SIGTERM from Kubernetes, Ctrl-C) before it finished. */

@@ -79,8 +79,10 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
       }),
   ]);
   // The database's error first: once it fails, the stream feeding it fails too ("output closed"), and a
-  // stream that fails first (a damaged chunk) reaches the target as the reason its input ended.
-  if (restored.status === 'rejected') throw restored.reason;
+  // stream that fails first (a damaged chunk) reaches the target as the reason its input ended. Unless
+  // all the target knows is that its input ended early: then the stream's own error says why.
+  if (restored.status === 'rejected')
+    throw streamed.status === 'rejected' && endedEarly(restored.reason) ? streamed.reason : restored.reason;
   if (streamed.status === 'rejected') throw streamed.reason;
   const result = restored.value;
   return {
@@ -90,6 +92,11 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreOutcom
     warnings: [...(result.warnings ?? []), ...countDifferences(stream.expected, result.objects)],
     durationMs: Date.now() - started,
   };
+}
+
+/** A target that failed only because the stream it read was cut off (Node's premature close). */
+function endedEarly(error: unknown): boolean {
+  return (error as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 /**

@@ -1,5 +1,5 @@
 import { conditions, databaseTls, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
-import { schedule, trigger } from './schedule.ts';
+import { schedule, triggerFields, triggerRules } from './schedule.ts';
 import {
   array,
   boolean,
@@ -195,6 +195,53 @@ const postRestoreScript = object(
   },
 );
 
+const drillServer = (engine: string) =>
+  object(
+    {
+      connectionSecret: secretRef(
+        `Secret with host, port, username and password keys of the ${engine} server drills restore into. Give it a server of its own: a drill server that is one of the policy's sources is refused.`,
+      ),
+      tls: optional(databaseTls),
+    },
+    {
+      description: `Where drills of ${engine} sources restore: a temporary database tidemark_drill_<random> on this server, dropped when the drill ends.`,
+    },
+  );
+
+const audit = object(
+  {
+    ...triggerFields,
+    timestampColumns: optional(
+      stringMap({
+        description:
+          'Databases: table (as the backup names it, e.g. public.orders) → timestamp column whose newest value backups record and audits compare; a table not named gets one found.',
+        rules: [{ rule: 'size(self) <= 1000', message: 'name at most 1000 tables' }],
+      }),
+    ),
+  },
+  { description: 'When to compare live sources with their latest successful backup.', rules: triggerRules },
+);
+
+const restoreDrill = object(
+  {
+    ...triggerFields,
+    postgres: optional(drillServer('PostgreSQL')),
+    mysql: optional(drillServer('MySQL/MariaDB')),
+    olderBackupEvery: optional(
+      integer({
+        minimum: 2,
+        description:
+          'Every Nth drill of a source restores a randomly chosen older retained backup instead of the latest (absent: always the latest).',
+      }),
+    ),
+  },
+  {
+    description:
+      "When to restore a source's latest backup into a scratch target, check it against what the backup recorded and measure the RTO (objectives.rto is the target). Database sources need the drill server of their engine.",
+    rules: triggerRules,
+  },
+);
+
 const replica = object({
   repository: objectName('BackupRepository that receives a copy of every backup.'),
   region: labelName(
@@ -288,18 +335,8 @@ export const backupPolicySpec = object(
     verification: optional(
       object(
         {
-          audit: optional(
-            trigger('When to compare live sources with their latest successful backup.', {
-              timestampColumns: optional(
-                stringMap({
-                  description:
-                    'Databases: table (as the backup names it, e.g. public.orders) → timestamp column whose newest value backups record and audits compare; a table not named gets one found.',
-                  rules: [{ rule: 'size(self) <= 1000', message: 'name at most 1000 tables' }],
-                }),
-              ),
-            }),
-          ),
-          restoreDrill: optional(trigger('When to restore the latest backup into a scratch target and measure RTO.')),
+          audit: optional(audit),
+          restoreDrill: optional(restoreDrill),
         },
         { description: 'Scheduled audits and restore drills.' },
       ),
@@ -439,6 +476,28 @@ const sourceStatus = object({
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
   nextRunTime: optional(timestamp('When the next run is due; absent while the schedule is suspended.')),
   lastAudit: optional(lastAudit),
+  lastDrill: optional(
+    object(
+      {
+        time: timestamp('When the drill ended.'),
+        backup: string({ description: 'The Backup the drill restored.', maxLength: 253 }),
+        result: enumOf(['Succeeded', 'Failed'] as const, {
+          description: 'Succeeded: restored into the scratch target and matching what the backup recorded.',
+        }),
+        rtoSeconds: optional(
+          integer({ minimum: 0, description: 'Achieved RTO: from the start of the restore until it was verified.' }),
+        ),
+        rtoTargetSeconds: optional(integer({ minimum: 0, description: "The policy's objectives.rto, when set." })),
+        message: string({ description: 'What was checked, or why the drill failed.', maxLength: 4096 }),
+        job: string({ description: "The drill's Job.", maxLength: 63 }),
+      },
+      { description: 'The newest restore drill of this source.' },
+    ),
+  ),
+  lastDrillSuccessTime: optional(timestamp('When the newest successful restore drill of this source ended.')),
+  drills: optional(
+    integer({ minimum: 0, description: 'Drills of this source so far (olderBackupEvery counts them).' }),
+  ),
 });
 
 export const backupPolicyStatus = object({
@@ -490,3 +549,5 @@ export type RestoreTargetRule = NonNullable<RestoreRules['targets']>[number];
 export type SourceStatus = NonNullable<BackupPolicyStatus['sources']>[number];
 export type LastAudit = NonNullable<SourceStatus['lastAudit']>;
 export type PostRestoreScript = NonNullable<RestoreRules['postRestoreScripts']>[number];
+export type RestoreDrill = NonNullable<NonNullable<BackupPolicySpec['verification']>['restoreDrill']>;
+export type LastDrill = NonNullable<SourceStatus['lastDrill']>;

@@ -1,52 +1,46 @@
 import { duration } from './common.ts';
-import { boolean, object, optional, type Schema, string, type TypeOf } from './schema.ts';
+import { boolean, object, optional, string, type TypeOf } from './schema.ts';
 
 const CRON_FIELD = '[0-9A-Za-z*/,?#-]+';
 /** Five fields or a macro; CEL checks the shape, the operator checks the full grammar (ranges, names). */
 export const CRON_SHAPE = String.raw`^(@(yearly|annually|monthly|weekly|daily|hourly)|(${CRON_FIELD}\s+){4}${CRON_FIELD})$`;
 
-/** When runs are due: a cron expression, or a fixed interval counted from an anchor time; `extra`: what else the run takes. */
-export const trigger = <E extends Record<string, Schema<unknown>> = Record<never, never>>(
-  description: string,
-  extra: E = {} as E,
-) =>
-  object(
-    {
-      ...extra,
-      cron: optional(
-        string({
-          description: 'Standard 5-field cron expression (minute hour day-of-month month day-of-week) or @daily etc.',
-          maxLength: 128,
-          rules: [
-            {
-              rule: `self.matches(r'${CRON_SHAPE}')`,
-              message:
-                'must be a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * *", or a macro such as @daily',
-            },
-          ],
-        }),
-      ),
-      every: optional(duration('Run at this interval, counted from anchor (e.g. 14d for "every other week").')),
-      anchor: optional(
-        string({
-          format: 'date-time',
-          description: 'RFC 3339 time the interval is counted from; defaults to the policy creation time.',
-        }),
-      ),
-    },
-    {
-      description,
+/** The fields of a trigger, for objects that are a trigger plus settings of their own (a restore drill). */
+export const triggerFields = {
+  cron: optional(
+    string({
+      description: 'Standard 5-field cron expression (minute hour day-of-month month day-of-week) or @daily etc.',
+      maxLength: 128,
       rules: [
-        { rule: 'has(self.cron) != has(self.every)', message: 'set exactly one of cron or every' },
         {
-          rule: '!has(self.anchor) || has(self.every)',
-          message: 'anchor only applies to an every interval',
-          fieldPath: '.anchor',
-          reason: 'FieldValueForbidden',
+          rule: `self.matches(r'${CRON_SHAPE}')`,
+          message:
+            'must be a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * *", or a macro such as @daily',
         },
       ],
-    },
-  );
+    }),
+  ),
+  every: optional(duration('Run at this interval, counted from anchor (e.g. 14d for "every other week").')),
+  anchor: optional(
+    string({
+      format: 'date-time',
+      description: 'RFC 3339 time the interval is counted from; defaults to the policy creation time.',
+    }),
+  ),
+};
+
+export const triggerRules = [
+  { rule: 'has(self.cron) != has(self.every)', message: 'set exactly one of cron or every' },
+  {
+    rule: '!has(self.anchor) || has(self.every)',
+    message: 'anchor only applies to an every interval',
+    fieldPath: '.anchor',
+    reason: 'FieldValueForbidden' as const,
+  },
+];
+
+/** When runs are due: a cron expression, or a fixed interval counted from an anchor time. */
+export const trigger = (description: string) => object(triggerFields, { description, rules: triggerRules });
 
 export const schedule = object(
   {
@@ -95,5 +89,5 @@ export const schedule = object(
   { description: 'When backups run. The operator schedules runs itself (not CronJobs).' },
 );
 
-export type Trigger = TypeOf<ReturnType<typeof trigger<Record<never, never>>>>;
+export type Trigger = TypeOf<ReturnType<typeof trigger>>;
 export type Schedule = TypeOf<typeof schedule>;

@@ -88,6 +88,18 @@ const GAUGES: { name: string; help: string; labels: readonly string[]; samples: 
     samples: 'restoreLastRto',
   },
   {
+    name: 'tidemark_restore_drill_last_success_timestamp_seconds',
+    help: 'Completion time of the newest successful restore drill of the source.',
+    labels: SOURCE,
+    samples: 'drillLastSuccess',
+  },
+  {
+    name: 'tidemark_restore_drill_last_result',
+    help: 'Result of the newest restore drill of the source: 1 ok, 0 failed.',
+    labels: SOURCE,
+    samples: 'drillLastResult',
+  },
+  {
     name: 'tidemark_unprotected_volumes',
     help: 'PersistentVolumeClaims in a namespace holding a BackupPolicy that no policy source selects.',
     labels: ['namespace'],
@@ -116,18 +128,6 @@ const HISTOGRAMS: { name: string; help: string; labels: readonly string[]; bucke
     labels: ['namespace'],
     buckets: DURATION_BUCKETS,
     samples: 'restoreDurations',
-  },
-];
-
-/** Restore drill metrics (issue #13): declared now so the names are fixed; no series until drills run. */
-const VERIFICATION: { name: string; help: string }[] = [
-  {
-    name: 'tidemark_restore_drill_last_success_timestamp_seconds',
-    help: 'Completion time of the newest successful restore drill of the source.',
-  },
-  {
-    name: 'tidemark_restore_drill_last_result',
-    help: 'Result of the newest restore drill of the source: 1 ok, 0 failed.',
   },
 ];
 
@@ -172,7 +172,6 @@ export class OperatorMetrics {
           for (const s of current(spec.samples)) this.observe(s.labels, s.value);
         },
       });
-    for (const spec of VERIFICATION) new Gauge({ name: spec.name, help: spec.help, labelNames: SOURCE, registers });
 
     const reconciles = new Counter({
       name: 'tidemark_controller_reconciles_total',

@@ -330,3 +330,31 @@ describe('unprotected volumes', () => {
     assert.deepEqual(lines(s.unprotectedVolumes), ['namespace=acme 2', 'namespace=quiet 0']);
   });
 });
+
+describe('restore drill metrics', () => {
+  it("say what each source's lastDrill says: the result, and the newest successful drill's time", () => {
+    const drilled = policy();
+    drilled.status = {
+      sources: [
+        {
+          name: 'db',
+          lastDrill: { time: '2026-11-10T04:00:00Z', backup: 'b', result: 'Failed', message: 'damaged', job: 'j' },
+          lastDrillSuccessTime: '2026-11-03T04:00:00Z',
+        },
+        { name: 'documents' },
+      ],
+    };
+    const s = observe({ policies: [drilled] });
+    assert.deepEqual(lines(s.drillLastResult), ['namespace=acme,policy=tenants,source=db 0']);
+    assert.deepEqual(lines(s.drillLastSuccess), [
+      `namespace=acme,policy=tenants,source=db ${seconds('2026-11-03T04:00:00Z')}`,
+    ]);
+    const passed = structuredClone(drilled);
+    const db = passed.status?.sources?.[0];
+    if (db?.lastDrill) db.lastDrill.result = 'Succeeded';
+    assert.deepEqual(lines(observe({ policies: [passed] }).drillLastResult), [
+      'namespace=acme,policy=tenants,source=db 1',
+    ]);
+    assert.deepEqual(observe({ policies: [policy()] }).drillLastResult, [], 'no drill, no series');
+  });
+});

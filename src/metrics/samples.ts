@@ -40,6 +40,8 @@ export interface ObjectSamples {
   restoreLastRto: Sample[];
   unprotectedVolumes: Sample[];
   auditMissingObjects: Sample[];
+  drillLastSuccess: Sample[];
+  drillLastResult: Sample[];
 }
 
 const seconds = (ms: number) => ms / 1000;
@@ -71,6 +73,8 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     restoreLastRto: [],
     unprotectedVolumes: [],
     auditMissingObjects: [],
+    drillLastSuccess: [],
+    drillLastResult: [],
   };
   const backupsByPolicy = groupBy(observed.backups, (b) => `${b.metadata.namespace}/${b.spec.policy}`);
 
@@ -98,6 +102,14 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
       const audited = policy.status?.sources?.find((s) => s.name === source.name)?.lastAudit?.missingObjects;
       if (audited !== undefined) out.auditMissingObjects.push({ labels, value: audited });
+    }
+    // Restore drills: what the policy's status says of each source's newest drill.
+    for (const status of policy.status?.sources ?? []) {
+      const labels = { namespace, policy: name, source: status.name };
+      if (status.lastDrill)
+        out.drillLastResult.push({ labels, value: status.lastDrill.result === 'Succeeded' ? 1 : 0 });
+      const drillSuccess = instant(status.lastDrillSuccessTime);
+      if (!Number.isNaN(drillSuccess)) out.drillLastSuccess.push({ labels, value: seconds(drillSuccess) });
     }
 
     const replicas = replicaHealth(

@@ -9,6 +9,7 @@ import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
 import { catalogController } from './catalog/controller.ts';
 import { createContext, type OperatorContext } from './context.ts';
+import { drillController } from './drill/controller.ts';
 import { type EndpointOptions, serveEndpoints } from './endpoints.ts';
 import { exportController } from './export/controller.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
@@ -55,6 +56,7 @@ export async function runOperator(
       backupController(ctx, hooks),
       restoreRequestController(ctx, hooks),
       catalogController(ctx, hooks),
+      drillController(ctx, hooks),
       reportController(ctx, hooks),
       exportController(ctx, hooks),
       auditController(ctx, hooks),

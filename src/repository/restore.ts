@@ -59,6 +59,12 @@ export async function restoreTree(
   });
 }
 
+/** The names of a stream snapshot's streams (`<db>.sql`, and the roles' `globals.sql`), in tree order. */
+export async function streamNames(repository: Repository, snapshot: Snapshot): Promise<string[]> {
+  const tree = decodeTree(await repository.chunkStore().get(snapshot.root));
+  return tree.entries.filter((e) => e.type === 'file').map((e) => decodeName(e).toString());
+}
+
 /** Writes one stream of a stream snapshot (the only one, or the one named) to `out`. */
 export async function restoreStream(
   repository: Repository,

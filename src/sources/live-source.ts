@@ -40,6 +40,9 @@ export async function refuseLiveSource(
   target: { host: string; port: number; description: string },
   sources: LiveSource[],
   resolve: Resolve = resolveAll,
+  /** The refusal's message; default: a restore's. */
+  refusal: (source: LiveSource) => string = (source) =>
+    `restore target ${target.description} is the live database of ${source.name} (${source.host}:${source.port}, the same server): restoring over a live source needs target.original: true on a restore of that source; nothing was changed`,
 ): Promise<void> {
   const candidates = sources.filter((s) => s.port === target.port);
   if (!candidates.length) return;
@@ -48,11 +51,7 @@ export async function refuseLiveSource(
   for (const source of candidates) {
     const sameName = normalize(source.host) === normalize(target.host);
     const shared = sameName || [...(await addresses(source.host))].some((a) => targetAddresses.has(a));
-    if (shared)
-      throw new TidemarkError(
-        'InvalidArgument',
-        `restore target ${target.description} is the live database of ${source.name} (${source.host}:${source.port}, the same server): restoring over a live source needs target.original: true on a restore of that source; nothing was changed`,
-      );
+    if (shared) throw new TidemarkError('InvalidArgument', refusal(source));
   }
 }
 

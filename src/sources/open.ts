@@ -3,7 +3,7 @@ import { TidemarkError } from '../errors.ts';
 import { connectionSettings, privateKeyFile } from './connection.ts';
 import { MySQLSource } from './mysql/mysql.ts';
 import { PostgresSource } from './postgres/postgres.ts';
-import type { DatabaseSource } from './source.ts';
+import type { DatabaseSource, ScratchServer } from './source.ts';
 import { timestampColumnsFrom } from './table-stats.ts';
 
 /** What a source or restore target URL names. */
@@ -78,7 +78,7 @@ function redact(url: URL): string {
 export function openDatabase(
   location: Extract<SourceLocation, { kind: 'database' }>,
   env: NodeJS.ProcessEnv,
-): DatabaseSource {
+): DatabaseSource & ScratchServer {
   const password = env[location.engine === 'postgresql' ? 'PGPASSWORD' : 'MYSQL_PWD'];
   const { tls, lockWaitTimeoutSeconds } = connectionSettings(env);
   const timestampColumns = timestampColumnsFrom(env);

@@ -105,3 +105,23 @@ export interface DatabaseSource {
   /** Restores one database's stream (as written by `dump`) into `options.database` on this server. */
   restore(data: Readable, options: DatabaseRestoreOptions): Promise<DatabaseRestoreResult>;
 }
+
+/** A database reserved for a restore drill: its name, marked in use until `release` (or until the holder dies). */
+export interface ScratchReservation {
+  database: string;
+  release(): Promise<void>;
+}
+
+/**
+ * A server restore drills write temporary databases to. A reserved database whose mark nobody holds
+ * was left by a drill that was killed; `dropAbandoned` removes those (and a killed restore's scratch
+ * databases), never one a running drill or restore holds.
+ */
+export interface ScratchServer {
+  readonly description: string;
+  reserveDrillDatabase(): Promise<ScratchReservation>;
+  /** Drops the database; says why it could not instead of throwing. */
+  dropDrillDatabase(database: string): Promise<string | undefined>;
+  /** What was dropped, and what could not be. */
+  dropAbandoned(): Promise<string[]>;
+}

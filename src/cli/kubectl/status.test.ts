@@ -112,3 +112,32 @@ test('suspended schedules, missing objectives, drills not running and all namesp
     'NotImplemented',
   ]);
 });
+
+test("a drilled source shows its newest drill's result and RTO; one drills do not cover, the Verification reason", () => {
+  const drilled = policy(
+    {
+      conditions: [
+        { type: 'Verification', status: 'False', reason: 'NotCovered', lastTransitionTime: now.toISOString() },
+      ],
+      sources: [
+        {
+          name: 'orders',
+          lastDrill: {
+            time: '2026-03-30T04:00:00Z',
+            backup: 'b',
+            result: 'Succeeded',
+            rtoSeconds: 42,
+            message: 'ok',
+            job: 'j',
+          },
+        },
+        { name: 'documents' },
+      ],
+    },
+    { verification: { restoreDrill: { cron: '0 4 * * *', postgres: { connectionSecret: { name: 'drills' } } } } },
+  );
+  assert.deepEqual(
+    statusRows(drilled, now).map((r) => r.drill),
+    ['Succeeded rto=42s', 'NotCovered'],
+  );
+});

@@ -1,3 +1,4 @@
+import type { SourceStatus } from '../../api/backuppolicy.ts';
 import { durationSeconds, formatDuration } from '../../api/duration.ts';
 import type { BackupPolicy } from '../../api/kinds.ts';
 
@@ -17,7 +18,7 @@ export interface SourceStatusRow {
   nextRunTime?: string;
   suspended: boolean;
   replicas: ReplicaLag[];
-  /** Restore drills: not configured, or the operator's Verification condition reason. */
+  /** Restore drills: not configured, the newest drill's result and RTO, or the operator's Verification condition reason. */
   drill: string;
 }
 
@@ -61,13 +62,15 @@ export function statusRows(policy: BackupPolicy, now: Date): SourceStatusRow[] {
       ...(s?.nextRunTime ? { nextRunTime: s.nextRunTime } : {}),
       suspended: policy.spec.schedule.suspend === true,
       replicas,
-      drill: drillState(policy),
+      drill: drillState(policy, s),
     };
   });
 }
 
-function drillState(policy: BackupPolicy): string {
+function drillState(policy: BackupPolicy, source: SourceStatus | undefined): string {
   if (!policy.spec.verification?.restoreDrill) return 'none';
+  const last = source?.lastDrill;
+  if (last) return `${last.result}${last.rtoSeconds !== undefined ? ` rto=${last.rtoSeconds}s` : ''}`;
   return policy.status?.conditions?.find((c) => c.type === 'Verification')?.reason ?? 'Unknown';
 }
 

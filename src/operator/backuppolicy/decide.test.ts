@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { decidePolicy, keepForeignFields, type PolicyObserved } from './decide.ts';
+import { decidePolicy, type PolicyObserved } from './decide.ts';
 
 const at = (iso: string) => new Date(iso);
 
@@ -387,36 +387,32 @@ describe('decidePolicy: replica health', () => {
 });
 
 describe('decidePolicy: verification', () => {
-  it('says drills are not running while they are asked for; audits run, so they alone raise nothing', () => {
-    const asked = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
-    const verification = condition(decidePolicy(observe({ policy: asked })), 'Verification');
-    assert.equal(verification?.status, 'False');
-    assert.equal(verification?.reason, 'NotImplemented');
-    assert.match(verification?.message ?? '', /verification.restoreDrill accepted, but .* not running yet/);
+  it('says which sources restore drills do not cover; audits run for every source, so they alone raise nothing', () => {
+    const drilled = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
+    const drill = condition(decidePolicy(observe({ policy: drilled })), 'Verification');
+    assert.equal(drill?.status, 'False');
+    assert.equal(drill?.reason, 'NotCovered');
+    assert.match(drill?.message ?? '', /restore drills do not cover source .*\(volume sources: not supported yet\)/);
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
     const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
     assert.equal(condition(decidePolicy(observe({ policy: audited })), 'Verification'), undefined);
   });
 
-  it("keeps the audit controller's lastAudit of the status it writes over, for the sources that remain", () => {
-    const lastAudit = {
-      scheduledTime: '2026-11-23T01:00:00Z',
-      completionTime: '2026-11-23T01:00:09Z',
-      result: 'Clean' as const,
-      missingObjects: 0,
-    };
-    const decided = { sources: [{ name: 'db', lastSuccessfulBackup: 'b2' }, { name: 'docs' }] };
-    const current = {
-      sources: [
-        { name: 'db', lastSuccessfulBackup: 'b1', lastAudit },
-        { name: 'gone', lastAudit },
-      ],
-    };
-    assert.deepEqual(keepForeignFields(decided, current).sources, [
-      { name: 'db', lastSuccessfulBackup: 'b2', lastAudit },
-      { name: 'docs' },
-    ]);
-    assert.deepEqual(keepForeignFields({ sources: [{ name: 'db', lastAudit }] }, undefined).sources, [{ name: 'db' }]);
+  it('says restore drills run once every source has a drill server of its engine', () => {
+    const sources = [{ name: 'orders', postgres: { connectionSecret: { name: 'pg' }, databases: ['orders'] } }];
+    const drill = { cron: '0 3 * * 0' };
+    const without = suspendedPolicy({ sources, verification: { restoreDrill: drill } });
+    assert.match(
+      condition(decidePolicy(observe({ policy: without })), 'Verification')?.message ?? '',
+      /orders \(set verification.restoreDrill.postgres: its drill server\)/,
+    );
+    const covered = suspendedPolicy({
+      sources,
+      verification: { restoreDrill: { ...drill, postgres: { connectionSecret: { name: 'drills' } } } },
+    });
+    const verification = condition(decidePolicy(observe({ policy: covered })), 'Verification');
+    assert.equal(verification?.status, 'True');
+    assert.equal(verification?.reason, 'DrillsScheduled');
   });
 });
 

@@ -8,6 +8,7 @@ import { type HoldContext, holdsOn } from '../retention/holds.ts';
 import { applyRetention, retentionForRepository } from '../retention/retention.ts';
 import { type ConditionInput, setCondition } from '../runtime/conditions.ts';
 import { labelValue } from '../runtime/labels.ts';
+import { drillTarget } from '../runtime/policy-status.ts';
 import { replicaHealth } from './replicas.ts';
 import { lastSuccessfulBackup, rpoVerdict, type SourceFreshness } from './rpo.ts';
 import { backupName, dueRuns, validateSchedule } from './schedule.ts';
@@ -205,41 +206,32 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   return decision;
 }
 
-/** Restore drills (R-VERIFY) are accepted but not built: say so while they are asked for. */
+/**
+ * Whether the restore drills verification asks for run: they cover database sources with a drill
+ * server of their engine, and not (yet) volume sources. Audits run for every source: nothing to say.
+ */
 function verificationCondition(policy: BackupPolicy): ConditionInput | undefined {
-  if (!policy.spec.verification?.restoreDrill) return undefined;
+  const { restoreDrill } = policy.spec.verification ?? {};
+  if (!restoreDrill) return undefined;
+  const uncovered = policy.spec.sources
+    .filter((s) => !drillTarget(policy, s))
+    .map((s) =>
+      s.volume
+        ? `${s.name} (volume sources: not supported yet)`
+        : `${s.name} (set verification.restoreDrill.${s.postgres ? 'postgres' : 'mysql'}: its drill server)`,
+    );
+  if (uncovered.length)
+    return {
+      type: 'Verification',
+      status: 'False',
+      reason: 'NotCovered',
+      message: `restore drills do not cover source ${uncovered.join(', ')}`,
+    };
   return {
     type: 'Verification',
-    status: 'False',
-    reason: 'NotImplemented',
-    message:
-      'verification.restoreDrill accepted, but restore drills are not running yet: no backup has been restored to verify it',
-  };
-}
-
-/** Per-source status fields other controllers write (the audit controller: lastAudit). */
-const FOREIGN_SOURCE_FIELDS = ['lastAudit'] as const;
-
-/**
- * The status this controller decided, with the per-source fields other controllers own taken from
- * `current` (the status as it is on the server when written), so neither writer drops the other's.
- */
-export function keepForeignFields(
-  decided: BackupPolicyStatus,
-  current: BackupPolicyStatus | undefined,
-): BackupPolicyStatus {
-  const theirs = new Map((current?.sources ?? []).map((s) => [s.name, s]));
-  return {
-    ...decided,
-    sources: (decided.sources ?? []).map((source) => {
-      const kept = { ...source };
-      for (const field of FOREIGN_SOURCE_FIELDS) {
-        const value = theirs.get(source.name)?.[field];
-        if (value === undefined) delete kept[field];
-        else kept[field] = value;
-      }
-      return kept;
-    }),
+    status: 'True',
+    reason: 'DrillsScheduled',
+    message: 'restore drills cover every source',
   };
 }
 

@@ -3,6 +3,7 @@ import { SOURCE_ENV, TARGET_ENV } from '../../agent/tasks/env.ts';
 import type { Source } from '../../api/backuppolicy.ts';
 import type { DatabaseTls } from '../../api/common.ts';
 import { CONNECTION_ENV } from '../../sources/connection.ts';
+import { LIVE_SOURCE_ENV } from '../../sources/live-source.ts';
 
 /** Where volume sources are mounted in the agent container (read-only). */
 export const DATA_MOUNT = '/data';
@@ -141,5 +142,46 @@ export function targetAccess(target: RestoreTarget): {
     env: [...access.env, { name: TARGET_ENV, value: serverUrl(scheme, encodeURIComponent(target.database)) }],
     volumes: access.volumes,
     volumeMounts: access.volumeMounts,
+  };
+}
+
+/**
+ * A policy source that may be the target under another Secret: the agent compares its host and port
+ * (from `connectionSecret`) with the target's and refuses a match (LIVE_SOURCE_ENV).
+ */
+export interface LiveSourceCandidate {
+  /** `source x of policy y`, for the refusal. */
+  name: string;
+  connectionSecret: string;
+}
+
+/**
+ * The host and port of each candidate, read by the agent from the candidate's Secret (optional keys:
+ * a Secret that is missing or incomplete cannot name the target's server and does not hold the pod).
+ */
+export function liveSourceEnv(candidates: LiveSourceCandidate[]): k8s.V1EnvVar[] {
+  return candidates.flatMap((candidate, i) => {
+    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
+      name,
+      valueFrom: { secretKeyRef: { name: candidate.connectionSecret, key, optional: true } },
+    });
+    const prefix = `${LIVE_SOURCE_ENV}_${i}`;
+    return [
+      { name: `${prefix}_NAME`, value: `${candidate.name} (Secret ${candidate.connectionSecret})` },
+      fromSecret(`${prefix}_HOST`, 'host'),
+      fromSecret(`${prefix}_PORT`, 'port'),
+    ];
+  });
+}
+
+/** A database server as a whole (a drill server): its password-free URL without a database, and how to reach it. */
+export function serverAccess(
+  engine: 'postgres' | 'mysql',
+  connectionSecret: string,
+  tls: DatabaseTls | undefined,
+): { url: string; env: k8s.V1EnvVar[]; volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
+  return {
+    url: serverUrl(engine === 'postgres' ? 'postgresql' : 'mysql', ''),
+    ...databaseAccess(engine, connectionSecret, tls),
   };
 }

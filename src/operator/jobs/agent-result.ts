@@ -162,16 +162,15 @@ export function recheckRunningJobsMs(ctx: OperatorContext, jobs: Map<string, Job
 
 /** Deletes (with their pods) the Jobs observeJobs reported as unable to start. */
 export async function deleteJobsThatCannotStart(ctx: OperatorContext, jobs: Map<string, JobObserved>): Promise<void> {
-  for (const { job, cannotStart } of jobs.values()) {
-    if (!cannotStart) continue;
-    try {
-      await ctx.batch.deleteNamespacedJob({
-        name: job.metadata?.name ?? '',
-        namespace: job.metadata?.namespace ?? '',
-        propagationPolicy: 'Background',
-      });
-    } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
-    }
+  for (const { job, cannotStart } of jobs.values())
+    if (cannotStart) await deleteJob(ctx, job.metadata?.namespace ?? '', job.metadata?.name ?? '');
+}
+
+/** Deletes a Job with its pods; one already gone is fine. */
+export async function deleteJob(ctx: OperatorContext, namespace: string, name: string): Promise<void> {
+  try {
+    await ctx.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' });
+  } catch (error) {
+    if ((error as { code?: number }).code !== 404) throw error;
   }
 }

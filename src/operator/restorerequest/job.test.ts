@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { targetAccess } from '../jobs/access.ts';
-import { liveSourceEnv } from './job.ts';
+import { liveSourceEnv, targetAccess } from '../jobs/access.ts';
 
 test('the host and port of each possible live source come from its Secret, optional, so the pod never waits on it', () => {
   assert.deepEqual(liveSourceEnv([{ name: 'source db of policy p', connectionSecret: 'pg-main' }]), [

@@ -3,8 +3,7 @@ import { restore as restoreTask } from '../../agent/tasks/restore.ts';
 import type { SnapshotChoice } from '../../agent/tasks/snapshot.ts';
 import type { PostRestoreScript } from '../../api/backuppolicy.ts';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../api/kinds.ts';
-import { LIVE_SOURCE_ENV } from '../../sources/live-source.ts';
-import { type RestoreTarget, targetAccess } from '../jobs/access.ts';
+import { type LiveSourceCandidate, liveSourceEnv, type RestoreTarget, targetAccess } from '../jobs/access.ts';
 import { type AgentSettings, agentJob } from '../jobs/agent-job.ts';
 import { LABELS } from '../jobs/labels.ts';
 import { ownedJobName } from '../jobs/naming.ts';
@@ -14,16 +13,6 @@ import { labelValue } from '../runtime/labels.ts';
 /** Label on a restore Job naming its RestoreRequest (how the controller finds its Jobs). */
 export const RESTORE_LABEL = 'tidemark.dev/restore';
 
-/**
- * A policy source that may be the target under another Secret: the agent compares its host and port
- * (from `connectionSecret`) with the target's and refuses a match (LIVE_SOURCE_ENV).
- */
-export interface LiveSourceCandidate {
-  /** `source x of policy y`, for the refusal. */
-  name: string;
-  connectionSecret: string;
-}
-
 /** The first attempt reads from the Backup's primary repository; a fallback from one replica. */
 export const restoreJobName = (request: RestoreRequest, fallbackRepository?: string) =>
   ownedJobName(
@@ -32,25 +21,6 @@ export const restoreJobName = (request: RestoreRequest, fallbackRepository?: str
       ? `${request.metadata.name}-restore-from-${fallbackRepository}`
       : `${request.metadata.name}-restore`,
   );
-
-/**
- * The host and port of each candidate, read by the agent from the candidate's Secret (optional keys:
- * a Secret that is missing or incomplete cannot name the target's server and does not hold the pod).
- */
-export function liveSourceEnv(candidates: LiveSourceCandidate[]): k8s.V1EnvVar[] {
-  return candidates.flatMap((candidate, i) => {
-    const fromSecret = (name: string, key: string): k8s.V1EnvVar => ({
-      name,
-      valueFrom: { secretKeyRef: { name: candidate.connectionSecret, key, optional: true } },
-    });
-    const prefix = `${LIVE_SOURCE_ENV}_${i}`;
-    return [
-      { name: `${prefix}_NAME`, value: `${candidate.name} (Secret ${candidate.connectionSecret})` },
-      fromSecret(`${prefix}_HOST`, 'host'),
-      fromSecret(`${prefix}_PORT`, 'port'),
-    ];
-  });
-}
 
 /**
  * The Job that restores one snapshot (of `backup`, or chosen straight from `repository`) into

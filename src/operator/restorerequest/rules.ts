@@ -1,7 +1,6 @@
 import type { PostRestoreScript, RestoreTargetRule } from '../../api/backuppolicy.ts';
 import type { BackupPolicy, RestoreRequest } from '../../api/kinds.ts';
-import type { RestoreTarget } from '../jobs/access.ts';
-import type { LiveSourceCandidate } from './job.ts';
+import type { LiveSourceCandidate, RestoreTarget } from '../jobs/access.ts';
 
 /**
  * What a policy lets a restore do, beyond approvals: where it may write (spec.restore.targets) and

@@ -7,6 +7,8 @@ import type {
   DatabaseRestoreResult,
   DatabaseSource,
   ObjectCount,
+  ScratchReservation,
+  ScratchServer,
   Skipped,
   TableStatsOptions,
 } from '../source.ts';
@@ -14,6 +16,7 @@ import { namedTimestamp } from '../table-stats.ts';
 import { type Connection, dumpsUsers, findTool, runSql } from './client.ts';
 import { type DumpReport, dumpDatabase, dumpGlobals, dumpPlan } from './dump.ts';
 import { restoreDatabase } from './restore.ts';
+import { DRILL_PREFIX, dropScratch, removeAbandonedScratch, SCRATCH_PREFIX, takeScratchLock } from './scratch.ts';
 import { liveTableStats, tableColumns } from './table-stats.ts';
 
 export interface MySQLSourceOptions extends Connection {
@@ -36,7 +39,7 @@ export const GLOBALS_STREAM = 'globals.sql';
  * client from PATH. Each database is one stream, `<db>.sql`, consistent in itself (one transaction per
  * database); its record counts are named `table`, or `db.table` when several databases are dumped.
  */
-export class MySQLSource implements DatabaseSource {
+export class MySQLSource implements DatabaseSource, ScratchServer {
   readonly description: string;
   private readonly connection: Connection;
 
@@ -137,6 +140,32 @@ export class MySQLSource implements DatabaseSource {
     if (options.mode !== 'new' && options.mode !== 'replace')
       throw new TidemarkError('InvalidArgument', `restore mode ${String(options.mode)}: use new or replace`);
     return restoreDatabase(this.connection, this.description, data, options);
+  }
+
+  /** A new `tidemark_drill_<id>` name, marked in use by the named lock of that name (scratch.ts). */
+  async reserveDrillDatabase(): Promise<ScratchReservation> {
+    const lock = await takeScratchLock(this.connection, `${this.server()}: restore drill`, DRILL_PREFIX);
+    return { database: lock.name, release: () => lock.release() };
+  }
+
+  async dropDrillDatabase(database: string): Promise<string | undefined> {
+    return dropScratch(this.connection, database, `${this.server()}: dropping ${database}`).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+  }
+
+  async dropAbandoned(): Promise<string[]> {
+    const context = `${this.server()}: looking for databases of interrupted drills and restores`;
+    return [
+      ...(await removeAbandonedScratch(this.connection, context, DRILL_PREFIX)),
+      ...(await removeAbandonedScratch(this.connection, context, SCRATCH_PREFIX)),
+    ];
+  }
+
+  /** The server without databases, for messages. */
+  private server(): string {
+    return this.description.slice(0, this.description.lastIndexOf('/'));
   }
 }
 

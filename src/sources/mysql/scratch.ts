@@ -18,7 +18,17 @@ import {
  * database whose locks nobody holds belongs to a restore that was killed, and the next restore drops it.
  */
 export const SCRATCH_PREFIX = 'tidemark_restore_';
-const SCRATCH_NAME = /^tidemark_restore_([0-9a-f]{12})(_replaced)?$/;
+/**
+ * A restore drill's database (src/agent/tasks/drill.ts): `tidemark_drill_<12 hex>`, its lock of the
+ * same name held for as long as the drill runs.
+ */
+export const DRILL_PREFIX = 'tidemark_drill_';
+
+/** Who leaves databases of each prefix behind, for the notes. */
+const LEFT_BY = { [SCRATCH_PREFIX]: 'an interrupted restore', [DRILL_PREFIX]: 'an interrupted restore drill' };
+export type ScratchPrefix = keyof typeof LEFT_BY;
+
+const scratchName = (prefix: ScratchPrefix) => new RegExp(`^${prefix}([0-9a-f]{12})(_replaced)?$`);
 
 /** A scratch database name, its lock held by a session of its own until `release`. */
 export interface ScratchLock {
@@ -30,8 +40,12 @@ export interface ScratchLock {
   release(): Promise<void>;
 }
 
-export async function takeScratchLock(connection: Connection, context: string): Promise<ScratchLock> {
-  const name = `${SCRATCH_PREFIX}${randomBytes(6).toString('hex')}`;
+export async function takeScratchLock(
+  connection: Connection,
+  context: string,
+  prefix: ScratchPrefix = SCRATCH_PREFIX,
+): Promise<ScratchLock> {
+  const name = `${prefix}${randomBytes(6).toString('hex')}`;
   const session: ToolProcess = startTool(connection, findTool('client'), [
     '--batch',
     '--unbuffered',
@@ -75,19 +89,25 @@ export async function takeScratchLock(connection: Connection, context: string): 
  * restore's warnings: one that cannot be dropped (the restoring user lacks the right) is reported, never
  * a reason to refuse the restore.
  */
-export async function removeAbandonedScratch(connection: Connection, context: string): Promise<string[]> {
+export async function removeAbandonedScratch(
+  connection: Connection,
+  context: string,
+  prefix: ScratchPrefix = SCRATCH_PREFIX,
+): Promise<string[]> {
+  const leftBy = LEFT_BY[prefix];
+  const pattern = scratchName(prefix);
   const rows = await runSql(
     connection,
     `SELECT SCHEMA_NAME, IS_FREE_LOCK(id) AND IS_FREE_LOCK(CONCAT(id, '_swap'))
-     FROM (SELECT SCHEMA_NAME, CONCAT(${quoteString(SCRATCH_PREFIX)}, SUBSTRING(SCHEMA_NAME, ${SCRATCH_PREFIX.length + 1}, 12)) AS id
-     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${SCRATCH_PREFIX.replaceAll('_', '\\_')}%`)}) s`,
+     FROM (SELECT SCHEMA_NAME, CONCAT(${quoteString(prefix)}, SUBSTRING(SCHEMA_NAME, ${prefix.length + 1}, 12)) AS id
+     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${quoteString(`${prefix.replaceAll('_', '\\_')}%`)}) s`,
     context,
   );
   const notes: string[] = [];
   for (const [name, free] of rows) {
-    if (!name || !SCRATCH_NAME.test(name) || free !== '1') continue;
-    await dropScratch(connection, name, `${context}: removing ${name}, left by an interrupted restore`).then(
-      () => notes.push(`dropped database "${name}" left by an interrupted restore`),
+    if (!name || !pattern.test(name) || free !== '1') continue;
+    await dropScratch(connection, name, `${context}: removing ${name}, left by ${leftBy}`).then(
+      () => notes.push(`dropped database "${name}" left by ${leftBy}`),
       (error: Error) => notes.push(error.message),
     );
   }

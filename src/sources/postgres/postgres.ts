@@ -8,6 +8,8 @@ import type {
   DatabaseRestoreResult,
   DatabaseSource,
   ObjectCount,
+  ScratchReservation,
+  ScratchServer,
   Skipped,
   TableStatsOptions,
 } from '../source.ts';
@@ -17,7 +19,14 @@ import { type DumpContext, type DumpOutcome, dumpDatabase, dumpGlobals } from '.
 import { portableHeader } from './dump-header.ts';
 import { type RestoreContext, restoreDatabase } from './restore.ts';
 import { countRows } from './row-counts.ts';
-import { SCRATCH_PREFIX } from './scratch.ts';
+import {
+  DRILL_PREFIX,
+  dropAbandonedScratch,
+  dropScratchDatabase,
+  SCRATCH_LOCK_KEY,
+  SCRATCH_PREFIX,
+  scratchNames,
+} from './scratch.ts';
 import { liveTableStats, tableColumns } from './table-stats.ts';
 import { findTools, formatMajor, majorOf, type PostgresTools } from './tools.ts';
 
@@ -47,7 +56,7 @@ interface Resolved {
 }
 
 /** A PostgreSQL server dumped with pg_dump (plain SQL) and restored with psql. */
-export class PostgresSource implements DatabaseSource {
+export class PostgresSource implements DatabaseSource, ScratchServer {
   readonly description: string;
   private readonly connection: PostgresConnection;
   private readonly databases: string[] | 'all';
@@ -138,6 +147,33 @@ export class PostgresSource implements DatabaseSource {
     return (await this.resolution()).databases;
   }
 
+  /** A new `tidemark_drill_<token>` name, marked in use by the advisory lock `<token>` (scratch.ts). */
+  async reserveDrillDatabase(): Promise<ScratchReservation> {
+    const psql = new Psql((await this.findTools()).psql, this.connection);
+    const { token, scratch } = scratchNames(DRILL_PREFIX);
+    const lock = await psql.lock(
+      'postgres',
+      SCRATCH_LOCK_KEY,
+      { token },
+      `holding the lock that marks database "${scratch}" on ${this.server()} as in use`,
+    );
+    return { database: scratch, release: () => lock.release() };
+  }
+
+  async dropDrillDatabase(database: string): Promise<string | undefined> {
+    const psql = new Psql((await this.findTools()).psql, this.connection);
+    return dropScratchDatabase(psql, 'postgres', database, this.server(), await this.serverVersion(psql, 'postgres'));
+  }
+
+  async dropAbandoned(): Promise<string[]> {
+    const psql = new Psql((await this.findTools()).psql, this.connection);
+    const version = await this.serverVersion(psql, 'postgres');
+    return [
+      ...(await dropAbandonedScratch(psql, 'postgres', this.server(), version, DRILL_PREFIX)),
+      ...(await dropAbandonedScratch(psql, 'postgres', this.server(), version, SCRATCH_PREFIX)),
+    ];
+  }
+
   /**
    * The statistics of every table of `database`, named like a single-database dump's (`schema.table`):
    * with checksums by dumping it as a backup does (a restored scratch database), else by SQL (a live source).
@@ -194,8 +230,12 @@ export class PostgresSource implements DatabaseSource {
       const rows = await psql.query(
         'postgres',
         `select datname, has_database_privilege(datname, 'CONNECT') from pg_catalog.pg_database
-         where not datistemplate and datallowconn and datname not like :'scratch' order by datname`,
-        { vars: { scratch: `${SCRATCH_PREFIX}%` }, doing: `listing the databases of ${this.description}` },
+         where not datistemplate and datallowconn and datname not like :'scratch' and datname not like :'drill'
+         order by datname`,
+        {
+          vars: { scratch: `${SCRATCH_PREFIX}%`, drill: `${DRILL_PREFIX}%` },
+          doing: `listing the databases of ${this.description}`,
+        },
       );
       databases = [];
       for (let i = 0; i + 1 < rows.length; i += 2) {

@@ -11,28 +11,44 @@ import type { Psql } from './client.ts';
  * restore still running always holds its lock, however long it takes, so it is never touched.
  */
 export const SCRATCH_PREFIX = 'tidemark_restore_';
+/**
+ * A restore drill's database (src/agent/tasks/drill.ts): `tidemark_drill_<token>`, marked the same
+ * way by the advisory lock `<token>` for as long as the drill runs.
+ */
+export const DRILL_PREFIX = 'tidemark_drill_';
 
-const SCRATCH_NAME = `^${SCRATCH_PREFIX}[0-9a-f]{16}(_replaced)?$`;
+/** Who leaves databases of each prefix behind, for the notes. */
+const LEFT_BY = { [SCRATCH_PREFIX]: 'an interrupted restore', [DRILL_PREFIX]: 'an interrupted restore drill' };
+export type ScratchPrefix = keyof typeof LEFT_BY;
+
+const scratchPattern = (prefix: ScratchPrefix) => `^${prefix}[0-9a-f]{16}(_replaced)?$`;
 
 /** The advisory lock of a token: its 16 hex digits as a bigint (psql variable :'token'). */
 export const SCRATCH_LOCK_KEY = "('x' || :'token')::bit(64)::bigint";
 
-export function scratchNames(): { token: string; scratch: string; replaced: string } {
+export function scratchNames(prefix: ScratchPrefix = SCRATCH_PREFIX): {
+  token: string;
+  scratch: string;
+  replaced: string;
+} {
   const token = randomBytes(8).toString('hex');
-  const scratch = `${SCRATCH_PREFIX}${token}`;
+  const scratch = `${prefix}${token}`;
   return { token, scratch, replaced: `${scratch}_replaced` };
 }
 
 /**
- * Drops the scratch databases of restores that died, in this connection's view; returns what was
- * dropped and what could not be (another owner's, without the privilege), for the restore's result.
+ * Drops the scratch databases of restores (or, by `prefix`, drills) that died, in this connection's
+ * view; returns what was dropped and what could not be (another owner's, without the privilege), for
+ * the result.
  */
 export async function dropAbandonedScratch(
   psql: Psql,
   maintenance: string,
   server: string,
   serverVersion: number,
+  prefix: ScratchPrefix = SCRATCH_PREFIX,
 ): Promise<string[]> {
+  const leftBy = LEFT_BY[prefix];
   // pg_locks shows a bigint advisory key as its high (classid) and low (objid) 32 bits, objsubid 1.
   const abandoned = await psql.query(
     maintenance,
@@ -41,17 +57,17 @@ export async function dropAbandonedScratch(
         and not exists (select from pg_catalog.pg_locks l
                          where l.locktype = 'advisory' and l.objsubid = 1
                            and (l.classid::pg_catalog.int8 << 32 | l.objid::pg_catalog.int8)
-                               = ('x' || substr(d.datname, ${SCRATCH_PREFIX.length + 1}, 16))::bit(64)::bigint)
+                               = ('x' || substr(d.datname, ${prefix.length + 1}, 16))::bit(64)::bigint)
       order by 1`,
-    { vars: { pattern: SCRATCH_NAME }, doing: `looking for scratch databases of interrupted restores on ${server}` },
+    { vars: { pattern: scratchPattern(prefix) }, doing: `looking for databases left by ${leftBy} on ${server}` },
   );
   const notes: string[] = [];
   for (const name of abandoned) {
     const failure = await dropScratchDatabase(psql, maintenance, name, server, serverVersion);
     notes.push(
       failure
-        ? `database "${name}" left by an interrupted restore could not be dropped: ${failure}`
-        : `dropped database "${name}" left by an interrupted restore`,
+        ? `database "${name}" left by ${leftBy} could not be dropped: ${failure}`
+        : `dropped database "${name}" left by ${leftBy}`,
     );
   }
   return notes;
