@@ -1,14 +1,16 @@
 // The demo: a local control plane, PostgreSQL, an S3 server and Azurite, the operator, a policy, a
 // backup and its replica, a restore into a QA copy, `kubectl get` of it all, Prometheus scraping the
-// operator (the RPO and RTO it measured, through PromQL) and `kubectl tidemark status`.
+// operator (the RPO and RTO it measured, through PromQL), a restore drill and an audit, `kubectl tidemark
+// status`, the day's report and an export behind a link that expires.
 // `--keep` leaves everything running (Ctrl-C stops it) and prints how to point kubectl at it.
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { installKubectlPlugin, kubectlWithPlugins } from '../test/harness/kubectl-plugin.ts';
 import { freePort } from '../test/harness/ports.ts';
+import { startPostgres } from '../test/harness/postgres.ts';
 import { waitUntil } from '../test/harness/process.ts';
 import { type PrometheusServer, startPrometheus } from '../test/harness/prometheus.ts';
-import { startTidemarkEnvironment } from '../test/harness/tidemark.ts';
+import { secretObject, startTidemarkEnvironment } from '../test/harness/tidemark.ts';
 import { goTool } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
 
@@ -38,6 +40,8 @@ try {
   step(
     'the operator (logs in the work directory), Prometheus scraping its /metrics, and a BackupPolicy: S3 primary, Azure replica, four-eyes restores off',
   );
+  // What the chart installs for agent pods: read their namespace, write the catalog ConfigMap and an export's link Secret.
+  await env.cluster.kubectl(['apply', '-f', join(import.meta.dirname, '../deploy/agent-rbac.yaml')]);
   const metricsPort = await freePort();
   env.startOperator('operator', ['--metrics-port', String(metricsPort)]);
   const prometheus = await startPrometheus(workDir.path, { job: 'tidemark', targets: [`127.0.0.1:${metricsPort}`] });
@@ -122,6 +126,47 @@ try {
     (await postgres.psql("select count(*) || ' rows, e.g. ' || min(email) from customers", 'acme_qa')).trim(),
   );
 
+  step('verification: a restore drill onto a second PostgreSQL server, and an audit after 25 new rows');
+  const drillServer = await startPostgres(workDir.path, { name: 'drill-server' });
+  await env.apply([
+    secretObject('tenants', 'pg-drill', {
+      host: drillServer.host,
+      port: String(drillServer.port),
+      username: drillServer.user,
+      password: drillServer.password,
+    }),
+  ]);
+  await postgres.psql(
+    "insert into customers (email) select 'late' || g || '@acme.example' from generate_series(1, 25) g",
+    'acme',
+  );
+  const verification = {
+    restoreDrill: { every: '1m', postgres: { connectionSecret: { name: 'pg-drill' } } },
+    audit: { every: '1m' },
+  };
+  console.log(stringify({ spec: { verification } }));
+  await env.cluster.kubectl([
+    'patch',
+    'backuppolicy',
+    'demo',
+    '-n',
+    'tenants',
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { verification } }),
+  ]);
+  const sourceStatus = '{.status.sources[?(@.name=="acme-db")]';
+  await waitUntil(
+    'a drill and an audit',
+    async () =>
+      Boolean(await jsonpath('backuppolicy/demo', `${sourceStatus}.lastDrill.result}`)) &&
+      Boolean(await jsonpath('backuppolicy/demo', `${sourceStatus}.lastAudit.result}`)),
+    { timeoutMs: 300_000, intervalMs: 1000 },
+  );
+  console.log('last drill:', await jsonpath('backuppolicy/demo', `${sourceStatus}.lastDrill}`));
+  console.log('last audit:', await jsonpath('backuppolicy/demo', `${sourceStatus}.lastAudit}`));
+
   step('what Prometheus measured, through PromQL');
   const promql = async (expr: string) => {
     await waitUntil(`Prometheus has ${expr}`, async () => (await prometheus.query(expr)).length > 0, {
@@ -153,6 +198,25 @@ try {
     HOME: workDir.path,
   });
   console.log(status.stdout || status.stderr);
+
+  const plugin = (args: string[]) =>
+    kubectlWithPlugins(pluginDir, ['tidemark', ...args], {
+      KUBECONFIG: env.cluster.kubeconfigPath,
+      HOME: workDir.path,
+    });
+  step("kubectl tidemark report -n tenants (today's BackupReport)");
+  const report = await plugin(['report', 'demo', '-n', 'tenants']);
+  console.log(report.stdout || report.stderr);
+
+  step('kubectl tidemark export: the latest backup as CSV files in a ZIP, behind a link that expires in 1 h');
+  const latest = (await jsonpath('backuppolicy/demo', `${sourceStatus}.lastSuccessfulBackup}`)).trim();
+  const exported = await plugin(['export', latest, '-n', 'tenants', '--expires-after', '1h']);
+  console.log(exported.stderr.trim());
+  const link = exported.stdout.trim();
+  if (link) {
+    const zip = Buffer.from(await (await fetch(link)).arrayBuffer());
+    console.log(`downloaded ${zip.length} bytes from ${new URL(link).origin}${new URL(link).pathname}`);
+  }
 
   step('kubectl get backuppolicies,backups,restorerequests,backuprepositories -A');
   console.log(await env.cluster.kubectl(['get', 'backuppolicies,backups,restorerequests,backuprepositories', '-A']));
