@@ -393,11 +393,11 @@ describe('decidePolicy: verification', () => {
     assert.equal(audit?.status, 'False');
     assert.equal(audit?.reason, 'NotImplemented');
     assert.match(audit?.message ?? '', /verification.audit accepted, but audits are not running yet/);
+    // Volume sources drill into a scratch PVC: no setting needed.
     const drilled = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
     const drill = condition(decidePolicy(observe({ policy: drilled })), 'Verification');
-    assert.equal(drill?.status, 'False');
-    assert.equal(drill?.reason, 'NotCovered');
-    assert.match(drill?.message ?? '', /restore drills do not cover source .*\(volume sources: not supported yet\)/);
+    assert.equal(drill?.status, 'True');
+    assert.equal(drill?.message, 'restore drills cover every source');
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
   });
 

@@ -208,7 +208,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
 
 /**
  * Whether what verification asks for runs: audits are not built yet; restore drills cover database
- * sources with a drill server of their engine, and not (yet) volume sources.
+ * sources with a drill server of their engine, and volume sources (a scratch PVC).
  */
 function verificationCondition(policy: BackupPolicy): ConditionInput | undefined {
   const { audit, restoreDrill } = policy.spec.verification ?? {};
@@ -218,11 +218,7 @@ function verificationCondition(policy: BackupPolicy): ConditionInput | undefined
   if (restoreDrill) {
     const uncovered = policy.spec.sources
       .filter((s) => !drillTarget(policy, s))
-      .map((s) =>
-        s.volume
-          ? `${s.name} (volume sources: not supported yet)`
-          : `${s.name} (set verification.restoreDrill.${s.postgres ? 'postgres' : 'mysql'}: its drill server)`,
-      );
+      .map((s) => `${s.name} (set verification.restoreDrill.${s.postgres ? 'postgres' : 'mysql'}: its drill server)`);
     if (uncovered.length) gaps.push(`restore drills do not cover source ${uncovered.join(', ')}`);
   }
   if (gaps.length)
