@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
 import type { Source } from '../../api/backuppolicy.ts';
 import { quantityBytes, scratchSize } from './scratch-size.ts';
 
-const claim = (name: string, storage: string | undefined, labels: Record<string, string> = {}) => ({
+const claim = (name: string, storage: string, labels: Record<string, string> = {}): k8s.V1PersistentVolumeClaim => ({
   metadata: { name, labels },
-  spec: { resources: { requests: storage ? { storage } : {} } },
+  spec: { resources: { requests: { storage } } },
 });
 
 describe('scratchSize', () => {
