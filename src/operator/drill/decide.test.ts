@@ -334,6 +334,7 @@ describe('decideDrills: volume sources', () => {
     ];
     const running = decideDrills(volumeObserved({ claims, jobs: jobs({ job: job() }) }));
     assert.deepEqual(running.deleteClaims, []);
+    assert.deepEqual(running.deleteJobs, []);
     const failed = decideDrills(
       volumeObserved({
         claims,
@@ -341,6 +342,11 @@ describe('decideDrills: volume sources', () => {
       }),
     );
     assert.deepEqual(failed.deleteClaims, [name], 'whatever the outcome');
+    assert.deepEqual(failed.deleteJobs, [name], 'its pod would hold the scratch PVC');
+    assert.match(
+      failed.sources.get('docs')?.lastDrill?.message ?? '',
+      /pack damaged \(Corrupt\); its scratch PVC is deleted/,
+    );
     assert.deepEqual(failed.createJobs, [], 'a volume drill leaves nothing a cleanup Job could drop');
     assert.deepEqual(
       failed.restorable.map((r) => r.condition.status),

@@ -10,7 +10,7 @@ import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
 import type { EventType } from '../runtime/events.ts';
 import { labelValue } from '../runtime/labels.ts';
-import { type DrillFields, drillTarget } from '../runtime/policy-status.ts';
+import { type DrillFields, type DrillTarget, drillTarget } from '../runtime/policy-status.ts';
 import { instant } from '../runtime/time.ts';
 import {
   cleanupJobName,
@@ -44,7 +44,10 @@ export interface DrillDecision {
   createJobs: k8s.V1Job[];
   /** Scratch PVCs whose drill ended or whose Job is gone (a killed drill, a crash before the Job was created). */
   deleteClaims: string[];
-  /** Ended Jobs of drills before the newest (and their cleanups): the newest keeps its logs. */
+  /**
+   * Ended Jobs of drills before the newest (and their cleanups): the newest keeps its logs, unless it
+   * drilled a volume (its pod would keep the scratch PVC from being deleted).
+   */
   deleteJobs: string[];
   /** New drill fields per source name (only sources whose drill ended since the status was written). */
   sources: Map<string, DrillFields>;
@@ -112,9 +115,11 @@ export function decideDrills(observed: DrillObserved): DrillDecision {
     if (newest && !running) {
       const name = newest.job.metadata?.name ?? '';
       if (fields.lastDrill?.job !== name) {
-        fields = record(observed, decision, fields, newest);
+        fields = record(observed, decision, fields, newest, target);
         decision.sources.set(source.name, fields);
       }
+      // Its pod holds the scratch PVC (a PVC goes only once no pod names it, ended or not): recorded, the Job goes.
+      if (target.kind === 'volume') decision.deleteJobs.push(name);
       const cleanup = cleanupJobName(name);
       // A volume drill leaves only its scratch PVC, which goes below; a database drill may leave its database.
       if (
@@ -210,6 +215,7 @@ function record(
   decision: DrillDecision,
   fields: DrillFields,
   ended: JobObserved,
+  target: DrillTarget,
 ): DrillFields {
   const { job } = ended;
   const result = ended.result as AgentResult<'drill'> | undefined;
@@ -217,6 +223,8 @@ function record(
   const backup = job.metadata?.annotations?.[DRILL_ANNOTATIONS.backup] ?? '';
   const time = endTime(job) ?? observed.now.toISOString();
   const base = { time, backup, job: name };
+  const leftovers =
+    target.kind === 'volume' ? 'its scratch PVC is deleted' : 'a cleanup Job drops what it left on the drill server';
   let lastDrill: LastDrill;
   if (!result || killed(result)) {
     // What the pod left instead of a result is the tail of its log: the Job's own reason says more.
@@ -224,7 +232,7 @@ function record(
     lastDrill = {
       ...base,
       result: 'Failed',
-      message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; a cleanup Job drops what it left on the drill server`,
+      message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; ${leftovers}`,
     };
   } else if (result.ok) {
     const cleaned = result.cleanup?.length ? ` Cleaned up: ${result.cleanup.join('; ')}.` : '';
@@ -263,7 +271,7 @@ function record(
     lastDrill = {
       ...base,
       result: 'Failed',
-      message: `${message} (${code}); a cleanup Job drops what it may have left`,
+      message: `${message} (${code}); ${leftovers}`,
     };
     if (!NOT_ABOUT_THE_BACKUP.has(code))
       decision.restorable.push({
