@@ -1,5 +1,5 @@
 import { conditions, databaseTls, duration, labelName, objectName, secretRef, timestamp } from './common.ts';
-import { schedule, trigger, triggerFields, triggerRules } from './schedule.ts';
+import { schedule, triggerFields, triggerRules } from './schedule.ts';
 import {
   array,
   boolean,
@@ -226,6 +226,20 @@ const scratchVolume = object(
   },
 );
 
+const audit = object(
+  {
+    ...triggerFields,
+    timestampColumns: optional(
+      stringMap({
+        description:
+          'Databases: table (as the backup names it, e.g. public.orders) → timestamp column whose newest value backups record and audits compare; a table not named gets one found.',
+        rules: [{ rule: 'size(self) <= 1000', message: 'name at most 1000 tables' }],
+      }),
+    ),
+  },
+  { description: 'When to compare live sources with their latest successful backup.', rules: triggerRules },
+);
+
 const restoreDrill = object(
   {
     ...triggerFields,
@@ -340,7 +354,7 @@ export const backupPolicySpec = object(
     verification: optional(
       object(
         {
-          audit: optional(trigger('When to compare live sources with their latest backup.')),
+          audit: optional(audit),
           restoreDrill: optional(restoreDrill),
         },
         { description: 'Scheduled audits and restore drills.' },
@@ -398,6 +412,79 @@ export const backupPolicySpec = object(
   },
 );
 
+/** At most this many tables or files per list in a source's lastAudit; the totals count them all. */
+export const AUDIT_LIST_LIMIT = 5;
+
+const boundedPaths = (description: string) =>
+  array(string({ maxLength: 256 }), { description, maxItems: AUDIT_LIST_LIMIT });
+
+const auditedValue = (description: string) =>
+  optional(
+    object(
+      { column: string({ maxLength: 128 }), recorded: string({ maxLength: 256 }), live: string({ maxLength: 256 }) },
+      { description },
+    ),
+  );
+
+const lastAudit = object(
+  {
+    scheduledTime: timestamp('The schedule slot the audit ran for.'),
+    completionTime: timestamp('When it ended.'),
+    result: enumOf(['Clean', 'Missing', 'Failed', 'NoBackup'] as const, {
+      description:
+        'Clean: the backup holds everything live; Missing: live data the backup lacks (see missingObjects); Failed: the audit could not run (message); NoBackup: no successful backup to compare with.',
+    }),
+    message: optional(string({ maxLength: 1024 })),
+    backup: optional(string({ description: 'The Backup audited (the latest successful one).', maxLength: 253 })),
+    missingObjects: optional(
+      integer({
+        minimum: 0,
+        description:
+          'Databases: live rows the backup lacks (per table, live count minus the recorded one, never negative; every row of a table created since). Volumes: files not in the backup plus files changed since.',
+      }),
+    ),
+    tables: optional(
+      object(
+        {
+          compared: integer({ minimum: 0 }),
+          differing: integer({ minimum: 0, description: 'Tables whose live state differs from the backup.' }),
+          differences: array(
+            object({
+              name: string({ maxLength: 256 }),
+              recorded: optional(integer({ minimum: 0, description: 'Rows in the backup; absent: not in it.' })),
+              live: optional(integer({ minimum: 0, description: 'Rows live; absent: the table is gone.' })),
+              missing: integer({ minimum: 0 }),
+              removed: integer({ minimum: 0 }),
+              keyAdvanced: auditedValue('The primary key maximum is past the recorded one.'),
+              newerRows: auditedValue('The timestamp column holds values past the recorded newest.'),
+            }),
+            { description: 'The tables differing most, by missing rows.', maxItems: AUDIT_LIST_LIMIT },
+          ),
+        },
+        { description: 'Databases: tables compared with what the backup recorded.' },
+      ),
+    ),
+    files: optional(
+      object(
+        {
+          live: integer({ minimum: 0, description: 'Files and symlinks found live.' }),
+          missing: boundedPaths('Files not in the backup (created since, or skipped by it).'),
+          missingTotal: integer({ minimum: 0 }),
+          removed: boundedPaths('Files in the backup that are gone.'),
+          removedTotal: integer({ minimum: 0 }),
+          changed: array(object({ path: string({ maxLength: 256 }), change: string({ maxLength: 64 }) }), {
+            description: 'Files whose type, size, mtime or link target changed since.',
+            maxItems: AUDIT_LIST_LIMIT,
+          }),
+          changedTotal: integer({ minimum: 0 }),
+        },
+        { description: 'Volumes: the live files compared with the backup.' },
+      ),
+    ),
+  },
+  { description: 'The newest audit of this source (verification.audit).' },
+);
+
 const sourceStatus = object({
   name: string({ maxLength: 63 }),
   lastBackup: optional(string({ description: 'Newest Backup of this source.', maxLength: 253 })),
@@ -407,6 +494,7 @@ const sourceStatus = object({
   lastFullTime: optional(timestamp('Scheduled time of the newest full run.')),
   lastIncrementalTime: optional(timestamp('Scheduled time of the newest incremental run.')),
   nextRunTime: optional(timestamp('When the next run is due; absent while the schedule is suspended.')),
+  lastAudit: optional(lastAudit),
   lastDrill: optional(
     object(
       {
@@ -477,7 +565,8 @@ export type Source = BackupPolicySpec['sources'][number];
 export type Retention = TypeOf<typeof retention>;
 export type RestoreRules = NonNullable<BackupPolicySpec['restore']>;
 export type RestoreTargetRule = NonNullable<RestoreRules['targets']>[number];
+export type SourceStatus = NonNullable<BackupPolicyStatus['sources']>[number];
+export type LastAudit = NonNullable<SourceStatus['lastAudit']>;
 export type PostRestoreScript = NonNullable<RestoreRules['postRestoreScripts']>[number];
 export type RestoreDrill = NonNullable<NonNullable<BackupPolicySpec['verification']>['restoreDrill']>;
-export type SourceStatus = NonNullable<BackupPolicyStatus['sources']>[number];
 export type LastDrill = NonNullable<SourceStatus['lastDrill']>;

@@ -16,6 +16,12 @@ const BY_TYPE = ['namespace', 'policy', 'type'] as const;
 
 const GAUGES: { name: string; help: string; labels: readonly string[]; samples: SampleKey }[] = [
   {
+    name: 'tidemark_audit_missing_objects',
+    help: 'Objects the newest audit of the source found missing (lastAudit.missingObjects: live rows or files the backup lacks); absent until an audit compared.',
+    labels: SOURCE,
+    samples: 'auditMissingObjects',
+  },
+  {
     name: 'tidemark_source_last_success_timestamp_seconds',
     help: 'Completion time of the newest successful Backup of the source (absent: never succeeded).',
     labels: SOURCE,
@@ -125,11 +131,6 @@ const HISTOGRAMS: { name: string; help: string; labels: readonly string[]; bucke
   },
 ];
 
-/** Verification metrics (issue #13) with no series until audits run. */
-const VERIFICATION: { name: string; help: string }[] = [
-  { name: 'tidemark_audit_missing_objects', help: 'Objects the newest audit of the source found missing.' },
-];
-
 /**
  * The operator's metrics. Facts about API objects are computed when scraped, from the informer caches
  * of the replica that leads (`observe`), so a restart or a leader change loses nothing; a standby
@@ -171,7 +172,6 @@ export class OperatorMetrics {
           for (const s of current(spec.samples)) this.observe(s.labels, s.value);
         },
       });
-    for (const spec of VERIFICATION) new Gauge({ name: spec.name, help: spec.help, labelNames: SOURCE, registers });
 
     const reconciles = new Counter({
       name: 'tidemark_controller_reconciles_total',

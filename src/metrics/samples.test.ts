@@ -197,6 +197,29 @@ describe('per-source metrics', () => {
   });
 });
 
+describe('audit metric', () => {
+  it("is each source's lastAudit.missingObjects; a source never audited has no series", () => {
+    const p = policy();
+    p.status = {
+      sources: [
+        {
+          name: 'db',
+          lastAudit: {
+            scheduledTime: '2026-11-10T06:00:00Z',
+            completionTime: '2026-11-10T06:00:20Z',
+            result: 'Missing',
+            missingObjects: 25,
+          },
+        },
+        { name: 'documents' },
+      ],
+    };
+    assert.deepEqual(lines(observe({ policies: [p] }).auditMissingObjects), [
+      'namespace=acme,policy=tenants,source=db 25',
+    ]);
+  });
+});
+
 describe('replica metrics', () => {
   const replicated = policy({
     sources: [{ name: 'db', postgres: { connectionSecret: { name: 'pg' }, allDatabases: true } }],

@@ -39,6 +39,7 @@ export interface ObjectSamples {
   restoreDurations: Sample[];
   restoreLastRto: Sample[];
   unprotectedVolumes: Sample[];
+  auditMissingObjects: Sample[];
   drillLastSuccess: Sample[];
   drillLastResult: Sample[];
 }
@@ -71,6 +72,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     restoreDurations: [],
     restoreLastRto: [],
     unprotectedVolumes: [],
+    auditMissingObjects: [],
     drillLastSuccess: [],
     drillLastResult: [],
   };
@@ -98,6 +100,8 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       if (rpoTarget !== undefined) out.sourceRpoTarget.push({ labels, value: rpoTarget });
       if (rtoTarget !== undefined) out.sourceRtoTarget.push({ labels, value: rtoTarget });
       out.sourceConsecutiveFailures.push({ labels, value: failuresSince(mine, lastSuccess) });
+      const audited = policy.status?.sources?.find((s) => s.name === source.name)?.lastAudit?.missingObjects;
+      if (audited !== undefined) out.auditMissingObjects.push({ labels, value: audited });
     }
     // Restore drills: what the policy's status says of each source's newest drill.
     for (const status of policy.status?.sources ?? []) {

@@ -3,6 +3,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { log } from '../log.ts';
 import { OperatorMetrics } from '../metrics/operator-metrics.ts';
+import { auditController } from './audit/controller.ts';
 import { backupController } from './backup/controller.ts';
 import { backupPolicyController } from './backuppolicy/controller.ts';
 import { backupRepositoryController } from './backuprepository/controller.ts';
@@ -58,6 +59,7 @@ export async function runOperator(
       drillController(ctx, hooks),
       reportController(ctx, hooks),
       exportController(ctx, hooks),
+      auditController(ctx, hooks),
     ];
     metrics.lead(controllers);
     await Promise.all(informers.map((i) => i.start()));

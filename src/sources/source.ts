@@ -94,6 +94,8 @@ export interface DatabaseSource {
    */
   check(): Promise<void>;
   dump(): Promise<DatabaseDump>;
+  /** The databases a dump covers (for `all`: every one there is now), each checked to exist. */
+  listDatabases(): Promise<string[]>;
   /**
    * Per table of `database` (named as a single-database dump names them): records, key range, newest
    * timestamp, and with `checksums` the checksum of its rows, all comparable with what a backup

@@ -1,6 +1,6 @@
 // Issue 11, findings 3 and 4, on the real control plane with the operator running. The tenants
 // namespace enforces Pod Security `restricted`, so every agent pod Tidemark creates (probe, backup,
-// replicate, catalog, restore, forget, export) must be admitted by the API server's Pod Security admission
+// replicate, catalog, restore, forget, export, audit) must be admitted by the API server's Pod Security admission
 // when the Job controller creates it. Agent pods run as the namespace's tidemark-agent
 // ServiceAccount with deploy/agent-rbac.yaml: impersonating it, nothing can change a RestoreRequest's
 // status or approvals. And the four-eyes race: status forged (as cluster admin) to list the
@@ -69,6 +69,7 @@ before(async () => {
           approval: { required: 1, approverGroups: ['platform-oncall'] },
           targets: [{ volume: { claimNames: ['documents-copy'] } }],
         },
+        verification: { audit: { every: '10s' } },
       },
     ),
   ]);
@@ -251,6 +252,10 @@ describe('Pod Security restricted on every agent pod', () => {
     ]);
     assert.match(reasons, /BackupsImported/);
     assert.doesNotMatch(reasons, /SyncFailed/);
+  });
+
+  test('a scheduled audit runs its Job (reading the volume, read-only) while the Backup it compares with exists', async () => {
+    await waitUntil('an audit pod', async () => admitted.has('audit'), { timeoutMs: 60_000, intervalMs: 500 });
   });
 
   test('an export runs its Job (with a token: it creates the link Secret) and becomes Ready', async () => {

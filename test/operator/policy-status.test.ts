@@ -1,6 +1,6 @@
 // What a BackupPolicy says about itself is true (issue #8, findings 2, 6, 7 and 11) on the real
 // control plane: no invented success times, RPOMet that says "never", replica health with maxLag,
-// verification that says it is not running, and retention that keeps what it promises to keep
+// verification that says what restore drills do not cover, and retention that keeps what it promises to keep
 // (maxAge alone, bounded failures, Backups a pending RestoreRequest needs, immutable snapshots).
 // SPEC R-SCHED, R-REPL, R-RET, R-OBJ.
 import assert from 'node:assert/strict';
@@ -302,11 +302,11 @@ describe('retention keeps what it says (finding 11)', () => {
 });
 
 describe('replicas and verification (findings 6 and 7)', () => {
-  test('replica health shows the newest copy, turns False when it is older than maxLag, and verification says it is not running', async () => {
+  test('replica health shows the newest copy, turns False when it is older than maxLag, and verification says what drills do not cover', async () => {
     await env.apply([
       volumePolicy(env.namespace, 'replicated', every('8s'), {
         replicas: [{ repository: 'replica', region: 'westeurope', maxLag: '25s' }],
-        verification: { audit: { every: '1h' } },
+        verification: { restoreDrill: { every: '1h' } },
       }),
     ]);
     await waitUntil(
@@ -322,9 +322,9 @@ describe('replicas and verification (findings 6 and 7)', () => {
 
     const verification = condition(healthy, 'Verification');
     assert.equal(verification?.status, 'False');
-    assert.equal(verification?.reason, 'NotImplemented');
-    assert.match(verification?.message ?? '', /audit.*not running yet/);
-    assert.match(await eventMessages('NotImplemented', 'replicated'), /not running yet/);
+    assert.equal(verification?.reason, 'NotCovered');
+    assert.match(verification?.message ?? '', /restore drills do not cover source documents \(volume sources/);
+    assert.match(await eventMessages('NotCovered', 'replicated'), /do not cover/);
 
     await suspend('replicated');
     await waitUntil(

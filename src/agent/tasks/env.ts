@@ -1,4 +1,5 @@
 import { TidemarkError } from '../../errors.ts';
+import { TIMESTAMP_COLUMNS_ENV } from '../../sources/table-stats.ts';
 
 /** Where the agent writes its result (a Job sets /dev/termination-log); unset: stdout. */
 export const RESULT_FILE_ENV = 'TIDEMARK_RESULT_FILE';
@@ -30,6 +31,8 @@ export const SOURCE_ENV = {
   url: 'TIDEMARK_SOURCE',
   allDatabases: 'TIDEMARK_ALL_DATABASES',
   excludes: 'TIDEMARK_EXCLUDES',
+  /** Databases: JSON object, table → the timestamp column whose newest value backups record and audits compare. */
+  timestampColumns: TIMESTAMP_COLUMNS_ENV,
 } as const;
 
 /** Where a restore writes: a password-free database URL naming one database, or `file:///data`. */

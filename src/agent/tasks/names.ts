@@ -3,5 +3,15 @@
  * Each is one module beside this file (its input, Job env, result, deadline and run), registered in
  * registry.ts; the names live apart so the CLI lists them without loading the agent.
  */
-export const AGENT_TASKS = ['backup', 'restore', 'replicate', 'forget', 'probe', 'catalog', 'drill', 'export'] as const;
+export const AGENT_TASKS = [
+  'backup',
+  'restore',
+  'replicate',
+  'forget',
+  'probe',
+  'catalog',
+  'drill',
+  'export',
+  'audit',
+] as const;
 export type AgentTaskName = (typeof AGENT_TASKS)[number];

@@ -1,3 +1,4 @@
+import { audit } from './audit.ts';
 import { backup } from './backup.ts';
 import { catalog } from './catalog.ts';
 import { drill } from './drill.ts';
@@ -10,7 +11,17 @@ import { restore } from './restore.ts';
 import type { AgentTask, TaskFailure } from './task.ts';
 
 /** Every agent task by name: a new task is its module and one line here (and its name in names.ts). */
-export const TASKS = { backup, restore, replicate, forget, probe, catalog, drill, export: exportTask } satisfies {
+export const TASKS = {
+  backup,
+  restore,
+  replicate,
+  forget,
+  probe,
+  catalog,
+  drill,
+  export: exportTask,
+  audit,
+} satisfies {
   [N in AgentTaskName]: AgentTask<N, unknown, object, unknown>;
 };
 

@@ -8,6 +8,7 @@ import {
   runningJobRecheckMs,
 } from '../jobs/agent-result.ts';
 import { createAgentJobs } from '../jobs/create.ts';
+import { claimsOf } from '../runtime/claims.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
 import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
@@ -33,7 +34,9 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
         repositories: new Map(
           (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
         ),
-        claims: needsClaims(backup) ? await claimsOf(ctx, backup, policy) : [],
+        claims: needsClaims(backup)
+          ? await claimsOf(ctx, namespace, policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume)
+          : [],
         jobs: await observeJobs(ctx, backup),
         settings: ctx.settings,
         now: ctx.now(),
@@ -86,20 +89,6 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
   );
   controller.watch(informers.repositories, (repository) => waiting(repository.metadata?.namespace, () => true));
   return controller;
-}
-
-async function claimsOf(ctx: OperatorContext, backup: Backup, policy: BackupPolicy | undefined): Promise<string[]> {
-  const volume = policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume;
-  if (!volume) return [];
-  if (volume.claimName) return [volume.claimName];
-  const selector = Object.entries(volume.selector?.matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-  const list = await ctx.core.listNamespacedPersistentVolumeClaim({
-    namespace: backup.metadata.namespace ?? '',
-    labelSelector: selector,
-  });
-  return list.items.map((c) => c.metadata?.name ?? '').sort();
 }
 
 /** Only a volume source with volumeSnapshotClassName, and not while the Backup is being deleted. */

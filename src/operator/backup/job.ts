@@ -27,7 +27,7 @@ export function backupJob(
   const source = policy.spec.sources.find((s) => s.name === backup.spec.source);
   if (!source) throw new Error(`policy ${policy.metadata.name} has no source ${backup.spec.source}`);
   const repo = repositoryAccess(repository, 'primary');
-  const src = sourceAccess(source, claims, readFrom);
+  const src = sourceAccess(source, claims, readFrom, policy.spec.verification?.audit?.timestampColumns);
   return agentJob({
     backup,
     policy,

@@ -4,7 +4,7 @@ import { markForgetByRetention } from '../backup/deletion.ts';
 import type { OperatorContext } from '../context.ts';
 import { newlyFalse } from '../runtime/conditions.ts';
 import { Controller, type ControllerHooks, keyOf, specSignature, splitKey } from '../runtime/controller.ts';
-import { keepDrillFields } from '../runtime/policy-status.ts';
+import { keepForeignFields } from '../runtime/policy-status.ts';
 import { decidePolicy } from './decide.ts';
 
 /** The BackupPolicy controller's shell: reads the caches, decides, creates and removes Backups, writes status. */
@@ -63,7 +63,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       // status then: at a busy schedule slot every policy's Backup goes out before any status write.
       if (decision.create.length > 0) return { requeueAfterMs: decision.requeueAfterMs };
       await resources.writeStatus('backuppolicies', policy, (current) =>
-        keepDrillFields(current.status, decision.status),
+        keepForeignFields(current.status, decision.status),
       );
       for (const c of newlyFalse(policy.status?.conditions, decision.status.conditions, [
         'Ready',

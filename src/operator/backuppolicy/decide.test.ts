@@ -387,18 +387,15 @@ describe('decidePolicy: replica health', () => {
 });
 
 describe('decidePolicy: verification', () => {
-  it('says audits are not running, and which sources restore drills do not cover', () => {
-    const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
-    const audit = condition(decidePolicy(observe({ policy: audited })), 'Verification');
-    assert.equal(audit?.status, 'False');
-    assert.equal(audit?.reason, 'NotImplemented');
-    assert.match(audit?.message ?? '', /verification.audit accepted, but audits are not running yet/);
+  it('says which sources restore drills do not cover; audits run for every source, so they alone raise nothing', () => {
     // Volume sources drill into a scratch PVC: no setting needed.
     const drilled = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
     const drill = condition(decidePolicy(observe({ policy: drilled })), 'Verification');
     assert.equal(drill?.status, 'True');
     assert.equal(drill?.message, 'restore drills cover every source');
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
+    const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
+    assert.equal(condition(decidePolicy(observe({ policy: audited })), 'Verification'), undefined);
   });
 
   it('says restore drills run once every source has a drill server of its engine', () => {

@@ -60,12 +60,17 @@ export function databaseAccess(
   return { env, volumes, volumeMounts };
 }
 
-/** What the agent needs to reach one source: its URL (password-free) and credentials from the connection Secret. */
+/**
+ * What the agent needs to reach one source: its URL (password-free) and credentials from the
+ * connection Secret; for a database also the policy's timestamp columns
+ * (`verification.audit.timestampColumns`), so backups record the newest values audits compare.
+ */
 export function sourceAccess(
   source: Source,
   claims: string[],
   /** Claims read from a PVC restored from a VolumeSnapshot: claim → that PVC (mounted where the claim would be). */
   readFrom?: Map<string, string>,
+  timestampColumns?: Record<string, string>,
 ): Pick<k8s.V1Container, 'env'> & { volumes: k8s.V1Volume[]; volumeMounts: k8s.V1VolumeMount[] } {
   const database = source.postgres ?? source.mysql;
   if (database) {
@@ -79,6 +84,9 @@ export function sourceAccess(
         ...(database.allDatabases ? [{ name: SOURCE_ENV.allDatabases, value: 'true' }] : []),
         ...(database.lockWaitTimeout
           ? [{ name: CONNECTION_ENV.lockWaitTimeout, value: database.lockWaitTimeout }]
+          : []),
+        ...(timestampColumns && Object.keys(timestampColumns).length
+          ? [{ name: SOURCE_ENV.timestampColumns, value: JSON.stringify(timestampColumns) }]
           : []),
       ],
       volumes: access.volumes,

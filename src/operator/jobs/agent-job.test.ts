@@ -56,6 +56,19 @@ test('without tls nothing is mounted and no TLS variable is set', () => {
   );
 });
 
+test("a database source carries the policy's timestamp columns (backups record them, audits compare them); a volume none", () => {
+  const columns = { 'public.orders': 'placed' };
+  const env = (source: Parameters<typeof sourceAccess>[0]) =>
+    (sourceAccess(source, ['documents'], undefined, columns).env ?? []).find(
+      (e) => e.name === 'TIDEMARK_TIMESTAMP_COLUMNS',
+    )?.value;
+  assert.equal(
+    env({ name: 'db', postgres: { connectionSecret: { name: 'pg' }, databases: ['shop'] } }),
+    '{"public.orders":"placed"}',
+  );
+  assert.equal(env({ name: 'docs', volume: { claimName: 'documents' } }), undefined);
+});
+
 test('an agent Job tells the agent what it works for, so its log lines carry namespace, policy, source and backup', () => {
   const backup: Backup = {
     apiVersion: 'tidemark.dev/v1alpha1',

@@ -14,12 +14,21 @@ const DRILL_FIELDS = ['lastDrill', 'lastDrillSuccessTime', 'drills'] as const;
 type DrillField = (typeof DRILL_FIELDS)[number];
 export type DrillFields = Pick<SourceStatus, DrillField>;
 
-/** `next` (the policy controller's status) with the drill fields of each source as `current` has them. */
-export function keepDrillFields(current: BackupPolicyStatus | undefined, next: BackupPolicyStatus): BackupPolicyStatus {
+/** The fields of a policy source's status other controllers write: the drill controller's, the audit controller's lastAudit. */
+const FOREIGN_FIELDS = [...DRILL_FIELDS, 'lastAudit'] as const;
+
+/**
+ * `next` (the policy controller's status) with the fields other controllers write (FOREIGN_FIELDS)
+ * of each source as `current` has them: neither writer drops what the other wrote.
+ */
+export function keepForeignFields(
+  current: BackupPolicyStatus | undefined,
+  next: BackupPolicyStatus,
+): BackupPolicyStatus {
   const before = new Map((current?.sources ?? []).map((s) => [s.name, s]));
   return {
     ...next,
-    ...(next.sources ? { sources: next.sources.map((s) => ({ ...s, ...drillFieldsOf(before.get(s.name)) })) } : {}),
+    ...(next.sources ? { sources: next.sources.map((s) => ({ ...s, ...foreignFieldsOf(before.get(s.name)) })) } : {}),
   };
 }
 
@@ -43,9 +52,9 @@ export function withDrillFields(
   return { ...current, sources };
 }
 
-function drillFieldsOf(status: SourceStatus | undefined): DrillFields {
+function foreignFieldsOf(status: SourceStatus | undefined): Partial<SourceStatus> {
   if (!status) return {};
-  return Object.fromEntries(DRILL_FIELDS.filter((k) => status[k] !== undefined).map((k) => [k, status[k]]));
+  return Object.fromEntries(FOREIGN_FIELDS.filter((k) => status[k] !== undefined).map((k) => [k, status[k]]));
 }
 
 /**

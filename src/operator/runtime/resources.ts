@@ -143,7 +143,8 @@ export class Resources {
    * unchanged status costs no request; on a conflict (the cache was behind) a fresh read is used.
    * A function computes the status from the object it is written to, each attempt: for a status
    * two controllers write parts of (the policy controller its sources, the drill controller their
-   * lastDrill), so neither writes back the other's part as it was. True when this call changed the status.
+   * lastDrill, the audit controller their lastAudit), so neither writes back the other's part as it
+   * was. True when this call changed the status.
    */
   async writeStatus<R extends Resource<unknown, unknown>>(
     plural: Plural,

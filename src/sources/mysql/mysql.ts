@@ -56,11 +56,11 @@ export class MySQLSource implements DatabaseSource, ScratchServer {
   }
 
   async check(): Promise<void> {
-    await this.databases();
+    await this.listDatabases();
   }
 
   /** The databases to dump; each named one must exist. */
-  private async databases(): Promise<string[]> {
+  async listDatabases(): Promise<string[]> {
     const present = (await runSql(this.connection, 'SHOW DATABASES', `cannot connect to ${this.description}`)).map(
       ([name]) => name as string,
     );
@@ -76,7 +76,7 @@ export class MySQLSource implements DatabaseSource, ScratchServer {
   }
 
   async dump(): Promise<DatabaseDump> {
-    const databases = await this.databases();
+    const databases = await this.listDatabases();
     const all = this.options.databases === 'all';
     const qualify = all || databases.length > 1;
     const report: DumpReport = { description: this.description, objects: [], skipped: [] };

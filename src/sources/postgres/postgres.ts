@@ -143,6 +143,10 @@ export class PostgresSource implements DatabaseSource, ScratchServer {
     return countRows(psql, database, `counting rows of database "${database}" on ${this.server()}`);
   }
 
+  async listDatabases(): Promise<string[]> {
+    return (await this.resolution()).databases;
+  }
+
   /** A new `tidemark_drill_<token>` name, marked in use by the advisory lock `<token>` (scratch.ts). */
   async reserveDrillDatabase(): Promise<ScratchReservation> {
     const psql = new Psql((await this.findTools()).psql, this.connection);
