@@ -3,7 +3,8 @@
 // own, checks the rows against the backup's record and drops it; a backup whose record disagrees
 // with its data fails the drill; a drill server that is a live source is refused before anything is
 // written; the cleanup mode drops what no running drill holds and keeps what one does. A volume drill
-// restores into its scratch directory and re-reads every file. The source is unchanged throughout. (The operator side, SIGKILL and the alert: test/operator/restore-drill.test.ts.)
+// restores into its scratch directory and re-reads every file. The source is unchanged throughout.
+// (The operator side, SIGKILL and the alert: test/operator/restore-drill.test.ts, volume-drill.test.ts.)
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

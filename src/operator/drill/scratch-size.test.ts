@@ -14,7 +14,12 @@ describe('scratchSize', () => {
     const byName = { name: 'docs', volume: { claimName: 'docs' } } as Source;
     assert.equal(scratchSize(byName, [claim('docs', '5Gi'), claim('other', '1Ti')]), '5Gi');
     const bySelector = { name: 'docs', volume: { selector: { matchLabels: { app: 'docs' } } } } as Source;
-    const claims = [claim('a', '1Gi', { app: 'docs' }), claim('b', '500M', { app: 'docs' }), claim('c', '1Ti')];
+    const claims = [
+      claim('a', '1Gi', { app: 'docs' }),
+      claim('b', '500M', { app: 'docs' }),
+      claim('c', '1Ti'),
+      claim('scratch', '9Ti', { app: 'docs', 'app.kubernetes.io/managed-by': 'tidemark' }),
+    ];
     assert.equal(scratchSize(bySelector, claims), String(2 ** 30 + 500e6));
   });
 

@@ -31,10 +31,12 @@ export function quantityBytes(quantity: string): number | undefined {
 export function scratchSize(source: Source, claims: k8s.V1PersistentVolumeClaim[]): string | undefined {
   const volume = source.volume;
   if (!volume) return undefined;
+  // Not the operator's own PVCs (scratch and snapshot-restored ones), whatever labels they carry.
   const selected = claims.filter((c) =>
     volume.claimName
       ? c.metadata?.name === volume.claimName
-      : Object.entries(volume.selector?.matchLabels ?? {}).every(([k, v]) => c.metadata?.labels?.[k] === v),
+      : c.metadata?.labels?.['app.kubernetes.io/managed-by'] !== 'tidemark' &&
+        Object.entries(volume.selector?.matchLabels ?? {}).every(([k, v]) => c.metadata?.labels?.[k] === v),
   );
   const requests = selected.map((c) => c.spec?.resources?.requests?.storage);
   if (requests.length === 0) return undefined;
