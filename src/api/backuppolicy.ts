@@ -208,6 +208,24 @@ const drillServer = (engine: string) =>
     },
   );
 
+const scratchVolume = object(
+  {
+    storageClassName: optional(objectName('StorageClass of the scratch PVC (absent: the cluster default).')),
+    size: optional(
+      string({
+        maxLength: 32,
+        pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$',
+        description:
+          "Requested storage of the scratch PVC, e.g. 20Gi (absent: the sum of the source PVCs' requested storage).",
+      }),
+    ),
+  },
+  {
+    description:
+      'The scratch PVC a drill of a volume source restores into: created for the drill, mounted only by its Job, deleted when it ended.',
+  },
+);
+
 const audit = object(
   {
     ...triggerFields,
@@ -227,6 +245,7 @@ const restoreDrill = object(
     ...triggerFields,
     postgres: optional(drillServer('PostgreSQL')),
     mysql: optional(drillServer('MySQL/MariaDB')),
+    volume: optional(scratchVolume),
     olderBackupEvery: optional(
       integer({
         minimum: 2,
@@ -237,7 +256,7 @@ const restoreDrill = object(
   },
   {
     description:
-      "When to restore a source's latest backup into a scratch target, check it against what the backup recorded and measure the RTO (objectives.rto is the target). Database sources need the drill server of their engine.",
+      "When to restore a source's latest backup into a scratch target, check it against what the backup recorded and measure the RTO (objectives.rto is the target). Database sources need the drill server of their engine; volume sources restore into a scratch PVC.",
     rules: triggerRules,
   },
 );

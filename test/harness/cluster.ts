@@ -158,7 +158,7 @@ async function startControllerManager(
       `--service-account-private-key-file=${join(workDir, 'pki', 'sa.key')}`,
       `--root-ca-file=${caFile}`,
       '--leader-elect=false',
-      '--controllers=job,garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-certificate-publisher-controller,ttl-after-finished,podgc',
+      '--controllers=job,garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-certificate-publisher-controller,ttl-after-finished,podgc,persistentvolumeclaim-protection-controller',
       '--secure-port=0',
       '--concurrent-job-syncs=10',
       '--v=1',

@@ -2,9 +2,11 @@
 // repository. A drill restores every database of a snapshot into a tidemark_drill_ database of its
 // own, checks the rows against the backup's record and drops it; a backup whose record disagrees
 // with its data fails the drill; a drill server that is a live source is refused before anything is
-// written; the cleanup mode drops what no running drill holds and keeps what one does. The source is
-// unchanged throughout. (The operator side, SIGKILL and the alert: test/operator/restore-drill.test.ts.)
+// written; the cleanup mode drops what no running drill holds and keeps what one does. A volume drill
+// restores into its scratch directory and re-reads every file. The source is unchanged throughout.
+// (The operator side, SIGKILL and the alert: test/operator/restore-drill.test.ts, volume-drill.test.ts.)
 import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBackup } from '../../src/agent/run-backup.ts';
@@ -174,6 +176,29 @@ describe('restore drill task', () => {
     await running.release();
     assert.equal(await mysql.dropDrillDatabase(running.database), undefined);
     assert.equal(await maria.sql('SELECT COUNT(*), SUM(id) FROM app.items'), before);
+  });
+});
+
+describe('restore drill task: volumes', () => {
+  test('a volume drill restores into tree/ of its scratch directory (lost+found and a first run left there are no matter), re-reads every file; the source unchanged', async () => {
+    const source = join(workDir.path, 'documents');
+    await mkdir(join(source, 'letters'), { recursive: true });
+    await writeFile(join(source, 'readme.txt'), 'documents\n');
+    await writeFile(join(source, 'letters', 'a.bin'), Buffer.alloc(200_000, 3));
+    const snapshot = await runBackup({ sourceUrl: `file://${source}`, repository, type: 'full', env: process.env });
+    const scratch = join(workDir.path, 'scratch');
+    await mkdir(join(scratch, 'lost+found'), { recursive: true });
+    await mkdir(join(scratch, 'tree'), { recursive: true });
+    await writeFile(join(scratch, 'tree', 'half-restored.txt'), 'from a drill run before for this slot');
+    const result = await runDrill({ mode: 'drill', server: `file://${scratch}`, snapshotId: snapshot.id }, process.env);
+    assert.equal(result.ok, true, JSON.stringify(result.error));
+    assert.equal(result.filesChecked, 2);
+    assert.equal(result.bytesChecked, 200_000 + 'documents\n'.length);
+    assert.equal(typeof result.rtoMs, 'number');
+    assert.equal(await readFile(join(scratch, 'tree', 'readme.txt'), 'utf8'), 'documents\n');
+    assert.equal(await readFile(join(source, 'readme.txt'), 'utf8'), 'documents\n');
+    const cleanup = await runDrill({ mode: 'cleanup', server: `file://${scratch}` }, process.env);
+    assert.deepEqual(cleanup.cleanup, [], 'the operator deletes the scratch PVC: nothing for the task to drop');
   });
 });
 

@@ -1,9 +1,11 @@
+import { join } from 'node:path';
 import { TidemarkError } from '../../errors.ts';
 import { log } from '../../log.ts';
 import type { ProgressListener } from '../../repository/progress.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { streamNames } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
+import { verifyRestoredTree } from '../../repository/verify-tree.ts';
 import { liveSources, refuseLiveSource } from '../../sources/live-source.ts';
 import { openDatabase, parseSourceUrl, type SourceLocation } from '../../sources/open.ts';
 import type { DatabaseSource, ScratchServer } from '../../sources/source.ts';
@@ -21,12 +23,17 @@ import type { AgentTask, TaskContext } from './task.ts';
  * After a drill that did not succeed (killed by SIGKILL, it could not drop anything) the operator runs
  * this task in cleanup mode, which drops what no running drill or restore holds
  * (sources/postgres/scratch.ts, sources/mysql/scratch.ts say how they are marked). Every drill starts
- * with the same cleanup. Fails VerificationFailed (the restored copy differs from the record), Corrupt
+ * with the same cleanup. A volume source's drill restores into the scratch PVC the operator created
+ * for it (mounted here, and deleted by the operator when the drill ended) and re-reads every file
+ * against the snapshot's tree (verifyRestoredTree). Fails VerificationFailed (the restored copy differs from the record), Corrupt
  * or NotFound (the backup), SourceUnavailable (the drill server), InvalidArgument (a live source's
  * server), Interrupted, or a storage code.
  */
 const ENV = {
-  /** `postgresql://USER@HOST:PORT/` or `mysql://...` (no database: the drill picks its own). */
+  /**
+   * `postgresql://USER@HOST:PORT/` or `mysql://...` (no database: the drill picks its own), or for a
+   * volume source `file:///PATH`: the mount of the scratch PVC the operator created for this drill.
+   */
   server: 'TIDEMARK_DRILL_SERVER',
   /** `true`: only drop what interrupted drills and restores left on the server. */
   cleanup: 'TIDEMARK_DRILL_CLEANUP',
@@ -45,6 +52,9 @@ export interface DrillResult {
   tablesChecked: number;
   /** Of those, the tables whose content checksum was compared too (a backup records them from issue 13 on). */
   tablesChecksummed?: number;
+  /** A volume drill: the files re-read and compared with the snapshot (size and content), and their bytes. */
+  filesChecked?: number;
+  bytesChecked?: number;
   /** What interrupted drills and restores left on the server and was dropped (or could not be). */
   cleanup: string[];
 }
@@ -68,7 +78,13 @@ export const drill: AgentTask<'drill', DrillInput, DrillResult, DrillJobInput> =
 };
 
 async function runDrill(input: DrillInput, context: TaskContext): Promise<DrillResult> {
-  const location = drillServerLocation(input.server);
+  const target = parseSourceUrl(input.server, { allDatabases: true });
+  if (target.kind === 'volume') {
+    // The operator deletes the scratch PVC when the drill ended: nothing is left to clean up here.
+    if (input.mode === 'cleanup') return { tablesChecked: 0, cleanup: [] };
+    return drillVolume(target.path, input.snapshot, context);
+  }
+  const location = target;
   const server = openDatabase(location, context.env);
   // Never onto the server of a live source, whatever the database: the restore's guard, by host and port.
   await refuseLiveSource(
@@ -94,11 +110,42 @@ async function runDrill(input: DrillInput, context: TaskContext): Promise<DrillR
   return { snapshotId: snapshot.id, snapshotTime: snapshot.time, ...verified, cleanup };
 }
 
-function drillServerLocation(url: string): Extract<SourceLocation, { kind: 'database' }> {
-  const location = parseSourceUrl(url, { allDatabases: true });
-  if (location.kind !== 'database')
-    throw new TidemarkError('InvalidArgument', `drill server ${url}: restore drills of volumes are not supported yet`);
-  return location;
+/**
+ * Restores the snapshot's tree into `scratch` (a directory below it: a fresh file system may hold
+ * lost+found, which is not the snapshot's) and re-reads every file, comparing size and content with
+ * the snapshot's tree. The RTO is the time until it was verified.
+ */
+async function drillVolume(scratch: string, selection: SnapshotSelection, context: TaskContext): Promise<DrillResult> {
+  const repository = await context.repository();
+  const snapshot = await chosenSnapshot(repository, selection);
+  const started = Date.now();
+  const dir = join(scratch, 'tree');
+  await runRestore({
+    repository,
+    snapshot,
+    targetUrl: `file://${dir}`,
+    mode: 'replace', // the scratch PVC of a drill run again for its slot may hold the first run's tree
+    env: context.env,
+    onProgress: context.onProgress,
+  });
+  const verified = await verifyRestoredTree(repository, snapshot, dir);
+  if (verified.mismatchCount > 0) {
+    const shown = verified.mismatches.map((m) => `${m.path}: ${m.reason}`);
+    const more = verified.mismatchCount - shown.length;
+    throw new TidemarkError(
+      'VerificationFailed',
+      `the restored tree of snapshot ${snapshot.id.slice(0, 12)} differs from the snapshot: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
+    );
+  }
+  return {
+    snapshotId: snapshot.id,
+    snapshotTime: snapshot.time,
+    rtoMs: Date.now() - started,
+    tablesChecked: 0,
+    filesChecked: verified.files,
+    bytesChecked: verified.bytes,
+    cleanup: [],
+  };
 }
 
 /**

@@ -388,11 +388,11 @@ describe('decidePolicy: replica health', () => {
 
 describe('decidePolicy: verification', () => {
   it('says which sources restore drills do not cover; audits run for every source, so they alone raise nothing', () => {
+    // Volume sources drill into a scratch PVC: no setting needed.
     const drilled = suspendedPolicy({ verification: { restoreDrill: { cron: '0 3 * * 0' } } });
     const drill = condition(decidePolicy(observe({ policy: drilled })), 'Verification');
-    assert.equal(drill?.status, 'False');
-    assert.equal(drill?.reason, 'NotCovered');
-    assert.match(drill?.message ?? '', /restore drills do not cover source .*\(volume sources: not supported yet\)/);
+    assert.equal(drill?.status, 'True');
+    assert.equal(drill?.message, 'restore drills cover every source');
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'Verification'), undefined);
     const audited = suspendedPolicy({ verification: { audit: { cron: '0 3 * * 0' } } });
     assert.equal(condition(decidePolicy(observe({ policy: audited })), 'Verification'), undefined);

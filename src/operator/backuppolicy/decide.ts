@@ -208,18 +208,14 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
 
 /**
  * Whether the restore drills verification asks for run: they cover database sources with a drill
- * server of their engine, and not (yet) volume sources. Audits run for every source: nothing to say.
+ * server of their engine, and volume sources (a scratch PVC). Audits run for every source: nothing to say.
  */
 function verificationCondition(policy: BackupPolicy): ConditionInput | undefined {
   const { restoreDrill } = policy.spec.verification ?? {};
   if (!restoreDrill) return undefined;
   const uncovered = policy.spec.sources
     .filter((s) => !drillTarget(policy, s))
-    .map((s) =>
-      s.volume
-        ? `${s.name} (volume sources: not supported yet)`
-        : `${s.name} (set verification.restoreDrill.${s.postgres ? 'postgres' : 'mysql'}: its drill server)`,
-    );
+    .map((s) => `${s.name} (set verification.restoreDrill.${s.postgres ? 'postgres' : 'mysql'}: its drill server)`);
   if (uncovered.length)
     return {
       type: 'Verification',

@@ -1,3 +1,4 @@
+import type * as k8s from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
 import {
@@ -34,6 +35,7 @@ export function drillController(ctx: OperatorContext, hooks?: ControllerHooks): 
           (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
         ),
         jobs,
+        claims: informers.claims.list(namespace) as k8s.V1PersistentVolumeClaim[],
         settings: ctx.settings,
         now: ctx.now(),
         random: Math.random,
@@ -53,9 +55,13 @@ export function drillController(ctx: OperatorContext, hooks?: ControllerHooks): 
         }));
       }
       for (const e of decision.events) events.record(policy, e.type, e.reason, e.message);
+      for (const body of decision.createClaims)
+        await ctx.core.createNamespacedPersistentVolumeClaim({ namespace, body }).catch(unless(409));
       await createAgentJobs(ctx, namespace, decision.createJobs);
       await deleteJobsThatCannotStart(ctx, jobs);
       for (const job of decision.deleteJobs) await deleteJob(ctx, namespace, job);
+      for (const name of decision.deleteClaims)
+        await ctx.core.deleteNamespacedPersistentVolumeClaim({ name, namespace }).catch(unless(404));
       const requeue = [decision.requeueAfterMs, recheckRunningJobsMs(ctx, jobs)].filter((ms) => ms !== undefined);
       return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
     },
@@ -71,3 +77,8 @@ export function drillController(ctx: OperatorContext, hooks?: ControllerHooks): 
   );
   return controller;
 }
+
+/** Ignores the API error with this status code (a scratch PVC that exists already, or is gone already). */
+const unless = (status: number) => (error: unknown) => {
+  if ((error as { code?: number }).code !== status) throw error;
+};

@@ -5,7 +5,7 @@ import type { AgentResult } from '../../agent/tasks/registry.ts';
 import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { JobObserved } from '../jobs/agent-result.ts';
 import { type DrillObserved, decideDrills } from './decide.ts';
-import { cleanupJobName, DRILL_ANNOTATIONS, DRILL_MODE_LABEL } from './job.ts';
+import { cleanupJobName, DRILL_ANNOTATIONS, DRILL_MODE_LABEL, SCRATCH_LABEL } from './job.ts';
 
 const created = '2026-03-01T00:00:00Z';
 const settings = { image: 'tidemark:test', serviceAccountName: 'tidemark-agent' };
@@ -80,6 +80,7 @@ function observe(overrides: Partial<DrillObserved> = {}): DrillObserved {
     backups: [backup('b1', '2026-03-01T00:30:00Z'), backup('b2', '2026-03-01T01:30:00Z')],
     repositories: new Map([['primary', repository]]),
     jobs: new Map(),
+    claims: [],
     settings,
     now: new Date('2026-03-01T03:00:40Z'),
     random: () => 0,
@@ -96,7 +97,7 @@ describe('decideDrills: when and what', () => {
     const decision = decideDrills(
       observe({ backups: [...observe().backups, backup('b3', '2026-03-01T02:00:00Z', 'Failed')] }),
     );
-    assert.equal(decision.createJobs.length, 1, 'the volume source is not drilled');
+    assert.equal(decision.createJobs.length, 1, 'the volume source waits for the size of its scratch PVC');
     const job = decision.createJobs[0];
     assert.equal(env(job, 'TIDEMARK_SNAPSHOT'), 'snap-b2');
     assert.equal(
@@ -271,5 +272,111 @@ describe('decideDrills: recording a drill that ended', () => {
     const plain = policy();
     delete plain.spec.verification;
     assert.deepEqual(decideDrills(observe({ policy: plain })).createJobs, []);
+  });
+});
+
+describe('decideDrills: volume sources', () => {
+  const docsBackup = (name: string, completed: string) => {
+    const b = backup(name, completed);
+    b.spec.source = 'docs';
+    return b;
+  };
+  const sourceClaim = { metadata: { name: 'docs' }, spec: { resources: { requests: { storage: '5Gi' } } } };
+  const volumeObserved = (overrides: Partial<DrillObserved> = {}) =>
+    observe({
+      backups: [docsBackup('v1', '2026-03-01T01:30:00Z')],
+      claims: [sourceClaim],
+      ...overrides,
+    });
+  const scratch = (name: string) => ({ metadata: { name, labels: { [SCRATCH_LABEL]: 'tenants' } } });
+
+  it('creates a scratch PVC sized as the source, before the Job that mounts only it, read-write', () => {
+    const decision = decideDrills(volumeObserved());
+    assert.equal(decision.createJobs.length, 1);
+    const job = decision.createJobs[0];
+    const claim = decision.createClaims[0];
+    assert.equal(claim?.metadata?.name, job?.metadata?.name, 'named as its Job');
+    assert.equal(claim?.spec?.resources?.requests?.storage, '5Gi');
+    assert.equal(claim?.spec?.storageClassName, undefined, 'the cluster default');
+    assert.equal(claim?.metadata?.labels?.[SCRATCH_LABEL], 'tenants');
+    assert.equal(claim?.metadata?.ownerReferences?.[0]?.kind, 'BackupPolicy');
+    const pod = job?.spec?.template.spec;
+    const claims = pod?.volumes?.filter((v) => v.persistentVolumeClaim).map((v) => v.persistentVolumeClaim);
+    assert.deepEqual(claims, [{ claimName: claim?.metadata?.name }], 'the scratch PVC only, never the source');
+    assert.equal(env(job, 'TIDEMARK_DRILL_SERVER'), 'file:///scratch');
+    assert.equal(env(job, 'TIDEMARK_SNAPSHOT'), 'snap-v1');
+    assert.deepEqual(decision.deleteClaims, []);
+  });
+
+  it('takes size and StorageClass from verification.restoreDrill.volume; without a size and no source PVC, says so', () => {
+    const sized = decideDrills(
+      volumeObserved({ policy: policy({ volume: { size: '2Gi', storageClassName: 'fast' } }), claims: [] }),
+    );
+    assert.equal(sized.createClaims[0]?.spec?.resources?.requests?.storage, '2Gi');
+    assert.equal(sized.createClaims[0]?.spec?.storageClassName, 'fast');
+    const unsized = decideDrills(volumeObserved({ claims: [] }));
+    assert.deepEqual(unsized.createJobs, []);
+    assert.deepEqual(unsized.createClaims, []);
+    assert.match(unsized.events[0]?.message ?? '', /set verification.restoreDrill.volume.size/);
+  });
+
+  it('keeps the scratch PVC while its drill runs, deletes it once the Job ended or is gone, without a cleanup Job', () => {
+    const name = decideDrills(volumeObserved()).createJobs[0]?.metadata?.name ?? '';
+    const job = (ended?: 'Complete' | 'Failed') => {
+      const j = drillJob(name, { scheduled: '2026-03-01T03:00:00Z', backup: 'v1', ...(ended ? { ended } : {}) });
+      if (j.metadata?.annotations) j.metadata.annotations[DRILL_ANNOTATIONS.source] = 'docs';
+      return j;
+    };
+    const claims = [
+      sourceClaim,
+      scratch(name),
+      { metadata: { name: 'other', labels: { [SCRATCH_LABEL]: 'another' } } },
+    ];
+    const running = decideDrills(volumeObserved({ claims, jobs: jobs({ job: job() }) }));
+    assert.deepEqual(running.deleteClaims, []);
+    assert.deepEqual(running.deleteJobs, []);
+    const failed = decideDrills(
+      volumeObserved({
+        claims,
+        jobs: jobs({ job: job('Failed'), result: { ok: false, error: { code: 'Corrupt', message: 'pack damaged' } } }),
+      }),
+    );
+    assert.deepEqual(failed.deleteClaims, [name], 'whatever the outcome');
+    assert.deepEqual(failed.deleteJobs, [name], 'its pod would hold the scratch PVC');
+    assert.match(
+      failed.sources.get('docs')?.lastDrill?.message ?? '',
+      /pack damaged \(Corrupt\); its scratch PVC is deleted/,
+    );
+    assert.deepEqual(failed.createJobs, [], 'a volume drill leaves nothing a cleanup Job could drop');
+    assert.deepEqual(
+      failed.restorable.map((r) => r.condition.status),
+      ['False'],
+    );
+    const lastDrill = {
+      time: '2026-03-01T03:00:05Z',
+      backup: 'v1',
+      result: 'Failed' as const,
+      message: 'x',
+      job: name,
+    };
+    const recorded = policy({}, { sources: [{ name: 'docs', lastDrill }] });
+    const gone = decideDrills(volumeObserved({ policy: recorded, claims, now: new Date('2026-03-01T03:00:10Z') }));
+    assert.ok(gone.deleteClaims.includes(name), 'its Job was deleted (a killed drill)');
+    assert.ok(!gone.deleteClaims.includes('other'), "another policy's scratch PVC is not this one's");
+  });
+
+  it('reports a verified volume drill by its files', () => {
+    const decision = decideDrills(
+      volumeObserved({
+        jobs: jobs({
+          job: drillJob('d1', { scheduled: '2026-03-01T03:00:00Z', backup: 'v1', ended: 'Complete' }),
+          result: { ok: true, rtoMs: 1200, tablesChecked: 0, filesChecked: 7, bytesChecked: 900, cleanup: [] },
+        }),
+      }),
+    );
+    assert.match(
+      decision.sources.get('orders')?.lastDrill?.message ?? '',
+      /restored v1 into a scratch PVC and found its 7 files \(900 bytes\)/,
+    );
   });
 });

@@ -9,9 +9,19 @@ import type { AgentSettings } from '../jobs/agent-job.ts';
 import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
 import type { EventType } from '../runtime/events.ts';
-import { type DrillFields, drillTarget } from '../runtime/policy-status.ts';
+import { labelValue } from '../runtime/labels.ts';
+import { type DrillFields, type DrillTarget, drillTarget } from '../runtime/policy-status.ts';
 import { instant } from '../runtime/time.ts';
-import { cleanupJobName, DRILL_ANNOTATIONS, DRILL_MODE_LABEL, drillJob, drillJobName } from './job.ts';
+import {
+  cleanupJobName,
+  DRILL_ANNOTATIONS,
+  DRILL_MODE_LABEL,
+  drillJob,
+  drillJobName,
+  SCRATCH_LABEL,
+  scratchClaim,
+} from './job.ts';
+import { scratchSize } from './scratch-size.ts';
 
 export interface DrillObserved {
   policy: BackupPolicy;
@@ -20,6 +30,8 @@ export interface DrillObserved {
   repositories: Map<string, BackupRepository>;
   /** The policy's agent Jobs (drills and cleanups), with the results of those that ended. */
   jobs: Map<string, JobObserved>;
+  /** The namespace's PVCs: the volume sources' (the scratch PVC's size) and the drills' scratch PVCs. */
+  claims: k8s.V1PersistentVolumeClaim[];
   settings: AgentSettings;
   now: Date;
   /** In [0, 1): picks the older backup a drill restores now and then. */
@@ -27,8 +39,15 @@ export interface DrillObserved {
 }
 
 export interface DrillDecision {
+  /** Scratch PVCs of volume drills, created before their Jobs. */
+  createClaims: k8s.V1PersistentVolumeClaim[];
   createJobs: k8s.V1Job[];
-  /** Ended Jobs of drills before the newest (and their cleanups): the newest keeps its logs. */
+  /** Scratch PVCs whose drill ended or whose Job is gone (a killed drill, a crash before the Job was created). */
+  deleteClaims: string[];
+  /**
+   * Ended Jobs of drills before the newest (and their cleanups): the newest keeps its logs, unless it
+   * drilled a volume (its pod would keep the scratch PVC from being deleted).
+   */
   deleteJobs: string[];
   /** New drill fields per source name (only sources whose drill ended since the status was written). */
   sources: Map<string, DrillFields>;
@@ -59,7 +78,15 @@ const NOT_ABOUT_THE_BACKUP: ReadonlySet<string> = new Set<ErrorCode | 'PodCannot
  */
 export function decideDrills(observed: DrillObserved): DrillDecision {
   const { policy, now } = observed;
-  const decision: DrillDecision = { createJobs: [], deleteJobs: [], sources: new Map(), restorable: [], events: [] };
+  const decision: DrillDecision = {
+    createClaims: [],
+    createJobs: [],
+    deleteClaims: [],
+    deleteJobs: [],
+    sources: new Map(),
+    restorable: [],
+    events: [],
+  };
   const drill = policy.spec.verification?.restoreDrill;
   if (!drill || policy.metadata.deletionTimestamp) return decision;
   const requeueAt = (time: number) => {
@@ -88,16 +115,23 @@ export function decideDrills(observed: DrillObserved): DrillDecision {
     if (newest && !running) {
       const name = newest.job.metadata?.name ?? '';
       if (fields.lastDrill?.job !== name) {
-        fields = record(observed, decision, fields, newest);
+        fields = record(observed, decision, fields, newest, target);
         decision.sources.set(source.name, fields);
       }
+      // Its pod holds the scratch PVC (a PVC goes only once no pod names it, ended or not): recorded, the Job goes.
+      if (target.kind === 'volume') decision.deleteJobs.push(name);
       const cleanup = cleanupJobName(name);
-      if (newest.result?.ok !== true && !mine.some((j) => j.job.metadata?.name === cleanup))
+      // A volume drill leaves only its scratch PVC, which goes below; a database drill may leave its database.
+      if (
+        target.kind === 'database' &&
+        newest.result?.ok !== true &&
+        !mine.some((j) => j.job.metadata?.name === cleanup)
+      )
         decision.createJobs.push(
           drillJob({
             policy,
             source: source.name,
-            ...target,
+            target,
             mode: 'cleanup',
             name: cleanup,
             settings: observed.settings,
@@ -130,19 +164,49 @@ export function decideDrills(observed: DrillObserved): DrillDecision {
     const chosen = older
       ? (candidates[Math.floor(observed.random() * (candidates.length - 1))] as Restorable)
       : (candidates[candidates.length - 1] as Restorable);
+    const name = drillJobName(policy, source.name, due);
+    if (target.kind === 'volume') {
+      const size = target.scratch.size ?? scratchSize(source, observed.claims);
+      if (size === undefined) {
+        decision.events.push({
+          type: 'Warning',
+          reason: 'DrillNotStarted',
+          message: `the restore drill of source ${source.name} needs the size of its scratch PVC: none of its PVCs requests storage; set verification.restoreDrill.volume.size`,
+        });
+        continue;
+      }
+      decision.createClaims.push(scratchClaim({ policy, source: source.name, name, scratch: target.scratch, size }));
+    }
     decision.createJobs.push(
       drillJob({
         policy,
         source: source.name,
-        ...target,
+        target,
         mode: 'drill',
-        name: drillJobName(policy, source.name, due),
+        name,
         settings: observed.settings,
         restore: { repository, snapshotId: chosen.snapshotId, backup: chosen.name, scheduled: due },
       }),
     );
   }
+  decision.deleteClaims = endedScratchClaims(observed, decision.createJobs);
   return decision;
+}
+
+/**
+ * The policy's scratch PVCs no running drill Job mounts, and none about to be created: their drill
+ * ended, or its Job is gone (killed and deleted, or never created after a crash).
+ */
+function endedScratchClaims(observed: DrillObserved, creating: k8s.V1Job[]): string[] {
+  const policy = labelValue(observed.policy.metadata.name ?? '');
+  const inUse = new Set([
+    ...[...observed.jobs.values()].filter((j) => !jobOutcome(j.job)).map((j) => j.job.metadata?.name),
+    ...creating.map((j) => j.metadata?.name),
+  ]);
+  return observed.claims
+    .filter((c) => c.metadata?.labels?.[SCRATCH_LABEL] === policy && !c.metadata.deletionTimestamp)
+    .map((c) => c.metadata?.name ?? '')
+    .filter((name) => !inUse.has(name));
 }
 
 /** The fields after the ended drill Job `ended`, and its condition and events into the decision. */
@@ -151,6 +215,7 @@ function record(
   decision: DrillDecision,
   fields: DrillFields,
   ended: JobObserved,
+  target: DrillTarget,
 ): DrillFields {
   const { job } = ended;
   const result = ended.result as AgentResult<'drill'> | undefined;
@@ -158,6 +223,8 @@ function record(
   const backup = job.metadata?.annotations?.[DRILL_ANNOTATIONS.backup] ?? '';
   const time = endTime(job) ?? observed.now.toISOString();
   const base = { time, backup, job: name };
+  const leftovers =
+    target.kind === 'volume' ? 'its scratch PVC is deleted' : 'a cleanup Job drops what it left on the drill server';
   let lastDrill: LastDrill;
   if (!result || killed(result)) {
     // What the pod left instead of a result is the tail of its log: the Job's own reason says more.
@@ -165,7 +232,7 @@ function record(
     lastDrill = {
       ...base,
       result: 'Failed',
-      message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; a cleanup Job drops what it left on the drill server`,
+      message: `the drill of ${backup} ended without reporting (its agent was killed?): ${why}; ${leftovers}`,
     };
   } else if (result.ok) {
     const cleaned = result.cleanup?.length ? ` Cleaned up: ${result.cleanup.join('; ')}.` : '';
@@ -182,7 +249,7 @@ function record(
       result: 'Succeeded',
       rtoSeconds,
       ...(target !== undefined ? { rtoTargetSeconds: target } : {}),
-      message: `restored ${backup} into a drill database and found the ${result.tablesChecked ?? 0} tables the backup recorded with their row counts${result.tablesChecksummed ? ` (${result.tablesChecksummed} with their content checksums)` : ''}, in ${rtoSeconds}s (${verdict}).${cleaned}`,
+      message: `${verifiedWhat(backup, result)}, in ${rtoSeconds}s (${verdict}).${cleaned}`,
     };
     decision.restorable.push({
       backup,
@@ -204,7 +271,7 @@ function record(
     lastDrill = {
       ...base,
       result: 'Failed',
-      message: `${message} (${code}); a cleanup Job drops what it may have left`,
+      message: `${message} (${code}); ${leftovers}`,
     };
     if (!NOT_ABOUT_THE_BACKUP.has(code))
       decision.restorable.push({
@@ -232,6 +299,13 @@ function record(
         : {}),
     drills: (fields.drills ?? 0) + 1,
   };
+}
+
+/** What a verified drill restored and found, by what its task checked: tables, or a volume's files. */
+function verifiedWhat(backup: string, result: AgentResult<'drill'> & { ok: true }): string {
+  if (result.filesChecked !== undefined)
+    return `restored ${backup} into a scratch PVC and found its ${result.filesChecked} files (${result.bytesChecked ?? 0} bytes) with the sizes and content the backup recorded`;
+  return `restored ${backup} into a drill database and found the ${result.tablesChecked ?? 0} tables the backup recorded with their row counts${result.tablesChecksummed ? ` (${result.tablesChecksummed} with their content checksums)` : ''}`;
 }
 
 interface Restorable {

@@ -8,7 +8,8 @@ import { LABELS } from '../jobs/labels.ts';
 import { jobName, ownedJobName } from '../jobs/naming.ts';
 import { repositoryAccess } from '../jobs/repository-env.ts';
 import { labelValue } from '../runtime/labels.ts';
-import type { DrillEngine, DrillServer } from '../runtime/policy-status.ts';
+import { controllerReference } from '../runtime/owner.ts';
+import type { DrillTarget, ScratchVolume } from '../runtime/policy-status.ts';
 
 /** What a drill Job is for: read back by the controller from the Job it created. */
 export const DRILL_ANNOTATIONS = {
@@ -25,17 +26,69 @@ export const drillJobName = (policy: BackupPolicy, source: string, scheduled: Da
   ownedJobName(policy, `${policy.metadata.name}-${source}-drill-${scheduleStamp(scheduled)}`);
 export const cleanupJobName = (drillJob: string) => jobName(`${drillJob}-cleanup`);
 
+/** Marks the scratch PVCs of volume drills (value: the policy's name), for the controller to find and delete them. */
+export const SCRATCH_LABEL = 'tidemark.dev/drill-scratch';
+/** Where a volume drill's scratch PVC is mounted in its Job. */
+const SCRATCH_MOUNT = '/scratch';
+
+/**
+ * The scratch PVC of one volume drill, named as its Job, owned by the policy and labelled: the
+ * controller deletes it once the Job ended or is gone (also after a killed drill).
+ */
+export function scratchClaim(options: {
+  policy: BackupPolicy;
+  source: string;
+  name: string;
+  scratch: ScratchVolume;
+  size: string;
+}): k8s.V1PersistentVolumeClaim {
+  const { policy } = options;
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: options.name,
+      namespace: policy.metadata.namespace ?? '',
+      labels: {
+        'app.kubernetes.io/managed-by': 'tidemark',
+        [LABELS.policy]: labelValue(policy.metadata.name ?? ''),
+        [LABELS.source]: labelValue(options.source),
+        [SCRATCH_LABEL]: labelValue(policy.metadata.name ?? ''),
+      },
+      annotations: { [DRILL_ANNOTATIONS.source]: options.source },
+      ownerReferences: [controllerReference(policy)],
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: options.size } },
+      ...(options.scratch.storageClassName ? { storageClassName: options.scratch.storageClassName } : {}),
+    },
+  };
+}
+
+/** How the Job reaches where it restores: the drill server's access, or the scratch PVC read-write. */
+function targetAccess(target: DrillTarget, claimName: string) {
+  if (target.kind === 'volume')
+    return {
+      url: `file://${SCRATCH_MOUNT}`,
+      env: [],
+      volumes: [{ name: 'scratch', persistentVolumeClaim: { claimName } }],
+      volumeMounts: [{ name: 'scratch', mountPath: SCRATCH_MOUNT }],
+    };
+  return serverAccess(target.engine, target.server.connectionSecret.name, target.server.tls);
+}
+
 /**
  * The Job of one drill (or of the cleanup after a drill that was killed), owned by the policy so it
  * goes with it. It runs once (backoffLimit 0, disruptions not counted): a failed drill is an answer,
  * and the next one comes with the schedule. The policy's database sources travel as live sources:
- * the agent refuses a drill server that is one of their servers. Pure: same inputs, same Job.
+ * the agent refuses a drill server that is one of their servers. A volume drill mounts only its
+ * scratch PVC (scratchClaim), read-write. Pure: same inputs, same Job.
  */
 export function drillJob(options: {
   policy: BackupPolicy;
   source: string;
-  engine: DrillEngine;
-  server: DrillServer;
+  target: DrillTarget;
   mode: DrillMode;
   name: string;
   settings: AgentSettings;
@@ -43,7 +96,8 @@ export function drillJob(options: {
   restore?: { repository: BackupRepository; snapshotId: string; backup: string; scheduled: Date };
 }): k8s.V1Job {
   const { policy, restore } = options;
-  const access = serverAccess(options.engine, options.server.connectionSecret.name, options.server.tls);
+  // A volume drill's scratch PVC is named as its Job; the source's own PVCs are never mounted.
+  const access = targetAccess(options.target, options.name);
   const repo = restore ? repositoryAccess(restore.repository, 'primary') : undefined;
   const liveSources = policy.spec.sources.flatMap((s) => {
     const database = s.postgres ?? s.mysql;

@@ -3,6 +3,11 @@ import type { BackupPolicy } from '../../api/kinds.ts';
 
 export type DrillEngine = 'postgres' | 'mysql';
 export type DrillServer = NonNullable<RestoreDrill['postgres']>;
+export type ScratchVolume = NonNullable<RestoreDrill['volume']>;
+/** Where a source's drills restore: a drill server of its engine, or a scratch PVC. */
+export type DrillTarget =
+  | { kind: 'database'; engine: DrillEngine; server: DrillServer }
+  | { kind: 'volume'; scratch: ScratchVolume };
 
 /** The fields of a policy source's status the drill controller writes; the policy controller keeps them. */
 const DRILL_FIELDS = ['lastDrill', 'lastDrillSuccessTime', 'drills'] as const;
@@ -52,13 +57,15 @@ function foreignFieldsOf(status: SourceStatus | undefined): Partial<SourceStatus
   return Object.fromEntries(FOREIGN_FIELDS.filter((k) => status[k] !== undefined).map((k) => [k, status[k]]));
 }
 
-/** The engine and drill server of a source restore drills cover; undefined for one they do not (volumes, no server). */
-export function drillTarget(
-  policy: BackupPolicy,
-  source: Source,
-): { engine: DrillEngine; server: DrillServer } | undefined {
+/**
+ * Where drills of a source restore; undefined for one they do not cover (a database source without
+ * a drill server of its engine). Volume sources need no setting: a scratch PVC the drill creates.
+ */
+export function drillTarget(policy: BackupPolicy, source: Source): DrillTarget | undefined {
   const drill = policy.spec.verification?.restoreDrill;
-  if (source.postgres && drill?.postgres) return { engine: 'postgres', server: drill.postgres };
-  if (source.mysql && drill?.mysql) return { engine: 'mysql', server: drill.mysql };
+  if (!drill) return undefined;
+  if (source.postgres && drill.postgres) return { kind: 'database', engine: 'postgres', server: drill.postgres };
+  if (source.mysql && drill.mysql) return { kind: 'database', engine: 'mysql', server: drill.mysql };
+  if (source.volume) return { kind: 'volume', scratch: drill.volume ?? {} };
   return undefined;
 }
