@@ -69,7 +69,7 @@ before(async () => {
           approval: { required: 1, approverGroups: ['platform-oncall'] },
           targets: [{ volume: { claimNames: ['documents-copy'] } }],
         },
-        verification: { audit: { every: '10s' } },
+        verification: { audit: { every: '10s' }, restoreDrill: { every: '30s' } },
       },
     ),
   ]);
@@ -256,6 +256,10 @@ describe('Pod Security restricted on every agent pod', () => {
 
   test('a scheduled audit runs its Job (reading the volume, read-only) while the Backup it compares with exists', async () => {
     await waitUntil('an audit pod', async () => admitted.has('audit'), { timeoutMs: 60_000, intervalMs: 500 });
+  });
+
+  test('a scheduled restore drill runs its Job into a scratch PVC while the Backup it restores exists', async () => {
+    await waitUntil('a drill pod', async () => admitted.has('drill'), { timeoutMs: 90_000, intervalMs: 500 });
   });
 
   test('an export runs its Job (with a token: it creates the link Secret) and becomes Ready', async () => {
