@@ -351,11 +351,19 @@ describe('replicas and verification (findings 6 and 7)', () => {
       '-p',
       '{"spec":{"schedule":{"suspend":false}}}',
     ]);
+    // A copy fails once the agent's 10 s retry budget is spent, after a backup slot (8 s) and its Job.
     await waitUntil(
       'the copy failed',
       async () => condition(await policy('replicated'), 'ReplicasHealthy')?.reason === 'ReplicationFailing',
-      { timeoutMs: 180_000, intervalMs: 1000 },
-    );
+      { timeoutMs: 300_000, intervalMs: 1000 },
+    ).catch(async (error: Error) => {
+      const backups = await env.cluster.kubectl(['get', 'backups', '-n', env.namespace, '-o', 'json']);
+      const states = (JSON.parse(backups).items as Backup[])
+        .filter((b) => b.spec.policy === 'replicated')
+        .map((b) => ({ name: b.metadata.name, phase: b.status?.phase, repositories: b.status?.repositories }));
+      const shown = condition(await policy('replicated'), 'ReplicasHealthy');
+      throw new Error(`${error.message}; ReplicasHealthy ${JSON.stringify(shown)}; Backups ${JSON.stringify(states)}`);
+    });
     const failing = condition(await policy('replicated'), 'ReplicasHealthy');
     assert.equal(failing?.status, 'False');
     assert.match(failing?.message ?? '', /replica: copy of replicated-documents-full-\S+ failed/);
