@@ -35,6 +35,14 @@ export function generateMasterKeys(): MasterKeys {
   return { encryption: randomBytes(32), chunkId: randomBytes(32), chunkerSeed: randomBytes(32) };
 }
 
+/**
+ * Keys of a replica sharing `primary`'s chunk identity (id key and chunker seed), so a copy there needs
+ * no re-identification; its encryption key is its own, so neither repository's key opens the other.
+ */
+export function replicaMasterKeys(primary: MasterKeys, encryption: Buffer = randomBytes(32)): MasterKeys {
+  return { encryption, chunkId: primary.chunkId, chunkerSeed: primary.chunkerSeed };
+}
+
 export async function wrapMasterKeys(
   keys: MasterKeys,
   passphrase: Buffer,

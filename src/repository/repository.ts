@@ -5,7 +5,14 @@ import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
 import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
 import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
 import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
-import { generateMasterKeys, type KeyFile, type MasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
+import {
+  generateMasterKeys,
+  type KeyFile,
+  type MasterKeys,
+  replicaMasterKeys,
+  unwrapMasterKeys,
+  wrapMasterKeys,
+} from './keys.ts';
 import { acquireLock, type Lock, type LockOptions } from './lock.ts';
 import { byTimeDescending, type Snapshot } from './snapshot.ts';
 import type { Storage } from './storage/storage.ts';
@@ -21,6 +28,8 @@ export interface RepositoryConfig {
 export interface InitOptions {
   chunker?: Partial<RepositoryConfig['chunker']>;
   scrypt?: ScryptParams;
+  /** A replica of this repository: takes its chunk-id key, chunker seed and sizes (not its encryption key). */
+  chunkIdentityOf?: Repository;
 }
 
 /** A blob that could not be read (damaged, or failing to read): only what depends on it is affected. */
@@ -47,7 +56,24 @@ export class Repository {
     readonly storage: Storage,
     readonly keys: MasterKeys,
     readonly config: RepositoryConfig,
+    /** The key file the keys came from (`keys/<id>`): when it is gone, the keys may have changed. */
+    private readonly keyName: string,
   ) {}
+
+  /**
+   * Whether chunk ids and boundaries here are those of `other` (same id key, chunker seed and sizes): a
+   * chunk then has the same id in both, and a copy needs no re-identification.
+   */
+  sharesChunkIdentityWith(other: Repository): boolean {
+    const [a, b] = [this.config.chunker, other.config.chunker];
+    return (
+      this.keys.chunkId.equals(other.keys.chunkId) &&
+      this.keys.chunkerSeed.equals(other.keys.chunkerSeed) &&
+      a.min === b.min &&
+      a.avg === b.avg &&
+      a.max === b.max
+    );
+  }
 
   get index(): ChunkIndex {
     return this.loadedIndex;
@@ -67,17 +93,19 @@ export class Repository {
     await storage.ensureContainer();
     if (await storage.stat(blobNames.config))
       throw new TidemarkError('InvalidArgument', `${storage.description} already holds a repository`);
-    const keys = generateMasterKeys();
+    const primary = options.chunkIdentityOf;
+    const keys = primary ? replicaMasterKeys(primary.keys) : generateMasterKeys();
     const config: RepositoryConfig = {
       version: FORMAT_VERSION,
       id: randomId(),
-      chunker: validateParams(options.chunker ?? {}),
+      chunker: primary ? { ...primary.config.chunker } : validateParams(options.chunker ?? {}),
       created: new Date().toISOString(),
     };
     const keyFile = await wrapMasterKeys(keys, passphrase, options.scrypt ?? DEFAULT_SCRYPT);
-    await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
+    const keyName = blobNames.key(randomId());
+    await storage.put(keyName, Buffer.from(JSON.stringify(keyFile)));
     await putEncryptedJson(storage, keys.encryption, blobNames.config, config);
-    return new Repository(storage, keys, config);
+    return new Repository(storage, keys, config, keyName);
   }
 
   static async open(storage: Storage, passphrase: Buffer): Promise<Repository> {
@@ -85,19 +113,19 @@ export class Repository {
     for await (const blob of storage.list(prefixes.keys)) keyNames.push(blob.name);
     if (keyNames.length === 0)
       throw new TidemarkError('NotFound', `${storage.description} holds no repository (no keys/); run \`repo init\``);
-    const keys = await openAnyKey(storage, keyNames, passphrase);
+    const { keys, keyName } = await openAnyKey(storage, keyNames, passphrase);
     const config = await getEncryptedJson<RepositoryConfig>(storage, keys.encryption, blobNames.config);
     if (config.version !== FORMAT_VERSION)
       throw new TidemarkError(
         'Unsupported',
         `${storage.description} has repository format version ${config.version}; this tidemark reads version ${FORMAT_VERSION}`,
       );
-    return Repository.reopen(new Repository(storage, keys, config));
+    return Repository.reopen(new Repository(storage, keys, config, keyName));
   }
 
   /** The same repository with its index read again (after others may have written). */
   static async reopen(repository: Repository): Promise<Repository> {
-    const fresh = new Repository(repository.storage, repository.keys, repository.config);
+    const fresh = new Repository(repository.storage, repository.keys, repository.config, repository.keyName);
     await fresh.loadIndex();
     return fresh;
   }
@@ -217,12 +245,25 @@ export class Repository {
   async lock(exclusive: boolean, options: LockOptions = {}): Promise<Lock> {
     const lock = await acquireLock(this.storage, exclusive, options);
     try {
+      await this.requireKeyFile();
       await this.loadIndex();
     } catch (error) {
       await lock.release().catch(() => undefined);
       throw error;
     }
     return lock;
+  }
+
+  /**
+   * Fails when the key file these keys came from is gone: a replica adopting its primary's chunk
+   * identity replaced it (replica.ts), and chunks written with the old id key would not verify.
+   */
+  private async requireKeyFile(): Promise<void> {
+    if (!(await this.storage.stat(this.keyName)))
+      throw new TidemarkError(
+        'Transient',
+        `the keys of ${this.storage.description} changed since it was opened (${this.keyName} is gone); open it again`,
+      );
   }
 }
 
@@ -231,11 +272,15 @@ export class Repository {
  * others from being tried. When none opens, the error names every key file and why it failed: a key file
  * has no checksum of its own, so damage to its salt or sealed keys looks like a wrong passphrase.
  */
-async function openAnyKey(storage: Storage, names: string[], passphrase: Buffer): Promise<MasterKeys> {
+async function openAnyKey(
+  storage: Storage,
+  names: string[],
+  passphrase: Buffer,
+): Promise<{ keys: MasterKeys; keyName: string }> {
   const failures: { name: string; error: unknown }[] = [];
   for (const name of names) {
     try {
-      return await unwrapMasterKeys(parseKeyFile(name, await storage.get(name)), passphrase);
+      return { keys: await unwrapMasterKeys(parseKeyFile(name, await storage.get(name)), passphrase), keyName: name };
     } catch (error) {
       failures.push({ name, error });
     }
@@ -257,7 +302,7 @@ async function openAnyKey(storage: Storage, names: string[], passphrase: Buffer)
   );
 }
 
-function parseKeyFile(name: string, bytes: Buffer): KeyFile {
+export function parseKeyFile(name: string, bytes: Buffer): KeyFile {
   let file: Partial<KeyFile>;
   try {
     file = JSON.parse(bytes.toString('utf8')) as Partial<KeyFile>;

@@ -1,5 +1,5 @@
 import { copySnapshots } from '../../repository/copy.ts';
-import { Repository } from '../../repository/repository.ts';
+import { openReplica } from '../../repository/replica.ts';
 import { openStorage } from '../../repository/storage/url.ts';
 import { REPLICA_ENV, required } from './env.ts';
 import { chosenSnapshot, readSnapshotSelection, type SnapshotSelection, snapshotEnv } from './snapshot.ts';
@@ -8,7 +8,8 @@ import type { AgentTask } from './task.ts';
 /**
  * `replicate`: copies one snapshot (snapshot.ts) from the repository to the replica (REPLICA_ENV,
  * written by the operator's repositoryAccess in the replica role), uploading only what the replica
- * lacks. Fails with a storage code of either side (Transient, AccessDenied, WrongKey, Corrupt, NotFound).
+ * lacks. The replica is opened with openReplica: it shares the primary's chunk identity where it can
+ * (then only trees and the chunks it lacks are read from the primary). Fails with a storage code of either side (Transient, AccessDenied, WrongKey, Corrupt, NotFound).
  */
 export interface ReplicateInput {
   snapshot: SnapshotSelection;
@@ -33,7 +34,8 @@ export const replicate: AgentTask<'replicate', ReplicateInput, ReplicateResult, 
   run: async (input, { env, repository, onProgress }) => {
     const primary = await repository();
     const snapshot = await chosenSnapshot(primary, input.snapshot);
-    const replica = await Repository.open(
+    const replica = await openReplica(
+      primary,
       openStorage(input.replicaUrl, replicaEnvironment(env)),
       Buffer.from(input.replicaKey),
     );

@@ -1,0 +1,59 @@
+import { isCode } from '../errors.ts';
+import { blobNames, prefixes, randomId } from './format.ts';
+import { replicaMasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
+import { whileHolding } from './lock.ts';
+import { parseKeyFile, Repository } from './repository.ts';
+import type { Storage } from './storage/storage.ts';
+
+/**
+ * Opens the replica of `primary` at `storage`, sharing the primary's chunk identity (id key, chunker
+ * seed and sizes) where it can, so a copy reads only what the replica lacks (copy.ts):
+ * - an empty location is initialised as such a replica;
+ * - a replica still empty (no pack, index or snapshot) with its own id key adopts the primary's
+ *   (same chunker sizes only: `config` is never rewritten);
+ * - any other keeps its own identity, and copies into it re-identify every chunk.
+ * The replica's encryption key and passphrase stay its own.
+ */
+export async function openReplica(primary: Repository, storage: Storage, passphrase: Buffer): Promise<Repository> {
+  const exists = await storage.stat(blobNames.config).catch((error: unknown) => {
+    if (isCode(error, 'ContainerMissing')) return undefined; // init creates the bucket or container
+    throw error;
+  });
+  if (!exists) return Repository.init(storage, passphrase, { chunkIdentityOf: primary });
+  const replica = await Repository.open(storage, passphrase);
+  if (replica.sharesChunkIdentityWith(primary)) return replica;
+  return (await adoptChunkIdentity(primary, replica, passphrase)) ? Repository.open(storage, passphrase) : replica;
+}
+
+/**
+ * Under the replica's exclusive lock, when it holds no data and every key file opens with `passphrase`:
+ * writes a key file wrapping the replica's encryption key with the primary's id key and chunker seed,
+ * then deletes the old key files. A crash in between leaves two key files of an empty repository; the
+ * next attempt finds it still empty and finishes. A writer that opened the old keys fails at its next
+ * lock (Repository.lock checks its key file is still there) instead of writing ids nobody can verify.
+ */
+async function adoptChunkIdentity(primary: Repository, replica: Repository, passphrase: Buffer): Promise<boolean> {
+  const { storage } = replica;
+  const c = replica.config.chunker;
+  const p = primary.config.chunker;
+  if (c.min !== p.min || c.avg !== p.avg || c.max !== p.max) return false;
+  const lock = await replica.lock(true);
+  return whileHolding(lock, async () => {
+    for (const prefix of [prefixes.snapshots, prefixes.index, prefixes.data])
+      for await (const _ of storage.list(prefix)) return false;
+    const keyNames: string[] = [];
+    for await (const blob of storage.list(prefixes.keys)) keyNames.push(blob.name);
+    let params: { N: number; r: number; p: number } | undefined;
+    for (const name of keyNames) {
+      const file = parseKeyFile(name, await storage.get(name));
+      const keys = await unwrapMasterKeys(file, passphrase).catch(() => undefined);
+      // Another passphrase's key file could not be rewrapped: keep the replica's own identity.
+      if (!keys?.encryption.equals(replica.keys.encryption)) return false;
+      params ??= { N: file.N, r: file.r, p: file.p };
+    }
+    const keyFile = await wrapMasterKeys(replicaMasterKeys(primary.keys, replica.keys.encryption), passphrase, params);
+    await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
+    for (const name of keyNames) await storage.delete(name);
+    return true;
+  });
+}
