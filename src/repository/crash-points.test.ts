@@ -17,6 +17,7 @@ import { copySnapshots } from './copy.ts';
 import { prefixes, type SnapshotId } from './format.ts';
 import type { LockFile } from './lock.ts';
 import { forget, prune } from './prune.ts';
+import { openReplica } from './replica.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
 import { type CrashMode, CrashPoint } from './storage/crashing.ts';
@@ -30,7 +31,12 @@ const passphrase = Buffer.from('crash points');
 const DEAD_PID = 2 ** 22 + 12345;
 /** Source directories by snapshot source label; never changed once written. */
 const sources = new Map<string, string>();
-const base = { repository: join(root, 'base-repository'), replica: join(root, 'base-replica') };
+const base = {
+  repository: join(root, 'base-repository'),
+  replica: join(root, 'base-replica'),
+  sharedReplica: join(root, 'base-shared-replica'),
+  probedReplica: join(root, 'base-probed-replica'),
+};
 let counter = 0;
 
 async function sourceDir(label: string, files: Record<string, string | number>): Promise<void> {
@@ -45,8 +51,9 @@ async function sourceDir(label: string, files: Record<string, string | number>):
 
 /**
  * The starting point of every run: chain `a` (a1 full, a2 incremental, a1 forgotten: its pack is mostly
- * dead and gets repacked), chain `b` twice (b1 forgotten: its pack is all dead and gets deleted), and a
- * replica holding a copy of a2.
+ * dead and gets repacked), chain `b` twice (b1 forgotten: its pack is all dead and gets deleted), a
+ * replica with its own chunk identity and one sharing the repository's, each holding a copy of a2, and
+ * an empty replica initialised on its own (as the probe does).
  */
 before(async () => {
   await sourceDir('a1', { 'f1.bin': 20_000, 'f2.bin': 20_000, 'f3.bin': 20_000, 'sub/notes.txt': 'notes' });
@@ -62,6 +69,9 @@ before(async () => {
   await backupTree(repository, dir('b'), { type: 'full', source: 'b' });
   const replica = await Repository.init(new FileStorage(base.replica), passphrase, options);
   await copySnapshots(repository, replica, [a2]);
+  const shared = await openReplica(repository, new FileStorage(base.sharedReplica), passphrase);
+  await copySnapshots(repository, shared, [a2]);
+  await Repository.init(new FileStorage(base.probedReplica), passphrase, options);
   await forget(repository, [a1.id as SnapshotId, b1.id as SnapshotId]);
 });
 
@@ -70,7 +80,17 @@ const dir = (label: string) => sources.get(label) as string;
 interface Run {
   repository: Storage;
   replica: Storage;
+  sharedReplica: Storage;
+  probedReplica: Storage;
 }
+
+const runNames: (keyof Run)[] = ['repository', 'replica', 'sharedReplica', 'probedReplica'];
+const runOf = (storage: (name: keyof Run) => Storage): Run => ({
+  repository: storage('repository'),
+  replica: storage('replica'),
+  sharedReplica: storage('sharedReplica'),
+  probedReplica: storage('probedReplica'),
+});
 
 interface Options {
   /** The repositories the operation writes to, checked after each crash; default: the repository. */
@@ -78,6 +98,8 @@ interface Options {
   modes?: CrashMode[];
   /** Runs on the fresh copy of the base repositories before `complete` is taken (an earlier crash). */
   prepare?: (run: Run) => Promise<void>;
+  /** Checks after each crash, once the written repositories are found intact. */
+  afterCrash?: (run: Run) => Promise<void>;
 }
 
 /** Runs `operation` with a crash at each write or delete in turn, in each mode, until it completes uncrashed. */
@@ -86,20 +108,15 @@ async function everyCrashPoint(operation: (run: Run) => Promise<unknown>, option
   for (const mode of options.modes ?? ['before', 'after']) {
     for (let at = 1; ; at++) {
       const work = join(root, `run-${++counter}`);
-      const plain: Run = {
-        repository: new FileStorage(join(work, 'repository')),
-        replica: new FileStorage(join(work, 'replica')),
-      };
-      await cp(base.repository, join(work, 'repository'), { recursive: true });
-      await cp(base.replica, join(work, 'replica'), { recursive: true });
+      const plain = runOf((name) => new FileStorage(join(work, name)));
+      for (const name of runNames) await cp(base[name], join(work, name), { recursive: true });
       await options.prepare?.(plain);
-      const complete = { repository: await snapshotIds(plain.repository), replica: await snapshotIds(plain.replica) };
+      const complete = Object.fromEntries(
+        await Promise.all(runNames.map(async (name) => [name, await snapshotIds(plain[name])])),
+      ) as Record<keyof Run, string[]>;
 
       const crash = new CrashPoint(at, mode);
-      const outcome = await operation({
-        repository: crash.wrap(plain.repository),
-        replica: crash.wrap(plain.replica),
-      }).then(
+      const outcome = await operation(runOf((name) => crash.wrap(plain[name]))).then(
         () => undefined,
         (error: unknown) => error as Error,
       );
@@ -112,9 +129,10 @@ async function everyCrashPoint(operation: (run: Run) => Promise<unknown>, option
         }
         points++;
         assert.match(String(outcome), /simulated crash/, 'the operation failed because of the crash');
-        for (const storage of [plain.repository, plain.replica]) await theProcessIsGone(storage);
+        for (const storage of Object.values(plain)) await theProcessIsGone(storage);
         for (const written of options.writes ?? ['repository']) {
           await assertIntact(plain[written], complete[written]);
+          await options.afterCrash?.(plain);
           await assertNextBackupAndPruneSucceed(plain[written]);
         }
       } catch (error) {
@@ -190,6 +208,44 @@ test('copy: a crash at any write or delete of either repository loses nothing', 
     { writes: ['repository', 'replica'] },
   );
   assert.ok(points >= 10, `${points} crash points`);
+});
+
+test('copy to a replica sharing the chunk identity: a crash at any write or delete loses nothing', async () => {
+  const points = await everyCrashPoint(
+    async ({ repository, sharedReplica }) => {
+      const from = await Repository.open(repository, passphrase);
+      const report = await copySnapshots(
+        from,
+        await Repository.open(sharedReplica, passphrase),
+        await from.snapshots(),
+      );
+      assert.equal(report.identity, 'shared');
+    },
+    { writes: ['repository', 'sharedReplica'] },
+  );
+  assert.ok(points >= 10, `${points} crash points`);
+});
+
+test('a probed replica adopting the chunk identity: a crash at any write or delete loses nothing, and the next copy finishes the adoption', async () => {
+  const copyAll = async ({ repository, probedReplica }: Run) => {
+    const from = await Repository.open(repository, passphrase);
+    const report = await copySnapshots(
+      from,
+      await openReplica(from, probedReplica, passphrase),
+      await from.snapshots(),
+    );
+    assert.equal(report.identity, 'shared');
+  };
+  const points = await everyCrashPoint(copyAll, {
+    writes: ['repository', 'probedReplica'],
+    afterCrash: async (run) => {
+      await copyAll(run);
+      const keyFiles: string[] = [];
+      for await (const blob of run.probedReplica.list(prefixes.keys)) keyFiles.push(blob.name);
+      assert.equal(keyFiles.length, 1, `one key file is left (${keyFiles.join(', ')})`);
+    },
+  });
+  assert.ok(points >= 12, `${points} crash points`);
 });
 
 test('prune: a crash at any write or delete loses nothing, and the next prune finishes the work', async () => {

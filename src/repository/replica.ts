@@ -1,4 +1,5 @@
 import { isCode } from '../errors.ts';
+import type { ScryptParams } from './crypto.ts';
 import { blobNames, prefixes, randomId } from './format.ts';
 import { replicaMasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
 import { whileHolding } from './lock.ts';
@@ -21,16 +22,17 @@ export async function openReplica(primary: Repository, storage: Storage, passphr
   });
   if (!exists) return Repository.init(storage, passphrase, { chunkIdentityOf: primary });
   const replica = await Repository.open(storage, passphrase);
-  if (replica.sharesChunkIdentityWith(primary)) return replica;
+  if (replica.sharesChunkIdentityWith(primary) && (await keyFileNames(storage)).length === 1) return replica;
   return (await adoptChunkIdentity(primary, replica, passphrase)) ? Repository.open(storage, passphrase) : replica;
 }
 
 /**
  * Under the replica's exclusive lock, when it holds no data and every key file opens with `passphrase`:
- * writes a key file wrapping the replica's encryption key with the primary's id key and chunker seed,
- * then deletes the old key files. A crash in between leaves two key files of an empty repository; the
- * next attempt finds it still empty and finishes. A writer that opened the old keys fails at its next
- * lock (Repository.lock checks its key file is still there) instead of writing ids nobody can verify.
+ * writes a key file wrapping the replica's encryption key with the primary's id key and chunker seed
+ * (unless one is there already), then deletes the key files of the old identity. A crash in between
+ * leaves key files of both identities in a repository still empty: the next openReplica finishes, before
+ * anything is copied. A writer that opened the old keys fails at its next lock (Repository.lock checks
+ * its key file is still there) instead of writing ids that would not verify. Returns whether keys changed.
  */
 async function adoptChunkIdentity(primary: Repository, replica: Repository, passphrase: Buffer): Promise<boolean> {
   const { storage } = replica;
@@ -41,19 +43,32 @@ async function adoptChunkIdentity(primary: Repository, replica: Repository, pass
   return whileHolding(lock, async () => {
     for (const prefix of [prefixes.snapshots, prefixes.index, prefixes.data])
       for await (const _ of storage.list(prefix)) return false;
-    const keyNames: string[] = [];
-    for await (const blob of storage.list(prefixes.keys)) keyNames.push(blob.name);
-    let params: { N: number; r: number; p: number } | undefined;
-    for (const name of keyNames) {
+    const stale: string[] = [];
+    let adopted = false;
+    let params: ScryptParams | undefined;
+    for (const name of await keyFileNames(storage)) {
       const file = parseKeyFile(name, await storage.get(name));
       const keys = await unwrapMasterKeys(file, passphrase).catch(() => undefined);
       // Another passphrase's key file could not be rewrapped: keep the replica's own identity.
       if (!keys?.encryption.equals(replica.keys.encryption)) return false;
+      if (keys.chunkId.equals(primary.keys.chunkId) && keys.chunkerSeed.equals(primary.keys.chunkerSeed))
+        adopted = true;
+      else stale.push(name);
       params ??= { N: file.N, r: file.r, p: file.p };
     }
-    const keyFile = await wrapMasterKeys(replicaMasterKeys(primary.keys, replica.keys.encryption), passphrase, params);
-    await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
-    for (const name of keyNames) await storage.delete(name);
+    if (stale.length === 0) return false;
+    if (!adopted) {
+      const keys = replicaMasterKeys(primary.keys, replica.keys.encryption);
+      const keyFile = await wrapMasterKeys(keys, passphrase, params);
+      await storage.put(blobNames.key(randomId()), Buffer.from(JSON.stringify(keyFile)));
+    }
+    for (const name of stale) await storage.delete(name);
     return true;
   });
+}
+
+async function keyFileNames(storage: Storage): Promise<string[]> {
+  const names: string[] = [];
+  for await (const blob of storage.list(prefixes.keys)) names.push(blob.name);
+  return names;
 }
