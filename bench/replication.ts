@@ -146,7 +146,7 @@ function render(input: {
     ),
     '',
     `A 1% change reads ${mib(fresh.readBytes)} from the primary with a shared chunk identity against ${mib(old.readBytes)} re-identifying ` +
-      `(${(old.readBytes / Math.max(1, fresh.readBytes)).toFixed(0)}× less; ${((100 * fresh.readBytes) / input.logical).toFixed(1)}% of the snapshot): ` +
+      `(${(old.readBytes / Math.max(1, fresh.readBytes)).toFixed(0)}× less; ${((100 * fresh.readBytes) / find('shared', 'first copy').readBytes).toFixed(1)}% of what the first copy read): ` +
       'the trees and the chunks the replica lacks. The first copy reads everything either way.',
   ].join('\n');
 }

@@ -13,12 +13,14 @@ import { check } from '../../src/repository/check.ts';
 import { copySnapshots } from '../../src/repository/copy.ts';
 import { prefixes } from '../../src/repository/format.ts';
 import { prune } from '../../src/repository/prune.ts';
+import { openReplica } from '../../src/repository/replica.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { restoreStream, restoreTree } from '../../src/repository/restore.ts';
+import { counting } from '../../src/repository/storage/counting.ts';
 import type { Storage } from '../../src/repository/storage/storage.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type AzuriteServer, startAzurite } from '../harness/azurite.ts';
-import { describeTree, makeTrickyTree, pseudoRandom } from '../harness/fixtures.ts';
+import { describeTree, makeTrickyTree, pseudoRandom, pseudoRandomBuffer } from '../harness/fixtures.ts';
 import { type S3Server, startS3 } from '../harness/s3.ts';
 import { repoRoot } from '../harness/tools.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
@@ -259,5 +261,41 @@ describe('copy to a replica (R-REPL)', () => {
     assert.deepEqual(again.copied, []);
     assert.equal(again.uploadedBytes, 0);
     assert.equal(await storedBytes(alone.storage), before);
+  });
+
+  test('S3 primary to a probed Azurite replica: it takes the primary’s chunk identity, and a small change reads little from S3', async () => {
+    const primaryStorage = counting(storageAt(backends.s3?.() ?? ''));
+    const primary = await Repository.init(primaryStorage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+    const replicaUrl = backends.azureBlob?.() ?? '';
+    const probed = await initAt(replicaUrl); // as the BackupRepository probe leaves it: empty, its own keys
+    const source = join(workDir.path, 'replicated');
+    await mkdir(source, { recursive: true });
+    for (let i = 0; i < 4; i++) await writeFile(join(source, `f${i}.bin`), await pseudoRandomBuffer(`f${i}`, 8 << 20));
+    const first = await backupTree(primary, source, { type: 'full', source: 'replicated' });
+    const file = await open(join(source, 'f2.bin'), 'r+');
+    await file.write(await pseudoRandomBuffer('change', 64 << 10), 0, 64 << 10, 3 << 20);
+    await file.close();
+    const second = await backupTree(primary, source, { type: 'incremental', source: 'replicated', parent: first });
+
+    const replica = await openReplica(primary, storageAt(replicaUrl), passphrase);
+    assert.ok(replica.sharesChunkIdentityWith(primary));
+    assert.ok(replica.keys.encryption.equals(probed.keys.encryption), 'the replica keeps its own encryption key');
+    assert.equal((await copySnapshots(primary, replica, [first])).identity, 'shared');
+    primaryStorage.reset();
+    const report = await copySnapshots(primary, await openReplica(primary, storageAt(replicaUrl), passphrase), [
+      second,
+    ]);
+    assert.equal(report.identity, 'shared');
+    const read = primaryStorage.bytesRead(prefixes.data);
+    assert.ok(
+      read > 0 && read < second.summary.logicalBytes / 4,
+      `${read} bytes of packs read from S3 for a 64 KiB change`,
+    );
+
+    const alone = await Repository.open(storageAt(replicaUrl), passphrase);
+    assert.deepEqual((await check(alone, { readData: true })).errors, []);
+    const target = join(workDir.path, 'restored-replicated');
+    await restoreTree(alone, await alone.findSnapshot(second.id), target);
+    assert.deepEqual(await describeTree(target), await describeTree(source));
   });
 });
