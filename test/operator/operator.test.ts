@@ -141,6 +141,11 @@ describe('operator end to end', () => {
     const copied = new Set((await replica.snapshots()).map((s) => s.id));
     for (const b of all.filter(replicated))
       assert.ok(copied.has((b.status?.snapshotId ?? '') as never), `snapshot of ${b.metadata.name} is in the replica`);
+    // The probe initialised the replica with keys of its own; the first replicate gave it the primary's
+    // chunk identity (so copies read only what changed), never the primary's encryption key.
+    const primary = await Repository.open(openStorage(env.primaryUrl, env.s3Env), Buffer.from(PASSPHRASE));
+    assert.ok(replica.sharesChunkIdentityWith(primary), 'the replica shares the primary’s chunk identity');
+    assert.ok(!replica.keys.encryption.equals(primary.keys.encryption), 'but not its encryption key');
   });
 
   test('the policy reports per-source status, next run and RPO', async () => {
