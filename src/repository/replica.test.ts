@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { describeTree, pseudoRandomBuffer } from '../../test/harness/fixtures.ts';
-import { isCode } from '../errors.ts';
+import { isCode, TidemarkError } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { check } from './check.ts';
 import { copySnapshots } from './copy.ts';
@@ -17,6 +17,7 @@ import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
 import type { Snapshot } from './snapshot.ts';
 import { type CountingStorage, counting } from './storage/counting.ts';
+import { faulty } from './storage/faulty.ts';
 import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
 
@@ -139,6 +140,20 @@ test('a replica whose chunker sizes differ from the primary’s keeps its own id
   await Repository.init(storage, replicaKey, { ...options, chunker: { min: 2048, avg: 8192, max: 32768 } });
   const replica = await openReplica(primary, storage, replicaKey);
   assert.ok(!replica.sharesChunkIdentityWith(primary));
+  assert.equal((await copyCounting(replica, full)).report.identity, 'reidentified');
+  await assertRestoresIdentical(storage, source, full);
+});
+
+test('an empty replica whose credentials may not delete key files keeps its own identity (never two identities)', async () => {
+  const storage = faulty(storageAt('no-delete-replica'));
+  const probed = await Repository.init(storage, replicaKey, options);
+  storage.inject('delete', { error: new TidemarkError('AccessDenied', 'injected: no DeleteObject on keys/') });
+  const replica = await openReplica(primary, storage, replicaKey);
+  assert.equal(storage.calls('delete'), 1, 'only asked');
+  assert.ok(replica.keys.chunkId.equals(probed.keys.chunkId), 'it keeps its own id key');
+  const keyFiles: string[] = [];
+  for await (const blob of storage.list(prefixes.keys)) keyFiles.push(blob.name);
+  assert.equal(keyFiles.length, 1, 'and one key file');
   assert.equal((await copyCounting(replica, full)).report.identity, 'reidentified');
   await assertRestoresIdentical(storage, source, full);
 });

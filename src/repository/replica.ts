@@ -27,7 +27,8 @@ export async function openReplica(primary: Repository, storage: Storage, passphr
 }
 
 /**
- * Under the replica's exclusive lock, when it holds no data and every key file opens with `passphrase`:
+ * Under the replica's exclusive lock, when it holds no data, every key file opens with `passphrase` and
+ * its credentials may delete key files (else it keeps its own identity):
  * writes a key file wrapping the replica's encryption key with the primary's id key and chunker seed
  * (unless one is there already), then deletes the key files of the old identity. A crash in between
  * leaves key files of both identities in a repository still empty: the next openReplica finishes, before
@@ -39,10 +40,10 @@ async function adoptChunkIdentity(primary: Repository, replica: Repository, pass
   const c = replica.config.chunker;
   const p = primary.config.chunker;
   if (c.min !== p.min || c.avg !== p.avg || c.max !== p.max) return false;
+  if (!(await holdsNothing(storage)) || !(await mayDeleteKeyFiles(storage))) return false;
   const lock = await replica.lock(true);
   return whileHolding(lock, async () => {
-    for (const prefix of [prefixes.snapshots, prefixes.index, prefixes.data])
-      for await (const _ of storage.list(prefix)) return false;
+    if (!(await holdsNothing(storage))) return false;
     const stale: string[] = [];
     let adopted = false;
     let params: ScryptParams | undefined;
@@ -65,6 +66,26 @@ async function adoptChunkIdentity(primary: Repository, replica: Repository, pass
     for (const name of stale) await storage.delete(name);
     return true;
   });
+}
+
+async function holdsNothing(storage: Storage): Promise<boolean> {
+  for (const prefix of [prefixes.snapshots, prefixes.index, prefixes.data])
+    for await (const _ of storage.list(prefix)) return false;
+  return true;
+}
+
+/**
+ * Whether the replica's credentials may delete key files (deleting one that does not exist asks the
+ * storage without changing anything): without that, adopting would leave key files of two identities.
+ */
+async function mayDeleteKeyFiles(storage: Storage): Promise<boolean> {
+  try {
+    await storage.delete(blobNames.key(randomId()));
+    return true;
+  } catch (error) {
+    if (isCode(error, 'AccessDenied')) return false;
+    throw error;
+  }
 }
 
 async function keyFileNames(storage: Storage): Promise<string[]> {
