@@ -24,6 +24,9 @@ export interface PutResult {
   stored: boolean;
 }
 
+/** A chunk: one buffer, or the pieces it is made of in order (chunkPartsStream), copied once for the workers. */
+export type ChunkData = Uint8Array | readonly Uint8Array[];
+
 /**
  * Chunks shorter than this are hashed, compressed and sealed on the calling thread: posting them to a
  * worker and back costs more than the work (trees, small files).
@@ -52,6 +55,10 @@ export class ChunkStore {
   private readonly packSize: number;
   private readonly parallelUploads: number;
   private readonly pipeline: ChunkPipeline;
+  /** The keys in buffers of their own: a view of a larger one (Node's buffer pool) is posted to a worker whole. */
+  private readonly chunkIdKey: Uint8Array;
+  private readonly encryptionKey: Uint8Array;
+  private chain: { id: ChainId; bytes: Uint8Array } | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -62,29 +69,38 @@ export class ChunkStore {
     this.packSize = options.packSize ?? 16 * 1024 * 1024;
     this.parallelUploads = options.parallelUploads ?? 4;
     this.pipeline = options.pipeline ?? sharedPipeline();
+    this.chunkIdKey = Uint8Array.from(keys.chunkId);
+    this.encryptionKey = Uint8Array.from(keys.encryption);
     this.pack = this.newPack();
   }
 
   chunkId(chain: ChainId, data: Buffer): ChunkId {
-    return chunkIdOf(this.keys.chunkId, Buffer.from(chain, 'hex'), data);
+    return chunkIdOf(this.chunkIdKey, this.chainBytes(chain), data);
+  }
+
+  private chainBytes(chain: ChainId): Uint8Array {
+    if (this.chain?.id !== chain) this.chain = { id: chain, bytes: Uint8Array.from(Buffer.from(chain, 'hex')) };
+    return this.chain.bytes;
   }
 
   /** Stores a chunk unless a chunk with its id (same chain, same content) exists. Safe to call concurrently. */
-  async put(chain: ChainId, type: ChunkType, data: Buffer): Promise<PutResult> {
-    if (data.length < INLINE_BELOW) {
-      const id = this.chunkId(chain, data);
+  async put(chain: ChainId, type: ChunkType, data: ChunkData): Promise<PutResult> {
+    const length = byteLength(data);
+    if (length < INLINE_BELOW) {
+      const contiguous = Array.isArray(data) ? Buffer.concat(data as readonly Uint8Array[]) : (data as Uint8Array);
+      const id = chunkIdOf(this.chunkIdKey, this.chainBytes(chain), contiguous);
       if (this.known(id)) return { id, stored: false };
-      return this.storeInline(id, type, data);
+      return this.storeInline(id, type, contiguous);
     }
-    const slot = await this.pipeline.acquire(data.length);
+    const slot = await this.pipeline.acquire(length);
     let id: ChunkId | undefined;
     try {
-      new Uint8Array(slot.input).set(data);
-      id = await this.pipeline.chunkId(slot, data.length, this.keys.chunkId, Buffer.from(chain, 'hex'));
+      copyInto(data, slot.input);
+      id = await this.pipeline.chunkId(slot, length, this.chunkIdKey, this.chainBytes(chain));
       if (this.known(id)) return { id, stored: false };
-      await this.seal(slot, id, type, data.length);
+      await this.seal(slot, id, type, length);
     } catch (error) {
-      throw withContext(`storing ${id ? `chunk ${id.slice(0, 12)}` : 'a chunk'} of ${data.length} bytes`, error);
+      throw withContext(`storing ${id ? `chunk ${id.slice(0, 12)}` : 'a chunk'} of ${length} bytes`, error);
     } finally {
       this.pipeline.release(slot);
     }
@@ -97,7 +113,7 @@ export class ChunkStore {
     if (data.length < INLINE_BELOW) return this.storeInline(id, type, data);
     const slot = await this.pipeline.acquire(data.length);
     try {
-      new Uint8Array(slot.input).set(data);
+      copyInto(data, slot.input);
       await this.seal(slot, id, type, data.length);
     } catch (error) {
       throw withContext(`storing chunk ${id.slice(0, 12)} of ${data.length} bytes`, error);
@@ -112,9 +128,9 @@ export class ChunkStore {
     return this.index.has(id) || this.pending.has(id);
   }
 
-  private async storeInline(id: ChunkId, type: ChunkType, data: Buffer): Promise<PutResult> {
+  private async storeInline(id: ChunkId, type: ChunkType, data: Uint8Array): Promise<PutResult> {
     this.throwIfFailed();
-    const sealed = sealChunk(this.keys.encryption, id, data, this.pack.reserve(sealedBound(data.length)));
+    const sealed = sealChunk(this.encryptionKey, id, data, this.pack.reserve(sealedBound(data.length)));
     this.pack.commit(id, type, sealed.codec, data.length, sealed.length);
     this.pending.add(id);
     await this.rotateIfFull();
@@ -125,7 +141,7 @@ export class ChunkStore {
   private async seal(slot: Slot, id: ChunkId, type: ChunkType, length: number): Promise<void> {
     this.pending.add(id);
     try {
-      const sealed = await this.pipeline.seal(slot, length, this.keys.encryption, id);
+      const sealed = await this.pipeline.seal(slot, length, this.encryptionKey, id);
       this.throwIfFailed();
       this.pack.addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
     } catch (error) {
@@ -201,5 +217,21 @@ export class ChunkStore {
     } catch (error) {
       throw withContext(`reading chunk ${id.slice(0, 12)} from pack ${at.pack as PackId}`, error);
     }
+  }
+}
+
+function byteLength(data: ChunkData): number {
+  if (!Array.isArray(data)) return (data as Uint8Array).length;
+  let length = 0;
+  for (const part of data as readonly Uint8Array[]) length += part.length;
+  return length;
+}
+
+function copyInto(data: ChunkData, target: SharedArrayBuffer): void {
+  const bytes = new Uint8Array(target);
+  let at = 0;
+  for (const part of Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array]) {
+    bytes.set(part, at);
+    at += part.length;
   }
 }

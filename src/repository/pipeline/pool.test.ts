@@ -67,6 +67,16 @@ describe('chunk pipeline', () => {
     assert.equal(index.packs.flatMap((p) => p.chunks).length, 1);
   });
 
+  it('takes a chunk as the parts it is made of: same id, stored once, on a worker and inline', async () => {
+    const { store } = await repositoryWith({ workers: 1 });
+    for (const data of [text(11, 3 * MiB), text(12, 1000)]) {
+      const parts = [data.subarray(0, 10), data.subarray(10, 700), data.subarray(700)];
+      const fromParts = await store.put(chain, 'data', parts);
+      assert.deepEqual(fromParts, { id: store.chunkId(chain, data), stored: true });
+      assert.deepEqual(await store.put(chain, 'data', data), { id: fromParts.id, stored: false });
+    }
+  });
+
   it('makes acquire wait while every slot is in use (bounded memory)', async () => {
     const pipeline = new ChunkPipeline({ workers: 1, slots: 1 });
     const slot = await pipeline.acquire(10);
