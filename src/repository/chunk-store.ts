@@ -46,7 +46,8 @@ const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
  * pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
  */
 export class ChunkStore {
-  private pack: PackWriter;
+  /** The pack being filled; made on the first chunk (a store that only reads holds no pack buffer). */
+  private pack: PackWriter | undefined;
   private readonly pending = new Set<ChunkId>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly written: IndexFile['packs'] = [];
@@ -71,7 +72,6 @@ export class ChunkStore {
     this.pipeline = options.pipeline ?? sharedPipeline();
     this.chunkIdKey = Uint8Array.from(keys.chunkId);
     this.encryptionKey = Uint8Array.from(keys.encryption);
-    this.pack = this.newPack();
   }
 
   chunkId(chain: ChainId, data: Buffer): ChunkId {
@@ -130,8 +130,9 @@ export class ChunkStore {
 
   private async storeInline(id: ChunkId, type: ChunkType, data: Uint8Array): Promise<PutResult> {
     this.throwIfFailed();
-    const sealed = sealChunk(this.encryptionKey, id, data, this.pack.reserve(sealedBound(data.length)));
-    this.pack.commit(id, type, sealed.codec, data.length, sealed.length);
+    const pack = this.filling();
+    const sealed = sealChunk(this.encryptionKey, id, data, pack.reserve(sealedBound(data.length)));
+    pack.commit(id, type, sealed.codec, data.length, sealed.length);
     this.pending.add(id);
     await this.rotateIfFull();
     return { id, stored: true };
@@ -143,7 +144,7 @@ export class ChunkStore {
     try {
       const sealed = await this.pipeline.seal(slot, length, this.encryptionKey, id);
       this.throwIfFailed();
-      this.pack.addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
+      this.filling().addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
     } catch (error) {
       this.pending.delete(id);
       throw error;
@@ -152,26 +153,27 @@ export class ChunkStore {
 
   /** Uploads what is buffered and waits for every upload; returns the index of what this session wrote. */
   async flush(): Promise<IndexFile> {
-    if (this.pack.count > 0) await this.rotate();
+    if (this.pack && this.pack.count > 0) await this.rotate();
     await Promise.all(this.uploads);
     this.throwIfFailed();
     return { version: 1, packs: [...this.written] };
   }
 
-  private newPack(): PackWriter {
-    return new PackWriter(
+  private filling(): PackWriter {
+    this.pack ??= new PackWriter(
       this.keys.encryption,
       this.freePackBuffers.pop() ?? Buffer.allocUnsafe(this.packSize + PACK_MARGIN),
     );
+    return this.pack;
   }
 
   private async rotateIfFull(): Promise<void> {
-    if (this.pack.size >= this.packSize) await this.rotate();
+    if (this.pack && this.pack.size >= this.packSize) await this.rotate();
   }
 
   private async rotate(): Promise<void> {
-    const { id, bytes, entries, buffer } = this.pack.finish();
-    this.pack = this.newPack();
+    const { id, bytes, entries, buffer } = this.filling().finish();
+    this.pack = undefined;
     const upload = this.storage
       .put(blobNames.pack(id), bytes)
       .then(() => {
