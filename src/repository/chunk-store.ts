@@ -1,10 +1,11 @@
 import { isCode, TidemarkError, withContext } from '../errors.ts';
-import { compress, decompress } from './compression.ts';
-import { hmac } from './crypto.ts';
+import { decompress } from './compression.ts';
 import { blobNames, type ChainId, type ChunkId, type ChunkType, type PackId } from './format.ts';
 import type { ChunkIndex, IndexFile } from './index.ts';
 import type { MasterKeys } from './keys.ts';
 import { openRecord, PackWriter } from './pack.ts';
+import { chunkIdOf, sealChunk, sealedBound } from './pipeline/chunk-work.ts';
+import { type ChunkPipeline, type Slot, sharedPipeline } from './pipeline/pool.ts';
 import type { Storage } from './storage/storage.ts';
 
 export interface ChunkStoreOptions {
@@ -13,6 +14,8 @@ export interface ChunkStoreOptions {
   /** Packs uploading at once; more waits (back-pressure on the reader of the source). */
   parallelUploads?: number;
   onUpload?: (bytes: number) => void;
+  /** Worker threads that hash, compress and seal chunks; default: the process's (sized from the CPU quota). */
+  pipeline?: ChunkPipeline;
 }
 
 export interface PutResult {
@@ -21,20 +24,42 @@ export interface PutResult {
   stored: boolean;
 }
 
+/** A chunk: one buffer, or the pieces it is made of in order (chunkPartsStream), copied once for the workers. */
+export type ChunkData = Uint8Array | readonly Uint8Array[];
+
+/**
+ * Chunks shorter than this are hashed, compressed and sealed on the calling thread: posting them to a
+ * worker and back costs more than the work (trees, small files).
+ */
+const INLINE_BELOW = 64 * 1024;
+/** Room for the largest record of a default chunk beyond the pack size, so a pack buffer never grows. */
+const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
+
 /**
  * The content layer: stores chunks in packs (dedup by id, compress, encrypt, upload in parallel with
  * back-pressure) and reads them back. One writer session per backup; `flush` returns the index file
  * describing the packs it wrote, which the caller saves before the snapshot (write order: packs,
  * index, snapshot).
+ *
+ * Storing a chunk: it is copied once into shared memory (a pipeline slot); a worker computes its id;
+ * a new one is compressed and sealed by a worker into the slot's output, which is copied into the
+ * pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
  */
 export class ChunkStore {
-  private pack: PackWriter;
+  /** The pack being filled; made on the first chunk (a store that only reads holds no pack buffer). */
+  private pack: PackWriter | undefined;
   private readonly pending = new Set<ChunkId>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly written: IndexFile['packs'] = [];
+  private readonly freePackBuffers: Buffer[] = [];
   private failure: unknown;
   private readonly packSize: number;
   private readonly parallelUploads: number;
+  private readonly pipeline: ChunkPipeline;
+  /** The keys in buffers of their own: a view of a larger one (Node's buffer pool) is posted to a worker whole. */
+  private readonly chunkIdKey: Uint8Array;
+  private readonly encryptionKey: Uint8Array;
+  private chain: { id: ChainId; bytes: Uint8Array } | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -42,53 +67,121 @@ export class ChunkStore {
     private readonly index: ChunkIndex,
     private readonly options: ChunkStoreOptions = {},
   ) {
-    this.pack = new PackWriter(keys.encryption);
     this.packSize = options.packSize ?? 16 * 1024 * 1024;
     this.parallelUploads = options.parallelUploads ?? 4;
+    this.pipeline = options.pipeline ?? sharedPipeline();
+    this.chunkIdKey = Uint8Array.from(keys.chunkId);
+    this.encryptionKey = Uint8Array.from(keys.encryption);
   }
 
   chunkId(chain: ChainId, data: Buffer): ChunkId {
-    return hmac(this.keys.chunkId, Buffer.from(chain, 'hex'), data).toString('hex') as ChunkId;
+    return chunkIdOf(this.chunkIdKey, this.chainBytes(chain), data);
+  }
+
+  private chainBytes(chain: ChainId): Uint8Array {
+    if (this.chain?.id !== chain) this.chain = { id: chain, bytes: Uint8Array.from(Buffer.from(chain, 'hex')) };
+    return this.chain.bytes;
   }
 
   /** Stores a chunk unless a chunk with its id (same chain, same content) exists. Safe to call concurrently. */
-  put(chain: ChainId, type: ChunkType, data: Buffer): Promise<PutResult> {
-    const id = this.chunkId(chain, data);
-    if (this.index.has(id) || this.pending.has(id)) return Promise.resolve({ id, stored: false });
-    return this.store(id, type, data);
+  async put(chain: ChainId, type: ChunkType, data: ChunkData): Promise<PutResult> {
+    const length = byteLength(data);
+    if (length < INLINE_BELOW) {
+      const contiguous = Array.isArray(data) ? Buffer.concat(data as readonly Uint8Array[]) : (data as Uint8Array);
+      const id = chunkIdOf(this.chunkIdKey, this.chainBytes(chain), contiguous);
+      if (this.known(id)) return { id, stored: false };
+      return this.storeInline(id, type, contiguous);
+    }
+    const slot = await this.pipeline.acquire(length);
+    let id: ChunkId | undefined;
+    try {
+      copyInto(data, slot.input);
+      id = await this.pipeline.chunkId(slot, length, this.chunkIdKey, this.chainBytes(chain));
+      if (this.known(id)) return { id, stored: false };
+      await this.seal(slot, id, type, length);
+    } catch (error) {
+      throw withContext(`storing ${id ? `chunk ${id.slice(0, 12)}` : 'a chunk'} of ${length} bytes`, error);
+    } finally {
+      this.pipeline.release(slot);
+    }
+    await this.rotateIfFull();
+    return { id, stored: true };
   }
 
   /** Writes an existing chunk into a new pack (prune repacks the live chunks of mostly-dead packs). */
-  putRepacked(id: ChunkId, type: ChunkType, data: Buffer): Promise<PutResult> {
-    return this.store(id, type, data);
+  async putRepacked(id: ChunkId, type: ChunkType, data: Buffer): Promise<PutResult> {
+    if (data.length < INLINE_BELOW) return this.storeInline(id, type, data);
+    const slot = await this.pipeline.acquire(data.length);
+    try {
+      copyInto(data, slot.input);
+      await this.seal(slot, id, type, data.length);
+    } catch (error) {
+      throw withContext(`storing chunk ${id.slice(0, 12)} of ${data.length} bytes`, error);
+    } finally {
+      this.pipeline.release(slot);
+    }
+    await this.rotateIfFull();
+    return { id, stored: true };
   }
 
-  private async store(id: ChunkId, type: ChunkType, data: Buffer): Promise<PutResult> {
-    this.pending.add(id);
-    const compressed = await compress(data);
+  private known(id: ChunkId): boolean {
+    return this.index.has(id) || this.pending.has(id);
+  }
+
+  private async storeInline(id: ChunkId, type: ChunkType, data: Uint8Array): Promise<PutResult> {
     this.throwIfFailed();
-    this.pack.add(id, type, compressed.codec, data.length, compressed.data);
-    if (this.pack.size >= this.packSize) await this.rotate();
+    const pack = this.filling();
+    const sealed = sealChunk(this.encryptionKey, id, data, pack.reserve(sealedBound(data.length)));
+    pack.commit(id, type, sealed.codec, data.length, sealed.length);
+    this.pending.add(id);
+    await this.rotateIfFull();
     return { id, stored: true };
+  }
+
+  /** Seals the chunk in the slot on a worker and adds it to the pack. */
+  private async seal(slot: Slot, id: ChunkId, type: ChunkType, length: number): Promise<void> {
+    this.pending.add(id);
+    try {
+      const sealed = await this.pipeline.seal(slot, length, this.encryptionKey, id);
+      this.throwIfFailed();
+      this.filling().addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
+    } catch (error) {
+      this.pending.delete(id);
+      throw error;
+    }
   }
 
   /** Uploads what is buffered and waits for every upload; returns the index of what this session wrote. */
   async flush(): Promise<IndexFile> {
-    if (this.pack.count > 0) await this.rotate();
+    if (this.pack && this.pack.count > 0) await this.rotate();
     await Promise.all(this.uploads);
     this.throwIfFailed();
     return { version: 1, packs: [...this.written] };
   }
 
+  private filling(): PackWriter {
+    this.pack ??= new PackWriter(
+      this.keys.encryption,
+      this.freePackBuffers.pop() ?? Buffer.allocUnsafe(this.packSize + PACK_MARGIN),
+    );
+    return this.pack;
+  }
+
+  private async rotateIfFull(): Promise<void> {
+    if (this.pack && this.pack.size >= this.packSize) await this.rotate();
+  }
+
   private async rotate(): Promise<void> {
-    const { id, bytes, entries } = this.pack.finish();
-    this.pack = new PackWriter(this.keys.encryption);
+    const { id, bytes, entries, buffer } = this.filling().finish();
+    this.pack = undefined;
     const upload = this.storage
       .put(blobNames.pack(id), bytes)
       .then(() => {
         this.written.push({ id, size: bytes.length, chunks: entries });
         this.index.addPack(id, bytes.length, entries);
         for (const e of entries) this.pending.delete(e.id);
+        // Only after a successful upload: a failed one may still be reading it (an aborted multipart upload).
+        this.freePackBuffers.push(buffer);
         this.options.onUpload?.(bytes.length);
       })
       .catch((error: unknown) => {
@@ -126,5 +219,21 @@ export class ChunkStore {
     } catch (error) {
       throw withContext(`reading chunk ${id.slice(0, 12)} from pack ${at.pack as PackId}`, error);
     }
+  }
+}
+
+function byteLength(data: ChunkData): number {
+  if (!Array.isArray(data)) return (data as Uint8Array).length;
+  let length = 0;
+  for (const part of data as readonly Uint8Array[]) length += part.length;
+  return length;
+}
+
+function copyInto(data: ChunkData, target: SharedArrayBuffer): void {
+  const bytes = new Uint8Array(target);
+  let at = 0;
+  for (const part of Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array]) {
+    bytes.set(part, at);
+    at += part.length;
   }
 }

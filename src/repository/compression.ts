@@ -19,7 +19,8 @@
  * chunk. Above this layer AES-GCM authenticates the stored bytes, so a failing CRC means a bug or a
  * wrong codec id. The raw length (from the index) is checked as well.
  *
- * Compression runs on libuv's thread pool (async node:zlib), so several chunks compress in parallel.
+ * Compression is synchronous: the repository pipeline (pipeline/) runs it on worker threads, one chunk
+ * per worker at a time; decompression runs on libuv's thread pool (async node:zlib).
  */
 import * as zlib from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
@@ -57,14 +58,14 @@ const CRC_LENGTH = 4;
 type ZlibCallback = (error: Error | null, result: Buffer) => void;
 interface ZstdZlib {
   crc32?: (data: Uint8Array) => number;
-  zstdCompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
+  zstdCompressSync?: (data: Uint8Array, options: object) => Buffer;
   zstdDecompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
   constants: Record<string, number>;
 }
 const native = zlib as unknown as ZstdZlib;
 
 /** Whether node:zlib has zstd (Node >= 22.15 / 23.8); then zstd is written, otherwise brotli. */
-export const nativeZstd = typeof native.zstdCompress === 'function' && typeof native.zstdDecompress === 'function';
+export const nativeZstd = typeof native.zstdCompressSync === 'function' && typeof native.zstdDecompress === 'function';
 
 export interface CompressOptions {
   /** zstd level (1..19) or brotli quality (0..11); the codec's default when absent. */
@@ -85,7 +86,20 @@ export async function compress(
   codec: Codec = defaultCodec(),
   options: CompressOptions = {},
 ): Promise<{ codec: Codec; data: Buffer }> {
-  const stored = { codec: CODEC_NONE, data } as const;
+  const compressed = compressParts(data, codec, options);
+  return { codec: compressed.codec, data: compressed.codec === CODEC_NONE ? data : Buffer.concat(compressed.parts) };
+}
+
+/**
+ * `compress`, synchronous (it runs on a pipeline worker or inline for small chunks), giving the stored
+ * bytes in parts (the stream, then its CRC) so they can be sealed without concatenating them.
+ */
+export function compressParts(
+  data: Uint8Array,
+  codec: Codec = defaultCodec(),
+  options: CompressOptions = {},
+): { codec: Codec; parts: readonly Uint8Array[] } {
+  const stored = { codec: CODEC_NONE, parts: [data] } as const;
   if (codec === CODEC_NONE) return stored;
   if (codec !== CODEC_ZSTD && codec !== CODEC_BROTLI)
     throw new TidemarkError('Unsupported', `cannot compress with unknown codec ${codec}`);
@@ -97,15 +111,14 @@ export async function compress(
   if (data.length < MIN_COMPRESS_LENGTH) return stored;
   if (data.length >= PROBE_FROM) {
     const sample = Buffer.concat([1, 2, 3].map((q) => slice(data, (data.length * q) / 4)));
-    const probed = await encode(codec, sample, options.level);
+    const probed = encode(codec, sample, options.level);
     if (probed.length > sample.length * (1 - PROBE_MIN_SAVING)) return stored;
   }
-  const encoded = await encode(codec, data, options.level);
+  const encoded = encode(codec, data, options.level);
   if (encoded.length + CRC_LENGTH > data.length * (1 - MIN_SAVING)) return stored;
-  const out = Buffer.allocUnsafe(encoded.length + CRC_LENGTH);
-  encoded.copy(out);
-  out.writeUInt32LE(crc32(encoded), encoded.length);
-  return { codec, data: out };
+  const crc = Buffer.allocUnsafe(CRC_LENGTH);
+  crc.writeUInt32LE(crc32(encoded));
+  return { codec, parts: [encoded, crc] };
 }
 
 /**
@@ -143,39 +156,27 @@ function corrupt(message: string, cause?: unknown): TidemarkError {
   return new TidemarkError('Corrupt', message, { cause });
 }
 
-function slice(data: Buffer, center: number): Buffer {
+function slice(data: Uint8Array, center: number): Uint8Array {
   const start = Math.max(0, Math.min(data.length - PROBE_SLICE, Math.floor(center - PROBE_SLICE / 2)));
   return data.subarray(start, start + PROBE_SLICE);
 }
 
-function encode(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, data: Buffer, level?: number): Promise<Buffer> {
+function encode(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, data: Uint8Array, level?: number): Buffer {
   const chunkSize = Math.max(64 * 1024, Math.min(data.length, 4 * 1024 * 1024));
-  return new Promise((resolve, reject) => {
-    const done: ZlibCallback = (error, result) => (error ? reject(error) : resolve(result));
-    if (codec === CODEC_ZSTD)
-      native.zstdCompress?.(
-        data,
-        {
-          chunkSize,
-          params: {
-            [native.constants.ZSTD_c_compressionLevel as number]: level ?? DEFAULT_ZSTD_LEVEL,
-            [native.constants.ZSTD_c_checksumFlag as number]: 0,
-          },
-        },
-        done,
-      );
-    else
-      zlib.brotliCompress(
-        data,
-        {
-          chunkSize,
-          params: {
-            [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY,
-            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length,
-          },
-        },
-        done,
-      );
+  if (codec === CODEC_ZSTD)
+    return (native.zstdCompressSync as NonNullable<ZstdZlib['zstdCompressSync']>)(data, {
+      chunkSize,
+      params: {
+        [native.constants.ZSTD_c_compressionLevel as number]: level ?? DEFAULT_ZSTD_LEVEL,
+        [native.constants.ZSTD_c_checksumFlag as number]: 0,
+      },
+    });
+  return zlib.brotliCompressSync(data, {
+    chunkSize,
+    params: {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY,
+      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+    },
   });
 }
 

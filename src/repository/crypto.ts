@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt as scryptCallback } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync, scrypt as scryptCallback } from 'node:crypto';
 import { TidemarkError } from '../errors.ts';
 
 /** AES-256-GCM envelope: nonce (12 bytes) || ciphertext || tag (16 bytes). */
@@ -11,12 +11,31 @@ export const ENVELOPE_OVERHEAD = NONCE_BYTES + TAG_BYTES;
  * name), so a blob cannot be swapped for another valid one.
  */
 export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const envelope = Buffer.allocUnsafe(plaintext.length + ENVELOPE_OVERHEAD);
+  sealInto(key, [plaintext], aad, envelope);
+  return envelope;
+}
+
+/**
+ * `seal` of the concatenation of `parts`, written into `out` (at least their length + ENVELOPE_OVERHEAD
+ * bytes) instead of a new buffer; returns the envelope's length. The pipeline seals into reused buffers.
+ */
+export function sealInto(key: Uint8Array, parts: readonly Uint8Array[], aad: Uint8Array, out: Uint8Array): number {
+  const nonce = out.subarray(0, NONCE_BYTES);
+  randomFillSync(nonce);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
-  const body = cipher.update(plaintext);
+  let at = NONCE_BYTES;
+  for (const part of parts) {
+    const body = cipher.update(part);
+    out.set(body, at);
+    at += body.length;
+  }
   const final = cipher.final();
-  return Buffer.concat([nonce, body, final, cipher.getAuthTag()]);
+  out.set(final, at);
+  at += final.length;
+  out.set(cipher.getAuthTag(), at);
+  return at + TAG_BYTES;
 }
 
 /** Decrypts and authenticates; any change to the bytes, the key or the aad fails with code Corrupt. */
@@ -38,7 +57,7 @@ export function open(key: Buffer, envelope: Buffer, aad: Buffer, what: string): 
   }
 }
 
-export function hmac(key: Buffer, ...parts: Buffer[]): Buffer {
+export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   const mac = createHmac('sha256', key);
   for (const part of parts) mac.update(part);
   return mac.digest();

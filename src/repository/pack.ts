@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { TidemarkError } from '../errors.ts';
-import { open, seal } from './crypto.ts';
-import { CHUNK_TYPES, type ChunkId, type ChunkType, type PackId, sha256Hex } from './format.ts';
+import { ENVELOPE_OVERHEAD, open, sealInto } from './crypto.ts';
+import { CHUNK_TYPES, type ChunkId, type ChunkType, type PackId } from './format.ts';
 
 /**
  * A pack holds many encrypted chunks, so the repository has few objects:
@@ -27,12 +28,20 @@ const HEADER_AAD = Buffer.from('tidemark pack header');
 const HEADER_VERSION = 1;
 const ENTRY_BYTES = 1 + 1 + 4 + 4 + 32;
 
+/**
+ * Builds a pack in one buffer, growing it only when a record does not fit (give it one of
+ * `packSize + largest record` to avoid that), and hashes it as it goes: no copy of the records at the
+ * end and no second pass for the pack id.
+ */
 export class PackWriter {
-  private readonly records: Buffer[] = [];
   private readonly entries: PackEntry[] = [];
+  private readonly hash = createHash('sha256');
   private bytes = 0;
 
-  constructor(private readonly key: Buffer) {}
+  constructor(
+    private readonly key: Buffer,
+    private buffer: Buffer = Buffer.allocUnsafe(1024 * 1024),
+  ) {}
 
   get size(): number {
     return this.bytes;
@@ -42,15 +51,44 @@ export class PackWriter {
     return this.entries.length;
   }
 
+  /** Seals `compressed` into the pack. */
   add(id: ChunkId, type: ChunkType, codec: number, rawLength: number, compressed: Buffer): void {
-    const record = seal(this.key, compressed, Buffer.from(id, 'hex'));
-    this.entries.push({ id, type, codec, rawLength, offset: this.bytes, length: record.length });
-    this.records.push(record);
-    this.bytes += record.length;
+    const out = this.reserve(compressed.length + ENVELOPE_OVERHEAD);
+    this.commit(id, type, codec, rawLength, sealInto(this.key, [compressed], Buffer.from(id, 'hex'), out));
   }
 
-  /** The finished pack: its bytes, id and entries. The writer must not be used afterwards. */
-  finish(): { id: PackId; bytes: Buffer; entries: PackEntry[] } {
+  /** Adds a record sealed elsewhere (a pipeline worker), copying it in. */
+  addSealed(id: ChunkId, type: ChunkType, codec: number, rawLength: number, record: Uint8Array): void {
+    this.reserve(record.length).set(record);
+    this.commit(id, type, codec, rawLength, record.length);
+  }
+
+  /**
+   * The free space at the end of the pack, at least `length` bytes, to write a record into (then
+   * `commit` it).
+   */
+  reserve(length: number): Buffer {
+    const needed = this.bytes + length;
+    if (needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, 2 * this.buffer.length));
+      this.buffer.copy(grown, 0, 0, this.bytes);
+      this.buffer = grown;
+    }
+    return this.buffer.subarray(this.bytes);
+  }
+
+  /** Adds the record of `length` bytes written at the start of `reserve`'s space. */
+  commit(id: ChunkId, type: ChunkType, codec: number, rawLength: number, length: number): void {
+    this.hash.update(this.buffer.subarray(this.bytes, this.bytes + length));
+    this.entries.push({ id, type, codec, rawLength, offset: this.bytes, length });
+    this.bytes += length;
+  }
+
+  /**
+   * The finished pack: its bytes (a view of the writer's buffer, which `buffer` returns for reuse once
+   * the bytes are uploaded), id and entries. The writer must not be used afterwards.
+   */
+  finish(): { id: PackId; bytes: Buffer; entries: PackEntry[]; buffer: Buffer } {
     const plain = Buffer.alloc(5 + ENTRY_BYTES * this.entries.length);
     plain.writeUInt8(HEADER_VERSION, 0);
     plain.writeUInt32LE(this.entries.length, 1);
@@ -62,11 +100,14 @@ export class PackWriter {
       plain.writeUInt32LE(e.length, at + 6);
       Buffer.from(e.id, 'hex').copy(plain, at + 10);
     });
-    const header = seal(this.key, plain, HEADER_AAD);
-    const trailer = Buffer.alloc(4);
-    trailer.writeUInt32LE(header.length);
-    const bytes = Buffer.concat([...this.records, header, trailer]);
-    return { id: sha256Hex(bytes) as PackId, bytes, entries: this.entries };
+    const out = this.reserve(plain.length + ENVELOPE_OVERHEAD + 4);
+    const headerLength = sealInto(this.key, [plain], HEADER_AAD, out);
+    out.writeUInt32LE(headerLength, headerLength);
+    const tail = out.subarray(0, headerLength + 4);
+    this.hash.update(tail);
+    this.bytes += tail.length;
+    const id = this.hash.digest('hex') as PackId;
+    return { id, bytes: this.buffer.subarray(0, this.bytes), entries: this.entries, buffer: this.buffer };
   }
 }
 

@@ -2,13 +2,23 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { isCode } from '../../errors.ts';
-import { Chunker, type ChunkerOptions, chunkStream, DEFAULT_AVG, DEFAULT_MAX, DEFAULT_MIN } from './fastcdc.ts';
+import {
+  Chunker,
+  type ChunkerOptions,
+  chunkPartsStream,
+  chunkStream,
+  DEFAULT_AVG,
+  DEFAULT_MAX,
+  DEFAULT_MIN,
+} from './fastcdc.ts';
 import { gearTable } from './gear.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const seed = Buffer.alloc(32, 0x5a);
 const small = { min: 2 * KiB, avg: 8 * KiB, max: 32 * KiB };
+/** Leftovers shorter than this are staged (copied) by the chunker. */
+const SMALL_LEFTOVER = 16 * KiB;
 
 /** Deterministic pseudo-random bytes: AES-128-CTR keystream of a label. */
 function randomData(length: number, label = 'data'): Buffer {
@@ -156,6 +166,23 @@ describe('Chunker', () => {
     const fromArray: Buffer[] = [];
     for await (const chunk of chunkStream(pieces, { seed, ...small })) fromArray.push(chunk);
     assert.deepEqual(lengths(fromArray), lengths(chunks));
+  });
+});
+
+describe('chunks as parts', () => {
+  it('are the chunks of chunkStream, as the views and staged copies they span (input split 1, 5000, 70000 bytes)', async () => {
+    const data = randomData(512 * KiB, 'parts');
+    const expected = chunkWhole(data, { seed, ...small }).map(digest);
+    for (const size of [1, 5000, 70_000]) {
+      const joined: string[] = [];
+      let views = 0;
+      for await (const parts of chunkPartsStream(split(data, size), { seed, ...small })) {
+        joined.push(digest(Buffer.concat(parts)));
+        views += parts.filter((p) => p.buffer === data.buffer).length;
+      }
+      assert.deepEqual(joined, expected, `split ${size}`);
+      if (size > SMALL_LEFTOVER) assert.ok(views > 0, 'large pieces are views of the input, not copies');
+    }
   });
 });
 

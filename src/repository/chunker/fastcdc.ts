@@ -117,8 +117,22 @@ export class Chunker {
 
   /** Feeds the next piece of input; returns the chunks it completed, in order (often none). */
   push(data: Uint8Array): Buffer[] {
+    return this.pushParts(data).map(join);
+  }
+
+  /** The last chunk (shorter than min, possibly), or undefined when the input ended on a boundary. */
+  finish(): Buffer | undefined {
+    const last = this.finishParts();
+    return last && join(last);
+  }
+
+  /**
+   * `push`, each chunk given as the pieces of input it spans (views, or staged copies of small
+   * leftovers) instead of one buffer: no concatenation when the consumer copies them anyway.
+   */
+  pushParts(data: Uint8Array): Uint8Array[][] {
     const length = data.length;
-    const out: Buffer[] = [];
+    const out: Uint8Array[][] = [];
     if (length === 0) return out;
     let start = 0; // where the current chunk's part in `data` begins
     let i = 0; // next byte to look at
@@ -159,8 +173,8 @@ export class Chunker {
     return out;
   }
 
-  /** The last chunk (shorter than min, possibly), or undefined when the input ended on a boundary. */
-  finish(): Buffer | undefined {
+  /** `finish`, as parts (see pushParts). */
+  finishParts(): Uint8Array[] | undefined {
     if (this.pendingLength === 0) return undefined;
     const last = this.take(new Uint8Array(0), 0, 0);
     this.hash = 0;
@@ -188,20 +202,13 @@ export class Chunker {
   }
 
   /** The current chunk: the pending slices plus data[start, end). */
-  private take(data: Uint8Array, start: number, end: number): Buffer {
+  private take(data: Uint8Array, start: number, end: number): Uint8Array[] {
     this.flushStaging();
-    let chunk: Buffer;
-    if (this.pending.length === 0) chunk = toBuffer(data, start, end);
-    else {
-      if (end > start) this.pending.push(data.subarray(start, end));
-      chunk =
-        this.pending.length === 1
-          ? toBuffer(this.pending[0] as Uint8Array, 0, this.pendingLength)
-          : Buffer.concat(this.pending, this.pendingLength + (end - start));
-      this.pending = [];
-      this.pendingLength = 0;
-    }
-    return chunk;
+    if (end > start) this.pending.push(data.subarray(start, end));
+    const parts = this.pending;
+    this.pending = [];
+    this.pendingLength = 0;
+    return parts;
   }
 
   /**
@@ -241,8 +248,9 @@ export class Chunker {
   }
 }
 
-function toBuffer(data: Uint8Array, start: number, end: number): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset + start, end - start);
+function join(parts: Uint8Array[]): Buffer {
+  const [only] = parts;
+  return parts.length === 1 && only ? Buffer.from(only.buffer, only.byteOffset, only.length) : Buffer.concat(parts);
 }
 
 /**
@@ -254,14 +262,26 @@ export function chunkStream(
   options: ChunkerOptions,
 ): AsyncGenerator<Buffer> {
   // Built here, so invalid options throw at the call rather than at the first read.
-  return run(new Chunker(options), source);
+  return run(new Chunker(options), source, join);
 }
 
-async function* run(
+/**
+ * `chunkStream` yielding each chunk as the pieces of input it spans (see Chunker.pushParts), for a
+ * consumer that copies them (ChunkStore.put copies a chunk into a worker's shared memory).
+ */
+export function chunkPartsStream(
+  source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
+  options: ChunkerOptions,
+): AsyncGenerator<Uint8Array[]> {
+  return run(new Chunker(options), source, (parts) => parts);
+}
+
+async function* run<T>(
   chunker: Chunker,
   source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
-): AsyncGenerator<Buffer> {
-  for await (const data of source) for (const chunk of chunker.push(data)) yield chunk;
-  const last = chunker.finish();
-  if (last) yield last;
+  emit: (parts: Uint8Array[]) => T,
+): AsyncGenerator<T> {
+  for await (const data of source) for (const chunk of chunker.pushParts(data)) yield emit(chunk);
+  const last = chunker.finishParts();
+  if (last) yield emit(last);
 }

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { isCode } from '../../errors.ts';
+import type { ChainId } from '../format.ts';
+import { Repository } from '../repository.ts';
+import { FileStorage } from '../storage/file.ts';
+import { ChunkPipeline } from './pool.ts';
+
+const root = await mkdtemp(join(tmpdir(), 'tidemark-pipeline-'));
+const pipelines: ChunkPipeline[] = [];
+after(async () => {
+  await Promise.all(pipelines.map((p) => p.close()));
+  await rm(root, { recursive: true, force: true });
+});
+const MiB = 1024 * 1024;
+const chain = '0123456789abcdef0123456789abcdef' as ChainId;
+let repositories = 0;
+
+async function repositoryWith(options: ConstructorParameters<typeof ChunkPipeline>[0]) {
+  const pipeline = new ChunkPipeline(options);
+  pipelines.push(pipeline);
+  const storage = new FileStorage(join(root, `repo-${repositories++}`));
+  const repository = await Repository.init(storage, Buffer.from('pipeline test'), { scrypt: { N: 1024, r: 8, p: 1 } });
+  return { repository, store: repository.chunkStore({ pipeline, packSize: 3 * MiB }) };
+}
+
+/** Text that compresses, different for each seed. */
+const text = (seed: number, length: number) =>
+  Buffer.from(`row ${seed}: ${'tidemark '.repeat(10)}\n`.repeat(Math.ceil(length / 100))).subarray(0, length);
+
+describe('chunk pipeline', () => {
+  it('stores large and small chunks on workers and inline, readable after flush, packs rotating', async () => {
+    const { repository, store } = await repositoryWith({ workers: 2, slots: 3 });
+    const chunks = [text(1, 2 * MiB), randomBytes(MiB), text(2, 10), text(3, 100 * 1024), randomBytes(5 * MiB)];
+    const results = await Promise.all(chunks.map((c) => store.put(chain, 'data', c)));
+    assert.deepEqual(
+      results.map((r) => r.stored),
+      [true, true, true, true, true],
+    );
+    assert.deepEqual(
+      results.map((r) => r.id),
+      chunks.map((c) => store.chunkId(chain, c)),
+      'ids from the workers are the ids of the calling thread',
+    );
+    const index = await store.flush();
+    assert.ok(index.packs.length >= 2, 'packs rotate at packSize');
+    await repository.saveIndex(index);
+    const reader = await Repository.open(
+      new FileStorage(join(root, `repo-${repositories - 1}`)),
+      Buffer.from('pipeline test'),
+    );
+    for (const [i, r] of results.entries())
+      assert.ok((await reader.chunkStore().get(r.id)).equals(chunks[i] as Buffer));
+  });
+
+  it('stores content put concurrently many times once', async () => {
+    const { store } = await repositoryWith({ workers: 2 });
+    const data = text(7, 3 * MiB);
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.put(chain, 'data', Buffer.from(data))));
+    assert.equal(results.filter((r) => r.stored).length, 1);
+    assert.equal(new Set(results.map((r) => r.id)).size, 1);
+    const index = await store.flush();
+    assert.equal(index.packs.flatMap((p) => p.chunks).length, 1);
+  });
+
+  it('takes a chunk as the parts it is made of: same id, stored once, on a worker and inline', async () => {
+    const { store } = await repositoryWith({ workers: 1 });
+    for (const data of [text(11, 3 * MiB), text(12, 1000)]) {
+      const parts = [data.subarray(0, 10), data.subarray(10, 700), data.subarray(700)];
+      const fromParts = await store.put(chain, 'data', parts);
+      assert.deepEqual(fromParts, { id: store.chunkId(chain, data), stored: true });
+      assert.deepEqual(await store.put(chain, 'data', data), { id: fromParts.id, stored: false });
+    }
+  });
+
+  it('makes acquire wait while every slot is in use (bounded memory)', async () => {
+    const pipeline = new ChunkPipeline({ workers: 1, slots: 1 });
+    const slot = await pipeline.acquire(10);
+    let second = false;
+    const next = pipeline.acquire(10).then((s) => {
+      second = true;
+      return s;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(second, false);
+    pipeline.release(slot);
+    assert.equal(await next, slot);
+  });
+
+  it('fails the job of a worker that exits or throws, naming why, and carries on with a new worker', async () => {
+    const pipeline = new ChunkPipeline({
+      workers: 1,
+      workerUrl: new URL('./testing/dying-worker.ts', import.meta.url),
+    });
+    pipelines.push(pipeline);
+    const slot = await pipeline.acquire(MiB);
+    await assert.rejects(pipeline.chunkId(slot, 1, Buffer.alloc(32), Buffer.alloc(16)), (error) => {
+      assert.ok(isCode(error, 'Internal'));
+      assert.match((error as Error).message, /chunk pipeline worker stopped: exited with code 3/);
+      return true;
+    });
+    await assert.rejects(pipeline.chunkId(slot, 2, Buffer.alloc(32), Buffer.alloc(16)), /worker stopped: worker bug/);
+  });
+
+  it('fails a put whose worker dies, with the chunk in the message (a backup fails, never hangs)', async () => {
+    const { store } = await repositoryWith({
+      workers: 2,
+      workerUrl: new URL('./testing/dying-worker.ts', import.meta.url),
+    });
+    await assert.rejects(
+      store.put(chain, 'data', randomBytes(MiB)),
+      /storing a chunk of 1048576 bytes: chunk pipeline worker stopped/,
+    );
+    await assert.rejects(store.put(chain, 'data', randomBytes(MiB + 1)), /worker stopped/);
+  });
+
+  it('fails a job the worker cannot do with its error', async () => {
+    const pipeline = new ChunkPipeline({ workers: 1 });
+    pipelines.push(pipeline);
+    const slot = await pipeline.acquire(MiB);
+    await assert.rejects(pipeline.seal(slot, MiB, Buffer.alloc(5), '00'.repeat(32) as never), /key length/i);
+  });
+});

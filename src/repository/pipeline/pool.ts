@@ -1,0 +1,164 @@
+import { Worker } from 'node:worker_threads';
+import { TidemarkError } from '../../errors.ts';
+import type { ChunkId } from '../format.ts';
+import { sealedBound } from './chunk-work.ts';
+import { cpuQuota } from './cpu-quota.ts';
+import type { WorkerJob, WorkerReply } from './protocol.ts';
+
+/** Shared memory a chunk is copied into once, read by whichever worker runs its jobs; reused chunk after chunk. */
+export class Slot {
+  input: SharedArrayBuffer;
+  output: SharedArrayBuffer;
+
+  constructor(length: number) {
+    this.input = new SharedArrayBuffer(length);
+    this.output = new SharedArrayBuffer(sealedBound(length));
+  }
+
+  /** Grows to hold a chunk of `length` bytes (a repository with larger chunks, a large tree). */
+  fit(length: number): void {
+    if (this.input.byteLength >= length) return;
+    this.input = new SharedArrayBuffer(length);
+    this.output = new SharedArrayBuffer(sealedBound(length));
+  }
+}
+
+export interface ChunkPipelineOptions {
+  /** Worker threads; default: the container's CPU quota (cpu-quota.ts). */
+  workers?: number;
+  /** Chunks held in shared memory at once (bounds memory: slots × chunk size × 2); default 2 per worker + 2. */
+  slots?: number;
+  /** The worker module; default chunk-worker.ts (.js once compiled). */
+  workerUrl?: URL;
+}
+
+interface Running {
+  job: WorkerJob;
+  resolve: (reply: WorkerReply) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PipelineWorker {
+  worker: Worker;
+  running?: Running;
+}
+
+const SLOT_LENGTH = 4 * 1024 * 1024; // the chunker's default max
+const workerModule = new URL(`./chunk-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/**
+ * Worker threads that hash, compress and seal chunks while the main thread reads, chunks and writes
+ * packs. Jobs queue until a worker is free; slots (shared memory) bound what is in flight, so
+ * `acquire` waits when they are all taken (back-pressure). Workers are started on first use and do
+ * not keep the process alive while idle. A worker that dies fails its job (never a hang); the next
+ * job starts a new one.
+ */
+export class ChunkPipeline {
+  readonly workerCount: number;
+  private readonly slotCount: number;
+  private readonly workerUrl: URL;
+  private readonly workers = new Set<PipelineWorker>();
+  private readonly idle: PipelineWorker[] = [];
+  private readonly queue: Running[] = [];
+  private readonly freeSlots: Slot[] = [];
+  private slotsMade = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+
+  constructor(options: ChunkPipelineOptions = {}) {
+    this.workerCount = Math.max(1, options.workers ?? cpuQuota());
+    this.slotCount = Math.max(1, options.slots ?? 2 * this.workerCount + 2);
+    this.workerUrl = options.workerUrl ?? workerModule;
+  }
+
+  /** A slot able to hold `length` bytes; waits while all are in use. Give it back with `release`. */
+  async acquire(length: number): Promise<Slot> {
+    for (;;) {
+      let slot = this.freeSlots.pop();
+      if (!slot && this.slotsMade < this.slotCount) {
+        this.slotsMade++;
+        slot = new Slot(Math.max(SLOT_LENGTH, length));
+      }
+      if (slot) {
+        slot.fit(length);
+        return slot;
+      }
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+  }
+
+  release(slot: Slot): void {
+    this.freeSlots.push(slot);
+    this.slotWaiters.shift()?.();
+  }
+
+  /** The id of the chunk in slot.input[0, length) (see chunk-work.ts). */
+  async chunkId(slot: Slot, length: number, key: Uint8Array, chain: Uint8Array): Promise<ChunkId> {
+    const reply = await this.run({ kind: 'id', input: slot.input, length, key, chain });
+    return (reply as Extract<WorkerReply, { kind: 'id' }>).id as ChunkId;
+  }
+
+  /** Seals the chunk in slot.input[0, length) into slot.output; returns codec and record length. */
+  async seal(slot: Slot, length: number, key: Uint8Array, id: ChunkId): Promise<{ codec: number; length: number }> {
+    const reply = await this.run({ kind: 'seal', input: slot.input, length, key, id, output: slot.output });
+    return reply as Extract<WorkerReply, { kind: 'sealed' }>;
+  }
+
+  /** Stops the workers (tests; the shared pipeline's idle workers do not keep a process alive). */
+  async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.worker.terminate()));
+  }
+
+  private run(job: WorkerJob): Promise<WorkerReply> {
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.dispatch();
+    }).then((reply) => {
+      if (reply.kind === 'failed')
+        throw new TidemarkError(reply.code === 'Unsupported' ? 'Unsupported' : 'Internal', reply.message);
+      return reply;
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && (this.idle.length > 0 || this.workers.size < this.workerCount)) {
+      const worker = this.idle.pop() ?? this.start();
+      const running = this.queue.shift() as Running;
+      worker.running = running;
+      worker.worker.ref();
+      worker.worker.postMessage(running.job);
+    }
+  }
+
+  private start(): PipelineWorker {
+    const handle: PipelineWorker = { worker: new Worker(this.workerUrl) };
+    handle.worker.on('message', (reply: WorkerReply) => {
+      const running = handle.running;
+      handle.running = undefined;
+      handle.worker.unref();
+      this.idle.push(handle);
+      running?.resolve(reply);
+      this.dispatch();
+    });
+    handle.worker.on('error', (error) => this.lost(handle, error.message));
+    handle.worker.on('exit', (code) => this.lost(handle, `exited with code ${code}`));
+    this.workers.add(handle);
+    return handle;
+  }
+
+  /** A worker died: its job fails with why, and a later job starts a new worker. */
+  private lost(handle: PipelineWorker, reason: string): void {
+    if (!this.workers.delete(handle)) return;
+    const at = this.idle.indexOf(handle);
+    if (at >= 0) this.idle.splice(at, 1);
+    handle.running?.reject(new TidemarkError('Internal', `chunk pipeline worker stopped: ${reason}`));
+    handle.running = undefined;
+    this.dispatch();
+  }
+}
+
+let shared: ChunkPipeline | undefined;
+/** The process's pipeline, sized from the CPU quota, started on first use. */
+export function sharedPipeline(): ChunkPipeline {
+  shared ??= new ChunkPipeline();
+  return shared;
+}
