@@ -1,10 +1,11 @@
-import { isCode, TidemarkError, withContext } from '../errors.ts';
-import { compress, decompress } from './compression.ts';
+import { withContext } from '../errors.ts';
+import { ChunkReader } from './chunk-reader.ts';
+import { compress } from './compression.ts';
 import { hmac } from './crypto.ts';
-import { blobNames, type ChainId, type ChunkId, type ChunkType, type PackId } from './format.ts';
+import { blobNames, type ChainId, type ChunkId, type ChunkType } from './format.ts';
 import type { ChunkIndex, IndexFile } from './index.ts';
 import type { MasterKeys } from './keys.ts';
-import { openRecord, PackWriter } from './pack.ts';
+import { PackWriter } from './pack.ts';
 import type { Storage } from './storage/storage.ts';
 
 export interface ChunkStoreOptions {
@@ -35,6 +36,8 @@ export class ChunkStore {
   private failure: unknown;
   private readonly packSize: number;
   private readonly parallelUploads: number;
+  /** Reads chunks (restore batches its reads through it). */
+  readonly reader: ChunkReader;
 
   constructor(
     private readonly storage: Storage,
@@ -45,6 +48,7 @@ export class ChunkStore {
     this.pack = new PackWriter(keys.encryption);
     this.packSize = options.packSize ?? 16 * 1024 * 1024;
     this.parallelUploads = options.parallelUploads ?? 4;
+    this.reader = new ChunkReader(storage, keys.encryption, index);
   }
 
   chunkId(chain: ChainId, data: Buffer): ChunkId {
@@ -105,26 +109,7 @@ export class ChunkStore {
   }
 
   /** Reads, decrypts, decompresses a chunk. Damage fails loudly with code Corrupt, naming chunk and pack. */
-  async get(id: ChunkId): Promise<Buffer> {
-    const at = this.index.get(id);
-    if (!at)
-      throw new TidemarkError(
-        'Corrupt',
-        `chunk ${id.slice(0, 12)} is referenced but in no index (\`tidemark repo check\` says what is damaged)`,
-      );
-    const record = await this.storage
-      .get(blobNames.pack(at.pack), { offset: at.offset, length: at.length })
-      .catch((error: unknown) => {
-        // The index says the record is there: a pack too short for it is damaged.
-        throw isCode(error, 'InvalidArgument')
-          ? new TidemarkError('Corrupt', (error as Error).message, { cause: error })
-          : error;
-      });
-    try {
-      const compressed = openRecord(this.keys.encryption, id, record, at.pack);
-      return await decompress(at.codec, compressed, at.rawLength);
-    } catch (error) {
-      throw withContext(`reading chunk ${id.slice(0, 12)} from pack ${at.pack as PackId}`, error);
-    }
+  get(id: ChunkId): Promise<Buffer> {
+    return this.reader.get(id);
   }
 }
