@@ -85,7 +85,7 @@ export interface ChunkReaderOptions {
  * Reads chunks: one ranged read per run of needed records in a pack, then decrypt and decompress per record.
  *
  * Memory held by `read` is bounded by parallelReads × (maxLength encrypted + decodeAhead decoded) plus the cache,
- * plus whatever `deliver` keeps (defaults: 2 × (32 + 8) MiB + 8 MiB = 88 MiB).
+ * plus whatever `deliver` keeps (defaults: 2 × (32 + 4) MiB + 8 MiB = 80 MiB).
  */
 export class ChunkReader {
   private readonly limits: ReadLimits;
@@ -101,7 +101,7 @@ export class ChunkReader {
   ) {
     this.limits = options.limits ?? DEFAULT_READ_LIMITS;
     this.parallelReads = options.parallelReads ?? 2;
-    this.decodeAhead = options.decodeAhead ?? 8 * MiB;
+    this.decodeAhead = options.decodeAhead ?? 4 * MiB;
     this.cache = new DecodedCache(options.cacheBytes ?? 8 * MiB);
   }
 

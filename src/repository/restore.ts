@@ -253,7 +253,7 @@ const BATCH_BYTES = 64 * MiB;
 const BATCH_FILES = 1024;
 /** Writes in flight at once, and the decoded bytes they may hold. */
 const PARALLEL_WRITES = 64;
-const WRITE_BYTES = 32 * MiB;
+const WRITE_BYTES = 16 * MiB;
 
 /** A regular file being restored: its chunks land at their offsets, in any order. */
 class OutputFile {
