@@ -160,14 +160,14 @@ class TreeRestore {
 
   async restore(root: ChunkId, target: Buffer): Promise<void> {
     try {
-      const everything = await this.walk(root, target);
+      const everything = this.track((await this.walk(root, target)).finished);
       await this.writer.flush();
-      await everything.finished;
+      await everything;
     } catch (error) {
       // Never leave work running behind a failed restore: files not yet written fail, the rest ends first.
       await this.writer.abort(error);
       await Promise.allSettled([...this.inFlight]);
-      throw withContext('restoring', error);
+      throw error;
     }
   }
 
