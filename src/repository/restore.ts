@@ -262,6 +262,8 @@ class OutputFile {
   pending = 1;
   /** The content's size (sum of the chunks' lengths), known once planned. */
   size = 0;
+  /** Where the last byte written so far ends; short of `size` when the content ends in holes. */
+  extent = 0;
   readonly done: Promise<void>;
   private readonly settled = { resolve: () => {}, reject: (_error: unknown) => {} };
   private ended = false;
@@ -279,7 +281,7 @@ class OutputFile {
   /** Sets the size (so trailing holes exist) and closes: the content is complete. */
   async complete(): Promise<void> {
     const file = await this.open();
-    await file.truncate(this.size);
+    if (this.extent < this.size) await file.truncate(this.size);
     await file.close();
     this.ended = true;
     this.settled.resolve();
@@ -390,7 +392,7 @@ class ContentWriter {
 
   private async write(file: OutputFile, data: Buffer, offset: number): Promise<void> {
     try {
-      await writeSparse(await file.open(), data, offset);
+      file.extent = Math.max(file.extent, await writeSparse(await file.open(), data, offset));
       this.meter.add(data.length);
     } catch (error) {
       this.failure ??= { error: withContext(`restoring ${file.path.toString('utf8')}`, error) };
@@ -458,20 +460,26 @@ const ZEROS = Buffer.alloc(HOLE_BLOCK);
  * (aligned in the file) are skipped. The file was created empty and gets its size at the end, so skipped bytes
  * read as zeros, and a block becomes a hole when no chunk wrote a nonzero byte into it. A file that was sparse at
  * backup comes back sparse; zeros that were allocated come back as holes too (same content, less space).
+ * Returns where the last byte written ends (0 when nothing was).
  */
-async function writeSparse(file: FileHandle, data: Buffer, offset: number): Promise<void> {
+async function writeSparse(file: FileHandle, data: Buffer, offset: number): Promise<number> {
   const blockEnd = (at: number) => Math.min(data.length, at + HOLE_BLOCK - ((offset + at) % HOLE_BLOCK));
   const zero = (at: number) => {
     const end = blockEnd(at);
     return data.subarray(at, end).equals(ZEROS.subarray(0, end - at));
   };
+  let extent = 0;
   for (let start = 0; start < data.length; ) {
     while (start < data.length && zero(start)) start = blockEnd(start);
     let end = start;
     while (end < data.length && !zero(end)) end = blockEnd(end);
-    if (end > start) await writeAll(file, data.subarray(start, end), offset + start);
+    if (end > start) {
+      await writeAll(file, data.subarray(start, end), offset + start);
+      extent = offset + end;
+    }
     start = end;
   }
+  return extent;
 }
 
 async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
