@@ -131,6 +131,8 @@ export async function underLock<T>(repository: Repository, snapshot: Snapshot, r
 }
 
 const SLASH = Buffer.from('/');
+/** Subdirectories' trees read ahead of the walk, per directory being walked (twice this: one window ahead). */
+const TREES_AHEAD = 4 * 1024 * 1024;
 
 /** Work started, and its end (wrapped: an async function returning a bare promise would wait for it). */
 interface Started {
@@ -160,7 +162,7 @@ class TreeRestore {
 
   async restore(root: ChunkId, target: Buffer): Promise<void> {
     try {
-      const everything = this.track((await this.walk(root, target)).finished);
+      const everything = this.track((await this.walk(await this.reader.get(root), target)).finished);
       await this.writer.flush();
       await everything;
     } catch (error) {
@@ -171,20 +173,33 @@ class TreeRestore {
     }
   }
 
-  /** Creates what `treeId` holds under `path`; resolves when all is started (not finished: see Started). */
-  private async walk(treeId: ChunkId, path: Buffer): Promise<Started> {
+  /**
+   * Creates what `tree` holds under `path`, its subdirectories' trees read ahead (batched, TREES_AHEAD bytes at a
+   * time); resolves when all is started (not finished: see Started).
+   */
+  private async walk(tree: Buffer, path: Buffer): Promise<Started> {
+    const { entries } = decodeTree(tree);
+    const subtrees = this.reader.inOrder(
+      entries.flatMap((e) => (e.type === 'dir' ? [e.subtree as ChunkId] : [])),
+      TREES_AHEAD,
+    );
     const children: Promise<unknown>[] = [];
-    for (const entry of decodeTree(await this.reader.get(treeId)).entries) {
-      const started = await this.entry(entry, Buffer.concat([path, SLASH, decodeName(entry)]));
-      children.push(this.track(started.finished));
+    try {
+      for (const entry of entries) {
+        const subtree = entry.type === 'dir' ? (await subtrees.next()).value : undefined;
+        const started = await this.entry(entry, Buffer.concat([path, SLASH, decodeName(entry)]), subtree);
+        children.push(this.track(started.finished));
+      }
+    } finally {
+      await subtrees.return(undefined);
     }
     return { finished: Promise.all(children) };
   }
 
-  private async entry(entry: TreeEntry, path: Buffer): Promise<Started> {
+  private async entry(entry: TreeEntry, path: Buffer, subtree?: Buffer): Promise<Started> {
     if (entry.type === 'dir') {
       await mkdir(path);
-      const contents = await this.walk(entry.subtree as ChunkId, path);
+      const contents = await this.walk(subtree as Buffer, path);
       return { finished: contents.finished.then(() => this.setMetadata(entry, path)) };
     }
     if (entry.type === 'symlink') {
