@@ -1,9 +1,9 @@
-import { isCode, TidemarkError, withContext } from '../errors.ts';
-import { decompress } from './compression.ts';
-import { blobNames, type ChainId, type ChunkId, type ChunkType, type PackId } from './format.ts';
+import { withContext } from '../errors.ts';
+import { ChunkReader } from './chunk-reader.ts';
+import { blobNames, type ChainId, type ChunkId, type ChunkType } from './format.ts';
 import type { ChunkIndex, IndexFile } from './index.ts';
 import type { MasterKeys } from './keys.ts';
-import { openRecord, PackWriter } from './pack.ts';
+import { PackWriter } from './pack.ts';
 import { chunkIdOf, sealChunk, sealedBound } from './pipeline/chunk-work.ts';
 import { type ChunkPipeline, type Slot, sharedPipeline } from './pipeline/pool.ts';
 import type { Storage } from './storage/storage.ts';
@@ -60,6 +60,8 @@ export class ChunkStore {
   private readonly chunkIdKey: Uint8Array;
   private readonly encryptionKey: Uint8Array;
   private chain: { id: ChainId; bytes: Uint8Array } | undefined;
+  /** Reads chunks (restore batches its reads through it). */
+  readonly reader: ChunkReader;
 
   constructor(
     private readonly storage: Storage,
@@ -72,6 +74,7 @@ export class ChunkStore {
     this.pipeline = options.pipeline ?? sharedPipeline();
     this.chunkIdKey = Uint8Array.from(keys.chunkId);
     this.encryptionKey = Uint8Array.from(keys.encryption);
+    this.reader = new ChunkReader(storage, keys.encryption, index);
   }
 
   chunkId(chain: ChainId, data: Buffer): ChunkId {
@@ -198,27 +201,8 @@ export class ChunkStore {
   }
 
   /** Reads, decrypts, decompresses a chunk. Damage fails loudly with code Corrupt, naming chunk and pack. */
-  async get(id: ChunkId): Promise<Buffer> {
-    const at = this.index.get(id);
-    if (!at)
-      throw new TidemarkError(
-        'Corrupt',
-        `chunk ${id.slice(0, 12)} is referenced but in no index (\`tidemark repo check\` says what is damaged)`,
-      );
-    const record = await this.storage
-      .get(blobNames.pack(at.pack), { offset: at.offset, length: at.length })
-      .catch((error: unknown) => {
-        // The index says the record is there: a pack too short for it is damaged.
-        throw isCode(error, 'InvalidArgument')
-          ? new TidemarkError('Corrupt', (error as Error).message, { cause: error })
-          : error;
-      });
-    try {
-      const compressed = openRecord(this.keys.encryption, id, record, at.pack);
-      return await decompress(at.codec, compressed, at.rawLength);
-    } catch (error) {
-      throw withContext(`reading chunk ${id.slice(0, 12)} from pack ${at.pack as PackId}`, error);
-    }
+  get(id: ChunkId): Promise<Buffer> {
+    return this.reader.get(id);
   }
 }
 

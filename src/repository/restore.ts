@@ -1,11 +1,10 @@
 import { chmod, type FileHandle, lchown, link, mkdir, open, readdir, symlink } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { TidemarkError, withCleanup, withContext } from '../errors.ts';
-import type { ChunkStore } from './chunk-store.ts';
+import { TidemarkError, withContext } from '../errors.ts';
+import type { ChunkReader } from './chunk-reader.ts';
 import { type FileMetadataIo, openFileMetadataIo } from './file-metadata.ts';
 import type { ChunkId } from './format.ts';
-import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
@@ -14,11 +13,9 @@ import { decodeName, decodeTarget, decodeTree, type TreeEntry } from './tree.ts'
 
 export interface RestoreOptions {
   onProgress?: ProgressListener;
-  /** Chunks fetched ahead of the one being written. */
-  readAhead?: number;
 }
 
-/** File metadata the target would not take (see RestoreRun.setMetadata), per path relative to the target. */
+/** File metadata the target would not take (see TreeRestore.setMetadata), per path relative to the target. */
 export interface NotRestored {
   path: string;
   reason: string;
@@ -43,14 +40,13 @@ export async function restoreTree(
     );
   return underLock(repository, snapshot, async () => {
     const metadata = await openFileMetadataIo();
-    const run = new RestoreRun(
-      repository.chunkStore(),
+    const run = new TreeRestore(
+      repository.chunkStore().reader,
       new ProgressMeter('restore', options.onProgress, snapshot.summary.logicalBytes),
-      options.readAhead ?? 8,
       metadata,
     );
     try {
-      await run.directory(snapshot.root, Buffer.from(target));
+      await run.restore(snapshot.root, Buffer.from(target));
     } finally {
       metadata.close();
     }
@@ -74,8 +70,8 @@ export async function restoreStream(
   options: RestoreOptions = {},
 ): Promise<void> {
   await underLock(repository, snapshot, async () => {
-    const store = repository.chunkStore();
-    const tree = decodeTree(await store.get(snapshot.root));
+    const { reader } = repository.chunkStore();
+    const tree = decodeTree(await reader.get(snapshot.root));
     const files = tree.entries.filter((e) => e.type === 'file');
     const entry =
       name === undefined
@@ -88,13 +84,9 @@ export async function restoreStream(
         'NotFound',
         `snapshot ${snapshot.id.slice(0, 12)} has ${name === undefined ? `${files.length} streams; name one` : `no stream ${name}`} (streams: ${files.map((e) => decodeName(e).toString()).join(', ')})`,
       );
-    const run = new RestoreRun(
-      store,
-      new ProgressMeter('restore', options.onProgress, entry.size),
-      options.readAhead ?? 8,
-    );
-    await run.writeContent(entry.content ?? [], streamSink(out));
-    run.meter.done();
+    const meter = new ProgressMeter('restore', options.onProgress, entry.size);
+    await writeInOrder(reader, meter, entry.content ?? [], streamSink(out));
+    meter.done();
   });
 }
 
@@ -111,25 +103,21 @@ export async function readTreeFiles(
   options: RestoreOptions = {},
 ): Promise<void> {
   await underLock(repository, snapshot, async () => {
-    const store = repository.chunkStore();
-    const run = new RestoreRun(
-      store,
-      new ProgressMeter('export', options.onProgress, snapshot.summary.logicalBytes),
-      options.readAhead ?? 8,
-    );
+    const { reader } = repository.chunkStore();
+    const meter = new ProgressMeter('export', options.onProgress, snapshot.summary.logicalBytes);
     const linked = new Map<number, ChunkId[]>();
     const walk = async (treeId: ChunkId, prefix: string): Promise<void> => {
-      for (const entry of decodeTree(await store.get(treeId)).entries) {
+      for (const entry of decodeTree(await reader.get(treeId)).entries) {
         const path = prefix + decodeName(entry).toString('utf8');
         if (entry.type === 'dir') await walk(entry.subtree as ChunkId, `${path}/`);
         if (entry.type !== 'file') continue;
         if (entry.link !== undefined && !linked.has(entry.link)) linked.set(entry.link, entry.content ?? []);
         const content = entry.link !== undefined ? (linked.get(entry.link) as ChunkId[]) : (entry.content ?? []);
-        await run.writeContent(content, streamSink(open(path, entry)));
+        await writeInOrder(reader, meter, content, streamSink(open(path, entry)));
       }
     };
     await walk(snapshot.root, '');
-    run.meter.done();
+    meter.done();
   });
 }
 
@@ -142,45 +130,99 @@ export async function underLock<T>(repository: Repository, snapshot: Snapshot, r
   });
 }
 
-class RestoreRun {
-  private readonly linkTargets = new Map<number, Buffer>();
+const SLASH = Buffer.from('/');
+/** Subdirectories' trees read ahead of the walk, per directory being walked (twice this: one window ahead). */
+const TREES_AHEAD = 4 * 1024 * 1024;
+
+/** Work started, and its end (wrapped: an async function returning a bare promise would wait for it). */
+interface Started {
+  finished: Promise<unknown>;
+}
+
+/**
+ * Restores a tree: directories are created as the walk reaches them, regular files' contents are written by a
+ * ContentWriter (many files at once, chunks at their offsets), and each entry's metadata is set once its content
+ * is complete; a directory's only once everything under it is (its times last).
+ */
+class TreeRestore {
+  /** The first name of each hard link, once restored with its metadata. */
+  private readonly linkTargets = new Map<number, Promise<Buffer>>();
   private readonly refused: { path: Buffer; reason: string }[] = [];
+  /** Entries being finished (content, metadata, links), so a failed restore returns only once all have ended. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly writer: ContentWriter;
 
   constructor(
-    private readonly store: ChunkStore,
+    private readonly reader: ChunkReader,
     readonly meter: ProgressMeter,
-    private readonly readAhead: number,
-    private readonly metadata?: FileMetadataIo,
-  ) {}
+    private readonly metadata: FileMetadataIo,
+  ) {
+    this.writer = new ContentWriter(reader, meter);
+  }
 
-  async directory(treeId: ChunkId, path: Buffer): Promise<void> {
-    const tree = decodeTree(await this.store.get(treeId));
-    for (const entry of tree.entries) {
-      const child = Buffer.concat([path, Buffer.from('/'), decodeName(entry)]);
-      await this.entry(entry, child);
+  async restore(root: ChunkId, target: Buffer): Promise<void> {
+    try {
+      const everything = this.track((await this.walk(await this.reader.get(root), target)).finished);
+      await this.writer.flush();
+      await everything;
+    } catch (error) {
+      // Never leave work running behind a failed restore: files not yet written fail, the rest ends first.
+      await this.writer.abort(error);
+      await Promise.allSettled([...this.inFlight]);
+      throw error;
     }
   }
 
-  private async entry(entry: TreeEntry, path: Buffer): Promise<void> {
+  /**
+   * Creates what `tree` holds under `path`, its subdirectories' trees read ahead (batched, TREES_AHEAD bytes at a
+   * time); resolves when all is started (not finished: see Started).
+   */
+  private async walk(tree: Buffer, path: Buffer): Promise<Started> {
+    const { entries } = decodeTree(tree);
+    const subtrees = this.reader.inOrder(
+      entries.flatMap((e) => (e.type === 'dir' ? [e.subtree as ChunkId] : [])),
+      TREES_AHEAD,
+    );
+    const children: Promise<unknown>[] = [];
+    try {
+      for (const entry of entries) {
+        const subtree = entry.type === 'dir' ? (await subtrees.next()).value : undefined;
+        const started = await this.entry(entry, Buffer.concat([path, SLASH, decodeName(entry)]), subtree);
+        children.push(this.track(started.finished));
+      }
+    } finally {
+      await subtrees.return(undefined);
+    }
+    return { finished: Promise.all(children) };
+  }
+
+  private async entry(entry: TreeEntry, path: Buffer, subtree?: Buffer): Promise<Started> {
     if (entry.type === 'dir') {
       await mkdir(path);
-      await this.directory(entry.subtree as ChunkId, path);
-    } else if (entry.type === 'symlink') {
-      await symlink(decodeTarget(entry), path);
-    } else if (entry.link !== undefined && this.linkTargets.has(entry.link)) {
-      await link(this.linkTargets.get(entry.link) as Buffer, path);
-      return; // shares the inode: metadata was set with the first name
-    } else {
-      const file = await open(path, 'wx', 0o600);
-      await withCleanup(
-        () => this.writeContent(entry.content ?? [], sparseFileSink(file)),
-        () => file.close(),
-        () => {},
-      );
-      this.meter.add(0, 1);
-      if (entry.link !== undefined) this.linkTargets.set(entry.link, path);
+      const contents = await this.walk(subtree as Buffer, path);
+      return { finished: contents.finished.then(() => this.setMetadata(entry, path)) };
     }
-    await this.setMetadata(entry, path);
+    if (entry.type === 'symlink') {
+      await symlink(decodeTarget(entry), path);
+      await this.setMetadata(entry, path);
+      return { finished: Promise.resolve() };
+    }
+    const first = entry.link === undefined ? undefined : this.linkTargets.get(entry.link);
+    // Shares the inode: metadata was set with the first name.
+    if (first) return { finished: first.then((existing) => link(existing, path)) };
+    const { finished: written } = await this.writer.add(path, entry.content ?? []);
+    const finished = written.then(() => this.setMetadata(entry, path));
+    if (entry.link !== undefined) this.linkTargets.set(entry.link, this.track(finished.then(() => path)));
+    return { finished };
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    work.then(
+      () => this.inFlight.delete(work),
+      () => this.inFlight.delete(work),
+    );
+    return work;
   }
 
   /**
@@ -195,12 +237,12 @@ class RestoreRun {
       );
     for (const xattr of entry.xattrs ?? []) {
       await this.metadata
-        ?.setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
+        .setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
         .catch((error: unknown) => this.refuse(path, `extended attribute ${xattr.name}`, error));
     }
     if (entry.type !== 'symlink') await chmod(path, entry.mode);
     const mtimeNs = BigInt(entry.mtimeNs);
-    await this.metadata?.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
+    await this.metadata.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
   }
 
   /**
@@ -218,32 +260,262 @@ class RestoreRun {
   notRestored(targetLength: number): NotRestored[] {
     return this.refused.map(({ path, reason }) => ({ path: path.subarray(targetLength).toString('utf8'), reason }));
   }
+}
 
-  /** Fetches chunks ahead (in parallel) and hands them to `sink` in order. */
-  async writeContent(content: ChunkId[], sink: ContentSink): Promise<void> {
-    const fetching = new InOrder<Buffer>();
-    let next = 0;
-    const fill = () => {
-      while (fetching.size < this.readAhead && next < content.length)
-        fetching.add(this.store.get(content[next++] as ChunkId));
-    };
-    let size = 0;
+const MiB = 1024 * 1024;
+/** A batch is read once it names this many bytes of content or this many files (each may hold a descriptor). */
+const BATCH_BYTES = 64 * MiB;
+const BATCH_FILES = 1024;
+/** Writes in flight at once, and the decoded bytes they may hold. */
+const PARALLEL_WRITES = 64;
+const WRITE_BYTES = 16 * MiB;
+
+/** A regular file being restored: its chunks land at their offsets, in any order. */
+class OutputFile {
+  private handle?: Promise<FileHandle>;
+  /** Chunks not yet written, plus one while its chunks are still being planned. */
+  pending = 1;
+  /** The content's size (sum of the chunks' lengths), known once planned. */
+  size = 0;
+  /** Where the last byte written so far ends; short of `size` when the content ends in holes. */
+  extent = 0;
+  readonly done: Promise<void>;
+  private readonly settled = { resolve: () => {}, reject: (_error: unknown) => {} };
+  private ended = false;
+
+  constructor(readonly path: Buffer) {
+    this.done = new Promise((resolve, reject) => Object.assign(this.settled, { resolve, reject }));
+    this.done.catch(() => {});
+  }
+
+  open(): Promise<FileHandle> {
+    this.handle ??= open(this.path, 'wx', 0o600);
+    return this.handle;
+  }
+
+  /** Sets the size (so trailing holes exist) and closes: the content is complete. */
+  async complete(): Promise<void> {
+    const file = await this.open();
+    if (this.extent < this.size) await file.truncate(this.size);
+    await file.close();
+    this.ended = true;
+    this.settled.resolve();
+  }
+
+  /** Gives up on the file (no write on it is in flight): closes it, leaving what was written. */
+  async fail(error: unknown): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.handle?.then((file) => file.close()).catch(() => {});
+    this.settled.reject(withContext(`restoring ${this.path.toString('utf8')}`, error));
+  }
+}
+
+/** Content of many files, planned together so their chunks are read with few ranged reads. */
+class Batch {
+  /** Where each chunk goes: a chunk many files share is read once and written to each. */
+  readonly targets = new Map<ChunkId, { file: OutputFile; offset: number }[]>();
+  readonly files = new Set<OutputFile>();
+  bytes = 0;
+
+  get full(): boolean {
+    return this.bytes >= BATCH_BYTES || this.files.size >= BATCH_FILES;
+  }
+}
+
+/**
+ * Writes regular files' contents: files are gathered into batches (one read while the next fills), each batch's
+ * chunks read through the ChunkReader (one ranged read per run of a pack) and written at known offsets (the index
+ * gives every chunk's length), many files and ranges at once. Memory: the reader's bound, WRITE_BYTES of decoded
+ * chunks being written, and two batches' plans (at most BATCH_FILES files and BATCH_BYTES of chunks each).
+ */
+class ContentWriter {
+  private batch = new Batch();
+  private running: Promise<void> = Promise.resolve();
+  private readonly writes = new Limiter(PARALLEL_WRITES, WRITE_BYTES);
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly reader: ChunkReader,
+    private readonly meter: ProgressMeter,
+  ) {}
+
+  /** Plans a file's content (waiting while a batch is being read); `finished` once it is written and closed. */
+  async add(path: Buffer, content: ChunkId[]): Promise<Started> {
+    this.throwIfFailed();
+    const file = new OutputFile(path);
     try {
-      fill();
-      while (fetching.size > 0) {
-        const data = (await fetching.next()) as Buffer;
-        fill();
-        this.meter.add(data.length);
-        await sink.write(data);
-        size += data.length;
+      for (const id of content) {
+        if (this.batch.full) await this.dispatch();
+        const rawLength = this.reader.locate(id).rawLength;
+        const targets = this.batch.targets.get(id);
+        const target = { file, offset: file.size };
+        if (targets) targets.push(target);
+        else this.batch.targets.set(id, [target]);
+        this.batch.files.add(file);
+        this.batch.bytes += rawLength;
+        file.size += rawLength;
+        file.pending++;
       }
-      await sink.end(size);
     } catch (error) {
-      // Never leave output that looks complete: the sink is abandoned, the error surfaces.
-      sink.abort();
-      await fetching.drain();
-      throw withContext('restoring', error);
+      await this.writes.idle();
+      await file.fail(error);
+      throw error;
     }
+    await this.writes.start(0, () => this.written(file));
+    return { finished: file.done };
+  }
+
+  /** Reads and writes what is planned, and waits for all of it. */
+  async flush(): Promise<void> {
+    await this.dispatch();
+    await this.running;
+    await this.writes.idle();
+    this.throwIfFailed();
+  }
+
+  /** Stops: waits for the batch being read, and fails every file not complete. */
+  async abort(error: unknown): Promise<void> {
+    this.failure ??= { error };
+    await this.running;
+    await this.writes.idle();
+    for (const file of this.batch.files) await file.fail(error);
+  }
+
+  private async dispatch(): Promise<void> {
+    const batch = this.batch;
+    this.batch = new Batch();
+    await this.running;
+    this.throwIfFailed();
+    this.running = this.run(batch);
+  }
+
+  private async run(batch: Batch): Promise<void> {
+    try {
+      await this.reader.read(batch.targets.keys(), async (id, data) => {
+        for (const target of batch.targets.get(id) ?? []) {
+          this.throwIfFailed();
+          await this.writes.start(data.length, () => this.write(target.file, data, target.offset));
+        }
+      });
+    } catch (error) {
+      this.failure ??= { error };
+    }
+    await this.writes.idle();
+    if (this.failure) for (const file of batch.files) await file.fail(this.failure.error);
+  }
+
+  private async write(file: OutputFile, data: Buffer, offset: number): Promise<void> {
+    try {
+      file.extent = Math.max(file.extent, await writeSparse(await file.open(), data, offset));
+      this.meter.add(data.length);
+    } catch (error) {
+      this.failure ??= { error: withContext(`restoring ${file.path.toString('utf8')}`, error) };
+      return;
+    }
+    await this.written(file);
+  }
+
+  /** One more of the file's chunks is written (or its planning ended); the last completes it. */
+  private async written(file: OutputFile): Promise<void> {
+    if (--file.pending > 0) return;
+    try {
+      await file.complete();
+      this.meter.add(0, 1);
+    } catch (error) {
+      this.failure ??= { error };
+      await file.fail(error);
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
+
+/** Runs tasks (which never reject) with at most `maxTasks` at once holding at most `maxBytes` (one may hold more). */
+class Limiter {
+  private active = 0;
+  private bytes = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly maxTasks: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Starts `task` once there is room (without waiting for it to end). */
+  async start(bytes: number, task: () => Promise<void>): Promise<void> {
+    while (this.active >= this.maxTasks || (this.active > 0 && this.bytes + bytes > this.maxBytes)) await this.change();
+    this.active++;
+    this.bytes += bytes;
+    void task().finally(() => {
+      this.active--;
+      this.bytes -= bytes;
+      for (const wake of this.waiting.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once no task runs. */
+  async idle(): Promise<void> {
+    while (this.active > 0) await this.change();
+  }
+
+  private change(): Promise<void> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+}
+
+/** Holes are made at this granularity (the usual filesystem block). */
+const HOLE_BLOCK = 4096;
+const ZEROS = Buffer.alloc(HOLE_BLOCK);
+
+/**
+ * Writes a chunk at `offset` of a new file, sparse: the parts of it that are zero and lie in blocks of HOLE_BLOCK
+ * (aligned in the file) are skipped. The file was created empty and gets its size at the end, so skipped bytes
+ * read as zeros, and a block becomes a hole when no chunk wrote a nonzero byte into it. A file that was sparse at
+ * backup comes back sparse; zeros that were allocated come back as holes too (same content, less space).
+ * Returns where the last byte written ends (0 when nothing was).
+ */
+async function writeSparse(file: FileHandle, data: Buffer, offset: number): Promise<number> {
+  const blockEnd = (at: number) => Math.min(data.length, at + HOLE_BLOCK - ((offset + at) % HOLE_BLOCK));
+  const zero = (at: number) => {
+    const end = blockEnd(at);
+    return data.subarray(at, end).equals(ZEROS.subarray(0, end - at));
+  };
+  let extent = 0;
+  for (let start = 0; start < data.length; ) {
+    while (start < data.length && zero(start)) start = blockEnd(start);
+    let end = start;
+    while (end < data.length && !zero(end)) end = blockEnd(end);
+    if (end > start) {
+      await writeAll(file, data.subarray(start, end), offset + start);
+      extent = offset + end;
+    }
+    start = end;
+  }
+  return extent;
+}
+
+async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Writes chunks in order to `sink`, the next ones read ahead (ChunkReader.inOrder). */
+async function writeInOrder(reader: ChunkReader, meter: ProgressMeter, content: ChunkId[], sink: ContentSink) {
+  try {
+    for await (const data of reader.inOrder(content)) {
+      meter.add(data.length);
+      await sink.write(data);
+    }
+    await sink.end();
+  } catch (error) {
+    // Never leave output that looks complete: the sink is abandoned, the error surfaces.
+    sink.abort();
+    throw withContext('restoring', error);
   }
 }
 
@@ -251,8 +523,8 @@ class RestoreRun {
 interface ContentSink {
   /** The next bytes of the content. */
   write(data: Buffer): Promise<void>;
-  /** All content written; `size` bytes in all. */
-  end(size: number): Promise<void>;
+  /** All content written. */
+  end(): Promise<void>;
   abort(): void;
 }
 
@@ -270,56 +542,6 @@ function streamSink(out: Writable): ContentSink {
     },
     abort: () => out.destroy(),
   };
-}
-
-/** Holes are made at this granularity (the usual filesystem block). */
-const HOLE_BLOCK = 4096;
-const ZEROS = Buffer.alloc(HOLE_BLOCK);
-
-/**
- * A new file, written sparse: blocks of zeros (HOLE_BLOCK, aligned in the file) are skipped, so they become holes,
- * and the size is set at the end. Chunks end anywhere, so a chunk's last partial block waits for the next chunk
- * and every decision is made on a whole block. A file that was sparse at backup comes back sparse; zeros that
- * were allocated come back as holes too (same content, less space).
- */
-function sparseFileSink(file: FileHandle): ContentSink {
-  let pending = Buffer.alloc(0);
-  let pendingOffset = 0; // always a multiple of HOLE_BLOCK
-  const writeBlocks = async (data: Buffer, offset: number) => {
-    for (let start = 0; start < data.length; ) {
-      let end = start;
-      while (end < data.length && !isZeroBlock(data, end)) end += HOLE_BLOCK;
-      if (end > start) await writeAll(file, data.subarray(start, Math.min(end, data.length)), offset + start);
-      start = end;
-      while (start < data.length && isZeroBlock(data, start)) start += HOLE_BLOCK;
-    }
-  };
-  return {
-    async write(data) {
-      const joined = pending.length ? Buffer.concat([pending, data]) : data;
-      const whole = joined.length - (joined.length % HOLE_BLOCK);
-      await writeBlocks(joined.subarray(0, whole), pendingOffset);
-      pending = Buffer.from(joined.subarray(whole));
-      pendingOffset += whole;
-    },
-    async end(size) {
-      await writeBlocks(pending, pendingOffset);
-      await file.truncate(size);
-    },
-    abort: () => {},
-  };
-}
-
-/** True when the block at data[at] is whole and zero (a partial block, the file's last, is always written). */
-function isZeroBlock(data: Buffer, at: number): boolean {
-  return at + HOLE_BLOCK <= data.length && data.subarray(at, at + HOLE_BLOCK).equals(ZEROS);
-}
-
-async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
 }
 
 /** Resolves on 'drain'; rejects when the output closes or fails first (a consumer that gave up). */
