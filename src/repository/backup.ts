@@ -39,7 +39,7 @@ export interface BackupOptions {
 }
 
 /** Entries in flight (see `parallelFiles`). */
-const FILES_IN_FLIGHT = 64;
+const FILES_IN_FLIGHT = 32;
 /**
  * Bytes of file data in flight across the files being read: a small file counts its size, a large one what its
  * stream holds at most (chunker max times parallelChunks + 2). A file over the whole budget is read alone.
