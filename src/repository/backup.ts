@@ -45,8 +45,9 @@ const FILES_IN_FLIGHT = 32;
  * stream holds at most (chunker max times parallelChunks + 2). A file over the whole budget is read alone.
  */
 const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
-/** Names of one directory lstat-ed at once. */
+/** Names of one directory lstat-ed at once, and in one batch (a directory's stats are held a batch at a time). */
 const STATS_IN_FLIGHT = 64;
+const STAT_BATCH = 512;
 /** Read buffer of a file (reused): a file up to this size takes one read. */
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
@@ -328,49 +329,59 @@ class BackupRun {
       if (!this.excluded(display.slice(1)))
         children.push({ path: Buffer.concat([dir.path, SLASH, name]), display, name });
     }
-    const stats = await settledInOrder(children, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
-    const previous = children.map((child) => parent.get(child.name.toString('hex')));
-    // Parent trees of the next subdirectories load while the walk is busy before them.
-    const subdirs = children.flatMap((_, i) => {
-      const before = previous[i];
-      const stat = stats[i];
-      return before?.type === 'dir' && before.subtree && stat?.status === 'fulfilled' && stat.value.isDirectory()
-        ? [{ i, subtree: before.subtree }]
-        : [];
-    });
-    const parentTrees = new Map<number, Promise<Map<string, TreeEntry>>>();
-    let nextSubdir = 0;
+    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
+    const statBatch = (from: number) =>
+      settledInOrder(children.slice(from, from + STAT_BATCH), STATS_IN_FLIGHT, (child) =>
+        lstat(child.path, { bigint: true }),
+      );
+    let nextStats = statBatch(0);
     const entries: Promise<TreeEntry | undefined>[] = [];
-    for (const [i, child] of children.entries()) {
-      if (this.failure) throw this.failure.error;
-      const order = this.walked++;
-      const stat = stats[i] as PromiseSettledResult<BigIntStats>;
-      while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
-      for (const { i: at, subtree } of subdirs.slice(nextSubdir, nextSubdir + PARENT_TREES_AHEAD))
-        if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
-      const parentSubtree = parentTrees.get(i);
-      parentTrees.delete(i);
-      let done: Promise<TreeEntry | undefined>;
-      try {
-        if (stat.status === 'rejected') throw stat.reason;
-        done = (await this.entry(child, order, stat.value, previous[i], parentSubtree)).done;
-      } catch (error) {
-        const reason = skipReason(error);
-        if (reason === undefined) throw error;
-        this.skip(order, child.display, reason);
-        continue;
-      }
-      const kept = done.catch((error: unknown) => {
-        const reason = skipReason(error);
-        if (reason === undefined) {
-          this.failure ??= { error };
-          throw error;
-        }
-        this.skip(order, child.display, reason);
-        return undefined;
+    for (let from = 0; from < children.length; from += STAT_BATCH) {
+      const batch = children.slice(from, from + STAT_BATCH);
+      const stats = await nextStats;
+      nextStats = statBatch(from + STAT_BATCH);
+      const previous = batch.map((child) => parent.get(child.name.toString('hex')));
+      // Parent trees of the next subdirectories load while the walk is busy before them.
+      const subdirs = batch.flatMap((_, i) => {
+        const before = previous[i];
+        const stat = stats[i];
+        return before?.type === 'dir' && before.subtree && stat?.status === 'fulfilled' && stat.value.isDirectory()
+          ? [{ i, subtree: before.subtree }]
+          : [];
       });
-      kept.catch(() => {}); // surfaces through the tree; until then it must not count as unhandled
-      entries.push(kept);
+      const parentTrees = new Map<number, Promise<Map<string, TreeEntry>>>();
+      let nextSubdir = 0;
+      for (const [i, child] of batch.entries()) {
+        if (this.failure) throw this.failure.error;
+        const order = this.walked++;
+        const stat = stats[i] as PromiseSettledResult<BigIntStats>;
+        while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
+        for (const { i: at, subtree } of subdirs.slice(nextSubdir, nextSubdir + PARENT_TREES_AHEAD))
+          if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
+        const parentSubtree = parentTrees.get(i);
+        parentTrees.delete(i);
+        let done: Promise<TreeEntry | undefined>;
+        try {
+          if (stat.status === 'rejected') throw stat.reason;
+          done = (await this.entry(child, order, stat.value, previous[i], parentSubtree)).done;
+        } catch (error) {
+          const reason = skipReason(error);
+          if (reason === undefined) throw error;
+          this.skip(order, child.display, reason);
+          continue;
+        }
+        const kept = done.catch((error: unknown) => {
+          const reason = skipReason(error);
+          if (reason === undefined) {
+            this.failure ??= { error };
+            throw error;
+          }
+          this.skip(order, child.display, reason);
+          return undefined;
+        });
+        kept.catch(() => {}); // surfaces through the tree; until then it must not count as unhandled
+        entries.push(kept);
+      }
     }
     const tree = Promise.all(entries).then((done) =>
       this.storeTree({ entries: done.filter((e): e is TreeEntry => e !== undefined) }),

@@ -80,6 +80,11 @@ test('trees, counts and skipped paths are the same whether one entry or 32 are w
       files.push(path);
     }
   }
+  // More names than one lstat batch (512), with subdirectories among them.
+  const crowded = join(source, 'dir-6', 'many');
+  await mkdir(crowded, { recursive: true });
+  for (let f = 0; f < 1100; f++) await writeFile(join(crowded, `m-${String(f).padStart(4, '0')}`), `m${f}`);
+  for (const sub of ['m-0511x', 'm-0512x', 'm-1099x']) await mkdir(join(crowded, sub, 'inside'), { recursive: true });
   // Larger than one read buffer (256 KiB) and than one chunk: several reads and chunks.
   await writeFile(join(source, 'dir-0', 'large'), await pseudoRandomBuffer('large', 700_000));
   await writeFile(join(source, 'dir-3', 'medium'), await pseudoRandomBuffer('medium', 90_000));
