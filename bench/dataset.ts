@@ -427,11 +427,17 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** SHA-256 of every file under `root`, by relative path. */
+/** SHA-256 of every file under `root`, by relative path (16 files hashed at once: 200,000 small files add up). */
 export async function manifest(root: string): Promise<Map<string, string>> {
-  const result = new Map<string, string>();
-  for await (const path of walkFiles(root)) result.set(path, await sha256File(join(root, path)));
-  return result;
+  const paths: string[] = [];
+  for await (const path of walkFiles(root)) paths.push(path);
+  const hashes: string[] = new Array(paths.length);
+  let next = 0;
+  const hasher = async () => {
+    for (let i = next++; i < paths.length; i = next++) hashes[i] = await sha256File(join(root, paths[i] as string));
+  };
+  await Promise.all(Array.from({ length: 16 }, hasher));
+  return new Map(paths.map((path, i) => [path, hashes[i] as string]));
 }
 
 /** Throws unless `root` holds exactly the files of `expected` with the same contents. */
