@@ -12,7 +12,7 @@
 // the dump and of large documents, adds a few files and deletes a few.
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { startPostgres } from '../test/harness/postgres.ts';
 import { runCommand } from '../test/harness/process.ts';
@@ -427,11 +427,17 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** SHA-256 of every file under `root`, by relative path. */
+/** SHA-256 of every file under `root`, by relative path (16 files hashed at once: 200,000 small files add up). */
 export async function manifest(root: string): Promise<Map<string, string>> {
-  const result = new Map<string, string>();
-  for await (const path of walkFiles(root)) result.set(path, await sha256File(join(root, path)));
-  return result;
+  const paths: string[] = [];
+  for await (const path of walkFiles(root)) paths.push(path);
+  const hashes: string[] = new Array(paths.length);
+  let next = 0;
+  const hasher = async () => {
+    for (let i = next++; i < paths.length; i = next++) hashes[i] = await sha256File(join(root, paths[i] as string));
+  };
+  await Promise.all(Array.from({ length: 16 }, hasher));
+  return new Map(paths.map((path, i) => [path, hashes[i] as string]));
 }
 
 /** Throws unless `root` holds exactly the files of `expected` with the same contents. */
@@ -446,4 +452,49 @@ export async function verifyTree(root: string, expected: Map<string, string>): P
   for (const path of actual.keys()) if (!expected.has(path)) problems.push(`unexpected ${path}`);
   if (problems.length)
     throw new Error(`restore of ${root} is wrong (${problems.length} problems): ${problems.slice(0, 5).join(', ')}`);
+}
+
+/** The "many small files" data set: what a document volume looks like. */
+export interface SmallFilesDataset {
+  root: string;
+  seed: string;
+  files: number;
+  dirs: number;
+  totalBytes: number;
+}
+
+const SMALL_FILES_PER_DIR = 200;
+const SMALL_DIRS_PER_GROUP = 50;
+
+/**
+ * `files` text files of 1–4 KiB (uniform; 200,000 of them are ~488 MiB), half CSV exports and half logs,
+ * 200 to a directory, 50 directories to a group: `group-NN/dir-NNN/doc-N.{csv,log}`. Deterministic for a seed.
+ * Written `parallel` at a time (one file at a time would take minutes for 200,000).
+ */
+export async function generateSmallFiles(
+  root: string,
+  seed: string,
+  files: number,
+  parallel = 32,
+): Promise<SmallFilesDataset> {
+  const rng = new Rng(`${seed}:small-files`);
+  const plan: { path: string; kind: 'csv' | 'log'; size: number }[] = [];
+  for (let n = 0; n < files; n++) {
+    const dir = Math.floor(n / SMALL_FILES_PER_DIR);
+    const group = Math.floor(dir / SMALL_DIRS_PER_GROUP);
+    const kind = rng.int(2) === 0 ? 'csv' : 'log';
+    const path = `group-${String(group).padStart(2, '0')}/dir-${String(dir).padStart(3, '0')}/doc-${n}.${kind}`;
+    plan.push({ path, kind, size: KiB + rng.int(3 * KiB + 1) });
+  }
+  const dirs = new Set(plan.map((f) => dirname(f.path)));
+  for (const dir of dirs) await mkdir(join(root, dir), { recursive: true });
+  let next = 0;
+  const writer = async () => {
+    for (let i = next++; i < plan.length; i = next++) {
+      const file = plan[i] as (typeof plan)[number];
+      await writeFile(join(root, file.path), Buffer.concat([...contentOf(file, seed)]));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, writer));
+  return { root, seed, files, dirs: dirs.size, totalBytes: plan.reduce((sum, f) => sum + f.size, 0) };
 }

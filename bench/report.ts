@@ -1,9 +1,13 @@
-// Renders BENCHMARKS.md from one run's results. The whole file is regenerated on every run.
-import type { Dataset, Mutation } from './dataset.ts';
+// Renders bench/run.ts's sections of BENCHMARKS.md from one run's results: the 2 GiB set between the `engine`
+// markers, the many-small-files set between the `small-files` markers; the rest of the file is left alone.
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Dataset, Mutation, SmallFilesDataset } from './dataset.ts';
 import type { Measurement } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
 
-export type Scenario = 'first' | 'incremental' | 'restore';
+/** `unchanged`: an incremental backup with nothing changed since the first (the many-small-files set). */
+export type Scenario = 'first' | 'incremental' | 'unchanged' | 'restore';
 
 export interface StepResult {
   tool: string;
@@ -27,6 +31,17 @@ export interface ReportInput {
   durationS: number;
   machine: { cpu: string; nproc: number; memoryGiB: number; kernel: string; node: string; filesystem: string };
   tools: { name: string; version: string; settings: string }[];
+  /** The 2 GiB set, when it ran. */
+  big?: BigSetInput;
+  /** The many-small-files set, when it ran. */
+  smallFiles?: { dataset: SmallFilesDataset; results: StepResult[] };
+  /** Relative difference within which two best wall times count as equal. */
+  tolerance: number;
+  /** Runs of every step per tool. */
+  repeat: number;
+}
+
+export interface BigSetInput {
   dataset: {
     seed: string;
     files: number;
@@ -39,10 +54,6 @@ export interface ReportInput {
   mutation: Mutation;
   results: StepResult[];
   profiles: ProfileRun[];
-  /** Relative difference within which two best wall times count as equal. */
-  tolerance: number;
-  /** Runs of every step per tool. */
-  repeat: number;
 }
 
 /**
@@ -78,6 +89,7 @@ const MiB = 1024 * 1024;
 const TITLES: Record<Scenario, string> = {
   first: 'First backup (empty repository)',
   incremental: 'Incremental backup (~1% changed)',
+  unchanged: 'Incremental backup, nothing changed',
   restore: 'Restore of the latest snapshot (into an empty directory)',
 };
 
@@ -98,11 +110,17 @@ function table(results: Summary[]): string {
   ].join('\n');
 }
 
-function verdict(input: ReportInput): string[] {
+function verdict(
+  all: StepResult[],
+  scenarios: readonly Scenario[],
+  tolerance: number,
+  target = 'no slower than the fastest of restic, kopia and borg at equal or smaller stored size',
+): string[] {
   const lines: string[] = [];
   let met = true;
-  for (const scenario of ['first', 'incremental', 'restore'] as const) {
-    const results = summarize(input.results, scenario);
+  const input = { tolerance };
+  for (const scenario of scenarios) {
+    const results = summarize(all, scenario);
     const ours = results.find((r) => r.tool === 'tidemark');
     const others = results.filter((r) => r.tool !== 'tidemark');
     if (!ours || others.length === 0) continue;
@@ -122,17 +140,17 @@ function verdict(input: ReportInput): string[] {
       if (!smaller) met = false;
     }
     if (ratio > 1 + input.tolerance) met = false;
-    const cpuNote = `; CPU ${cpu(ours.m).toFixed(1)} s vs ${cpu(fastest.m).toFixed(1)} s`;
+    const cpuNote = `; CPU ${cpu(ours.m).toFixed(1)} s vs ${cpu(fastest.m).toFixed(1)} s; peak RSS ${ours.m.maxRssMiB.toFixed(0)} MiB vs ${fastest.m.maxRssMiB.toFixed(0)} MiB`;
     lines.push(`- ${TITLES[scenario]}: ${speed}${stored}${cpuNote}.`);
   }
   lines.unshift(
-    `Target: no slower than the fastest of restic, kopia and borg at equal or smaller stored size (best wall times within ${(input.tolerance * 100).toFixed(0)}% count as equal). **${met ? 'Met' : 'Not met'}** in this run:`,
+    `Target: ${target} (best wall times within ${(input.tolerance * 100).toFixed(0)}% count as equal). **${met ? 'Met' : 'Not met'}** in this run:`,
     '',
   );
   return lines;
 }
 
-function limits(input: ReportInput): string[] {
+function limits(input: BigSetInput): string[] {
   if (input.profiles.length === 0) return [];
   const lines = [
     '### Where Tidemark spends its time',
@@ -156,9 +174,9 @@ function limits(input: ReportInput): string[] {
 }
 
 /** A warning when other processes used a noticeable share of the machine during the measured steps. */
-function noise(input: ReportInput): string[] {
-  const other = input.results.reduce((sum, r) => sum + r.m.otherCpuS, 0);
-  const available = input.results.reduce((sum, r) => sum + r.m.wallS, 0) * input.machine.nproc;
+function noise(results: StepResult[], nproc: number): string[] {
+  const other = results.reduce((sum, r) => sum + r.m.otherCpuS, 0);
+  const available = results.reduce((sum, r) => sum + r.m.wallS, 0) * nproc;
   const share = available > 0 ? other / available : 0;
   return share > 0.05
     ? [
@@ -167,9 +185,23 @@ function noise(input: ReportInput): string[] {
     : [`- Other processes used ${(share * 100).toFixed(1)}% of the machine's CPU during the measured steps.`];
 }
 
-export function renderReport(input: ReportInput): string {
-  const d = input.dataset;
-  const m = input.mutation;
+function tables(results: StepResult[], scenarios: readonly Scenario[], level: string): string[] {
+  return scenarios.flatMap((scenario) => {
+    const summaries = summarize(results, scenario);
+    return summaries.length ? [`${level} ${TITLES[scenario]}`, '', table(summaries), ''] : [];
+  });
+}
+
+function produced(input: ReportInput): string {
+  return `Produced by \`${input.command}\` on ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')} (the run took ${(input.durationS / 60).toFixed(1)} min).`;
+}
+
+const BIG_SCENARIOS = ['first', 'incremental', 'restore'] as const;
+const SMALL_FILES_SCENARIOS = ['first', 'unchanged', 'restore'] as const;
+
+function renderBig(input: ReportInput, big: BigSetInput): string {
+  const d = big.dataset;
+  const m = big.mutation;
   const k = d.bytesByKind;
   const pct = (bytes: number) => ((bytes / d.totalBytes) * 100).toFixed(1);
   const out: string[] = [
@@ -177,7 +209,7 @@ export function renderReport(input: ReportInput): string {
     '',
     '<!-- Generated by bench/run.ts; do not edit by hand: rerun `npm run bench` instead. -->',
     '',
-    `Produced by \`${input.command}\` on ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')} (the run took ${(input.durationS / 60).toFixed(1)} min).`,
+    produced(input),
     '',
     '## Machine',
     '',
@@ -207,15 +239,67 @@ export function renderReport(input: ReportInput): string {
     "- Wall time is measured around the process; CPU time (user + system) and peak RSS come from GNU time (`getrusage` of the child and its descendants; peak RSS is the largest single process's). Each command's startup (key derivation, opening the repository) is included.",
     '- Stored MiB: `du -sb` of the repository directory after the step (caches and configuration outside it are not counted). Throughput: bytes of the data set (first/incremental: all of it, as every tool scans all of it; restore: the restored bytes) per wall second, MB = 10^6 bytes.',
     "- Others' CPU s: CPU time the rest of the machine used while the step ran (/proc/stat busy time minus the tool's own): other processes competing for the cores. Near zero means a quiet machine.",
-    ...noise(input),
+    ...noise(big.results, input.machine.nproc),
     '- The restores of the first run are checked file by file (SHA-256) against the data set; every restore is deleted before the next step.',
     '',
+    ...tables(big.results, BIG_SCENARIOS, '##'),
+    '## Verdict',
+    '',
+    ...verdict(big.results, BIG_SCENARIOS, input.tolerance),
+    '',
+    ...limits(big),
   ];
-  for (const scenario of ['first', 'incremental', 'restore'] as const) {
-    const results = summarize(input.results, scenario);
-    if (results.length === 0) continue;
-    out.push(`## ${TITLES[scenario]}`, '', table(results), '');
+  return out.join('\n').trim();
+}
+
+function renderSmallFiles(input: ReportInput, set: NonNullable<ReportInput['smallFiles']>): string {
+  const d = set.dataset;
+  return [
+    '## Many small files',
+    '',
+    '<!-- Generated by bench/run.ts; do not edit by hand: rerun `npm run bench -- --set small-files` instead. -->',
+    '',
+    produced(input),
+    '',
+    `Machine: ${input.machine.cpu}, ${input.machine.nproc} cores, ${input.machine.filesystem}, Node ${input.machine.node}; tools and settings as above (${input.tools.map((t) => t.version).join('; ')}).`,
+    '',
+    `A document volume: ${d.files.toLocaleString('en')} text files of 1–4 KiB (uniform; CSV exports and logs as in the 2 GiB set), ${(d.totalBytes / MiB).toFixed(1)} MiB, 200 to a directory in ${d.dirs.toLocaleString('en')} directories (\`group-NN/dir-NNN/doc-N.{csv,log}\`), generated deterministically (seed \`${d.seed}\`). Each tool backs it up into an empty repository, backs it up again with nothing changed (an incremental, the parent found as for the 2 GiB set), and restores the latest snapshot into an empty directory; ${input.repeat} run${input.repeat === 1 ? '' : 's'} each, measured as above (GNU time, \`sync\` before each step). The first run's restores are checked file by file.`,
+    '',
+    ...noise(set.results, input.machine.nproc),
+    '',
+    ...tables(set.results, SMALL_FILES_SCENARIOS, '###'),
+    '### Verdict',
+    '',
+    ...verdict(set.results, SMALL_FILES_SCENARIOS, input.tolerance, 'at least as fast as the fastest other tool'),
+  ]
+    .join('\n')
+    .trim();
+}
+
+/** The sections of BENCHMARKS.md this run wrote, by marker name. */
+export function renderReport(input: ReportInput): Record<string, string> {
+  return {
+    ...(input.big ? { engine: renderBig(input, input.big) } : {}),
+    ...(input.smallFiles ? { 'small-files': renderSmallFiles(input, input.smallFiles) } : {}),
+  };
+}
+
+/**
+ * Replaces what lies between `<!-- name:start -->` and `<!-- name:end -->` in the file for every section given,
+ * appending the markers when absent; everything else (other benchmarks' sections) is left alone.
+ */
+export async function writeSections(path: string, sections: Record<string, string>): Promise<void> {
+  let text = existsSync(path) ? await readFile(path, 'utf8') : '';
+  for (const [name, section] of Object.entries(sections)) {
+    const start = `<!-- ${name}:start -->`;
+    const end = `<!-- ${name}:end -->`;
+    const from = text.indexOf(start);
+    const to = text.indexOf(end, from);
+    const block = `${start}\n${section.trim()}\n${end}`;
+    text =
+      from >= 0 && to > from
+        ? text.slice(0, from) + block + text.slice(to + end.length)
+        : `${text}${text === '' || text.endsWith('\n\n') ? '' : text.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
   }
-  out.push('## Verdict', '', ...verdict(input), '', ...limits(input));
-  return `${out.join('\n').trimEnd()}\n`;
+  await writeFile(path, text);
 }

@@ -1,30 +1,45 @@
 // Compares Tidemark's repository engine with restic, kopia and borg on the same data, on this machine,
 // in one run, and writes BENCHMARKS.md (not run in CI):
 //
-//   npm run bench [-- --size-gib 2 --repeat 3 --tools tidemark,restic,kopia,borg --seed S --no-profile --keep --out FILE]
+//   npm run bench [-- --set all|big|small-files --size-gib 2 --small-files 200000 --repeat 3
+//                    --tools tidemark,restic,kopia,borg --seed S --no-profile --keep --out FILE]
 //
 // Builds Tidemark (tsc, into dist/) and the pinned restic and kopia (scripts/build-bench-tools.sh, cached);
 // borg comes from Debian (borgbackup). A 2 GiB data set is generated into a temporary directory (see
 // bench/dataset.ts), each tool backs it up (into --repeat fresh repositories), ~1% of it changes, each
 // tool backs it up again (into each of them), and each restores its latest snapshot (from each of them). Then Tidemark's steps run once more under `node --cpu-prof` (against a
-// fresh repository, with a second change before the incremental) to show where its time goes. The temporary directory is removed at the end (kept with --keep).
+// fresh repository, with a second change before the incremental) to show where its time goes.
+// The many-small-files set (`--set small-files`, or both with `all`): 200,000 files of 1–4 KiB (bench/dataset.ts),
+// each tool backs it up, backs it up again with nothing changed, and restores it. Each set writes its own
+// section of BENCHMARKS.md (markers `engine` and `small-files`). The temporary directory is removed at the end
+// (kept with --keep).
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../test/harness/process.ts';
 import { repoRoot } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
-import { type Dataset, generateDataset, manifest, mutateDataset, verifyTree } from './dataset.ts';
+import { type Dataset, generateDataset, generateSmallFiles, manifest, mutateDataset, verifyTree } from './dataset.ts';
 import { type Command, diskBytes, measure, run } from './measure.ts';
 import { summarizeProfile } from './profile.ts';
-import { type ProfileRun, renderReport, type Scenario, type StepResult } from './report.ts';
+import {
+  type BigSetInput,
+  type ProfileRun,
+  type ReportInput,
+  renderReport,
+  type Scenario,
+  type StepResult,
+  writeSections,
+} from './report.ts';
 import { type BenchTool, makeTools, TOOL_NAMES, type ToolName } from './tools.ts';
 
 const { values } = parseArgs({
   options: {
+    set: { type: 'string', default: 'all' },
     'size-gib': { type: 'string', default: '2' },
+    'small-files': { type: 'string', default: '200000' },
     repeat: { type: 'string', default: '3' },
     tools: { type: 'string', default: TOOL_NAMES.join(',') },
     seed: { type: 'string', default: 'tidemark-bench-1' },
@@ -37,7 +52,12 @@ const toolNames = (values.tools as string).split(',').map((name) => {
   if (!(TOOL_NAMES as readonly string[]).includes(name)) throw new Error(`unknown tool ${name}`);
   return name as ToolName;
 });
+if (!['all', 'big', 'small-files'].includes(values.set as string))
+  throw new Error(`--set must be all, big or small-files, not ${values.set}`);
+const runBig = values.set !== 'small-files';
+const runSmallFiles = values.set !== 'big';
 const totalBytes = Math.round(Number(values['size-gib']) * 1024 ** 3);
+const smallFiles = Number(values['small-files']);
 const repeat = Math.max(1, Number(values.repeat));
 const args = process.argv.slice(2);
 const commandLine = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
@@ -114,11 +134,32 @@ async function profileTidemark(dataset: Dataset): Promise<ProfileRun[]> {
   return runs;
 }
 
-async function main(): Promise<void> {
-  const load = loadavg()[0] ?? 0;
-  if (load > 0.5)
-    log(`WARNING: load average ${load.toFixed(1)} before the run: other processes will add noise (see others' CPU)`);
-  await build();
+/** One repository per tool and repetition under `dir`; the order of the tools rotates from one repetition to the next. */
+async function roundsOfTools(data: string, dir: string): Promise<BenchTool[][]> {
+  const rounds = Array.from({ length: repeat }, (_, r) => {
+    const tools = makeTools({ data, workDir: join(dir, `round-${r + 1}`), logFile }, toolNames);
+    return [...tools.slice(r % tools.length), ...tools.slice(0, r % tools.length)];
+  });
+  for (const tools of rounds) for (const tool of tools) await tool.init();
+  return rounds;
+}
+
+/** Every tool's restore of its latest snapshot (the first repetition's checked against `data`), then the repositories removed. */
+async function restores(rounds: BenchTool[][], data: string, sourceBytes: number): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  const expected = await manifest(data);
+  for (const [r, tools] of rounds.entries())
+    for (const tool of tools) {
+      const target = join(work.path, `restore-${tool.name}`);
+      results.push(await step(tool, 'restore', await tool.restore(target), sourceBytes));
+      if (r === 0) await verifyTree(target, expected); // the first repetition's restores are checked
+      await rm(target, { recursive: true, force: true });
+    }
+  for (const tools of rounds) for (const tool of tools) await rm(tool.repo, { recursive: true, force: true });
+  return results;
+}
+
+async function benchBig(): Promise<BigSetInput> {
   const data = join(work.path, 'data');
   log(`generating ${(totalBytes / 1024 ** 3).toFixed(2)} GiB data set in ${data}`);
   const dataset = await generateDataset(data, work.path, totalBytes, values.seed as string);
@@ -129,15 +170,7 @@ async function main(): Promise<void> {
     `data set: ${firstFiles} files, ${firstBytes} bytes (generated in ${((Date.now() - started) / 1000).toFixed(0)} s)`,
   );
 
-  // One repository per tool and repetition; the order of the tools rotates from one repetition to the next.
-  const rounds = Array.from({ length: repeat }, (_, r) => {
-    const tools = makeTools({ data, workDir: join(work.path, `round-${r + 1}`), logFile }, toolNames);
-    return [...tools.slice(r % tools.length), ...tools.slice(0, r % tools.length)];
-  });
-  const versions = [];
-  for (const tool of makeTools({ data, workDir: work.path, logFile }, toolNames))
-    versions.push({ name: tool.name, version: await tool.version(), settings: tool.settings });
-  for (const tools of rounds) for (const tool of tools) await tool.init();
+  const rounds = await roundsOfTools(data, work.path);
 
   const results: StepResult[] = [];
   for (const tools of rounds)
@@ -148,19 +181,58 @@ async function main(): Promise<void> {
     for (const tool of tools)
       results.push(await step(tool, 'incremental', tool.backup('incremental'), dataset.totalBytes));
 
-  const expected = await manifest(data);
-  for (const [r, tools] of rounds.entries())
-    for (const tool of tools) {
-      const target = join(work.path, `restore-${tool.name}`);
-      results.push(await step(tool, 'restore', await tool.restore(target), dataset.totalBytes));
-      if (r === 0) await verifyTree(target, expected); // the first repetition's restores are checked
-      await rm(target, { recursive: true, force: true });
-    }
-  for (const tools of rounds) for (const tool of tools) await rm(tool.repo, { recursive: true, force: true });
-
+  results.push(...(await restores(rounds, data, dataset.totalBytes)));
   const profiles = toolNames.includes('tidemark') && !values['no-profile'] ? await profileTidemark(dataset) : [];
+  await rm(data, { recursive: true, force: true });
+  return {
+    dataset: {
+      seed: dataset.seed,
+      files: firstFiles,
+      totalBytes: firstBytes,
+      bytesByKind,
+      dump: dataset.dump,
+      afterFiles: dataset.files.length,
+      afterBytes: dataset.totalBytes,
+    },
+    mutation,
+    results,
+    profiles,
+  };
+}
 
-  const report = renderReport({
+async function benchSmallFiles(): Promise<NonNullable<ReportInput['smallFiles']>> {
+  const data = join(work.path, 'small-files');
+  log(`generating ${smallFiles} small files in ${data}`);
+  const generated = Date.now();
+  const dataset = await generateSmallFiles(data, values.seed as string, smallFiles);
+  log(
+    `small files: ${dataset.files} files, ${dataset.totalBytes} bytes (generated in ${((Date.now() - generated) / 1000).toFixed(0)} s)`,
+  );
+  const rounds = await roundsOfTools(data, join(work.path, 'small-files-tools'));
+  const results: StepResult[] = [];
+  for (const scenario of ['first', 'unchanged'] as const)
+    for (const tools of rounds)
+      for (const tool of tools)
+        results.push(
+          await step(tool, scenario, tool.backup(scenario === 'first' ? 'first' : 'incremental'), dataset.totalBytes),
+        );
+  results.push(...(await restores(rounds, data, dataset.totalBytes)));
+  await rm(data, { recursive: true, force: true });
+  return { dataset, results };
+}
+
+async function main(): Promise<void> {
+  const load = loadavg()[0] ?? 0;
+  if (load > 0.5)
+    log(`WARNING: load average ${load.toFixed(1)} before the run: other processes will add noise (see others' CPU)`);
+  await build();
+  const versions = [];
+  for (const tool of makeTools({ data: work.path, workDir: work.path, logFile }, toolNames))
+    versions.push({ name: tool.name, version: await tool.version(), settings: tool.settings });
+  const big = runBig ? await benchBig() : undefined;
+  const small = runSmallFiles ? await benchSmallFiles() : undefined;
+
+  const sections = renderReport({
     command: commandLine,
     date: new Date(started),
     durationS: (Date.now() - started) / 1000,
@@ -179,22 +251,12 @@ async function main(): Promise<void> {
           .replace(/\s+/, ' on ') ?? 'unknown',
     },
     tools: versions,
-    dataset: {
-      seed: dataset.seed,
-      files: firstFiles,
-      totalBytes: firstBytes,
-      bytesByKind,
-      dump: dataset.dump,
-      afterFiles: dataset.files.length,
-      afterBytes: dataset.totalBytes,
-    },
-    mutation,
-    results,
-    profiles,
+    ...(big ? { big } : {}),
+    ...(small ? { smallFiles: small } : {}),
     tolerance: 0.05,
     repeat,
   });
-  await writeFile(values.out as string, report);
+  await writeSections(values.out as string, sections);
   log(`wrote ${values.out} in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }
 

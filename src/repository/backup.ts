@@ -1,7 +1,8 @@
-import { type BigIntStats, createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TidemarkError } from '../errors.ts';
+import { Bounded, settledInOrder } from './bounded.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { chunkStream } from './chunker/fastcdc.ts';
 import { type FileMetadataIo, keptXattr, openFileMetadataIo } from './file-metadata.ts';
@@ -30,7 +31,34 @@ export interface BackupOptions {
   onProgress?: ProgressListener;
   /** Chunks being compressed at once per file (compression runs on libuv's thread pool). */
   parallelChunks?: number;
+  /**
+   * Entries of a tree backup worked on at once (stat, extended attributes, read and chunk), besides the walk
+   * itself; 1 is one at a time. Trees come out the same whatever the number. Default FILES_IN_FLIGHT.
+   */
+  parallelFiles?: number;
 }
+
+/** Entries in flight (see `parallelFiles`). */
+const FILES_IN_FLIGHT = 32;
+/**
+ * Bytes of file data in flight across the files being read: a small file counts its size, a large one what its
+ * stream holds at most (chunker max times parallelChunks + 2). A file over the whole budget is read alone.
+ */
+const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** Names of one directory lstat-ed at once, and in one batch (a directory's stats are held a batch at a time). */
+const STATS_IN_FLIGHT = 64;
+const STAT_BATCH = 512;
+/** Read buffer of a file (reused): a file up to this size takes one read. */
+const READ_BUFFER = 256 * 1024;
+/** Reads of the rest of a larger file. */
+const LARGE_READ = 1024 * 1024;
+/** Subdirectories ahead of the walk whose parent trees are loaded meanwhile. */
+const PARENT_TREES_AHEAD = 8;
+
+/** `lossy` lines; the second tells the next incremental whether the parent's extended attributes are complete. */
+const NO_METADATA_HELPER =
+  'extended attributes not kept and times restored to the microsecond: no file metadata helper (perl)';
+const DROPPED_XATTRS = 'extended attributes outside user.* and POSIX ACLs not kept';
 
 /** A named byte stream to back up (a database dump, stdin). */
 export interface StreamSource {
@@ -52,7 +80,7 @@ export function backupTree(repository: Repository, path: string, options: Backup
     if (!root.isDirectory()) throw new TidemarkError('InvalidArgument', `${path} is not a directory`);
     run.metadata = await openFileMetadataIo();
     try {
-      return await run.directory(Buffer.from(path), '', run.parent?.root);
+      return await run.tree(Buffer.from(path));
     } finally {
       run.metadata.close();
     }
@@ -103,20 +131,15 @@ async function runBackup(
       incremental && options.parent && (await repository.hasSnapshot(options.parent.id)) ? options.parent : undefined;
     const meter = new ProgressMeter('backup', options.onProgress);
     const store = repository.chunkStore({ onUpload: (bytes) => meter.uploaded(bytes) });
-    const run = new BackupRun(
-      repository,
-      parent,
-      store,
-      chain,
-      meter,
-      options.parallelChunks ?? 4,
-      globMatcher(options.excludes ?? []),
-    );
+    const run = new BackupRun(repository, parent, store, chain, meter, globMatcher(options.excludes ?? []), {
+      parallelChunks: options.parallelChunks ?? 4,
+      parallelFiles: options.parallelFiles ?? FILES_IN_FLIGHT,
+    });
     const root = await walk(run);
     const index = await store.flush();
     if (index.packs.length > 0) await repository.saveIndex(index);
     const progress = meter.done();
-    const skipped = [...run.skipped, ...(options.skipped?.() ?? [])];
+    const skipped = [...run.skippedInWalkOrder(), ...(options.skipped?.() ?? [])];
     const snapshot: Snapshot = {
       version: 1,
       id: randomId() as SnapshotId,
@@ -144,6 +167,28 @@ async function runBackup(
   });
 }
 
+/** A directory child to back up: its path as bytes (any name works), as shown, and its name. */
+interface Child {
+  path: Buffer;
+  display: string;
+  name: Buffer;
+}
+
+/** A directory walked: every decision below it made in walk order; `tree` resolves once all its content is stored. */
+interface Walked {
+  tree: Promise<ChunkId>;
+}
+
+/** How a hard-link group's first name (the one carrying the content) ended; later names wait for it. */
+type LinkOutcome = { link: number } | { unreadable: { path: string; reason: string } };
+
+/**
+ * One tree backup. The walk is depth-first in name order and makes every order-dependent decision in that order
+ * (which name of a hard-link group carries the content, link numbers, the order of `skipped`); the work per entry
+ * (extended attributes, reading, chunking, storing) runs concurrently, bounded by `parallelFiles` entries and
+ * BYTES_IN_FLIGHT bytes, and each directory's tree is stored once all its entries are done. So the trees are the
+ * same whatever the concurrency.
+ */
 class BackupRun {
   readonly summary: Omit<SnapshotSummary, 'logicalBytes' | 'uploadedBytes' | 'durationMs'> = {
     files: 0,
@@ -152,14 +197,24 @@ class BackupRun {
     newChunks: 0,
     newBytes: 0,
   };
-  readonly skipped: { path: string; reason: string }[] = [];
   /** Reads extended attributes; set by a tree backup. */
   metadata: FileMetadataIo | undefined;
+  /** Skipped paths with their position in walk order (work ends in any order). */
+  private readonly skipped: { order: number; path: string; reason: string }[] = [];
+  /** Entries walked so far: the walk-order position of the next. */
+  private walked = 0;
   private readonly droppedXattrs = new Set<string>();
-  private readonly hardLinks = new Map<string, number>();
-  /** Hard-link groups whose content could not be read: the first name tried and why. */
-  private readonly unreadableLinks = new Map<string, { path: string; reason: string }>();
+  /** Hard-link groups (dev:ino) seen, by the outcome of their first name. */
+  private readonly hardLinks = new Map<string, Promise<LinkOutcome>>();
+  /** The link number given last, once every group before has its outcome (numbers go to readable groups only). */
+  private lastLink: Promise<number> = Promise.resolve(0);
   private readonly filesPerTop = new Map<string, number>();
+  private readonly inFlight: Bounded;
+  /** Work started and not yet settled, waited for before a failed backup returns. */
+  private readonly started = new Set<Promise<unknown>>();
+  private readonly readBuffers: Buffer[] = [];
+  /** The first failure the backup cannot skip: ends the walk early. */
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly repository: Repository,
@@ -168,21 +223,23 @@ class BackupRun {
     private readonly store: ChunkStore,
     readonly chain: ChainId,
     private readonly meter: ProgressMeter,
-    private readonly parallelChunks: number,
     private readonly excluded: (relativePath: string) => boolean,
-  ) {}
+    private readonly limits: { parallelChunks: number; parallelFiles: number },
+  ) {
+    this.inFlight = new Bounded(limits.parallelFiles, BYTES_IN_FLIGHT);
+  }
 
   /** What this snapshot does not keep exactly (see docs/repository-format.md, "File metadata"). */
   lossy(): string[] {
     if (!this.metadata) return [];
     const lossy: string[] = [];
-    if (!this.metadata.exact)
-      lossy.push('extended attributes not kept and times restored to the microsecond: no file metadata helper (perl)');
-    if (this.droppedXattrs.size)
-      lossy.push(
-        `extended attributes outside user.* and POSIX ACLs not kept: ${[...this.droppedXattrs].sort().join(', ')}`,
-      );
+    if (!this.metadata.exact) lossy.push(NO_METADATA_HELPER);
+    if (this.droppedXattrs.size) lossy.push(`${DROPPED_XATTRS}: ${[...this.droppedXattrs].sort().join(', ')}`);
     return lossy;
+  }
+
+  skippedInWalkOrder(): { path: string; reason: string }[] {
+    return this.skipped.sort((a, b) => a.order - b.order).map(({ path, reason }) => ({ path, reason }));
   }
 
   /** Files per top-level directory (`.` for files at the root): the record counts of a volume backup. */
@@ -217,7 +274,7 @@ class BackupRun {
         size += chunk.length;
         this.meter.add(chunk.length);
         inFlight.add(this.putChunk('data', chunk).then((r) => r.id));
-        if (inFlight.size >= this.parallelChunks) content.push((await inFlight.next()) as ChunkId);
+        if (inFlight.size >= this.limits.parallelChunks) content.push((await inFlight.next()) as ChunkId);
       }
       while (inFlight.size > 0) content.push((await inFlight.next()) as ChunkId);
     } catch (error) {
@@ -227,26 +284,109 @@ class BackupRun {
     return { content, size };
   }
 
-  /** Backs up one directory (path as bytes, so any name works); returns its tree id. */
-  async directory(path: Buffer, display: string, parentTreeId: ChunkId | undefined): Promise<ChunkId> {
+  /** Backs up the tree at `path` (bytes, so any name works); returns its tree id. */
+  async tree(path: Buffer): Promise<ChunkId> {
+    try {
+      const parentRoot = this.parent ? this.parentEntries(this.parent.root) : undefined;
+      const { tree } = await this.directory({ path, display: '', name: Buffer.alloc(0) }, parentRoot);
+      return await tree;
+    } catch (error) {
+      while (this.started.size > 0) await Promise.allSettled([...this.started]);
+      throw error;
+    }
+  }
+
+  /** Starts `work` (counted in `started` until it settles). */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.started.add(work);
+    work.then(
+      () => this.started.delete(work),
+      () => this.started.delete(work),
+    );
+    return work;
+  }
+
+  /** Runs `task` once the bounds admit it; resolves (to the boxed result) when it has started. */
+  private async bounded<T>(bytes: number, task: () => Promise<T>): Promise<{ result: Promise<T> }> {
+    const { result } = await this.inFlight.start(bytes, task);
+    return { result: this.track(result) };
+  }
+
+  private skip(order: number, path: string, reason: string): void {
+    this.skipped.push({ order, path, reason });
+  }
+
+  /** Walks one directory: its children in name order, subdirectories depth-first. */
+  private async directory(dir: Child, parentTree: Promise<Map<string, TreeEntry>> | undefined): Promise<Walked> {
     this.summary.dirs++;
-    const parent = parentTreeId ? await this.parentEntries(parentTreeId) : new Map<string, TreeEntry>();
-    const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
-    const entries: TreeEntry[] = [];
+    // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
+    parentTree?.catch(() => {});
+    const names = (await readdir(dir.path, { encoding: 'buffer' })).sort(Buffer.compare);
+    const parent = (await parentTree) ?? new Map<string, TreeEntry>();
+    const children: Child[] = [];
     for (const name of names) {
-      const childPath = Buffer.concat([path, Buffer.from('/'), name]);
-      const childDisplay = `${display}/${name.toString('utf8')}`;
-      if (this.excluded(childDisplay.slice(1))) continue;
-      try {
-        const entry = await this.entry(childPath, childDisplay, name, parent.get(name.toString('hex')));
-        if (entry) entries.push(entry);
-      } catch (error) {
-        const reason = skipReason(error);
-        if (reason === undefined) throw error;
-        this.skipped.push({ path: childDisplay, reason });
+      const display = `${dir.display}/${name.toString('utf8')}`;
+      if (!this.excluded(display.slice(1)))
+        children.push({ path: Buffer.concat([dir.path, SLASH, name]), display, name });
+    }
+    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
+    const statBatch = (from: number) =>
+      settledInOrder(children.slice(from, from + STAT_BATCH), STATS_IN_FLIGHT, (child) =>
+        lstat(child.path, { bigint: true }),
+      );
+    let nextStats = statBatch(0);
+    const entries: Promise<TreeEntry | undefined>[] = [];
+    for (let from = 0; from < children.length; from += STAT_BATCH) {
+      const batch = children.slice(from, from + STAT_BATCH);
+      const stats = await nextStats;
+      nextStats = statBatch(from + STAT_BATCH);
+      const previous = batch.map((child) => parent.get(child.name.toString('hex')));
+      // Parent trees of the next subdirectories load while the walk is busy before them.
+      const subdirs = batch.flatMap((_, i) => {
+        const before = previous[i];
+        const stat = stats[i];
+        return before?.type === 'dir' && before.subtree && stat?.status === 'fulfilled' && stat.value.isDirectory()
+          ? [{ i, subtree: before.subtree }]
+          : [];
+      });
+      const parentTrees = new Map<number, Promise<Map<string, TreeEntry>>>();
+      let nextSubdir = 0;
+      for (const [i, child] of batch.entries()) {
+        if (this.failure) throw this.failure.error;
+        const order = this.walked++;
+        const stat = stats[i] as PromiseSettledResult<BigIntStats>;
+        while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
+        for (const { i: at, subtree } of subdirs.slice(nextSubdir, nextSubdir + PARENT_TREES_AHEAD))
+          if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
+        const parentSubtree = parentTrees.get(i);
+        parentTrees.delete(i);
+        let done: Promise<TreeEntry | undefined>;
+        try {
+          if (stat.status === 'rejected') throw stat.reason;
+          done = (await this.entry(child, order, stat.value, previous[i], parentSubtree)).done;
+        } catch (error) {
+          const reason = skipReason(error);
+          if (reason === undefined) throw error;
+          this.skip(order, child.display, reason);
+          continue;
+        }
+        const kept = done.catch((error: unknown) => {
+          const reason = skipReason(error);
+          if (reason === undefined) {
+            this.failure ??= { error };
+            throw error;
+          }
+          this.skip(order, child.display, reason);
+          return undefined;
+        });
+        kept.catch(() => {}); // surfaces through the tree; until then it must not count as unhandled
+        entries.push(kept);
       }
     }
-    return this.storeTree({ entries });
+    const tree = Promise.all(entries).then((done) =>
+      this.storeTree({ entries: done.filter((e): e is TreeEntry => e !== undefined) }),
+    );
+    return { tree: this.track(tree) };
   }
 
   private async parentEntries(treeId: ChunkId): Promise<Map<string, TreeEntry>> {
@@ -254,66 +394,113 @@ class BackupRun {
     return new Map(tree.entries.map((e) => [decodeName(e).toString('hex'), e]));
   }
 
+  /**
+   * Decides, in walk order, what to do with one entry and starts it; resolves once started (a subdirectory: once
+   * walked) to the entry's promise, boxed (undefined: left out).
+   */
   private async entry(
-    path: Buffer,
-    display: string,
-    name: Buffer,
+    child: Child,
+    order: number,
+    stat: BigIntStats,
     previous: TreeEntry | undefined,
-  ): Promise<TreeEntry | undefined> {
-    const stat = await lstat(path, { bigint: true });
-    const xattrs = await this.xattrs(path);
-    const common = {
-      ...encodeName(name),
-      mode: Number(stat.mode & 0o7777n),
-      mtimeNs: stat.mtimeNs.toString(),
-      ctimeNs: stat.ctimeNs.toString(),
-      uid: Number(stat.uid),
-      gid: Number(stat.gid),
-      ...(xattrs.length ? { xattrs } : {}),
+    parentSubtree: Promise<Map<string, TreeEntry>> | undefined,
+  ): Promise<{ done: Promise<TreeEntry | undefined> }> {
+    const { path, display, name } = child;
+    const common = async () => {
+      const xattrs = await this.xattrs(path, stat, previous);
+      return {
+        ...encodeName(name),
+        mode: Number(stat.mode & 0o7777n),
+        mtimeNs: stat.mtimeNs.toString(),
+        ctimeNs: stat.ctimeNs.toString(),
+        uid: Number(stat.uid),
+        gid: Number(stat.gid),
+        ...(xattrs.length ? { xattrs } : {}),
+      };
     };
     if (stat.isDirectory()) {
-      const subtree = await this.directory(path, display, previous?.type === 'dir' ? previous.subtree : undefined);
-      return { ...common, type: 'dir', subtree };
+      const { result: metadata } = await this.bounded(0, common);
+      const parentTree =
+        parentSubtree ??
+        (previous?.type === 'dir' && previous.subtree ? this.parentEntries(previous.subtree) : undefined);
+      const walked = await this.directory(child, parentTree).catch(async (error: unknown) => {
+        await metadata.catch(() => {});
+        throw error;
+      });
+      return { done: Promise.all([metadata, walked.tree]).then(([m, subtree]) => ({ ...m, type: 'dir', subtree })) };
     }
     if (stat.isSymbolicLink()) {
-      return { ...common, type: 'symlink', ...encodeTarget(await readlink(path, { encoding: 'buffer' })) };
+      const { result } = await this.bounded(0, async () => {
+        const [m, target] = await Promise.all([common(), readlink(path, { encoding: 'buffer' })]);
+        return { ...m, type: 'symlink' as const, ...encodeTarget(target) };
+      });
+      return { done: result };
     }
     if (!stat.isFile()) {
-      this.skipped.push({ path: display, reason: 'not a regular file, directory or symlink' });
-      return undefined;
+      this.skip(order, display, 'not a regular file, directory or symlink');
+      return { done: Promise.resolve(undefined) };
     }
-    const inode = Number(stat.ino);
-    // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
-    // storing them would make every tree new in every backup.
-    const entry: TreeEntry = {
-      ...common,
+    const size = Number(stat.size);
+    const file = async (): Promise<TreeEntry> => ({
+      ...(await common()),
       type: 'file',
+      // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
+      // storing them would make every tree new in every backup.
       atimeNs: stat.atimeNs.toString(),
-      size: Number(stat.size),
-      inode,
-    };
-    const linkKey = stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
-    if (linkKey) {
-      const unreadable = this.unreadableLinks.get(linkKey);
-      if (unreadable) {
-        this.skipped.push({
-          path: display,
-          reason: `hard link of ${unreadable.path}, which could not be read (${unreadable.reason})`,
-        });
-        return undefined;
-      }
-      const existing = this.hardLinks.get(linkKey);
-      if (existing !== undefined) return this.counted(display, { ...entry, link: existing });
-    }
-    const stored = await this.fileContent(path, display, entry, stat, previous).catch((error: unknown) => {
-      if (linkKey) this.unreadableLinks.set(linkKey, { path: display, reason: skipReason(error) ?? 'read failed' });
-      throw error;
+      size,
+      inode: Number(stat.ino),
     });
-    if (linkKey) {
-      stored.link = this.hardLinks.size + 1;
-      this.hardLinks.set(linkKey, stored.link);
+    const linkKey = stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
+    const first = linkKey ? this.hardLinks.get(linkKey) : undefined;
+    if (first) {
+      // A later name of a hard-link group: a link to the first name's content, or skipped with it.
+      const { result } = await this.bounded(0, file);
+      const done = Promise.all([result, first]).then(([entry, outcome]) => {
+        if ('link' in outcome) return this.counted(display, { ...entry, link: outcome.link });
+        const { path: firstPath, reason } = outcome.unreadable;
+        this.skip(order, display, `hard link of ${firstPath}, which could not be read (${reason})`);
+        return undefined;
+      });
+      return { done };
     }
-    return this.counted(display, stored);
+    const unchanged =
+      previous?.type === 'file' &&
+      previous.content &&
+      previous.size === size &&
+      previous.mtimeNs === stat.mtimeNs.toString() &&
+      previous.ctimeNs === stat.ctimeNs.toString() &&
+      previous.inode === Number(stat.ino)
+        ? previous.content
+        : undefined;
+    const { result } = await this.bounded(unchanged ? 0 : this.bytesInFlight(size), async () => {
+      const entry = await file();
+      if (unchanged) {
+        this.meter.add(size, 1);
+        this.summary.chunks += unchanged.length;
+        return { ...entry, content: unchanged };
+      }
+      return this.fileContent(path, display, order, entry, stat);
+    });
+    if (!linkKey) return { done: result.then((entry) => this.counted(display, entry)) };
+    const outcome = result.then(
+      (): true => true,
+      (error: unknown) => ({ path: display, reason: skipReason(error) ?? 'read failed' }),
+    );
+    const link = Promise.all([this.lastLink, outcome]).then(([last, read]) => (read === true ? last + 1 : last));
+    this.lastLink = link;
+    this.hardLinks.set(
+      linkKey,
+      Promise.all([outcome, link]).then(([read, number]) => (read === true ? { link: number } : { unreadable: read })),
+    );
+    return {
+      done: Promise.all([result, link]).then(([entry, number]) => this.counted(display, { ...entry, link: number })),
+    };
+  }
+
+  /** Bytes a file holds while read: all of it when small, else what its stream and chunk puts hold at most. */
+  private bytesInFlight(size: number): number {
+    const { max } = this.repository.config.chunker;
+    return Math.min(size, max * (this.limits.parallelChunks + 2));
   }
 
   /** Counts a file name backed up (in the summary and per top-level directory). */
@@ -324,39 +511,78 @@ class BackupRun {
     return entry;
   }
 
-  /** The entry with its content: the parent's when the file is unchanged, else read and stored. */
+  /** The entry with its content read and stored; noted as skipped-but-kept when the file changed meanwhile. */
   private async fileContent(
     path: Buffer,
     display: string,
+    order: number,
     entry: TreeEntry,
     stat: BigIntStats,
-    previous: TreeEntry | undefined,
   ): Promise<TreeEntry> {
-    if (
-      previous?.type === 'file' &&
-      previous.content &&
-      previous.size === entry.size &&
-      previous.mtimeNs === entry.mtimeNs &&
-      previous.ctimeNs === entry.ctimeNs &&
-      previous.inode === entry.inode
-    ) {
-      this.meter.add(entry.size ?? 0, 1);
-      this.summary.chunks += previous.content.length;
-      return { ...entry, content: previous.content };
+    const handle = await open(path, 'r');
+    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
+    let read: { content: ChunkId[]; size: number };
+    try {
+      read = await this.content(readFile(handle, buffer, Number(stat.size)));
+    } finally {
+      this.readBuffers.push(buffer);
+      await handle.close();
     }
-    const { content, size } = await this.content(createReadStream(path));
     this.meter.add(0, 1);
     const after = await lstat(path, { bigint: true });
-    if (after.mtimeNs !== stat.mtimeNs || after.ctimeNs !== stat.ctimeNs || BigInt(size) !== stat.size)
-      this.skipped.push({ path: display, reason: 'changed while being read: stored as read, may be inconsistent' });
-    return { ...entry, size, content };
+    if (after.mtimeNs !== stat.mtimeNs || after.ctimeNs !== stat.ctimeNs || BigInt(read.size) !== stat.size)
+      this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
+    return { ...entry, size: read.size, content: read.content };
   }
 
-  /** The extended attributes kept (namespaces: file-metadata.ts); the names of others are noted as lossy. */
-  private async xattrs(path: Buffer): Promise<NonNullable<TreeEntry['xattrs']>> {
+  /**
+   * The extended attributes kept (namespaces: file-metadata.ts); the names of others are noted as lossy. The
+   * parent's are reused when the entry's ctime (and a file's inode) is unchanged: setting or removing an
+   * attribute moves the ctime, so this is the same test that reuses an unchanged file's content. Only when the
+   * parent read every attribute (it had the helper and dropped none, so nothing is missing from `lossy` either).
+   */
+  private async xattrs(
+    path: Buffer,
+    stat: BigIntStats,
+    previous: TreeEntry | undefined,
+  ): Promise<NonNullable<TreeEntry['xattrs']>> {
+    if (
+      this.parentXattrsComplete &&
+      previous?.ctimeNs === stat.ctimeNs.toString() &&
+      previous.type === (stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : 'file') &&
+      (previous.type !== 'file' || previous.inode === Number(stat.ino))
+    )
+      return previous.xattrs ?? [];
     const all = (await this.metadata?.readXattrs(path)) ?? [];
     for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
     return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  }
+
+  private get parentXattrsComplete(): boolean {
+    return (
+      this.metadata?.exact === true &&
+      this.parent !== undefined &&
+      !(this.parent.lossy ?? []).some((line) => line === NO_METADATA_HELPER || line.startsWith(DROPPED_XATTRS))
+    );
+  }
+}
+
+const SLASH = Buffer.from('/');
+
+/**
+ * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
+ * fresh reads. A short read at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
+ */
+async function* readFile(handle: FileHandle, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  let target = buffer;
+  for (;;) {
+    const { bytesRead } = await handle.read(target, 0, target.length, null);
+    if (bytesRead === 0) return;
+    total += bytesRead;
+    yield target.subarray(0, bytesRead);
+    if (bytesRead < target.length && total >= expected) return;
+    target = Buffer.allocUnsafeSlow(LARGE_READ);
   }
 }
 
