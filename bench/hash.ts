@@ -118,13 +118,17 @@ async function measure(): Promise<Measured> {
 }
 
 type ChunkId = (chain: Buffer, data: Buffer) => Uint8Array;
+interface Blake3Hasher {
+  update(d: Uint8Array): Blake3Hasher;
+  finalize(): Uint8Array;
+}
 
 /** A keyed BLAKE3 chunk-id function from the package installed in an npm prefix. */
 async function blake3From(prefix: string, key: Buffer): Promise<{ name: string; id: ChunkId }> {
   const load = (path: string) => import(pathToFileURL(join(prefix, 'node_modules', path)).href);
   if (existsSync(join(prefix, 'node_modules/blake3-jit'))) {
     const { createKeyed, warmupSimd } = (await load('blake3-jit/dist/index.js')) as {
-      createKeyed(key: Uint8Array): { update(d: Uint8Array): { finalize(): Uint8Array } };
+      createKeyed(key: Uint8Array): Blake3Hasher;
       warmupSimd(): boolean;
     };
     const simd = warmupSimd();

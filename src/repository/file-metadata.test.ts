@@ -56,7 +56,7 @@ describe('file metadata io', () => {
       for (const [got, wanted] of [
         [stat.atimeNs, atime],
         [stat.mtimeNs, mtime],
-      ])
+      ] as const)
         assert.ok(got - wanted < 500n && wanted - got < 500n, `set ${wanted} ns, got ${got}`);
     }
     assert.deepEqual(await io.readXattrs(file), []);
