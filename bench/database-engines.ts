@@ -48,6 +48,8 @@ export interface Engine {
   /** What the dump adds beyond plain SQL, and how Tidemark's own dump differs, for the report. */
   dumpNote: string;
   restoreNote: string;
+  /** How `settle` writes the server's dirty data out, for the report. */
+  settleNote: string;
   start(workDir: string, logFile: string): Promise<BenchServer>;
 }
 
@@ -113,6 +115,7 @@ export const postgres: Engine = {
     'Both dump plain SQL (`pg_dump -Fp`); Tidemark additionally passes `--encoding=UTF8 --blobs --lock-wait-timeout` and counts the rows of every COPY block.',
   restoreNote:
     'Tidemark restore creates a scratch database, runs the dump through `psql` (not in one transaction: a failed restore drops the scratch database), takes the row count of each table from the COPY command tag the server returns, and renames it — all timed.',
+  settleNote: '`CHECKPOINT`',
   async start(workDir, logFile) {
     const pg = await startPostgres(workDir);
     const pid = () => Number(readFileSync(join(workDir, 'postgres', 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -167,6 +170,7 @@ export const mariadb: Engine = {
     'Both dump plain SQL with `--single-transaction`; Tidemark additionally passes `--quick --skip-lock-tables --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --max-allowed-packet=1G --skip-dump-date` and counts the rows of every INSERT.',
   restoreNote:
     'Tidemark restore creates a scratch database, replays the dump through `mariadb --binary-mode`, counts the rows of each table and swaps the tables into the target with one `RENAME TABLE` — all timed.',
+  settleNote: '`FLUSH TABLES`',
   async start(workDir, logFile) {
     const db = await startMariaDB(workDir);
     const pid = () => Number(readFileSync(join(workDir, 'mariadb', 'mariadbd.pid'), 'utf8').trim());
