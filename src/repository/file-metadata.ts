@@ -9,8 +9,8 @@ export interface Xattr {
 }
 
 /**
- * What Node's fs cannot do: set times to the nanosecond (libuv passes seconds as a double and cuts them to
- * microseconds; Node turns a negative number into "now") and read or write extended attributes (Node has no
+ * What Node's fs cannot do: set times to the nanosecond (Node passes seconds as a double, so a time of today
+ * lands on a multiple of ~0.24 µs; Node turns a negative number into "now") and read or write extended attributes (Node has no
  * xattr API). Symlinks are never followed.
  */
 export interface FileMetadataIo {
@@ -166,9 +166,9 @@ function timespec(ns: bigint): [string, string] {
 }
 
 /**
- * Without the helper: times through Node, exact to the microsecond. The seconds go as a string: Node replaces a
- * negative number (a time before 1970) with "now", but passes a numeric string through. Half a microsecond away
- * from zero keeps libuv's truncation from landing on the microsecond below.
+ * Without the helper: times through Node, to the nearest double number of seconds: less than half a
+ * microsecond off until 2106. The seconds go as an exact decimal string: Node replaces a negative number (a time
+ * before 1970) with "now", but passes a numeric string through.
  */
 class NodeMetadataIo implements FileMetadataIo {
   readonly exact = false;
@@ -189,8 +189,8 @@ class NodeMetadataIo implements FileMetadataIo {
 }
 
 function seconds(ns: bigint): string {
-  const micros = Number(ns / 1000n);
-  return ((micros + (micros < 0 ? -0.5 : 0.5)) / 1e6).toFixed(7);
+  const magnitude = ns < 0n ? -ns : ns;
+  return `${ns < 0n ? '-' : ''}${magnitude / 1_000_000_000n}.${(magnitude % 1_000_000_000n).toString().padStart(9, '0')}`;
 }
 
 /** The exact helper where Perl and a known architecture are there, else the Node fallback (`exact` false). */

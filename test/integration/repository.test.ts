@@ -163,9 +163,16 @@ describe('crash safety', () => {
         stdio: 'ignore',
       },
     );
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    let exitCode: number | null | undefined;
+    const exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        exitCode = code;
+        resolve(code);
+      }),
+    );
     let packs = 0;
     while (packs === 0) {
+      assert.equal(exitCode, undefined, 'the backup exited before it uploaded a pack');
       for await (const _ of repository.storage.list(prefixes.data)) packs++;
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -139,7 +139,9 @@ export class ChunkPipeline {
       running?.resolve(reply);
       this.dispatch();
     });
-    handle.worker.on('error', (error) => this.lost(handle, error.message));
+    handle.worker.on('error', (error: unknown) =>
+      this.lost(handle, error instanceof Error ? error.message : String(error)),
+    );
     handle.worker.on('exit', (code) => this.lost(handle, `exited with code ${code}`));
     this.workers.add(handle);
     return handle;

