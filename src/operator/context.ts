@@ -9,6 +9,8 @@ import type {
 } from '../api/kinds.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { REPORT_PHASE_LABEL } from './report/decide.ts';
+import { BackupObjects } from './runtime/backup-objects.ts';
+import { cachedBackup } from './runtime/cached.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
 import { asWatched } from './runtime/time.ts';
@@ -24,6 +26,8 @@ export interface OperatorContext {
   events: EventRecorder;
   settings: AgentSettings;
   now: () => Date;
+  /** Backups' record counts (status.objects), which the backups cache leaves out. */
+  backupObjects: BackupObjects;
   informers: {
     repositories: Cached<BackupRepository & k8s.KubernetesObject>;
     policies: Cached<BackupPolicy & k8s.KubernetesObject>;
@@ -55,10 +59,12 @@ export function createContext(
     events: new EventRecorder(kc),
     settings,
     now,
+    backupObjects: new BackupObjects(resources),
     informers: {
       repositories: resources.informer('backuprepositories'),
       policies: resources.informer('backuppolicies'),
-      backups: resources.informer('backups'),
+      // Without their record counts (runtime/cached.ts): read through backupObjects when needed.
+      backups: resources.informer('backups', undefined, cachedBackup),
       restores: resources.informer('restorerequests'),
       openReports: resources.informer('backupreports', `${REPORT_PHASE_LABEL}=Open`),
       exports: resources.informer('backupexports'),

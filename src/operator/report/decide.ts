@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { BackupStatus } from '../../api/backup.ts';
 import {
   type BackupReportStatus,
   REPORT_LIMITS,
@@ -28,6 +29,11 @@ export interface ReportObserved {
   /** The policy's BackupReports: the Open ones in full, Final ones at least as `reportStub` keeps them. */
   reports: BackupReport[];
   now: Date;
+  /**
+   * A Backup's record counts. Default: its status.objects; the operator's cache leaves them out, so
+   * the controller reads those this asks for from the API server (see report/controller.ts).
+   */
+  objectsOf?: (backup: Backup) => BackupStatus['objects'];
 }
 
 export interface ReportDecision {
@@ -132,7 +138,18 @@ export function decideReports(observed: ReportObserved): ReportDecision {
     const day = date === today.date ? today : localDayOf(date, timeZone);
     const previous = byDate.get(addDays(date, -1));
     const runs = runsByDate.get(date) ?? [];
-    const report = buildReport({ policy, timeZone, day, runs, backups: observed.backups, existing, previous, now });
+    const objectsOf = observed.objectsOf ?? ((b: Backup) => b.status?.objects);
+    const report = buildReport({
+      policy,
+      timeZone,
+      day,
+      runs,
+      backups: observed.backups,
+      existing,
+      previous,
+      now,
+      objectsOf,
+    });
     decision.write.push(report);
     if (report.status?.phase === 'Final') decision.events.set(report.metadata.name ?? '', finalEvent(report));
   }
@@ -164,6 +181,7 @@ interface BuildInput {
   existing: BackupReport | undefined;
   previous: BackupReport | undefined;
   now: Date;
+  objectsOf: (backup: Backup) => BackupStatus['objects'];
 }
 
 function buildReport(input: BuildInput): BackupReport {
@@ -274,9 +292,10 @@ function sourceReport(name: string, runs: ReportRun[], input: BuildInput): Sourc
     report.lastSuccessfulBackup = lastRun.backup;
     if (lastRun.completionTime) report.lastSuccessTime = lastRun.completionTime;
   }
-  if (lastBackup?.status?.objects) {
+  const lastObjects = lastBackup && input.objectsOf(lastBackup);
+  if (lastObjects) {
     const baseline = baselineOf(name, input);
-    const objects: ReportObjectCount[] = lastBackup.status.objects.map((o) => {
+    const objects: ReportObjectCount[] = lastObjects.map((o) => {
       const before = baseline?.counts.get(o.name);
       return { name: o.name, records: o.records, ...(before !== undefined ? { change: o.records - before } : {}) };
     });
@@ -310,10 +329,11 @@ function baselineOf(source: string, input: BuildInput): { backup: string; counts
     ),
     (b) => b.status?.completionTime,
   );
-  if (before?.status?.objects)
+  const beforeObjects = before && input.objectsOf(before);
+  if (beforeObjects)
     return {
       backup: before.metadata.name ?? '',
-      counts: new Map(before.status.objects.map((o) => [o.name, o.records])),
+      counts: new Map(beforeObjects.map((o) => [o.name, o.records])),
     };
   const earlier = input.previous?.status?.sources?.find((s) => s.name === source);
   if (!earlier?.objects || !earlier.lastSuccessfulBackup) return undefined;

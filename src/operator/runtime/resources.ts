@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION } from '../../api/common.ts';
 import type { Resource } from '../../api/kinds.ts';
+import { withoutManagedFields } from './cached.ts';
 
 export type Plural =
   | 'backuprepositories'
@@ -19,6 +20,9 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
+/** Objects per page of an informer's initial LIST. */
+const LIST_PAGE = 500;
+
 const isNotFound = (error: unknown) => (error as { code?: number }).code === 404;
 const isConflict = (error: unknown) => (error as { code?: number }).code === 409;
 
@@ -33,21 +37,51 @@ export class Resources {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
-  /** A cache of every object of `plural`, or of those `labelSelector` selects. */
+  /**
+   * A cache of every object of `plural`, or of those `labelSelector` selects, each as `keep` leaves it
+   * (by default without managedFields). The initial LIST is read in pages: one response holding every
+   * Backup of a long history would be hundreds of MiB, past what one JavaScript string can hold.
+   */
   informer<R extends Resource<unknown, unknown>>(
     plural: Plural,
     labelSelector?: string,
+    keep: (object: R) => R = withoutManagedFields as never,
   ): k8s.Informer<R & k8s.KubernetesObject> & k8s.ObjectCache<R & k8s.KubernetesObject> {
-    return k8s.makeInformer(
-      this.kc,
-      `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
-      () =>
-        this.api.listClusterCustomObject({
+    const watch = new k8s.Watch(this.kc);
+    const keeping: Pick<k8s.Watch, 'watch'> = {
+      watch: (path, query, callback, done) =>
+        watch.watch(
+          path,
+          query,
+          (phase, object, raw) =>
+            callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : keep(object), raw),
+          done,
+        ),
+    };
+    const list = async () => {
+      const items: R[] = [];
+      let resourceVersion = '';
+      let next: string | undefined;
+      do {
+        const page = (await this.api.listClusterCustomObject({
           group: API_GROUP,
           version: API_VERSION,
           plural,
+          limit: LIST_PAGE,
+          ...(next ? { _continue: next } : {}),
           ...(labelSelector ? { labelSelector } : {}),
-        }) as never,
+        })) as { items: R[]; metadata?: { resourceVersion?: string; continue?: string } };
+        for (const item of page.items) items.push(keep(item));
+        resourceVersion ||= page.metadata?.resourceVersion ?? '';
+        next = page.metadata?.continue || undefined;
+      } while (next);
+      return { items, metadata: { resourceVersion } };
+    };
+    return new k8s.ListWatch(
+      `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
+      keeping as k8s.Watch,
+      list as never,
+      false,
       labelSelector,
     );
   }
