@@ -10,6 +10,7 @@ import type {
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { REPORT_PHASE_LABEL } from './report/decide.ts';
 import { BackupObjects } from './runtime/backup-objects.ts';
+import { BackupsByPolicy } from './runtime/by-policy.ts';
 import { cachedBackup } from './runtime/cached.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
@@ -28,6 +29,8 @@ export interface OperatorContext {
   now: () => Date;
   /** Backups' record counts (status.objects), which the backups cache leaves out. */
   backupObjects: BackupObjects;
+  /** The backups cache by policy (runtime/by-policy.ts). */
+  backupsByPolicy: BackupsByPolicy;
   informers: {
     repositories: Cached<BackupRepository & k8s.KubernetesObject>;
     policies: Cached<BackupPolicy & k8s.KubernetesObject>;
@@ -51,6 +54,8 @@ export function createContext(
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const managed = 'app.kubernetes.io/managed-by=tidemark';
+  // Without their record counts (runtime/cached.ts): read through backupObjects when needed.
+  const backups = resources.informer<Backup>('backups', undefined, cachedBackup);
   return {
     kc,
     resources,
@@ -60,11 +65,11 @@ export function createContext(
     settings,
     now,
     backupObjects: new BackupObjects(resources),
+    backupsByPolicy: BackupsByPolicy.following(backups),
     informers: {
       repositories: resources.informer('backuprepositories'),
       policies: resources.informer('backuppolicies'),
-      // Without their record counts (runtime/cached.ts): read through backupObjects when needed.
-      backups: resources.informer('backups', undefined, cachedBackup),
+      backups,
       restores: resources.informer('restorerequests'),
       openReports: resources.informer('backupreports', `${REPORT_PHASE_LABEL}=Open`),
       exports: resources.informer('backupexports'),

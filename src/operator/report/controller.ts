@@ -71,7 +71,7 @@ export function reportController(ctx: OperatorContext, hooks?: ControllerHooks):
       for (const report of open.filter((r) => r.status?.phase === 'Final')) await markFinal(index, report);
       const observed = {
         policy,
-        backups: (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name),
+        backups: ctx.backupsByPolicy.of(namespace, name),
         reports: [...index.byDate.values(), ...open],
         now: ctx.now(),
       };
