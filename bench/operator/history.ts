@@ -20,8 +20,13 @@ export const HISTORY_SOURCES = [
 
 /** Hours between two runs of one source; the first run of each day is a full, the others incrementals. */
 const RUN_EVERY_H = 8;
-/** One run in this many fails (a Failed Backup carries no snapshot, objects or repositories). */
-const FAIL_EVERY = 25;
+/**
+ * One run in this many of the last day fails (a Failed Backup carries no snapshot, objects or
+ * repositories). Older failures are not in the history: retention removes a Failed Backup once it is
+ * more than 24 h old and a newer run succeeded.
+ */
+const FAIL_EVERY = 8;
+const FAILURES_WITHIN = 24 / RUN_EVERY_H;
 const HOUR = 3_600_000;
 
 export interface HistoryItem {
@@ -87,7 +92,7 @@ export function historyStatus(item: HistoryItem, created: Backup, now: Date): Ba
     lastTransitionTime: end.toISOString(),
   });
   // The same run fails on every benchmark: a hash of the name, not a random number.
-  if (seed % FAIL_EVERY === 0) {
+  if (item.age < FAILURES_WITHIN && seed % FAIL_EVERY === 0) {
     const error = `Job ${jobName} failed: connection to ${item.source.name} refused (bench history)`;
     return {
       phase: 'Failed',
