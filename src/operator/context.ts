@@ -54,8 +54,13 @@ export function createContext(
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const managed = 'app.kubernetes.io/managed-by=tidemark';
-  // Without their record counts (runtime/cached.ts): read through backupObjects when needed.
-  const backups = resources.informer<Backup>('backups', undefined, cachedBackup);
+  // Without their record counts (runtime/cached.ts): their totals are noted, the rest read when needed.
+  const backupObjects = new BackupObjects(resources);
+  const backups = resources.informer<Backup>('backups', undefined, (b) => {
+    backupObjects.noteTotal(b);
+    return cachedBackup(b);
+  });
+  backups.on('delete', (b) => backupObjects.forget(b));
   return {
     kc,
     resources,
@@ -64,7 +69,7 @@ export function createContext(
     events: new EventRecorder(kc),
     settings,
     now,
-    backupObjects: new BackupObjects(resources),
+    backupObjects,
     backupsByPolicy: BackupsByPolicy.following(backups),
     informers: {
       repositories: resources.informer('backuprepositories'),

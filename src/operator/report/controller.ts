@@ -74,6 +74,7 @@ export function reportController(ctx: OperatorContext, hooks?: ControllerHooks):
         backups: ctx.backupsByPolicy.of(namespace, name),
         reports: [...index.byDate.values(), ...open],
         now: ctx.now(),
+        recordsOf: (b: Backup) => ctx.backupObjects.total(b),
       };
       // The cache has no record counts: a first pass names the Backups whose counts the reports show.
       const wanted = new Map<string, Backup>();

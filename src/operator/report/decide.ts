@@ -34,6 +34,8 @@ export interface ReportObserved {
    * the controller reads those this asks for from the API server (see report/controller.ts).
    */
   objectsOf?: (backup: Backup) => BackupStatus['objects'];
+  /** A Backup's total record count. Default: the sum of its status.objects (the cache keeps the totals). */
+  recordsOf?: (backup: Backup) => number | undefined;
 }
 
 export interface ReportDecision {
@@ -139,6 +141,7 @@ export function decideReports(observed: ReportObserved): ReportDecision {
     const previous = byDate.get(addDays(date, -1));
     const runs = runsByDate.get(date) ?? [];
     const objectsOf = observed.objectsOf ?? ((b: Backup) => b.status?.objects);
+    const recordsOf = observed.recordsOf ?? recordTotal;
     const report = buildReport({
       policy,
       timeZone,
@@ -149,6 +152,7 @@ export function decideReports(observed: ReportObserved): ReportDecision {
       previous,
       now,
       objectsOf,
+      recordsOf,
     });
     decision.write.push(report);
     if (report.status?.phase === 'Final') decision.events.set(report.metadata.name ?? '', finalEvent(report));
@@ -182,6 +186,7 @@ interface BuildInput {
   previous: BackupReport | undefined;
   now: Date;
   objectsOf: (backup: Backup) => BackupStatus['objects'];
+  recordsOf: (backup: Backup) => number | undefined;
 }
 
 function buildReport(input: BuildInput): BackupReport {
@@ -189,7 +194,7 @@ function buildReport(input: BuildInput): BackupReport {
   const policyName = policy.metadata.name ?? '';
   const alive = new Set(input.backups.map((b) => b.metadata.name));
   const seen = (existing?.status?.backups ?? []).filter((r) => !alive.has(r.backup)).map(removedRun);
-  const runs = [...input.runs.map(reportRun), ...seen].sort(
+  const runs = [...input.runs.map((b) => reportRun(b, input.recordsOf(b))), ...seen].sort(
     (a, b) => (instant(a.startTime) ?? 0) - (instant(b.startTime) ?? 0) || a.backup.localeCompare(b.backup),
   );
   const sourceNames = [...new Set([...policy.spec.sources.map((s) => s.name), ...runs.map((r) => r.source)])];
@@ -239,11 +244,13 @@ function removedRun(run: ReportRun): ReportRun {
 const shorten = (text: string) =>
   text.length <= REPORT_LIMITS.reason ? text : `${text.slice(0, REPORT_LIMITS.reason - 1)}…`;
 
-function reportRun(backup: Backup): ReportRun {
+/** The records a Backup counted, all objects together; undefined when it has no counts. */
+export const recordTotal = (backup: Backup) => backup.status?.objects?.reduce((sum, o) => sum + o.records, 0);
+
+function reportRun(backup: Backup, records: number | undefined): ReportRun {
   const s = backup.status ?? {};
   const phase = s.phase ?? 'Pending';
   const startTime = s.startTime ?? backup.metadata.creationTimestamp;
-  const records = s.objects?.reduce((sum, o) => sum + o.records, 0);
   return {
     backup: backup.metadata.name ?? '',
     source: backup.spec.source,
