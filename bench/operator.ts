@@ -1,14 +1,17 @@
 // Measures the operator at scale on a real control plane (etcd + kube-apiserver + kube-controller-manager
 // from test/harness, no kubelet) and writes the "Operator" section of BENCHMARKS.md (not run in CI):
 //
-//   npm run bench:operator [-- --policies 2000 --namespaces 20 --lag-policies 200 --steady-minutes 6
-//                              --lag-slots 2 --scrapes 20 --source --profile --keep --out FILE]
+//   npm run bench:operator [-- --policies 2000 --namespaces 20 --backups-per-policy 100 --lag-policies 200
+//                              --steady-minutes 6 --lag-slots 2 --scrapes 20 --source --profile --keep --out FILE]
 //
 // The operator runs compiled, as the image runs it (tsc into .work/bench-operator/); --source runs it with
 // tsx from src/ instead, as the tests do (tsx costs ~100 MiB of RSS more).
 // 1. Creates the namespaces (one BackupRepository each) and the BackupPolicies, all quiet (the next run is
-//    on 1 January), then starts `tidemark operator` as its own process and times until every policy has
-//    been reconciled (status.observedGeneration = metadata.generation, Ready condition set).
+//    on 1 January), each with a history of --backups-per-policy finished Backups (bench/operator/history.ts:
+//    the status the Backup controller writes, per-table record counts included), written through the
+//    /status subresource; times the creation and reads etcd's db size. Then starts `tidemark operator` as
+//    its own process and times until every policy has been reconciled (status.observedGeneration =
+//    metadata.generation, Ready condition set).
 // 2. Peak RSS of the operator process (VmHWM) after that, and at the end.
 // 2b. /metrics: --scrapes scrapes one after another once the policies are reconciled; time per scrape
 //    and body size (object metrics are computed at scrape time from the informer caches).
@@ -35,12 +38,14 @@ import {
   difference,
   isOperatorRequest,
   isWatch,
+  metricSum,
   parseKey,
   type RequestCounts,
   requestCounts,
   total,
 } from './operator/apiserver.ts';
 import { buildOperator } from './operator/build.ts';
+import { createHistory, HISTORY_SOURCES, historyItems } from './operator/history.ts';
 import { limitsOf } from './operator/limits.ts';
 import { allPolicies, createObjects, layout, makeEveryMinute } from './operator/objects.ts';
 import { sampleProcess } from './operator/proc.ts';
@@ -53,6 +58,8 @@ const { values } = parseArgs({
   options: {
     policies: { type: 'string', default: '2000' },
     namespaces: { type: 'string', default: '20' },
+    'backups-per-policy': { type: 'string', default: '100' },
+    'backup-concurrency': { type: 'string', default: '48' },
     'lag-policies': { type: 'string', default: '200' },
     'steady-minutes': { type: 'string', default: '6' },
     'lag-slots': { type: 'string', default: '2' },
@@ -66,6 +73,8 @@ const { values } = parseArgs({
 });
 const policies = Number(values.policies);
 const namespaces = Number(values.namespaces);
+const backupsPerPolicy = Number(values['backups-per-policy']);
+const backupConcurrency = Number(values['backup-concurrency']);
 const lagPolicies = Number(values['lag-policies']);
 const steadyMinutes = Number(values['steady-minutes']);
 const lagSlots = Number(values['lag-slots']);
@@ -142,6 +151,20 @@ async function main(): Promise<void> {
     await createObjects(kc, l, concurrency);
     const createS = (performance.now() - t) / 1000;
     log(`created ${namespaces} namespaces, repositories and ${policies} policies in ${createS.toFixed(1)} s`);
+    const items = historyItems(allPolicies(l), backupsPerPolicy);
+    t = performance.now();
+    const cpuBeforeHistory = process.cpuUsage();
+    const backupCount = await createHistory(kc, items, backupConcurrency, new Date(), (done) =>
+      log(`  ${done} Backups created, ${((performance.now() - t) / 1000).toFixed(0)} s`),
+    );
+    const historyS = (performance.now() - t) / 1000;
+    const historyCpu = process.cpuUsage(cpuBeforeHistory);
+    // apiserver_storage_size_bytes: etcd's db size as the API server reads it from etcd's status.
+    const etcdBytes = await metricSum(kc, 'apiserver_storage_size_bytes');
+    const storedBackups = await metricSum(kc, 'apiserver_storage_objects{resource="backups.tidemark.dev"}');
+    log(
+      `created ${backupCount} Backups with their status in ${historyS.toFixed(1)} s (${(backupCount / historyS).toFixed(0)}/s; ${backupConcurrency} in flight, bench process CPU ${((historyCpu.user + historyCpu.system) / 1e6).toFixed(0)} s); etcd db ${etcdBytes === undefined ? 'unknown' : `${(etcdBytes / 1024 ** 2).toFixed(0)} MiB`}`,
+    );
 
     const entry = values.source
       ? ['--import', import.meta.resolve('tsx'), join(repoRoot, 'src/cli/main.ts')]
@@ -197,8 +220,10 @@ async function main(): Promise<void> {
     log(
       `/metrics: ${scrapes} scrapes, p50 ${scrapeP50.toFixed(0)} ms, max ${scrapeMax.toFixed(0)} ms; ${(scraped.bytes / 1024).toFixed(0)} KiB, ${scraped.samples} samples`,
     );
-    if (scraped.sourceSeries !== policies)
-      log(`WARNING: ${scraped.sourceSeries} tidemark_source_rpo_seconds series for ${policies} one-source policies`);
+    if (scraped.sourceSeries !== policies * HISTORY_SOURCES.length)
+      log(
+        `WARNING: ${scraped.sourceSeries} tidemark_source_rpo_seconds series for ${policies} ${HISTORY_SOURCES.length}-source policies`,
+      );
 
     // 3. Steady state: nothing due; count the operator's requests minute by minute.
     log(`settling 30 s, then counting requests for ${steadyMinutes} min`);
@@ -308,8 +333,9 @@ async function main(): Promise<void> {
       durationMin: (Date.now() - started) / MINUTE,
       machine: description,
       setup: [
-        `${policies} BackupPolicies in ${namespaces} namespaces (${policies / namespaces} each), each namespace with one BackupRepository (its status written as after a successful probe Job: initialised, checked just now); created with ${concurrency} requests in flight in ${createS.toFixed(1)} s, before the operator starts.`,
-        'Each policy: one volume source, full backup by cron `0 2 1 1 *` (UTC; nothing due during the run), RPO objective, retention and allowedRegions — every decision path but creating a Backup runs.',
+        `${policies} BackupPolicies in ${namespaces} namespaces (${policies / namespaces} each), each namespace with two BackupRepositories, primary and replica (their status written as after a successful probe Job: initialised, checked just now); created with ${concurrency} requests in flight in ${createS.toFixed(1)} s, before the operator starts.`,
+        'Each policy: a PostgreSQL source and a volume source, full backup by cron `0 2 1 1 *` (UTC; nothing due during the run), a replica, RPO objective, retention (maxAge 60d: keeps the whole history), daily reports kept 2 days (the history comes without the Final reports an operator running all along would have written; with the default 14 days a first start writes every missing one, which is not the steady state) and allowedRegions — every decision path but creating a Backup runs.',
+        `History: ${backupCount} Backups (${backupsPerPolicy} per policy, alternating between its two sources, one run per source every 8 h, the first of each day a full), created before the operator starts; 1 in 8 of the last day's runs Failed (older failures would have been removed by retention), the others Succeeded with the status the Backup controller writes (times, bytes, snapshot and chain ids, primary and replica entries, record counts for ${HISTORY_SOURCES.map((s) => `${s.objects} ${s.name === 'shop' ? 'tables' : 'directories'}`).join(' or ')}). Created with ${backupConcurrency} in flight, a create then a /status replace each: ${historyS.toFixed(0)} s (${(backupCount / historyS).toFixed(0)} Backups/s). etcd db size (apiserver_storage_size_bytes) afterwards: ${etcdBytes === undefined ? 'not reported' : `${(etcdBytes / 1024 ** 2).toFixed(0)} MiB`}${storedBackups === undefined ? '' : ` (${storedBackups} Backups stored)`}.`,
         `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process.${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
         `Lag: ${lagSet.length} of the policies are patched to \`every: 1m\` from the next whole minute; their source selects no PVC, so each Backup fails at once without a Job and the next slot can run. ${lagSlots} slots are measured.`,
       ],

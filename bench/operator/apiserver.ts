@@ -38,7 +38,7 @@ export function isOperatorRequest(k: RequestKey): boolean {
 /** Long-running requests a controller keeps open; counted apart from the requests that cost something. */
 export const isWatch = (k: RequestKey) => k.verb === 'WATCH' || k.verb === 'WATCHLIST';
 
-function get(kc: k8s.KubeConfig, path: string): Promise<string> {
+export function get(kc: k8s.KubeConfig, path: string): Promise<string> {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
   if (!cluster || !user?.token) throw new Error('kubeconfig has no cluster or token');
@@ -94,5 +94,15 @@ export function difference(before: RequestCounts, after: RequestCounts): Request
 export function total(counts: RequestCounts, filter: (k: RequestKey) => boolean): number {
   let sum = 0;
   for (const [key, value] of counts) if (filter(parseKey(key))) sum += value;
+  return sum;
+}
+
+/** The sum of a metric's samples in the API server's /metrics (e.g. apiserver_storage_size_bytes: etcd's db size). */
+export async function metricSum(kc: k8s.KubeConfig, name: string): Promise<number | undefined> {
+  let sum: number | undefined;
+  for (const line of (await get(kc, '/metrics')).split('\n')) {
+    if (!line.startsWith(name) || !/[ {]/.test(line.charAt(name.length))) continue;
+    sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
   return sum;
 }

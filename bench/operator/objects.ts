@@ -30,15 +30,18 @@ export function allPolicies(l: Layout): { namespace: string; name: string }[] {
   );
 }
 
-function repository(namespace: string) {
+/** The repositories of every namespace: the policies' primary and their replica. */
+export const REPOSITORIES = ['primary', 'replica'] as const;
+
+function repository(namespace: string, name: string) {
   return {
     apiVersion: API_VERSION,
     kind: 'BackupRepository',
-    metadata: { name: 'primary', namespace },
+    metadata: { name, namespace },
     spec: {
       provider: 's3',
       s3: { bucket: 'backups', endpoint: 'http://127.0.0.1:9', forcePathStyle: true },
-      prefix: namespace,
+      prefix: `${namespace}/${name}`,
       region: 'eu-central-1',
       credentialsSecret: { name: 's3-credentials' },
       encryptionKeySecret: { name: 'repository-passphrase' },
@@ -75,7 +78,9 @@ function probedStatus(now: Date) {
 
 /**
  * A realistic policy whose runs are all far away: a yearly full (1 January 02:00 UTC) and no incremental,
- * an RPO objective, retention and allowed regions, so every decision path but "create a Backup" runs.
+ * an RPO objective, a replica, retention and allowed regions, so every decision path but "create a
+ * Backup" runs. Two sources, as history.ts's Backups: a PostgreSQL database and a volume. Retention
+ * (maxAge 60d alone) keeps all of the benchmark's history, so the operator deletes none of it.
  */
 function quietPolicy(namespace: string, name: string) {
   return {
@@ -83,10 +88,17 @@ function quietPolicy(namespace: string, name: string) {
     kind: 'BackupPolicy',
     metadata: { name, namespace },
     spec: {
-      sources: [{ name: 'documents', volume: { claimName: 'documents' } }],
+      sources: [
+        { name: 'shop', postgres: { connectionSecret: { name: 'pg-shop' }, databases: ['shop'] } },
+        { name: 'documents', volume: { claimName: 'documents' } },
+      ],
       schedule: { timeZone: 'UTC', full: { cron: '0 2 1 1 *' } },
       repository: 'primary',
-      retention: { keepLastFull: 4, keepDaily: 14 },
+      replicas: [{ repository: 'replica', region: 'eu-central-1' }],
+      retention: { maxAge: '60d' },
+      // Today's and yesterday's reports only: the history is created without the reports an operator
+      // running all along would have written, and a first start writes every missing day of keepDays.
+      reports: { keepDays: 2 },
       objectives: { rpo: '400d' },
       allowedRegions: ['eu-central-1'],
     },
@@ -122,14 +134,15 @@ export async function createObjects(kc: k8s.KubeConfig, l: Layout, concurrency: 
   const create = (namespace: string, plural: string, body: object) =>
     custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body });
   await mapLimit(l.namespaces, concurrency, (name) => core.createNamespace({ body: { metadata: { name } } }));
-  await mapLimit(l.namespaces, concurrency, async (ns) => {
-    const created = (await create(ns, 'backuprepositories', repository(ns))) as object;
+  const repositories = l.namespaces.flatMap((namespace) => REPOSITORIES.map((name) => ({ namespace, name })));
+  await mapLimit(repositories, concurrency, async ({ namespace, name }) => {
+    const created = (await create(namespace, 'backuprepositories', repository(namespace, name))) as object;
     await custom.replaceNamespacedCustomObjectStatus({
       group: GROUP,
       version: VERSION,
-      namespace: ns,
+      namespace,
       plural: 'backuprepositories',
-      name: 'primary',
+      name,
       body: { ...created, status: probedStatus(new Date()) },
     });
   });

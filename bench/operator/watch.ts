@@ -69,19 +69,34 @@ export interface BackupSeen {
   seen: Date;
 }
 
-/** Records every Backup added while it runs. */
+/**
+ * Records every Backup added while it runs: a watch from the current resourceVersion (read by a LIST of
+ * one item), so the history already stored is neither listed nor cached here.
+ */
 export async function watchBackups(kc: k8s.KubeConfig): Promise<{ seen: BackupSeen[]; stop: () => Promise<void> }> {
   const seen: BackupSeen[] = [];
-  const backups = informer<Backup>(kc, 'backups');
-  backups.on('add', (backup) => {
-    if (!backup.spec.scheduledTime || !backup.metadata?.creationTimestamp) return;
-    seen.push({
-      name: backup.metadata.name ?? '',
-      scheduledTime: new Date(backup.spec.scheduledTime),
-      created: new Date(backup.metadata.creationTimestamp),
-      seen: new Date(),
-    });
-  });
-  await backups.start();
-  return { seen, stop: () => backups.stop() };
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const head = (await custom.listClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: 'backups',
+    limit: 1,
+  })) as {
+    metadata: { resourceVersion: string };
+  };
+  const controller = await new k8s.Watch(kc).watch(
+    `/apis/${GROUP}/${VERSION}/backups`,
+    { resourceVersion: head.metadata.resourceVersion },
+    (type: string, backup: Backup) => {
+      if (type !== 'ADDED' || !backup.spec.scheduledTime || !backup.metadata?.creationTimestamp) return;
+      seen.push({
+        name: backup.metadata.name ?? '',
+        scheduledTime: new Date(backup.spec.scheduledTime),
+        created: new Date(backup.metadata.creationTimestamp),
+        seen: new Date(),
+      });
+    },
+    () => {},
+  );
+  return { seen, stop: async () => controller.abort() };
 }

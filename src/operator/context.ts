@@ -9,6 +9,9 @@ import type {
 } from '../api/kinds.ts';
 import type { AgentSettings } from './jobs/agent-job.ts';
 import { REPORT_PHASE_LABEL } from './report/decide.ts';
+import { BackupObjects } from './runtime/backup-objects.ts';
+import { BackupsByPolicy } from './runtime/by-policy.ts';
+import { cachedBackup } from './runtime/cached.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { Resources } from './runtime/resources.ts';
 import { asWatched } from './runtime/time.ts';
@@ -24,6 +27,10 @@ export interface OperatorContext {
   events: EventRecorder;
   settings: AgentSettings;
   now: () => Date;
+  /** Backups' record counts (status.objects), which the backups cache leaves out. */
+  backupObjects: BackupObjects;
+  /** The backups cache by policy (runtime/by-policy.ts). */
+  backupsByPolicy: BackupsByPolicy;
   informers: {
     repositories: Cached<BackupRepository & k8s.KubernetesObject>;
     policies: Cached<BackupPolicy & k8s.KubernetesObject>;
@@ -47,6 +54,13 @@ export function createContext(
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const managed = 'app.kubernetes.io/managed-by=tidemark';
+  // Without their record counts (runtime/cached.ts): their totals are noted, the rest read when needed.
+  const backupObjects = new BackupObjects(resources);
+  const backups = resources.informer<Backup>('backups', undefined, (b) => {
+    backupObjects.noteTotal(b);
+    return cachedBackup(b);
+  });
+  backups.on('delete', (b) => backupObjects.forget(b));
   return {
     kc,
     resources,
@@ -55,10 +69,12 @@ export function createContext(
     events: new EventRecorder(kc),
     settings,
     now,
+    backupObjects,
+    backupsByPolicy: BackupsByPolicy.following(backups),
     informers: {
       repositories: resources.informer('backuprepositories'),
       policies: resources.informer('backuppolicies'),
-      backups: resources.informer('backups'),
+      backups,
       restores: resources.informer('restorerequests'),
       openReports: resources.informer('backupreports', `${REPORT_PHASE_LABEL}=Open`),
       exports: resources.informer('backupexports'),

@@ -1,5 +1,5 @@
 import type { BackupPolicyStatus } from '../../api/backuppolicy.ts';
-import type { Backup, BackupPolicy, BackupRepository } from '../../api/kinds.ts';
+import type { BackupPolicy, BackupRepository } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
 import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../jobs/agent-result.ts';
 import { createAgentJobs } from '../jobs/create.ts';
@@ -29,7 +29,7 @@ export function auditController(ctx: OperatorContext, hooks?: ControllerHooks): 
       const repository = informers.repositories.get(policy.spec.repository, namespace) as BackupRepository | undefined;
       const observed: AuditObserved = {
         policy,
-        backups: (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name),
+        backups: ctx.backupsByPolicy.of(namespace, name),
         ...(repository ? { repository } : {}),
         jobs,
         claims,

@@ -16,7 +16,7 @@ export function backupPolicyController(ctx: OperatorContext, hooks?: ControllerH
       const { namespace, name } = splitKey(key);
       const policy = informers.policies.get(name, namespace) as BackupPolicy | undefined;
       if (!policy || policy.metadata.deletionTimestamp) return undefined;
-      const backups = (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name);
+      const backups = ctx.backupsByPolicy.of(namespace, name);
       const repositories = new Map(
         (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
       );

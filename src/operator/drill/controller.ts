@@ -30,7 +30,7 @@ export function drillController(ctx: OperatorContext, hooks?: ControllerHooks): 
       const jobs = await observeJobs(ctx, policy);
       const decision = decideDrills({
         policy,
-        backups: (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name),
+        backups: ctx.backupsByPolicy.of(namespace, name),
         repositories: new Map(
           (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
         ),

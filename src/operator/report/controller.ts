@@ -1,3 +1,4 @@
+import type { BackupStatus } from '../../api/backup.ts';
 import type { Backup, BackupPolicy, BackupReport } from '../../api/kinds.ts';
 import type { OperatorContext } from '../context.ts';
 import { LABELS } from '../jobs/labels.ts';
@@ -68,12 +69,26 @@ export function reportController(ctx: OperatorContext, hooks?: ControllerHooks):
       const open = (informers.openReports.list(namespace) as BackupReport[]).filter((r) => r.spec.policy === name);
       // Written Final by a pass that stopped before its label changed (a restart).
       for (const report of open.filter((r) => r.status?.phase === 'Final')) await markFinal(index, report);
-      const decision = decideReports({
+      const observed = {
         policy,
-        backups: (informers.backups.list(namespace) as Backup[]).filter((b) => b.spec.policy === name),
+        backups: ctx.backupsByPolicy.of(namespace, name),
         reports: [...index.byDate.values(), ...open],
         now: ctx.now(),
+        recordsOf: (b: Backup) => ctx.backupObjects.total(b),
+      };
+      // The cache has no record counts: a first pass names the Backups whose counts the reports show.
+      const wanted = new Map<string, Backup>();
+      decideReports({
+        ...observed,
+        objectsOf: (b) => {
+          wanted.set(b.metadata.name ?? '', b);
+          return [];
+        },
       });
+      const counts = new Map<string, BackupStatus['objects']>();
+      for (const [backupName, cached] of wanted)
+        counts.set(backupName, await ctx.backupObjects.of(namespace, backupName, cached));
+      const decision = decideReports({ ...observed, objectsOf: (b) => counts.get(b.metadata.name ?? '') });
       for (const report of decision.write) {
         const { status, ...withoutStatus } = report;
         const cached = informers.openReports.get(report.metadata.name ?? '', namespace) as BackupReport | undefined;
@@ -107,7 +122,7 @@ export function reportController(ctx: OperatorContext, hooks?: ControllerHooks):
     (b) => [`${b.metadata?.namespace}/${(b as Backup).spec.policy}`],
     (b) => {
       const s = (b as Backup).status;
-      return JSON.stringify([s?.phase, s?.startTime, s?.completionTime, s?.uploadedBytes, s?.objects?.length]);
+      return JSON.stringify([s?.phase, s?.startTime, s?.completionTime, s?.uploadedBytes]);
     },
   );
   // An Open report deleted by hand is written again.

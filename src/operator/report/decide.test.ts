@@ -222,6 +222,39 @@ describe('decideReports: what a report says', () => {
     assert.equal(again?.objects?.[0]?.change, 20);
   });
 
+  test('record counts the cache leaves out are asked of objectsOf, for the newest success and its baseline only', () => {
+    const counts = new Map([
+      ['mon', [{ name: 't', records: 100 }]],
+      ['tue-2', [{ name: 't', records: 120 }]],
+    ]);
+    const slim = (name: string, start: string) => {
+      const b = backup(name, start);
+      delete b.status?.objects;
+      return b;
+    };
+    const backups = [
+      slim('sun', '2026-11-30T01:00:00Z'),
+      slim('mon', '2026-12-01T01:00:00Z'),
+      slim('tue-1', '2026-12-02T01:00:00Z'),
+      slim('tue-2', '2026-12-02T05:00:00Z'),
+    ];
+    const asked: string[] = [];
+    const d = decideReports({
+      policy: policy(),
+      backups,
+      reports: [],
+      now: new Date('2026-12-02T10:00:00Z'),
+      objectsOf: (b) => {
+        asked.push(b.metadata.name ?? '');
+        return counts.get(b.metadata.name ?? '');
+      },
+    });
+    const db = written(d, '2026-12-02').status?.sources?.find((s) => s.name === 'db');
+    assert.deepEqual(db?.objects, [{ name: 't', records: 120, change: 20 }]);
+    assert.equal(db?.comparedWith, 'mon');
+    assert.ok(!asked.includes('tue-1'), `asked for ${asked.join(', ')}`);
+  });
+
   test('a Backup removed by retention stays in the report as it was seen, counts and bytes included', () => {
     const backups = [
       backup('db-1', '2026-12-02T01:00:00Z', { objects: [{ name: 't', records: 7 }] }),

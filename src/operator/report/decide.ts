@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { BackupStatus } from '../../api/backup.ts';
 import {
   type BackupReportStatus,
   REPORT_LIMITS,
@@ -28,6 +29,13 @@ export interface ReportObserved {
   /** The policy's BackupReports: the Open ones in full, Final ones at least as `reportStub` keeps them. */
   reports: BackupReport[];
   now: Date;
+  /**
+   * A Backup's record counts. Default: its status.objects; the operator's cache leaves them out, so
+   * the controller reads those this asks for from the API server (see report/controller.ts).
+   */
+  objectsOf?: (backup: Backup) => BackupStatus['objects'];
+  /** A Backup's total record count. Default: the sum of its status.objects (the cache keeps the totals). */
+  recordsOf?: (backup: Backup) => number | undefined;
 }
 
 export interface ReportDecision {
@@ -132,7 +140,20 @@ export function decideReports(observed: ReportObserved): ReportDecision {
     const day = date === today.date ? today : localDayOf(date, timeZone);
     const previous = byDate.get(addDays(date, -1));
     const runs = runsByDate.get(date) ?? [];
-    const report = buildReport({ policy, timeZone, day, runs, backups: observed.backups, existing, previous, now });
+    const objectsOf = observed.objectsOf ?? ((b: Backup) => b.status?.objects);
+    const recordsOf = observed.recordsOf ?? recordTotal;
+    const report = buildReport({
+      policy,
+      timeZone,
+      day,
+      runs,
+      backups: observed.backups,
+      existing,
+      previous,
+      now,
+      objectsOf,
+      recordsOf,
+    });
     decision.write.push(report);
     if (report.status?.phase === 'Final') decision.events.set(report.metadata.name ?? '', finalEvent(report));
   }
@@ -164,6 +185,8 @@ interface BuildInput {
   existing: BackupReport | undefined;
   previous: BackupReport | undefined;
   now: Date;
+  objectsOf: (backup: Backup) => BackupStatus['objects'];
+  recordsOf: (backup: Backup) => number | undefined;
 }
 
 function buildReport(input: BuildInput): BackupReport {
@@ -171,7 +194,7 @@ function buildReport(input: BuildInput): BackupReport {
   const policyName = policy.metadata.name ?? '';
   const alive = new Set(input.backups.map((b) => b.metadata.name));
   const seen = (existing?.status?.backups ?? []).filter((r) => !alive.has(r.backup)).map(removedRun);
-  const runs = [...input.runs.map(reportRun), ...seen].sort(
+  const runs = [...input.runs.map((b) => reportRun(b, input.recordsOf(b))), ...seen].sort(
     (a, b) => (instant(a.startTime) ?? 0) - (instant(b.startTime) ?? 0) || a.backup.localeCompare(b.backup),
   );
   const sourceNames = [...new Set([...policy.spec.sources.map((s) => s.name), ...runs.map((r) => r.source)])];
@@ -221,11 +244,13 @@ function removedRun(run: ReportRun): ReportRun {
 const shorten = (text: string) =>
   text.length <= REPORT_LIMITS.reason ? text : `${text.slice(0, REPORT_LIMITS.reason - 1)}…`;
 
-function reportRun(backup: Backup): ReportRun {
+/** The records a Backup counted, all objects together; undefined when it has no counts. */
+export const recordTotal = (backup: Backup) => backup.status?.objects?.reduce((sum, o) => sum + o.records, 0);
+
+function reportRun(backup: Backup, records: number | undefined): ReportRun {
   const s = backup.status ?? {};
   const phase = s.phase ?? 'Pending';
   const startTime = s.startTime ?? backup.metadata.creationTimestamp;
-  const records = s.objects?.reduce((sum, o) => sum + o.records, 0);
   return {
     backup: backup.metadata.name ?? '',
     source: backup.spec.source,
@@ -274,9 +299,10 @@ function sourceReport(name: string, runs: ReportRun[], input: BuildInput): Sourc
     report.lastSuccessfulBackup = lastRun.backup;
     if (lastRun.completionTime) report.lastSuccessTime = lastRun.completionTime;
   }
-  if (lastBackup?.status?.objects) {
+  const lastObjects = lastBackup && input.objectsOf(lastBackup);
+  if (lastObjects) {
     const baseline = baselineOf(name, input);
-    const objects: ReportObjectCount[] = lastBackup.status.objects.map((o) => {
+    const objects: ReportObjectCount[] = lastObjects.map((o) => {
       const before = baseline?.counts.get(o.name);
       return { name: o.name, records: o.records, ...(before !== undefined ? { change: o.records - before } : {}) };
     });
@@ -310,10 +336,11 @@ function baselineOf(source: string, input: BuildInput): { backup: string; counts
     ),
     (b) => b.status?.completionTime,
   );
-  if (before?.status?.objects)
+  const beforeObjects = before && input.objectsOf(before);
+  if (beforeObjects)
     return {
       backup: before.metadata.name ?? '',
-      counts: new Map(before.status.objects.map((o) => [o.name, o.records])),
+      counts: new Map(beforeObjects.map((o) => [o.name, o.records])),
     };
   const earlier = input.previous?.status?.sources?.find((s) => s.name === source);
   if (!earlier?.objects || !earlier.lastSuccessfulBackup) return undefined;

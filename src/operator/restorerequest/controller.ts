@@ -3,7 +3,7 @@ import type { OperatorContext } from '../context.ts';
 import { deleteJobsThatCannotStart, observeJobs, ownerKeysOf, recheckRunningJobsMs } from '../jobs/agent-result.ts';
 import { createAgentJobs } from '../jobs/create.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
-import { decideRestore, type RestoreObserved } from './decide.ts';
+import { decideRestore, expectedCounts, type RestoreObserved } from './decide.ts';
 
 /** The RestoreRequest controller's shell: observes Backups, policies, its Jobs and PVCs, decides, creates Jobs, writes status. */
 export function restoreRequestController(ctx: OperatorContext, hooks?: ControllerHooks): Controller {
@@ -39,6 +39,19 @@ export function restoreRequestController(ctx: OperatorContext, hooks?: Controlle
           ...decideRestore({ ...observed, request: { ...request, status: decision.status }, rejected }),
           createJobs: [],
         };
+      // The cache has no record counts: the Backup's are read when its restore starts.
+      const backupName = decision.status?.backupName;
+      if (decision.createJobs.length > 0 && decision.status?.expected && backupName) {
+        const backup = informers.backups.get(backupName, namespace) as Backup | undefined;
+        const policy = backup && observed.policies.get(backup.spec.policy);
+        const objects = backup && (await ctx.backupObjects.of(namespace, backupName, backup));
+        if (backup && policy)
+          decision.status.expected = expectedCounts(
+            { ...backup, status: { ...backup.status, objects } },
+            policy,
+            request.spec.target.database,
+          );
+      }
       if (decision.status) await resources.writeStatus('restorerequests', request, decision.status);
       for (const e of decision.events) events.record(request, e.type, e.reason, e.message);
       await deleteJobsThatCannotStart(ctx, observed.jobs);

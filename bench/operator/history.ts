@@ -1,0 +1,173 @@
+// The Backup history the operator benchmark creates before the operator starts: per policy, finished
+// Backups spread over its sources, each with the status the Backup controller writes after a run
+// (backup/decide.ts recordSuccess and the replica copy): times, bytes, snapshot and chain ids, the
+// primary and a replica entry, and per-table (per-directory) record counts.
+import { createHash } from 'node:crypto';
+import type * as k8s from '@kubernetes/client-node';
+import type { Backup, BackupStatus } from '../../src/api/kinds.ts';
+import { SNAPSHOT_FINALIZER } from '../../src/operator/backup/decide.ts';
+import { backupJobName, replicaJobName } from '../../src/operator/backup/job.ts';
+import { backupName } from '../../src/operator/backuppolicy/schedule.ts';
+import { LABELS } from '../../src/operator/jobs/labels.ts';
+import { bulkClient } from './http.ts';
+import { GROUP, mapLimit, VERSION } from './objects.ts';
+
+/** The quiet policies' sources (objects.ts): a PostgreSQL database with tens of tables and a volume. */
+export const HISTORY_SOURCES = [
+  { name: 'shop', objects: 40, prefix: 'public.' },
+  { name: 'documents', objects: 12, prefix: 'dir/' },
+] as const;
+
+/** Hours between two runs of one source; the first run of each day is a full, the others incrementals. */
+const RUN_EVERY_H = 8;
+/**
+ * One run in this many of the last day fails (a Failed Backup carries no snapshot, objects or
+ * repositories). Older failures are not in the history: retention removes a Failed Backup once it is
+ * more than 24 h old and a newer run succeeded.
+ */
+const FAIL_EVERY = 8;
+const FAILURES_WITHIN = 24 / RUN_EVERY_H;
+const HOUR = 3_600_000;
+
+export interface HistoryItem {
+  namespace: string;
+  policy: string;
+  source: (typeof HISTORY_SOURCES)[number];
+  /** 0 = the newest run of that source. */
+  age: number;
+}
+
+/** `perPolicy` Backups of every policy, round robin over the sources, newest first per source. */
+export function historyItems(policies: { namespace: string; name: string }[], perPolicy: number): HistoryItem[] {
+  return policies.flatMap(({ namespace, name }) =>
+    Array.from({ length: perPolicy }, (_, i) => ({
+      namespace,
+      policy: name,
+      source: HISTORY_SOURCES[i % HISTORY_SOURCES.length] as (typeof HISTORY_SOURCES)[number],
+      age: Math.floor(i / HISTORY_SOURCES.length),
+    })),
+  );
+}
+
+const hex = (text: string, length: number) => createHash('sha256').update(text).digest('hex').slice(0, length);
+
+/** The schedule slot of a run: `age` runs before the last whole 8-hour slot before `now`. */
+function slotOf(item: HistoryItem, now: Date): Date {
+  const last = Math.floor(now.getTime() / (RUN_EVERY_H * HOUR)) * RUN_EVERY_H * HOUR;
+  return new Date(last - item.age * RUN_EVERY_H * HOUR);
+}
+
+const isFull = (slot: Date) => slot.getUTCHours() < RUN_EVERY_H;
+
+export function historyBackup(item: HistoryItem, now: Date): Backup {
+  const slot = slotOf(item, now);
+  const type = isFull(slot) ? 'full' : 'incremental';
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'Backup',
+    metadata: {
+      name: backupName(item.policy, item.source.name, type, slot),
+      namespace: item.namespace,
+      labels: { [LABELS.policy]: item.policy, [LABELS.source]: item.source.name },
+      finalizers: [SNAPSHOT_FINALIZER],
+    },
+    spec: { policy: item.policy, source: item.source.name, type, scheduledTime: slot.toISOString() },
+  };
+}
+
+/** The status the Backup controller would have written for this run (created: the Backup as stored). */
+export function historyStatus(item: HistoryItem, created: Backup, now: Date): BackupStatus {
+  const slot = slotOf(item, now);
+  const key = `${created.metadata.namespace}/${created.metadata.name}`;
+  const start = new Date(slot.getTime() + 2_000);
+  const end = new Date(start.getTime() + 60_000 + (Number.parseInt(hex(key, 4), 16) % 600) * 1000);
+  const jobName = backupJobName(created);
+  const seed = Number.parseInt(hex(`${key}/size`, 8), 16);
+  const condition = (status: 'True' | 'False', reason: string, message: string) => ({
+    type: 'Succeeded',
+    status,
+    reason,
+    message,
+    observedGeneration: 1,
+    lastTransitionTime: end.toISOString(),
+  });
+  // The same run fails on every benchmark: a hash of the name, not a random number.
+  if (item.age < FAILURES_WITHIN && seed % FAIL_EVERY === 0) {
+    const error = `Job ${jobName} failed: connection to ${item.source.name} refused (bench history)`;
+    return {
+      phase: 'Failed',
+      conditions: [condition('False', 'JobFailed', error)],
+      startTime: start.toISOString(),
+      completionTime: end.toISOString(),
+      jobName,
+      error,
+    };
+  }
+  const snapshotId = hex(`${key}/snapshot`, 64);
+  const chainSlot = new Date(Math.floor(slot.getTime() / (24 * HOUR)) * 24 * HOUR);
+  const logicalBytes = 1_000_000_000 + (seed % 1_000_000_000);
+  const replica = {
+    repository: 'replica',
+    role: 'replica' as const,
+    state: 'Succeeded' as const,
+    snapshotId: hex(`${key}/replica`, 64),
+    completionTime: new Date(end.getTime() + 90_000).toISOString(),
+    attempts: 1,
+    jobName: replicaJobName(created, 'replica'),
+  };
+  return {
+    phase: 'Succeeded',
+    conditions: [condition('True', 'Completed', `snapshot ${snapshotId.slice(0, 12)} in primary`)],
+    startTime: start.toISOString(),
+    completionTime: end.toISOString(),
+    snapshotId,
+    chainId: hex(`${created.metadata.namespace}/${item.policy}/${item.source.name}/${chainSlot.toISOString()}`, 64),
+    logicalBytes,
+    uploadedBytes: Math.floor(logicalBytes / (isFull(slot) ? 3 : 50)),
+    size: `${(logicalBytes / 1024 ** 3).toFixed(1)} GiB`,
+    objects: Array.from({ length: item.source.objects }, (_, i) => ({
+      name: `${item.source.prefix}${item.source.name}_table_${String(i).padStart(2, '0')}`,
+      records: (seed >>> (i % 16)) % 5_000_000,
+    })),
+    repositories: [
+      {
+        repository: 'primary',
+        role: 'primary',
+        state: 'Succeeded',
+        snapshotId,
+        completionTime: end.toISOString(),
+      },
+      replica,
+    ],
+    jobName,
+  };
+}
+
+/**
+ * Creates every Backup of the history and writes its status through the /status subresource, with
+ * `concurrency` requests in flight. Resolves with the number created.
+ */
+export async function createHistory(
+  kc: k8s.KubeConfig,
+  items: HistoryItem[],
+  concurrency: number,
+  now: Date,
+  onProgress: (done: number) => void,
+): Promise<number> {
+  const client = bulkClient(kc, concurrency);
+  let done = 0;
+  try {
+    await mapLimit(items, concurrency, async (item) => {
+      const collection = `/apis/${GROUP}/${VERSION}/namespaces/${item.namespace}/backups`;
+      const created = await client.send<Backup>('POST', collection, historyBackup(item, now));
+      await client.send('PUT', `${collection}/${created.metadata.name}/status`, {
+        ...created,
+        status: historyStatus(item, created, now),
+      });
+      if (++done % 10_000 === 0) onProgress(done);
+    });
+  } finally {
+    client.close();
+  }
+  return done;
+}
