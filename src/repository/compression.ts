@@ -20,7 +20,9 @@
  * wrong codec id. The raw length (from the index) is checked as well.
  *
  * Compression is synchronous: the repository pipeline (pipeline/) runs it on worker threads, one chunk
- * per worker at a time; decompression runs on libuv's thread pool (async node:zlib).
+ * per worker at a time. Decompression of chunks up to SYNC_DECODE_MAX bytes (raw) is synchronous too:
+ * for them a trip through libuv's thread pool costs about three times the decoding; larger ones run on
+ * the thread pool (async node:zlib) so the main thread keeps going.
  */
 import * as zlib from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
@@ -53,6 +55,8 @@ const PROBE_SLICE = 16 * 1024;
 const PROBE_MIN_SAVING = 1 / 32;
 /** Without an expected length, decompression stops (as Corrupt) past this many bytes. */
 const DEFAULT_MAX_OUTPUT = 1024 * 1024 * 1024;
+/** Chunks of a known raw length up to this are decoded on the calling thread (see above). */
+const SYNC_DECODE_MAX = 64 * 1024;
 const CRC_LENGTH = 4;
 
 type ZlibCallback = (error: Error | null, result: Buffer) => void;
@@ -60,6 +64,7 @@ interface ZstdZlib {
   crc32?: (data: Uint8Array) => number;
   zstdCompressSync?: (data: Uint8Array, options: object) => Buffer;
   zstdDecompress?: (data: Buffer, options: object, callback: ZlibCallback) => void;
+  zstdDecompressSync?: (data: Buffer, options: object) => Buffer;
   constants: Record<string, number>;
 }
 const native = zlib as unknown as ZstdZlib;
@@ -193,6 +198,10 @@ async function decode(
   }
   // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
   const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
+  if (expectedLength !== undefined && expectedLength <= SYNC_DECODE_MAX)
+    return codec === CODEC_ZSTD
+      ? (native.zstdDecompressSync as NonNullable<ZstdZlib['zstdDecompressSync']>)(data, options)
+      : zlib.brotliDecompressSync(data, options);
   return new Promise<Buffer>((resolve, reject) => {
     const done: ZlibCallback = (error, output) => (error ? reject(error) : resolve(output));
     if (codec === CODEC_ZSTD) native.zstdDecompress?.(data, options, done);
