@@ -49,6 +49,26 @@ function framed(stream: Buffer): Buffer {
   return out;
 }
 
+/** Truncated or bit-flipped copies of `data` compressed with `codec` are all Corrupt, with and without a length. */
+async function rejectsDamaged(codec: Codec, data: Buffer): Promise<void> {
+  const stored = await compress(data, codec);
+  assert.equal(stored.codec, codec);
+  const truncated = [
+    stored.data.subarray(0, stored.data.length - 1),
+    stored.data.subarray(0, stored.data.length / 2),
+    stored.data.subarray(0, 3),
+    Buffer.alloc(0),
+  ];
+  for (const bad of truncated) await assert.rejects(decompress(codec, bad, data.length), (e) => isCode(e, 'Corrupt'));
+  for (let t = 0; t < 40; t++) {
+    const bad = Buffer.from(stored.data);
+    const at = Math.floor(((t * 2654435761) >>> 0) % bad.length);
+    bad[at] = (bad[at] as number) ^ (1 << (t % 8));
+    await assert.rejects(decompress(codec, bad), (e) => isCode(e, 'Corrupt'), `flipped byte ${at}`);
+    await assert.rejects(decompress(codec, bad, data.length), (e) => isCode(e, 'Corrupt'), `flipped byte ${at}`);
+  }
+}
+
 describe('compress / decompress', () => {
   it('writes zstd (codec 1) by default and reads it back', async () => {
     const data = sqlText(MiB);
@@ -109,25 +129,9 @@ describe('compress / decompress', () => {
       assert.equal((await compress(data, codec)).codec, codec);
     });
 
-    it(`rejects truncated and damaged codec ${codec} data, never returning wrong bytes`, async () => {
-      const data = sqlText(MiB);
-      const stored = await compress(data, codec);
-      assert.equal(stored.codec, codec);
-      const truncated = [
-        stored.data.subarray(0, stored.data.length - 1),
-        stored.data.subarray(0, stored.data.length / 2),
-        stored.data.subarray(0, 3),
-        Buffer.alloc(0),
-      ];
-      for (const bad of truncated)
-        await assert.rejects(decompress(codec, bad, data.length), (e) => isCode(e, 'Corrupt'));
-      for (let t = 0; t < 40; t++) {
-        const bad = Buffer.from(stored.data);
-        const at = Math.floor(((t * 2654435761) >>> 0) % bad.length);
-        bad[at] = (bad[at] as number) ^ (1 << (t % 8));
-        await assert.rejects(decompress(codec, bad), (e) => isCode(e, 'Corrupt'), `flipped byte ${at}`);
-        await assert.rejects(decompress(codec, bad, data.length), (e) => isCode(e, 'Corrupt'), `flipped byte ${at}`);
-      }
+    it(`rejects truncated and damaged codec ${codec} data, never returning wrong bytes (small and large chunks)`, async () => {
+      // 4 KiB is decoded on the calling thread, 1 MiB on the thread pool.
+      for (const data of [sqlText(4096), sqlText(MiB)]) await rejectsDamaged(codec, data);
     });
 
     it(`rejects codec ${codec} data that passes the CRC but does not decode`, async () => {

@@ -19,7 +19,9 @@
  * wrong codec id. The raw length (from the index) is checked as well.
  *
  * Compression is synchronous: the repository pipeline (pipeline/) runs it on worker threads, one chunk
- * per worker at a time; decompression runs on libuv's thread pool (async node:zlib).
+ * per worker at a time. Decompression of chunks up to SYNC_DECODE_MAX bytes (raw) is synchronous too:
+ * for them a trip through libuv's thread pool costs about three times the decoding; larger ones run on
+ * the thread pool (async node:zlib) so the main thread keeps going.
  */
 import * as zlib from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
@@ -51,6 +53,8 @@ const PROBE_SLICE = 16 * 1024;
 const PROBE_MIN_SAVING = 1 / 32;
 /** Without an expected length, decompression stops (as Corrupt) past this many bytes. */
 const DEFAULT_MAX_OUTPUT = 1024 * 1024 * 1024;
+/** Chunks of a known raw length up to this are decoded on the calling thread (see above). */
+const SYNC_DECODE_MAX = 64 * 1024;
 const CRC_LENGTH = 4;
 
 type ZlibCallback = (error: Error | null, result: Buffer) => void;
@@ -140,7 +144,9 @@ function slice(data: Uint8Array, center: number): Uint8Array {
 }
 
 function encode(data: Uint8Array, level?: number): Buffer {
-  const chunkSize = Math.max(64 * 1024, Math.min(data.length, 4 * 1024 * 1024));
+  // One output buffer that fits the stream (zstd's bound: input + 1/256 + a header); a 64 KiB one for a
+  // 2 KiB chunk cost a third of the compression time of small chunks.
+  const chunkSize = Math.min(data.length + (data.length >> 8) + 64, 4 * 1024 * 1024);
   return zlib.zstdCompressSync(data, {
     chunkSize,
     params: {
@@ -154,10 +160,12 @@ function decode(
   codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,
   data: Buffer,
   expectedLength: number | undefined,
-): Promise<Buffer> {
+): Buffer | Promise<Buffer> {
   const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
   // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
   const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
+  if (expectedLength !== undefined && expectedLength <= SYNC_DECODE_MAX)
+    return codec === CODEC_ZSTD ? zlib.zstdDecompressSync(data, options) : zlib.brotliDecompressSync(data, options);
   return new Promise<Buffer>((resolve, reject) => {
     const done: ZlibCallback = (error, output) => (error ? reject(error) : resolve(output));
     if (codec === CODEC_ZSTD) zlib.zstdDecompress(data, options, done);
