@@ -1,5 +1,5 @@
 import type { BigIntStats } from 'node:fs';
-import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type FileHandle, lstat, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TidemarkError } from '../errors.ts';
 import { Bounded, settledInOrder } from './bounded.ts';
@@ -10,6 +10,7 @@ import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
+import { NoAtimeOpener } from './no-atime.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
@@ -213,6 +214,8 @@ class BackupRun {
   /** Work started and not yet settled, waited for before a failed backup returns. */
   private readonly started = new Set<Promise<unknown>>();
   private readonly readBuffers: Buffer[] = [];
+  /** Files are read without moving their atimes, which the next backup would store as a change. */
+  private readonly opener = new NoAtimeOpener();
   /** The first failure the backup cannot skip: ends the walk early. */
   private failure: { error: unknown } | undefined;
 
@@ -519,7 +522,7 @@ class BackupRun {
     entry: TreeEntry,
     stat: BigIntStats,
   ): Promise<TreeEntry> {
-    const handle = await open(path, 'r');
+    const handle = await this.opener.open(path, Number(stat.uid));
     const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
     let read: { content: ChunkId[]; size: number };
     try {
