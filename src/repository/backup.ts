@@ -1,15 +1,16 @@
-import type { BigIntStats } from 'node:fs';
-import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type BigIntStats, close, read } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TidemarkError } from '../errors.ts';
 import { Bounded, settledInOrder } from './bounded.ts';
-import type { ChunkStore } from './chunk-store.ts';
-import { chunkStream } from './chunker/fastcdc.ts';
+import type { ChunkData, ChunkStore } from './chunk-store.ts';
+import { chunkPartsStream } from './chunker/fastcdc.ts';
 import { type FileMetadataIo, keptXattr, openFileMetadataIo } from './file-metadata.ts';
 import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.ts';
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
+import { NoAtimeOpener } from './no-atime.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
@@ -213,6 +214,8 @@ class BackupRun {
   /** Work started and not yet settled, waited for before a failed backup returns. */
   private readonly started = new Set<Promise<unknown>>();
   private readonly readBuffers: Buffer[] = [];
+  /** Files are read without moving their atimes, which the next backup would store as a change. */
+  private readonly opener = new NoAtimeOpener();
   /** The first failure the backup cannot skip: ends the walk early. */
   private failure: { error: unknown } | undefined;
 
@@ -250,30 +253,36 @@ class BackupRun {
   }
 
   async storeTree(tree: Tree): Promise<ChunkId> {
-    return (await this.putChunk('tree', encodeTree(tree))).id;
+    const encoded = encodeTree(tree);
+    return (await this.putChunk('tree', encoded, encoded.length)).id;
   }
 
-  private async putChunk(type: 'data' | 'tree', data: Buffer) {
+  private async putChunk(type: 'data' | 'tree', data: ChunkData, length: number) {
     const result = await this.store.put(this.chain, type, data);
     this.summary.chunks++;
     if (result.stored) {
       this.summary.newChunks++;
-      this.summary.newBytes += data.length;
+      this.summary.newBytes += length;
     }
     return result;
   }
 
-  /** Chunks a stream and stores its chunks, several compressing at once, ids kept in order. */
+  /**
+   * Chunks a stream and stores its chunks, several compressing at once, ids kept in order. A chunk goes to the
+   * store as the pieces of input it spans (the store copies them), not joined into a new buffer.
+   */
   async content(data: AsyncIterable<Buffer>): Promise<{ content: ChunkId[]; size: number }> {
     const content: ChunkId[] = [];
     const inFlight = new InOrder<ChunkId>();
     let size = 0;
     const { chunker } = this.repository.config;
     try {
-      for await (const chunk of chunkStream(data, { seed: this.repository.keys.chunkerSeed, ...chunker })) {
-        size += chunk.length;
-        this.meter.add(chunk.length);
-        inFlight.add(this.putChunk('data', chunk).then((r) => r.id));
+      for await (const parts of chunkPartsStream(data, { seed: this.repository.keys.chunkerSeed, ...chunker })) {
+        let length = 0;
+        for (const part of parts) length += part.length;
+        size += length;
+        this.meter.add(length);
+        inFlight.add(this.putChunk('data', parts, length).then((r) => r.id));
         if (inFlight.size >= this.limits.parallelChunks) content.push((await inFlight.next()) as ChunkId);
       }
       while (inFlight.size > 0) content.push((await inFlight.next()) as ChunkId);
@@ -519,17 +528,20 @@ class BackupRun {
     entry: TreeEntry,
     stat: BigIntStats,
   ): Promise<TreeEntry> {
-    const handle = await open(path, 'r');
+    const fd = await this.opener.open(path, Number(stat.uid));
     const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
     let read: { content: ChunkId[]; size: number };
     try {
-      read = await this.content(readFile(handle, buffer, Number(stat.size)));
+      read = await this.content(readFile(fd, buffer, Number(stat.size)));
+    } catch (error) {
+      await closeFile(fd).catch(() => {});
+      throw error;
     } finally {
       this.readBuffers.push(buffer);
-      await handle.close();
     }
     this.meter.add(0, 1);
-    const after = await lstat(path, { bigint: true });
+    // The descriptor closes while the file is looked at again.
+    const [after] = await Promise.all([lstat(path, { bigint: true }), closeFile(fd)]);
     if (after.mtimeNs !== stat.mtimeNs || after.ctimeNs !== stat.ctimeNs || BigInt(read.size) !== stat.size)
       this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
     return { ...entry, size: read.size, content: read.content };
@@ -573,17 +585,27 @@ const SLASH = Buffer.from('/');
  * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
  * fresh reads. A short read at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
  */
-async function* readFile(handle: FileHandle, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
+async function* readFile(fd: number, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
   let total = 0;
   let target = buffer;
   for (;;) {
-    const { bytesRead } = await handle.read(target, 0, target.length, null);
+    const bytesRead = await readInto(fd, target);
     if (bytesRead === 0) return;
     total += bytesRead;
     yield target.subarray(0, bytesRead);
     if (bytesRead < target.length && total >= expected) return;
     target = Buffer.allocUnsafeSlow(LARGE_READ);
   }
+}
+
+function readInto(fd: number, target: Buffer): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, target, 0, target.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
+  );
+}
+
+function closeFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /** Why a path that could not be backed up is skipped rather than failing the backup; undefined: fail. */

@@ -40,6 +40,27 @@ describe('file metadata io', () => {
     await assert.rejects(io.readXattrs(Buffer.from(join(dir, 'missing'))), { code: 'ENOENT' });
   });
 
+  test('many requests at once (written in batches) each get their own answer, failures included', async (t) => {
+    const io = await openFileMetadataIo();
+    t.after(() => io.close());
+    const files = Array.from({ length: 3000 }, (_, i) => Buffer.from(join(dir, `many-${i}`)));
+    await Promise.all(files.map((file) => writeFile(file, '')));
+    await Promise.all(files.map((file, i) => io.setXattr(file, { name: 'user.i', value: Buffer.from(`${i}`) })));
+    const answers = await Promise.allSettled(
+      files.flatMap((file, i) =>
+        i % 100 === 0 ? [io.readXattrs(Buffer.from(`${file}-missing`))] : [io.readXattrs(file)],
+      ),
+    );
+    answers.forEach((answer, i) => {
+      if (i % 100 === 0)
+        assert.equal(answer.status === 'rejected' && (answer.reason as NodeJS.ErrnoException).code, 'ENOENT');
+      else
+        assert.deepEqual(answer.status === 'fulfilled' && answer.value, [
+          { name: 'user.i', value: Buffer.from(`${i}`) },
+        ]);
+    });
+  });
+
   test('without the helper: within half a microsecond (a double of seconds), before 1970 too, and no xattrs', async () => {
     const io = await openFileMetadataIo('/nonexistent/perl');
     assert.equal(io.exact, false);

@@ -40,10 +40,12 @@ const SYSCALLS: Partial<Record<NodeJS.Architecture, [number, number, number, num
 
 /**
  * The helper: Perl (perl-base is part of every Debian image, the agent's included) making the four syscalls for
- * us, one request per line, arguments hex-encoded (paths are any bytes). Answers `OK ...` or `E <errno>`.
+ * us, one request per line, arguments hex-encoded (paths are any bytes). Answers `OK ...` or `E <errno>`, one line
+ * per request in order. Requests go in batches (the lines of one event-loop turn in one write) and the answers to
+ * what one read brought in one write: a write per file was most of a restore's metadata cost.
  */
 const HELPER = String.raw`
-use strict; use warnings; $| = 1;
+use strict; use warnings;
 my ($UTIMENSAT, $LSETXATTR, $LGETXATTR, $LLISTXATTR) = map { $_ + 0 } @ARGV;
 sub fail { print "E " . ($! + 0) . "\n"; }
 sub sized { my ($call, @args) = @_;
@@ -54,8 +56,8 @@ sub sized { my ($call, @args) = @_;
   }
   return undef;
 }
-while (my $line = <STDIN>) {
-  chomp $line; my ($op, @a) = split / /, $line; my $path = defined $a[0] ? pack("H*", $a[0]) : "";
+sub answer { my ($line) = @_;
+  my ($op, @a) = split / /, $line; my $path = defined $a[0] ? pack("H*", $a[0]) : "";
   if ($op eq 'P') { print "OK\n"; }
   elsif ($op eq 'T') {
     my $times = pack("q4", $a[1], $a[2], $a[3], $a[4]);
@@ -65,7 +67,7 @@ while (my $line = <STDIN>) {
     syscall($LSETXATTR, $path, $name, $value, length($value) + 0, 0) == 0 ? print "OK\n" : fail();
   } elsif ($op eq 'L') {
     my $names = sized($LLISTXATTR, $path);
-    if (!defined $names) { $! + 0 == 95 ? print "OK\n" : fail(); next; }
+    if (!defined $names) { $! + 0 == 95 ? print "OK\n" : fail(); return; }
     my (@out, $err);
     for my $name (grep { length } split /\0/, $names) {
       my $value = sized($LGETXATTR, $path, $name);
@@ -74,6 +76,12 @@ while (my $line = <STDIN>) {
     }
     defined $err ? print "E $err\n" : print "OK @out\n";
   } else { print "E 22\n"; }
+}
+my $in = '';
+while (sysread(STDIN, $in, 1 << 16, length $in)) {
+  my @lines = split /\n/, $in, -1; $in = pop @lines;
+  answer($_) for @lines;
+  $| = 1; $| = 0;
 }
 `;
 
@@ -104,6 +112,8 @@ function errnoError(operation: string, path: Buffer, errno: number): NodeJS.Errn
 class PerlMetadataIo implements FileMetadataIo {
   readonly exact = true;
   private readonly waiting: { resolve: (answer: string) => void; reject: (error: Error) => void }[] = [];
+  /** Request lines not yet written: written together once this turn of the event loop is over. */
+  private pending: string[] = [];
   private failure: Error | undefined;
 
   constructor(private readonly child: ChildProcessWithoutNullStreams) {
@@ -121,8 +131,14 @@ class PerlMetadataIo implements FileMetadataIo {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.child.stdin.write(`${line}\n`);
+      if (this.pending.push(line) === 1) setImmediate(() => this.writePending());
     });
+  }
+
+  private writePending(): void {
+    if (this.pending.length === 0) return;
+    this.child.stdin.write(`${this.pending.join('\n')}\n`);
+    this.pending = [];
   }
 
   private async call(op: 'T' | 'L' | 'S', what: string, path: Buffer, args: string[]): Promise<string> {
@@ -155,6 +171,7 @@ class PerlMetadataIo implements FileMetadataIo {
   }
 
   close(): void {
+    this.writePending();
     this.child.stdin.end();
   }
 }

@@ -188,3 +188,15 @@ test("an incremental takes the parent's extended attributes where the ctime is u
     'set-later': [{ name: 'user.new', valueB64: Buffer.from('two').toString('base64') }],
   });
 });
+
+test("the backup's own reads leave files' atimes alone: a nothing-changed incremental stores no new tree", async () => {
+  const repository = await newRepository('noatime');
+  const source = join(workDir.path, 'noatime-source');
+  await mkdir(join(source, 'sub'), { recursive: true });
+  // Freshly written files have atime = mtime, so under relatime (or strictatime) a plain read moves the atime.
+  for (let i = 0; i < 20; i++) await writeFile(join(source, i % 2 ? 'sub' : '', `file-${i}`), `content ${i}\n`);
+  const full = await backupTree(repository, source, { type: 'full', source: 'noatime' });
+  const incremental = await backupTree(repository, source, { type: 'incremental', parent: full, source: 'noatime' });
+  assert.equal(incremental.summary.newChunks, 0);
+  assert.equal(incremental.root, full.root);
+});
