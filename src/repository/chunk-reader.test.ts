@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { test } from 'node:test';
-import { type PlannedRecord, planReads } from './chunk-reader.ts';
+import { pathToFileURL } from 'node:url';
+import { isLocal, type PlannedRecord, planReads } from './chunk-reader.ts';
 import type { ChunkId, PackId } from './format.ts';
+import { openStorage } from './storage/url.ts';
 
 const record = (id: string, pack: string, offset: number, length: number): PlannedRecord => ({
   id: id as ChunkId,
@@ -51,4 +54,10 @@ test('a chunk named many times is read once', () => {
 
 test('nothing named, nothing read', () => {
   assert.deepEqual(planReads([], limits), []);
+});
+
+test('file storage, wrapped as a repository opens it, reads locally; object stores do not', () => {
+  assert.equal(isLocal(openStorage(pathToFileURL(tmpdir()).href)), true);
+  assert.equal(isLocal({ description: 's3://bucket/prefix' }), false);
+  assert.equal(isLocal({ description: 'https://account.blob.core.windows.net/container' }), false);
 });
