@@ -17,7 +17,7 @@
 // under `node --cpu-prof` to show where its main thread spends its time. Everything lives in one
 // temporary directory, removed at the end (kept with --keep).
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +28,7 @@ import { makeWorkDir } from '../test/harness/workdir.ts';
 import { type BenchServer, ENGINES, type Engine } from './database-engines.ts';
 import { type Command, diskBytes, type Measurement, measure, run } from './measure.ts';
 import { type ProfileSummary, summarizeProfile } from './profile.ts';
+import { writeSections } from './section.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -320,7 +321,7 @@ async function main(): Promise<void> {
         .replace(/\s+/, ' on ') ?? 'unknown',
     tidemarkVersion: await tidemarkVersion(),
   });
-  await writeSection(values.out as string, section);
+  await writeSections(values.out as string, { [engine.name]: section });
   log(`wrote the ${engine.name} section of ${values.out} in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }
 
@@ -328,22 +329,6 @@ async function tidemarkVersion(): Promise<string> {
   const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
   const rev = await run({ command: 'git', args: ['-C', repoRoot, 'describe', '--always', '--dirty'] }, logFile);
   return `${pkg.version} (${rev.trim()}, Node ${process.version})`;
-}
-
-const START = `<!-- ${engine.name}:start -->`;
-const END = `<!-- ${engine.name}:end -->`;
-
-/** Replaces only what lies between the markers (appending them when absent): others write the rest. */
-async function writeSection(path: string, section: string): Promise<void> {
-  const current = existsSync(path) ? await readFile(path, 'utf8') : '';
-  const start = current.indexOf(START);
-  const end = current.indexOf(END, start);
-  const block = `${START}\n${section.trim()}\n${END}`;
-  const next =
-    start >= 0 && end > start
-      ? current.slice(0, start) + block + current.slice(end + END.length)
-      : `${current}${current === '' || current.endsWith('\n\n') ? '' : current.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
-  await writeFile(path, next);
 }
 
 interface ReportInput {

@@ -49,10 +49,11 @@ import { createHistory, HISTORY_SOURCES, historyItems } from './operator/history
 import { limitsOf } from './operator/limits.ts';
 import { allPolicies, createObjects, layout, makeEveryMinute } from './operator/objects.ts';
 import { sampleProcess } from './operator/proc.ts';
-import { type OperatorReport, renderSection, type Target, writeSection } from './operator/report.ts';
+import { type OperatorReport, renderSection, type Target } from './operator/report.ts';
 import { measureScrapes } from './operator/scrape.ts';
 import { watchBackups, watchReconciled } from './operator/watch.ts';
 import { type ProfileSummary, summarizeProfile } from './profile.ts';
+import { writeSections } from './section.ts';
 
 const { values } = parseArgs({
   options: {
@@ -375,7 +376,7 @@ async function main(): Promise<void> {
       }),
       ...(profile ? { profile } : {}),
     };
-    writeSection(values.out as string, renderSection(report));
+    await writeSections(values.out as string, { operator: renderSection(report) });
     log(`wrote the Operator section of ${values.out}`);
   } finally {
     await operator?.stop();

@@ -26,7 +26,7 @@ import { formatBytes } from '../src/units.ts';
 import { repoRoot } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
 import { generateDataset, mutateDataset } from './dataset.ts';
-import { writeSection } from './section.ts';
+import { writeSections } from './section.ts';
 
 const { values } = parseArgs({
   options: {
@@ -103,11 +103,9 @@ async function main(): Promise<void> {
         log(`${replica}, ${label}: read ${formatBytes(primaryStorage.bytesRead())} from the primary`);
       }
     }
-    await writeSection(
-      values.out as string,
-      'replication',
-      render({ logical: incremental.summary.logicalBytes, files: dataset.files.length, mutation, runs }),
-    );
+    await writeSections(values.out as string, {
+      replication: render({ logical: incremental.summary.logicalBytes, files: dataset.files.length, mutation, runs }),
+    });
     log(`wrote the replication section of ${values.out}`);
   } finally {
     if (values.keep) log(`kept ${work.path}`);

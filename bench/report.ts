@@ -1,7 +1,3 @@
-// Renders bench/run.ts's sections of BENCHMARKS.md from one run's results: the 2 GiB set between the `engine`
-// markers, the many-small-files set between the `small-files` markers; the rest of the file is left alone.
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
 import type { Dataset, Mutation, SmallFilesDataset } from './dataset.ts';
 import type { Measurement } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -282,24 +278,4 @@ export function renderReport(input: ReportInput): Record<string, string> {
     ...(input.big ? { engine: renderBig(input, input.big) } : {}),
     ...(input.smallFiles ? { 'small-files': renderSmallFiles(input, input.smallFiles) } : {}),
   };
-}
-
-/**
- * Replaces what lies between `<!-- name:start -->` and `<!-- name:end -->` in the file for every section given,
- * appending the markers when absent; everything else (other benchmarks' sections) is left alone.
- */
-export async function writeSections(path: string, sections: Record<string, string>): Promise<void> {
-  let text = existsSync(path) ? await readFile(path, 'utf8') : '';
-  for (const [name, section] of Object.entries(sections)) {
-    const start = `<!-- ${name}:start -->`;
-    const end = `<!-- ${name}:end -->`;
-    const from = text.indexOf(start);
-    const to = text.indexOf(end, from);
-    const block = `${start}\n${section.trim()}\n${end}`;
-    text =
-      from >= 0 && to > from
-        ? text.slice(0, from) + block + text.slice(to + end.length)
-        : `${text}${text === '' || text.endsWith('\n\n') ? '' : text.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
-  }
-  await writeFile(path, text);
 }

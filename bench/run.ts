@@ -31,8 +31,8 @@ import {
   renderReport,
   type Scenario,
   type StepResult,
-  writeSections,
 } from './report.ts';
+import { writeSections } from './section.ts';
 import { type BenchTool, makeTools, TOOL_NAMES, type ToolName } from './tools.ts';
 
 const { values } = parseArgs({

@@ -4,7 +4,8 @@
 // primary and a replica entry, and per-table (per-directory) record counts.
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import type { Backup, BackupStatus } from '../../src/api/kinds.ts';
+import type { BackupStatus } from '../../src/api/backup.ts';
+import type { Backup } from '../../src/api/kinds.ts';
 import { SNAPSHOT_FINALIZER } from '../../src/operator/backup/decide.ts';
 import { backupJobName, replicaJobName } from '../../src/operator/backup/job.ts';
 import { backupName } from '../../src/operator/backuppolicy/schedule.ts';

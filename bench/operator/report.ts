@@ -1,11 +1,5 @@
-// Renders the "Operator" section of BENCHMARKS.md and writes it between its markers, leaving the rest of
-// the file (written by bench/run.ts) alone.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ProfileSummary } from '../profile.ts';
 import { parseKey, type RequestCounts } from './apiserver.ts';
-
-export const START = '<!-- operator:start -->';
-export const END = '<!-- operator:end -->';
 
 export interface Target {
   what: string;
@@ -85,17 +79,4 @@ export function renderSection(r: OperatorReport): string {
     );
   }
   return lines.join('\n');
-}
-
-/** Replaces the text between the markers (appending them at the end when absent); the rest stays as it is. */
-export function writeSection(file: string, section: string): void {
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const start = current.indexOf(START);
-  const end = current.indexOf(END);
-  const block = `${START}\n${section}\n${END}`;
-  const next =
-    start >= 0 && end > start
-      ? `${current.slice(0, start)}${block}${current.slice(end + END.length)}`
-      : `${current}${current === '' || current.endsWith('\n\n') ? '' : current.endsWith('\n') ? '\n' : '\n\n'}${block}\n`;
-  writeFileSync(file, next);
 }
