@@ -1,22 +1,3 @@
-// Tidemark against the plain-tools floor for one database, PostgreSQL or MariaDB (bench/database-engines.ts),
-// on this machine, in one run, and writes the engine's section between <!-- postgres:start --> and
-// <!-- postgres:end --> (or mariadb:…) of BENCHMARKS.md (not run in CI):
-//
-//   npm run bench:postgres [-- --size-gib 1 --scale 66 --repeat 2 --no-profile --keep --out FILE]
-//   npm run bench:mariadb [-- the same options]
-//
-// A throw-away server (test/harness/postgres.ts, mariadb.ts) gets a pgbench-shaped database of about
-// --size-gib on disk (the scale is corrected once when the first guess is more than 8% off).
-// Then, one step after another and each --repeat times (keeping the fastest):
-//   backup:  `DUMP | wc -c` (the dump alone), `DUMP | zstd -1`, `DUMP | zstd -3` (the floor),
-//            `tidemark backup` into a fresh file:// repository, and a second `tidemark backup` of the
-//            unchanged database (incremental) into the same repository;
-//   restore: `zstd -dc | LOAD` into a fresh database (the floor), `tidemark restore` into another;
-// where DUMP is `pg_dump -Fp` or `mariadb-dump --single-transaction`, LOAD `psql` or `mariadb`.
-// Tidemark runs compiled (dist/, built first). Afterwards Tidemark's backup and restore run once more
-// under `node --cpu-prof` to show where its main thread spends its time. Everything lives in one
-// temporary directory, removed at the end (kept with --keep).
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +7,7 @@ import { runCommand } from '../test/harness/process.ts';
 import { repoRoot, systemTool } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
 import { type BenchServer, ENGINES, type Engine } from './database-engines.ts';
-import { type Command, diskBytes, type Measurement, measure, run } from './measure.ts';
+import { buildTidemark, type Command, diskBytes, type Measurement, measure, run } from './measure.ts';
 import { type ProfileSummary, summarizeProfile } from './profile.ts';
 import { writeSections } from './section.ts';
 
@@ -92,14 +73,7 @@ interface Step {
 async function main(): Promise<void> {
   if ((loadAtStart[0] ?? 0) > 0.5)
     log(`WARNING: load average ${loadAtStart[0]?.toFixed(1)} at start: other processes add noise (see "others' CPU")`);
-  log('building Tidemark (tsc -p tsconfig.build.json)');
-  await runCommand(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', join(repoRoot, 'tsconfig.build.json')], {
-    logFile,
-    cwd: repoRoot,
-  }).catch((error: unknown) => {
-    if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw error;
-    log(`WARNING: tsc reported errors, benchmarking the emitted dist/ anyway: ${(error as Error).message}`);
-  });
+  await buildTidemark(logFile, log);
   const main = join(repoRoot, 'dist', 'cli', 'main.js');
 
   log(`starting ${engine.title}`);
@@ -173,22 +147,18 @@ async function main(): Promise<void> {
           }),
         ),
       );
-      steps.push(
-        await step(
-          'backup',
-          `${dumpTool} | zstd -1 > file`,
-          shell(`${db.dump(DB)} | ${zstd} -1 -q > ${q(dump1)}`),
-          fileSize(dump1),
-        ),
-      );
-      steps.push(
-        await step(
-          'backup',
-          `${dumpTool} | zstd -3 > file`,
-          shell(`${db.dump(DB)} | ${zstd} -3 -q > ${q(dump3)}`),
-          fileSize(dump3),
-        ),
-      );
+      for (const [level, file] of [
+        [1, dump1],
+        [3, dump3],
+      ] as const)
+        steps.push(
+          await step(
+            'backup',
+            `${dumpTool} | zstd -${level} > file`,
+            shell(`${db.dump(DB)} | ${zstd} -${level} -q > ${q(file)}`),
+            fileSize(file),
+          ),
+        );
     };
     const ours = async () => {
       const repoArgs = ['--repo', `file://${repo}`];

@@ -2,11 +2,11 @@
 // system CPU time and peak resident set size (the largest of the command and its descendants, as
 // getrusage(RUSAGE_CHILDREN) reports it through /usr/bin/time).
 import { spawn } from 'node:child_process';
-import { appendFileSync, createWriteStream } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { runCommand } from '../test/harness/process.ts';
-import { systemTool } from '../test/harness/tools.ts';
+import { repoRoot, systemTool } from '../test/harness/tools.ts';
 
 export interface Command {
   command: string;
@@ -81,4 +81,19 @@ export function run(cmd: Command, logFile: string): Promise<string> {
 export async function diskBytes(path: string): Promise<number> {
   const out = await runCommand(systemTool('du', 'coreutils'), ['-sb', path], { logFile: '/dev/null' });
   return Number(out.split(/\s+/)[0]);
+}
+
+/**
+ * Compiles Tidemark into dist/ as the image runs it. tsc still emits on type errors (work in progress
+ * elsewhere): then what was emitted is measured, loudly.
+ */
+export async function buildTidemark(logFile: string, log: (line: string) => void): Promise<void> {
+  log('building Tidemark (tsc -p tsconfig.build.json)');
+  await runCommand(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', join(repoRoot, 'tsconfig.build.json')], {
+    logFile,
+    cwd: repoRoot,
+  }).catch((error: unknown) => {
+    if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw error;
+    log(`WARNING: tsc reported errors, benchmarking the emitted dist/ anyway: ${(error as Error).message}`);
+  });
 }

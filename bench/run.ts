@@ -1,19 +1,3 @@
-// Compares Tidemark's repository engine with restic, kopia and borg on the same data, on this machine,
-// in one run, and writes BENCHMARKS.md (not run in CI):
-//
-//   npm run bench [-- --set all|big|small-files --size-gib 2 --small-files 200000 --repeat 3
-//                    --tools tidemark,restic,kopia,borg --seed S --no-profile --keep --out FILE]
-//
-// Builds Tidemark (tsc, into dist/) and the pinned restic and kopia (scripts/build-bench-tools.sh, cached);
-// borg comes from Debian (borgbackup). A 2 GiB data set is generated into a temporary directory (see
-// bench/dataset.ts), each tool backs it up (into --repeat fresh repositories), ~1% of it changes, each
-// tool backs it up again (into each of them), and each restores its latest snapshot (from each of them). Then Tidemark's steps run once more under `node --cpu-prof` (against a
-// fresh repository, with a second change before the incremental) to show where its time goes.
-// The many-small-files set (`--set small-files`, or both with `all`): 200,000 files of 1–4 KiB (bench/dataset.ts),
-// each tool backs it up, backs it up again with nothing changed, and restores it. Each set writes its own
-// section of BENCHMARKS.md (markers `engine` and `small-files`). The temporary directory is removed at the end
-// (kept with --keep).
-import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +6,7 @@ import { runCommand } from '../test/harness/process.ts';
 import { repoRoot } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
 import { type Dataset, generateDataset, generateSmallFiles, manifest, mutateDataset, verifyTree } from './dataset.ts';
-import { type Command, diskBytes, measure, run } from './measure.ts';
+import { buildTidemark, type Command, diskBytes, measure, run } from './measure.ts';
 import { summarizeProfile } from './profile.ts';
 import {
   type BigSetInput,
@@ -80,15 +64,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
   });
 
 async function build(): Promise<void> {
-  log('building Tidemark (tsc -p tsconfig.build.json)');
-  await runCommand(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', join(repoRoot, 'tsconfig.build.json')], {
-    logFile,
-    cwd: repoRoot,
-  }).catch((error: unknown) => {
-    // tsc still emits on type errors (work in progress elsewhere); measure what was emitted, loudly.
-    if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw error;
-    log(`WARNING: tsc reported errors, benchmarking the emitted dist/ anyway: ${(error as Error).message}`);
-  });
+  await buildTidemark(logFile, log);
   if (toolNames.includes('restic') || toolNames.includes('kopia')) {
     log('building restic and kopia (scripts/build-bench-tools.sh; cached)');
     await runCommand('bash', [join(repoRoot, 'scripts', 'build-bench-tools.sh')], { logFile });
