@@ -15,6 +15,7 @@ import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
+import { Unsettled } from './unsettled.ts';
 
 export interface BackupOptions {
   /** `full` starts a new chain; `incremental` continues the chain of `parent` (full when there is none). */
@@ -212,7 +213,7 @@ class BackupRun {
   private readonly filesPerTop = new Map<string, number>();
   private readonly inFlight: Bounded;
   /** Work started and not yet settled, waited for before a failed backup returns. */
-  private readonly started = new Set<Promise<unknown>>();
+  private readonly started = new Unsettled();
   private readonly readBuffers: Buffer[] = [];
   /** Files are read without moving their atimes, which the next backup would store as a change. */
   private readonly opener = new NoAtimeOpener();
@@ -300,19 +301,14 @@ class BackupRun {
       const { tree } = await this.directory({ path, display: '', name: Buffer.alloc(0) }, parentRoot);
       return await tree;
     } catch (error) {
-      while (this.started.size > 0) await Promise.allSettled([...this.started]);
+      await this.started.settled();
       throw error;
     }
   }
 
   /** Starts `work` (counted in `started` until it settles). */
   private track<T>(work: Promise<T>): Promise<T> {
-    this.started.add(work);
-    work.then(
-      () => this.started.delete(work),
-      () => this.started.delete(work),
-    );
-    return work;
+    return this.started.track(work);
   }
 
   /** Runs `task` once the bounds admit it; resolves (to the boxed result) when it has started. */

@@ -10,6 +10,7 @@ import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
 import { decodeName, decodeTarget, decodeTree, type TreeEntry } from './tree.ts';
+import { Unsettled } from './unsettled.ts';
 
 export interface RestoreOptions {
   onProgress?: ProgressListener;
@@ -149,7 +150,7 @@ class TreeRestore {
   private readonly linkTargets = new Map<number, Promise<Buffer>>();
   private readonly refused: { path: Buffer; reason: string }[] = [];
   /** Entries being finished (content, metadata, links), so a failed restore returns only once all have ended. */
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new Unsettled();
   private readonly writer: ContentWriter;
 
   constructor(
@@ -168,7 +169,7 @@ class TreeRestore {
     } catch (error) {
       // Never leave work running behind a failed restore: files not yet written fail, the rest ends first.
       await this.writer.abort(error);
-      await Promise.allSettled([...this.inFlight]);
+      await this.inFlight.settled();
       throw error;
     }
   }
@@ -217,12 +218,7 @@ class TreeRestore {
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
-    this.inFlight.add(work);
-    work.then(
-      () => this.inFlight.delete(work),
-      () => this.inFlight.delete(work),
-    );
-    return work;
+    return this.inFlight.track(work);
   }
 
   /**
