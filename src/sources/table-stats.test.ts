@@ -108,16 +108,30 @@ test('TableTally keeps the integer key range numerically and the text of the new
 });
 
 test('FieldPicker finds fields at every split of the row', () => {
+  const picked = (picker: FieldPicker) => {
+    const fields: [string | undefined, string | undefined] = [undefined, undefined];
+    picker.finish({
+      key: (bytes, start, end) => {
+        fields[0] = bytes.toString('latin1', start, end);
+      },
+      timestamp: (bytes, start, end) => {
+        fields[1] = bytes.toString('latin1', start, end);
+      },
+    });
+    return fields;
+  };
   const row = Buffer.from('a\t\t42\tlong text\t2024-01-01 00:00:00\tz');
   for (let split = 0; split <= row.length; split++) {
     const picker = new FieldPicker([2, 4], 0x09);
     picker.feed(row, 0, split);
     picker.feed(row, split, row.length);
-    assert.deepEqual(picker.finish(), ['42', '2024-01-01 00:00:00'], `split at ${split}`);
+    assert.deepEqual(picked(picker), ['42', '2024-01-01 00:00:00'], `split at ${split}`);
   }
   const picker = new FieldPicker([1, 9], 0x09);
   picker.feed(row, 0, row.length);
-  assert.deepEqual(picker.finish(), ['', undefined], 'an empty field, a field past the end');
+  assert.deepEqual(picked(picker), ['', undefined], 'an empty field, a field past the end');
+  picker.feed(Buffer.from(`x\t${'9'.repeat(65)}`), 0, 67);
+  assert.deepEqual(picked(picker), [undefined, undefined], 'a field too long');
 });
 
 test('timestampColumnsFrom reads a JSON object of column names, refusing anything else', () => {
@@ -129,4 +143,39 @@ test('timestampColumnsFrom reads a JSON object of column names, refusing anythin
       /TIDEMARK_TIMESTAMP_COLUMNS must be a JSON object/,
       text,
     );
+});
+
+test('TableTally: the key range of any mix of integer texts, as numbers or text, keeps the first of equal values', () => {
+  const keys = [
+    '7',
+    '-0',
+    '0',
+    '007',
+    '+7',
+    '123456789012345',
+    '1234567890123456',
+    '-99999999999999999999',
+    '-9',
+    '\\N',
+  ];
+  const expected = (texts: string[]) => {
+    let min: string | undefined;
+    let max: string | undefined;
+    for (const text of texts) {
+      const value = integerKey(text);
+      if (value === undefined) continue;
+      if (min === undefined || value < (integerKey(min) as bigint)) min = text;
+      if (max === undefined || value > (integerKey(max) as bigint)) max = text;
+    }
+    return { column: 'id', min, max };
+  };
+  for (let rotation = 0; rotation < keys.length; rotation++) {
+    const texts = [...keys.slice(rotation), ...keys.slice(0, rotation)];
+    const tally = new TableTally('t', { key: 'id' });
+    for (const text of texts) {
+      const bytes = Buffer.from(`(${text})`);
+      tally.key(bytes, 1, bytes.length - 1);
+    }
+    assert.deepEqual(tally.count('t').key, expected(texts), texts.join(' '));
+  }
 });

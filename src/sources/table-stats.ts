@@ -90,7 +90,8 @@ export function fieldPositions(plan: TableColumns | undefined, columns: readonly
   return { key: at(plan?.key), timestamp: at(plan?.timestamp) };
 }
 
-const DIGEST_WORDS = 4; // 128 bits, as four 32-bit words, most significant first
+/** Rows between carries of the digest's sum: 2^20 sums of 32-bit words stay exact in a double. */
+const CARRY_EVERY = 1 << 20;
 
 /**
  * The sum modulo 2^128 of a 128-bit hash of every row: MurmurHash3_x86_128 (seed 0) of the row's bytes,
@@ -98,20 +99,27 @@ const DIGEST_WORDS = 4; // 128 bits, as four 32-bit words, most significant firs
  * cancel out; order-independent, so a table dumped in another physical order, or in several blocks,
  * sums the same. Murmur rather than SHA-256: computed in JavaScript, without a native call per row
  * (which cost ~4 µs a row, 20 times the rest of the scan); a checksum detects damage and loss, not forgery.
+ * The four 32-bit words of the sum are added up as doubles and their carries propagated every
+ * CARRY_EVERY rows (and when read), not per row.
  */
 export class RowDigest {
-  private readonly words = new Uint32Array(DIGEST_WORDS);
+  /** The sum's words, least significant first, each possibly past 2^32 until `carry`. */
+  private w0 = 0;
+  private w1 = 0;
+  private w2 = 0;
+  private w3 = 0;
+  private uncarried = 0;
   private readonly hash = new Murmur128();
 
-  /** A whole row. */
-  add(row: Buffer): void {
-    this.hash.update(row, 0, row.length);
-    this.addHash();
+  /** A whole row: `row[start, end)`. */
+  add(row: Buffer, start = 0, end = row.length): void {
+    this.hash.update(row, start, end);
+    this.endRow();
   }
 
-  /** Part of a row that spans chunks; `endRow` ends it. */
-  addPart(part: Buffer): void {
-    this.hash.update(part, 0, part.length);
+  /** Part of a row that spans chunks, `part[start, end)`; `endRow` ends it. */
+  addPart(part: Buffer, start = 0, end = part.length): void {
+    this.hash.update(part, start, end);
   }
 
   /** Forgets the part read so far (it was not a row after all). */
@@ -120,37 +128,44 @@ export class RowDigest {
   }
 
   endRow(): void {
-    this.addHash();
+    const hash = this.hash;
+    hash.end();
+    this.addWords(hash.h1, hash.h2, hash.h3, hash.h4);
   }
 
   /** Adds another digest (the same table dumped in several blocks). */
   merge(other: RowDigest): void {
-    this.addWords(
-      other.words[0] as number,
-      other.words[1] as number,
-      other.words[2] as number,
-      other.words[3] as number,
-    );
+    other.carry();
+    this.addWords(other.w0, other.w1, other.w2, other.w3);
   }
 
   /** 32 lowercase hex digits. */
   hex(): string {
-    return [...this.words].map((w) => w.toString(16).padStart(8, '0')).join('');
-  }
-
-  private addHash(): void {
-    const { h1, h2, h3, h4 } = this.hash.finish();
-    this.addWords(h4, h3, h2, h1);
+    this.carry();
+    return [this.w3, this.w2, this.w1, this.w0].map((w) => w.toString(16).padStart(8, '0')).join('');
   }
 
   private addWords(w0: number, w1: number, w2: number, w3: number): void {
-    const add = [w0, w1, w2, w3];
-    let carry = 0;
-    for (let i = DIGEST_WORDS - 1; i >= 0; i--) {
-      const sum = (this.words[i] as number) + (add[i] as number) + carry;
-      this.words[i] = sum >>> 0;
-      carry = sum > 0xffffffff ? 1 : 0;
-    }
+    this.w0 += w0;
+    this.w1 += w1;
+    this.w2 += w2;
+    this.w3 += w3;
+    if (++this.uncarried === CARRY_EVERY) this.carry();
+  }
+
+  private carry(): void {
+    const TWO32 = 0x100000000;
+    let carry = Math.floor(this.w0 / TWO32);
+    this.w0 -= carry * TWO32;
+    this.w1 += carry;
+    carry = Math.floor(this.w1 / TWO32);
+    this.w1 -= carry * TWO32;
+    this.w2 += carry;
+    carry = Math.floor(this.w2 / TWO32);
+    this.w2 -= carry * TWO32;
+    this.w3 += carry;
+    this.w3 %= TWO32;
+    this.uncarried = 0;
   }
 }
 
@@ -167,12 +182,19 @@ const fmix = (h: number) => {
   return (x ^ (x >>> 16)) >>> 0;
 };
 
-/** MurmurHash3_x86_128 with seed 0 (Austin Appleby's smhasher), fed in pieces; `finish` returns it and resets. */
+/**
+ * MurmurHash3_x86_128 with seed 0 (Austin Appleby's smhasher), fed in pieces; `end` leaves the hash in
+ * h1..h4 and resets (no object per row), `finish` returns it.
+ */
 export class Murmur128 {
-  private h1 = 0;
-  private h2 = 0;
-  private h3 = 0;
-  private h4 = 0;
+  h1 = 0;
+  h2 = 0;
+  h3 = 0;
+  h4 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
+  private s4 = 0;
   private length = 0;
   private readonly tail = Buffer.alloc(16);
   private tailLength = 0;
@@ -183,15 +205,25 @@ export class Murmur128 {
     if (this.tailLength > 0) {
       while (this.tailLength < 16 && i < end) this.tail[this.tailLength++] = data[i++] as number;
       if (this.tailLength < 16) return;
-      this.block(this.tail, 0);
+      this.blocks(this.tail, 0, 16);
       this.tailLength = 0;
     }
-    for (; i + 16 <= end; i += 16) this.block(data, i);
-    while (i < end) this.tail[this.tailLength++] = data[i++] as number;
+    const whole = i + ((end - i) & ~15);
+    if (whole > i) this.blocks(data, i, whole);
+    for (i = whole; i < end; i++) this.tail[this.tailLength++] = data[i] as number;
   }
 
   finish(): { h1: number; h2: number; h3: number; h4: number } {
-    let { h1, h2, h3, h4 } = this;
+    this.end();
+    return { h1: this.h1, h2: this.h2, h3: this.h3, h4: this.h4 };
+  }
+
+  /** Ends the input: the hash is then h1..h4; the state is fresh for the next. */
+  end(): void {
+    let h1 = this.s1;
+    let h2 = this.s2;
+    let h3 = this.s3;
+    let h4 = this.s4;
     const t = this.tail;
     const n = this.tailLength;
     if (n > 12) {
@@ -231,47 +263,59 @@ export class Murmur128 {
     h2 = (h2 + h1) >>> 0;
     h3 = (h3 + h1) >>> 0;
     h4 = (h4 + h1) >>> 0;
-    this.reset();
-    return { h1, h2, h3, h4 };
-  }
-
-  reset(): void {
-    this.h1 = 0;
-    this.h2 = 0;
-    this.h3 = 0;
-    this.h4 = 0;
-    this.length = 0;
-    this.tailLength = 0;
-  }
-
-  private block(b: Buffer, i: number): void {
-    const k1 =
-      (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
-    const k2 =
-      (b[i + 4] as number) | ((b[i + 5] as number) << 8) | ((b[i + 6] as number) << 16) | ((b[i + 7] as number) << 24);
-    const k3 =
-      (b[i + 8] as number) |
-      ((b[i + 9] as number) << 8) |
-      ((b[i + 10] as number) << 16) |
-      ((b[i + 11] as number) << 24);
-    const k4 =
-      (b[i + 12] as number) |
-      ((b[i + 13] as number) << 8) |
-      ((b[i + 14] as number) << 16) |
-      ((b[i + 15] as number) << 24);
-    let { h1, h2, h3, h4 } = this;
-    h1 ^= Math.imul(rotl(Math.imul(k1, C1), 15), C2);
-    h1 = (Math.imul((rotl(h1, 19) + h2) | 0, 5) + 0x561ccd1b) | 0;
-    h2 ^= Math.imul(rotl(Math.imul(k2, C2), 16), C3);
-    h2 = (Math.imul((rotl(h2, 17) + h3) | 0, 5) + 0x0bcaa747) | 0;
-    h3 ^= Math.imul(rotl(Math.imul(k3, C3), 17), C4);
-    h3 = (Math.imul((rotl(h3, 15) + h4) | 0, 5) + 0x96cd1c35) | 0;
-    h4 ^= Math.imul(rotl(Math.imul(k4, C4), 18), C1);
-    h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + 0x32ac3b17) | 0;
     this.h1 = h1;
     this.h2 = h2;
     this.h3 = h3;
     this.h4 = h4;
+    this.reset();
+  }
+
+  reset(): void {
+    this.s1 = 0;
+    this.s2 = 0;
+    this.s3 = 0;
+    this.s4 = 0;
+    this.length = 0;
+    this.tailLength = 0;
+  }
+
+  /** The 16-byte blocks of b[i, end), `end - i` a multiple of 16. */
+  private blocks(b: Buffer, i: number, end: number): void {
+    let h1 = this.s1;
+    let h2 = this.s2;
+    let h3 = this.s3;
+    let h4 = this.s4;
+    for (; i < end; i += 16) {
+      const k1 =
+        (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
+      const k2 =
+        (b[i + 4] as number) |
+        ((b[i + 5] as number) << 8) |
+        ((b[i + 6] as number) << 16) |
+        ((b[i + 7] as number) << 24);
+      const k3 =
+        (b[i + 8] as number) |
+        ((b[i + 9] as number) << 8) |
+        ((b[i + 10] as number) << 16) |
+        ((b[i + 11] as number) << 24);
+      const k4 =
+        (b[i + 12] as number) |
+        ((b[i + 13] as number) << 8) |
+        ((b[i + 14] as number) << 16) |
+        ((b[i + 15] as number) << 24);
+      h1 ^= Math.imul(rotl(Math.imul(k1, C1), 15), C2);
+      h1 = (Math.imul((rotl(h1, 19) + h2) | 0, 5) + 0x561ccd1b) | 0;
+      h2 ^= Math.imul(rotl(Math.imul(k2, C2), 16), C3);
+      h2 = (Math.imul((rotl(h2, 17) + h3) | 0, 5) + 0x0bcaa747) | 0;
+      h3 ^= Math.imul(rotl(Math.imul(k3, C3), 17), C4);
+      h3 = (Math.imul((rotl(h3, 15) + h4) | 0, 5) + 0x96cd1c35) | 0;
+      h4 ^= Math.imul(rotl(Math.imul(k4, C4), 18), C1);
+      h4 = (Math.imul((rotl(h4, 13) + h1) | 0, 5) + 0x32ac3b17) | 0;
+    }
+    this.s1 = h1;
+    this.s2 = h2;
+    this.s3 = h3;
+    this.s4 = h4;
   }
 }
 
@@ -351,12 +395,28 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146097 + doe - 719468;
 }
 
-/** The statistics of one table as rows go by. */
-export class TableTally {
+/** Where a scanner hands a row's key and timestamp fields, as bytes `[start, end)` (valid during the call). */
+export interface FieldSink {
+  key(bytes: Buffer, start: number, end: number): void;
+  timestamp(bytes: Buffer, start: number, end: number): void;
+}
+
+/** Digits an integer key may have to be kept as a number: below 2^53, so exact. */
+const EXACT_DIGITS = 15;
+
+/**
+ * The statistics of one table as rows go by. The key range is kept as numbers while the keys are
+ * plain decimal (no sign but `-`, no leading zero, up to EXACT_DIGITS digits: their text is then the
+ * number's), so a row costs no string; any other integer text is kept as text and compared as before.
+ */
+export class TableTally implements FieldSink {
   records = 0;
   readonly digest = new RowDigest();
-  private keyMin: string | undefined;
-  private keyMax: string | undefined;
+  /** The key range: a number (NaN when unset or kept as text), else its text. */
+  private minNumber = Number.NaN;
+  private maxNumber = Number.NaN;
+  private minText: string | undefined;
+  private maxText: string | undefined;
   private newestAt: { instant: Instant; text: string } | undefined;
 
   constructor(
@@ -366,36 +426,114 @@ export class TableTally {
 
   /** One row's key and timestamp fields, as their text (undefined when absent, NULL or too long). */
   fields(key: string | undefined, timestamp: string | undefined): void {
-    if (key !== undefined && INTEGER.test(key)) {
-      if (this.keyMin === undefined || compareIntegers(key, this.keyMin) < 0) this.keyMin = key;
-      if (this.keyMax === undefined || compareIntegers(key, this.keyMax) > 0) this.keyMax = key;
-    }
-    const instant = timestamp === undefined ? undefined : timestampInstant(timestamp);
-    if (instant && (!this.newestAt || compareInstants(instant, this.newestAt.instant) > 0))
-      this.newestAt = { instant, text: timestamp as string };
+    if (key !== undefined) this.keyText(key);
+    if (timestamp !== undefined) this.timestampText(timestamp);
+  }
+
+  key(bytes: Buffer, start: number, end: number): void {
+    const value = plainInteger(bytes, start, end);
+    if (Number.isNaN(value)) this.keyText(fieldText(bytes, start, end));
+    else this.keyNumber(value);
+  }
+
+  timestamp(bytes: Buffer, start: number, end: number): void {
+    this.timestampText(fieldText(bytes, start, end));
   }
 
   /** Adds another block of the same table. */
   merge(other: TableTally): void {
     this.records += other.records;
     this.digest.merge(other.digest);
-    if (other.keyMin !== undefined) this.fields(other.keyMin, undefined);
-    if (other.keyMax !== undefined) this.fields(other.keyMax, undefined);
-    if (other.newestAt) this.fields(undefined, other.newestAt.text);
+    const min = other.keyMin();
+    const max = other.keyMax();
+    if (min !== undefined) this.keyText(min);
+    if (max !== undefined) this.keyText(max);
+    if (other.newestAt) this.timestampText(other.newestAt.text);
   }
 
   count(name: string): ObjectCount {
     const { key, timestamp } = this.columns;
+    const min = this.keyMin();
+    const max = this.keyMax();
     return {
       name,
       records: this.records,
       checksum: this.digest.hex(),
-      ...(key !== undefined && this.keyMin !== undefined && this.keyMax !== undefined
-        ? { key: { column: key, min: this.keyMin, max: this.keyMax } }
-        : {}),
+      ...(key !== undefined && min !== undefined && max !== undefined ? { key: { column: key, min, max } } : {}),
       ...(timestamp !== undefined && this.newestAt ? { newest: { column: timestamp, value: this.newestAt.text } } : {}),
     };
   }
+
+  private keyMin(): string | undefined {
+    return this.minText ?? (Number.isNaN(this.minNumber) ? undefined : String(this.minNumber));
+  }
+
+  private keyMax(): string | undefined {
+    return this.maxText ?? (Number.isNaN(this.maxNumber) ? undefined : String(this.maxNumber));
+  }
+
+  private keyNumber(value: number): void {
+    if (this.minText === undefined) {
+      if (!(value >= this.minNumber)) this.minNumber = value; // also when unset (NaN)
+    } else if (compareIntegers(String(value), this.minText) < 0) {
+      this.minNumber = value;
+      this.minText = undefined;
+    }
+    if (this.maxText === undefined) {
+      if (!(value <= this.maxNumber)) this.maxNumber = value;
+    } else if (compareIntegers(String(value), this.maxText) > 0) {
+      this.maxNumber = value;
+      this.maxText = undefined;
+    }
+  }
+
+  private keyText(key: string): void {
+    if (!INTEGER.test(key)) return;
+    const min = this.keyMin();
+    if (min === undefined || compareIntegers(key, min) < 0) {
+      this.minText = key;
+      this.minNumber = Number.NaN;
+    }
+    const max = this.keyMax();
+    if (max === undefined || compareIntegers(key, max) > 0) {
+      this.maxText = key;
+      this.maxNumber = Number.NaN;
+    }
+  }
+
+  private timestampText(timestamp: string): void {
+    const instant = timestampInstant(timestamp);
+    if (instant && (!this.newestAt || compareInstants(instant, this.newestAt.instant) > 0))
+      this.newestAt = { instant, text: timestamp };
+  }
+}
+
+/**
+ * The value of bytes[start, end) when it is a plain decimal integer whose text is the number's own
+ * (`0`, or an optional `-`, a digit 1-9, then up to EXACT_DIGITS digits in all); NaN for anything else.
+ */
+function plainInteger(bytes: Buffer, start: number, end: number): number {
+  const negative = bytes[start] === DASH;
+  const first = negative ? start + 1 : start;
+  const digits = end - first;
+  if (digits < 1 || digits > EXACT_DIGITS) return Number.NaN;
+  if (bytes[first] === ZERO && (digits > 1 || negative)) return Number.NaN;
+  let value = 0;
+  for (let i = first; i < end; i++) {
+    const digit = (bytes[i] as number) - ZERO;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    value = value * 10 + digit;
+  }
+  return negative ? -value : value;
+}
+
+const DASH = 0x2d;
+const ZERO = 0x30;
+
+/** A field's text: latin1 when it is ASCII (keys and timestamps are), else decoded as UTF-8. */
+function fieldText(bytes: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) if ((bytes[i] as number) >= 0x80) return bytes.toString('utf8', start, end);
+  return bytes.toString('latin1', start, end);
 }
 
 /** Sums the blocks of each named table, in order of first appearance. */
@@ -419,12 +557,14 @@ const FIELD_LIMIT = 64;
 /**
  * Picks up to two fields of a row fed in pieces (a row may span chunks): fields are separated by
  * `separator` bytes (PostgreSQL COPY text: a tab; a value's own tabs are escaped). A field longer than
- * FIELD_LIMIT bytes is dropped (no key or timestamp is that long).
+ * FIELD_LIMIT bytes is dropped (no key or timestamp is that long). The fields' bytes are copied into
+ * two small buffers, so a row allocates nothing.
  */
 export class FieldPicker {
   private index = 0;
-  /** The fields' text so far (latin1: one character a byte), undefined until reached. */
-  private readonly captured: [string | undefined, string | undefined] = [undefined, undefined];
+  /** Per slot (key, timestamp): its bytes so far, how many (-1 until reached, past FIELD_LIMIT: dropped). */
+  private readonly kept = [Buffer.alloc(FIELD_LIMIT + 1), Buffer.alloc(FIELD_LIMIT + 1)];
+  private readonly lengths = [-1, -1];
   private readonly last: number;
 
   constructor(
@@ -435,33 +575,34 @@ export class FieldPicker {
   }
 
   feed(bytes: Buffer, from: number, to: number): void {
+    const separator = this.separator;
     while (from < to && this.index <= this.last) {
-      const found = bytes.indexOf(this.separator, from);
-      const end = found === -1 || found >= to ? to : found;
-      for (let slot = 0; slot < 2; slot++) {
-        if (this.wanted[slot] !== this.index) continue;
-        const kept = this.captured[slot] ?? '';
-        if (kept.length <= FIELD_LIMIT)
-          this.captured[slot] = kept + bytes.toString('latin1', from, Math.min(end, from + FIELD_LIMIT + 1));
-      }
+      let end = from;
+      while (end < to && bytes[end] !== separator) end++;
+      for (let slot = 0; slot < 2; slot++) if (this.wanted[slot] === this.index) this.keep(slot, bytes, from, end);
       if (end === to) return;
       this.index++;
       from = end + 1;
     }
   }
 
-  /** The two fields' text (undefined when absent or too long), and a fresh start for the next row. */
-  finish(): [string | undefined, string | undefined] {
-    const result: [string | undefined, string | undefined] = [text(this.captured[0]), text(this.captured[1])];
+  /**
+   * Hands the two fields (when present and not too long) to `sink` (none: the line was not a row), and
+   * starts afresh for the next row.
+   */
+  finish(sink: FieldSink | undefined): void {
+    const [key, timestamp] = this.lengths as [number, number];
+    if (sink && key >= 0 && key <= FIELD_LIMIT) sink.key(this.kept[0] as Buffer, 0, key);
+    if (sink && timestamp >= 0 && timestamp <= FIELD_LIMIT) sink.timestamp(this.kept[1] as Buffer, 0, timestamp);
     this.index = 0;
-    this.captured[0] = undefined;
-    this.captured[1] = undefined;
-    return result;
+    this.lengths[0] = -1;
+    this.lengths[1] = -1;
   }
-}
 
-/** A field kept as latin1, as UTF-8 text (keys and timestamps are ASCII; anything else is decoded right). */
-function text(kept: string | undefined): string | undefined {
-  if (kept === undefined || kept.length > FIELD_LIMIT) return undefined;
-  return /[\u0080-\u00ff]/.test(kept) ? Buffer.from(kept, 'latin1').toString('utf8') : kept;
+  private keep(slot: number, bytes: Buffer, from: number, end: number): void {
+    const kept = this.kept[slot] as Buffer;
+    let length = Math.max(this.lengths[slot] as number, 0);
+    for (let i = from; i < end && length <= FIELD_LIMIT; i++) kept[length++] = bytes[i] as number;
+    this.lengths[slot] = length;
+  }
 }

@@ -178,7 +178,7 @@ export class CopyCounter {
         for (let i = at; i < end && this.lineHead.length < 3; i++) this.lineHead.push(chunk[i] as number);
         this.lineBytes += end - at;
         if (this.stats) {
-          this.block?.tally.digest.addPart(chunk.subarray(at, end));
+          this.block?.tally.digest.addPart(chunk, at, end);
           this.picker?.feed(chunk, at, end);
         }
         if (this.onRow) this.lineParts.push(Buffer.from(chunk.subarray(at, end)));
@@ -199,17 +199,14 @@ export class CopyCounter {
     this.lineBytes = 0;
     this.lineParts = [];
     const { tally, columns } = this.block as CopyData;
-    const fields = this.picker?.finish();
+    this.picker?.finish(terminator ? undefined : tally);
     if (terminator) {
       tally.digest.dropPart();
       this.endData(0);
       return true;
     }
     tally.records++;
-    if (this.stats) {
-      tally.digest.endRow();
-      if (fields) tally.fields(...fields);
-    }
+    if (this.stats) tally.digest.endRow();
     this.onRow?.(tally.name, columns, Buffer.concat(parts));
     return false;
   }
@@ -219,10 +216,10 @@ export class CopyCounter {
     const { tally, columns } = this.block as CopyData;
     tally.records++;
     if (this.stats) {
-      tally.digest.add(chunk.subarray(at, end));
+      tally.digest.add(chunk, at, end);
       if (this.picker) {
         this.picker.feed(chunk, at, end);
-        tally.fields(...this.picker.finish());
+        this.picker.finish(tally);
       }
     }
     this.onRow?.(tally.name, columns, chunk.subarray(at, end));
