@@ -555,16 +555,40 @@ export function tallyObjects(tallies: readonly TableTally[]): ObjectCount[] {
 const FIELD_LIMIT = 64;
 
 /**
+ * A field's bytes gathered across chunks, up to FIELD_LIMIT + 1 of them: a field longer than
+ * FIELD_LIMIT is too long to be a key or a timestamp, and is dropped.
+ */
+export class FieldBytes {
+  readonly bytes = Buffer.alloc(FIELD_LIMIT + 1);
+  /** -1 when no field is held. */
+  length = -1;
+
+  append(from: Buffer, start: number, end: number): void {
+    const bytes = this.bytes;
+    let length = Math.max(this.length, 0);
+    for (let i = start; i < end && length <= FIELD_LIMIT; i++) bytes[length++] = from[i] as number;
+    this.length = length;
+  }
+
+  /** Holds a field (FIELD_LIMIT bytes at most). */
+  get usable(): boolean {
+    return this.length >= 0 && this.length <= FIELD_LIMIT;
+  }
+
+  clear(): void {
+    this.length = -1;
+  }
+}
+
+/**
  * Picks up to two fields of a row fed in pieces (a row may span chunks): fields are separated by
- * `separator` bytes (PostgreSQL COPY text: a tab; a value's own tabs are escaped). A field longer than
- * FIELD_LIMIT bytes is dropped (no key or timestamp is that long). The fields' bytes are copied into
- * two small buffers, so a row allocates nothing.
+ * `separator` bytes (PostgreSQL COPY text: a tab; a value's own tabs are escaped). The fields' bytes
+ * are copied into two small buffers (FieldBytes), so a row allocates nothing.
  */
 export class FieldPicker {
   private index = 0;
-  /** Per slot (key, timestamp): its bytes so far, how many (-1 until reached, past FIELD_LIMIT: dropped). */
-  private readonly kept = [Buffer.alloc(FIELD_LIMIT + 1), Buffer.alloc(FIELD_LIMIT + 1)];
-  private readonly lengths = [-1, -1];
+  /** Per slot (key, timestamp): its bytes so far. */
+  private readonly kept = [new FieldBytes(), new FieldBytes()] as const;
   private readonly last: number;
 
   constructor(
@@ -579,7 +603,8 @@ export class FieldPicker {
     while (from < to && this.index <= this.last) {
       let end = from;
       while (end < to && bytes[end] !== separator) end++;
-      for (let slot = 0; slot < 2; slot++) if (this.wanted[slot] === this.index) this.keep(slot, bytes, from, end);
+      if (this.wanted[0] === this.index) this.kept[0].append(bytes, from, end);
+      if (this.wanted[1] === this.index) this.kept[1].append(bytes, from, end);
       if (end === to) return;
       this.index++;
       from = end + 1;
@@ -591,18 +616,11 @@ export class FieldPicker {
    * starts afresh for the next row.
    */
   finish(sink: FieldSink | undefined): void {
-    const [key, timestamp] = this.lengths as [number, number];
-    if (sink && key >= 0 && key <= FIELD_LIMIT) sink.key(this.kept[0] as Buffer, 0, key);
-    if (sink && timestamp >= 0 && timestamp <= FIELD_LIMIT) sink.timestamp(this.kept[1] as Buffer, 0, timestamp);
+    const [key, timestamp] = this.kept;
+    if (sink && key.usable) sink.key(key.bytes, 0, key.length);
+    if (sink && timestamp.usable) sink.timestamp(timestamp.bytes, 0, timestamp.length);
     this.index = 0;
-    this.lengths[0] = -1;
-    this.lengths[1] = -1;
-  }
-
-  private keep(slot: number, bytes: Buffer, from: number, end: number): void {
-    const kept = this.kept[slot] as Buffer;
-    let length = Math.max(this.lengths[slot] as number, 0);
-    for (let i = from; i < end && length <= FIELD_LIMIT; i++) kept[length++] = bytes[i] as number;
-    this.lengths[slot] = length;
+    key.clear();
+    timestamp.clear();
   }
 }

@@ -1,5 +1,5 @@
 import type { ObjectCount } from '../source.ts';
-import { fieldPositions, type TableColumns, TableTally } from '../table-stats.ts';
+import { FieldBytes, fieldPositions, type TableColumns, TableTally } from '../table-stats.ts';
 
 /**
  * Counts the rows of each table in a mariadb-dump / mysqldump stream as it flows, so the counts come from
@@ -60,6 +60,10 @@ const COMMA = 0x2c;
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 const M = 0x4d;
+
+/** The bytes `normal` acts on once a statement's head is read (any other is skipped, bar the delimiter's first). */
+const MAY_MATTER = new Uint8Array(256);
+for (const byte of [QUOTE, DQUOTE, BACKTICK, HASH, DASH, SLASH, STAR, LPAREN, RPAREN, COMMA]) MAY_MATTER[byte] = 1;
 
 const HEAD_MAX = 1024;
 const EMPTY = Buffer.alloc(0);
@@ -127,8 +131,10 @@ export class DumpRowCounter {
   private positions: [number | undefined, number | undefined] = [undefined, undefined];
   private fieldIndex = 0;
   private fieldStart = -1;
-  private fieldBytes: number[] = [];
-  private rowFields: [string | undefined, string | undefined] = [undefined, undefined];
+  /** The current field's bytes from chunks before (when it is the key or the timestamp). */
+  private readonly fieldBytes = new FieldBytes();
+  /** The current row's key and timestamp fields, applied when the row ends. */
+  private readonly rowFields = [new FieldBytes(), new FieldBytes()] as const;
 
   // For the row listener: the table whose CREATE TABLE is being read, the INSERT's column list, the
   // columns of each table's CREATE TABLE.
@@ -252,7 +258,22 @@ export class DumpRowCounter {
           i++;
           break;
         default:
-          i = this.normal(b, i, c);
+          if (this.kind !== Kind.Undecided) {
+            // Past the statement's head, most bytes (a row's numbers) mean nothing: skip to the next that may.
+            const delimiter = this.delimiter[0] as number;
+            let j = i;
+            while (j < limit) {
+              const d = b[j] as number;
+              if (MAY_MATTER[d] === 1 || d === delimiter) break;
+              j++;
+            }
+            if (j >= limit) {
+              i = j;
+              break;
+            }
+            i = j;
+          }
+          i = this.normal(b, i, b[i] as number);
       }
     }
     if (atEnd && this.mode === Mode.DelimiterCommand) this.setDelimiter();
@@ -425,7 +446,7 @@ export class DumpRowCounter {
   private startCapture(at: number, whole: boolean): void {
     this.captureStart = at;
     this.keepWhole = whole;
-    this.captured = [];
+    if (this.captured.length) this.captured = [];
   }
 
   /** What was read, up to b[end) (exclusive), as one buffer. */
@@ -451,18 +472,22 @@ export class DumpRowCounter {
     if (!this.tally) return;
     this.fieldIndex = 0;
     this.fieldStart = i + 1;
-    this.fieldBytes = [];
-    this.rowFields = [undefined, undefined];
+    this.fieldBytes.clear();
+    this.rowFields[0].clear();
+    this.rowFields[1].clear();
   }
 
   /** The current field ends at b[i]: kept when it is the key or the timestamp. */
   private endField(b: Buffer, i: number): void {
     const slot = this.positions.indexOf(this.fieldIndex);
-    if (slot !== -1 && this.fieldStart >= 0 && i - this.fieldStart + this.fieldBytes.length <= FIELD_LIMIT) {
-      const bytes = Buffer.concat([Buffer.from(this.fieldBytes), b.subarray(this.fieldStart, i)]);
-      this.rowFields[slot] = fieldText(bytes.toString('utf8'));
+    const before = Math.max(this.fieldBytes.length, 0);
+    if (slot !== -1 && this.fieldStart >= 0 && i - this.fieldStart + before <= FIELD_LIMIT) {
+      const field = this.rowFields[slot as 0 | 1];
+      field.clear();
+      field.append(this.fieldBytes.bytes, 0, before);
+      field.append(b, this.fieldStart, i);
     }
-    this.fieldBytes = [];
+    this.fieldBytes.clear();
   }
 
   /** The row ends at b[i] (its `)`). */
@@ -470,16 +495,20 @@ export class DumpRowCounter {
     const tally = this.tally;
     if (tally) {
       this.endField(b, i);
-      const rest = b.subarray(this.captureStart, i + 1);
       if (this.rowSpans) {
-        tally.digest.addPart(rest);
+        tally.digest.addPart(b, this.captureStart, i + 1);
         tally.digest.endRow();
-      } else tally.digest.add(rest);
-      tally.fields(...this.rowFields);
+      } else tally.digest.add(b, this.captureStart, i + 1);
+      valueField(this.rowFields[0], tally, true);
+      valueField(this.rowFields[1], tally, false);
       this.fieldStart = -1;
     }
+    if (!this.onRow) {
+      this.captureStart = -1;
+      return;
+    }
     const row = this.endCapture(b, i + 1);
-    this.onRow?.(this.table, this.insertColumns ?? this.tableColumns.get(this.table), row.subarray(1, row.length - 1));
+    this.onRow(this.table, this.insertColumns ?? this.tableColumns.get(this.table), row.subarray(1, row.length - 1));
   }
 
   /** At a chunk's end (`consumed` bytes scanned): what the current row, field, column list or CREATE TABLE holds so far. */
@@ -487,16 +516,14 @@ export class DumpRowCounter {
     if (this.captureStart >= 0) {
       const part = b.subarray(this.captureStart, consumed);
       if (this.kind === Kind.Insert && this.tally) {
-        this.tally.digest.addPart(part);
+        this.tally.digest.addPart(b, this.captureStart, consumed);
         this.rowSpans = true;
       }
       if (this.keepWhole) this.captured.push(Buffer.from(part));
       this.captureStart = 0;
     }
     if (this.fieldStart >= 0) {
-      if (this.positions.includes(this.fieldIndex) && this.fieldBytes.length <= FIELD_LIMIT)
-        for (let k = this.fieldStart; k < consumed && this.fieldBytes.length <= FIELD_LIMIT; k++)
-          this.fieldBytes.push(b[k] as number);
+      if (this.positions.includes(this.fieldIndex)) this.fieldBytes.append(b, this.fieldStart, consumed);
       this.fieldStart = 0;
     }
   }
@@ -510,6 +537,37 @@ export class DumpRowCounter {
     this.kind = Kind.Undecided;
     this.headLength = 0;
   }
+}
+
+/**
+ * Hands a row's key or timestamp field to `sink` as mariadb-dump writes it: `42`, `'2024-01-01 10:00:00'`
+ * (blanks around and the quotes dropped), `NULL`. Bytes when ASCII, else as text.
+ */
+function valueField(field: FieldBytes, sink: TableTally, isKey: boolean): void {
+  if (!field.usable) return;
+  const bytes = field.bytes;
+  let start = 0;
+  let end = field.length;
+  for (let i = start; i < end; i++)
+    if ((bytes[i] as number) >= 0x80) {
+      const text = fieldText(bytes.toString('utf8', 0, end));
+      if (isKey) sink.fields(text, undefined);
+      else sink.fields(undefined, text);
+      return;
+    }
+  // String.prototype.trim's ASCII blanks: tab, line feed, vertical tab, form feed, carriage return, space.
+  while (start < end && isBlank(bytes[start] as number)) start++;
+  while (end > start && isBlank(bytes[end - 1] as number)) end--;
+  if (end - start >= 2 && bytes[start] === QUOTE && bytes[end - 1] === QUOTE) {
+    start++;
+    end--;
+  }
+  if (isKey) sink.key(bytes, start, end);
+  else sink.timestamp(bytes, start, end);
+}
+
+function isBlank(byte: number): boolean {
+  return byte === SPACE || (byte >= 0x09 && byte <= 0x0d);
 }
 
 /** A key or timestamp as mariadb-dump writes it: `42`, `'2024-01-01 10:00:00'` (quotes dropped), `NULL`. */
