@@ -179,3 +179,57 @@ test('TableTally: the key range of any mix of integer texts, as numbers or text,
     assert.deepEqual(tally.count('t').key, expected(texts), texts.join(' '));
   }
 });
+
+test('TableTally: the newest timestamp read as bytes is the one read as text, in any order', () => {
+  const texts = [
+    '2024-01-01 00:00:00',
+    '2024-01-01 00:00:00.5',
+    '2024-01-01 00:00:00.1',
+    '2024-01-01 00:00:00.15',
+    '2024-01-01 00:29:00+00:30',
+    '2023-12-31 23:59:59-00:00:01',
+    '2023-12-31 23:59:59.999999-00:00:01',
+    '2024-01-01 00:00:00.500000',
+    '2024-01-01 00:00:00.1234567',
+    '2024-01-01T01:00:00+02',
+    '2024-01-01 01:00:00+02:00',
+    '2024-01-01 01:00:00+0200',
+    '2024-01-01 00:59:59-00:00:30',
+    '2024-1-2',
+    '2024-01-01Z',
+    '0044-03-15 BC',
+    '12345-06-07 08:09:10.111111+05:30 BC',
+    'infinity',
+    '-infinity',
+    '2024-01-01 25:61:61',
+    '0000-00-00 00:00:00',
+    '2024-01-01 1:2',
+    '2024-01-01 00:00:0',
+    '2024-01-01 00:00:00.',
+    '2024-01-01 00:00:00+2',
+    '2024-01-01 00:00:00+02:',
+    '2024-01-01 BC',
+    '2024-01-01 00:00:00.1234567890',
+    '1234567890123456-01-01',
+    '\\N',
+    'NULL',
+    '',
+  ];
+  for (const first of texts)
+    for (const second of texts) {
+      const order = [first, second];
+      const asText = new TableTally('t', { timestamp: 'at' });
+      const asBytes = new TableTally('t', { timestamp: 'at' });
+      for (const text of order) {
+        asText.fields(undefined, text);
+        const bytes = Buffer.from(` ${text}9`); // bytes around the field must not be read
+        asBytes.timestamp(bytes, 1, bytes.length - 1);
+      }
+      assert.deepEqual(asBytes.count('t'), asText.count('t'), order.join(' | '));
+      if (order.some((text) => text.startsWith('1234567890123456'))) continue; // past timestampOrder's infinity
+      const orders = order.map((text) => timestampOrder(text));
+      const [a, b] = orders;
+      const newest = b !== undefined && (a === undefined || b > a) ? second : a !== undefined ? first : undefined;
+      assert.equal(asBytes.count('t').newest?.value, newest, order.join(' | '));
+    }
+});

@@ -369,9 +369,103 @@ function timestampInstant(text: string): Instant | undefined {
   return [seconds, Number((frac ?? '').padEnd(6, '0').slice(0, 6))];
 }
 
-function compareInstants(a: Instant, b: Instant): number {
-  return a[0] !== b[0] ? (a[0] < b[0] ? -1 : 1) : a[1] - b[1];
+/** What readTimestamp read (module state, so a row allocates nothing). */
+let readSeconds = 0;
+let readMicros = 0;
+let digitsValue = 0;
+
+/**
+ * timestampInstant on bytes, for the plain forms only (no infinity, a year of at most 15 digits): true
+ * with the instant in readSeconds/readMicros, false when the text is anything else (then
+ * timestampInstant decides). It reads TIMESTAMP's grammar left to right, each part greedily: where the
+ * regular expression would backtrack, what follows cannot match, so both reject the same texts.
+ */
+function readTimestamp(b: Buffer, start: number, end: number): boolean {
+  let i = start;
+  let n = readDigits(b, i, end, EXACT_DIGITS + 1);
+  if (n < 4 || n > EXACT_DIGITS || b[i + n] !== DASH || i + n >= end) return false;
+  const year = digitsValue;
+  i += n + 1;
+  n = readDigits(b, i, end, 2);
+  if (n === 0 || i + n >= end || b[i + n] !== DASH) return false;
+  const month = digitsValue;
+  i += n + 1;
+  n = readDigits(b, i, end, 2);
+  if (n === 0) return false;
+  const day = digitsValue;
+  i += n;
+  let clock = 0;
+  let micros = 0;
+  if (i + 1 < end && (b[i] === SPACE || b[i] === LETTER_T) && isDigitByte(b[i + 1] as number)) {
+    n = readDigits(b, i + 1, end, 2);
+    const hours = digitsValue;
+    i += 1 + n;
+    if (i >= end || b[i] !== COLON || readDigits(b, i + 1, end, 2) !== 2) return false;
+    clock = (hours * 60 + digitsValue) * 60;
+    i += 3;
+    if (i < end && b[i] === COLON) {
+      if (readDigits(b, i + 1, end, 2) !== 2) return false;
+      clock += digitsValue;
+      i += 3;
+      if (i < end && b[i] === DOT) {
+        n = readDigits(b, i + 1, end, 10);
+        if (n === 0 || n > 9) return false;
+        for (let k = 0; k < 6; k++) micros = micros * 10 + (k < n ? (b[i + 1 + k] as number) - ZERO : 0);
+        i += 1 + n;
+      }
+    }
+  }
+  let offset = 0;
+  if (i < end && (b[i] === PLUS || b[i] === DASH)) {
+    const sign = b[i] === DASH ? -1 : 1;
+    if (readDigits(b, i + 1, end, 2) !== 2) return false;
+    let seconds = digitsValue * 3600;
+    i += 3;
+    for (const unit of OFFSET_UNITS) {
+      const at = i < end && b[i] === COLON ? i + 1 : i;
+      if (readDigits(b, at, end, 2) !== 2) break;
+      seconds += digitsValue * unit;
+      i = at + 2;
+    }
+    offset = sign * seconds;
+  } else if (i < end && b[i] === LETTER_Z) i++;
+  let bc = false;
+  if (end - i === 3 && b[i] === SPACE && b[i + 1] === LETTER_B && b[i + 2] === LETTER_C) {
+    bc = true;
+    i += 3;
+  }
+  if (i !== end) return false;
+  readSeconds = daysFromCivil(bc ? 1 - year : year, month, day) * 86400 + clock - offset;
+  readMicros = micros;
+  return true;
 }
+
+/** Up to `max` digits from b[i] (before `end`): how many, their value in digitsValue. */
+function readDigits(b: Buffer, i: number, end: number, max: number): number {
+  let n = 0;
+  let value = 0;
+  for (; n < max && i + n < end; n++) {
+    const digit = (b[i + n] as number) - ZERO;
+    if (digit < 0 || digit > 9) break;
+    value = value * 10 + digit;
+  }
+  digitsValue = value;
+  return n;
+}
+
+function isDigitByte(byte: number): boolean {
+  return byte >= ZERO && byte <= ZERO + 9;
+}
+
+const OFFSET_UNITS = [60, 1];
+const SPACE = 0x20;
+const COLON = 0x3a;
+const DOT = 0x2e;
+const PLUS = 0x2b;
+const LETTER_T = 0x54;
+const LETTER_Z = 0x5a;
+const LETTER_B = 0x42;
+const LETTER_C = 0x43;
 
 /** Beyond any date either server stores: infinity sorts after, -infinity before, every timestamp. */
 const INFINITY = 1n << 80n;
@@ -417,7 +511,11 @@ export class TableTally implements FieldSink {
   private maxNumber = Number.NaN;
   private minText: string | undefined;
   private maxText: string | undefined;
-  private newestAt: { instant: Instant; text: string } | undefined;
+  /** The newest timestamp: its instant (NaN seconds when unset), its text, or its bytes when read as bytes. */
+  private newestSeconds = Number.NaN;
+  private newestMicros = 0;
+  private newestText: string | undefined;
+  private readonly newestBytes = new FieldBytes();
 
   constructor(
     readonly name: string | undefined,
@@ -437,7 +535,14 @@ export class TableTally implements FieldSink {
   }
 
   timestamp(bytes: Buffer, start: number, end: number): void {
-    this.timestampText(fieldText(bytes, start, end));
+    if (!readTimestamp(bytes, start, end)) {
+      this.timestampText(fieldText(bytes, start, end));
+      return;
+    }
+    if (this.isNewer(readSeconds, readMicros)) {
+      this.newest(readSeconds, readMicros, undefined);
+      this.newestBytes.append(bytes, start, end);
+    }
   }
 
   /** Adds another block of the same table. */
@@ -448,19 +553,21 @@ export class TableTally implements FieldSink {
     const max = other.keyMax();
     if (min !== undefined) this.keyText(min);
     if (max !== undefined) this.keyText(max);
-    if (other.newestAt) this.timestampText(other.newestAt.text);
+    const newest = other.newestValue();
+    if (newest !== undefined) this.timestampText(newest);
   }
 
   count(name: string): ObjectCount {
     const { key, timestamp } = this.columns;
     const min = this.keyMin();
     const max = this.keyMax();
+    const newest = this.newestValue();
     return {
       name,
       records: this.records,
       checksum: this.digest.hex(),
       ...(key !== undefined && min !== undefined && max !== undefined ? { key: { column: key, min, max } } : {}),
-      ...(timestamp !== undefined && this.newestAt ? { newest: { column: timestamp, value: this.newestAt.text } } : {}),
+      ...(timestamp !== undefined && newest !== undefined ? { newest: { column: timestamp, value: newest } } : {}),
     };
   }
 
@@ -503,8 +610,25 @@ export class TableTally implements FieldSink {
 
   private timestampText(timestamp: string): void {
     const instant = timestampInstant(timestamp);
-    if (instant && (!this.newestAt || compareInstants(instant, this.newestAt.instant) > 0))
-      this.newestAt = { instant, text: timestamp };
+    if (instant && this.isNewer(instant[0], instant[1])) this.newest(instant[0], instant[1], timestamp);
+  }
+
+  private isNewer(seconds: number, micros: number): boolean {
+    // later seconds, or the same and later microseconds (±Infinity equal to themselves)
+    const newest = this.newestSeconds;
+    return Number.isNaN(newest) || seconds > newest || (seconds === newest && micros > this.newestMicros);
+  }
+
+  private newest(seconds: number, micros: number, text: string | undefined): void {
+    this.newestSeconds = seconds;
+    this.newestMicros = micros;
+    this.newestText = text;
+    this.newestBytes.clear();
+  }
+
+  private newestValue(): string | undefined {
+    if (Number.isNaN(this.newestSeconds)) return undefined;
+    return this.newestText ?? this.newestBytes.bytes.toString('latin1', 0, this.newestBytes.length);
   }
 }
 
