@@ -1,4 +1,4 @@
-// The dump statistics scanners alone (not run in CI): `tsx bench/database-stats.ts [--mib 256] [--print]`.
+// The dump statistics scanners alone (not run in CI): `npm run bench:dump-stats -- [--mib 256] [--print]`.
 // Builds a synthetic plain-SQL dump per engine in memory (pg_dump COPY text, mariadb-dump extended
 // INSERTs; a table with an integer key and a timestamp column, one with a key only, one without
 // either), feeds it in 64 KiB chunks (a pipe read's size) to the scanner with statistics on, and
