@@ -347,7 +347,7 @@ class BackupRun {
         : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
     };
     let nextStats = statBatch(0);
-    const entries: Promise<TreeEntry | undefined>[] = [];
+    const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
     for (let from = 0; from < children.length; from += STAT_BATCH) {
       const batch = children.slice(from, from + STAT_BATCH);
       const stats = await nextStats;
@@ -372,6 +372,11 @@ class BackupRun {
           if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
         const parentSubtree = parentTrees.get(i);
         parentTrees.delete(i);
+        const reused = stat.status === 'fulfilled' ? this.reusedFile(child, stat.value, previous[i]) : undefined;
+        if (reused) {
+          entries.push(reused);
+          continue;
+        }
         let done: Promise<TreeEntry | undefined>;
         try {
           if (stat.status === 'rejected') throw stat.reason;
@@ -418,18 +423,7 @@ class BackupRun {
     parentSubtree: Promise<Map<string, TreeEntry>> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
-    const common = async () => {
-      const xattrs = await this.xattrs(path, stat, previous);
-      return {
-        ...encodeName(name),
-        mode: Number(stat.mode & 0o7777n),
-        mtimeNs: stat.mtimeNs.toString(),
-        ctimeNs: stat.ctimeNs.toString(),
-        uid: Number(stat.uid),
-        gid: Number(stat.gid),
-        ...(xattrs.length ? { xattrs } : {}),
-      };
-    };
+    const common = async () => commonFields(name, stat, await this.xattrs(path, stat, previous));
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
       const parentTree =
@@ -453,15 +447,7 @@ class BackupRun {
       return { done: Promise.resolve(undefined) };
     }
     const size = Number(stat.size);
-    const file = async (): Promise<TreeEntry> => ({
-      ...(await common()),
-      type: 'file',
-      // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
-      // storing them would make every tree new in every backup.
-      atimeNs: stat.atimeNs.toString(),
-      size,
-      inode: Number(stat.ino),
-    });
+    const file = async (): Promise<TreeEntry> => fileEntry(await common(), stat);
     const linkKey = stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
     const first = linkKey ? this.hardLinks.get(linkKey) : undefined;
     if (first) {
@@ -475,15 +461,7 @@ class BackupRun {
       });
       return { done };
     }
-    const unchanged =
-      previous?.type === 'file' &&
-      previous.content &&
-      previous.size === size &&
-      previous.mtimeNs === stat.mtimeNs.toString() &&
-      previous.ctimeNs === stat.ctimeNs.toString() &&
-      previous.inode === Number(stat.ino)
-        ? previous.content
-        : undefined;
+    const unchanged = unchangedContent(stat, previous);
     const { result } = await this.bounded(unchanged ? 0 : this.bytesInFlight(size), async () => {
       const entry = await file();
       if (unchanged) {
@@ -594,6 +572,15 @@ class BackupRun {
     stat: BigIntStats,
     previous: TreeEntry | undefined,
   ): Promise<NonNullable<TreeEntry['xattrs']>> {
+    const kept = this.parentXattrs(stat, previous);
+    if (kept) return kept;
+    const all = (await this.metadata?.readXattrs(path)) ?? [];
+    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
+    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  }
+
+  /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
+  private parentXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
     if (
       this.parentXattrsComplete &&
       previous?.ctimeNs === stat.ctimeNs.toString() &&
@@ -601,9 +588,21 @@ class BackupRun {
       (previous.type !== 'file' || previous.inode === Number(stat.ino))
     )
       return previous.xattrs ?? [];
-    const all = (await this.metadata?.readXattrs(path)) ?? [];
-    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
-    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+    return undefined;
+  }
+
+  /**
+   * The entry of a file that is the parent's in content and attributes (and not hard-linked: link numbers are
+   * given in walk order), made at once: a nothing-changed incremental starts no task for it.
+   */
+  private reusedFile(child: Child, stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry | undefined {
+    if (!stat.isFile() || stat.nlink > 1n) return undefined;
+    const content = unchangedContent(stat, previous);
+    const xattrs = content && this.parentXattrs(stat, previous);
+    if (!content || !xattrs) return undefined;
+    this.meter.add(Number(stat.size), 1);
+    this.summary.chunks += content.length;
+    return this.counted(child.display, { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content });
   }
 
   private get parentXattrsComplete(): boolean {
@@ -642,6 +641,44 @@ function readInto(fd: number, target: Buffer): Promise<number> {
 
 function closeFile(fd: number): Promise<void> {
   return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/** The fields every entry has (`type` and the rest follow). */
+function commonFields(name: Buffer, stat: BigIntStats, xattrs: NonNullable<TreeEntry['xattrs']>) {
+  return {
+    ...encodeName(name),
+    mode: Number(stat.mode & 0o7777n),
+    mtimeNs: stat.mtimeNs.toString(),
+    ctimeNs: stat.ctimeNs.toString(),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    ...(xattrs.length ? { xattrs } : {}),
+  };
+}
+
+/** A file's entry without its content. */
+function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): TreeEntry {
+  return {
+    ...common,
+    type: 'file',
+    // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
+    // storing them would make every tree new in every backup.
+    atimeNs: stat.atimeNs.toString(),
+    size: Number(stat.size),
+    inode: Number(stat.ino),
+  };
+}
+
+/** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
+function unchangedContent(stat: BigIntStats, previous: TreeEntry | undefined): ChunkId[] | undefined {
+  return previous?.type === 'file' &&
+    previous.content &&
+    previous.size === Number(stat.size) &&
+    previous.mtimeNs === stat.mtimeNs.toString() &&
+    previous.ctimeNs === stat.ctimeNs.toString() &&
+    previous.inode === Number(stat.ino)
+    ? previous.content
+    : undefined;
 }
 
 /** Whether a file's status after it was read says it changed while read (or its content is not `size` bytes). */
