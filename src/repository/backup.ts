@@ -1,4 +1,4 @@
-import { type BigIntStats, close, read } from 'node:fs';
+import { type BigIntStats, close, closeSync, fstatSync, lstatSync, read, readSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TidemarkError } from '../errors.ts';
@@ -14,6 +14,7 @@ import { NoAtimeOpener } from './no-atime.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
+import { SyncWhileFast } from './sync-while-fast.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 import { Unsettled } from './unsettled.ts';
 
@@ -215,6 +216,10 @@ class BackupRun {
   /** Work started and not yet settled, waited for before a failed backup returns. */
   private readonly started = new Unsettled();
   private readonly readBuffers: Buffer[] = [];
+  /** Stats and reads of small files are synchronous while they are fast (see SyncWhileFast). */
+  private readonly sync = new SyncWhileFast();
+  /** The read buffer of synchronous reads. */
+  private readonly syncBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
   /** Files are read without moving their atimes, which the next backup would store as a change. */
   private readonly opener = new NoAtimeOpener();
   /** The first failure the backup cannot skip: ends the walk early. */
@@ -335,12 +340,14 @@ class BackupRun {
         children.push({ path: Buffer.concat([dir.path, SLASH, name]), display, name });
     }
     // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
-    const statBatch = (from: number) =>
-      settledInOrder(children.slice(from, from + STAT_BATCH), STATS_IN_FLIGHT, (child) =>
-        lstat(child.path, { bigint: true }),
-      );
+    const statBatch = (from: number) => {
+      const batch = children.slice(from, from + STAT_BATCH);
+      return this.sync.enabled
+        ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
+        : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
+    };
     let nextStats = statBatch(0);
-    const entries: Promise<TreeEntry | undefined>[] = [];
+    const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
     for (let from = 0; from < children.length; from += STAT_BATCH) {
       const batch = children.slice(from, from + STAT_BATCH);
       const stats = await nextStats;
@@ -365,6 +372,11 @@ class BackupRun {
           if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
         const parentSubtree = parentTrees.get(i);
         parentTrees.delete(i);
+        const reused = stat.status === 'fulfilled' ? this.reusedFile(child, stat.value, previous[i]) : undefined;
+        if (reused) {
+          entries.push(reused);
+          continue;
+        }
         let done: Promise<TreeEntry | undefined>;
         try {
           if (stat.status === 'rejected') throw stat.reason;
@@ -411,18 +423,7 @@ class BackupRun {
     parentSubtree: Promise<Map<string, TreeEntry>> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
-    const common = async () => {
-      const xattrs = await this.xattrs(path, stat, previous);
-      return {
-        ...encodeName(name),
-        mode: Number(stat.mode & 0o7777n),
-        mtimeNs: stat.mtimeNs.toString(),
-        ctimeNs: stat.ctimeNs.toString(),
-        uid: Number(stat.uid),
-        gid: Number(stat.gid),
-        ...(xattrs.length ? { xattrs } : {}),
-      };
-    };
+    const common = async () => commonFields(name, stat, await this.xattrs(path, stat, previous));
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
       const parentTree =
@@ -446,15 +447,7 @@ class BackupRun {
       return { done: Promise.resolve(undefined) };
     }
     const size = Number(stat.size);
-    const file = async (): Promise<TreeEntry> => ({
-      ...(await common()),
-      type: 'file',
-      // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
-      // storing them would make every tree new in every backup.
-      atimeNs: stat.atimeNs.toString(),
-      size,
-      inode: Number(stat.ino),
-    });
+    const file = async (): Promise<TreeEntry> => fileEntry(await common(), stat);
     const linkKey = stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
     const first = linkKey ? this.hardLinks.get(linkKey) : undefined;
     if (first) {
@@ -468,15 +461,7 @@ class BackupRun {
       });
       return { done };
     }
-    const unchanged =
-      previous?.type === 'file' &&
-      previous.content &&
-      previous.size === size &&
-      previous.mtimeNs === stat.mtimeNs.toString() &&
-      previous.ctimeNs === stat.ctimeNs.toString() &&
-      previous.inode === Number(stat.ino)
-        ? previous.content
-        : undefined;
+    const unchanged = unchangedContent(stat, previous);
     const { result } = await this.bounded(unchanged ? 0 : this.bytesInFlight(size), async () => {
       const entry = await file();
       if (unchanged) {
@@ -524,6 +509,15 @@ class BackupRun {
     entry: TreeEntry,
     stat: BigIntStats,
   ): Promise<TreeEntry> {
+    const whole = Number(stat.size) < this.oneChunk && this.sync.enabled ? this.readWhole(path, stat) : undefined;
+    if (whole) {
+      const { data, after } = whole;
+      const content = data.length > 0 ? [(await this.putChunk('data', data, data.length)).id] : [];
+      this.meter.add(data.length, 1);
+      if (changedWhileRead(stat, after, data.length))
+        this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
+      return { ...entry, size: data.length, content };
+    }
     const fd = await this.opener.open(path, Number(stat.uid));
     const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
     let read: { content: ChunkId[]; size: number };
@@ -538,9 +532,33 @@ class BackupRun {
     this.meter.add(0, 1);
     // The descriptor closes while the file is looked at again.
     const [after] = await Promise.all([lstat(path, { bigint: true }), closeFile(fd)]);
-    if (after.mtimeNs !== stat.mtimeNs || after.ctimeNs !== stat.ctimeNs || BigInt(read.size) !== stat.size)
+    if (changedWhileRead(stat, after, read.size))
       this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
     return { ...entry, size: read.size, content: read.content };
+  }
+
+  /** Files smaller than this are one chunk (the chunker cuts none before its minimum) and fit one read. */
+  private get oneChunk(): number {
+    return Math.min(this.repository.config.chunker.min, READ_BUFFER);
+  }
+
+  /**
+   * A file smaller than `oneChunk` read whole with synchronous calls, and its status after the read (fstat: the
+   * file read, wherever its name points now); undefined when one read did not bring all of it (it grew or came
+   * short), to be read again as a stream.
+   */
+  private readWhole(path: Buffer, stat: BigIntStats): { data: Buffer; after: BigIntStats } | undefined {
+    return this.sync.time(4, () => {
+      const fd = this.opener.openSync(path, Number(stat.uid));
+      try {
+        const bytesRead = readSync(fd, this.syncBuffer, 0, this.syncBuffer.length, null);
+        if (bytesRead < Number(stat.size) || bytesRead >= this.oneChunk) return undefined;
+        // A copy: the buffer is the next file's, and the chunk store may copy the data after a wait.
+        return { data: Buffer.from(this.syncBuffer.subarray(0, bytesRead)), after: fstatSync(fd, { bigint: true }) };
+      } finally {
+        closeSync(fd);
+      }
+    });
   }
 
   /**
@@ -554,6 +572,15 @@ class BackupRun {
     stat: BigIntStats,
     previous: TreeEntry | undefined,
   ): Promise<NonNullable<TreeEntry['xattrs']>> {
+    const kept = this.parentXattrs(stat, previous);
+    if (kept) return kept;
+    const all = (await this.metadata?.readXattrs(path)) ?? [];
+    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
+    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  }
+
+  /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
+  private parentXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
     if (
       this.parentXattrsComplete &&
       previous?.ctimeNs === stat.ctimeNs.toString() &&
@@ -561,9 +588,21 @@ class BackupRun {
       (previous.type !== 'file' || previous.inode === Number(stat.ino))
     )
       return previous.xattrs ?? [];
-    const all = (await this.metadata?.readXattrs(path)) ?? [];
-    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
-    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+    return undefined;
+  }
+
+  /**
+   * The entry of a file that is the parent's in content and attributes (and not hard-linked: link numbers are
+   * given in walk order), made at once: a nothing-changed incremental starts no task for it.
+   */
+  private reusedFile(child: Child, stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry | undefined {
+    if (!stat.isFile() || stat.nlink > 1n) return undefined;
+    const content = unchangedContent(stat, previous);
+    const xattrs = content && this.parentXattrs(stat, previous);
+    if (!content || !xattrs) return undefined;
+    this.meter.add(Number(stat.size), 1);
+    this.summary.chunks += content.length;
+    return this.counted(child.display, { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content });
   }
 
   private get parentXattrsComplete(): boolean {
@@ -602,6 +641,57 @@ function readInto(fd: number, target: Buffer): Promise<number> {
 
 function closeFile(fd: number): Promise<void> {
   return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/** The fields every entry has (`type` and the rest follow). */
+function commonFields(name: Buffer, stat: BigIntStats, xattrs: NonNullable<TreeEntry['xattrs']>) {
+  return {
+    ...encodeName(name),
+    mode: Number(stat.mode & 0o7777n),
+    mtimeNs: stat.mtimeNs.toString(),
+    ctimeNs: stat.ctimeNs.toString(),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    ...(xattrs.length ? { xattrs } : {}),
+  };
+}
+
+/** A file's entry without its content. */
+function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): TreeEntry {
+  return {
+    ...common,
+    type: 'file',
+    // Atimes of files only: the backup's own readdir and readlink move those of directories and symlinks, and
+    // storing them would make every tree new in every backup.
+    atimeNs: stat.atimeNs.toString(),
+    size: Number(stat.size),
+    inode: Number(stat.ino),
+  };
+}
+
+/** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
+function unchangedContent(stat: BigIntStats, previous: TreeEntry | undefined): ChunkId[] | undefined {
+  return previous?.type === 'file' &&
+    previous.content &&
+    previous.size === Number(stat.size) &&
+    previous.mtimeNs === stat.mtimeNs.toString() &&
+    previous.ctimeNs === stat.ctimeNs.toString() &&
+    previous.inode === Number(stat.ino)
+    ? previous.content
+    : undefined;
+}
+
+/** Whether a file's status after it was read says it changed while read (or its content is not `size` bytes). */
+function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number): boolean {
+  return after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || BigInt(size) !== before.size;
+}
+
+function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
+  try {
+    return { status: 'fulfilled', value: lstatSync(child.path, { bigint: true }) };
+  } catch (reason) {
+    return { status: 'rejected', reason };
+  }
 }
 
 /** Why a path that could not be backed up is skipped rather than failing the backup; undefined: fail. */

@@ -60,6 +60,10 @@ export class ChunkIndex {
     return this.chunks.get(id);
   }
 
+  get packCount(): number {
+    return this.packs.size;
+  }
+
   get chunkCount(): number {
     return this.chunks.size;
   }

@@ -11,7 +11,7 @@ import { isCode } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { check } from './check.ts';
 import { copySnapshots } from './copy.ts';
-import { prefixes, type SnapshotId } from './format.ts';
+import { type ChainId, prefixes, type SnapshotId } from './format.ts';
 import { forget, prune } from './prune.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
@@ -203,4 +203,24 @@ test('a copy whose destination index was loaded before a prune there uploads aga
   const report = await copySnapshots(repository, copyingProcess, [second]);
   assert.deepEqual(report.copied, [second.id]);
   await assertRestores(destination, second, source);
+});
+
+test('a lock reads the index again when index files came or went, or chunks were added and not saved', async () => {
+  const repository = await newRepository();
+  const other = await Repository.open(repository.storage, passphrase);
+  const chain = 'ab'.repeat(16) as ChainId;
+  // Another writer's index file: seen by the next lock.
+  const theirs = other.chunkStore();
+  const { id: saved } = await theirs.put(chain, 'data', Buffer.from('saved by another writer'));
+  await other.saveIndex(await theirs.flush());
+  await (await repository.lock(false)).release();
+  assert.equal(repository.index.has(saved), true);
+  // Packs uploaded whose index file was never written (a failed backup): not in the index the lock reads.
+  const ours = repository.chunkStore();
+  const { id: unsaved } = await ours.put(chain, 'data', Buffer.from('uploaded, never indexed'));
+  await ours.flush();
+  assert.equal(repository.index.has(unsaved), true);
+  await (await repository.lock(false)).release();
+  assert.equal(repository.index.has(unsaved), false);
+  assert.equal(repository.index.has(saved), true);
 });

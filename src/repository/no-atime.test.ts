@@ -24,17 +24,23 @@ test('a file of another owner opens without O_NOATIME, and that owner is not tri
     await writeFile(own, 'ours\n', { mode: 0o644 });
     if (root) await chown(own, NOBODY, NOBODY);
     const me = root ? NOBODY : (process.geteuid?.() ?? 0);
-    const opener = new NoAtimeOpener();
+    const openers = {
+      async: (opener: NoAtimeOpener, path: string, owner: number) => opener.open(Buffer.from(path), owner),
+      sync: async (opener: NoAtimeOpener, path: string, owner: number) => opener.openSync(Buffer.from(path), owner),
+    };
     if (root) process.seteuid?.(NOBODY);
     try {
-      for (let i = 0; i < 2; i++) {
-        const fd = await opener.open(Buffer.from(others), 0);
-        assert.equal(readFileSync(fd, 'utf8'), await readFile(others, 'utf8'));
-        closeSync(fd);
+      for (const [kind, open] of Object.entries(openers)) {
+        const opener = new NoAtimeOpener();
+        for (let i = 0; i < 2; i++) {
+          const fd = await open(opener, others, 0);
+          assert.equal(readFileSync(fd, 'utf8'), await readFile(others, 'utf8'), kind);
+          closeSync(fd);
+        }
+        assert.equal(opener.plainFor(0), true, kind);
+        closeSync(await open(opener, own, me));
+        assert.equal(opener.plainFor(me), false, kind);
       }
-      assert.equal(opener.plainFor(0), true);
-      closeSync(await opener.open(Buffer.from(own), me));
-      assert.equal(opener.plainFor(me), false);
     } finally {
       if (root) process.seteuid?.(0);
     }

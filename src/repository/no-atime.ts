@@ -1,4 +1,4 @@
-import { constants, open } from 'node:fs';
+import { constants, open, openSync } from 'node:fs';
 
 /** O_NOATIME where the platform has it (Linux), else 0. */
 const O_NOATIME = constants.O_NOATIME ?? 0;
@@ -14,14 +14,35 @@ export class NoAtimeOpener {
   private readonly refused = new Set<number>();
 
   async open(path: Buffer, owner: number): Promise<number> {
-    if (O_NOATIME === 0 || this.refused.has(owner)) return openFd(path, constants.O_RDONLY);
+    const flags = this.flagsFor(owner);
     try {
-      return await openFd(path, constants.O_RDONLY | O_NOATIME);
+      return await openFd(path, flags);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-      this.refused.add(owner);
+      if (!this.refusedWith(error, flags, owner)) throw error;
       return openFd(path, constants.O_RDONLY);
     }
+  }
+
+  /** `open`, blocking (small files are read with synchronous calls: see backup.ts). */
+  openSync(path: Buffer, owner: number): number {
+    const flags = this.flagsFor(owner);
+    try {
+      return openSync(path, flags);
+    } catch (error) {
+      if (!this.refusedWith(error, flags, owner)) throw error;
+      return openSync(path, constants.O_RDONLY);
+    }
+  }
+
+  private flagsFor(owner: number): number {
+    return O_NOATIME === 0 || this.refused.has(owner) ? constants.O_RDONLY : constants.O_RDONLY | O_NOATIME;
+  }
+
+  /** Whether `error` is O_NOATIME refused (then noted for `owner`): open again plainly. */
+  private refusedWith(error: unknown, flags: number, owner: number): boolean {
+    if ((flags & O_NOATIME) === 0 || (error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    this.refused.add(owner);
+    return true;
   }
 
   /** Whether files of `owner` are opened plainly (O_NOATIME was refused for one). */

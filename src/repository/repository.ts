@@ -51,6 +51,8 @@ export class Repository {
   private loadedIndex = new ChunkIndex();
   private loadedIndexFiles = new Set<string>();
   private loadedDamagedIndexFiles: DamagedObject[] = [];
+  /** Packs of the index as loaded: a chunk store adding to it since makes the next load read every file. */
+  private loadedPacks = -1;
 
   private constructor(
     readonly storage: Storage,
@@ -136,6 +138,14 @@ export class Repository {
     const damaged: DamagedObject[] = [];
     const names: string[] = [];
     for await (const blob of this.storage.list(prefixes.index)) names.push(blob.name);
+    // Index files never change under their name: the same ones, all read before, and nothing added since, are the
+    // index loaded (a backup locks right after opening: reading a large index twice cost it seconds).
+    if (
+      this.loadedPacks === this.loadedIndex.packCount &&
+      names.length === this.loadedIndexFiles.size &&
+      names.every((name) => this.loadedIndexFiles.has(idOf(name)))
+    )
+      return;
     await mapLimit(names, 8, async (name) => {
       try {
         files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
@@ -149,6 +159,7 @@ export class Repository {
     for (const id of liveIndexFiles(files)) index.addFile(files.get(id) as IndexFile);
     this.loadedIndex = index;
     this.loadedIndexFiles = new Set(files.keys());
+    this.loadedPacks = index.packCount;
   }
 
   chunkStore(options?: ChunkStoreOptions): ChunkStore {
