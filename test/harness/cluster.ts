@@ -12,6 +12,8 @@ export interface Cluster {
   readonly kubeconfigPath: string;
   readonly kubeConfig: k8s.KubeConfig;
   readonly workDir: string;
+  /** etcd's client URL (http, no auth): for a benchmark that seeds objects as the API server stores them. */
+  readonly etcd: string;
   /** Runs the built kubectl against this cluster; resolves with stdout, rejects with stderr. */
   kubectl(args: string[], input?: string): Promise<string>;
   stop(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startCluster(workDir: string, options: ClusterOptions = {}
       kubeconfigPath,
       kubeConfig,
       workDir,
+      etcd: etcdClient,
       kubectl: (args, input) => runKubectl(kubeconfigPath, args, input),
       stop,
     };
