@@ -25,7 +25,9 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
     'backup',
     async (key) => {
       const { namespace, name } = splitKey(key);
-      const backup = (await resources.get<Backup>('backups', namespace, name)) as Backup | undefined;
+      // From the cache (no status.objects: runtime/cached.ts); writeStatus sends only what changed, so the
+      // counts survive. A GET here cost a request per Backup of the whole history at every start.
+      const backup = informers.backups.get(name, namespace) as Backup | undefined;
       if (!backup) return undefined;
       const policy = informers.policies.get(backup.spec.policy, namespace) as BackupPolicy | undefined;
       const observed: BackupObserved = {
