@@ -8,8 +8,10 @@
 // tsx from src/ instead, as the tests do (tsx costs ~100 MiB of RSS more).
 // 1. Creates the namespaces (one BackupRepository each) and the BackupPolicies, all quiet (the next run is
 //    on 1 January), each with a history of --backups-per-policy finished Backups (bench/operator/history.ts:
-//    the status the Backup controller writes, per-table record counts included), written through the
-//    /status subresource; times the creation and reads etcd's db size. Then starts `tidemark operator` as
+//    the status the Backup controller writes, per-table record counts included), written straight into
+//    etcd as the API server stores them, checked against witnesses created through the API server
+//    (--backup-concurrency: etcd transactions in flight); times the creation, reads etcd's db size and
+//    restarts kube-apiserver so its watch cache starts from a LIST. Then starts `tidemark operator` as
 //    its own process and times until every policy has been reconciled (status.observedGeneration =
 //    metadata.generation, Ready condition set).
 // 2. Peak RSS of the operator process (VmHWM) after that, and at the end.
