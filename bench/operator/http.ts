@@ -4,7 +4,7 @@ import { Agent, request } from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 
 export interface BulkClient {
-  send<T>(method: 'POST' | 'PUT' | 'PATCH', path: string, body: unknown): Promise<T>;
+  send<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH', path: string, body?: unknown): Promise<T>;
   close(): void;
 }
 
@@ -14,9 +14,9 @@ export function bulkClient(kc: k8s.KubeConfig, connections: number): BulkClient 
   if (!cluster || !user?.token) throw new Error('kubeconfig has no cluster or token');
   const ca = cluster.caData ? Buffer.from(cluster.caData, 'base64') : undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: connections, ...(ca ? { ca } : {}) });
-  const send = <T>(method: string, path: string, body: unknown) =>
+  const send = <T>(method: string, path: string, body?: unknown) =>
     new Promise<T>((resolve, reject) => {
-      const payload = JSON.stringify(body);
+      const payload = body === undefined ? '' : JSON.stringify(body);
       const req = request(
         new URL(path, cluster.server),
         {

@@ -12,6 +12,14 @@ export interface Cluster {
   readonly kubeconfigPath: string;
   readonly kubeConfig: k8s.KubeConfig;
   readonly workDir: string;
+  /** etcd's client URL (http, no auth): for a benchmark that seeds objects as the API server stores them. */
+  readonly etcd: string;
+  /**
+   * Stops kube-apiserver and starts it again on the same port, certificates and etcd: its watch cache then
+   * starts from a LIST of etcd (for objects written straight into etcd, which it would otherwise replay
+   * one watch event at a time).
+   */
+  restartApiServer(): Promise<void>;
   /** Runs the built kubectl against this cluster; resolves with stdout, rejects with stderr. */
   kubectl(args: string[], input?: string): Promise<string>;
   stop(): Promise<void>;
@@ -30,7 +38,7 @@ export async function startCluster(workDir: string, options: ClusterOptions = {}
   };
   try {
     const etcdClient = await startEtcd(workDir, processes);
-    const { server, token, caFile } = await startApiServer(workDir, etcdClient, processes);
+    const { server, token, caFile, restart } = await startApiServer(workDir, etcdClient, processes);
     const kubeconfigPath = join(workDir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, token, caFile), { mode: 0o600 });
     const kubeConfig = new k8s.KubeConfig();
@@ -41,6 +49,8 @@ export async function startCluster(workDir: string, options: ClusterOptions = {}
       kubeconfigPath,
       kubeConfig,
       workDir,
+      etcd: etcdClient,
+      restartApiServer: restart,
       kubectl: (args, input) => runKubectl(kubeconfigPath, args, input),
       stop,
     };
@@ -91,39 +101,44 @@ async function startApiServer(workDir: string, etcd: string, processes: ManagedP
   const token = randomBytes(24).toString('hex');
   const tokenFile = join(certDir, 'tokens.csv');
   writeFileSync(tokenFile, `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
-  const apiserver = startProcess(
-    'kube-apiserver',
-    goTool('kube-apiserver'),
-    [
-      `--etcd-servers=${etcd}`,
-      `--secure-port=${port}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--cert-dir=${certDir}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
-      `--token-auth-file=${tokenFile}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`,
-      '--allow-privileged=false',
-      '--endpoint-reconciler-type=none',
-      '--v=1',
-    ],
-    { logFile: join(workDir, 'kube-apiserver.log') },
-  );
-  processes.push(apiserver);
+  const args = [
+    `--etcd-servers=${etcd}`,
+    `--secure-port=${port}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--cert-dir=${certDir}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    `--token-auth-file=${tokenFile}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${saPub}`,
+    `--service-account-signing-key-file=${saKey}`,
+    '--allow-privileged=false',
+    '--endpoint-reconciler-type=none',
+    '--v=1',
+  ];
   const server = `https://127.0.0.1:${port}`;
   const caFile = join(certDir, 'apiserver.crt');
-  await waitUntil(
-    'kube-apiserver',
-    async () => {
-      const response = await fetchInsecure(`${server}/readyz`, token);
-      return response === 200;
-    },
-    { timeoutMs: 60_000, process: apiserver, intervalMs: 250 },
-  );
-  return { server, token, caFile };
+  let apiserver: ManagedProcess | undefined;
+  const start = async (logName: string) => {
+    apiserver = startProcess('kube-apiserver', goTool('kube-apiserver'), args, { logFile: join(workDir, logName) });
+    processes.push(apiserver);
+    await waitUntil(
+      'kube-apiserver',
+      async () => {
+        const response = await fetchInsecure(`${server}/readyz`, token);
+        return response === 200;
+      },
+      { timeoutMs: 180_000, process: apiserver, intervalMs: 250 },
+    );
+  };
+  await start('kube-apiserver.log');
+  let restarts = 0;
+  const restart = async () => {
+    await apiserver?.stop();
+    await start(`kube-apiserver-${++restarts}.log`);
+  };
+  return { server, token, caFile, restart };
 }
 
 /** Readiness probe before the kubeconfig exists; the serving cert is self-signed by the apiserver. */

@@ -11,7 +11,7 @@ import { createAgentJobs } from '../jobs/create.ts';
 import { claimsOf } from '../runtime/claims.ts';
 import { Controller, type ControllerHooks, splitKey } from '../runtime/controller.ts';
 import { namespaceTerminating } from '../runtime/namespaces.ts';
-import { type BackupObserved, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
+import { type BackupObserved, changesNothing, decideBackup, needsClaims, SNAPSHOT_FINALIZER } from './decide.ts';
 import {
   createVolumeSnapshotObjects,
   deleteVolumeSnapshotObjects,
@@ -25,28 +25,42 @@ export function backupController(ctx: OperatorContext, hooks?: ControllerHooks):
     'backup',
     async (key) => {
       const { namespace, name } = splitKey(key);
-      const backup = (await resources.get<Backup>('backups', namespace, name)) as Backup | undefined;
-      if (!backup) return undefined;
-      const policy = informers.policies.get(backup.spec.policy, namespace) as BackupPolicy | undefined;
-      const observed: BackupObserved = {
-        backup,
-        ...(policy ? { policy } : {}),
-        repositories: new Map(
-          (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
-        ),
-        claims: needsClaims(backup)
-          ? await claimsOf(ctx, namespace, policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume)
-          : [],
-        jobs: await observeJobs(ctx, backup),
-        settings: ctx.settings,
-        now: ctx.now(),
-        ...(backup.metadata.deletionTimestamp
-          ? { namespaceTerminating: await namespaceTerminating(ctx, namespace) }
-          : {}),
+      const observe = async (backup: Backup): Promise<BackupObserved> => {
+        const policy = informers.policies.get(backup.spec.policy, namespace) as BackupPolicy | undefined;
+        const observed: BackupObserved = {
+          backup,
+          ...(policy ? { policy } : {}),
+          repositories: new Map(
+            (informers.repositories.list(namespace) as BackupRepository[]).map((r) => [r.metadata.name ?? '', r]),
+          ),
+          claims: needsClaims(backup)
+            ? await claimsOf(ctx, namespace, policy?.spec.sources.find((s) => s.name === backup.spec.source)?.volume)
+            : [],
+          jobs: await observeJobs(ctx, backup),
+          settings: ctx.settings,
+          now: ctx.now(),
+          ...(backup.metadata.deletionTimestamp
+            ? { namespaceTerminating: await namespaceTerminating(ctx, namespace) }
+            : {}),
+        };
+        if (usesVolumeSnapshots(backup, policy))
+          observed.volumeSnapshots = await observeVolumeSnapshots(ctx, backup, observed.claims);
+        return observed;
       };
-      if (usesVolumeSnapshots(backup, policy))
-        observed.volumeSnapshots = await observeVolumeSnapshots(ctx, backup, observed.claims);
+      // Decided first from the cache (no status.objects: runtime/cached.ts), which for a finished Backup
+      // changes nothing: a GET per Backup cost a request per Backup of the whole history at every start.
+      // A decision that acts is made again from a fresh read (changesNothing).
+      const cached = informers.backups.get(name, namespace) as Backup | undefined;
+      if (!cached) return undefined;
+      let observed = await observe(cached);
       let decision = decideBackup(observed);
+      if (!changesNothing(decision, cached)) {
+        const fresh = await resources.get<Backup>('backups', namespace, name);
+        if (!fresh) return undefined;
+        observed = await observe(fresh);
+        decision = decideBackup(observed);
+      }
+      const { backup } = observed;
       await createVolumeSnapshotObjects(ctx, decision.createVolumeSnapshotObjects ?? []);
       const rejected = await createAgentJobs(ctx, namespace, decision.createJobs);
       // The API server refused a Job: decide again knowing it (nothing else was created for it).

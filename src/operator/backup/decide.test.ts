@@ -8,6 +8,7 @@ import type { JobObserved } from '../jobs/agent-result.ts';
 import { s3Repository } from '../testing/objects.ts';
 import {
   type BackupObserved,
+  changesNothing,
   decideBackup,
   IMPORTED_FROM,
   RETIRED_ANNOTATION,
@@ -306,5 +307,27 @@ describe('agent Jobs', () => {
   test('a backup Job mounts no ServiceAccount token: the agent calls no Kubernetes API', () => {
     const job = decideBackup(observe(pending())).createJobs[0];
     assert.equal(job?.spec?.template.spec?.automountServiceAccountToken, false);
+  });
+});
+
+describe('changesNothing: when a decision from the cache needs no fresh read', () => {
+  test('a finished, replicated Backup: nothing to do, decided from the cache alone', () => {
+    const b = backup({ primary: 'Succeeded', replica: 'Succeeded' });
+    assert.equal(changesNothing(decideBackup(observe(b)), b), true);
+  });
+
+  test('a run whose Job ended: its outcome is decided again from a fresh read (a stale cache must not record it twice)', () => {
+    const b = pending();
+    b.status = { phase: 'Running', jobName: 'b-2-job' };
+    const d = decideBackup(observe(b, ended('b-2-job', 'Failed', {} as AgentResult)));
+    assert.equal(d.status?.phase, 'Failed');
+    assert.equal(changesNothing(d, b), false);
+  });
+
+  test('a Backup still to start (a Job to create), or missing its replica copy, acts', () => {
+    const fresh = pending();
+    assert.equal(changesNothing(decideBackup(observe(fresh)), fresh), false);
+    const b = backup({ primary: 'Succeeded', replica: 'Pending' });
+    assert.equal(changesNothing(decideBackup(observe(b)), b), false);
   });
 });

@@ -7,6 +7,7 @@ import { formatBytes } from '../../units.ts';
 import type { AgentSettings } from '../jobs/agent-job.ts';
 import { type JobObserved, jobOutcome } from '../jobs/agent-result.ts';
 import { setCondition } from '../runtime/conditions.ts';
+import { canonicalJson } from '../runtime/resources.ts';
 import { decideDeletion } from './deletion.ts';
 import { backupJob, backupJobName, forgetJob, forgetJobName, replicaJobName, replicateJob } from './job.ts';
 import {
@@ -58,6 +59,25 @@ export interface BackupDecision {
   /** VolumeSnapshots and PVCs restored from them to create before the backup Job, or to delete after it. */
   createVolumeSnapshotObjects?: k8s.KubernetesObject[];
   deleteVolumeSnapshotObjects?: { snapshots: string[]; claims: string[] };
+}
+
+/**
+ * True when the decision changes nothing: no Job, object, finalizer, event or status to write. Decided
+ * from a cached Backup, such a decision needs no fresh read (the next change arrives as a watch event);
+ * any other is decided again from the API server's copy, so a cache behind its own last write never
+ * acts twice (a second Job, a second BackupSucceeded event).
+ */
+export function changesNothing(decision: BackupDecision, backup: Backup): boolean {
+  return (
+    decision.createJobs.length === 0 &&
+    decision.events.length === 0 &&
+    !decision.addFinalizer &&
+    !decision.removeFinalizer &&
+    !decision.createVolumeSnapshotObjects?.length &&
+    !decision.deleteVolumeSnapshotObjects?.snapshots.length &&
+    !decision.deleteVolumeSnapshotObjects?.claims.length &&
+    (decision.status === undefined || canonicalJson(decision.status) === canonicalJson(backup.status ?? {}))
+  );
 }
 
 export function isFinished(backup: Backup): boolean {
