@@ -1,6 +1,8 @@
-import { chmod, type FileHandle, lchown, link, mkdir, open, readdir, symlink } from 'node:fs/promises';
+import { closeSync, fchmodSync, fchownSync, ftruncateSync, openSync, write as writeAt, writeSync } from 'node:fs';
+import { chmod, lchown, link, mkdir, readdir, symlink } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { TidemarkError, withContext } from '../errors.ts';
 import type { ChunkReader } from './chunk-reader.ts';
 import { type FileMetadataIo, openFileMetadataIo } from './file-metadata.ts';
@@ -152,6 +154,8 @@ class TreeRestore {
   /** Entries being finished (content, metadata, links), so a failed restore returns only once all have ended. */
   private readonly inFlight = new Unsettled();
   private readonly writer: ContentWriter;
+  /** Owners are restored only by root (anyone else may give files away nowhere but to themselves). */
+  private readonly asRoot = process.getuid?.() === 0;
 
   constructor(
     private readonly reader: ChunkReader,
@@ -211,8 +215,10 @@ class TreeRestore {
     const first = entry.link === undefined ? undefined : this.linkTargets.get(entry.link);
     // Shares the inode: metadata was set with the first name.
     if (first) return { finished: first.then((existing) => link(existing, path)) };
-    const { finished: written } = await this.writer.add(path, entry.content ?? []);
-    const finished = written.then(() => this.setMetadata(entry, path));
+    const { finished: written } = await this.writer.add(path, entry.content ?? [], (fd) =>
+      this.setOnDescriptor(entry, path, fd),
+    );
+    const finished = written.then(() => this.setMetadata(entry, path, true));
     if (entry.link !== undefined) this.linkTargets.set(entry.link, this.track(finished.then(() => path)));
     return { finished };
   }
@@ -222,12 +228,26 @@ class TreeRestore {
   }
 
   /**
+   * A regular file's owner and, when no extended attribute has to go in between, permissions: on its descriptor,
+   * before it is closed (a system call each, where a path-based call is a trip through the thread pool).
+   */
+  private setOnDescriptor(entry: TreeEntry, path: Buffer, fd: number): void {
+    if (this.asRoot)
+      try {
+        fchownSync(fd, entry.uid, entry.gid);
+      } catch (error) {
+        this.refuse(path, `owner ${entry.uid}:${entry.gid}`, error);
+      }
+    if (!entry.xattrs?.length) fchmodSync(fd, entry.mode);
+  }
+
+  /**
    * Owner, extended attributes, permissions, then times (last: the others change ctime, and a directory's
    * times only after its children). Attributes go before chmod, which may take away the write permission
-   * setting them needs.
+   * setting them needs. `onDescriptor`: what setOnDescriptor set is not set again.
    */
-  private async setMetadata(entry: TreeEntry, path: Buffer): Promise<void> {
-    if (process.getuid?.() === 0)
+  private async setMetadata(entry: TreeEntry, path: Buffer, onDescriptor = false): Promise<void> {
+    if (this.asRoot && !onDescriptor)
       await lchown(path, entry.uid, entry.gid).catch((error: unknown) =>
         this.refuse(path, `owner ${entry.uid}:${entry.gid}`, error),
       );
@@ -236,7 +256,7 @@ class TreeRestore {
         .setXattr(path, { name: xattr.name, value: Buffer.from(xattr.valueB64, 'base64') })
         .catch((error: unknown) => this.refuse(path, `extended attribute ${xattr.name}`, error));
     }
-    if (entry.type !== 'symlink') await chmod(path, entry.mode);
+    if (entry.type !== 'symlink' && !(onDescriptor && !entry.xattrs?.length)) await chmod(path, entry.mode);
     const mtimeNs = BigInt(entry.mtimeNs);
     await this.metadata.setTimes(path, BigInt(entry.atimeNs ?? mtimeNs), mtimeNs, entry.type === 'symlink');
   }
@@ -266,9 +286,16 @@ const BATCH_FILES = 1024;
 const PARALLEL_WRITES = 64;
 const WRITE_BYTES = 16 * MiB;
 
-/** A regular file being restored: its chunks land at their offsets, in any order. */
+/** Before a new file is closed, with its descriptor: sets what can be set on it (owner, permissions). */
+type BeforeClose = (fd: number) => void;
+
+/**
+ * A regular file being restored: its chunks land at their offsets, in any order. Opened on its first write (a
+ * batch's files do not all hold a descriptor at once) and closed once complete; both are system calls made on
+ * the spot, as are small writes: a trip through the thread pool costs more than any of them.
+ */
 class OutputFile {
-  private handle?: Promise<FileHandle>;
+  private fd: number | undefined;
   /** Chunks not yet written, plus one while its chunks are still being planned. */
   pending = 1;
   /** The content's size (sum of the chunks' lengths), known once planned. */
@@ -279,30 +306,42 @@ class OutputFile {
   private readonly settled = { resolve: () => {}, reject: (_error: unknown) => {} };
   private ended = false;
 
-  constructor(readonly path: Buffer) {
+  constructor(
+    readonly path: Buffer,
+    private readonly beforeClose: BeforeClose,
+  ) {
     this.done = new Promise((resolve, reject) => Object.assign(this.settled, { resolve, reject }));
     this.done.catch(() => {});
   }
 
-  open(): Promise<FileHandle> {
-    this.handle ??= open(this.path, 'wx', 0o600);
-    return this.handle;
+  descriptor(): number {
+    this.fd ??= openSync(this.path, 'wx', 0o600);
+    return this.fd;
   }
 
-  /** Sets the size (so trailing holes exist) and closes: the content is complete. */
-  async complete(): Promise<void> {
-    const file = await this.open();
-    if (this.extent < this.size) await file.truncate(this.size);
-    await file.close();
+  /** Sets the size (so trailing holes exist), what beforeClose sets, and closes: the content is complete. */
+  complete(): void {
+    const fd = this.descriptor();
+    this.fd = undefined;
+    try {
+      if (this.extent < this.size) ftruncateSync(fd, this.size);
+      this.beforeClose(fd);
+    } finally {
+      closeSync(fd);
+    }
     this.ended = true;
     this.settled.resolve();
   }
 
   /** Gives up on the file (no write on it is in flight): closes it, leaving what was written. */
-  async fail(error: unknown): Promise<void> {
+  fail(error: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    await this.handle?.then((file) => file.close()).catch(() => {});
+    if (this.fd !== undefined)
+      try {
+        closeSync(this.fd);
+      } catch {}
+    this.fd = undefined;
     this.settled.reject(withContext(`restoring ${this.path.toString('utf8')}`, error));
   }
 }
@@ -337,9 +376,9 @@ class ContentWriter {
   ) {}
 
   /** Plans a file's content (waiting while a batch is being read); `finished` once it is written and closed. */
-  async add(path: Buffer, content: ChunkId[]): Promise<Started> {
+  async add(path: Buffer, content: ChunkId[], beforeClose: BeforeClose): Promise<Started> {
     this.throwIfFailed();
-    const file = new OutputFile(path);
+    const file = new OutputFile(path, beforeClose);
     try {
       for (const id of content) {
         if (this.batch.full) await this.dispatch();
@@ -355,10 +394,10 @@ class ContentWriter {
       }
     } catch (error) {
       await this.writes.idle();
-      await file.fail(error);
+      file.fail(error);
       throw error;
     }
-    await this.writes.start(0, () => this.written(file));
+    this.written(file);
     return { finished: file.done };
   }
 
@@ -375,7 +414,7 @@ class ContentWriter {
     this.failure ??= { error };
     await this.running;
     await this.writes.idle();
-    for (const file of this.batch.files) await file.fail(error);
+    for (const file of this.batch.files) file.fail(error);
   }
 
   private async dispatch(): Promise<void> {
@@ -391,36 +430,44 @@ class ContentWriter {
       await this.reader.read(batch.targets.keys(), async (id, data) => {
         for (const target of batch.targets.get(id) ?? []) {
           this.throwIfFailed();
-          await this.writes.start(data.length, () => this.write(target.file, data, target.offset));
+          if (data.length <= SYNC_WRITE_MAX) await this.write(target.file, data, target.offset, true);
+          else await this.writes.start(data.length, () => this.write(target.file, data, target.offset, false));
         }
       });
     } catch (error) {
       this.failure ??= { error };
     }
     await this.writes.idle();
-    if (this.failure) for (const file of batch.files) await file.fail(this.failure.error);
+    if (this.failure) for (const file of batch.files) file.fail(this.failure.error);
   }
 
-  private async write(file: OutputFile, data: Buffer, offset: number): Promise<void> {
+  /** Writes a chunk's non-zero blocks (see nonZeroRuns); `now`: with system calls on this thread. */
+  private async write(file: OutputFile, data: Buffer, offset: number, now: boolean): Promise<void> {
     try {
-      file.extent = Math.max(file.extent, await writeSparse(await file.open(), data, offset));
+      const fd = file.descriptor();
+      for (const [start, end] of nonZeroRuns(data, offset)) {
+        const part = data.subarray(start, end);
+        if (now) writeAllNow(fd, part, offset + start);
+        else await writeAll(fd, part, offset + start);
+        file.extent = Math.max(file.extent, offset + end);
+      }
       this.meter.add(data.length);
     } catch (error) {
       this.failure ??= { error: withContext(`restoring ${file.path.toString('utf8')}`, error) };
       return;
     }
-    await this.written(file);
+    this.written(file);
   }
 
   /** One more of the file's chunks is written (or its planning ended); the last completes it. */
-  private async written(file: OutputFile): Promise<void> {
+  private written(file: OutputFile): void {
     if (--file.pending > 0) return;
     try {
-      await file.complete();
+      file.complete();
       this.meter.add(0, 1);
     } catch (error) {
       this.failure ??= { error };
-      await file.fail(error);
+      file.fail(error);
     }
   }
 
@@ -467,35 +514,38 @@ const HOLE_BLOCK = 4096;
 const ZEROS = Buffer.alloc(HOLE_BLOCK);
 
 /**
- * Writes a chunk at `offset` of a new file, sparse: the parts of it that are zero and lie in blocks of HOLE_BLOCK
- * (aligned in the file) are skipped. The file was created empty and gets its size at the end, so skipped bytes
- * read as zeros, and a block becomes a hole when no chunk wrote a nonzero byte into it. A file that was sparse at
- * backup comes back sparse; zeros that were allocated come back as holes too (same content, less space).
- * Returns where the last byte written ends (0 when nothing was).
+ * The parts of a chunk to write at `offset` of a new file, sparse: `[start, end)` ranges of `data` that leave out
+ * the zero parts lying in blocks of HOLE_BLOCK (aligned in the file). The file was created empty and gets its size
+ * at the end, so skipped bytes read as zeros, and a block becomes a hole when no chunk wrote a nonzero byte into
+ * it. A file that was sparse at backup comes back sparse; zeros that were allocated come back as holes too (same
+ * content, less space).
  */
-async function writeSparse(file: FileHandle, data: Buffer, offset: number): Promise<number> {
+function* nonZeroRuns(data: Buffer, offset: number): Generator<[number, number]> {
   const blockEnd = (at: number) => Math.min(data.length, at + HOLE_BLOCK - ((offset + at) % HOLE_BLOCK));
   const zero = (at: number) => {
     const end = blockEnd(at);
     return data.subarray(at, end).equals(ZEROS.subarray(0, end - at));
   };
-  let extent = 0;
   for (let start = 0; start < data.length; ) {
     while (start < data.length && zero(start)) start = blockEnd(start);
     let end = start;
     while (end < data.length && !zero(end)) end = blockEnd(end);
-    if (end > start) {
-      await writeAll(file, data.subarray(start, end), offset + start);
-      extent = offset + end;
-    }
+    if (end > start) yield [start, end];
     start = end;
   }
-  return extent;
 }
 
-async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
+/** Chunks up to this size are written with a system call on the spot (see OutputFile), larger ones on the pool. */
+const SYNC_WRITE_MAX = 64 * 1024;
+const writeAsync = promisify(writeAt);
+
+function writeAllNow(fd: number, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+async function writeAll(fd: number, data: Buffer, position: number): Promise<void> {
   for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    const { bytesWritten } = await writeAsync(fd, data, done, data.length - done, position + done);
     done += bytesWritten;
   }
 }
