@@ -169,6 +169,11 @@ export function runStorageConformance(name: string, open: () => Promise<Storage>
       await assert.rejects(putStream(storage, 'exports/t/failed.zip', failing), /the writer failed/);
       assert.equal(await storage.stat('exports/t/failed.zip'), undefined);
       assert.deepEqual(await names(storage, ''), []);
+      assert.deepEqual(
+        storage.leftovers ? await collect(storage.leftovers()) : [],
+        [],
+        'no temporary file, no open upload',
+      );
     });
 
     test('presign gives a link that reads the blob as an attachment until it expires', async (t) => {
