@@ -53,7 +53,8 @@ export interface Storage {
   ensureContainer(): Promise<void>;
   /** Leftovers of interrupted puts, for backends whose puts can leave any (housekeeping.ts removes old ones). */
   leftovers?(): AsyncIterable<Leftover>;
-  // Every backend has the three below (the conformance suite holds them to it); wrappers made for one test may not.
+  // Every backend has putStream and location, S3 and Azure presign (the conformance suite holds them to it);
+  // wrappers made for one test may lack them.
   /** Writes `name` from a stream of unknown length; returns its size. */
   putStream?(name: string, data: Readable, options?: { contentType?: string }): Promise<number>;
   /** A link that reads `name` without other credentials for `expiresInSeconds`; absent for the file backend. */
