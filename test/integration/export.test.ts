@@ -13,7 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { runBackup } from '../../src/agent/run-backup.ts';
 import { type ExportOutcome, runExport } from '../../src/agent/tasks/export.ts';
-import { openExportStore } from '../../src/export/export-store.ts';
 import { check } from '../../src/repository/check.ts';
 import { prune } from '../../src/repository/prune.ts';
 import { Repository } from '../../src/repository/repository.ts';
@@ -105,14 +104,11 @@ async function expectRefused(link: string): Promise<void> {
 async function exportWithLink(
   repository: Repository,
   snapshot: Snapshot,
-  url: string,
-  env: NodeJS.ProcessEnv,
   key: string,
   seconds: number,
 ): Promise<ExportOutcome & { expire: () => Promise<void> }> {
   const outcome = await runExport({
     repository,
-    store: openExportStore(url, env),
     snapshot,
     kind: 'database',
     key,
@@ -156,7 +152,7 @@ describe('a PostgreSQL backup exported to S3', () => {
       env: { PGPASSWORD: pg.password },
     });
 
-    const exported = await exportWithLink(repository, snapshot, s3Url, s3Env, 'exports/tenant/pg-1.zip', 5);
+    const exported = await exportWithLink(repository, snapshot, 'exports/tenant/pg-1.zip', 5);
     assert.match(exported.location, /^s3:\/\/exports\/repo\/exports\/tenant\/pg-1\.zip$/);
     assert.ok(exported.link?.startsWith(s3.endpoint));
     const names = await downloadAndOpen(exported.link as string, join(workDir.path, 'pg'));
@@ -270,7 +266,7 @@ describe('a MariaDB backup exported to Azure Blob Storage', () => {
       type: 'full',
       env: { MYSQL_PWD: maria.password },
     });
-    const exported = await exportWithLink(repository, snapshot, url, env, 'exports/tenant/maria-1.zip', 5);
+    const exported = await exportWithLink(repository, snapshot, 'exports/tenant/maria-1.zip', 5);
     assert.equal(exported.location, 'azblob://exports/repo/exports/tenant/maria-1.zip');
     const dir = join(workDir.path, 'maria');
     const names = await downloadAndOpen(exported.link as string, dir);
@@ -336,7 +332,6 @@ describe('a volume backup exported in a filesystem repository', () => {
     const snapshot = await runBackup({ sourceUrl: `file://${volume}`, repository, type: 'full', env: {} });
     const outcome = await runExport({
       repository,
-      store: openExportStore(url, {}),
       snapshot,
       kind: 'volume',
       key: 'exports/tenant/files-1.zip',
@@ -371,7 +366,6 @@ describe('an export whose upload fails', () => {
     await assert.rejects(
       runExport({
         repository,
-        store: openExportStore(url, {}),
         snapshot,
         kind: 'volume',
         key: 'exports/tenant/blocked.zip',

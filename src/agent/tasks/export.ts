@@ -3,13 +3,14 @@ import * as k8s from '@kubernetes/client-node';
 import { parseDuration } from '../../api/duration.ts';
 import { TidemarkError } from '../../errors.ts';
 import { DumpToCsv } from '../../export/database-csv.ts';
-import { type ExportStore, openExportStore } from '../../export/export-store.ts';
 import { ZipStream } from '../../export/zip-stream.ts';
 import { log } from '../../log.ts';
 import type { ProgressListener } from '../../repository/progress.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { readTreeFiles, restoreStream } from '../../repository/restore.ts';
 import type { Snapshot } from '../../repository/snapshot.ts';
+import type { Storage } from '../../repository/storage/storage.ts';
+import { openStorage } from '../../repository/storage/url.ts';
 import { decodeName, decodeTree } from '../../repository/tree.ts';
 import type { ObjectCount } from '../../sources/source.ts';
 import { required } from './env.ts';
@@ -19,10 +20,14 @@ import type { AgentTask } from './task.ts';
 /** Streams of a database snapshot that hold no tables (roles and grants). */
 const GLOBALS_STREAM = 'globals.sql';
 
+/**
+ * An export is written into the repository's own storage, under `exports/`, which is no part of the repository
+ * format (docs/repository-format.md), so check, prune and repair never look at it. It is streamed (S3 multipart,
+ * Azure staged blocks, a temporary file renamed), never held whole in memory.
+ */
 export interface ExportRequest {
+  /** The repository read, whose storage the ZIP is written into. */
   repository: Repository;
-  /** The repository's object store, where the ZIP goes (export-store.ts). */
-  store: ExportStore;
   snapshot: Snapshot;
   /** What the snapshot holds: database dumps (a CSV per table) or a volume's files. */
   kind: 'database' | 'volume';
@@ -47,9 +52,10 @@ export interface ExportOutcome {
 
 /** Writes the snapshot as a ZIP into the repository's object store, streamed, and makes its link. */
 export async function runExport(request: ExportRequest): Promise<ExportOutcome> {
-  const { store, key } = request;
+  const { key } = request;
+  const storage = exportStorage(request.repository.storage);
   const zip = new ZipStream();
-  const uploaded = store.upload(key, zip.output);
+  const uploaded = storage.putStream(key, zip.output, { contentType: 'application/zip' });
   // An upload that gives up stops the archive, or its writer would wait for ever for room in the stream.
   uploaded.catch((error: Error) => zip.abort(error));
   let objects: ObjectCount[];
@@ -59,13 +65,22 @@ export async function runExport(request: ExportRequest): Promise<ExportOutcome> 
   } catch (error) {
     zip.abort(error as Error);
     await uploaded.catch(() => {}); // the archive's error is the one to report
-    await store.delete(key).catch(() => {});
+    await storage.delete(key).catch(() => {});
     throw error;
   }
   const size = await uploaded;
   const expiryTime = new Date(Date.now() + request.expiresAfterMs);
-  const link = await store.link(key, expiryTime, key.slice(key.lastIndexOf('/') + 1));
-  return { key, location: store.location(key), size, ...(link ? { link } : {}), expiryTime, objects };
+  const seconds = Math.max(1, Math.ceil((expiryTime.getTime() - Date.now()) / 1000));
+  const link = await storage.presign?.(key, seconds);
+  return { key, location: storage.location(key), size, ...(link ? { link } : {}), expiryTime, objects };
+}
+
+/** The storage with what an export needs, which every backend has (storage.ts). */
+function exportStorage(storage: Storage): Storage & Required<Pick<Storage, 'putStream' | 'location'>> {
+  const { putStream, location } = storage;
+  if (!putStream || !location)
+    throw new TidemarkError('Unsupported', `${storage.description}: cannot hold exports (no streamed put)`);
+  return { ...storage, putStream: putStream.bind(storage), location: location.bind(storage) };
 }
 
 async function writeTables(request: ExportRequest, zip: ZipStream): Promise<ObjectCount[]> {
@@ -197,17 +212,16 @@ export const exportTask: AgentTask<'export', ExportInput, ExportResult, ExportIn
     };
   },
   run: async (input, { env, repository, onProgress }) => {
-    const store = openExportStore(required(env, 'TIDEMARK_REPO'), env);
     if (input.action === 'delete') {
-      await store.delete(input.key);
-      log.info({ event: 'export-deleted', object: store.location(input.key) }, 'export deleted');
+      const storage = exportStorage(openStorage(required(env, 'TIDEMARK_REPO'), env));
+      await storage.delete(input.key);
+      log.info({ event: 'export-deleted', object: storage.location(input.key) }, 'export deleted');
       return {};
     }
     const repo = await repository();
     const snapshot = await repo.findSnapshot(input.snapshotId);
     const outcome = await runExport({
       repository: repo,
-      store,
       snapshot,
       kind: input.kind,
       key: input.key,

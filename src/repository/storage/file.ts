@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Dir } from 'node:fs';
 import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { type ErrorCode, TidemarkError, withCleanup } from '../../errors.ts';
 import { type BlobInfo, type Leftover, type Storage, storageError } from './storage.ts';
@@ -55,21 +56,28 @@ export class FileStorage implements Storage {
   }
 
   async put(name: string, data: Buffer): Promise<void> {
-    const path = this.pathOf('put', name);
-    const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}${tempMarker}`);
-    try {
-      await this.writeFile(temp, data).catch(async (error: NodeJS.ErrnoException) => {
-        // The common case needs no mkdir; the root itself is never created here (that is ensureContainer's job).
-        if (error.code !== 'ENOENT' || !(await this.rootExists())) throw error;
-        await mkdir(dirname(path), { recursive: true });
-        await this.writeFile(temp, data);
-      });
-      await rename(temp, path);
-      if (this.options.fsync) await syncDirectory(dirname(path));
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw await this.mapError('put', name, error);
-    }
+    await this.write('put', name, (file) => file.writeFile(data));
+  }
+
+  /** Like `put`, from a stream; the file is readable by its owner only (mode 0600). */
+  async putStream(name: string, data: Readable): Promise<number> {
+    return this.write(
+      'put',
+      name,
+      async (file) => {
+        let bytes = 0;
+        for await (const chunk of data) {
+          await file.write(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+        }
+        return bytes;
+      },
+      0o600,
+    );
+  }
+
+  location(name: string): string {
+    return this.pathOf('location', name);
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {
@@ -128,11 +136,34 @@ export class FileStorage implements Storage {
     }
   }
 
-  private async writeFile(path: string, data: Buffer): Promise<void> {
-    await closing(await open(path, 'wx'), async (file) => {
-      await file.writeFile(data);
-      if (this.options.fsync) await file.sync();
-    });
+  /** Fills a new temporary file beside the blob's, then renames it over the blob. */
+  private async write<T>(
+    operation: string,
+    name: string,
+    fill: (file: FileHandle) => Promise<T>,
+    mode?: number,
+  ): Promise<T> {
+    const path = this.pathOf(operation, name);
+    const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}${tempMarker}`);
+    try {
+      const file = await open(temp, 'wx', mode).catch(async (error: NodeJS.ErrnoException) => {
+        // The common case needs no mkdir; the root itself is never created here (that is ensureContainer's job).
+        if (error.code !== 'ENOENT' || !(await this.rootExists())) throw error;
+        await mkdir(dirname(path), { recursive: true });
+        return open(temp, 'wx', mode);
+      });
+      const result = await closing(file, async () => {
+        const filled = await fill(file);
+        if (this.options.fsync) await file.sync();
+        return filled;
+      });
+      await rename(temp, path);
+      if (this.options.fsync) await syncDirectory(dirname(path));
+      return result;
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw await this.mapError(operation, name, error);
+    }
   }
 
   /** Yields the files in `dir` (the folder `folder` of names) and below whose names start with `prefix`. */

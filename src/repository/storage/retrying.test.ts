@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { TidemarkError } from '../../errors.ts';
 import { retrying } from './retrying.ts';
@@ -156,5 +157,29 @@ describe('retrying', () => {
     for await (const blob of retried.list('')) listed.push(blob);
     assert.deepEqual(listed, [{ name: 'a', size: 1 }]);
     assert.equal(storage.calls, 4);
+  });
+
+  test('a streamed put is retried while its stream is unread, and fails at once after reading from it', async () => {
+    const base = flaky([]);
+    let read = false;
+    const streaming: Storage = {
+      ...base,
+      putStream: async (_name, data) => {
+        if (read) data.read();
+        base.calls++;
+        if (base.calls <= 2) throw transient();
+        return 4;
+      },
+    };
+    const retried = retrying(streaming, { sleep: fakeSleep().sleep });
+    assert.equal(await retried.putStream?.('x', Readable.from([Buffer.from('data')])), 4);
+    assert.equal(base.calls, 3);
+
+    base.calls = 0;
+    read = true;
+    await assert.rejects(retried.putStream?.('x', Readable.from([Buffer.from('data')])) as Promise<number>, {
+      code: 'Transient',
+    });
+    assert.equal(base.calls, 1);
   });
 });

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TidemarkError, withContext } from '../../errors.ts';
 import type { BlobInfo, Storage } from './storage.ts';
@@ -80,6 +81,8 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
     }
   };
 
+  const putStream = storage.putStream?.bind(storage);
+  const presign = storage.presign?.bind(storage);
   return {
     description: storage.description,
     get: (name, range) => call('get', name, () => storage.get(name, range)),
@@ -88,6 +91,11 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
     delete: (name) => call('delete', name, () => storage.delete(name)),
     ensureContainer: () => call('ensureContainer', '', () => storage.ensureContainer()),
     leftovers: storage.leftovers?.bind(storage),
+    ...(putStream && {
+      putStream: (name, data, options) => call('put', name, () => once(putStream(name, data, options), data)),
+    }),
+    ...(presign && { presign: (name, seconds) => call('presign', name, () => presign(name, seconds)) }),
+    ...(storage.location && { location: storage.location.bind(storage) }),
     async *list(prefix: string): AsyncIterable<BlobInfo> {
       const seen = new Set<string>();
       let attempt = 1;
@@ -112,4 +120,18 @@ export function retrying(storage: Storage, options: RetryOptions = {}): Storage 
       }
     },
   };
+}
+
+/**
+ * A stream cannot be read twice, so a streamed put is tried again only when it failed before reading any of it
+ * (a refused connection on its first request); once its data was read, its error is final.
+ */
+async function once<T>(putting: Promise<T>, data: Readable): Promise<T> {
+  try {
+    return await putting;
+  } catch (error) {
+    if (error instanceof TidemarkError && error.retryable && data.readableDidRead)
+      throw new TidemarkError(error.code, error.message, { cause: error, retryable: false });
+    throw error;
+  }
 }

@@ -1,7 +1,17 @@
 import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
 import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import { type ErrorCode, isCode, TidemarkError } from '../../errors.ts';
-import { type BlobInfo, type Leftover, rangePastTheEnd, type Storage, storageError } from './storage.ts';
+import {
+  attachmentOf,
+  type BlobInfo,
+  counted,
+  emptyRange,
+  type Leftover,
+  rangePastTheEnd,
+  type Storage,
+  storageError,
+} from './storage.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -22,6 +32,8 @@ const MiB = 1024 * 1024;
 /** Above this size a put is a multipart upload; S3 allows 10,000 parts, so blobs up to 78 GiB fit. */
 const multipartThreshold = 16 * MiB;
 const partSize = 8 * MiB;
+/** S3 presigned URLs (signature version 4) are valid for at most 7 days. */
+const maxLinkSeconds = 7 * 24 * 3600;
 
 /** Blobs as objects in an S3 bucket under `prefix/`; a multipart upload becomes visible only when complete. */
 export class S3Storage implements Storage {
@@ -52,13 +64,8 @@ export class S3Storage implements Storage {
   }
 
   async get(name: string, range?: { offset: number; length: number }): Promise<Buffer> {
-    // S3 ignores an empty range (`bytes=5-4`) and sends the whole object, so that case asks for the size instead.
-    if (range?.length === 0) {
-      const info = await this.stat(name);
-      if (!info) throw storageError(this, 'NotFound', 'get', name, 'not found');
-      if (range.offset > info.size) throw rangePastTheEnd(this, name, range, info.size);
-      return Buffer.alloc(0);
-    }
+    // S3 ignores an empty range (`bytes=5-4`) and sends the whole object.
+    if (range?.length === 0) return emptyRange(this, name, range);
     try {
       const response = await this.client.send(
         new this.sdk.GetObjectCommand({
@@ -87,6 +94,50 @@ export class S3Storage implements Storage {
     } catch (error) {
       throw this.mapError('put', name, error);
     }
+  }
+
+  /** A multipart upload of 8 MiB parts, two in flight, completed (and so visible) at the stream's end. */
+  async putStream(name: string, data: Readable, options: { contentType?: string } = {}): Promise<number> {
+    const body = counted(data);
+    const { Upload } = require('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage');
+    try {
+      await new Upload({
+        client: this.client,
+        params: {
+          Bucket: this.bucket,
+          Key: this.keyPrefix + name,
+          Body: body.stream,
+          ContentType: options.contentType,
+        },
+        partSize,
+        queueSize: 2,
+      }).done();
+    } catch (error) {
+      throw this.mapError('put', name, error);
+    }
+    return body.bytes();
+  }
+
+  async presign(name: string, expiresInSeconds: number): Promise<string> {
+    if (expiresInSeconds > maxLinkSeconds)
+      throw storageError(
+        this,
+        'InvalidArgument',
+        'presign',
+        name,
+        `an S3 link lasts at most 7 days, not ${expiresInSeconds} s`,
+      );
+    const { getSignedUrl } = require('@aws-sdk/s3-request-presigner') as typeof import('@aws-sdk/s3-request-presigner');
+    const command = new this.sdk.GetObjectCommand({
+      Bucket: this.bucket,
+      Key: this.keyPrefix + name,
+      ResponseContentDisposition: attachmentOf(name),
+    });
+    return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
+  }
+
+  location(name: string): string {
+    return `s3://${this.bucket}/${this.keyPrefix}${name}`;
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
 import { faulty } from './faulty.ts';
 import { type RetryEvent, retrying } from './retrying.ts';
@@ -143,6 +145,53 @@ export function runStorageConformance(name: string, open: () => Promise<Storage>
       assert.deepEqual(listed, expected);
     });
 
+    test('putStream writes a blob of unknown length, across parts too, says its size, and names where it is', async () => {
+      const storage = retrying(await open(), { baseDelayMs: 1 });
+      assert.ok(storage.location, 'every backend names locations');
+      const big = randomBytes(20 * MiB);
+      assert.equal(await putStream(storage, 'exports/t/big.zip', chunked(big, MiB)), big.length);
+      assert.ok((await storage.get('exports/t/big.zip')).equals(big));
+      assert.equal(await putStream(storage, 'exports/t/small.zip', chunked(Buffer.from('small'), 2)), 5);
+      assert.deepEqual(await storage.stat('exports/t/small.zip'), { name: 'exports/t/small.zip', size: 5 });
+      const location = storage.location('exports/t/small.zip');
+      assert.ok(location.endsWith('/exports/t/small.zip'), location);
+      assert.ok(!location.includes('?'), `${location} holds no query (credentials, endpoint)`);
+    });
+
+    test('a streamed put whose stream fails midway leaves nothing under its name', async () => {
+      const storage = retrying(await open(), { baseDelayMs: 1 });
+      const failing = Readable.from(
+        (async function* () {
+          yield* chunked(randomBytes(9 * MiB), MiB);
+          throw new Error('the writer failed');
+        })(),
+      );
+      await assert.rejects(putStream(storage, 'exports/t/failed.zip', failing), /the writer failed/);
+      assert.equal(await storage.stat('exports/t/failed.zip'), undefined);
+      assert.deepEqual(await names(storage, ''), []);
+      assert.deepEqual(
+        storage.leftovers ? await collect(storage.leftovers()) : [],
+        [],
+        'no temporary file, no open upload',
+      );
+    });
+
+    test('presign gives a link that reads the blob as an attachment until it expires', async (t) => {
+      const storage = retrying(await open(), { baseDelayMs: 1 });
+      if (!storage.presign) return t.skip('no links: whoever may read the blob reads its location');
+      const data = randomBytes(3000);
+      await storage.put('exports/t/linked.zip', data);
+      const link = await storage.presign('exports/t/linked.zip', 2);
+      const response = await fetch(link);
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.equal(response.headers.get('content-disposition'), 'attachment; filename="linked.zip"');
+      assert.ok(Buffer.from(await response.arrayBuffer()).equals(data));
+      await sleep(3500);
+      const expired = await fetch(link);
+      await expired.arrayBuffer();
+      assert.equal(expired.status, 403, 'refused once expired');
+    });
+
     test('a missing container is ContainerMissing for every operation until ensureContainer creates it', async () => {
       const storage = await variants.missingContainer();
       await rejectsWith(storage.get('x'), 'ContainerMissing', storage, 'x');
@@ -151,6 +200,7 @@ export function runStorageConformance(name: string, open: () => Promise<Storage>
       await rejectsWith(storage.put('f/x', Buffer.from('x')), 'ContainerMissing', storage, 'f/x');
       await rejectsWith(storage.stat('x'), 'ContainerMissing', storage, 'x');
       await rejectsWith(storage.delete('x'), 'ContainerMissing', storage, 'x');
+      await rejectsWith(putStream(storage, 'f/x', chunked(Buffer.from('x'), 1)), 'ContainerMissing', storage, 'f/x');
       await rejectsWith(collect(storage.list('')), 'ContainerMissing', storage);
       await storage.ensureContainer();
       await storage.ensureContainer();
@@ -234,6 +284,21 @@ export function runStorageConformance(name: string, open: () => Promise<Storage>
       assert.deepEqual(await base.get('packs/lost'), data);
     });
   });
+}
+
+/** Every backend streams puts; wrappers made for one test may not. */
+function putStream(storage: Storage, name: string, data: Readable): Promise<number> {
+  assert.ok(storage.putStream, `${storage.description} has no putStream`);
+  return storage.putStream(name, data);
+}
+
+/** `data` as a stream of `size`-byte chunks, whose length nobody is told. */
+function chunked(data: Buffer, size: number): Readable {
+  return Readable.from(
+    (function* () {
+      for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
+    })(),
+  );
 }
 
 function transient(): TidemarkError {

@@ -15,8 +15,15 @@
  * - Errors are TidemarkErrors: NotFound, AccessDenied (bad credentials, denied), ContainerMissing (no
  *   such bucket/container/directory), Transient (worth retrying: timeouts, 5xx, throttling); messages
  *   name the backend (`description`) and the blob.
+ * - `putStream` writes a blob of unknown length from a stream, as atomically as `put`, and says how many bytes it
+ *   wrote; the blob is readable by the storage's owner only (exports put plaintext there).
+ * - `presign` gives a link that reads a blob, without other credentials, for `expiresInSeconds` (S3 presigned
+ *   GET, Azure SAS); it downloads as an attachment named after the blob's last folder part. The file backend has
+ *   none: whoever may read the blob reads its `location`.
+ * - `location` is where a blob is for someone who reads the storage directly: `s3://bucket/prefix/name`, a path.
  * - Backends do not retry; retrying.ts wraps them (openStorage in url.ts does).
  */
+import { Readable } from 'node:stream';
 import { type ErrorCode, TidemarkError } from '../../errors.ts';
 
 export interface BlobInfo {
@@ -46,6 +53,14 @@ export interface Storage {
   ensureContainer(): Promise<void>;
   /** Leftovers of interrupted puts, for backends whose puts can leave any (housekeeping.ts removes old ones). */
   leftovers?(): AsyncIterable<Leftover>;
+  // Every backend has putStream and location, S3 and Azure presign (the conformance suite holds them to it);
+  // wrappers made for one test may lack them.
+  /** Writes `name` from a stream of unknown length; returns its size. */
+  putStream?(name: string, data: Readable, options?: { contentType?: string }): Promise<number>;
+  /** A link that reads `name` without other credentials for `expiresInSeconds`; absent for the file backend. */
+  presign?(name: string, expiresInSeconds: number): Promise<string>;
+  /** Where `name` is for someone who reads the storage directly. */
+  location?(name: string): string;
 }
 
 /** An error that names the storage, the operation and the blob (or prefix) it was about. */
@@ -74,4 +89,36 @@ export function rangePastTheEnd(
     name,
     `range ${range.offset}+${range.length} is past the end (${available} bytes there)`,
   );
+}
+
+/**
+ * A ranged get of nothing, which S3 and Azure would read as "the whole blob": answered from the blob's size
+ * (NotFound when it is missing, InvalidArgument past the end).
+ */
+export async function emptyRange(
+  storage: Pick<Storage, 'description' | 'stat'>,
+  name: string,
+  range: { offset: number; length: number },
+): Promise<Buffer> {
+  const info = await storage.stat(name);
+  if (!info) throw storageError(storage, 'NotFound', 'get', name, 'not found');
+  if (range.offset > info.size) throw rangePastTheEnd(storage, name, range, info.size);
+  return Buffer.alloc(0);
+}
+
+/** `attachment; filename="…"` naming the blob's last folder part, for links that download it. */
+export function attachmentOf(name: string): string {
+  return `attachment; filename="${name.slice(name.lastIndexOf('/') + 1).replace(/[^A-Za-z0-9._-]/g, '_')}"`;
+}
+
+/** `data` as it passes through, counted, for streamed puts that must say how many bytes they wrote. */
+export function counted(data: Readable): { stream: Readable; bytes: () => number } {
+  let bytes = 0;
+  async function* count(): AsyncGenerator<Buffer> {
+    for await (const chunk of data) {
+      bytes += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  }
+  return { stream: Readable.from(count(), { objectMode: false }), bytes: () => bytes };
 }
