@@ -41,9 +41,9 @@ const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
  * describing the packs it wrote, which the caller saves before the snapshot (write order: packs,
  * index, snapshot).
  *
- * Storing a chunk: it is copied once into shared memory (a pipeline slot); a worker computes its id;
- * a new one is compressed and sealed by a worker into the slot's output, which is copied into the
- * pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
+ * Storing a chunk: it is copied once into shared memory (a pipeline slot); a worker computes its id
+ * and, told the chunk is new, compresses and seals it into the slot's output (one job per chunk),
+ * which is copied into the pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
  */
 export class ChunkStore {
   /** The pack being filled; made on the first chunk (a store that only reads holds no pack buffer). */
@@ -99,9 +99,14 @@ export class ChunkStore {
     let id: ChunkId | undefined;
     try {
       copyInto(data, slot.input);
-      id = await this.pipeline.chunkId(slot, length, this.chunkIdKey, this.chainBytes(chain));
-      if (this.known(id)) return { id, stored: false };
-      await this.seal(slot, id, type, length);
+      const { chunkIdKey, encryptionKey } = this;
+      id = await this.pipeline.identify(slot, length, chunkIdKey, this.chainBytes(chain), encryptionKey);
+      // The worker waits for this answer (see ChunkPipeline.identify): nothing awaited before it.
+      if (this.known(id)) {
+        this.pipeline.skip(slot);
+        return { id, stored: false };
+      }
+      await this.seal(id, type, length, slot, () => this.pipeline.sealIdentified(slot));
     } catch (error) {
       throw withContext(`storing ${id ? `chunk ${id.slice(0, 12)}` : 'a chunk'} of ${length} bytes`, error);
     } finally {
@@ -117,7 +122,7 @@ export class ChunkStore {
     const slot = await this.pipeline.acquire(data.length);
     try {
       copyInto(data, slot.input);
-      await this.seal(slot, id, type, data.length);
+      await this.seal(id, type, data.length, slot, () => this.pipeline.seal(slot, data.length, this.encryptionKey, id));
     } catch (error) {
       throw withContext(`storing chunk ${id.slice(0, 12)} of ${data.length} bytes`, error);
     } finally {
@@ -141,11 +146,17 @@ export class ChunkStore {
     return { id, stored: true };
   }
 
-  /** Seals the chunk in the slot on a worker and adds it to the pack. */
-  private async seal(slot: Slot, id: ChunkId, type: ChunkType, length: number): Promise<void> {
+  /** Seals the chunk in the slot on a worker (`sealing`) and adds it to the pack. */
+  private async seal(
+    id: ChunkId,
+    type: ChunkType,
+    length: number,
+    slot: Slot,
+    sealing: () => Promise<{ codec: number; length: number }>,
+  ): Promise<void> {
     this.pending.add(id);
     try {
-      const sealed = await this.pipeline.seal(slot, length, this.encryptionKey, id);
+      const sealed = await sealing();
       this.throwIfFailed();
       this.filling().addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
     } catch (error) {

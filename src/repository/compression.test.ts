@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { brotliCompressSync, constants } from 'node:zlib';
+import { brotliCompressSync, constants, zstdCompressSync } from 'node:zlib';
 import { isCode } from '../errors.ts';
-import { CODEC_BROTLI, CODEC_NONE, CODEC_ZSTD, type Codec, compress, crc32, decompress } from './compression.ts';
+import {
+  CODEC_BROTLI,
+  CODEC_NONE,
+  CODEC_ZSTD,
+  type Codec,
+  compress,
+  compressParts,
+  crc32,
+  decompress,
+} from './compression.ts';
 
 const MiB = 1024 * 1024;
 
@@ -76,6 +85,33 @@ describe('compress / decompress', () => {
     assert.equal(stored.codec, CODEC_ZSTD);
     assert.equal(stored.data.readUInt32BE(0), 0x28b52ffd, 'a zstd frame (magic 28 b5 2f fd)');
     assert.ok((await decompress(stored.codec, stored.data, data.length)).equals(data));
+  });
+
+  it('writes the frames of zstdCompressSync byte for byte, chunk after chunk, at each level (stored bytes unchanged)', () => {
+    const frameOf = (data: Uint8Array, level: number) =>
+      zstdCompressSync(data, {
+        chunkSize: Math.min(data.length + (data.length >> 8) + 64, 4 * MiB), // as compression.ts always did
+        params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 0 },
+      });
+    const text = sqlText(5 * MiB);
+    const inputs = [
+      Buffer.from('tidemark '.repeat(12)),
+      text.subarray(0, 3000),
+      text, // beyond any earlier output buffer
+      text.subarray(7, 200 * 1024),
+      Buffer.concat([text.subarray(0, MiB), randomData(MiB).subarray(0, 40_000)]),
+      Buffer.from('tidemark '.repeat(40)),
+      // 9 MiB, text where the probe looks, a frame over 4 MiB (written in several steps)
+      Buffer.concat([text.subarray(0, MiB), randomData(2 * MiB), text.subarray(0, 2 * MiB), randomData(3 * MiB), text]),
+    ];
+    for (const level of [1, 3, 1])
+      for (const data of inputs) {
+        const { codec, parts } = compressParts(data, CODEC_ZSTD, { level });
+        assert.equal(codec, CODEC_ZSTD);
+        const expected = frameOf(data, level);
+        assert.ok(Buffer.from(parts[0] as Uint8Array).equals(expected), `${data.length} bytes at level ${level}`);
+        assert.equal(Buffer.from(parts[1] as Uint8Array).readUInt32LE(0), crc32(expected));
+      }
   });
 
   it('stores an incompressible chunk as is (codec 0) by default, large ones settled by the probe', async () => {

@@ -74,12 +74,14 @@ export async function compress(
   options: CompressOptions = {},
 ): Promise<{ codec: Codec; data: Buffer }> {
   const compressed = compressParts(data, codec, options);
+  // Concatenated: a copy, as the parts are views of a buffer the next compression overwrites.
   return { codec: compressed.codec, data: compressed.codec === CODEC_NONE ? data : Buffer.concat(compressed.parts) };
 }
 
 /**
  * `compress`, synchronous (it runs on a pipeline worker or inline for small chunks), giving the stored
- * bytes in parts (the stream, then its CRC) so they can be sealed without concatenating them.
+ * bytes in parts (the stream, then its CRC) so they can be sealed without concatenating them. The
+ * stream is a view of a buffer the next compression on this thread overwrites: use it before that.
  */
 export function compressParts(
   data: Uint8Array,
@@ -143,18 +145,89 @@ function slice(data: Uint8Array, center: number): Uint8Array {
   return data.subarray(start, start + PROBE_SLICE);
 }
 
-function encode(data: Uint8Array, level?: number): Buffer {
-  // One output buffer that fits the stream (zstd's bound: input + 1/256 + a header); a 64 KiB one for a
-  // 2 KiB chunk cost a third of the compression time of small chunks.
-  const chunkSize = Math.min(data.length + (data.length >> 8) + 64, 4 * 1024 * 1024);
-  return zlib.zstdCompressSync(data, {
-    chunkSize,
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: level ?? DEFAULT_ZSTD_LEVEL,
-      [zlib.constants.ZSTD_c_checksumFlag]: 0,
-    },
-  });
+/** The zstd frame of `data`: a view of a buffer the next call on this thread overwrites. */
+function encode(data: Uint8Array, level = DEFAULT_ZSTD_LEVEL): Buffer {
+  let encoder = encoders.get(level);
+  if (!encoder) {
+    encoder = new ZstdEncoder(level);
+    encoders.set(level, encoder);
+  }
+  return encoder.encode(data);
 }
+
+/** What node:zlib's own zstdCompressSync drives: the native handle and the [availOut, availIn] it reports. */
+interface ZstdInternals {
+  _handle: {
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOff: number,
+      inLen: number,
+      out: Buffer,
+      outOff: number,
+      outLen: number,
+    ): void;
+    reset(): void;
+  };
+  _writeState: Uint32Array;
+}
+
+/**
+ * A zstd compressor kept for the thread's lifetime (one per level). Making one per chunk (a stream
+ * object and a zstd context, ~35 µs) cost twice the compression of a small chunk. It drives the
+ * native handle the way zstdCompressSync does (node:zlib's processChunkSync), one finished frame per
+ * call, which leaves the context ready for the next frame: the frames are byte for byte those of
+ * zstdCompressSync with the same parameters (compression.test.ts).
+ */
+class ZstdEncoder {
+  private readonly internals: ZstdInternals;
+  private failure: Error | undefined;
+  /** Output, at least zstd's bound of the largest chunk so far (input + 1/256 + 64), reused. */
+  private out = Buffer.allocUnsafe(64 * 1024);
+
+  constructor(level: number) {
+    const stream = zlib.createZstdCompress({
+      params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
+    });
+    stream.on('error', (error: Error) => {
+      this.failure = error;
+    });
+    this.internals = stream as unknown as ZstdInternals;
+  }
+
+  encode(data: Uint8Array): Buffer {
+    const bound = data.length + (data.length >> 8) + 64;
+    // zstd picks its strategy from the room of the first call (all of the bound, or not): the room is
+    // the output chunk size zstdCompressSync was always given, so the frames stay what they were.
+    const step = Math.min(bound, MAX_OUTPUT_STEP);
+    if (this.out.length < bound) this.out = Buffer.allocUnsafe(bound);
+    const { _handle: handle, _writeState: state } = this.internals;
+    let read = 0;
+    let written = 0;
+    for (;;) {
+      const room = Math.min(step, this.out.length - written);
+      handle.writeSync(zlib.constants.ZSTD_e_end, data, read, data.length - read, this.out, written, room);
+      const [availOut = 0, availIn = 0] = state;
+      read = data.length - availIn;
+      written += room - availOut;
+      if (this.failure || availOut > 0 || written >= this.out.length) break;
+    }
+    const failure = this.failure;
+    if (failure || read < data.length || written >= this.out.length) {
+      this.failure = undefined;
+      handle.reset();
+      throw new TidemarkError(
+        'Internal',
+        `zstd compression of ${data.length} bytes: ${failure?.message ?? 'frame not finished within its bound'}`,
+      );
+    }
+    return this.out.subarray(0, written);
+  }
+}
+
+/** Output chunk size zstdCompressSync was given for chunks over ~4 MiB (see ZstdEncoder.encode). */
+const MAX_OUTPUT_STEP = 4 * 1024 * 1024;
+const encoders = new Map<number, ZstdEncoder>();
 
 function decode(
   codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,

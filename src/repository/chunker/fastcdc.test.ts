@@ -234,6 +234,22 @@ describe('boundaries depend only on content and seed', () => {
     assert.ok(shared.length <= 1, `${shared.length} boundaries shared`);
   });
 
+  it("follow the seed's bytes when chunkers of many seeds were made before (tables kept per seed)", () => {
+    const data = randomData(2 * MiB, 'tables');
+    const seeds = Array.from({ length: 20 }, (_, i) => Buffer.alloc(32, i + 1));
+    const each = seeds.map((s) => lengths(chunkWhole(data, { seed: s, ...small })));
+    assert.equal(new Set(each.map((l) => l.join())).size, seeds.length, 'every seed cuts differently');
+    assert.deepEqual(
+      seeds.map((s) => lengths(chunkWhole(data, { seed: s, ...small }))),
+      each,
+      'again, past the number of seeds kept',
+    );
+    const reused = Buffer.from(seeds[0] as Buffer);
+    assert.deepEqual(lengths(chunkWhole(data, { seed: reused, ...small })), each[0]);
+    reused.fill(2); // the same Buffer, now holding the second seed
+    assert.deepEqual(lengths(chunkWhole(data, { seed: reused, ...small })), each[1]);
+  });
+
   it('keep their values for a fixed seed and input (part of the repository format)', () => {
     const data = randomData(8 * MiB, 'golden');
     assert.deepEqual(lengths(chunkWhole(data, { seed: Buffer.alloc(32) })), GOLDEN_LENGTHS);

@@ -77,6 +77,32 @@ function highMask(bits: number): number {
   return ((2 ** bits - 1) * 2 ** (31 - bits)) | 0;
 }
 
+interface GearTables {
+  gear: Int32Array;
+  /** gear[b] << 1, for the two-bytes-per-step loop (see Chunker.scan). */
+  gearShifted: Int32Array;
+}
+
+/** Tables of the seeds in use, by seed (hex); a process uses one or a few repositories' seeds. */
+const gearTablesBySeed = new Map<string, GearTables>();
+const GEAR_TABLES_KEPT = 16;
+
+/**
+ * The gear tables of `seed`, derived once per seed: a chunker is made per file, and deriving them
+ * (32 HMACs, ~140 µs) cost more than chunking a small file. Read-only, shared by every chunker.
+ */
+function gearTablesOf(seed: Buffer): GearTables {
+  const key = Buffer.isBuffer(seed) ? seed.toString('hex') : '';
+  const known = gearTablesBySeed.get(key);
+  if (known) return known;
+  const gear = new Int32Array(gearTable(seed).buffer);
+  const tables = { gear, gearShifted: gear.map((g) => g << 1) };
+  if (gearTablesBySeed.size >= GEAR_TABLES_KEPT)
+    gearTablesBySeed.delete(gearTablesBySeed.keys().next().value as string);
+  gearTablesBySeed.set(key, tables);
+  return tables;
+}
+
 /** Leftovers shorter than this are copied into a staging buffer of STAGING_SIZE bytes. */
 const SMALL = 16 * 1024;
 const STAGING_SIZE = 64 * 1024;
@@ -108,8 +134,7 @@ export class Chunker {
     this.min = min;
     this.avg = avg;
     this.max = max;
-    this.gear = new Int32Array(gearTable(options.seed).buffer);
-    this.gearShifted = this.gear.map((g) => g << 1);
+    ({ gear: this.gear, gearShifted: this.gearShifted } = gearTablesOf(options.seed));
     const bits = Math.log2(avg);
     this.maskS = highMask(bits + 2);
     this.maskL = highMask(bits - 2);

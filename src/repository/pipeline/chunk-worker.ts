@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { ChunkId } from '../format.ts';
 import { chunkIdOf, sealChunk } from './chunk-work.ts';
-import type { WorkerJob, WorkerReply } from './protocol.ts';
+import { VERDICT_PENDING, VERDICT_SEAL, type WorkerJob, type WorkerReply } from './protocol.ts';
 
 /** A pipeline worker: runs one job at a time on chunks in shared memory (see pool.ts). */
 const port = parentPort;
@@ -10,10 +10,14 @@ port.on('message', (job: WorkerJob) => {
   let reply: WorkerReply;
   try {
     const data = new Uint8Array(job.input, 0, job.length);
-    reply =
-      job.kind === 'id'
-        ? { kind: 'id', id: chunkIdOf(job.key, job.chain, data) }
-        : { kind: 'sealed', ...sealChunk(job.key, job.id as ChunkId, data, new Uint8Array(job.output)) };
+    if (job.kind === 'identify') {
+      const id = chunkIdOf(job.key, job.chain, data);
+      port.postMessage({ kind: 'id', id } satisfies WorkerReply);
+      // The pool answers as soon as it has looked the id up (it always does, see ChunkPipeline.identify).
+      Atomics.wait(job.verdict, 0, VERDICT_PENDING);
+      if (Atomics.load(job.verdict, 0) !== VERDICT_SEAL) return;
+      reply = { kind: 'sealed', ...sealChunk(job.sealKey, id, data, new Uint8Array(job.output)) };
+    } else reply = { kind: 'sealed', ...sealChunk(job.key, job.id as ChunkId, data, new Uint8Array(job.output)) };
   } catch (error) {
     const { message, code } = error as { message?: string; code?: string };
     reply = { kind: 'failed', message: String(message ?? error), ...(code ? { code } : {}) };

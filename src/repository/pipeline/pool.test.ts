@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isCode } from '../../errors.ts';
-import type { ChainId } from '../format.ts';
+import { decompress } from '../compression.ts';
+import type { ChainId, ChunkId } from '../format.ts';
+import { openRecord } from '../pack.ts';
 import { Repository } from '../repository.ts';
 import { FileStorage } from '../storage/file.ts';
-import { ChunkPipeline } from './pool.ts';
+import { chunkIdOf } from './chunk-work.ts';
+import { ChunkPipeline, type Slot } from './pool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-pipeline-'));
 const pipelines: ChunkPipeline[] = [];
@@ -78,6 +81,33 @@ describe('chunk pipeline', () => {
     }
   });
 
+  it('keeps a worker on the chunk it identified until told to seal or skip it, then takes the next job', async () => {
+    const pipeline = new ChunkPipeline({ workers: 1, slots: 3 });
+    pipelines.push(pipeline);
+    // Buffers of their own, as ChunkStore posts them (not views of Node's buffer pool).
+    const key = Uint8Array.from(randomBytes(32));
+    const chainBytes = Uint8Array.from(Buffer.from(chain, 'hex'));
+    const chunks = [text(21, MiB), text(22, MiB), text(23, MiB)];
+    const slots = await Promise.all(chunks.map((c) => pipeline.acquire(c.length)));
+    for (const [i, slot] of slots.entries()) new Uint8Array(slot.input).set(chunks[i] as Buffer);
+    const ids = slots.map((slot, i) => pipeline.identify(slot, (chunks[i] as Buffer).length, key, chainBytes, key));
+    const [first, second, third] = slots as [Slot, Slot, Slot];
+    const settled: number[] = [];
+    for (const [i, id] of ids.entries()) id.then(() => settled.push(i));
+    assert.equal(await ids[0], chunkIdOf(key, chainBytes, chunks[0] as Buffer));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(settled, [0], 'the only worker waits for the verdict on the first chunk');
+    pipeline.skip(first);
+    assert.equal(await ids[1], chunkIdOf(key, chainBytes, chunks[1] as Buffer));
+    const sealed = await pipeline.sealIdentified(second);
+    const record = Buffer.from(second.output, 0, sealed.length);
+    const opened = openRecord(Buffer.from(key), await (ids[1] as Promise<ChunkId>), record, 'test');
+    assert.ok((await decompress(sealed.codec, opened)).equals(chunks[1] as Buffer));
+    await ids[2];
+    pipeline.skip(third);
+    await assert.rejects(pipeline.sealIdentified(third), /held no chunk/);
+  });
+
   it('makes acquire wait while every slot is in use (bounded memory)', async () => {
     const pipeline = new ChunkPipeline({ workers: 1, slots: 1 });
     const slot = await pipeline.acquire(10);
@@ -99,12 +129,15 @@ describe('chunk pipeline', () => {
     });
     pipelines.push(pipeline);
     const slot = await pipeline.acquire(MiB);
-    await assert.rejects(pipeline.chunkId(slot, 1, Buffer.alloc(32), Buffer.alloc(16)), (error) => {
+    await assert.rejects(pipeline.identify(slot, 1, Buffer.alloc(32), Buffer.alloc(16), Buffer.alloc(32)), (error) => {
       assert.ok(isCode(error, 'Internal'));
       assert.match((error as Error).message, /chunk pipeline worker stopped: exited with code 3/);
       return true;
     });
-    await assert.rejects(pipeline.chunkId(slot, 2, Buffer.alloc(32), Buffer.alloc(16)), /worker stopped: worker bug/);
+    await assert.rejects(
+      pipeline.identify(slot, 2, Buffer.alloc(32), Buffer.alloc(16), Buffer.alloc(32)),
+      /worker stopped: worker bug/,
+    );
   });
 
   it('fails a put whose worker dies, with the chunk in the message (a backup fails, never hangs)', async () => {

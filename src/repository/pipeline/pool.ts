@@ -3,12 +3,14 @@ import { TidemarkError } from '../../errors.ts';
 import type { ChunkId } from '../format.ts';
 import { sealedBound } from './chunk-work.ts';
 import { cpuQuota } from './cpu-quota.ts';
-import type { WorkerJob, WorkerReply } from './protocol.ts';
+import { VERDICT_PENDING, VERDICT_SEAL, VERDICT_SKIP, type WorkerJob, type WorkerReply } from './protocol.ts';
 
 /** Shared memory a chunk is copied into once, read by whichever worker runs its jobs; reused chunk after chunk. */
 export class Slot {
   input: SharedArrayBuffer;
   output: SharedArrayBuffer;
+  /** What the pool tells the worker holding this slot's chunk after `identify` (protocol.ts). */
+  readonly verdict = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(length: number) {
     this.input = new SharedArrayBuffer(length);
@@ -33,15 +35,24 @@ export interface ChunkPipelineOptions {
 }
 
 interface Running {
-  job: WorkerJob;
   resolve: (reply: WorkerReply) => void;
   reject: (error: unknown) => void;
+  /** For an `identify` job: its worker holds the chunk once the id is in. */
+  onId?: (worker: PipelineWorker) => void;
+}
+
+interface Queued extends Running {
+  job: WorkerJob;
 }
 
 interface PipelineWorker {
   worker: Worker;
   running?: Running;
+  /** Why it stopped, once it has. */
+  lost?: string;
 }
+
+type Sealed = { codec: number; length: number };
 
 const SLOT_LENGTH = 4 * 1024 * 1024; // the chunker's default max
 const workerModule = new URL(`./chunk-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
@@ -59,10 +70,12 @@ export class ChunkPipeline {
   private readonly workerUrl: URL;
   private readonly workers = new Set<PipelineWorker>();
   private readonly idle: PipelineWorker[] = [];
-  private readonly queue: Running[] = [];
+  private readonly queue: Queued[] = [];
   private readonly freeSlots: Slot[] = [];
   private slotsMade = 0;
   private readonly slotWaiters: (() => void)[] = [];
+  /** Workers waiting for the verdict on the chunk they identified, by its slot. */
+  private readonly holding = new Map<Slot, PipelineWorker>();
 
   constructor(options: ChunkPipelineOptions = {}) {
     this.workerCount = Math.max(1, options.workers ?? cpuQuota());
@@ -91,16 +104,47 @@ export class ChunkPipeline {
     this.slotWaiters.shift()?.();
   }
 
-  /** The id of the chunk in slot.input[0, length) (see chunk-work.ts). */
-  async chunkId(slot: Slot, length: number, key: Uint8Array, chain: Uint8Array): Promise<ChunkId> {
-    const reply = await this.run({ kind: 'id', input: slot.input, length, key, chain });
+  /**
+   * The id of the chunk in slot.input[0, length) (see chunk-work.ts). The worker then holds the chunk
+   * until told what to do with it: the caller must call `sealIdentified` or `skip` next, without
+   * awaiting anything else (the worker waits meanwhile). One message to a worker per chunk, new or not.
+   */
+  async identify(
+    slot: Slot,
+    length: number,
+    key: Uint8Array,
+    chain: Uint8Array,
+    sealKey: Uint8Array,
+  ): Promise<ChunkId> {
+    Atomics.store(slot.verdict, 0, VERDICT_PENDING);
+    const { input, output, verdict } = slot;
+    const job: WorkerJob = { kind: 'identify', input, length, key, chain, sealKey, output, verdict };
+    const reply = await this.run(job, (worker) => this.holding.set(slot, worker));
     return (reply as Extract<WorkerReply, { kind: 'id' }>).id as ChunkId;
   }
 
+  /** Seals the chunk `identify` left in the slot (into slot.output) with the key given there. */
+  async sealIdentified(slot: Slot): Promise<Sealed> {
+    const handle = this.takeHolder(slot);
+    if (!handle || handle.lost) throw stopped(handle?.lost ?? 'it held no chunk of this slot');
+    const reply = await new Promise<WorkerReply>((resolve, reject) => {
+      handle.running = { resolve, reject };
+      this.tell(slot, VERDICT_SEAL);
+    });
+    return checked(reply) as Sealed;
+  }
+
+  /** Drops the chunk `identify` left in the slot (it is stored already); its worker takes the next job. */
+  skip(slot: Slot): void {
+    const handle = this.takeHolder(slot);
+    this.tell(slot, VERDICT_SKIP);
+    if (handle && !handle.lost) this.idleAgain(handle);
+  }
+
   /** Seals the chunk in slot.input[0, length) into slot.output; returns codec and record length. */
-  async seal(slot: Slot, length: number, key: Uint8Array, id: ChunkId): Promise<{ codec: number; length: number }> {
+  async seal(slot: Slot, length: number, key: Uint8Array, id: ChunkId): Promise<Sealed> {
     const reply = await this.run({ kind: 'seal', input: slot.input, length, key, id, output: slot.output });
-    return reply as Extract<WorkerReply, { kind: 'sealed' }>;
+    return reply as Sealed;
   }
 
   /** Stops the workers (tests; the shared pipeline's idle workers do not keep a process alive). */
@@ -108,25 +152,39 @@ export class ChunkPipeline {
     await Promise.all([...this.workers].map((w) => w.worker.terminate()));
   }
 
-  private run(job: WorkerJob): Promise<WorkerReply> {
+  /** Runs a job on a free worker; `onId`: an `identify` job's worker now holds the chunk. */
+  private run(job: WorkerJob, onId?: (worker: PipelineWorker) => void): Promise<WorkerReply> {
     return new Promise<WorkerReply>((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
+      this.queue.push({ job, resolve, reject, ...(onId ? { onId } : {}) });
       this.dispatch();
-    }).then((reply) => {
-      if (reply.kind === 'failed')
-        throw new TidemarkError(reply.code === 'Unsupported' ? 'Unsupported' : 'Internal', reply.message);
-      return reply;
-    });
+    }).then(checked);
   }
 
   private dispatch(): void {
     while (this.queue.length > 0 && (this.idle.length > 0 || this.workers.size < this.workerCount)) {
       const worker = this.idle.pop() ?? this.start();
-      const running = this.queue.shift() as Running;
+      const { job, ...running } = this.queue.shift() as Queued;
       worker.running = running;
       worker.worker.ref();
-      worker.worker.postMessage(running.job);
+      worker.worker.postMessage(job);
     }
+  }
+
+  private takeHolder(slot: Slot): PipelineWorker | undefined {
+    const handle = this.holding.get(slot);
+    this.holding.delete(slot);
+    return handle;
+  }
+
+  private tell(slot: Slot, verdict: number): void {
+    Atomics.store(slot.verdict, 0, verdict);
+    Atomics.notify(slot.verdict, 0);
+  }
+
+  private idleAgain(handle: PipelineWorker): void {
+    handle.worker.unref();
+    this.idle.push(handle);
+    this.dispatch();
   }
 
   private start(): PipelineWorker {
@@ -134,10 +192,10 @@ export class ChunkPipeline {
     handle.worker.on('message', (reply: WorkerReply) => {
       const running = handle.running;
       handle.running = undefined;
-      handle.worker.unref();
-      this.idle.push(handle);
+      if (reply.kind === 'id' && running?.onId)
+        running.onId(handle); // it waits for the verdict: still busy
+      else this.idleAgain(handle);
       running?.resolve(reply);
-      this.dispatch();
     });
     handle.worker.on('error', (error: unknown) =>
       this.lost(handle, error instanceof Error ? error.message : String(error)),
@@ -150,12 +208,23 @@ export class ChunkPipeline {
   /** A worker died: its job fails with why, and a later job starts a new worker. */
   private lost(handle: PipelineWorker, reason: string): void {
     if (!this.workers.delete(handle)) return;
+    handle.lost = reason;
     const at = this.idle.indexOf(handle);
     if (at >= 0) this.idle.splice(at, 1);
-    handle.running?.reject(new TidemarkError('Internal', `chunk pipeline worker stopped: ${reason}`));
+    handle.running?.reject(stopped(reason));
     handle.running = undefined;
     this.dispatch();
   }
+}
+
+function checked(reply: WorkerReply): WorkerReply {
+  if (reply.kind === 'failed')
+    throw new TidemarkError(reply.code === 'Unsupported' ? 'Unsupported' : 'Internal', reply.message);
+  return reply;
+}
+
+function stopped(reason: string): TidemarkError {
+  return new TidemarkError('Internal', `chunk pipeline worker stopped: ${reason}`);
 }
 
 let shared: ChunkPipeline | undefined;

@@ -5,8 +5,24 @@ interface SharedChunk {
   length: number;
 }
 
+/** Verdict[0] of an `identify` job: the worker waits while it is PENDING, then seals or drops the chunk. */
+export const VERDICT_PENDING = 0;
+export const VERDICT_SEAL = 1;
+export const VERDICT_SKIP = 2;
+
 export type WorkerJob =
-  | (SharedChunk & { kind: 'id'; key: Uint8Array; chain: Uint8Array })
+  /**
+   * The chunk id (reply `id`), then, on the same worker without another job, the sealed record
+   * (reply `sealed`) when the pool's verdict is VERDICT_SEAL: one message to a worker per new chunk.
+   */
+  | (SharedChunk & {
+      kind: 'identify';
+      key: Uint8Array;
+      chain: Uint8Array;
+      sealKey: Uint8Array;
+      output: SharedArrayBuffer;
+      verdict: Int32Array;
+    })
   | (SharedChunk & { kind: 'seal'; key: Uint8Array; id: string; output: SharedArrayBuffer });
 
 export type WorkerReply =
