@@ -180,22 +180,28 @@ interface ZstdInternals {
  * zstdCompressSync with the same parameters (compression.test.ts).
  */
 class ZstdEncoder {
-  private readonly internals: ZstdInternals;
+  /** Undefined where node:zlib's internals are not the ones driven here (another Node): zstdCompressSync then. */
+  private readonly internals: ZstdInternals | undefined;
+  private readonly params: Record<number, number>;
   private failure: Error | undefined;
   /** Output, at least zstd's bound of the largest chunk so far (input + 1/256 + 64), reused. */
   private out = Buffer.allocUnsafe(64 * 1024);
 
   constructor(level: number) {
-    const stream = zlib.createZstdCompress({
-      params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 },
-    });
+    this.params = { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 };
+    const stream = zlib.createZstdCompress({ params: this.params });
     stream.on('error', (error: Error) => {
       this.failure = error;
     });
-    this.internals = stream as unknown as ZstdInternals;
+    const internals = stream as unknown as Partial<ZstdInternals>;
+    this.internals =
+      typeof internals._handle?.writeSync === 'function' && internals._writeState instanceof Uint32Array
+        ? (internals as ZstdInternals)
+        : undefined;
   }
 
   encode(data: Uint8Array): Buffer {
+    if (!this.internals) return zlib.zstdCompressSync(data, { params: this.params });
     const bound = data.length + (data.length >> 8) + 64;
     // zstd picks its strategy from the room of the first call (all of the bound, or not): the room is
     // the output chunk size zstdCompressSync was always given, so the frames stay what they were.
