@@ -20,8 +20,9 @@
  *
  * Compression is synchronous: the repository pipeline (pipeline/) runs it on worker threads, one chunk
  * per worker at a time. Decompression of chunks up to SYNC_DECODE_MAX bytes (raw) is synchronous too:
- * for them a trip through libuv's thread pool costs about three times the decoding; larger ones run on
- * the thread pool (async node:zlib) so the main thread keeps going.
+ * for them a trip through libuv's thread pool costs about three times the decoding, and zstd ones go
+ * through one context kept per thread (ZstdDecoder); larger ones run on the thread pool (async
+ * node:zlib) so the main thread keeps going.
  */
 import * as zlib from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
