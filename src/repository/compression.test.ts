@@ -238,6 +238,40 @@ describe('compress / decompress', () => {
     }
   });
 
+  it('rejects small zstd frames (decoded on the calling thread) that end early, run long or carry trailing bytes, and decodes the next chunk right after each', async () => {
+    const good = sqlText(4096);
+    const goodFrame = zstdCompressSync(good);
+    const other = sqlText(3000).reverse();
+    const otherFrame = zstdCompressSync(other);
+    const bad: [string, Buffer, number][] = [
+      ['trailing garbage', Buffer.concat([goodFrame, Buffer.from('garbage!')]), good.length],
+      [
+        'three trailing bytes (too few to be a frame header)',
+        Buffer.concat([goodFrame, Buffer.from('xyz')]),
+        good.length,
+      ],
+      ['a second frame', Buffer.concat([goodFrame, otherFrame]), good.length],
+      ['content longer than expected', goodFrame, good.length - 1],
+      ['content shorter than expected', goodFrame, good.length + 1],
+      ['not a frame', Buffer.from('not a zstd frame at all'), good.length],
+    ];
+    for (let cut = 1; cut < goodFrame.length; cut += Math.max(1, Math.floor(goodFrame.length / 50)))
+      bad.push([`truncated to ${cut} bytes`, goodFrame.subarray(0, cut), good.length]);
+    bad.push(['truncated by one byte', goodFrame.subarray(0, goodFrame.length - 1), good.length]);
+    for (const [what, stream, expected] of bad) {
+      await assert.rejects(decompress(CODEC_ZSTD, framed(stream), expected), (e) => isCode(e, 'Corrupt'), what);
+      assert.ok((await decompress(CODEC_ZSTD, framed(otherFrame), other.length)).equals(other), `after ${what}`);
+    }
+  });
+
+  it('gives each small chunk its own buffer (one decoded later does not change one decoded earlier)', async () => {
+    const chunks = [sqlText(4096), sqlText(1000).reverse(), sqlText(64 * 1024), Buffer.alloc(5000, 7)];
+    const stored = await Promise.all(chunks.map((c) => compress(c)));
+    const back: Buffer[] = [];
+    for (const [i, s] of stored.entries()) back.push(await decompress(s.codec, s.data, chunks[i]?.length));
+    for (const [i, b] of back.entries()) assert.ok(b.equals(chunks[i] as Buffer), `chunk ${i}`);
+  });
+
   it('compresses several chunks in parallel', async () => {
     const chunks = [0, 1, 2, 3].map((i) => sqlText(MiB + i));
     const stored = await Promise.all(chunks.map((c) => compress(c)));

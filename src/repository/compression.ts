@@ -20,8 +20,9 @@
  *
  * Compression is synchronous: the repository pipeline (pipeline/) runs it on worker threads, one chunk
  * per worker at a time. Decompression of chunks up to SYNC_DECODE_MAX bytes (raw) is synchronous too:
- * for them a trip through libuv's thread pool costs about three times the decoding; larger ones run on
- * the thread pool (async node:zlib) so the main thread keeps going.
+ * for them a trip through libuv's thread pool costs about three times the decoding, and zstd ones go
+ * through one context kept per thread (ZstdDecoder); larger ones run on the thread pool (async
+ * node:zlib) so the main thread keeps going.
  */
 import * as zlib from 'node:zlib';
 import { TidemarkError } from '../errors.ts';
@@ -155,7 +156,7 @@ function encode(data: Uint8Array, level = DEFAULT_ZSTD_LEVEL): Buffer {
   return encoder.encode(data);
 }
 
-/** What node:zlib's own zstdCompressSync drives: the native handle and the [availOut, availIn] it reports. */
+/** What node:zlib's own zstd functions drive: the native handle and the [availOut, availIn] it reports. */
 interface ZstdInternals {
   _handle: {
     writeSync(
@@ -163,77 +164,141 @@ interface ZstdInternals {
       input: Uint8Array,
       inOff: number,
       inLen: number,
-      out: Buffer,
+      out: Uint8Array,
       outOff: number,
       outLen: number,
     ): void;
     reset(): void;
+    onerror: (message: string) => void;
   };
   _writeState: Uint32Array;
 }
 
 /**
+ * The native zstd context of a node:zlib stream, driven directly the way node:zlib's processChunkSync
+ * does, or undefined where the internals are not the ones driven here (another Node). Its errors are
+ * taken as they happen (node:zlib would destroy the stream, closing the context): `write` throws them,
+ * and the next use must `reset` it.
+ */
+class NativeZstd {
+  availOut = 0;
+  availIn = 0;
+  private failure: string | undefined;
+
+  private constructor(private readonly internals: ZstdInternals) {
+    internals._handle.onerror = (message) => {
+      this.failure = message;
+    };
+  }
+
+  static of(stream: zlib.ZstdCompress | zlib.ZstdDecompress): NativeZstd | undefined {
+    const internals = stream as unknown as Partial<ZstdInternals>;
+    return typeof internals._handle?.writeSync === 'function' &&
+      typeof internals._handle.reset === 'function' &&
+      internals._writeState instanceof Uint32Array
+      ? new NativeZstd(internals as ZstdInternals)
+      : undefined;
+  }
+
+  write(
+    flush: number,
+    input: Uint8Array,
+    inOff: number,
+    inLen: number,
+    out: Uint8Array,
+    outOff: number,
+    outLen: number,
+  ) {
+    this.internals._handle.writeSync(flush, input, inOff, inLen, out, outOff, outLen);
+    const failure = this.failure;
+    if (failure !== undefined) {
+      this.failure = undefined;
+      throw new Error(failure);
+    }
+    [this.availOut = 0, this.availIn = 0] = this.internals._writeState;
+  }
+
+  reset(): void {
+    this.internals._handle.reset();
+  }
+}
+
+/**
  * A zstd compressor kept for the thread's lifetime (one per level). Making one per chunk (a stream
  * object and a zstd context, ~35 µs) cost twice the compression of a small chunk. It drives the
- * native handle the way zstdCompressSync does (node:zlib's processChunkSync), one finished frame per
- * call, which leaves the context ready for the next frame: the frames are byte for byte those of
- * zstdCompressSync with the same parameters (compression.test.ts).
+ * native context (NativeZstd) one finished frame per call, which leaves it ready for the next frame:
+ * the frames are byte for byte those of zstdCompressSync with the same parameters (compression.test.ts).
  */
 class ZstdEncoder {
-  /** Undefined where node:zlib's internals are not the ones driven here (another Node): zstdCompressSync then. */
-  private readonly internals: ZstdInternals | undefined;
+  private readonly native: NativeZstd | undefined;
   private readonly params: Record<number, number>;
-  private failure: Error | undefined;
   /** Output, at least zstd's bound of the largest chunk so far (input + 1/256 + 64), reused. */
   private out = Buffer.allocUnsafe(64 * 1024);
 
   constructor(level: number) {
     this.params = { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 0 };
-    const stream = zlib.createZstdCompress({ params: this.params });
-    stream.on('error', (error: Error) => {
-      this.failure = error;
-    });
-    const internals = stream as unknown as Partial<ZstdInternals>;
-    this.internals =
-      typeof internals._handle?.writeSync === 'function' && internals._writeState instanceof Uint32Array
-        ? (internals as ZstdInternals)
-        : undefined;
+    this.native = NativeZstd.of(zlib.createZstdCompress({ params: this.params }));
   }
 
   encode(data: Uint8Array): Buffer {
-    if (!this.internals) return zlib.zstdCompressSync(data, { params: this.params });
+    const native = this.native;
+    if (!native) return zlib.zstdCompressSync(data, { params: this.params });
     const bound = data.length + (data.length >> 8) + 64;
     // zstd picks its strategy from the room of the first call (all of the bound, or not): the room is
     // the output chunk size zstdCompressSync was always given, so the frames stay what they were.
     const step = Math.min(bound, MAX_OUTPUT_STEP);
     if (this.out.length < bound) this.out = Buffer.allocUnsafe(bound);
-    const { _handle: handle, _writeState: state } = this.internals;
     let read = 0;
     let written = 0;
-    for (;;) {
-      const room = Math.min(step, this.out.length - written);
-      handle.writeSync(zlib.constants.ZSTD_e_end, data, read, data.length - read, this.out, written, room);
-      const [availOut = 0, availIn = 0] = state;
-      read = data.length - availIn;
-      written += room - availOut;
-      if (this.failure || availOut > 0 || written >= this.out.length) break;
-    }
-    const failure = this.failure;
-    if (failure || read < data.length || written >= this.out.length) {
-      this.failure = undefined;
-      handle.reset();
-      throw new TidemarkError(
-        'Internal',
-        `zstd compression of ${data.length} bytes: ${failure?.message ?? 'frame not finished within its bound'}`,
-      );
+    try {
+      for (;;) {
+        const room = Math.min(step, this.out.length - written);
+        native.write(zlib.constants.ZSTD_e_end, data, read, data.length - read, this.out, written, room);
+        read = data.length - native.availIn;
+        written += room - native.availOut;
+        if (native.availOut > 0 || written >= this.out.length) break;
+      }
+      if (read < data.length || written >= this.out.length) throw new Error('frame not finished within its bound');
+    } catch (error) {
+      native.reset();
+      throw new TidemarkError('Internal', `zstd compression of ${data.length} bytes: ${(error as Error).message}`);
     }
     return this.out.subarray(0, written);
+  }
+}
+
+/**
+ * A zstd decompressor kept for the thread's lifetime, for chunks decoded on it (up to SYNC_DECODE_MAX):
+ * making one per chunk (zstdDecompressSync: a stream object and a zstd context) cost twice the
+ * decoding of a small chunk. It decodes into a new buffer of exactly the expected length (the caller
+ * keeps it), and a frame must fill it exactly: one ending early or running long, or bytes after it,
+ * are errors. The context is reset before each frame, so one left unfinished by damaged input never
+ * runs into the next.
+ */
+class ZstdDecoder {
+  private readonly native = NativeZstd.of(zlib.createZstdDecompress());
+  /** Room for one byte more than expected: a frame that fills it runs long. */
+  private readonly beyond = Buffer.allocUnsafe(1);
+
+  decode(frame: Uint8Array, length: number, options: zlib.ZstdOptions): Buffer {
+    const native = this.native;
+    if (!native) return zlib.zstdDecompressSync(frame, options);
+    const out = Buffer.allocUnsafe(length);
+    native.reset();
+    native.write(zlib.constants.ZSTD_e_end, frame, 0, frame.length, out, 0, length);
+    if (native.availOut > 0) throw new Error(`the frame gives ${length - native.availOut} bytes, expected ${length}`);
+    const consumed = frame.length - native.availIn;
+    native.write(zlib.constants.ZSTD_e_end, frame, consumed, native.availIn, this.beyond, 0, 1);
+    if (native.availOut === 0) throw new Error(`the frame gives more than the expected ${length} bytes`);
+    if (native.availIn > 0) throw new Error(`${native.availIn} bytes follow the frame`);
+    return out;
   }
 }
 
 /** Output chunk size zstdCompressSync was given for chunks over ~4 MiB (see ZstdEncoder.encode). */
 const MAX_OUTPUT_STEP = 4 * 1024 * 1024;
 const encoders = new Map<number, ZstdEncoder>();
+const decoder = new ZstdDecoder();
 
 function decode(
   codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,
@@ -244,7 +309,9 @@ function decode(
   // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
   const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
   if (expectedLength !== undefined && expectedLength <= SYNC_DECODE_MAX)
-    return codec === CODEC_ZSTD ? zlib.zstdDecompressSync(data, options) : zlib.brotliDecompressSync(data, options);
+    return codec === CODEC_ZSTD
+      ? decoder.decode(data, expectedLength, options)
+      : zlib.brotliDecompressSync(data, options);
   return new Promise<Buffer>((resolve, reject) => {
     const done: ZlibCallback = (error, output) => (error ? reject(error) : resolve(output));
     if (codec === CODEC_ZSTD) zlib.zstdDecompress(data, options, done);
