@@ -657,7 +657,11 @@ class BackupRun {
     if (!content || !xattrs) return undefined;
     this.meter.add(Number(stat.size), 1);
     this.summary.chunks += content.length;
-    return this.counted(child.display, { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content });
+    const entry = previous && sameFileEntry(previous, stat) ? previous : undefined;
+    return this.counted(
+      child.display,
+      entry ?? { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content },
+    );
   }
 
   private get parentXattrsComplete(): boolean {
@@ -722,6 +726,32 @@ function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): 
     size: Number(stat.size),
     inode: Number(stat.ino),
   };
+}
+
+/**
+ * The keys of a reused file's entry, in the order `reusedFile` builds them (which fixes the tree's bytes); with
+ * `xattrs` after `gid` when there are any.
+ */
+const FILE_KEYS = ['name', 'mode', 'mtimeNs', 'ctimeNs', 'uid', 'gid', 'type', 'atimeNs', 'size', 'inode', 'content'];
+const FILE_KEYS_XATTRS = [...FILE_KEYS.slice(0, 6), 'xattrs', ...FILE_KEYS.slice(6)];
+
+/**
+ * Whether the parent's entry of a reused file (its content, type, size, times but atime, inode and extended
+ * attributes already found the same) is the entry `reusedFile` would build, to the byte: the same remaining
+ * fields, and exactly the keys it builds, in its order (an entry written otherwise is built anew).
+ */
+function sameFileEntry(previous: TreeEntry, stat: BigIntStats): boolean {
+  if (
+    previous.mode !== Number(stat.mode & 0o7777n) ||
+    previous.uid !== Number(stat.uid) ||
+    previous.gid !== Number(stat.gid) ||
+    previous.atimeNs !== stat.atimeNs.toString()
+  )
+    return false;
+  const keys = previous.xattrs?.length ? FILE_KEYS_XATTRS : FILE_KEYS;
+  let at = 0;
+  for (const key in previous) if (keys[at++] !== key) return false;
+  return at === keys.length;
 }
 
 /** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
