@@ -55,12 +55,8 @@ const STAT_BATCH = 512;
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
 const LARGE_READ = 1024 * 1024;
-/**
- * Subdirectories ahead of the walk whose parent trees are loaded meanwhile: once fewer are, the next
- * PARENT_TREES_PER_READ are loaded in one batched read (one ranged read per run of them in a pack).
- */
+/** Subdirectories ahead of the walk whose parent trees are loaded meanwhile. */
 const PARENT_TREES_AHEAD = 8;
-const PARENT_TREES_PER_READ = 32;
 
 /** `lossy` lines; the second tells the next incremental whether the parent's extended attributes are complete. */
 const NO_METADATA_HELPER =
@@ -186,11 +182,6 @@ interface ParentTree {
   id: ChunkId;
   encoded: Buffer;
   entries: Map<string, TreeEntry>;
-}
-
-interface Waiting<T> {
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
 }
 
 /** A directory walked: every decision below it made in walk order; `tree` resolves once all its content is stored. */
@@ -388,18 +379,13 @@ class BackupRun {
       });
       const parentTrees = new Map<number, Promise<ParentTree>>();
       let nextSubdir = 0;
-      let loadedSubdirs = 0;
       for (const [i, child] of batch.entries()) {
         if (this.failure) throw this.failure.error;
         const order = this.walked++;
         const stat = stats[i] as PromiseSettledResult<BigIntStats>;
         while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
-        if (loadedSubdirs < nextSubdir + PARENT_TREES_AHEAD && loadedSubdirs < subdirs.length) {
-          const ahead = subdirs.slice(loadedSubdirs, loadedSubdirs + PARENT_TREES_PER_READ);
-          const loaded = this.parentTrees(ahead.map(({ subtree }) => subtree));
-          for (const { i: at, subtree } of ahead) parentTrees.set(at, loaded.get(subtree) as Promise<ParentTree>);
-          loadedSubdirs += ahead.length;
-        }
+        for (const { i: at, subtree } of subdirs.slice(nextSubdir, nextSubdir + PARENT_TREES_AHEAD))
+          if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
         const parentSubtree = parentTrees.get(i);
         parentTrees.delete(i);
         const reused = stat.status === 'fulfilled' ? this.reusedFile(child, stat.value, previous[i]) : undefined;
@@ -437,33 +423,10 @@ class BackupRun {
   }
 
   private async parentEntries(treeId: ChunkId): Promise<ParentTree> {
-    return parentTree(treeId, await this.store.get(treeId));
-  }
-
-  /** Parent trees loaded with one batched read, by id (each once, however often named). */
-  private parentTrees(ids: ChunkId[]): Map<ChunkId, Promise<ParentTree>> {
-    const waiting = new Map<ChunkId, Waiting<ParentTree>>();
-    const loaded = new Map<ChunkId, Promise<ParentTree>>();
-    for (const id of ids)
-      if (!loaded.has(id))
-        loaded.set(id, this.track(new Promise((resolve, reject) => waiting.set(id, { resolve, reject }))));
-    const failAll = (error: unknown) => {
-      for (const { reject } of waiting.values()) reject(error);
-    };
-    this.track(
-      this.store.reader
-        .read([...waiting.keys()], async (id, data) => {
-          const tree = waiting.get(id);
-          waiting.delete(id);
-          try {
-            tree?.resolve(parentTree(id, data));
-          } catch (error) {
-            tree?.reject(error);
-          }
-        })
-        .then(() => failAll(new TidemarkError('Corrupt', 'a parent tree was not delivered by its read')), failAll),
-    );
-    return loaded;
+    const encoded = await this.store.get(treeId);
+    const tree = decodeTree(encoded);
+    // latin1: one character per byte, so any name is its own key.
+    return { id: treeId, encoded, entries: new Map(tree.entries.map((e) => [decodeName(e).toString('latin1'), e])) };
   }
 
   /**
@@ -777,13 +740,6 @@ function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
   } catch (reason) {
     return { status: 'rejected', reason };
   }
-}
-
-/** A parent tree from its stored bytes. */
-function parentTree(id: ChunkId, encoded: Buffer): ParentTree {
-  const tree = decodeTree(encoded);
-  // latin1: one character per byte, so any name is its own key.
-  return { id, encoded, entries: new Map(tree.entries.map((e) => [decodeName(e).toString('latin1'), e])) };
 }
 
 /** Why a path that could not be backed up is skipped rather than failing the backup; undefined: fail. */
