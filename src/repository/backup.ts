@@ -177,6 +177,13 @@ interface Child {
   name: Buffer;
 }
 
+/** A directory's tree in the parent snapshot: its id, its bytes, and its entries by name (latin1). */
+interface ParentTree {
+  id: ChunkId;
+  encoded: Buffer;
+  entries: Map<string, TreeEntry>;
+}
+
 /** A directory walked: every decision below it made in walk order; `tree` resolves once all its content is stored. */
 interface Walked {
   tree: Promise<ChunkId>;
@@ -258,8 +265,16 @@ class BackupRun {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async storeTree(tree: Tree): Promise<ChunkId> {
+  /**
+   * Stores a tree; one byte-identical to the parent's tree of the directory is that tree (same chain, same bytes,
+   * same id), which exists while the lock is held: its id is reused without hashing or storing it again.
+   */
+  async storeTree(tree: Tree, parent?: ParentTree): Promise<ChunkId> {
     const encoded = encodeTree(tree);
+    if (parent?.encoded.equals(encoded)) {
+      this.summary.chunks++;
+      return parent.id;
+    }
     return (await this.putChunk('tree', encoded, encoded.length)).id;
   }
 
@@ -327,12 +342,13 @@ class BackupRun {
   }
 
   /** Walks one directory: its children in name order, subdirectories depth-first. */
-  private async directory(dir: Child, parentTree: Promise<Map<string, TreeEntry>> | undefined): Promise<Walked> {
+  private async directory(dir: Child, parentTree: Promise<ParentTree> | undefined): Promise<Walked> {
     this.summary.dirs++;
     // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
     parentTree?.catch(() => {});
     const names = (await readdir(dir.path, { encoding: 'buffer' })).sort(Buffer.compare);
-    const parent = (await parentTree) ?? new Map<string, TreeEntry>();
+    const parentLoaded = await parentTree;
+    const parent = parentLoaded?.entries ?? new Map<string, TreeEntry>();
     const children: Child[] = [];
     for (const name of names) {
       const display = `${dir.display}/${name.toString('utf8')}`;
@@ -352,7 +368,7 @@ class BackupRun {
       const batch = children.slice(from, from + STAT_BATCH);
       const stats = await nextStats;
       nextStats = statBatch(from + STAT_BATCH);
-      const previous = batch.map((child) => parent.get(child.name.toString('hex')));
+      const previous = batch.map((child) => parent.get(child.name.toString('latin1')));
       // Parent trees of the next subdirectories load while the walk is busy before them.
       const subdirs = batch.flatMap((_, i) => {
         const before = previous[i];
@@ -361,7 +377,7 @@ class BackupRun {
           ? [{ i, subtree: before.subtree }]
           : [];
       });
-      const parentTrees = new Map<number, Promise<Map<string, TreeEntry>>>();
+      const parentTrees = new Map<number, Promise<ParentTree>>();
       let nextSubdir = 0;
       for (const [i, child] of batch.entries()) {
         if (this.failure) throw this.failure.error;
@@ -401,14 +417,16 @@ class BackupRun {
       }
     }
     const tree = Promise.all(entries).then((done) =>
-      this.storeTree({ entries: done.filter((e): e is TreeEntry => e !== undefined) }),
+      this.storeTree({ entries: done.filter((e): e is TreeEntry => e !== undefined) }, parentLoaded),
     );
     return { tree: this.track(tree) };
   }
 
-  private async parentEntries(treeId: ChunkId): Promise<Map<string, TreeEntry>> {
-    const tree = decodeTree(await this.store.get(treeId));
-    return new Map(tree.entries.map((e) => [decodeName(e).toString('hex'), e]));
+  private async parentEntries(treeId: ChunkId): Promise<ParentTree> {
+    const encoded = await this.store.get(treeId);
+    const tree = decodeTree(encoded);
+    // latin1: one character per byte, so any name is its own key.
+    return { id: treeId, encoded, entries: new Map(tree.entries.map((e) => [decodeName(e).toString('latin1'), e])) };
   }
 
   /**
@@ -420,7 +438,7 @@ class BackupRun {
     order: number,
     stat: BigIntStats,
     previous: TreeEntry | undefined,
-    parentSubtree: Promise<Map<string, TreeEntry>> | undefined,
+    parentSubtree: Promise<ParentTree> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
     const common = async () => commonFields(name, stat, await this.xattrs(path, stat, previous));
@@ -602,7 +620,11 @@ class BackupRun {
     if (!content || !xattrs) return undefined;
     this.meter.add(Number(stat.size), 1);
     this.summary.chunks += content.length;
-    return this.counted(child.display, { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content });
+    const entry = previous && sameFileEntry(previous, stat) ? previous : undefined;
+    return this.counted(
+      child.display,
+      entry ?? { ...fileEntry(commonFields(child.name, stat, xattrs), stat), content },
+    );
   }
 
   private get parentXattrsComplete(): boolean {
@@ -667,6 +689,32 @@ function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): 
     size: Number(stat.size),
     inode: Number(stat.ino),
   };
+}
+
+/**
+ * The keys of a reused file's entry, in the order `reusedFile` builds them (which fixes the tree's bytes); with
+ * `xattrs` after `gid` when there are any.
+ */
+const FILE_KEYS = ['name', 'mode', 'mtimeNs', 'ctimeNs', 'uid', 'gid', 'type', 'atimeNs', 'size', 'inode', 'content'];
+const FILE_KEYS_XATTRS = [...FILE_KEYS.slice(0, 6), 'xattrs', ...FILE_KEYS.slice(6)];
+
+/**
+ * Whether the parent's entry of a reused file (its content, type, size, times but atime, inode and extended
+ * attributes already found the same) is the entry `reusedFile` would build, to the byte: the same remaining
+ * fields, and exactly the keys it builds, in its order (an entry written otherwise is built anew).
+ */
+function sameFileEntry(previous: TreeEntry, stat: BigIntStats): boolean {
+  if (
+    previous.mode !== Number(stat.mode & 0o7777n) ||
+    previous.uid !== Number(stat.uid) ||
+    previous.gid !== Number(stat.gid) ||
+    previous.atimeNs !== stat.atimeNs.toString()
+  )
+    return false;
+  const keys = previous.xattrs?.length ? FILE_KEYS_XATTRS : FILE_KEYS;
+  let at = 0;
+  for (const key in previous) if (keys[at++] !== key) return false;
+  return at === keys.length;
 }
 
 /** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
