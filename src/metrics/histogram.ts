@@ -20,11 +20,11 @@ export class HistogramCounts {
 
   constructor(readonly bounds: readonly number[]) {}
 
-  /** `key` names the label set (the caller joins its values); `labels` is called only when the set is new. */
-  observe(key: string, labels: () => Labels, value: number): void {
+  /** `key` names the label set (the caller joins its values); `labels` are kept from the set's first observation. */
+  observe(key: string, labels: Labels, value: number): void {
     let series = this.byKey.get(key);
     if (!series) {
-      series = { labels: labels(), counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
+      series = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
       this.byKey.set(key, series);
     }
     let bucket = 0;

@@ -133,6 +133,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
   // One pass over what can be 100,000s of Backups: label sets are keyed by their joined values, and
   // their label objects made once per series, not per Backup.
   const backupCounts = new Map<string, Sample>();
+  const backupLabels = new Map<string, Labels>();
   for (const backup of observed.backups) {
     const phase = backup.status?.phase;
     if (backup.metadata.deletionTimestamp || (phase !== 'Succeeded' && phase !== 'Failed')) continue;
@@ -140,10 +141,14 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     const policy = backup.spec.policy;
     const type = backup.spec.type ?? 'full';
     const key = `${namespace}\0${policy}\0${type}`;
-    const labels = () => ({ namespace, policy, type });
+    let labels = backupLabels.get(key);
+    if (!labels) {
+      labels = { namespace, policy, type };
+      backupLabels.set(key, labels);
+    }
     const result = phase === 'Succeeded' ? 'succeeded' : 'failed';
     const reason = boundedReason(BACKUP_REASONS, succeededCondition(backup.status?.conditions)?.reason);
-    count(backupCounts, `${key}\0${result}\0${reason}`, () => ({ ...labels(), result, reason }));
+    count(backupCounts, `${key}\0${result}\0${reason}`, labels, { result, reason });
     if (phase !== 'Succeeded') continue;
     const duration = instant(backup.status?.completionTime) - instant(backup.status?.startTime);
     if (!Number.isNaN(duration)) out.backupDurations.observe(key, labels, Math.max(0, seconds(duration)));
@@ -162,12 +167,11 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     const namespace = request.metadata.namespace ?? '';
     const reason = boundedReason(RESTORE_REASONS, succeededCondition(request.status?.conditions)?.reason);
     const result = phase === 'Succeeded' ? 'succeeded' : 'failed';
-    count(restoreCounts, `${namespace}\0${result}\0${reason}`, () => ({ namespace, result, reason }));
+    count(restoreCounts, `${namespace}\0${result}\0${reason}`, { namespace }, { result, reason });
     if (phase !== 'Succeeded') continue;
     const completed = instant(request.status?.completionTime);
     const duration = completed - instant(request.status?.startTime);
-    if (!Number.isNaN(duration))
-      out.restoreDurations.observe(namespace, () => ({ namespace }), Math.max(0, seconds(duration)));
+    if (!Number.isNaN(duration)) out.restoreDurations.observe(namespace, { namespace }, Math.max(0, seconds(duration)));
     const policy =
       backupPolicy.get(`${namespace}/${request.status?.backupName}`) ?? request.spec.from.policy ?? undefined;
     const rto = request.status?.rtoSeconds;
@@ -222,11 +226,11 @@ function succeededCondition(conditions: { type: string; reason?: string }[] | un
   return conditions?.find((c) => c.type === 'Succeeded');
 }
 
-/** `key` names the label set (its values joined); `labels` is called only when the set is new. */
-function count(counts: Map<string, Sample>, key: string, labels: () => Labels): void {
+/** `key` names the label set (its values joined); its labels, `base` and `more`, are joined only when the set is new. */
+function count(counts: Map<string, Sample>, key: string, base: Labels, more: Labels): void {
   const sample = counts.get(key);
   if (sample) sample.value += 1;
-  else counts.set(key, { labels: labels(), value: 1 });
+  else counts.set(key, { labels: { ...base, ...more }, value: 1 });
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
