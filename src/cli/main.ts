@@ -102,6 +102,10 @@ export function buildProgram(): Command {
           },
           stop.signal,
         );
+        // Everything the operator finishes on the way out is finished (reconciles, events, endpoints). A
+        // request still pending, such as an informer's first list (client-node cannot abort one), must not
+        // keep the process past its grace period.
+        process.exit(0);
       },
     );
 

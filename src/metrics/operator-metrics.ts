@@ -1,20 +1,19 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Controller, ControllerHooks } from '../operator/runtime/controller.ts';
 import { version } from '../version.ts';
+import { AggregatedHistogram, type HistogramCounts } from './histogram.ts';
 import { type ObjectSamples, type ObservedObjects, objectSamples, type Sample } from './samples.ts';
 
-/** Seconds: a quick database dump to a night-long volume backup. */
-export const DURATION_BUCKETS = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400];
-/** Bytes: powers of 4 from 1 MiB to 4 TiB. */
-export const SIZE_BUCKETS = Array.from({ length: 12 }, (_, i) => 2 ** 20 * 4 ** i);
-
-type SampleKey = keyof ObjectSamples;
+type GaugeKey = { [K in keyof ObjectSamples]: ObjectSamples[K] extends Sample[] ? K : never }[keyof ObjectSamples];
+type HistogramKey = {
+  [K in keyof ObjectSamples]: ObjectSamples[K] extends HistogramCounts ? K : never;
+}[keyof ObjectSamples];
 
 const SOURCE = ['namespace', 'policy', 'source'] as const;
 const REPLICA = ['namespace', 'policy', 'repository'] as const;
 const BY_TYPE = ['namespace', 'policy', 'type'] as const;
 
-const GAUGES: { name: string; help: string; labels: readonly string[]; samples: SampleKey }[] = [
+const GAUGES: { name: string; help: string; labels: readonly string[]; samples: GaugeKey }[] = [
   {
     name: 'tidemark_audit_missing_objects',
     help: 'Objects the newest audit of the source found missing (lastAudit.missingObjects: live rows or files the backup lacks); absent until an audit compared.',
@@ -107,26 +106,21 @@ const GAUGES: { name: string; help: string; labels: readonly string[]; samples: 
   },
 ];
 
-const HISTOGRAMS: { name: string; help: string; labels: readonly string[]; buckets: number[]; samples: SampleKey }[] = [
+/** Labels and buckets are the observations' own (samples.ts): aggregated there, one entry per series. */
+const HISTOGRAMS: { name: string; help: string; samples: HistogramKey }[] = [
   {
     name: 'tidemark_backup_duration_seconds',
     help: 'Run time (start to completion) of the successful Backups present now.',
-    labels: BY_TYPE,
-    buckets: DURATION_BUCKETS,
     samples: 'backupDurations',
   },
   {
     name: 'tidemark_backup_size_bytes',
     help: 'Bytes read from the source by the successful Backups present now.',
-    labels: BY_TYPE,
-    buckets: SIZE_BUCKETS,
     samples: 'backupSizes',
   },
   {
     name: 'tidemark_restore_duration_seconds',
     help: 'Run time (start to completion) of the successful RestoreRequests present now.',
-    labels: ['namespace'],
-    buckets: DURATION_BUCKETS,
     samples: 'restoreDurations',
   },
 ];
@@ -148,7 +142,7 @@ export class OperatorMetrics {
 
   constructor() {
     const registers = [this.registry];
-    const current = (key: SampleKey): Sample[] => this.snapshot?.[key] ?? [];
+    const current = (key: GaugeKey): Sample[] => this.snapshot?.[key] ?? [];
     for (const spec of GAUGES)
       new Gauge({
         name: spec.name,
@@ -161,17 +155,9 @@ export class OperatorMetrics {
         },
       });
     for (const spec of HISTOGRAMS)
-      new Histogram({
-        name: spec.name,
-        help: spec.help,
-        labelNames: spec.labels,
-        buckets: spec.buckets,
-        registers,
-        collect() {
-          this.reset();
-          for (const s of current(spec.samples)) this.observe(s.labels, s.value);
-        },
-      });
+      this.registry.registerMetric(
+        new AggregatedHistogram(spec.name, spec.help, () => this.snapshot?.[spec.samples]).asMetric(),
+      );
 
     const reconciles = new Counter({
       name: 'tidemark_controller_reconciles_total',

@@ -6,6 +6,7 @@ import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { decidePolicy } from '../operator/backuppolicy/decide.ts';
 import { s3Repository } from '../operator/testing/objects.ts';
+import type { HistogramCounts, Labels } from './histogram.ts';
 import { type ObservedObjects, objectSamples, type Sample } from './samples.ts';
 
 const NOW = new Date('2026-11-10T12:00:00Z');
@@ -114,15 +115,18 @@ function observe(o: Partial<ObservedObjects>): ReturnType<typeof objectSamples> 
 }
 
 /** Samples as `label=value,... value` lines, sorted: compared whole, so a missing or extra series fails. */
+const labelText = (labels: Labels) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
 function lines(samples: Sample[]): string[] {
-  return samples
-    .map(
-      (s) =>
-        `${Object.entries(s.labels)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(',')} ${s.value}`,
-    )
-    .sort();
+  return samples.map((s) => `${labelText(s.labels)} ${s.value}`).sort();
+}
+
+/** A histogram's series as `labels count=N sum=S`: the values behind its `_count` and `_sum` lines. */
+function histogramLines(counts: HistogramCounts): string[] {
+  return [...counts.series()].map((s) => `${labelText(s.labels)} count=${s.count} sum=${s.sum}`).sort();
 }
 
 describe('per-source metrics', () => {
@@ -274,11 +278,11 @@ describe('backups and restores', () => {
       'namespace=acme,policy=tenants,type=full,result=succeeded,reason=Completed 1',
       'namespace=acme,policy=tenants,type=incremental,result=succeeded,reason=Completed 1',
     ]);
-    assert.deepEqual(lines(s.backupDurations), [
-      'namespace=acme,policy=tenants,type=full 100',
-      'namespace=acme,policy=tenants,type=incremental 10',
+    assert.deepEqual(histogramLines(s.backupDurations), [
+      'namespace=acme,policy=tenants,type=full count=1 sum=100',
+      'namespace=acme,policy=tenants,type=incremental count=1 sum=10',
     ]);
-    assert.deepEqual(lines(s.backupSizes), ['namespace=acme,policy=tenants,type=full 1000']);
+    assert.deepEqual(histogramLines(s.backupSizes), ['namespace=acme,policy=tenants,type=full count=1 sum=1000']);
   });
 
   it("restores by result and reason; the last RTO per policy is the newest successful restore's", () => {
@@ -305,7 +309,7 @@ describe('backups and restores', () => {
       'namespace=acme,result=failed,reason=TargetNotAllowed 1',
       'namespace=acme,result=succeeded,reason=Completed 2',
     ]);
-    assert.deepEqual(lines(s.restoreDurations), ['namespace=acme 120', 'namespace=acme 300']);
+    assert.deepEqual(histogramLines(s.restoreDurations), ['namespace=acme count=2 sum=420']);
     assert.deepEqual(lines(s.restoreLastRto), ['namespace=acme,policy=tenants 150']);
   });
 });

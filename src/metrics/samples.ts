@@ -4,7 +4,13 @@ import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { replicaHealth } from '../operator/backuppolicy/replicas.ts';
 import { lastSuccessfulBackup } from '../operator/backuppolicy/rpo.ts';
 import { instant as instantOrUndefined } from '../operator/runtime/time.ts';
+import { HistogramCounts, type Labels } from './histogram.ts';
 import { BACKUP_REASONS, boundedReason, RESTORE_REASONS } from './reasons.ts';
+
+/** Seconds: a quick database dump to a night-long volume backup. */
+export const DURATION_BUCKETS = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400];
+/** Bytes: powers of 4 from 1 MiB to 4 TiB. */
+export const SIZE_BUCKETS = Array.from({ length: 12 }, (_, i) => 2 ** 20 * 4 ** i);
 
 /** The API objects the metrics are computed from: the operator's informer caches at scrape time. */
 export interface ObservedObjects {
@@ -15,14 +21,12 @@ export interface ObservedObjects {
   now: Date;
 }
 
-export type Labels = Record<string, string>;
-
 export interface Sample {
   labels: Labels;
   value: number;
 }
 
-/** Gauge samples per metric, and observations for the histograms (one per object present). */
+/** Gauge samples per metric, and the histograms' observations (one per object present) counted per label set. */
 export interface ObjectSamples {
   sourceLastSuccess: Sample[];
   sourceRpo: Sample[];
@@ -34,9 +38,9 @@ export interface ObjectSamples {
   replicaLagObjective: Sample[];
   backups: Sample[];
   restores: Sample[];
-  backupDurations: Sample[];
-  backupSizes: Sample[];
-  restoreDurations: Sample[];
+  backupDurations: HistogramCounts;
+  backupSizes: HistogramCounts;
+  restoreDurations: HistogramCounts;
   restoreLastRto: Sample[];
   unprotectedVolumes: Sample[];
   auditMissingObjects: Sample[];
@@ -67,9 +71,9 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     replicaLagObjective: [],
     backups: [],
     restores: [],
-    backupDurations: [],
-    backupSizes: [],
-    restoreDurations: [],
+    backupDurations: new HistogramCounts(DURATION_BUCKETS),
+    backupSizes: new HistogramCounts(SIZE_BUCKETS),
+    restoreDurations: new HistogramCounts(DURATION_BUCKETS),
     restoreLastRto: [],
     unprotectedVolumes: [],
     auditMissingObjects: [],
@@ -126,22 +130,29 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     }
   }
 
+  // One pass over what can be 100,000s of Backups: label sets are keyed by their joined values, and
+  // their label objects made once per series, not per Backup.
   const backupCounts = new Map<string, Sample>();
+  const backupLabels = new Map<string, Labels>();
   for (const backup of observed.backups) {
     const phase = backup.status?.phase;
     if (backup.metadata.deletionTimestamp || (phase !== 'Succeeded' && phase !== 'Failed')) continue;
-    const base = {
-      namespace: backup.metadata.namespace ?? '',
-      policy: backup.spec.policy,
-      type: backup.spec.type ?? 'full',
-    };
+    const namespace = backup.metadata.namespace ?? '';
+    const policy = backup.spec.policy;
+    const type = backup.spec.type ?? 'full';
+    const key = `${namespace}\0${policy}\0${type}`;
+    let labels = backupLabels.get(key);
+    if (!labels) {
+      labels = { namespace, policy, type };
+      backupLabels.set(key, labels);
+    }
+    const result = phase === 'Succeeded' ? 'succeeded' : 'failed';
     const reason = boundedReason(BACKUP_REASONS, succeededCondition(backup.status?.conditions)?.reason);
-    count(backupCounts, { ...base, result: phase === 'Succeeded' ? 'succeeded' : 'failed', reason });
+    count(backupCounts, `${key}\0${result}\0${reason}`, labels, { result, reason });
     if (phase !== 'Succeeded') continue;
     const duration = instant(backup.status?.completionTime) - instant(backup.status?.startTime);
-    if (!Number.isNaN(duration)) out.backupDurations.push({ labels: base, value: Math.max(0, seconds(duration)) });
-    if (backup.status?.logicalBytes !== undefined)
-      out.backupSizes.push({ labels: base, value: backup.status.logicalBytes });
+    if (!Number.isNaN(duration)) out.backupDurations.observe(key, labels, Math.max(0, seconds(duration)));
+    if (backup.status?.logicalBytes !== undefined) out.backupSizes.observe(key, labels, backup.status.logicalBytes);
   }
   out.backups = [...backupCounts.values()];
 
@@ -155,12 +166,12 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
     if (phase !== 'Succeeded' && phase !== 'Failed') continue;
     const namespace = request.metadata.namespace ?? '';
     const reason = boundedReason(RESTORE_REASONS, succeededCondition(request.status?.conditions)?.reason);
-    count(restoreCounts, { namespace, result: phase === 'Succeeded' ? 'succeeded' : 'failed', reason });
+    const result = phase === 'Succeeded' ? 'succeeded' : 'failed';
+    count(restoreCounts, `${namespace}\0${result}\0${reason}`, { namespace }, { result, reason });
     if (phase !== 'Succeeded') continue;
     const completed = instant(request.status?.completionTime);
     const duration = completed - instant(request.status?.startTime);
-    if (!Number.isNaN(duration))
-      out.restoreDurations.push({ labels: { namespace }, value: Math.max(0, seconds(duration)) });
+    if (!Number.isNaN(duration)) out.restoreDurations.observe(namespace, { namespace }, Math.max(0, seconds(duration)));
     const policy =
       backupPolicy.get(`${namespace}/${request.status?.backupName}`) ?? request.spec.from.policy ?? undefined;
     const rto = request.status?.rtoSeconds;
@@ -215,11 +226,11 @@ function succeededCondition(conditions: { type: string; reason?: string }[] | un
   return conditions?.find((c) => c.type === 'Succeeded');
 }
 
-function count(counts: Map<string, Sample>, labels: Labels): void {
-  const key = JSON.stringify(labels);
-  const sample = counts.get(key) ?? { labels, value: 0 };
-  sample.value += 1;
-  counts.set(key, sample);
+/** `key` names the label set (its values joined); its labels, `base` and `more`, are joined only when the set is new. */
+function count(counts: Map<string, Sample>, key: string, base: Labels, more: Labels): void {
+  const sample = counts.get(key);
+  if (sample) sample.value += 1;
+  else counts.set(key, { labels: { ...base, ...more }, value: 1 });
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {

@@ -62,16 +62,14 @@ export async function runOperator(
       auditController(ctx, hooks),
     ];
     metrics.lead(controllers);
-    await Promise.all(informers.map((i) => i.start()));
-    metrics.observeFrom(() => observedObjects(ctx));
-    notReady = undefined;
-    log.info({ event: 'operator-started', controllers: controllers.map((c) => c.name) }, 'controllers running');
-    const stop = new AbortController();
-    const abort = () => stop.abort();
-    leading.addEventListener('abort', abort, { once: true });
-    signal.addEventListener('abort', abort, { once: true });
+    const stop = AbortSignal.any([leading, signal]);
     try {
-      await Promise.all(controllers.map((c) => c.run(stop.signal)));
+      if (await startedUnlessStopped(informers, stop)) {
+        metrics.observeFrom(() => observedObjects(ctx));
+        notReady = undefined;
+        log.info({ event: 'operator-started', controllers: controllers.map((c) => c.name) }, 'controllers running');
+        await Promise.all(controllers.map((c) => c.run(stop)));
+      }
     } finally {
       metrics.standBy();
       notReady = undefined;
@@ -84,6 +82,16 @@ export async function runOperator(
   } finally {
     await endpoints?.close();
   }
+}
+
+/**
+ * Starts the informers: true once their first lists are in, false when `stop` aborts first. SIGTERM or a
+ * lost Lease while the caches sync (minutes over a long history) ends the run then, not after the sync.
+ */
+async function startedUnlessStopped(informers: { start(): Promise<void> }[], stop: AbortSignal): Promise<boolean> {
+  if (stop.aborted) return false;
+  const stopped = new Promise<false>((resolve) => stop.addEventListener('abort', () => resolve(false), { once: true }));
+  return Promise.race([Promise.all(informers.map((i) => i.start())).then(() => !stop.aborted), stopped]);
 }
 
 function elect(

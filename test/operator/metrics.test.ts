@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupPolicy, RestoreRequest } from '../../src/api/kinds.ts';
 import { freePort } from '../harness/ports.ts';
 import { type ManagedProcess, waitUntil } from '../harness/process.ts';
@@ -86,18 +87,11 @@ async function leading(p: Ports, operator: ManagedProcess): Promise<Map<string, 
 
 describe('probes', () => {
   test('with the API server not answering, /healthz says the process is alive and /readyz 503 (caches not synced)', async () => {
-    // An "API server" that accepts connections and never answers: the informers cannot sync.
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const port = (silent.address() as { port: number }).port;
-    const kubeconfig = join(workDir.path, 'silent-kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      readFileSync(env.cluster.kubeconfigPath, 'utf8').replace(/server: .*/, `server: https://127.0.0.1:${port}`),
-    );
+    const silent = await silentApiServer('silent-kubeconfig');
     const p = await ports();
-    const operator = env.startOperator('operator-silent-api', operatorArgs(p), { env: { KUBECONFIG: kubeconfig } });
+    const operator = env.startOperator('operator-silent-api', operatorArgs(p), {
+      env: { KUBECONFIG: silent.kubeconfig },
+    });
     try {
       await waitUntil('the probe endpoint answers', async () => (await get(p.health, '/healthz')).status > 0, {
         timeoutMs: 30_000,
@@ -115,11 +109,62 @@ describe('probes', () => {
       assert.equal(metrics.get(at('tidemark_source_never_succeeded')), undefined, 'no caches, no object metrics');
     } finally {
       await operator.stop('SIGKILL');
-      for (const socket of sockets) socket.destroy();
       silent.close();
     }
   });
+
+  // A first list of 200,000 Backups takes minutes: SIGTERM (a rollout, a drained node) must not wait for it,
+  // nor, once synced, for anything the operator leaves pending (requeue timers, watches, connections).
+  for (const situation of ['while the caches are still syncing', 'once synced and running'] as const)
+    test(`SIGTERM ${situation}: the operator exits, well within the pod grace period`, async () => {
+      const silent = situation === 'once synced and running' ? undefined : await silentApiServer('syncing-kubeconfig');
+      const p = await ports();
+      const operator = env.startOperator(
+        `operator-sigterm-${silent ? 'syncing' : 'synced'}`,
+        operatorArgs(p),
+        silent ? { env: { KUBECONFIG: silent.kubeconfig } } : {},
+      );
+      try {
+        const ready = silent ? 503 : 200;
+        await waitUntil(
+          `/readyz says ${ready}`,
+          async () => (await get(p.health, '/readyz').catch(() => undefined))?.status === ready,
+          {
+            timeoutMs: 60_000,
+            process: operator,
+          },
+        );
+        await sleep(1000);
+        process.kill(operator.child.pid as number, 'SIGTERM');
+        // Kubernetes sends SIGKILL 30 s after SIGTERM by default; the harness's own stop() waits 10 s.
+        const exited = await Promise.race([operator.exited.then((code) => ({ code })), sleep(10_000, 'still running')]);
+        assert.deepEqual(exited, { code: 0 }, `the operator exits on SIGTERM (log: ${operator.logFile})`);
+      } finally {
+        await operator.stop('SIGKILL');
+        silent?.close();
+      }
+    });
 });
+
+/** An "API server" that accepts connections and never answers: the informers cannot sync. */
+async function silentApiServer(kubeconfigName: string): Promise<{ kubeconfig: string; close(): void }> {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as { port: number }).port;
+  const kubeconfig = join(workDir.path, kubeconfigName);
+  writeFileSync(
+    kubeconfig,
+    readFileSync(env.cluster.kubeconfigPath, 'utf8').replace(/server: .*/, `server: https://127.0.0.1:${port}`),
+  );
+  return {
+    kubeconfig,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    },
+  };
+}
 
 describe('metrics', () => {
   test('per-source series from start-up, equal to the policy status after a backup and a restore, and after kill -9 and a restart', async () => {

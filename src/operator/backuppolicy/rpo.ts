@@ -1,7 +1,7 @@
 import { parseDuration } from '../../api/duration.ts';
 import type { Backup } from '../../api/kinds.ts';
 import type { ConditionInput } from '../runtime/conditions.ts';
-import { newestFirst } from '../runtime/time.ts';
+import { instant } from '../runtime/time.ts';
 
 export interface SourceFreshness {
   name: string;
@@ -21,10 +21,19 @@ export interface RpoVerdict {
  * for its snapshot (it may be forgotten already), so it does not count.
  */
 export function lastSuccessfulBackup(backups: Backup[]): Backup | undefined {
-  const succeeded = backups.filter(
-    (b) => !b.metadata.deletionTimestamp && b.status?.phase === 'Succeeded' && b.status.completionTime,
-  );
-  return newestFirst(succeeded, (b) => b.status?.completionTime)[0];
+  // One pass, not a sort: a source can hold thousands of Backups and every reconcile and scrape asks.
+  // Among equally new ones the first wins; an unreadable time counts as oldest.
+  let newest: Backup | undefined;
+  let newestAt = Number.NEGATIVE_INFINITY;
+  for (const b of backups) {
+    if (b.metadata.deletionTimestamp || b.status?.phase !== 'Succeeded' || !b.status.completionTime) continue;
+    const at = instant(b.status.completionTime) ?? Number.NEGATIVE_INFINITY;
+    if (newest === undefined || at > newestAt) {
+      newest = b;
+      newestAt = at;
+    }
+  }
+  return newest;
 }
 
 /**

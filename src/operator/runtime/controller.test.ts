@@ -58,3 +58,31 @@ test('without a signature every update queues the mapped keys', async () => {
   informer.emitAs('update', policy(1));
   assert.deepEqual(await drained(controller), ['owner-of/nightly'], 'even an update that changed nothing');
 });
+
+// SIGTERM with thousands of keys queued (2,000 policies, nine controllers): the operator must exit within
+// its grace period, leaving the queue to the next process, which lists everything again at start anyway.
+test('stopping finishes the reconciles in flight and leaves the keys still queued', async () => {
+  const started: string[] = [];
+  let release: () => void = () => undefined;
+  const inFlight = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const controller = new Controller(
+    'backuppolicy',
+    async (key) => {
+      started.push(key);
+      await inFlight;
+      return undefined;
+    },
+    {},
+    2,
+  );
+  for (let i = 0; i < 100; i++) controller.queue.add(`acme/policy-${i}`);
+  const stop = new AbortController();
+  const running = controller.run(stop.signal);
+  while (started.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  stop.abort();
+  release();
+  await running;
+  assert.deepEqual(started, ['acme/policy-0', 'acme/policy-1'], 'only the two in flight ran');
+});

@@ -80,3 +80,11 @@ test('shutdown releases waiting workers', async () => {
   queue.shutdown();
   assert.equal(await waiting, undefined);
 });
+
+test('after shutdown no key is handed out, even with keys queued', async () => {
+  const queue = new WorkQueue();
+  queue.add('acme/a');
+  queue.add('acme/b');
+  queue.shutdown();
+  assert.equal(await queue.get(), undefined);
+});

@@ -93,15 +93,18 @@ export class WorkQueue {
     this.failures.delete(key);
   }
 
-  /** The next key to work on; undefined once the queue shuts down. */
+  /**
+   * The next key to work on; undefined once the queue shuts down, even with keys queued: a stopping
+   * operator finishes what is in flight, not a backlog of thousands (the next leader lists everything).
+   */
   get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
     }
-    if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
