@@ -358,7 +358,7 @@ class BackupRun {
     // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
     const statBatch = (from: number) => {
       const batch = children.slice(from, from + STAT_BATCH);
-      return this.sync.enabled
+      return this.sync.useSync()
         ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
         : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
     };
@@ -527,7 +527,7 @@ class BackupRun {
     entry: TreeEntry,
     stat: BigIntStats,
   ): Promise<TreeEntry> {
-    const whole = Number(stat.size) < this.oneChunk && this.sync.enabled ? this.readWhole(path, stat) : undefined;
+    const whole = Number(stat.size) < this.oneChunk && this.sync.useSync() ? this.readWhole(path, stat) : undefined;
     if (whole) {
       const { data, after } = whole;
       const content = data.length > 0 ? [(await this.putChunk('data', data, data.length)).id] : [];
