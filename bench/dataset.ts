@@ -205,20 +205,24 @@ async function writeFileFrom(path: string, chunks: Iterable<Buffer>, flags = 'w'
   } finally {
     await handle.close();
   }
-  await readOnce(path);
 }
 
 /**
- * Reads a byte of a file just written, as a document is read after it is written: under relatime this moves its
- * atime past its mtime once, so the tools' own reads later leave it alone and "nothing changed" holds for every
- * tool whatever the order they run in (tools that store atimes would otherwise see the others' reads as changes).
+ * Reads a byte of every file under `root`, as documents are read after they are written: under relatime this
+ * moves each atime past its mtime once, so the tools' own reads later leave it alone and "nothing changed" holds
+ * for every tool whatever the order they run in (a tool that stores atimes would otherwise see the others' reads
+ * as changes). After a pause: an atime within the mtime's clock tick would not be past it.
  */
-async function readOnce(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.read(Buffer.alloc(1), 0, 1, 0);
-  } finally {
-    await handle.close();
+async function readEachOnce(root: string): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const byte = Buffer.alloc(1);
+  for await (const path of walkFiles(root)) {
+    const handle = await open(join(root, path), 'r');
+    try {
+      await handle.read(byte, 0, 1, 0);
+    } finally {
+      await handle.close();
+    }
   }
 }
 
@@ -318,7 +322,6 @@ export async function generateDataset(
   await mkdir(root, { recursive: true });
   const dumpPath = 'db/pgbench.sql';
   const dump = await generateDump(workDir, join(root, dumpPath), seed, Math.round(totalBytes * 0.25));
-  await readOnce(join(root, dumpPath));
   const dumpSize = (await stat(join(root, dumpPath))).size;
   const rest = totalBytes - dumpSize;
   const textBytes = Math.round(rest * 0.55);
@@ -327,6 +330,7 @@ export async function generateDataset(
     ...layout(seed, textBytes, rest - textBytes),
   ];
   for (const file of files) if (file.kind !== 'dump') await writeFileFrom(join(root, file.path), contentOf(file, seed));
+  await readEachOnce(root);
   const bytesByKind: Record<FileKind, number> = { csv: 0, log: 0, random: 0, dump: 0 };
   for (const file of files) bytesByKind[file.kind] += file.size;
   return { root, files, seed, bytesByKind, totalBytes, dump };
@@ -426,6 +430,7 @@ export async function mutateDataset(dataset: Dataset, round = 1, fraction = 0.01
   }
   m.changedBytes = m.rewrittenBytes + m.appendedBytes + m.regionBytes + m.newBytes;
   dataset.totalBytes = dataset.files.reduce((sum, f) => sum + f.size, 0);
+  await readEachOnce(dataset.root);
   return m;
 }
 
@@ -509,9 +514,9 @@ export async function generateSmallFiles(
     for (let i = next++; i < plan.length; i = next++) {
       const file = plan[i] as (typeof plan)[number];
       await writeFile(join(root, file.path), Buffer.concat([...contentOf(file, seed)]));
-      await readOnce(join(root, file.path));
     }
   };
   await Promise.all(Array.from({ length: parallel }, writer));
+  await readEachOnce(root);
   return { root, seed, files, dirs: dirs.size, totalBytes: plan.reduce((sum, f) => sum + f.size, 0) };
 }
