@@ -200,16 +200,9 @@ class NativeZstd {
       : undefined;
   }
 
-  write(
-    flush: number,
-    input: Uint8Array,
-    inOff: number,
-    inLen: number,
-    out: Uint8Array,
-    outOff: number,
-    outLen: number,
-  ) {
-    this.internals._handle.writeSync(flush, input, inOff, inLen, out, outOff, outLen);
+  /** One `writeSync` of the native handle: flush, input, its offset and length, output, its offset and room. */
+  write(...args: Parameters<ZstdInternals['_handle']['writeSync']>) {
+    this.internals._handle.writeSync(...args);
     const failure = this.failure;
     if (failure !== undefined) {
       this.failure = undefined;
