@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { ChunkId } from '../format.ts';
 import { chunkIdOf, sealChunk } from './chunk-work.ts';
-import { VERDICT_PENDING, VERDICT_SEAL, type WorkerJob, type WorkerReply } from './protocol.ts';
+import { VERDICT_SEAL, type WorkerJob, type WorkerReply } from './protocol.ts';
 
 /** A pipeline worker: runs one job at a time on chunks in shared memory (see pool.ts). */
 const port = parentPort;
@@ -14,8 +14,8 @@ port.on('message', (job: WorkerJob) => {
       const id = chunkIdOf(job.key, job.chain, data);
       port.postMessage({ kind: 'id', id } satisfies WorkerReply);
       // The pool answers as soon as it has looked the id up (it always does, see ChunkPipeline.identify).
-      Atomics.wait(job.verdict, 0, VERDICT_PENDING);
-      if (Atomics.load(job.verdict, 0) !== VERDICT_SEAL) return;
+      Atomics.wait(job.verdict, 0, job.pending);
+      if (Atomics.load(job.verdict, 0) !== job.pending + VERDICT_SEAL) return;
       reply = { kind: 'sealed', ...sealChunk(job.sealKey, id, data, new Uint8Array(job.output)) };
     } else reply = { kind: 'sealed', ...sealChunk(job.key, job.id as ChunkId, data, new Uint8Array(job.output)) };
   } catch (error) {

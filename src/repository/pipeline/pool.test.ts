@@ -108,6 +108,28 @@ describe('chunk pipeline', () => {
     await assert.rejects(pipeline.sealIdentified(third), /held no chunk/);
   });
 
+  it('a worker that reaches its wait after the verdict, and after its slot went to the next chunk, neither hangs nor seals that chunk', async () => {
+    const { repository, store } = await repositoryWith({
+      workers: 1,
+      slots: 1,
+      workerUrl: new URL('./testing/late-waiting-worker.ts', import.meta.url),
+    });
+    const known = text(31, MiB);
+    await store.put(chain, 'data', known);
+    // A known chunk is skipped before its worker waits; the slot is free at once and the next chunk takes it.
+    const chunks = [known, text(32, MiB), known, text(33, MiB), randomBytes(MiB)];
+    const results = [];
+    for (const chunk of chunks) results.push(await store.put(chain, 'data', chunk));
+    assert.deepEqual(
+      results.map((r) => r.stored),
+      [false, true, false, true, true],
+    );
+    await repository.saveIndex(await store.flush());
+    const reader = await Repository.open(repository.storage, Buffer.from('pipeline test'));
+    for (const [i, r] of results.entries())
+      assert.ok((await reader.chunkStore().get(r.id)).equals(chunks[i] as Buffer), `chunk ${i}`);
+  });
+
   it('makes acquire wait while every slot is in use (bounded memory)', async () => {
     const pipeline = new ChunkPipeline({ workers: 1, slots: 1 });
     const slot = await pipeline.acquire(10);

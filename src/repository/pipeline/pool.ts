@@ -3,7 +3,7 @@ import { TidemarkError } from '../../errors.ts';
 import type { ChunkId } from '../format.ts';
 import { sealedBound } from './chunk-work.ts';
 import { cpuQuota } from './cpu-quota.ts';
-import { VERDICT_PENDING, VERDICT_SEAL, VERDICT_SKIP, type WorkerJob, type WorkerReply } from './protocol.ts';
+import { VERDICT_SEAL, VERDICT_SKIP, VERDICT_STEP, type WorkerJob, type WorkerReply } from './protocol.ts';
 
 /** Shared memory a chunk is copied into once, read by whichever worker runs its jobs; reused chunk after chunk. */
 export class Slot {
@@ -11,6 +11,8 @@ export class Slot {
   output: SharedArrayBuffer;
   /** What the pool tells the worker holding this slot's chunk after `identify` (protocol.ts). */
   readonly verdict = new Int32Array(new SharedArrayBuffer(4));
+  /** The verdict word's value while the current `identify` job waits (protocol.ts). */
+  pending = 0;
 
   constructor(length: number) {
     this.input = new SharedArrayBuffer(length);
@@ -116,9 +118,10 @@ export class ChunkPipeline {
     chain: Uint8Array,
     sealKey: Uint8Array,
   ): Promise<ChunkId> {
-    Atomics.store(slot.verdict, 0, VERDICT_PENDING);
-    const { input, output, verdict } = slot;
-    const job: WorkerJob = { kind: 'identify', input, length, key, chain, sealKey, output, verdict };
+    slot.pending = (slot.pending + VERDICT_STEP) | 0;
+    Atomics.store(slot.verdict, 0, slot.pending);
+    const { input, output, verdict, pending } = slot;
+    const job: WorkerJob = { kind: 'identify', input, length, key, chain, sealKey, output, verdict, pending };
     const reply = await this.run(job, (worker) => this.holding.set(slot, worker));
     return (reply as Extract<WorkerReply, { kind: 'id' }>).id as ChunkId;
   }
@@ -177,7 +180,7 @@ export class ChunkPipeline {
   }
 
   private tell(slot: Slot, verdict: number): void {
-    Atomics.store(slot.verdict, 0, verdict);
+    Atomics.store(slot.verdict, 0, slot.pending + verdict);
     Atomics.notify(slot.verdict, 0);
   }
 

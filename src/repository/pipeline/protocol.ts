@@ -5,10 +5,16 @@ interface SharedChunk {
   length: number;
 }
 
-/** Verdict[0] of an `identify` job: the worker waits while it is PENDING, then seals or drops the chunk. */
-export const VERDICT_PENDING = 0;
+/**
+ * Verdict[0] of an `identify` job: the worker waits while it holds the job's `pending` value, then seals the
+ * chunk if it holds `pending + VERDICT_SEAL`. Each job on a slot has its own `pending`: a worker that reaches
+ * its wait late, after its verdict and after the slot went to the next chunk, must see that the word moved on
+ * (not wait on the next job's value, nor take the next job's SEAL for its own).
+ */
 export const VERDICT_SEAL = 1;
 export const VERDICT_SKIP = 2;
+/** Distance between the `pending` values of successive jobs on a slot. */
+export const VERDICT_STEP = 4;
 
 export type WorkerJob =
   /**
@@ -22,6 +28,7 @@ export type WorkerJob =
       sealKey: Uint8Array;
       output: SharedArrayBuffer;
       verdict: Int32Array;
+      pending: number;
     })
   | (SharedChunk & { kind: 'seal'; key: Uint8Array; id: string; output: SharedArrayBuffer });
 
