@@ -33,9 +33,12 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// A test that hangs fails after 10 minutes (the longest takes ~2) instead of holding CI until its limit: the
+// servers a test file starts keep its event loop alive, so a hang would otherwise never end on its own.
+const testTimeout = '--test-timeout=600000';
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', ...files],
+  ['--import', 'tsx', '--test', testTimeout, '--test-reporter=spec', '--test-reporter-destination=stdout', ...files],
   {
     cwd: repoRoot,
     stdio: 'inherit',
