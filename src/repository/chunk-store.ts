@@ -4,8 +4,9 @@ import { blobNames, type ChainId, type ChunkId, type ChunkType } from './format.
 import type { ChunkIndex, IndexFile } from './index.ts';
 import type { MasterKeys } from './keys.ts';
 import { PackWriter } from './pack.ts';
-import { chunkIdOf, sealChunk, sealedBound } from './pipeline/chunk-work.ts';
+import { chunkIdOf } from './pipeline/chunk-work.ts';
 import { type ChunkPipeline, type Slot, sharedPipeline } from './pipeline/pool.ts';
+import { SmallChunkBatch } from './pipeline/small-chunk-batch.ts';
 import type { Storage } from './storage/storage.ts';
 
 export interface ChunkStoreOptions {
@@ -28,10 +29,12 @@ export interface PutResult {
 export type ChunkData = Uint8Array | readonly Uint8Array[];
 
 /**
- * Chunks shorter than this are hashed, compressed and sealed on the calling thread: posting them to a
- * worker and back costs more than the work (trees, small files).
+ * Chunks shorter than this (trees, small files) are identified on the calling thread and sealed on a worker in
+ * batches (small-chunk-batch.ts): a message to a worker and back per chunk would cost more than the work.
  */
-const INLINE_BELOW = 64 * 1024;
+const SMALL_BELOW = 64 * 1024;
+/** Batches of small chunks being sealed at once; the next small chunk waits for one (bounds memory). */
+const BATCHES_SEALING = 4;
 /** Room for the largest record of a default chunk beyond the pack size, so a pack buffer never grows. */
 const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
 
@@ -44,11 +47,16 @@ const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
  * Storing a chunk: it is copied once into shared memory (a pipeline slot); a worker computes its id
  * and, told the chunk is new, compresses and seals it into the slot's output (one job per chunk),
  * which is copied into the pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
+ * A small chunk is identified on the calling thread and, when new, sealed with others in one job.
  */
 export class ChunkStore {
   /** The pack being filled; made on the first chunk (a store that only reads holds no pack buffer). */
   private pack: PackWriter | undefined;
   private readonly pending = new Set<ChunkId>();
+  /** Small chunks not yet sent to be sealed; the batches being sealed; emptied ones for reuse. */
+  private batch: SmallChunkBatch | undefined;
+  private readonly sealing = new Set<Promise<void>>();
+  private readonly freeBatches: SmallChunkBatch[] = [];
   private readonly uploads = new Set<Promise<void>>();
   private readonly written: IndexFile['packs'] = [];
   private readonly freePackBuffers: Buffer[] = [];
@@ -89,11 +97,15 @@ export class ChunkStore {
   /** Stores a chunk unless a chunk with its id (same chain, same content) exists. Safe to call concurrently. */
   async put(chain: ChainId, type: ChunkType, data: ChunkData): Promise<PutResult> {
     const length = byteLength(data);
-    if (length < INLINE_BELOW) {
-      const contiguous = Array.isArray(data) ? Buffer.concat(data as readonly Uint8Array[]) : (data as Uint8Array);
-      const id = chunkIdOf(this.chunkIdKey, this.chainBytes(chain), contiguous);
+    if (length < SMALL_BELOW) {
+      const parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array];
+      const id = chunkIdOf(
+        this.chunkIdKey,
+        this.chainBytes(chain),
+        parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts),
+      );
       if (this.known(id)) return { id, stored: false };
-      return this.storeInline(id, type, contiguous);
+      return this.storeSmall(id, type, parts, length);
     }
     const slot = await this.pipeline.acquire(length);
     let id: ChunkId | undefined;
@@ -118,7 +130,7 @@ export class ChunkStore {
 
   /** Writes an existing chunk into a new pack (prune repacks the live chunks of mostly-dead packs). */
   async putRepacked(id: ChunkId, type: ChunkType, data: Buffer): Promise<PutResult> {
-    if (data.length < INLINE_BELOW) return this.storeInline(id, type, data);
+    if (data.length < SMALL_BELOW) return this.storeSmall(id, type, [data], data.length);
     const slot = await this.pipeline.acquire(data.length);
     try {
       copyInto(data, slot.input);
@@ -136,14 +148,49 @@ export class ChunkStore {
     return this.index.has(id) || this.pending.has(id);
   }
 
-  private async storeInline(id: ChunkId, type: ChunkType, data: Uint8Array): Promise<PutResult> {
+  /** Adds a small chunk to the batch being gathered; sends it to be sealed once full. */
+  private async storeSmall(id: ChunkId, type: ChunkType, parts: readonly Uint8Array[], length: number) {
     this.throwIfFailed();
-    const pack = this.filling();
-    const sealed = sealChunk(this.encryptionKey, id, data, pack.reserve(sealedBound(data.length)));
-    pack.commit(id, type, sealed.codec, data.length, sealed.length);
+    if (this.batch && !this.batch.fits(length)) this.sendBatch();
+    this.batch ??= this.freeBatches.pop() ?? new SmallChunkBatch();
+    this.batch.add(id, type, parts);
     this.pending.add(id);
-    await this.rotateIfFull();
+    while (this.sealing.size >= BATCHES_SEALING) await Promise.race(this.sealing);
+    this.throwIfFailed();
     return { id, stored: true };
+  }
+
+  /** Seals the gathered small chunks on a worker, then adds their records to the pack. */
+  private sendBatch(): void {
+    const batch = this.batch;
+    if (!batch || batch.count === 0) return;
+    this.batch = undefined;
+    const sealed = this.pipeline
+      .sealBatch(batch, this.encryptionKey)
+      .then((records) => this.addBatch(batch, records))
+      .catch((error: unknown) => {
+        for (const id of batch.ids) this.pending.delete(id);
+        this.failure ??= withContext(`sealing ${batch.count} small chunks`, error);
+      })
+      .finally(() => this.sealing.delete(sealed));
+    this.sealing.add(sealed);
+  }
+
+  private async addBatch(batch: SmallChunkBatch, records: number[]): Promise<void> {
+    const rotations: Promise<void>[] = [];
+    let start = 0;
+    let at = 0;
+    for (const [i, id] of batch.ids.entries()) {
+      const [codec, length] = [records[2 * i] as number, records[2 * i + 1] as number];
+      const end = batch.ends[i] as number;
+      const record = new Uint8Array(batch.output, at, length);
+      this.filling().addSealed(id, batch.types[i] as ChunkType, codec, end - start, record);
+      if ((this.pack?.size ?? 0) >= this.packSize) rotations.push(this.rotate());
+      at += length;
+      start = end;
+    }
+    this.freeBatches.push(batch.clear());
+    await Promise.all(rotations);
   }
 
   /** Seals the chunk in the slot on a worker (`sealing`) and adds it to the pack. */
@@ -167,6 +214,9 @@ export class ChunkStore {
 
   /** Uploads what is buffered and waits for every upload; returns the index of what this session wrote. */
   async flush(): Promise<IndexFile> {
+    this.sendBatch();
+    await Promise.all(this.sealing);
+    this.throwIfFailed();
     if (this.pack && this.pack.count > 0) await this.rotate();
     await Promise.all(this.uploads);
     this.throwIfFailed();

@@ -67,7 +67,7 @@ export class PackWriter {
    * The free space at the end of the pack, at least `length` bytes, to write a record into (then
    * `commit` it).
    */
-  reserve(length: number): Buffer {
+  private reserve(length: number): Buffer {
     const needed = this.bytes + length;
     if (needed > this.buffer.length) {
       const grown = Buffer.allocUnsafe(Math.max(needed, 2 * this.buffer.length));
@@ -78,7 +78,7 @@ export class PackWriter {
   }
 
   /** Adds the record of `length` bytes written at the start of `reserve`'s space. */
-  commit(id: ChunkId, type: ChunkType, codec: number, rawLength: number, length: number): void {
+  private commit(id: ChunkId, type: ChunkType, codec: number, rawLength: number, length: number): void {
     this.hash.update(this.buffer.subarray(this.bytes, this.bytes + length));
     this.entries.push({ id, type, codec, rawLength, offset: this.bytes, length });
     this.bytes += length;

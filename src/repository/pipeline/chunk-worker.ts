@@ -17,10 +17,25 @@ port.on('message', (job: WorkerJob) => {
       Atomics.wait(job.verdict, 0, job.pending);
       if (Atomics.load(job.verdict, 0) !== job.pending + VERDICT_SEAL) return;
       reply = { kind: 'sealed', ...sealChunk(job.sealKey, id, data, new Uint8Array(job.output)) };
-    } else reply = { kind: 'sealed', ...sealChunk(job.key, job.id as ChunkId, data, new Uint8Array(job.output)) };
+    } else if (job.kind === 'seal-batch') reply = sealBatch(job, data);
+    else reply = { kind: 'sealed', ...sealChunk(job.key, job.id as ChunkId, data, new Uint8Array(job.output)) };
   } catch (error) {
     const { message, code } = error as { message?: string; code?: string };
     reply = { kind: 'failed', message: String(message ?? error), ...(code ? { code } : {}) };
   }
   port.postMessage(reply);
 });
+
+function sealBatch(job: Extract<WorkerJob, { kind: 'seal-batch' }>, data: Uint8Array): WorkerReply {
+  const output = new Uint8Array(job.output);
+  const records: number[] = [];
+  let start = 0;
+  let at = 0;
+  for (const [i, end] of job.ends.entries()) {
+    const sealed = sealChunk(job.key, job.ids[i] as ChunkId, data.subarray(start, end), output.subarray(at));
+    records.push(sealed.codec, sealed.length);
+    at += sealed.length;
+    start = end;
+  }
+  return { kind: 'sealed-batch', records };
+}

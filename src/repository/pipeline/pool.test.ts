@@ -23,12 +23,13 @@ const MiB = 1024 * 1024;
 const chain = '0123456789abcdef0123456789abcdef' as ChainId;
 let repositories = 0;
 
-async function repositoryWith(options: ConstructorParameters<typeof ChunkPipeline>[0]) {
-  const pipeline = new ChunkPipeline(options);
+async function repositoryWith(options: ConstructorParameters<typeof ChunkPipeline>[0] & { packSize?: number }) {
+  const { packSize = 3 * MiB, ...pipelineOptions } = options;
+  const pipeline = new ChunkPipeline(pipelineOptions);
   pipelines.push(pipeline);
   const storage = new FileStorage(join(root, `repo-${repositories++}`));
   const repository = await Repository.init(storage, Buffer.from('pipeline test'), { scrypt: { N: 1024, r: 8, p: 1 } });
-  return { repository, store: repository.chunkStore({ pipeline, packSize: 3 * MiB }) };
+  return { repository, store: repository.chunkStore({ pipeline, packSize }) };
 }
 
 /** Text that compresses, different for each seed. */
@@ -69,6 +70,41 @@ describe('chunk pipeline', () => {
     assert.equal(new Set(results.map((r) => r.id)).size, 1);
     const index = await store.flush();
     assert.equal(index.packs.flatMap((p) => p.chunks).length, 1);
+  });
+
+  it('seals small chunks in batches on the workers: every size below the limit, batch and pack boundaries, duplicates once', async () => {
+    const { repository, store } = await repositoryWith({ workers: 2, packSize: 256 * 1024 });
+    // 3,000 chunks of 1 B to 64 KiB − 1 (over a batch's 1,024 chunks and its MiB), some twice, some as parts.
+    // Half text (compresses), half random (stored as is).
+    const made = (i: number): Buffer => {
+      const length = 1 + ((i * 7919) % (64 * 1024 - 1));
+      return i % 2 ? text(i, length) : randomBytes(length);
+    };
+    const chunks = Array.from({ length: 3000 }, (_, i) => made(i));
+    for (let i = 3; i < chunks.length; i += 7) chunks[i] = chunks[i - 1] as Buffer;
+    chunks.push(randomBytes(64 * 1024 - 1), randomBytes(1));
+    const results = await Promise.all(
+      chunks.map((c, i) => store.put(chain, i % 2 ? 'tree' : 'data', i % 5 ? c : [c.subarray(0, 1), c.subarray(1)])),
+    );
+    assert.deepEqual(
+      results.map((r) => r.id),
+      chunks.map((c) => store.chunkId(chain, c)),
+    );
+    const distinct = new Set(results.map((r) => r.id));
+    assert.equal(results.filter((r) => r.stored).length, distinct.size, 'a chunk put twice is stored once');
+    const index = await store.flush();
+    const entries = index.packs.flatMap((p) => p.chunks);
+    assert.equal(entries.length, distinct.size);
+    assert.ok(index.packs.length > 10, `packs rotate within batches (${index.packs.length})`);
+    for (const pack of index.packs)
+      assert.ok(
+        pack.size < 256 * 1024 + 64 * 1024 + 1024,
+        `a pack ends at the first record past its size: ${pack.size}`,
+      );
+    await repository.saveIndex(index);
+    const reader = await Repository.open(repository.storage, Buffer.from('pipeline test'));
+    for (const [i, r] of results.entries())
+      assert.ok((await reader.chunkStore().get(r.id)).equals(chunks[i] as Buffer), `chunk ${i}`);
   });
 
   it('takes a chunk as the parts it is made of: same id, stored once, on a worker and inline', async () => {
@@ -172,6 +208,9 @@ describe('chunk pipeline', () => {
       /storing a chunk of 1048576 bytes: chunk pipeline worker stopped/,
     );
     await assert.rejects(store.put(chain, 'data', randomBytes(MiB + 1)), /worker stopped/);
+    // A small chunk is taken at once and sealed in a batch later: the failure comes with the flush.
+    assert.equal((await store.put(chain, 'data', randomBytes(1000))).stored, true);
+    await assert.rejects(store.flush(), /sealing 1 small chunks: chunk pipeline worker stopped/);
   });
 
   it('fails a job the worker cannot do with its error', async () => {

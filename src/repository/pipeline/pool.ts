@@ -4,6 +4,7 @@ import type { ChunkId } from '../format.ts';
 import { sealedBound } from './chunk-work.ts';
 import { cpuQuota } from './cpu-quota.ts';
 import { VERDICT_SEAL, VERDICT_SKIP, VERDICT_STEP, type WorkerJob, type WorkerReply } from './protocol.ts';
+import type { SmallChunkBatch } from './small-chunk-batch.ts';
 
 /** Shared memory a chunk is copied into once, read by whichever worker runs its jobs; reused chunk after chunk. */
 export class Slot {
@@ -148,6 +149,13 @@ export class ChunkPipeline {
   async seal(slot: Slot, length: number, key: Uint8Array, id: ChunkId): Promise<Sealed> {
     const reply = await this.run({ kind: 'seal', input: slot.input, length, key, id, output: slot.output });
     return reply as Sealed;
+  }
+
+  /** Seals the small chunks of `batch` into its output back to back; returns codec and record length of each, in turn. */
+  async sealBatch(batch: SmallChunkBatch, key: Uint8Array): Promise<number[]> {
+    const { input, output, ids, ends, length } = batch;
+    const reply = await this.run({ kind: 'seal-batch', input, length, key, ids, ends, output });
+    return (reply as Extract<WorkerReply, { kind: 'sealed-batch' }>).records;
   }
 
   /** Stops the workers (tests; the shared pipeline's idle workers do not keep a process alive). */

@@ -30,9 +30,13 @@ export type WorkerJob =
       verdict: Int32Array;
       pending: number;
     })
-  | (SharedChunk & { kind: 'seal'; key: Uint8Array; id: string; output: SharedArrayBuffer });
+  | (SharedChunk & { kind: 'seal'; key: Uint8Array; id: string; output: SharedArrayBuffer })
+  /** Small chunks back to back (chunk i ends at ends[i]), sealed into `output` back to back (small-chunk-batch.ts). */
+  | (SharedChunk & { kind: 'seal-batch'; key: Uint8Array; ids: string[]; ends: number[]; output: SharedArrayBuffer });
 
 export type WorkerReply =
   | { kind: 'id'; id: string }
   | { kind: 'sealed'; codec: number; length: number }
+  /** Codec and record length of each chunk of a `seal-batch` job, in turn. */
+  | { kind: 'sealed-batch'; records: number[] }
   | { kind: 'failed'; message: string; code?: string };
