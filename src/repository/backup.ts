@@ -5,7 +5,7 @@ import { TidemarkError } from '../errors.ts';
 import { Bounded, settledInOrder } from './bounded.ts';
 import type { ChunkData, ChunkStore } from './chunk-store.ts';
 import { chunkPartsStream } from './chunker/fastcdc.ts';
-import { type FileMetadataIo, keptXattr, openFileMetadataIo } from './file-metadata.ts';
+import { type FileMetadataIo, keptXattr, openFileMetadataIo, type Xattr } from './file-metadata.ts';
 import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.ts';
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
@@ -14,6 +14,7 @@ import { NoAtimeOpener } from './no-atime.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
+import { checkSameRegularFile, fstatBigint, ReplacedError, SourceDirectory } from './source-directory.ts';
 import { SyncWhileFast } from './sync-while-fast.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 import { Unsettled } from './unsettled.ts';
@@ -55,6 +56,8 @@ const STAT_BATCH = 512;
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
 const LARGE_READ = 1024 * 1024;
+/** Bytes of a path, its terminating NUL included, that Linux takes (4096). */
+const PATH_MAX = 4096;
 /** Subdirectories ahead of the walk whose parent trees are loaded meanwhile. */
 const PARENT_TREES_AHEAD = 8;
 
@@ -75,7 +78,7 @@ export interface StreamSource {
  */
 export function backupTree(repository: Repository, path: string, options: BackupOptions): Promise<Snapshot> {
   return runBackup(repository, options, async (run) => {
-    const root = await lstat(path).catch((error: unknown) => {
+    const root = await lstat(path, { bigint: true }).catch((error: unknown) => {
       throw new TidemarkError('SourceUnavailable', `cannot read ${path}: ${(error as Error).message}`, {
         cause: error,
       });
@@ -83,7 +86,7 @@ export function backupTree(repository: Repository, path: string, options: Backup
     if (!root.isDirectory()) throw new TidemarkError('InvalidArgument', `${path} is not a directory`);
     run.metadata = await openFileMetadataIo();
     try {
-      return await run.tree(Buffer.from(path));
+      return await run.tree(Buffer.from(path), root);
     } finally {
       run.metadata.close();
     }
@@ -170,11 +173,17 @@ async function runBackup(
   });
 }
 
-/** A directory child to back up: its path as bytes (any name works), as shown, and its name. */
+/**
+ * A directory child to back up: its path as bytes (any name works; through its open directory, see
+ * source-directory.ts), as shown, its name, and the length of its path from the root of the source.
+ */
 interface Child {
   path: Buffer;
   display: string;
   name: Buffer;
+  pathLength: number;
+  /** The open directory it is in (none: the root). */
+  directory?: SourceDirectory;
 }
 
 /** A directory's tree in the parent snapshot: its id, its bytes, and its entries by name (latin1). */
@@ -231,6 +240,10 @@ class BackupRun {
   private readonly opener = new NoAtimeOpener();
   /** The first failure the backup cannot skip: ends the walk early. */
   private failure: { error: unknown } | undefined;
+  /** Directories open (see `directory`). */
+  private readonly openDirectories = new Set<SourceDirectory>();
+  /** The file metadata helper reads extended attributes by path (see `readXattrs`). */
+  private xattrsByPath = false;
 
   constructor(
     private readonly repository: Repository,
@@ -314,15 +327,19 @@ class BackupRun {
     return { content, size };
   }
 
-  /** Backs up the tree at `path` (bytes, so any name works); returns its tree id. */
-  async tree(path: Buffer): Promise<ChunkId> {
+  /** Backs up the tree at `path` (bytes, so any name works; `stat` its lstat); returns its tree id. */
+  async tree(path: Buffer, stat: BigIntStats): Promise<ChunkId> {
     try {
       const parentRoot = this.parent ? this.parentEntries(this.parent.root) : undefined;
-      const { tree } = await this.directory({ path, display: '', name: Buffer.alloc(0) }, parentRoot);
+      const root = { path, display: '', name: Buffer.alloc(0), pathLength: path.length };
+      const { tree } = await this.directory(root, stat, parentRoot);
       return await tree;
     } catch (error) {
       await this.started.settled();
       throw error;
+    } finally {
+      // Those whose tree failed: nothing runs below them any more.
+      for (const directory of this.openDirectories) directory.close();
     }
   }
 
@@ -341,26 +358,55 @@ class BackupRun {
     this.skipped.push({ order, path, reason });
   }
 
-  /** Walks one directory: its children in name order, subdirectories depth-first. */
-  private async directory(dir: Child, parentTree: Promise<ParentTree> | undefined): Promise<Walked> {
+  /**
+   * Walks one directory (`listed`: its lstat from its parent's listing): its children in name order,
+   * subdirectories depth-first. It stays open until its tree is stored: its names are reached through it.
+   */
+  private async directory(
+    dir: Child,
+    listed: BigIntStats,
+    parentTree: Promise<ParentTree> | undefined,
+  ): Promise<Walked> {
     this.summary.dirs++;
     // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
     parentTree?.catch(() => {});
-    const names = (await readdir(dir.path, { encoding: 'buffer' })).sort(Buffer.compare);
+    const byPath = dir.directory ? dir.directory.childByPath(dir.name) : dir.path;
+    const opened = await SourceDirectory.open(dir.path, byPath, listed);
+    this.openDirectories.add(opened);
+    const walked = await this.walkOpen(dir, opened, parentTree);
+    // Closed once every entry is done (its number could otherwise be reused under work still reaching names
+    // through it); a failed tree leaves it to the end of the backup, when nothing runs any more.
+    void walked.tree.then(
+      () => {
+        this.openDirectories.delete(opened);
+        opened.close();
+      },
+      () => {},
+    );
+    return walked;
+  }
+
+  private async walkOpen(
+    dir: Child,
+    opened: SourceDirectory,
+    parentTree: Promise<ParentTree> | undefined,
+  ): Promise<Walked> {
+    const names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
     const parentLoaded = await parentTree;
     const parent = parentLoaded?.entries ?? new Map<string, TreeEntry>();
     const children: Child[] = [];
     for (const name of names) {
       const display = `${dir.display}/${name.toString('utf8')}`;
+      const pathLength = dir.pathLength + 1 + name.length;
       if (!this.excluded(display.slice(1)))
-        children.push({ path: Buffer.concat([dir.path, SLASH, name]), display, name });
+        children.push({ path: opened.child(name), display, name, pathLength, directory: opened });
     }
     // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
     const statBatch = (from: number) => {
       const batch = children.slice(from, from + STAT_BATCH);
       return this.sync.useSync()
         ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
-        : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
+        : settledInOrder(batch, STATS_IN_FLIGHT, async (child) => lstat(withinPathMax(child), { bigint: true }));
     };
     let nextStats = statBatch(0);
     const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
@@ -441,13 +487,13 @@ class BackupRun {
     parentSubtree: Promise<ParentTree> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
-    const common = async () => commonFields(name, stat, await this.xattrs(path, stat, previous));
+    const common = async () => commonFields(name, stat, await this.xattrs(child, stat, previous));
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
       const parentTree =
         parentSubtree ??
         (previous?.type === 'dir' && previous.subtree ? this.parentEntries(previous.subtree) : undefined);
-      const walked = await this.directory(child, parentTree).catch(async (error: unknown) => {
+      const walked = await this.directory(child, stat, parentTree).catch(async (error: unknown) => {
         await metadata.catch(() => {});
         throw error;
       });
@@ -536,10 +582,11 @@ class BackupRun {
         this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
       return { ...entry, size: data.length, content };
     }
-    const fd = await this.opener.open(path, Number(stat.uid));
+    const fd = await this.opener.open(path, Number(stat.uid)).catch(replacedIfSymlink);
     const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
     let read: { content: ChunkId[]; size: number };
     try {
+      checkSameRegularFile(stat, await fstatBigint(fd));
       read = await this.content(readFile(fd, buffer, Number(stat.size)));
     } catch (error) {
       await closeFile(fd).catch(() => {});
@@ -567,12 +614,26 @@ class BackupRun {
    */
   private readWhole(path: Buffer, stat: BigIntStats): { data: Buffer; after: BigIntStats } | undefined {
     return this.sync.time(4, () => {
-      const fd = this.opener.openSync(path, Number(stat.uid));
+      let fd: number;
       try {
-        const bytesRead = readSync(fd, this.syncBuffer, 0, this.syncBuffer.length, null);
+        fd = this.opener.openSync(path, Number(stat.uid));
+      } catch (error) {
+        return replacedIfSymlink(error);
+      }
+      try {
+        let bytesRead: number;
+        try {
+          bytesRead = readSync(fd, this.syncBuffer, 0, this.syncBuffer.length, null);
+        } catch (error) {
+          // A FIFO or a socket now (opened without waiting: EAGAIN) is the replacement, not a read error.
+          checkSameRegularFile(stat, fstatSync(fd, { bigint: true }));
+          throw error;
+        }
+        const after = fstatSync(fd, { bigint: true });
+        checkSameRegularFile(stat, after);
         if (bytesRead < Number(stat.size) || bytesRead >= this.oneChunk) return undefined;
         // A copy: the buffer is the next file's, and the chunk store may copy the data after a wait.
-        return { data: Buffer.from(this.syncBuffer.subarray(0, bytesRead)), after: fstatSync(fd, { bigint: true }) };
+        return { data: Buffer.from(this.syncBuffer.subarray(0, bytesRead)), after };
       } finally {
         closeSync(fd);
       }
@@ -586,15 +647,34 @@ class BackupRun {
    * parent read every attribute (it had the helper and dropped none, so nothing is missing from `lossy` either).
    */
   private async xattrs(
-    path: Buffer,
+    child: Child,
     stat: BigIntStats,
     previous: TreeEntry | undefined,
   ): Promise<NonNullable<TreeEntry['xattrs']>> {
     const kept = this.parentXattrs(stat, previous);
     if (kept) return kept;
-    const all = (await this.metadata?.readXattrs(path)) ?? [];
+    const all = await this.readXattrs(child);
     for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
     return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  }
+
+  /**
+   * All extended attributes of the child, read by the helper process through the child's directory descriptor
+   * (source-directory.ts). A process that changed its user is not dumpable: then the helper may not use this
+   * process's descriptors (EACCES), and, from then on, reads by path.
+   */
+  private async readXattrs(child: Child): Promise<Xattr[]> {
+    if (!this.metadata) return [];
+    const { directory } = child;
+    if (!this.xattrsByPath || !directory?.throughDescriptor) {
+      try {
+        return await this.metadata.readXattrs(child.path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EACCES' || !directory?.throughDescriptor) throw error;
+        this.xattrsByPath = true;
+      }
+    }
+    return this.metadata.readXattrs(directory.childByPath(child.name));
   }
 
   /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
@@ -635,8 +715,6 @@ class BackupRun {
     );
   }
 }
-
-const SLASH = Buffer.from('/');
 
 /**
  * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
@@ -736,15 +814,34 @@ function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number)
 
 function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
   try {
-    return { status: 'fulfilled', value: lstatSync(child.path, { bigint: true }) };
+    return { status: 'fulfilled', value: lstatSync(withinPathMax(child), { bigint: true }) };
   } catch (reason) {
     return { status: 'rejected', reason };
   }
 }
 
+/**
+ * The child's path, unless its path from the source root is longer than PATH_MAX: ENAMETOOLONG then, as the
+ * kernel would answer a call by that path. Names are reached through their directory's descriptor, so no call
+ * fails on a deep path, but restore writes by path: it is skipped as a path-based backup would skip it.
+ */
+function withinPathMax(child: Child): Buffer {
+  if (child.pathLength < PATH_MAX) return child.path;
+  const error: NodeJS.ErrnoException = new Error(`ENAMETOOLONG: ${child.display}`);
+  error.code = 'ENAMETOOLONG';
+  throw error;
+}
+
+/** ELOOP opening a name listed as a file: a symlink has its name now (the open never follows one). */
+function replacedIfSymlink(error: unknown): never {
+  throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? new ReplacedError('a file') : error;
+}
+
 /** Why a path that could not be backed up is skipped rather than failing the backup; undefined: fail. */
 function skipReason(error: unknown): string | undefined {
   switch ((error as NodeJS.ErrnoException).code) {
+    case 'EREPLACED':
+      return 'replaced while being read (by another file, a symlink or a special file): not stored';
     case 'ENOENT':
       return 'vanished while being read';
     case 'EACCES':

@@ -2,6 +2,11 @@ import { constants, open, openSync } from 'node:fs';
 
 /** O_NOATIME where the platform has it (Linux), else 0. */
 const O_NOATIME = constants.O_NOATIME ?? 0;
+/**
+ * Never through a symlink, and never waiting: a name the walk listed as a file may be a symlink or a FIFO by the
+ * time it is opened (see source-directory.ts); the caller checks what it opened with fstat.
+ */
+const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
  * Opens files for reading without moving their atimes (O_NOATIME), so a backup's own reads do not change what the
@@ -19,7 +24,7 @@ export class NoAtimeOpener {
       return await openFd(path, flags);
     } catch (error) {
       if (!this.refusedWith(error, flags, owner)) throw error;
-      return openFd(path, constants.O_RDONLY);
+      return openFd(path, READ);
     }
   }
 
@@ -30,12 +35,12 @@ export class NoAtimeOpener {
       return openSync(path, flags);
     } catch (error) {
       if (!this.refusedWith(error, flags, owner)) throw error;
-      return openSync(path, constants.O_RDONLY);
+      return openSync(path, READ);
     }
   }
 
   private flagsFor(owner: number): number {
-    return O_NOATIME === 0 || this.refused.has(owner) ? constants.O_RDONLY : constants.O_RDONLY | O_NOATIME;
+    return O_NOATIME === 0 || this.refused.has(owner) ? READ : READ | O_NOATIME;
   }
 
   /** Whether `error` is O_NOATIME refused (then noted for `owner`): open again plainly. */
