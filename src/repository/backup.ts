@@ -56,8 +56,6 @@ const STAT_BATCH = 512;
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
 const LARGE_READ = 1024 * 1024;
-/** Bytes of a path, its terminating NUL included, that Linux takes (4096). */
-const PATH_MAX = 4096;
 /** Subdirectories ahead of the walk whose parent trees are loaded meanwhile. */
 const PARENT_TREES_AHEAD = 8;
 
@@ -174,14 +172,15 @@ async function runBackup(
 }
 
 /**
- * A directory child to back up: its path as bytes (any name works; through its open directory, see
- * source-directory.ts), as shown, its name, and the length of its path from the root of the source.
+ * A directory child to back up: its path as bytes (any name works) through its open directory (see
+ * source-directory.ts), its path from the root of the source, as shown, and its name.
  */
 interface Child {
   path: Buffer;
+  /** Only for lstat: what is read or listed is reached through `path`, and checked to be what lstat saw. */
+  realPath: Buffer;
   display: string;
   name: Buffer;
-  pathLength: number;
   /** The open directory it is in (none: the root). */
   directory?: SourceDirectory;
 }
@@ -331,7 +330,7 @@ class BackupRun {
   async tree(path: Buffer, stat: BigIntStats): Promise<ChunkId> {
     try {
       const parentRoot = this.parent ? this.parentEntries(this.parent.root) : undefined;
-      const root = { path, display: '', name: Buffer.alloc(0), pathLength: path.length };
+      const root = { path, realPath: path, display: '', name: Buffer.alloc(0) };
       const { tree } = await this.directory(root, stat, parentRoot);
       return await tree;
     } catch (error) {
@@ -370,8 +369,7 @@ class BackupRun {
     this.summary.dirs++;
     // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
     parentTree?.catch(() => {});
-    const byPath = dir.directory ? dir.directory.childByPath(dir.name) : dir.path;
-    const opened = await SourceDirectory.open(dir.path, byPath, listed);
+    const opened = await SourceDirectory.open(dir.path, listed, this.sync.useSync());
     this.openDirectories.add(opened);
     const walked = await this.walkOpen(dir, opened, parentTree);
     // Closed once every entry is done (its number could otherwise be reused under work still reaching names
@@ -379,7 +377,7 @@ class BackupRun {
     void walked.tree.then(
       () => {
         this.openDirectories.delete(opened);
-        opened.close();
+        opened.close(this.sync.useSync());
       },
       () => {},
     );
@@ -397,16 +395,17 @@ class BackupRun {
     const children: Child[] = [];
     for (const name of names) {
       const display = `${dir.display}/${name.toString('utf8')}`;
-      const pathLength = dir.pathLength + 1 + name.length;
-      if (!this.excluded(display.slice(1)))
-        children.push({ path: opened.child(name), display, name, pathLength, directory: opened });
+      if (!this.excluded(display.slice(1))) {
+        const realPath = Buffer.concat([dir.realPath, SLASH, name]);
+        children.push({ path: opened.child(name), realPath, display, name, directory: opened });
+      }
     }
     // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
     const statBatch = (from: number) => {
       const batch = children.slice(from, from + STAT_BATCH);
       return this.sync.useSync()
         ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
-        : settledInOrder(batch, STATS_IN_FLIGHT, async (child) => lstat(withinPathMax(child), { bigint: true }));
+        : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.realPath, { bigint: true }));
     };
     let nextStats = statBatch(0);
     const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
@@ -674,7 +673,7 @@ class BackupRun {
         this.xattrsByPath = true;
       }
     }
-    return this.metadata.readXattrs(directory.childByPath(child.name));
+    return this.metadata.readXattrs(child.realPath);
   }
 
   /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
@@ -812,24 +811,14 @@ function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number)
   return after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || BigInt(size) !== before.size;
 }
 
+const SLASH = Buffer.from('/');
+
 function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
   try {
-    return { status: 'fulfilled', value: lstatSync(withinPathMax(child), { bigint: true }) };
+    return { status: 'fulfilled', value: lstatSync(child.realPath, { bigint: true }) };
   } catch (reason) {
     return { status: 'rejected', reason };
   }
-}
-
-/**
- * The child's path, unless its path from the source root is longer than PATH_MAX: ENAMETOOLONG then, as the
- * kernel would answer a call by that path. Names are reached through their directory's descriptor, so no call
- * fails on a deep path, but restore writes by path: it is skipped as a path-based backup would skip it.
- */
-function withinPathMax(child: Child): Buffer {
-  if (child.pathLength < PATH_MAX) return child.path;
-  const error: NodeJS.ErrnoException = new Error(`ENAMETOOLONG: ${child.display}`);
-  error.code = 'ENAMETOOLONG';
-  throw error;
 }
 
 /** ELOOP opening a name listed as a file: a symlink has its name now (the open never follows one). */

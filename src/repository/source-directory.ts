@@ -1,4 +1,16 @@
-import { type BigIntStats, close, constants, existsSync, fstat, open, stat } from 'node:fs';
+import {
+  type BigIntStats,
+  close,
+  closeSync,
+  constants,
+  existsSync,
+  fstat,
+  fstatSync,
+  open,
+  openSync,
+  stat,
+  statSync,
+} from 'node:fs';
 
 /**
  * Where the names of an open directory are reached through its descriptor: /proc/<pid>/fd/<fd>/<name> makes the
@@ -33,28 +45,29 @@ export class SourceDirectory {
     private readonly fd: number,
     /** The prefix of every name in the directory. */
     readonly base: Buffer,
-    /** Its path (what `base` is when the descriptor cannot be used). */
-    readonly path: Buffer,
+    /** Whether `base` is the descriptor's (else the directory's path: see FD_DIRECTORY). */
+    readonly throughDescriptor: boolean,
   ) {}
 
   /**
-   * Opens the directory at `path` (through its parent's descriptor, never through a symlink; `byPath`: its path
-   * from the root of the source) and checks that it is the one `listed` (the lstat the walk made when it listed
-   * its parent): else ReplacedError.
+   * Opens the directory at `path` (through its parent's descriptor, never through a symlink) and checks that it
+   * is the one `listed` (the lstat the walk made when it listed its parent): else ReplacedError. With
+   * synchronous calls when `sync` (a fast file system: see SyncWhileFast), else on the thread pool.
    */
-  static async open(path: Buffer, byPath: Buffer, listed: BigIntStats): Promise<SourceDirectory> {
+  static async open(path: Buffer, listed: BigIntStats, sync: boolean): Promise<SourceDirectory> {
+    const calls = sync ? SYNC : ASYNC;
     let fd: number;
     try {
-      fd = await openDirectory(path);
+      fd = await calls.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       throw code === 'ELOOP' || code === 'ENOTDIR' ? new ReplacedError('a directory') : error;
     }
     try {
-      const throughFd = FD_DIRECTORY ? await reachable(Buffer.from(`${FD_DIRECTORY}/${fd}`)) : undefined;
-      const opened = throughFd?.stat ?? (await fstatBigint(fd));
+      const throughFd = FD_DIRECTORY ? await reachable(Buffer.from(`${FD_DIRECTORY}/${fd}`), calls) : undefined;
+      const opened = throughFd?.stat ?? (await calls.fstat(fd));
       if (!opened.isDirectory() || !sameFile(opened, listed)) throw new ReplacedError('a directory');
-      return new SourceDirectory(fd, throughFd?.path ?? path, byPath);
+      return new SourceDirectory(fd, throughFd?.path ?? path, throughFd !== undefined);
     } catch (error) {
       close(fd, () => {});
       throw error;
@@ -66,19 +79,10 @@ export class SourceDirectory {
     return Buffer.concat([this.base, SLASH, name]);
   }
 
-  /** The path of `name` by the directory's own path: for another process that cannot use `base` (see FD_DIRECTORY). */
-  childByPath(name: Buffer): Buffer {
-    return Buffer.concat([this.path, SLASH, name]);
-  }
-
-  /** Whether names are reached through the descriptor. */
-  get throughDescriptor(): boolean {
-    return !this.base.equals(this.path);
-  }
-
   /** Closes the descriptor: only once nothing can still reach a name through it (the number is reused). */
-  close(): void {
-    close(this.fd, () => {});
+  close(sync = false): void {
+    if (sync) closeSync(this.fd);
+    else close(this.fd, () => {});
   }
 }
 
@@ -96,9 +100,9 @@ export function checkSameRegularFile(listed: BigIntStats, opened: BigIntStats): 
 }
 
 /** The stat of what `path` leads to, undefined when access to it is refused. */
-async function reachable(path: Buffer): Promise<{ path: Buffer; stat: BigIntStats } | undefined> {
+async function reachable(path: Buffer, calls: Calls): Promise<{ path: Buffer; stat: BigIntStats } | undefined> {
   try {
-    return { path, stat: await statBigint(path) };
+    return { path, stat: await calls.stat(path) };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') return undefined;
@@ -106,19 +110,31 @@ async function reachable(path: Buffer): Promise<{ path: Buffer; stat: BigIntStat
   }
 }
 
-function statBigint(path: Buffer): Promise<BigIntStats> {
-  return new Promise((resolve, reject) =>
-    stat(path, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
-  );
-}
-
-function openDirectory(path: Buffer): Promise<number> {
-  const flags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-  return new Promise((resolve, reject) => open(path, flags, (error, fd) => (error ? reject(error) : resolve(fd))));
-}
-
 export function fstatBigint(fd: number): Promise<BigIntStats> {
   return new Promise((resolve, reject) =>
     fstat(fd, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
   );
 }
+
+/** The calls opening a directory makes, made on the spot or on the thread pool. */
+interface Calls {
+  open(path: Buffer, flags: number): number | Promise<number>;
+  stat(path: Buffer): BigIntStats | Promise<BigIntStats>;
+  fstat(fd: number): BigIntStats | Promise<BigIntStats>;
+}
+
+const SYNC: Calls = {
+  open: (path, flags) => openSync(path, flags),
+  stat: (path) => statSync(path, { bigint: true }),
+  fstat: (fd) => fstatSync(fd, { bigint: true }),
+};
+
+const ASYNC: Calls = {
+  open: (path, flags) =>
+    new Promise((resolve, reject) => open(path, flags, (error, fd) => (error ? reject(error) : resolve(fd)))),
+  stat: (path) =>
+    new Promise((resolve, reject) =>
+      stat(path, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
+    ),
+  fstat: fstatBigint,
+};
