@@ -177,6 +177,9 @@ interface Child {
   name: Buffer;
 }
 
+/** The extended attributes an entry keeps. */
+type KeptXattrs = NonNullable<TreeEntry['xattrs']>;
+
 /** A directory's tree in the parent snapshot: its id, its bytes, and its entries by name (latin1). */
 interface ParentTree {
   id: ChunkId;
@@ -355,20 +358,22 @@ class BackupRun {
       if (!this.excluded(display.slice(1)))
         children.push({ path: Buffer.concat([dir.path, SLASH, name]), display, name });
     }
-    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
-    const statBatch = (from: number) => {
+    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats (and
+    // of extended attributes, asked as soon as the batch's stats are in).
+    const statBatch = async (from: number) => {
       const batch = children.slice(from, from + STAT_BATCH);
-      return this.sync.useSync()
-        ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
-        : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
+      const stats = this.sync.useSync()
+        ? this.sync.time(batch.length, () => batch.map(lstatSettled))
+        : await settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.path, { bigint: true }));
+      const previous = batch.map((child) => parent.get(child.name.toString('latin1')));
+      return { stats, previous, xattrs: this.batchXattrs(dir.path, batch, stats, previous) };
     };
     let nextStats = statBatch(0);
     const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
     for (let from = 0; from < children.length; from += STAT_BATCH) {
       const batch = children.slice(from, from + STAT_BATCH);
-      const stats = await nextStats;
+      const { stats, previous, xattrs } = await nextStats;
       nextStats = statBatch(from + STAT_BATCH);
-      const previous = batch.map((child) => parent.get(child.name.toString('latin1')));
       // Parent trees of the next subdirectories load while the walk is busy before them.
       const subdirs = batch.flatMap((_, i) => {
         const before = previous[i];
@@ -396,7 +401,7 @@ class BackupRun {
         let done: Promise<TreeEntry | undefined>;
         try {
           if (stat.status === 'rejected') throw stat.reason;
-          done = (await this.entry(child, order, stat.value, previous[i], parentSubtree)).done;
+          done = (await this.entry(child, order, stat.value, previous[i], () => xattrs(i), parentSubtree)).done;
         } catch (error) {
           const reason = skipReason(error);
           if (reason === undefined) throw error;
@@ -438,10 +443,11 @@ class BackupRun {
     order: number,
     stat: BigIntStats,
     previous: TreeEntry | undefined,
+    xattrs: () => Promise<KeptXattrs>,
     parentSubtree: Promise<ParentTree> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
-    const common = async () => commonFields(name, stat, await this.xattrs(path, stat, previous));
+    const common = async () => commonFields(name, stat, await xattrs());
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
       const parentTree =
@@ -580,24 +586,38 @@ class BackupRun {
   }
 
   /**
-   * The extended attributes kept (namespaces: file-metadata.ts); the names of others are noted as lossy. The
-   * parent's are reused when the entry's ctime (and a file's inode) is unchanged: setting or removing an
-   * attribute moves the ctime, so this is the same test that reuses an unchanged file's content. Only when the
-   * parent read every attribute (it had the helper and dropped none, so nothing is missing from `lossy` either).
+   * The extended attributes kept (namespaces: file-metadata.ts) of each entry of a batch, by its index; the names
+   * of others are noted as lossy. The parent's are reused when the entry's ctime (and a file's inode) is
+   * unchanged: setting or removing an attribute moves the ctime, so this is the same test that reuses an
+   * unchanged file's content. Only when the parent read every attribute (it had the helper and dropped none, so
+   * nothing is missing from `lossy` either). The others are asked of the helper at once, in one request.
    */
-  private async xattrs(
-    path: Buffer,
-    stat: BigIntStats,
-    previous: TreeEntry | undefined,
-  ): Promise<NonNullable<TreeEntry['xattrs']>> {
-    const kept = this.parentXattrs(stat, previous);
-    if (kept) return kept;
-    const all = (await this.metadata?.readXattrs(path)) ?? [];
-    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
-    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  private batchXattrs(
+    dir: Buffer,
+    batch: readonly Child[],
+    stats: readonly PromiseSettledResult<BigIntStats>[],
+    previous: readonly (TreeEntry | undefined)[],
+  ): (i: number) => Promise<KeptXattrs> {
+    const reused = stats.map((stat, i) =>
+      stat.status === 'fulfilled' ? this.parentXattrs(stat.value, previous[i]) : undefined,
+    );
+    const asked = new Map<number, number>();
+    for (const [i, stat] of stats.entries()) if (stat.status === 'fulfilled' && !reused[i]) asked.set(i, asked.size);
+    const names = [...asked.keys()].map((i) => (batch[i] as Child).name);
+    const read =
+      names.length && this.metadata ? this.track(this.metadata.readXattrsIn(dir, names)) : Promise.resolve([]);
+    read.catch(() => {}); // surfaces through the entries that take from it; a failed walk may leave it unasked
+    return async (i) => {
+      const kept = reused[i];
+      if (kept) return kept;
+      const all = (await read)[asked.get(i) ?? -1] ?? [];
+      if (all instanceof Error) throw all;
+      for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
+      return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+    };
   }
 
-  /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
+  /** The parent's extended attributes of the entry when they can be reused (see `batchXattrs`), else undefined. */
   private parentXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
     if (
       this.parentXattrsComplete &&
@@ -666,7 +686,7 @@ function closeFile(fd: number): Promise<void> {
 }
 
 /** The fields every entry has (`type` and the rest follow). */
-function commonFields(name: Buffer, stat: BigIntStats, xattrs: NonNullable<TreeEntry['xattrs']>) {
+function commonFields(name: Buffer, stat: BigIntStats, xattrs: KeptXattrs) {
   return {
     ...encodeName(name),
     mode: Number(stat.mode & 0o7777n),
