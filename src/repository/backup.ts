@@ -606,7 +606,7 @@ class BackupRun {
     const names = [...asked.keys()].map((i) => (batch[i] as Child).name);
     const read =
       names.length && this.metadata ? this.track(this.metadata.readXattrsIn(dir, names)) : Promise.resolve([]);
-    read.catch(() => {}); // surfaces through the entries that take from it; a failed walk may leave it unasked
+    read.catch(() => {}); // surfaces through the entries that take from it (a walk that fails may take none)
     return async (i) => {
       const kept = reused[i];
       if (kept) return kept;
