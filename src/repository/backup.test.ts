@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { chmod, chown, link, mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupTree } from './backup.ts';
+import { keptXattr } from './file-metadata.ts';
 import type { ChunkId } from './format.ts';
 import { Repository } from './repository.ts';
+import type { Snapshot } from './snapshot.ts';
 import { FileStorage } from './storage/file.ts';
-import { decodeTree, type TreeEntry } from './tree.ts';
+import { perNameXattrs, setXattrs } from './testing/xattrs.ts';
+import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-backup-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -92,4 +96,175 @@ test('an incremental reuses the parent tree of an unchanged directory and makes 
     assert.deepEqual(await withoutIds(is as ChunkId), await withoutIds(walked as ChunkId), dir);
   }
   assert.deepEqual(await withoutIds(incremental.root), await withoutIds(again.root));
+});
+
+// Extended attributes are asked of the file metadata helper a batch of a directory's names at a time
+// (backup.ts, batchXattrs): each entry must carry exactly what reading its own attributes gives.
+test('each entry carries the extended attributes a read of its own gives: odd names, a directory larger than a batch, names vanishing meanwhile, an incremental', async () => {
+  const repository = await Repository.init(new FileStorage(join(root, 'repo-xattrs')), Buffer.from('backup test'), {
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
+  const source = join(root, 'source-xattrs');
+  const at = (...names: (string | Buffer)[]) =>
+    Buffer.concat([Buffer.from(source), ...names.flatMap((n) => [Buffer.from('/'), Buffer.from(n)])]);
+  await mkdir(join(source, 'sub'), { recursive: true });
+  // More than two batches of 512 names; f-0700 and f-1050 (second and third batch) vanish during the walk.
+  const numbered = Array.from({ length: 1100 }, (_, i) => `f-${String(i).padStart(4, '0')}`);
+  const odd = ['with space', 'new\nline', Buffer.from([0x66, 0xff, 0xfe, 0x0a])];
+  for (const name of [...numbered, ...odd]) await writeFile(at(name), name);
+  await writeFile(at('sub', 'inner'), 'inner');
+  await symlink('f-0000', at('link'));
+  const binary = (i: number) => Buffer.from([i & 255, 0, 255, 10, 32, 61, 58, 33]);
+  setXattrs([
+    ...numbered.flatMap((name, i): [Buffer, Buffer, Buffer][] =>
+      i % 50 === 0
+        ? [
+            [at(name), Buffer.from('user.i'), binary(i)],
+            ...(i % 100 === 0
+              ? [[at(name), Buffer.from('trusted.host'), Buffer.from('here')] as [Buffer, Buffer, Buffer]]
+              : []),
+          ]
+        : [],
+    ),
+    ...odd.map((name): [Buffer, Buffer, Buffer] => [at(name), Buffer.from('user.odd name\n'), Buffer.from(name)]),
+    [at('sub'), Buffer.from('user.dir'), Buffer.alloc(0)],
+    [at('sub', 'inner'), Buffer.from('user.inner'), Buffer.from('x')],
+  ]);
+
+  /** Every entry's kept attributes (hex values), by directory and name; and the same read name by name. */
+  const backedUp = async (snapshot: Snapshot) => {
+    const store = repository.chunkStore();
+    const dirs: Record<string, Record<string, Record<string, string>>> = {};
+    const walk = async (id: ChunkId, dir: string) => {
+      dirs[dir] = {};
+      for (const entry of decodeTree(await store.get(id)).entries as TreeEntry[]) {
+        const xattrs = entry.xattrs ?? [];
+        dirs[dir][decodeName(entry).toString('hex')] = Object.fromEntries(
+          xattrs.map((x) => [x.name, Buffer.from(x.valueB64, 'base64').toString('hex')]),
+        );
+        if (entry.subtree) await walk(entry.subtree, decodeName(entry).toString());
+      }
+    };
+    await walk(snapshot.root, '');
+    return dirs;
+  };
+  const readOneByOne = (dirs: Record<string, Record<string, unknown>>) =>
+    Object.fromEntries(
+      Object.entries(dirs).map(([dir, entries]) => {
+        const names = Object.keys(entries).map((hex) => Buffer.from(hex, 'hex'));
+        const read = perNameXattrs(at(...(dir ? [dir] : [])), names);
+        return [
+          dir,
+          Object.fromEntries(
+            names.map((name, i) => {
+              const xattrs = read[i] as Record<string, string>;
+              return [name.toString('hex'), Object.fromEntries(Object.entries(xattrs).filter(([n]) => keptXattr(n)))];
+            }),
+          ),
+        ];
+      }),
+    );
+
+  let removed = false;
+  const full = await backupTree(repository, source, {
+    type: 'full',
+    source: 'xattrs',
+    parallelFiles: 1,
+    onProgress: () => {
+      if (removed) return;
+      removed = true;
+      for (const name of ['f-0700', 'f-1050']) rmSync(at(name));
+    },
+  });
+  assert.equal(removed, true);
+  assert.deepEqual(full.skipped, [
+    { path: '/f-0700', reason: 'vanished while being read' },
+    { path: '/f-1050', reason: 'vanished while being read' },
+  ]);
+  assert.deepEqual(full.lossy, ['extended attributes outside user.* and POSIX ACLs not kept: trusted.host']);
+  const fullXattrs = await backedUp(full);
+  assert.equal(Object.keys(fullXattrs[''] ?? {}).length, 1100 - 2 + odd.length + 2);
+  assert.deepEqual(fullXattrs, readOneByOne(fullXattrs));
+  assert.equal(fullXattrs['']?.[Buffer.from('f-1000').toString('hex')]?.['user.i'], binary(1000).toString('hex'));
+  assert.deepEqual(fullXattrs.sub, { [Buffer.from('inner').toString('hex')]: { 'user.inner': '78' } });
+
+  // Without trusted.* (the attributes of a parent that dropped some are not reused), then an incremental that reads
+  // only what moved: an attribute set in the third batch, one removed in the first, the rest the parent's.
+  execFileSync('python3', [
+    '-c',
+    'import os, sys\nfor p in sys.argv[1:]: os.removexattr(p, "trusted.host")',
+    ...numbered.filter((_, i) => i % 100 === 0 && i !== 700).map((name) => join(source, name)),
+  ]);
+  const clean = await backupTree(repository, source, { type: 'full', source: 'xattrs' });
+  assert.equal(clean.lossy, undefined);
+  setXattrs([[at('f-1099'), Buffer.from('user.new'), Buffer.from('later')]]);
+  execFileSync('python3', ['-c', 'import os, sys; os.removexattr(sys.argv[1], "user.i")', join(source, 'f-0050')]);
+  const incremental = await backupTree(repository, source, { type: 'incremental', parent: clean, source: 'xattrs' });
+  const incrementalXattrs = await backedUp(incremental);
+  assert.deepEqual(incrementalXattrs, readOneByOne(incrementalXattrs));
+  assert.deepEqual(incrementalXattrs['']?.[Buffer.from('f-1099').toString('hex')], {
+    'user.new': Buffer.from('later').toString('hex'),
+  });
+  assert.deepEqual(incrementalXattrs['']?.[Buffer.from('f-0050').toString('hex')], {});
+});
+
+// Where the parent dropped some attributes (trusted.*), an unchanged file's content is reused but its attributes
+// are read again: a failure to read them is that entry's alone, and skips it as the content read would.
+test('an entry whose extended attributes cannot be read is skipped (permission denied), the rest of its batch kept', async () => {
+  const source = join(root, 'source-locked');
+  await mkdir(source);
+  for (const name of ['a', 'b', 'c', 'host']) await writeFile(join(source, name), name);
+  setXattrs([
+    ...['a', 'b', 'c'].map((name): [Buffer, Buffer, Buffer] => [
+      Buffer.from(join(source, name)),
+      Buffer.from('user.x'),
+      Buffer.from(name),
+    ]),
+    [Buffer.from(join(source, 'host')), Buffer.from('trusted.host'), Buffer.from('here')],
+  ]);
+  await chmod(join(source, 'b'), 0);
+  const repo = join(root, 'repo-locked');
+  const passphrase = 'backup test';
+  const repository = await Repository.init(new FileStorage(repo), Buffer.from(passphrase), {
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
+  const full = await backupTree(repository, source, { type: 'full', source: `file://${source}` });
+  assert.deepEqual(full.lossy, ['extended attributes outside user.* and POSIX ACLs not kept: trusted.host']);
+  // We are root: the incremental runs (the CLI, in a process of its own) without the capabilities that bypass
+  // file permissions, so b's attributes cannot be read, as for anyone but root.
+  const cli = join(import.meta.dirname, '..', 'cli', 'main.ts');
+  const output = execFileSync(
+    'setpriv',
+    [
+      '--inh-caps=-dac_override,-dac_read_search',
+      '--bounding-set=-dac_override,-dac_read_search',
+      process.execPath,
+      '--import',
+      'tsx',
+      cli,
+      'repo',
+      '--repo',
+      `file://${repo}`,
+      '--json',
+      'backup',
+      '--source',
+      source,
+      '--type',
+      'incremental',
+    ],
+    { encoding: 'utf8', env: { ...process.env, TIDEMARK_REPO_KEY: passphrase }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const incremental = JSON.parse(output) as Snapshot;
+  assert.equal(incremental.parent, full.id);
+  assert.deepEqual(incremental.skipped, [{ path: '/b', reason: 'permission denied' }]);
+  const reopened = await Repository.open(new FileStorage(repo), Buffer.from(passphrase));
+  const entries = decodeTree(await reopened.chunkStore().get(incremental.root)).entries as TreeEntry[];
+  assert.deepEqual(
+    entries.map((e) => [decodeName(e).toString(), (e.xattrs ?? []).map((x) => x.name)]),
+    [
+      ['a', ['user.x']],
+      ['c', ['user.x']],
+      ['host', []],
+    ],
+  );
 });

@@ -5,7 +5,7 @@ import { TidemarkError } from '../errors.ts';
 import { Bounded, settledInOrder } from './bounded.ts';
 import type { ChunkData, ChunkStore } from './chunk-store.ts';
 import { chunkPartsStream } from './chunker/fastcdc.ts';
-import { type FileMetadataIo, keptXattr, openFileMetadataIo, type Xattr } from './file-metadata.ts';
+import { type FileMetadataIo, keptXattr, openFileMetadataIo } from './file-metadata.ts';
 import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.ts';
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
@@ -184,6 +184,9 @@ interface Child {
   /** The open directory it is in (none: the root). */
   directory?: SourceDirectory;
 }
+
+/** The extended attributes an entry keeps. */
+type KeptXattrs = NonNullable<TreeEntry['xattrs']>;
 
 /** A directory's tree in the parent snapshot: its id, its bytes, and its entries by name (latin1). */
 interface ParentTree {
@@ -400,20 +403,22 @@ class BackupRun {
         children.push({ path: opened.child(name), realPath, display, name, directory: opened });
       }
     }
-    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats.
-    const statBatch = (from: number) => {
+    // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats (and
+    // of extended attributes, asked as soon as the batch's stats are in).
+    const statBatch = async (from: number) => {
       const batch = children.slice(from, from + STAT_BATCH);
-      return this.sync.useSync()
-        ? Promise.resolve(this.sync.time(batch.length, () => batch.map(lstatSettled)))
-        : settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.realPath, { bigint: true }));
+      const stats = this.sync.useSync()
+        ? this.sync.time(batch.length, () => batch.map(lstatSettled))
+        : await settledInOrder(batch, STATS_IN_FLIGHT, (child) => lstat(child.realPath, { bigint: true }));
+      const previous = batch.map((child) => parent.get(child.name.toString('latin1')));
+      return { stats, previous, xattrs: this.batchXattrs(dir.realPath, opened, batch, stats, previous) };
     };
     let nextStats = statBatch(0);
     const entries: (TreeEntry | Promise<TreeEntry | undefined>)[] = [];
     for (let from = 0; from < children.length; from += STAT_BATCH) {
       const batch = children.slice(from, from + STAT_BATCH);
-      const stats = await nextStats;
+      const { stats, previous, xattrs } = await nextStats;
       nextStats = statBatch(from + STAT_BATCH);
-      const previous = batch.map((child) => parent.get(child.name.toString('latin1')));
       // Parent trees of the next subdirectories load while the walk is busy before them.
       const subdirs = batch.flatMap((_, i) => {
         const before = previous[i];
@@ -441,7 +446,7 @@ class BackupRun {
         let done: Promise<TreeEntry | undefined>;
         try {
           if (stat.status === 'rejected') throw stat.reason;
-          done = (await this.entry(child, order, stat.value, previous[i], parentSubtree)).done;
+          done = (await this.entry(child, order, stat.value, previous[i], () => xattrs(i), parentSubtree)).done;
         } catch (error) {
           const reason = skipReason(error);
           if (reason === undefined) throw error;
@@ -483,10 +488,11 @@ class BackupRun {
     order: number,
     stat: BigIntStats,
     previous: TreeEntry | undefined,
+    xattrs: () => Promise<KeptXattrs>,
     parentSubtree: Promise<ParentTree> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { path, display, name } = child;
-    const common = async () => commonFields(name, stat, await this.xattrs(child, stat, previous));
+    const common = async () => commonFields(name, stat, await xattrs());
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
       const parentTree =
@@ -640,43 +646,54 @@ class BackupRun {
   }
 
   /**
-   * The extended attributes kept (namespaces: file-metadata.ts); the names of others are noted as lossy. The
-   * parent's are reused when the entry's ctime (and a file's inode) is unchanged: setting or removing an
-   * attribute moves the ctime, so this is the same test that reuses an unchanged file's content. Only when the
-   * parent read every attribute (it had the helper and dropped none, so nothing is missing from `lossy` either).
+   * The extended attributes kept (namespaces: file-metadata.ts) of each entry of a batch, by its index; the names
+   * of others are noted as lossy. The parent's are reused when the entry's ctime (and a file's inode) is
+   * unchanged: setting or removing an attribute moves the ctime, so this is the same test that reuses an
+   * unchanged file's content. Only when the parent read every attribute (it had the helper and dropped none, so
+   * nothing is missing from `lossy` either). The others are asked of the helper at once, in one request.
    */
-  private async xattrs(
-    child: Child,
-    stat: BigIntStats,
-    previous: TreeEntry | undefined,
-  ): Promise<NonNullable<TreeEntry['xattrs']>> {
-    const kept = this.parentXattrs(stat, previous);
-    if (kept) return kept;
-    const all = await this.readXattrs(child);
-    for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
-    return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+  private batchXattrs(
+    realPath: Buffer,
+    directory: SourceDirectory,
+    batch: readonly Child[],
+    stats: readonly PromiseSettledResult<BigIntStats>[],
+    previous: readonly (TreeEntry | undefined)[],
+  ): (i: number) => Promise<KeptXattrs> {
+    const reused = stats.map((stat, i) =>
+      stat.status === 'fulfilled' ? this.parentXattrs(stat.value, previous[i]) : undefined,
+    );
+    const asked = new Map<number, number>();
+    for (const [i, stat] of stats.entries()) if (stat.status === 'fulfilled' && !reused[i]) asked.set(i, asked.size);
+    const names = [...asked.keys()].map((i) => (batch[i] as Child).name);
+    const read = names.length ? this.track(this.readXattrsIn(realPath, directory, names)) : Promise.resolve([]);
+    read.catch(() => {}); // surfaces through the entries that take from it (a walk that fails may take none)
+    return async (i) => {
+      const kept = reused[i];
+      if (kept) return kept;
+      const all = (await read)[asked.get(i) ?? -1] ?? [];
+      if (all instanceof Error) throw all;
+      for (const xattr of all) if (!keptXattr(xattr.name)) this.droppedXattrs.add(xattr.name);
+      return all.filter((x) => keptXattr(x.name)).map((x) => ({ name: x.name, valueB64: x.value.toString('base64') }));
+    };
   }
 
   /**
-   * All extended attributes of the child, read by the helper process through the child's directory descriptor
-   * (source-directory.ts). A process that changed its user is not dumpable: then the helper may not use this
-   * process's descriptors (EACCES), and, from then on, reads by path.
+   * All extended attributes of `names` in the directory, read by the helper process through the directory's
+   * descriptor (source-directory.ts). A process that changed its user is not dumpable, and its helper may not use
+   * its descriptors (every name EACCES): from then on, the helper reads by path.
    */
-  private async readXattrs(child: Child): Promise<Xattr[]> {
-    if (!this.metadata) return [];
-    const { directory } = child;
-    if (!this.xattrsByPath || !directory?.throughDescriptor) {
-      try {
-        return await this.metadata.readXattrs(child.path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EACCES' || !directory?.throughDescriptor) throw error;
-        this.xattrsByPath = true;
-      }
+  private async readXattrsIn(realPath: Buffer, directory: SourceDirectory, names: Buffer[]) {
+    const metadata = this.metadata;
+    if (!metadata) return [];
+    if (directory.throughDescriptor && !this.xattrsByPath) {
+      const answers = await metadata.readXattrsIn(directory.base, names);
+      if (!answers.every((answer) => answer instanceof Error && answer.code === 'EACCES')) return answers;
+      this.xattrsByPath = true;
     }
-    return this.metadata.readXattrs(child.realPath);
+    return metadata.readXattrsIn(realPath, names);
   }
 
-  /** The parent's extended attributes of the entry when they can be reused (see `xattrs`), else undefined. */
+  /** The parent's extended attributes of the entry when they can be reused (see `batchXattrs`), else undefined. */
   private parentXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
     if (
       this.parentXattrsComplete &&
@@ -743,7 +760,7 @@ function closeFile(fd: number): Promise<void> {
 }
 
 /** The fields every entry has (`type` and the rest follow). */
-function commonFields(name: Buffer, stat: BigIntStats, xattrs: NonNullable<TreeEntry['xattrs']>) {
+function commonFields(name: Buffer, stat: BigIntStats, xattrs: KeptXattrs) {
   return {
     ...encodeName(name),
     mode: Number(stat.mode & 0o7777n),
