@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,18 @@ test('names replaced after the walk listed them (symlink out of the tree, FIFO) 
     },
   });
   assert.equal(replaced, true);
+  const open = readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return []; // the descriptor readdir itself used
+    }
+  });
+  assert.deepEqual(
+    open.filter((path) => path.startsWith(root)),
+    [],
+    'every directory the walk opened is closed',
+  );
   const skipped = snapshot.skipped ?? [];
   assert.deepEqual(
     skipped.map((s) => s.path),

@@ -373,8 +373,15 @@ class BackupRun {
     // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
     parentTree?.catch(() => {});
     const opened = await SourceDirectory.open(dir.path, listed, this.sync.useSync());
+    let names: Buffer[];
+    try {
+      names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
+    } catch (error) {
+      opened.close(); // nothing started below it (an unreadable directory is skipped, the walk goes on)
+      throw error;
+    }
     this.openDirectories.add(opened);
-    const walked = await this.walkOpen(dir, opened, parentTree);
+    const walked = await this.walkOpen(dir, opened, names, parentTree);
     // Closed once every entry is done (its number could otherwise be reused under work still reaching names
     // through it); a failed tree leaves it to the end of the backup, when nothing runs any more.
     void walked.tree.then(
@@ -390,9 +397,9 @@ class BackupRun {
   private async walkOpen(
     dir: Child,
     opened: SourceDirectory,
+    names: Buffer[],
     parentTree: Promise<ParentTree> | undefined,
   ): Promise<Walked> {
-    const names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
     const parentLoaded = await parentTree;
     const parent = parentLoaded?.entries ?? new Map<string, TreeEntry>();
     const children: Child[] = [];
