@@ -87,7 +87,7 @@ export class SourceDirectory {
 }
 
 /** Whether two stats are of the same file (device and inode). */
-export function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
