@@ -99,11 +99,7 @@ export class ChunkStore {
     const length = byteLength(data);
     if (length < SMALL_BELOW) {
       const parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array];
-      const id = chunkIdOf(
-        this.chunkIdKey,
-        this.chainBytes(chain),
-        parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts),
-      );
+      const id = chunkIdOf(this.chunkIdKey, this.chainBytes(chain), ...parts);
       if (this.known(id)) return { id, stored: false };
       return this.storeSmall(id, type, parts, length);
     }

@@ -7,9 +7,12 @@ import type { ChunkId } from '../format.ts';
  * chunks, where posting to a worker costs more than the work).
  */
 
-/** The chunk id: HMAC-SHA256 under the repository's chunk-id key of the chain id then the content. */
-export function chunkIdOf(chunkIdKey: Uint8Array, chain: Uint8Array, data: Uint8Array): ChunkId {
-  return hmac(chunkIdKey, chain, data).toString('hex') as ChunkId;
+/**
+ * The chunk id: HMAC-SHA256 under the repository's chunk-id key of the chain id then the content (given whole, or
+ * as the pieces it is made of, in order).
+ */
+export function chunkIdOf(chunkIdKey: Uint8Array, chain: Uint8Array, ...data: Uint8Array[]): ChunkId {
+  return hmac(chunkIdKey, chain, ...data).toString('hex') as ChunkId;
 }
 
 /** The most bytes `sealChunk` writes for a chunk of `length` bytes (stored as is, plus the envelope). */
