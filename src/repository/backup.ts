@@ -172,12 +172,11 @@ async function runBackup(
 }
 
 /**
- * A directory child to back up: its path as bytes (any name works) through its open directory (see
- * source-directory.ts), its path from the root of the source, as shown, and its name.
+ * A directory child to back up: its path from the root of the source as bytes (any name works), as shown, its
+ * name, and the open directory it is in (see `reachedPath`).
  */
 interface Child {
-  path: Buffer;
-  /** Only for lstat: what is read or listed is reached through `path`, and checked to be what lstat saw. */
+  /** Only for lstat: what is read or listed is reached through `reachedPath`, and checked to be what lstat saw. */
   realPath: Buffer;
   display: string;
   name: Buffer;
@@ -333,7 +332,7 @@ class BackupRun {
   async tree(path: Buffer, stat: BigIntStats): Promise<ChunkId> {
     try {
       const parentRoot = this.parent ? this.parentEntries(this.parent.root) : undefined;
-      const root = { path, realPath: path, display: '', name: Buffer.alloc(0) };
+      const root = { realPath: path, display: '', name: Buffer.alloc(0) };
       const { tree } = await this.directory(root, stat, parentRoot);
       return await tree;
     } catch (error) {
@@ -372,7 +371,7 @@ class BackupRun {
     this.summary.dirs++;
     // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
     parentTree?.catch(() => {});
-    const opened = await SourceDirectory.open(dir.path, listed, this.sync.useSync());
+    const opened = await SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync());
     let names: Buffer[];
     try {
       names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
@@ -407,7 +406,7 @@ class BackupRun {
       const display = `${dir.display}/${name.toString('utf8')}`;
       if (!this.excluded(display.slice(1))) {
         const realPath = Buffer.concat([dir.realPath, SLASH, name]);
-        children.push({ path: opened.child(name), realPath, display, name, directory: opened });
+        children.push({ realPath, display, name, directory: opened });
       }
     }
     // lstat in batches, the next batch while this one is walked: a huge directory holds one batch of stats (and
@@ -498,7 +497,8 @@ class BackupRun {
     xattrs: () => Promise<KeptXattrs>,
     parentSubtree: Promise<ParentTree> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
-    const { path, display, name } = child;
+    const { display, name } = child;
+    const path = reachedPath(child);
     const common = async () => commonFields(name, stat, await xattrs());
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
@@ -836,6 +836,14 @@ function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number)
 }
 
 const SLASH = Buffer.from('/');
+
+/**
+ * The path a child is read or listed by: through its directory's descriptor (source-directory.ts); made only for
+ * an entry that is read, not for each name the walk reuses.
+ */
+function reachedPath(child: Child): Buffer {
+  return child.directory ? child.directory.child(child.name) : child.realPath;
+}
 
 function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
   try {
