@@ -268,3 +268,63 @@ test('an entry whose extended attributes cannot be read is skipped (permission d
     ],
   );
 });
+
+// Directories of an incremental are checked against the parent ahead of the walk on worker threads
+// (unchanged.ts): what such a backup stores must be what a walk looking at every name itself stores.
+test('an incremental with directory scan workers stores exactly what one without them stores', async () => {
+  const repository = await Repository.init(new FileStorage(join(root, 'repo-scan')), Buffer.from('backup test'), {
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
+  const source = join(root, 'source-scan');
+  const files = async (dir: string, count: number, text = 'x') => {
+    await mkdir(join(source, dir), { recursive: true });
+    for (let i = 0; i < count; i++) await writeFile(join(source, dir, `f${i}`), `${dir} ${i} ${text}\n`);
+  };
+  await files('.', 2);
+  for (const dir of ['same', 'content', 'atime', 'added', 'removed', 'mode', 'nested/x', 'nested/y/z', 'deep/a/b/c'])
+    await files(dir, 3);
+  await files('large-same', 700); // more names than one lstat batch of the walk
+  await files('large-changed', 700);
+  await files('links', 2);
+  await link(join(source, 'links', 'f0'), join(source, 'links', 'hard'));
+  await symlink('f0', join(source, 'links', 'soft'));
+  await files('excluded', 2);
+  await writeFile(join(source, 'excluded', 'old.tmp'), 'tmp');
+  await files('xattrs', 2);
+  setXattrs([[Buffer.from(join(source, 'xattrs', 'f0')), Buffer.from('user.kept'), Buffer.from('value')]]);
+  await utimes(join(source, 'atime', 'f0'), new Date(1_000_000), new Date());
+  const excludes = ['*.tmp'];
+  const full = await backupTree(repository, source, { type: 'full', source: 'test', excludes });
+
+  const unchanged = await backupTree(repository, source, {
+    type: 'incremental',
+    parent: full,
+    source: 'test',
+    excludes,
+  });
+  assert.equal(unchanged.root, full.root, 'nothing changed: the parent root tree');
+
+  await writeFile(join(source, 'content', 'f1'), 'changed\n');
+  readFileSync(join(source, 'atime', 'f0'));
+  await writeFile(join(source, 'added', 'new'), 'new\n');
+  await rm(join(source, 'removed', 'f2'));
+  await chmod(join(source, 'mode'), 0o700);
+  await writeFile(join(source, 'nested', 'y', 'z', 'f0'), 'deep change\n');
+  await writeFile(join(source, 'large-changed', 'f650'), 'changed\n');
+  await writeFile(join(source, 'excluded', 'new.tmp'), 'tmp');
+  const summaryOf = ({ root, summary, objects, skipped, lossy }: Snapshot) => ({
+    root,
+    files: summary.files,
+    dirs: summary.dirs,
+    chunks: summary.chunks,
+    logicalBytes: summary.logicalBytes,
+    objects,
+    skipped,
+    lossy,
+  });
+  const options = { type: 'incremental', parent: full, source: 'test', excludes } as const;
+  const walked = await backupTree(repository, source, { ...options, scanWorkers: 0 });
+  const scanned = await backupTree(repository, source, { ...options, scanWorkers: 2 });
+  assert.notEqual(walked.root, full.root);
+  assert.deepEqual(summaryOf(scanned), summaryOf(walked));
+});

@@ -11,12 +11,15 @@ import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
 import { NoAtimeOpener } from './no-atime.ts';
+import { cpuQuota } from './pipeline/cpu-quota.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
 import { checkSameRegularFile, fstatBigint, ReplacedError, SourceDirectory } from './source-directory.ts';
 import { SyncWhileFast } from './sync-while-fast.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
+import { type ScanResult, sameFileEntry, sameXattrs, unchangedContent } from './unchanged.ts';
+import { UnchangedScanner } from './unchanged-scanner.ts';
 import { Unsettled } from './unsettled.ts';
 
 export interface BackupOptions {
@@ -40,6 +43,11 @@ export interface BackupOptions {
    * itself; 1 is one at a time. Trees come out the same whatever the number. Default FILES_IN_FLIGHT.
    */
   parallelFiles?: number;
+  /**
+   * Worker threads that check directories of an incremental against the parent snapshot ahead of the walk
+   * (unchanged-scanner.ts); 0: none, the walk looks at every name itself. Default: the CPU quota.
+   */
+  scanWorkers?: number;
 }
 
 /** Entries in flight (see `parallelFiles`). */
@@ -56,8 +64,8 @@ const STAT_BATCH = 512;
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
 const LARGE_READ = 1024 * 1024;
-/** Subdirectories ahead of the walk whose parent trees are loaded meanwhile. */
-const PARENT_TREES_AHEAD = 8;
+/** Subdirectories ahead of the walk opened meanwhile, their parent trees loaded and scanned (see `prepare`). */
+const DIRECTORIES_AHEAD = 8;
 
 /** `lossy` lines; the second tells the next incremental whether the parent's extended attributes are complete. */
 const NO_METADATA_HELPER =
@@ -135,11 +143,14 @@ async function runBackup(
       incremental && options.parent && (await repository.hasSnapshot(options.parent.id)) ? options.parent : undefined;
     const meter = new ProgressMeter('backup', options.onProgress);
     const store = repository.chunkStore({ onUpload: (bytes) => meter.uploaded(bytes) });
-    const run = new BackupRun(repository, parent, store, chain, meter, globMatcher(options.excludes ?? []), {
+    const excludes = options.excludes ?? [];
+    const scanWorkers = options.scanWorkers ?? cpuQuota();
+    const scanner = parent && scanWorkers > 0 ? new UnchangedScanner(scanWorkers, excludes) : undefined;
+    const run = new BackupRun(repository, parent, store, chain, meter, globMatcher(excludes), scanner, {
       parallelChunks: options.parallelChunks ?? 4,
       parallelFiles: options.parallelFiles ?? FILES_IN_FLIGHT,
     });
-    const root = await walk(run);
+    const root = await walk(run).finally(() => scanner?.close());
     const index = await store.flush();
     if (index.packs.length > 0) await repository.saveIndex(index);
     const progress = meter.done();
@@ -187,11 +198,28 @@ interface Child {
 /** The extended attributes an entry keeps. */
 type KeptXattrs = NonNullable<TreeEntry['xattrs']>;
 
-/** A directory's tree in the parent snapshot: its id, its bytes, and its entries by name (latin1). */
+/** A directory's tree in the parent snapshot: its id, its bytes, its entries in order and by name (latin1). */
 interface ParentTree {
   id: ChunkId;
   encoded: Buffer;
+  list: TreeEntry[];
   entries: Map<string, TreeEntry>;
+}
+
+/** A directory's tree in the parent snapshot, loading. */
+interface ParentTreeLoading {
+  id: ChunkId;
+  encoded: Promise<Buffer>;
+}
+
+/**
+ * A directory about to be walked: open, its parent tree loading, and, in an incremental with scan workers, being
+ * scanned for being unchanged (undefined: not known, the walk looks at every name).
+ */
+interface Prepared {
+  opened: SourceDirectory;
+  parent?: ParentTreeLoading;
+  scan?: Promise<ScanResult | undefined>;
 }
 
 /** A directory walked: every decision below it made in walk order; `tree` resolves once all its content is stored. */
@@ -254,6 +282,8 @@ class BackupRun {
     readonly chain: ChainId,
     private readonly meter: ProgressMeter,
     private readonly excluded: (relativePath: string) => boolean,
+    /** Checks directories against the parent ahead of the walk (incremental only). */
+    private readonly scanner: UnchangedScanner | undefined,
     private readonly limits: { parallelChunks: number; parallelFiles: number },
   ) {
     this.inFlight = new Bounded(limits.parallelFiles, BYTES_IN_FLIGHT);
@@ -331,9 +361,8 @@ class BackupRun {
   /** Backs up the tree at `path` (bytes, so any name works; `stat` its lstat); returns its tree id. */
   async tree(path: Buffer, stat: BigIntStats): Promise<ChunkId> {
     try {
-      const parentRoot = this.parent ? this.parentEntries(this.parent.root) : undefined;
       const root = { realPath: path, display: '', name: Buffer.alloc(0) };
-      const { tree } = await this.directory(root, stat, parentRoot);
+      const { tree } = await this.directory(root, this.prepare(root, stat, this.parent?.root));
       return await tree;
     } catch (error) {
       await this.started.settled();
@@ -360,27 +389,60 @@ class BackupRun {
   }
 
   /**
-   * Walks one directory (`listed`: its lstat from its parent's listing): its children in name order,
-   * subdirectories depth-first. It stays open until its tree is stored: its names are reached through it.
+   * Opens a directory (`listed`: its lstat from its parent's listing) and starts loading its tree in the parent
+   * snapshot (`parentTreeId`) and scanning it against that tree; ahead of the walk for the next subdirectories.
    */
-  private async directory(
-    dir: Child,
-    listed: BigIntStats,
-    parentTree: Promise<ParentTree> | undefined,
-  ): Promise<Walked> {
+  private prepare(dir: Child, listed: BigIntStats, parentTreeId: ChunkId | undefined): Promise<Prepared> {
+    const parent = parentTreeId === undefined ? undefined : { id: parentTreeId, encoded: this.store.get(parentTreeId) };
+    parent?.encoded.catch(() => {}); // surfaces when the walk decodes it (a directory skipped never is)
+    const prepared = SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync()).then((opened) => {
+      this.openDirectories.add(opened);
+      const { scanner } = this;
+      const scan =
+        scanner && parent
+          ? parent.encoded
+              .then((parentTree) =>
+                scanner.scan({
+                  base: opened.base,
+                  realPath: dir.realPath,
+                  display: dir.display,
+                  parentTree,
+                  xattrsComplete: this.parentXattrsComplete,
+                }),
+              )
+              .catch(() => undefined)
+          : undefined;
+      return { opened, ...(parent ? { parent } : {}), ...(scan ? { scan } : {}) };
+    });
+    prepared.catch(() => {}); // surfaces when the walk reaches the directory
+    return this.track(prepared);
+  }
+
+  /**
+   * Walks one prepared directory: its children in name order, subdirectories depth-first; one found unchanged,
+   * only its subdirectories. It stays open until its tree is stored: its names are reached through it.
+   */
+  private async directory(dir: Child, preparing: Promise<Prepared>): Promise<Walked> {
     this.summary.dirs++;
-    // The parent tree loads while the directory is read; a failed read must not leave its rejection unhandled.
-    parentTree?.catch(() => {});
-    const opened = await SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync());
-    let names: Buffer[];
-    try {
-      names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
-    } catch (error) {
-      opened.close(); // nothing started below it (an unreadable directory is skipped, the walk goes on)
-      throw error;
+    const { opened, parent, scan } = await preparing;
+    const scanned = await scan;
+    let walked: Walked;
+    if (parent && scanned?.unchanged) walked = await this.walkUnchanged(dir, opened, parent, scanned);
+    else {
+      let names: Buffer[];
+      try {
+        names = (await readdir(opened.base, { encoding: 'buffer' })).sort(Buffer.compare);
+      } catch (error) {
+        // Nothing started below it (an unreadable directory is skipped, the walk goes on).
+        this.openDirectories.delete(opened);
+        opened.close();
+        throw error;
+      }
+      const loaded = parent && (await this.decodedParent(parent));
+      const { done } = await this.walkOpen(dir, opened, names, loaded);
+      const tree = done.then((entries) => this.storeTree({ entries: entries.filter(isEntry) }, loaded));
+      walked = { tree: this.track(tree) };
     }
-    this.openDirectories.add(opened);
-    const walked = await this.walkOpen(dir, opened, names, parentTree);
     // Closed once every entry is done (its number could otherwise be reused under work still reaching names
     // through it); a failed tree leaves it to the end of the backup, when nothing runs any more.
     void walked.tree.then(
@@ -393,13 +455,42 @@ class BackupRun {
     return walked;
   }
 
+  /**
+   * A directory the scan found unchanged: its files are the parent's entries as they are, counted at once; its
+   * tree is the parent's, unless one of its subdirectories (walked as usual) comes out otherwise.
+   */
+  private async walkUnchanged(
+    dir: Child,
+    opened: SourceDirectory,
+    parent: ParentTreeLoading,
+    scanned: Extract<ScanResult, { unchanged: true }>,
+  ): Promise<Walked> {
+    this.walked += scanned.files; // files reused as they are are never skipped: their walk positions are unused
+    this.countFiles(`${dir.display}/`, scanned.files);
+    this.meter.add(scanned.bytes, scanned.files);
+    this.summary.chunks += scanned.chunks;
+    if (scanned.subdirs.length === 0) {
+      this.summary.chunks++;
+      return { tree: Promise.resolve(parent.id) };
+    }
+    const loaded = await this.decodedParent(parent);
+    const names = scanned.subdirs.map((i) => decodeName(loaded.list[i] as TreeEntry));
+    const { done } = await this.walkOpen(dir, opened, names, loaded);
+    const tree = done.then((subdirs) => {
+      const entries: (TreeEntry | undefined)[] = [...loaded.list];
+      for (const [k, i] of scanned.subdirs.entries()) entries[i] = subdirs[k];
+      return this.storeTree({ entries: entries.filter(isEntry) }, loaded);
+    });
+    return { tree: this.track(tree) };
+  }
+
+  /** Walks `names` of an open directory in order; resolves once each is started, to their entries (boxed). */
   private async walkOpen(
     dir: Child,
     opened: SourceDirectory,
     names: Buffer[],
-    parentTree: Promise<ParentTree> | undefined,
-  ): Promise<Walked> {
-    const parentLoaded = await parentTree;
+    parentLoaded: ParentTree | undefined,
+  ): Promise<{ done: Promise<(TreeEntry | undefined)[]> }> {
     const parent = parentLoaded?.entries ?? new Map<string, TreeEntry>();
     const children: Child[] = [];
     for (const name of names) {
@@ -425,25 +516,25 @@ class BackupRun {
       const batch = children.slice(from, from + STAT_BATCH);
       const { stats, previous, xattrs } = await nextStats;
       nextStats = statBatch(from + STAT_BATCH);
-      // Parent trees of the next subdirectories load while the walk is busy before them.
+      // The next subdirectories are prepared while the walk is busy before them.
       const subdirs = batch.flatMap((_, i) => {
         const before = previous[i];
         const stat = stats[i];
         return before?.type === 'dir' && before.subtree && stat?.status === 'fulfilled' && stat.value.isDirectory()
-          ? [{ i, subtree: before.subtree }]
+          ? [{ i, subtree: before.subtree, stat: stat.value }]
           : [];
       });
-      const parentTrees = new Map<number, Promise<ParentTree>>();
+      const prepared = new Map<number, Promise<Prepared>>();
       let nextSubdir = 0;
       for (const [i, child] of batch.entries()) {
         if (this.failure) throw this.failure.error;
         const order = this.walked++;
         const stat = stats[i] as PromiseSettledResult<BigIntStats>;
         while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
-        for (const { i: at, subtree } of subdirs.slice(nextSubdir, nextSubdir + PARENT_TREES_AHEAD))
-          if (!parentTrees.has(at)) parentTrees.set(at, this.track(this.parentEntries(subtree)));
-        const parentSubtree = parentTrees.get(i);
-        parentTrees.delete(i);
+        for (const { i: at, subtree, stat: listed } of subdirs.slice(nextSubdir, nextSubdir + DIRECTORIES_AHEAD))
+          if (!prepared.has(at)) prepared.set(at, this.prepare(batch[at] as Child, listed, subtree));
+        const preparedSubdir = prepared.get(i);
+        prepared.delete(i);
         const reused = stat.status === 'fulfilled' ? this.reusedFile(child, stat.value, previous[i]) : undefined;
         if (reused) {
           entries.push(reused);
@@ -452,7 +543,7 @@ class BackupRun {
         let done: Promise<TreeEntry | undefined>;
         try {
           if (stat.status === 'rejected') throw stat.reason;
-          done = (await this.entry(child, order, stat.value, previous[i], () => xattrs(i), parentSubtree)).done;
+          done = (await this.entry(child, order, stat.value, previous[i], () => xattrs(i), preparedSubdir)).done;
         } catch (error) {
           const reason = skipReason(error);
           if (reason === undefined) throw error;
@@ -472,17 +563,14 @@ class BackupRun {
         entries.push(kept);
       }
     }
-    const tree = Promise.all(entries).then((done) =>
-      this.storeTree({ entries: done.filter((e): e is TreeEntry => e !== undefined) }, parentLoaded),
-    );
-    return { tree: this.track(tree) };
+    return { done: Promise.all(entries) };
   }
 
-  private async parentEntries(treeId: ChunkId): Promise<ParentTree> {
-    const encoded = await this.store.get(treeId);
-    const tree = decodeTree(encoded);
+  private async decodedParent({ id, encoded }: ParentTreeLoading): Promise<ParentTree> {
+    const bytes = await encoded;
+    const list = decodeTree(bytes).entries;
     // latin1: one character per byte, so any name is its own key.
-    return { id: treeId, encoded, entries: new Map(tree.entries.map((e) => [decodeName(e).toString('latin1'), e])) };
+    return { id, encoded: bytes, list, entries: new Map(list.map((e) => [decodeName(e).toString('latin1'), e])) };
   }
 
   /**
@@ -495,17 +583,16 @@ class BackupRun {
     stat: BigIntStats,
     previous: TreeEntry | undefined,
     xattrs: () => Promise<KeptXattrs>,
-    parentSubtree: Promise<ParentTree> | undefined,
+    preparedSubdir: Promise<Prepared> | undefined,
   ): Promise<{ done: Promise<TreeEntry | undefined> }> {
     const { display, name } = child;
     const path = reachedPath(child);
     const common = async () => commonFields(name, stat, await xattrs());
     if (stat.isDirectory()) {
       const { result: metadata } = await this.bounded(0, common);
-      const parentTree =
-        parentSubtree ??
-        (previous?.type === 'dir' && previous.subtree ? this.parentEntries(previous.subtree) : undefined);
-      const walked = await this.directory(child, stat, parentTree).catch(async (error: unknown) => {
+      const preparing =
+        preparedSubdir ?? this.prepare(child, stat, previous?.type === 'dir' ? previous.subtree : undefined);
+      const walked = await this.directory(child, preparing).catch(async (error: unknown) => {
         await metadata.catch(() => {});
         throw error;
       });
@@ -571,10 +658,16 @@ class BackupRun {
 
   /** Counts a file name backed up (in the summary and per top-level directory). */
   private counted(display: string, entry: TreeEntry): TreeEntry {
-    this.summary.files++;
-    const top = display.indexOf('/', 1) === -1 ? '.' : display.slice(1, display.indexOf('/', 1));
-    this.filesPerTop.set(top, (this.filesPerTop.get(top) ?? 0) + 1);
+    this.countFiles(display, 1);
     return entry;
+  }
+
+  /** Counts `files` backed up at `display` (a file's, or a directory's followed by a slash). */
+  private countFiles(display: string, files: number): void {
+    if (files === 0) return;
+    this.summary.files += files;
+    const top = display.indexOf('/', 1) === -1 ? '.' : display.slice(1, display.indexOf('/', 1));
+    this.filesPerTop.set(top, (this.filesPerTop.get(top) ?? 0) + files);
   }
 
   /** The entry with its content read and stored; noted as skipped-but-kept when the file changed meanwhile. */
@@ -702,14 +795,7 @@ class BackupRun {
 
   /** The parent's extended attributes of the entry when they can be reused (see `batchXattrs`), else undefined. */
   private parentXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
-    if (
-      this.parentXattrsComplete &&
-      previous?.ctimeNs === stat.ctimeNs.toString() &&
-      previous.type === (stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : 'file') &&
-      (previous.type !== 'file' || previous.inode === Number(stat.ino))
-    )
-      return previous.xattrs ?? [];
-    return undefined;
+    return this.parentXattrsComplete ? sameXattrs(stat, previous) : undefined;
   }
 
   /**
@@ -792,44 +878,6 @@ function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): 
   };
 }
 
-/**
- * The keys of a reused file's entry, in the order `reusedFile` builds them (which fixes the tree's bytes); with
- * `xattrs` after `gid` when there are any.
- */
-const FILE_KEYS = ['name', 'mode', 'mtimeNs', 'ctimeNs', 'uid', 'gid', 'type', 'atimeNs', 'size', 'inode', 'content'];
-const FILE_KEYS_XATTRS = [...FILE_KEYS.slice(0, 6), 'xattrs', ...FILE_KEYS.slice(6)];
-
-/**
- * Whether the parent's entry of a reused file (its content, type, size, times but atime, inode and extended
- * attributes already found the same) is the entry `reusedFile` would build, to the byte: the same remaining
- * fields, and exactly the keys it builds, in its order (an entry written otherwise is built anew).
- */
-function sameFileEntry(previous: TreeEntry, stat: BigIntStats): boolean {
-  if (
-    previous.mode !== Number(stat.mode & 0o7777n) ||
-    previous.uid !== Number(stat.uid) ||
-    previous.gid !== Number(stat.gid) ||
-    previous.atimeNs !== stat.atimeNs.toString()
-  )
-    return false;
-  const keys = previous.xattrs?.length ? FILE_KEYS_XATTRS : FILE_KEYS;
-  let at = 0;
-  for (const key in previous) if (keys[at++] !== key) return false;
-  return at === keys.length;
-}
-
-/** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
-function unchangedContent(stat: BigIntStats, previous: TreeEntry | undefined): ChunkId[] | undefined {
-  return previous?.type === 'file' &&
-    previous.content &&
-    previous.size === Number(stat.size) &&
-    previous.mtimeNs === stat.mtimeNs.toString() &&
-    previous.ctimeNs === stat.ctimeNs.toString() &&
-    previous.inode === Number(stat.ino)
-    ? previous.content
-    : undefined;
-}
-
 /** Whether a file's status after it was read says it changed while read (or its content is not `size` bytes). */
 function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number): boolean {
   return after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || BigInt(size) !== before.size;
@@ -875,6 +923,10 @@ function skipReason(error: unknown): string | undefined {
     default:
       return undefined;
   }
+}
+
+function isEntry(entry: TreeEntry | undefined): entry is TreeEntry {
+  return entry !== undefined;
 }
 
 function sortEntries(entries: TreeEntry[]): TreeEntry[] {

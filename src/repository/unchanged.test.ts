@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { chmod, link, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { backupTree } from './backup.ts';
+import { Repository } from './repository.ts';
+import { FileStorage } from './storage/file.ts';
+import { type ScanResult, scanUnchanged } from './unchanged.ts';
+
+const root = await mkdtemp(join(tmpdir(), 'tidemark-unchanged-'));
+after(() => rm(root, { recursive: true, force: true }));
+
+const repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('unchanged test'), {
+  scrypt: { N: 1024, r: 8, p: 1 },
+});
+
+/** A directory `a` (3 and 5 bytes), `b`, subdirectory `s`, backed up; its root tree as the scan gets it. */
+async function backedUp(name: string): Promise<{ dir: string; parentTree: Buffer }> {
+  const dir = join(root, name);
+  await mkdir(join(dir, 's'), { recursive: true });
+  await writeFile(join(dir, 'a'), 'aaa');
+  await writeFile(join(dir, 'b'), 'bbbbb');
+  await writeFile(join(dir, 's', 'c'), 'c');
+  // An atime before the mtime: a read moves it (relatime).
+  await utimes(join(dir, 'a'), new Date(1_000_000), new Date());
+  const snapshot = await backupTree(repository, dir, { type: 'full', source: name });
+  return { dir, parentTree: await repository.chunkStore().get(snapshot.root) };
+}
+
+function scan(dir: string, parentTree: Buffer, excluded: (path: string) => boolean = () => false): ScanResult {
+  const path = Buffer.from(dir);
+  return scanUnchanged({ base: path, realPath: path, display: '', parentTree, xattrsComplete: true }, excluded);
+}
+
+test('a directory as its parent tree has it is unchanged: its files counted, its subdirectories left to the walk', async () => {
+  const { dir, parentTree } = await backedUp('same');
+  assert.deepEqual(scan(dir, parentTree), { unchanged: true, names: 3, files: 2, bytes: 8, chunks: 2, subdirs: [2] });
+  // A change below a subdirectory is the walk's to find, not this directory's.
+  await writeFile(join(dir, 's', 'c'), 'changed');
+  assert.equal(scan(dir, parentTree).unchanged, true);
+  // A name the exclusion patterns leave out is not looked at.
+  await writeFile(join(dir, 'new.tmp'), 'x');
+  assert.equal(scan(dir, parentTree, (path) => path.endsWith('.tmp')).unchanged, true);
+  assert.equal(scan(dir, parentTree).unchanged, false);
+});
+
+test('anything a tree stores that differs from the parent tree is a change', async () => {
+  const changes: Record<string, (dir: string) => Promise<unknown> | unknown> = {
+    content: (dir) => writeFile(join(dir, 'b'), 'BBBBB'),
+    mode: (dir) => chmod(join(dir, 'b'), 0o600),
+    atime: (dir) => readFileSync(join(dir, 'a')),
+    mtime: (dir) => utimes(join(dir, 'b'), new Date(), new Date(2_000_000)),
+    added: (dir) => writeFile(join(dir, 'c'), ''),
+    removed: (dir) => rm(join(dir, 'b')),
+    'hard link': (dir) => link(join(dir, 'b'), join(dir, 'z')),
+    'file now a symlink': async (dir) => {
+      await rm(join(dir, 'b'));
+      await symlink('a', join(dir, 'b'));
+    },
+    'directory now a file': async (dir) => {
+      await rm(join(dir, 's'), { recursive: true });
+      await writeFile(join(dir, 's'), '');
+    },
+    'file now a directory': async (dir) => {
+      await rm(join(dir, 'b'));
+      await mkdir(join(dir, 'b'));
+    },
+    'listing fails': (dir) => rm(dir, { recursive: true }),
+  };
+  for (const [name, change] of Object.entries(changes)) {
+    const { dir, parentTree } = await backedUp(`change-${name.replaceAll(' ', '-')}`);
+    assert.equal(scan(dir, parentTree).unchanged, true, `${name}: before`);
+    await change(dir);
+    assert.deepEqual(scan(dir, parentTree), { unchanged: false }, name);
+  }
+});
+
+test('without every extended attribute read by the parent, no file is reused as it is', async () => {
+  const { dir, parentTree } = await backedUp('xattrs-incomplete');
+  const path = Buffer.from(dir);
+  const result = scanUnchanged(
+    { base: path, realPath: path, display: '', parentTree, xattrsComplete: false },
+    () => false,
+  );
+  assert.deepEqual(result, { unchanged: false });
+});
