@@ -2,6 +2,7 @@ import { backupStreams } from '../repository/backup.ts';
 import type { ProgressListener } from '../repository/progress.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { Snapshot } from '../repository/snapshot.ts';
+import { UnchangedScanner } from '../repository/unchanged-scanner.ts';
 import { openDatabase, parseSourceUrl } from '../sources/open.ts';
 import { backupVolume } from '../sources/volume.ts';
 
@@ -14,7 +15,8 @@ export interface BackupRequest {
    */
   sourceName?: string;
   allDatabases?: boolean;
-  repository: Repository;
+  /** The repository, or its opening: an incremental of a volume lists the volume meanwhile (unchanged-scanner.ts). */
+  repository: Repository | Promise<Repository>;
   type: 'full' | 'incremental';
   excludes?: string[];
   tags?: string[];
@@ -30,7 +32,14 @@ export interface BackupRequest {
  */
 export async function runBackup(request: BackupRequest): Promise<Snapshot> {
   const location = parseSourceUrl(request.sourceUrl, { allDatabases: request.allDatabases ?? false });
-  const { repository } = request;
+  const scanner =
+    location.kind === 'volume' && request.type === 'incremental'
+      ? UnchangedScanner.prescanning(location.path, request.excludes ?? [])
+      : undefined;
+  const repository = await Promise.resolve(request.repository).catch(async (error: unknown) => {
+    await scanner?.close();
+    throw error;
+  });
   const common = {
     type: request.type,
     tags: request.tags ?? [],
@@ -38,12 +47,16 @@ export async function runBackup(request: BackupRequest): Promise<Snapshot> {
   };
   if (location.kind === 'volume') {
     const source = request.sourceName ?? `file://${location.path}`;
-    const parent = await latestOf(repository, source);
+    const parent = await latestOf(repository, source).catch(async (error: unknown) => {
+      await scanner?.close();
+      throw error;
+    });
     return backupVolume(repository, location.path, {
       ...common,
       source,
       excludes: request.excludes ?? [],
       ...(parent ? { parent } : {}),
+      ...(scanner ? { scanner } : {}),
     });
   }
   const database = openDatabase(location, request.env);

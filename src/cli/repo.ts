@@ -67,7 +67,16 @@ export function registerRepoCommands(program: Command): void {
       if (options.type !== 'full' && options.type !== 'incremental')
         throw new TidemarkError('InvalidArgument', `--type must be full or incremental, not ${options.type}`);
       const { backupStreams, backupTree } = await import('../repository/backup.ts');
-      const repository = await openRepository(common);
+      const { UnchangedScanner } = await import('../repository/unchanged-scanner.ts');
+      // The tree is listed while the repository opens (keys, index), for the incremental's comparison with its parent.
+      const scanner =
+        options.source !== '-' && options.type === 'incremental'
+          ? UnchangedScanner.prescanning(options.source, [])
+          : undefined;
+      const repository = await openRepository(common).catch(async (error: unknown) => {
+        await scanner?.close();
+        throw error;
+      });
       const source = options.source === '-' ? `stdin:${options.stdinName}` : `file://${options.source}`;
       const parent = (await repository.snapshots()).find((s) => s.source === source);
       const backupOptions = {
@@ -76,6 +85,7 @@ export function registerRepoCommands(program: Command): void {
         tags: options.tag ?? [],
         onProgress: progressReporter(),
         ...(parent ? { parent } : {}),
+        ...(scanner ? { scanner } : {}),
       } as const;
       const snapshot =
         options.source === '-'

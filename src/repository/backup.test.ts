@@ -13,6 +13,7 @@ import type { Snapshot } from './snapshot.ts';
 import { FileStorage } from './storage/file.ts';
 import { perNameXattrs, setXattrs } from './testing/xattrs.ts';
 import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
+import { UnchangedScanner } from './unchanged-scanner.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-backup-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -327,4 +328,14 @@ test('an incremental with directory scan workers stores exactly what one without
   const scanned = await backupTree(repository, source, { ...options, scanWorkers: 2 });
   assert.notEqual(walked.root, full.root);
   assert.deepEqual(summaryOf(scanned), summaryOf(walked));
+  // With the tree listed ahead (the listings taken by the scans), and when the walk catches up with the listing.
+  const prescanned = UnchangedScanner.prescanning(source, excludes, 2);
+  await prescanned.prescanned;
+  const fromListings = await backupTree(repository, source, { ...options, scanner: prescanned });
+  assert.deepEqual(summaryOf(fromListings), summaryOf(walked));
+  const caughtUp = await backupTree(repository, source, {
+    ...options,
+    scanner: UnchangedScanner.prescanning(source, excludes, 2),
+  });
+  assert.deepEqual(summaryOf(caughtUp), summaryOf(walked));
 });

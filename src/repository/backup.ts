@@ -48,6 +48,11 @@ export interface BackupOptions {
    * (unchanged-scanner.ts); 0: none, the walk looks at every name itself. Default: the CPU quota.
    */
   scanWorkers?: number;
+  /**
+   * Scans for an incremental made before it (UnchangedScanner.prescanning, listing the tree while the repository
+   * opens); closed when the backup ends. Else one is made when there is a parent (see `scanWorkers`).
+   */
+  scanner?: UnchangedScanner;
 }
 
 /** Entries in flight (see `parallelFiles`). */
@@ -96,7 +101,7 @@ export function backupTree(repository: Repository, path: string, options: Backup
     } finally {
       run.metadata.close();
     }
-  });
+  }).finally(() => options.scanner?.close());
 }
 
 /** Backs up streams, each stored as a file entry of the root tree. */
@@ -145,7 +150,9 @@ async function runBackup(
     const store = repository.chunkStore({ onUpload: (bytes) => meter.uploaded(bytes) });
     const excludes = options.excludes ?? [];
     const scanWorkers = options.scanWorkers ?? cpuQuota();
-    const scanner = parent && scanWorkers > 0 ? new UnchangedScanner(scanWorkers, excludes) : undefined;
+    const scanner =
+      parent && scanWorkers > 0 ? (options.scanner ?? new UnchangedScanner(scanWorkers, excludes)) : undefined;
+    if (options.scanner !== scanner) await options.scanner?.close(); // unused: its prescan would only cost CPU
     const run = new BackupRun(repository, parent, store, chain, meter, globMatcher(excludes), scanner, {
       parallelChunks: options.parallelChunks ?? 4,
       parallelFiles: options.parallelFiles ?? FILES_IN_FLIGHT,

@@ -8,6 +8,7 @@ import { backupTree } from './backup.ts';
 import { Repository } from './repository.ts';
 import { FileStorage } from './storage/file.ts';
 import { type ScanResult, scanUnchanged } from './unchanged.ts';
+import { UnchangedScanner } from './unchanged-scanner.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-unchanged-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -85,4 +86,21 @@ test('without every extended attribute read by the parent, no file is reused as 
     () => false,
   );
   assert.deepEqual(result, { unchanged: false });
+});
+
+// The prescan lists the tree while the repository opens; a scan then takes its directory's listing instead of
+// listing it again. Seen here by changing a directory after it was listed: its scan answers for the tree as listed.
+test('a prescanning scanner answers from the listing made ahead, and lists itself once the walk has caught up', async () => {
+  const { dir, parentTree } = await backedUp('prescanned');
+  const scanner = UnchangedScanner.prescanning(dir, [], 1);
+  try {
+    await scanner.prescanned;
+    await writeFile(join(dir, 'added'), 'after the listing');
+    const job = { base: Buffer.from(dir), realPath: Buffer.from(dir), display: '', parentTree, xattrsComplete: true };
+    assert.equal((await scanner.scan(job)).unchanged, true, 'the listing made before the file was added');
+    // Taken once: asked again, the directory is listed anew.
+    assert.equal((await scanner.scan(job)).unchanged, false, 'listed again');
+  } finally {
+    await scanner.close();
+  }
 });

@@ -1,4 +1,4 @@
-import { type BigIntStats, lstatSync, readdirSync } from 'node:fs';
+import { type BigIntStats, constants, lstatSync, readdirSync } from 'node:fs';
 import type { ChunkId } from './format.ts';
 import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
 
@@ -7,8 +7,25 @@ import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
  * of a whole directory against its parent tree that a worker thread runs (unchanged-scanner.ts).
  */
 
+/** What the tests below read of an lstat: a BigIntStats, or a name's stats in a `Listing`. */
+export type StatLike = Pick<
+  BigIntStats,
+  | 'isFile'
+  | 'isDirectory'
+  | 'isSymbolicLink'
+  | 'mode'
+  | 'nlink'
+  | 'size'
+  | 'ino'
+  | 'uid'
+  | 'gid'
+  | 'mtimeNs'
+  | 'ctimeNs'
+  | 'atimeNs'
+>;
+
 /** The parent's content of a file when it is unchanged (same size, mtime, ctime and inode), else undefined. */
-export function unchangedContent(stat: BigIntStats, previous: TreeEntry | undefined): ChunkId[] | undefined {
+export function unchangedContent(stat: StatLike, previous: TreeEntry | undefined): ChunkId[] | undefined {
   return previous?.type === 'file' &&
     previous.content &&
     previous.size === Number(stat.size) &&
@@ -24,7 +41,7 @@ export function unchangedContent(stat: BigIntStats, previous: TreeEntry | undefi
  * one moves it: the test that reuses an unchanged file's content), type, and a file's inode. Only meaningful when
  * the parent read every attribute (see BackupRun.parentXattrsComplete).
  */
-export function sameXattrs(stat: BigIntStats, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
+export function sameXattrs(stat: StatLike, previous: TreeEntry | undefined): TreeEntry['xattrs'] {
   if (
     previous?.ctimeNs === stat.ctimeNs.toString() &&
     previous.type === (stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : 'file') &&
@@ -46,7 +63,7 @@ const FILE_KEYS_XATTRS = [...FILE_KEYS.slice(0, 6), 'xattrs', ...FILE_KEYS.slice
  * attributes already found the same) is the entry the walk would build, to the byte: the same remaining fields,
  * and exactly the keys it builds, in its order (an entry written otherwise is built anew).
  */
-export function sameFileEntry(previous: TreeEntry, stat: BigIntStats): boolean {
+export function sameFileEntry(previous: TreeEntry, stat: StatLike): boolean {
   if (
     previous.mode !== Number(stat.mode & 0o7777n) ||
     previous.uid !== Number(stat.uid) ||
@@ -64,7 +81,7 @@ export function sameFileEntry(previous: TreeEntry, stat: BigIntStats): boolean {
  * Whether the walk would take the parent's entry of a file as it is: a regular file not hard-linked (link numbers
  * are given in walk order), unchanged in content and extended attributes, and the same entry to the byte.
  */
-export function reusedAsIs(stat: BigIntStats, previous: TreeEntry, xattrsComplete: boolean): boolean {
+export function reusedAsIs(stat: StatLike, previous: TreeEntry, xattrsComplete: boolean): boolean {
   return (
     stat.isFile() &&
     stat.nlink === 1n &&
@@ -73,6 +90,94 @@ export function reusedAsIs(stat: BigIntStats, previous: TreeEntry, xattrsComplet
     sameXattrs(stat, previous) !== undefined &&
     sameFileEntry(previous, stat)
   );
+}
+
+/**
+ * A directory's names, sorted by their bytes and without those excluded, back to back (`ends[i]`: where name i
+ * ends), and their lstats packed (STAT_FIELDS each: see `statAt`); `failed`: the listing or an lstat failed.
+ * Made by a scan, or ahead of it by a prescan (prescan.ts), and posted between threads without a copy.
+ */
+export interface Listing {
+  names: Uint8Array;
+  ends: Uint32Array;
+  stats: BigInt64Array;
+  failed: boolean;
+}
+
+const STAT_FIELDS = 9;
+const failedListing = (): Listing => ({
+  names: new Uint8Array(0),
+  ends: new Uint32Array(0),
+  stats: new BigInt64Array(0),
+  failed: true,
+});
+const SLASH = Buffer.from('/');
+
+/**
+ * Lists a directory (through `base`) and lstats its names (by `realPath`, as the walk does) with synchronous
+ * calls; `display` is its path as the walk shows it ('' for the root), which exclusion patterns match.
+ */
+export function listDirectory(
+  base: Buffer,
+  realPath: Buffer,
+  display: string,
+  excluded: (relativePath: string) => boolean,
+): Listing {
+  let names: Buffer[];
+  try {
+    names = readdirSync(base, { encoding: 'buffer' });
+  } catch {
+    return failedListing();
+  }
+  names = names.sort(Buffer.compare).filter((name) => !excluded(`${display}/${name.toString('utf8')}`.slice(1)));
+  const ends = new Uint32Array(names.length);
+  const stats = new BigInt64Array(names.length * STAT_FIELDS);
+  let end = 0;
+  for (const [i, name] of names.entries()) {
+    let stat: BigIntStats;
+    try {
+      stat = lstatSync(Buffer.concat([realPath, SLASH, name]), { bigint: true });
+    } catch {
+      return failedListing();
+    }
+    end += name.length;
+    ends[i] = end;
+    stats.set(
+      [stat.mode, stat.nlink, stat.size, stat.ino, stat.uid, stat.gid, stat.mtimeNs, stat.ctimeNs, stat.atimeNs],
+      i * STAT_FIELDS,
+    );
+  }
+  // Not Buffer.concat: a small result would be a view of Node's shared pool, and a listing is transferred.
+  const joined = new Uint8Array(end);
+  for (const [i, name] of names.entries()) joined.set(name, i === 0 ? 0 : (ends[i - 1] as number));
+  return { names: joined, ends, stats, failed: false };
+}
+
+/** Name `i` of a listing (a view, not a copy). */
+export function nameAt(listing: Listing, i: number): Buffer {
+  const start = i === 0 ? 0 : (listing.ends[i - 1] as number);
+  return Buffer.from(listing.names.buffer, listing.names.byteOffset + start, (listing.ends[i] as number) - start);
+}
+
+/** The lstat of name `i` of a listing. */
+export function statAt(listing: Listing, i: number): StatLike {
+  const at = i * STAT_FIELDS;
+  const field = (k: number) => listing.stats[at + k] as bigint;
+  const type = field(0) & BigInt(constants.S_IFMT);
+  return {
+    mode: field(0),
+    nlink: field(1),
+    size: field(2),
+    ino: field(3),
+    uid: field(4),
+    gid: field(5),
+    mtimeNs: field(6),
+    ctimeNs: field(7),
+    atimeNs: field(8),
+    isFile: () => type === BigInt(constants.S_IFREG),
+    isDirectory: () => type === BigInt(constants.S_IFDIR),
+    isSymbolicLink: () => type === BigInt(constants.S_IFLNK),
+  };
 }
 
 /** A directory to scan: where it is listed and its names lstat-ed, and its tree in the parent snapshot. */
@@ -87,6 +192,8 @@ export interface ScanJob {
   parentTree: Uint8Array;
   /** Whether the parent snapshot read every extended attribute (else none is reused). */
   xattrsComplete: boolean;
+  /** The directory as a prescan listed it (else the scan lists it). */
+  listing?: Listing;
 }
 
 /**
@@ -100,37 +207,24 @@ export type ScanResult =
   | { unchanged: true; names: number; files: number; bytes: number; chunks: number; subdirs: number[] };
 
 const CHANGED: ScanResult = { unchanged: false };
-const SLASH = Buffer.from('/');
 
-/** Scans one directory against its parent tree with synchronous calls (a worker thread's job). */
+/** Scans one directory against its parent tree (a worker thread's job). */
 export function scanUnchanged(job: ScanJob, excluded: (relativePath: string) => boolean): ScanResult {
-  let names: Buffer[];
-  try {
-    names = readdirSync(Buffer.from(job.base), { encoding: 'buffer' });
-  } catch {
-    return CHANGED;
-  }
-  names = names.sort(Buffer.compare).filter((name) => !excluded(`${job.display}/${name.toString('utf8')}`.slice(1)));
+  const listing = job.listing ?? listDirectory(Buffer.from(job.base), Buffer.from(job.realPath), job.display, excluded);
+  if (listing.failed) return CHANGED;
   const { entries } = decodeTree(Buffer.from(job.parentTree.buffer, job.parentTree.byteOffset, job.parentTree.length));
-  if (names.length !== entries.length) return CHANGED;
-  const realPath = Buffer.from(job.realPath);
+  if (listing.ends.length !== entries.length) return CHANGED;
   const result = {
     unchanged: true as const,
-    names: names.length,
+    names: entries.length,
     files: 0,
     bytes: 0,
     chunks: 0,
     subdirs: [] as number[],
   };
-  for (const [i, name] of names.entries()) {
-    const previous = entries[i] as TreeEntry;
-    if (!decodeName(previous).equals(name)) return CHANGED;
-    let stat: BigIntStats;
-    try {
-      stat = lstatSync(Buffer.concat([realPath, SLASH, name]), { bigint: true });
-    } catch {
-      return CHANGED;
-    }
+  for (const [i, previous] of entries.entries()) {
+    if (!decodeName(previous).equals(nameAt(listing, i))) return CHANGED;
+    const stat = statAt(listing, i);
     if (previous.type === 'dir' && stat.isDirectory()) result.subdirs.push(i);
     else if (previous.type === 'file' && reusedAsIs(stat, previous, job.xattrsComplete)) {
       result.files++;

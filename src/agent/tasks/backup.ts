@@ -57,7 +57,7 @@ export const backup: AgentTask<'backup', BackupInput, BackupResult, { type: Back
     };
   },
   run: async (input, { env, repository, onProgress }) =>
-    backupResult(await runBackup({ ...input, repository: await repository(), env, onProgress })),
+    backupResult(await runBackup({ ...input, repository: repository(), env, onProgress })),
 };
 
 function backupResult(snapshot: Snapshot): BackupResult {
