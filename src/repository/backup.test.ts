@@ -333,6 +333,8 @@ test('an incremental with directory scan workers stores exactly what one without
   await prescanned.prescanned;
   const fromListings = await backupTree(repository, source, { ...options, scanner: prescanned });
   assert.deepEqual(summaryOf(fromListings), summaryOf(walked));
+  // Its time is when the tree was first looked at: when the prescan started, before the backup did.
+  assert.equal(fromListings.time, new Date(prescanned.since ?? 0).toISOString());
   const caughtUp = await backupTree(repository, source, {
     ...options,
     scanner: UnchangedScanner.prescanning(source, excludes, 2),

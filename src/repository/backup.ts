@@ -136,7 +136,8 @@ async function runBackup(
   options: BackupOptions,
   walk: (run: BackupRun) => Promise<ChunkId>,
 ): Promise<Snapshot> {
-  const started = Date.now();
+  // A snapshot's time is when its data was first looked at: a prescan may have listed the tree before.
+  const started = Math.min(Date.now(), options.scanner?.since ?? Number.POSITIVE_INFINITY);
   const incremental = options.type === 'incremental' && options.parent !== undefined;
   const chain = (incremental ? options.parent?.chainId : randomId().slice(0, 32)) as ChainId;
   // The lock reads the index again: the one loaded before may list chunks a prune deleted since.

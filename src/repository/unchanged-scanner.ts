@@ -34,6 +34,8 @@ interface Reply {
 export class UnchangedScanner {
   private readonly workers: ScanWorker[] = [];
   private prescanner: ScanWorker | undefined;
+  /** When a prescan started listing (ms since the epoch). */
+  since: number | undefined;
   private listedAll: () => void = () => {};
   /** Resolves once the prescan has listed the whole tree (never when the walk caught up with it first). */
   readonly prescanned = new Promise<void>((resolve) => (this.listedAll = resolve));
@@ -46,6 +48,7 @@ export class UnchangedScanner {
   /** A scanner whose first worker starts listing the tree at `root` at once (see the class). */
   static prescanning(root: string, excludes: string[], workerCount = cpuQuota()): UnchangedScanner {
     const scanner = new UnchangedScanner(workerCount, excludes);
+    scanner.since = Date.now();
     scanner.prescanner = scanner.start(Buffer.from(root));
     while (scanner.workers.length < workerCount) scanner.start(); // ready once the walk catches up
     return scanner;
