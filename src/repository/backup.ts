@@ -1,4 +1,4 @@
-import { type BigIntStats, close, closeSync, fstatSync, lstatSync, read, readSync } from 'node:fs';
+import { type BigIntStats, lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { TidemarkError } from '../errors.ts';
@@ -10,12 +10,12 @@ import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
-import { NoAtimeOpener } from './no-atime.ts';
 import { cpuQuota } from './pipeline/cpu-quota.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
-import { checkSameRegularFile, fstatBigint, ReplacedError, SourceDirectory } from './source-directory.ts';
+import { SourceDirectory } from './source-directory.ts';
+import { changedWhileRead, SourceFileReader } from './source-file.ts';
 import { SyncWhileFast } from './sync-while-fast.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 import { type ScanResult, sameFileEntry, sameXattrs, unchangedContent } from './unchanged.ts';
@@ -65,10 +65,6 @@ const BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 /** Names of one directory lstat-ed at once, and in one batch (a directory's stats are held a batch at a time). */
 const STATS_IN_FLIGHT = 64;
 const STAT_BATCH = 512;
-/** Read buffer of a file (reused): a file up to this size takes one read. */
-const READ_BUFFER = 256 * 1024;
-/** Reads of the rest of a larger file. */
-const LARGE_READ = 1024 * 1024;
 /** Subdirectories ahead of the walk opened meanwhile, their parent trees loaded and scanned (see `prepare`). */
 const DIRECTORIES_AHEAD = 8;
 
@@ -268,13 +264,10 @@ class BackupRun {
   private readonly inFlight: Bounded;
   /** Work started and not yet settled, waited for before a failed backup returns. */
   private readonly started = new Unsettled();
-  private readonly readBuffers: Buffer[] = [];
   /** Stats and reads of small files are synchronous while they are fast (see SyncWhileFast). */
   private readonly sync = new SyncWhileFast();
-  /** The read buffer of synchronous reads. */
-  private readonly syncBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
-  /** Files are read without moving their atimes, which the next backup would store as a change. */
-  private readonly opener = new NoAtimeOpener();
+  /** Reads the files whose content is not the parent's. */
+  private readonly files: SourceFileReader;
   /** The first failure the backup cannot skip: ends the walk early. */
   private failure: { error: unknown } | undefined;
   /** Directories open (see `directory`). */
@@ -295,6 +288,7 @@ class BackupRun {
     private readonly limits: { parallelChunks: number; parallelFiles: number },
   ) {
     this.inFlight = new Bounded(limits.parallelFiles, BYTES_IN_FLIGHT);
+    this.files = new SourceFileReader(repository.config.chunker.min);
   }
 
   /** What this snapshot does not keep exactly (see docs/repository-format.md, "File metadata"). */
@@ -686,71 +680,28 @@ class BackupRun {
     entry: TreeEntry,
     stat: BigIntStats,
   ): Promise<TreeEntry> {
-    const whole = Number(stat.size) < this.oneChunk && this.sync.useSync() ? this.readWhole(path, stat) : undefined;
-    if (whole) {
-      const { data, after } = whole;
-      const content = data.length > 0 ? [(await this.putChunk('data', data, data.length)).id] : [];
-      this.meter.add(data.length, 1);
-      if (changedWhileRead(stat, after, data.length))
-        this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
-      return { ...entry, size: data.length, content };
-    }
-    const fd = await this.opener.open(path, Number(stat.uid)).catch(replacedIfSymlink);
-    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
+    const { files } = this;
+    const whole =
+      Number(stat.size) < files.wholeBelow && this.sync.useSync()
+        ? this.sync.time(4, () => files.readWhole(path, stat))
+        : undefined;
     let read: { content: ChunkId[]; size: number };
-    try {
-      checkSameRegularFile(stat, await fstatBigint(fd));
-      read = await this.content(readFile(fd, buffer, Number(stat.size)));
-    } catch (error) {
-      await closeFile(fd).catch(() => {});
-      throw error;
-    } finally {
-      this.readBuffers.push(buffer);
+    let after: BigIntStats;
+    if (whole) {
+      const { data } = whole;
+      read = {
+        content: data.length > 0 ? [(await this.putChunk('data', data, data.length)).id] : [],
+        size: data.length,
+      };
+      this.meter.add(data.length, 1);
+      after = whole.after;
+    } else {
+      ({ result: read, after } = await files.stream(path, stat, (data) => this.content(data)));
+      this.meter.add(0, 1);
     }
-    this.meter.add(0, 1);
-    // The descriptor closes while the file is looked at again.
-    const [after] = await Promise.all([lstat(path, { bigint: true }), closeFile(fd)]);
     if (changedWhileRead(stat, after, read.size))
       this.skip(order, display, 'changed while being read: stored as read, may be inconsistent');
     return { ...entry, size: read.size, content: read.content };
-  }
-
-  /** Files smaller than this are one chunk (the chunker cuts none before its minimum) and fit one read. */
-  private get oneChunk(): number {
-    return Math.min(this.repository.config.chunker.min, READ_BUFFER);
-  }
-
-  /**
-   * A file smaller than `oneChunk` read whole with synchronous calls, and its status after the read (fstat: the
-   * file read, wherever its name points now); undefined when one read did not bring all of it (it grew or came
-   * short), to be read again as a stream.
-   */
-  private readWhole(path: Buffer, stat: BigIntStats): { data: Buffer; after: BigIntStats } | undefined {
-    return this.sync.time(4, () => {
-      let fd: number;
-      try {
-        fd = this.opener.openSync(path, Number(stat.uid));
-      } catch (error) {
-        return replacedIfSymlink(error);
-      }
-      try {
-        let bytesRead: number;
-        try {
-          bytesRead = readSync(fd, this.syncBuffer, 0, this.syncBuffer.length, null);
-        } catch (error) {
-          // A FIFO or a socket now (opened without waiting: EAGAIN) is the replacement, not a read error.
-          checkSameRegularFile(stat, fstatSync(fd, { bigint: true }));
-          throw error;
-        }
-        const after = fstatSync(fd, { bigint: true });
-        checkSameRegularFile(stat, after);
-        if (bytesRead < Number(stat.size) || bytesRead >= this.oneChunk) return undefined;
-        // A copy: the buffer is the next file's, and the chunk store may copy the data after a wait.
-        return { data: Buffer.from(this.syncBuffer.subarray(0, bytesRead)), after };
-      } finally {
-        closeSync(fd);
-      }
-    });
   }
 
   /**
@@ -833,33 +784,6 @@ class BackupRun {
   }
 }
 
-/**
- * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
- * fresh reads. A short read at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
- */
-async function* readFile(fd: number, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
-  let total = 0;
-  let target = buffer;
-  for (;;) {
-    const bytesRead = await readInto(fd, target);
-    if (bytesRead === 0) return;
-    total += bytesRead;
-    yield target.subarray(0, bytesRead);
-    if (bytesRead < target.length && total >= expected) return;
-    target = Buffer.allocUnsafeSlow(LARGE_READ);
-  }
-}
-
-function readInto(fd: number, target: Buffer): Promise<number> {
-  return new Promise((resolve, reject) =>
-    read(fd, target, 0, target.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
-  );
-}
-
-function closeFile(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
-}
-
 /** The fields every entry has (`type` and the rest follow). */
 function commonFields(name: Buffer, stat: BigIntStats, xattrs: KeptXattrs) {
   return {
@@ -886,11 +810,6 @@ function fileEntry(common: ReturnType<typeof commonFields>, stat: BigIntStats): 
   };
 }
 
-/** Whether a file's status after it was read says it changed while read (or its content is not `size` bytes). */
-function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number): boolean {
-  return after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || BigInt(size) !== before.size;
-}
-
 const SLASH = Buffer.from('/');
 
 /**
@@ -907,11 +826,6 @@ function lstatSettled(child: Child): PromiseSettledResult<BigIntStats> {
   } catch (reason) {
     return { status: 'rejected', reason };
   }
-}
-
-/** ELOOP opening a name listed as a file: a symlink has its name now (the open never follows one). */
-function replacedIfSymlink(error: unknown): never {
-  throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? new ReplacedError('a file') : error;
 }
 
 /** Why a path that could not be backed up is skipped rather than failing the backup; undefined: fail. */

@@ -1,0 +1,119 @@
+import { type BigIntStats, close, closeSync, fstatSync, read, readSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { NoAtimeOpener } from './no-atime.ts';
+import { checkSameRegularFile, fstatBigint, ReplacedError } from './source-directory.ts';
+
+/** Read buffer of a file (reused): a file up to this size takes one read. */
+const READ_BUFFER = 256 * 1024;
+/** Reads of the rest of a larger file. */
+const LARGE_READ = 1024 * 1024;
+
+/**
+ * Reads the files of a tree being backed up: without moving their atimes (no-atime.ts), never through a symlink
+ * or into a FIFO, and only the regular file the walk listed (source-directory.ts: else ReplacedError). Each read
+ * returns the file's status after it, for the "changed while being read" check (`changedWhileRead`).
+ */
+export class SourceFileReader {
+  /** Files smaller than this are one chunk (the chunker cuts none before its minimum) and fit one read. */
+  readonly wholeBelow: number;
+  private readonly opener = new NoAtimeOpener();
+  /** The buffer of `readWhole`. */
+  private readonly wholeBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
+  /** First-read buffers of `stream`, reused from file to file. */
+  private readonly streamBuffers: Buffer[] = [];
+
+  constructor(chunkerMin: number) {
+    this.wholeBelow = Math.min(chunkerMin, READ_BUFFER);
+  }
+
+  /**
+   * A file smaller than `wholeBelow` read whole with synchronous calls (open, read, fstat, close), and its status
+   * after the read (fstat: the file read, wherever its name points now); undefined when one read did not bring
+   * all of it (it grew or came short), to be read again as a stream.
+   */
+  readWhole(path: Buffer, stat: BigIntStats): { data: Buffer; after: BigIntStats } | undefined {
+    let fd: number;
+    try {
+      fd = this.opener.openSync(path, Number(stat.uid));
+    } catch (error) {
+      return replacedIfSymlink(error);
+    }
+    try {
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(fd, this.wholeBuffer, 0, this.wholeBuffer.length, null);
+      } catch (error) {
+        // A FIFO or a socket now (opened without waiting: EAGAIN) is the replacement, not a read error.
+        checkSameRegularFile(stat, fstatSync(fd, { bigint: true }));
+        throw error;
+      }
+      const after = fstatSync(fd, { bigint: true });
+      checkSameRegularFile(stat, after);
+      if (bytesRead < Number(stat.size) || bytesRead >= this.wholeBelow) return undefined;
+      // A copy: the buffer is the next file's, and the chunk store may copy the data after a wait.
+      return { data: Buffer.from(this.wholeBuffer.subarray(0, bytesRead)), after };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A file read as a stream by `consume`, and its status after (an lstat of the name). */
+  async stream<T>(
+    path: Buffer,
+    stat: BigIntStats,
+    consume: (data: AsyncIterable<Buffer>) => Promise<T>,
+  ): Promise<{ result: T; after: BigIntStats }> {
+    const fd = await this.opener.open(path, Number(stat.uid)).catch(replacedIfSymlink);
+    const buffer = this.streamBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
+    let result: T;
+    try {
+      checkSameRegularFile(stat, await fstatBigint(fd));
+      result = await consume(readFile(fd, buffer, Number(stat.size)));
+    } catch (error) {
+      await closeFile(fd).catch(() => {});
+      throw error;
+    } finally {
+      this.streamBuffers.push(buffer);
+    }
+    // The descriptor closes while the file is looked at again.
+    const [after] = await Promise.all([lstat(path, { bigint: true }), closeFile(fd)]);
+    return { result, after };
+  }
+}
+
+/** Whether a file's status after it was read says it changed while read (or its content is not `size` bytes). */
+export function changedWhileRead(before: BigIntStats, after: BigIntStats, size: number): boolean {
+  return after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || BigInt(size) !== before.size;
+}
+
+/**
+ * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
+ * fresh reads. A short read at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
+ */
+async function* readFile(fd: number, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  let target = buffer;
+  for (;;) {
+    const bytesRead = await readInto(fd, target);
+    if (bytesRead === 0) return;
+    total += bytesRead;
+    yield target.subarray(0, bytesRead);
+    if (bytesRead < target.length && total >= expected) return;
+    target = Buffer.allocUnsafeSlow(LARGE_READ);
+  }
+}
+
+function readInto(fd: number, target: Buffer): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, target, 0, target.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
+  );
+}
+
+function closeFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/** ELOOP opening a name listed as a file: a symlink has its name now (the open never follows one). */
+function replacedIfSymlink(error: unknown): never {
+  throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? new ReplacedError('a file') : error;
+}
