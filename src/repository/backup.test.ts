@@ -341,3 +341,35 @@ test('an incremental with directory scan workers stores exactly what one without
   });
   assert.deepEqual(summaryOf(caughtUp), summaryOf(walked));
 });
+
+// A directory found unchanged has only its subdirectories walked; one of them may be gone (or be something else)
+// by the time the walk reaches it, which leaves it out or changes its entry: the others must keep their own.
+test('a subdirectory gone between the listing and the walk leaves the other entries of its directory intact', async () => {
+  const repository = await Repository.init(new FileStorage(join(root, 'repo-gone')), Buffer.from('backup test'), {
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
+  const source = join(root, 'source-gone');
+  for (const dir of ['a', 'b', 'c', 'd']) {
+    await mkdir(join(source, dir), { recursive: true });
+    await writeFile(join(source, dir, 'f'), `${dir}\n`);
+  }
+  for (const file of ['a-file', 'b-file', 'c-file']) await writeFile(join(source, file), `${file}\n`);
+  const full = await backupTree(repository, source, { type: 'full', source: 'test' });
+  const scanner = UnchangedScanner.prescanning(source, [], 2);
+  await scanner.prescanned; // the root listed with b and c as directories
+  await rm(join(source, 'b'), { recursive: true });
+  await rm(join(source, 'c'), { recursive: true });
+  await writeFile(join(source, 'c'), 'now a file\n');
+  const scanned = await backupTree(repository, source, { type: 'incremental', parent: full, source: 'test', scanner });
+  const walked = await backupTree(repository, source, { type: 'full', source: 'test' });
+  const store = repository.chunkStore();
+  const shown = async (root: ChunkId) =>
+    decodeTree(await store.get(root)).entries.map(({ name, type, size }) => ({ name, type, size }));
+  assert.deepEqual(await shown(scanned.root), await shown(walked.root));
+  const subtree = async (root: ChunkId, name: string) =>
+    decodeTree(await store.get(root)).entries.find((e) => e.name === name)?.subtree;
+  const [aFull, dFull] = [await subtree(full.root, 'a'), await subtree(full.root, 'd')];
+  assert.equal(await subtree(scanned.root, 'a'), aFull);
+  assert.equal(await subtree(scanned.root, 'd'), dFull);
+  assert.deepEqual(scanned.skipped, [{ path: '/b', reason: 'vanished while being read' }]);
+});

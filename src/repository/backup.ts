@@ -478,9 +478,11 @@ class BackupRun {
     const loaded = await this.decodedParent(parent);
     const names = scanned.subdirs.map((i) => decodeName(loaded.list[i] as TreeEntry));
     const { done } = await this.walkOpen(dir, opened, names, loaded);
-    const tree = done.then((subdirs) => {
-      const entries: (TreeEntry | undefined)[] = [...loaded.list];
-      for (const [k, i] of scanned.subdirs.entries()) entries[i] = subdirs[k];
+    const tree = done.then((walked) => {
+      // By name: a subdirectory gone by the time the walk reached it has no entry, one now a file has a file's.
+      const byName = new Map(walked.filter(isEntry).map((e) => [decodeName(e).toString('latin1'), e]));
+      const subdirs = new Set(scanned.subdirs);
+      const entries = loaded.list.map((e, i) => (subdirs.has(i) ? byName.get(decodeName(e).toString('latin1')) : e));
       return this.storeTree({ entries: entries.filter(isEntry) }, loaded);
     });
     return { tree: this.track(tree) };
