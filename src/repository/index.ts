@@ -28,35 +28,45 @@ export function liveIndexFiles(files: ReadonlyMap<string, IndexFile>): string[] 
   return [...files.keys()].filter((id) => !superseded.has(id));
 }
 
-/** The in-memory index: chunk id → location, and pack id → size. */
+/**
+ * The in-memory index: chunk id → location, and pack id → size. An id listed by several packs maps to the first
+ * (any of them holds the same bytes).
+ *
+ * Index files are added trees first: their data chunks join the map on the first lookup that may need them (`has`,
+ * a `get` of an id not found among the trees, anything counting or listing chunks). An incremental reads the
+ * parent's trees right away but looks up data chunks only for what changed, and a nothing-changed backup of
+ * 200,000 small files spent ~0.1 s and ~20 MB mapping data chunks it never asked for.
+ */
 export class ChunkIndex {
   private readonly chunks = new Map<ChunkId, ChunkLocation>();
   private readonly packs = new Map<PackId, { size: number; entries: PackEntry[] }>();
+  /** Packs of index files whose data chunks are not mapped yet, in the order they were added. */
+  private deferred: PackId[] = [];
 
   addPack(id: PackId, size: number, entries: PackEntry[]): void {
+    this.complete();
     this.packs.set(id, { size, entries });
-    for (const e of entries) {
-      if (!this.chunks.has(e.id))
-        this.chunks.set(e.id, {
-          pack: id,
-          type: e.type,
-          codec: e.codec,
-          rawLength: e.rawLength,
-          offset: e.offset,
-          length: e.length,
-        });
+    this.map(id, entries, () => true);
+  }
+
+  /** Adds an index file's packs: their trees now, their data chunks once a lookup needs them (see the class). */
+  addFile(file: IndexFile): void {
+    for (const pack of file.packs) {
+      this.packs.set(pack.id, { size: pack.size, entries: pack.chunks });
+      this.map(pack.id, pack.chunks, (e) => e.type === 'tree');
+      this.deferred.push(pack.id);
     }
   }
 
-  addFile(file: IndexFile): void {
-    for (const pack of file.packs) this.addPack(pack.id, pack.size, pack.chunks);
-  }
-
   has(id: ChunkId): boolean {
+    this.complete();
     return this.chunks.has(id);
   }
 
   get(id: ChunkId): ChunkLocation | undefined {
+    const found = this.chunks.get(id);
+    if (found || this.deferred.length === 0) return found;
+    this.complete();
     return this.chunks.get(id);
   }
 
@@ -65,6 +75,7 @@ export class ChunkIndex {
   }
 
   get chunkCount(): number {
+    this.complete();
     return this.chunks.size;
   }
 
@@ -78,6 +89,23 @@ export class ChunkIndex {
 
   chunksOf(id: PackId): ChunkId[] {
     return (this.packs.get(id)?.entries ?? []).map((e) => e.id);
+  }
+
+  /** Maps the chunks of a pack that `which` picks and that no pack added before maps. */
+  private map(pack: PackId, entries: PackEntry[], which: (entry: PackEntry) => boolean): void {
+    for (const e of entries) {
+      if (!which(e) || this.chunks.has(e.id)) continue;
+      const { type, codec, rawLength, offset, length } = e;
+      this.chunks.set(e.id, { pack, type, codec, rawLength, offset, length });
+    }
+  }
+
+  /** Maps the data chunks deferred by `addFile`, in the order their packs were added. */
+  private complete(): void {
+    if (this.deferred.length === 0) return;
+    const deferred = this.deferred;
+    this.deferred = [];
+    for (const pack of deferred) this.map(pack, this.packs.get(pack)?.entries ?? [], (e) => e.type !== 'tree');
   }
 
   /** Index file entries of the given packs, for writing a new index (prune). */
