@@ -362,6 +362,8 @@ class BackupRun {
 
   /** Backs up the tree at `path` (bytes, so any name works; `stat` its lstat); returns its tree id. */
   async tree(path: Buffer, stat: BigIntStats): Promise<ChunkId> {
+    // Without every attribute of the parent, no file is reused as it is, so no directory could be found unchanged.
+    if (!this.parentXattrsComplete) await this.scanner?.close();
     try {
       const root = { realPath: path, display: '', name: Buffer.alloc(0) };
       const { tree } = await this.directory(root, this.prepare(root, stat, this.parent?.root));
@@ -399,7 +401,7 @@ class BackupRun {
     parent?.encoded.catch(() => {}); // surfaces when the walk decodes it (a directory skipped never is)
     const prepared = SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync()).then((opened) => {
       this.openDirectories.add(opened);
-      const { scanner } = this;
+      const scanner = this.parentXattrsComplete ? this.scanner : undefined;
       const scan =
         scanner && parent
           ? parent.encoded
