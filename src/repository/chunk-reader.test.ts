@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { isCode } from '../errors.ts';
-import { ChunkReader, isLocal, openWindows, type PlannedRecord, planReads } from './chunk-reader.ts';
-import { blobNames, type ChainId, type ChunkId, type PackId } from './format.ts';
-import type { ChunkLocation } from './index.ts';
-import { Repository } from './repository.ts';
-import { FileStorage } from './storage/file.ts';
+import { isLocal, type PlannedRecord, planReads } from './chunk-reader.ts';
+import type { ChunkId, PackId } from './format.ts';
 import { openStorage } from './storage/url.ts';
 
 const record = (id: string, pack: string, offset: number, length: number): PlannedRecord => ({
@@ -67,56 +60,4 @@ test('file storage, wrapped as a repository opens it, reads locally; object stor
   assert.equal(isLocal(openStorage(pathToFileURL(tmpdir()).href)), true);
   assert.equal(isLocal({ description: 's3://bucket/prefix' }), false);
   assert.equal(isLocal({ description: 'https://account.blob.core.windows.net/container' }), false);
-});
-
-test('windows hold records up to the decoded bytes given, at least one each, in order', () => {
-  const records = [4, 4, 2, 9, 1, 1, 1].map((length, i) => record(`c${i}`, 'p', i * 10, length));
-  const windows = openWindows(records, 8).map((w) => w.map((r) => r.id).join(','));
-  assert.deepEqual(windows, ['c0,c1', 'c2', 'c3', 'c4,c5,c6']);
-  assert.deepEqual(openWindows([], 8), []);
-});
-
-// Records are opened on the pipeline's workers a window at a time: what comes back must be each chunk as stored,
-// across windows and reads, and damage must fail as Corrupt naming the chunk and its pack, as on the main thread.
-test('chunks opened on the pipeline workers are the chunks stored; a damaged record fails Corrupt naming it', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'tidemark-reader-'));
-  try {
-    const storage = new FileStorage(join(root, 'repo'));
-    const repository = await Repository.init(storage, Buffer.from('reader test'), { scrypt: { N: 1024, r: 8, p: 1 } });
-    const store = repository.chunkStore();
-    const chain = randomBytes(16).toString('hex') as ChainId;
-    const chunks = new Map<ChunkId, Buffer>();
-    for (let i = 0; i < 300; i++) {
-      // Text (compressed) and random (stored as is), 1 B to ~200 KiB.
-      const length = 1 + ((i * 7919) % (200 * 1024));
-      const data = i % 2 ? randomBytes(length) : Buffer.from(`${i} `.repeat(length).slice(0, length));
-      chunks.set((await store.put(chain, 'data', data)).id, data);
-    }
-    await repository.saveIndex(await store.flush());
-    const reader = new ChunkReader(storage, repository.keys.encryption, repository.index, { decodeAhead: 256 * 1024 });
-    const read = new Map<ChunkId, Buffer>();
-    await reader.read(chunks.keys(), async (id, data) => {
-      read.set(id, Buffer.from(data));
-    });
-    assert.equal(read.size, chunks.size);
-    for (const [id, data] of chunks) assert.ok(read.get(id)?.equals(data), `chunk ${id}`);
-
-    const [damagedId] = [...chunks.keys()].slice(-1) as [ChunkId];
-    const location = repository.index.get(damagedId) as ChunkLocation;
-    const packPath = join(root, 'repo', blobNames.pack(location.pack));
-    const pack = await readFile(packPath);
-    const at = location.offset + Math.floor(location.length / 2);
-    pack[at] = (pack[at] as number) ^ 0xff;
-    await writeFile(packPath, pack);
-    const fresh = new ChunkReader(storage, repository.keys.encryption, repository.index);
-    await assert.rejects(
-      fresh.read([damagedId], async () => {}),
-      (error: Error) =>
-        isCode(error, 'Corrupt') &&
-        error.message.includes(damagedId.slice(0, 12)) &&
-        error.message.includes(location.pack),
-    );
-  } finally {
-    await rm(root, { recursive: true, force: true });
-  }
 });

@@ -4,7 +4,6 @@ import { blobNames, type ChunkId, type PackId } from './format.ts';
 import { InOrder } from './in-order.ts';
 import type { ChunkIndex, ChunkLocation } from './index.ts';
 import { openRecord } from './pack.ts';
-import { type ChunkPipeline, sharedPipeline } from './pipeline/pool.ts';
 import type { Storage } from './storage/storage.ts';
 
 const MiB = 1024 * 1024;
@@ -91,27 +90,20 @@ export interface ChunkReaderOptions {
   decodeAhead?: number;
   /** Decoded chunks kept for reuse by later reads (a chunk many files share, across batches). */
   cacheBytes?: number;
-  /** Where records of a read are opened; default the process's (pipeline/pool.ts). */
-  pipeline?: ChunkPipeline;
 }
 
 /**
  * Reads chunks: one ranged read per run of needed records in a pack, then decrypt and decompress per record.
  *
- * Records are opened (decrypted, decompressed) on the pipeline's worker threads, a window of them per job. Memory
- * held by `read` is bounded by parallelReads × (maxLength encrypted + the two windows in flight: their encrypted
- * copies and decodeAhead decoded) plus the cache, plus whatever `deliver` keeps (a delivered chunk keeps its
- * window alive; defaults: object stores 2 × (32 + 4 + 4) MiB + 8 MiB = 88 MiB; file storage 1 × (4 + 4 + 4) MiB +
- * 8 MiB = 20 MiB; a single record larger than maxLength is read alone, and one larger than a window is one).
+ * Memory held by `read` is bounded by parallelReads × (maxLength encrypted + decodeAhead decoded) plus the cache,
+ * plus whatever `deliver` keeps (defaults: object stores 2 × (32 + 4) MiB + 8 MiB = 80 MiB; file storage
+ * 1 × (4 + 4) MiB + 8 MiB = 16 MiB; a single record larger than maxLength is read alone).
  */
 export class ChunkReader {
   private readonly limits: ReadLimits;
   private readonly parallelReads: number;
   private readonly decodeAhead: number;
   private readonly cache: DecodedCache;
-  private readonly pipeline: ChunkPipeline;
-  /** The key in a buffer of its own: a view of a larger one (Node's pool) is posted to a worker whole. */
-  private readonly workerKey: Uint8Array;
 
   constructor(
     private readonly storage: Storage,
@@ -124,8 +116,6 @@ export class ChunkReader {
     this.parallelReads = options.parallelReads ?? (local ? 1 : 2);
     this.decodeAhead = options.decodeAhead ?? 4 * MiB;
     this.cache = new DecodedCache(options.cacheBytes ?? 8 * MiB);
-    this.pipeline = options.pipeline ?? sharedPipeline();
-    this.workerKey = new Uint8Array(key);
   }
 
   /** Where a chunk is; a chunk in no index is damage (Corrupt). */
@@ -214,50 +204,30 @@ export class ChunkReader {
     }
   }
 
-  /**
-   * Fetches a read's range and has its records opened (decrypted, decompressed) on the pipeline workers, in
-   * windows of up to half of `decodeAhead` decoded bytes, two at a time, delivered in order.
-   */
   private async readOne(read: PackRead, deliver: (id: ChunkId, data: Buffer) => Promise<void>): Promise<void> {
     const bytes = await this.fetch(read);
-    const windows = openWindows(read.records, this.decodeAhead / 2);
-    const opening = new InOrder<Buffer[]>();
+    const decoding = new InOrder<Buffer>();
     let started = 0;
+    let delivered = 0;
+    let decodingBytes = 0;
     try {
-      for (const window of windows) {
-        while (started < windows.length && opening.size < 2)
-          opening.add(this.openWindow(read, bytes, windows[started++] as PlannedRecord[]));
-        const chunks = (await opening.next()) as Buffer[];
-        for (const [i, record] of window.entries()) {
-          const data = chunks[i] as Buffer;
-          this.cache.add(record.id, data);
-          await deliver(record.id, data);
+      while (delivered < read.records.length) {
+        while (started < read.records.length && (started === delivered || decodingBytes < this.decodeAhead)) {
+          const record = read.records[started++] as PlannedRecord;
+          decodingBytes += record.location.rawLength;
+          const at = record.location.offset - read.offset;
+          decoding.add(this.decode(record, bytes.subarray(at, at + record.location.length)));
         }
+        const record = read.records[delivered++] as PlannedRecord;
+        const data = (await decoding.next()) as Buffer;
+        decodingBytes -= record.location.rawLength;
+        this.cache.add(record.id, data);
+        await deliver(record.id, data);
       }
     } catch (error) {
-      await opening.drain();
+      await decoding.drain();
       throw error;
     }
-  }
-
-  /** Opens the records of one window on a pipeline worker; the chunks are views of one buffer. */
-  private async openWindow(read: PackRead, bytes: Buffer, records: PlannedRecord[]): Promise<Buffer[]> {
-    const first = (records[0] as PlannedRecord).location.offset - read.offset;
-    const last = records.at(-1)?.location as ChunkLocation;
-    // A copy of its own: it is transferred to the worker.
-    const input = new Uint8Array(bytes.subarray(first, last.offset - read.offset + last.length)).buffer;
-    const { output, ends } = await this.pipeline.openRecords(this.workerKey, input, {
-      pack: read.pack,
-      ids: records.map((r) => r.id),
-      starts: records.map((r) => r.location.offset - read.offset - first),
-      lengths: records.map((r) => r.location.length),
-      codecs: records.map((r) => r.location.codec),
-      rawLengths: records.map((r) => r.location.rawLength),
-    });
-    return ends.map((end, i) => {
-      const start = i === 0 ? 0 : (ends[i - 1] as number);
-      return Buffer.from(output, start, end - start);
-    });
   }
 
   /** The read's range of its pack. The index says the records are there: a pack too short for them is damaged. */
@@ -285,68 +255,30 @@ export class ChunkReader {
   }
 }
 
-/**
- * Records in windows of up to `bytes` decoded bytes (at least one record each), in order: one pipeline job each.
- */
-export function openWindows(records: readonly PlannedRecord[], bytes: number): PlannedRecord[][] {
-  const windows: PlannedRecord[][] = [];
-  let window: PlannedRecord[] = [];
-  let decoded = 0;
-  for (const record of records) {
-    if (window.length > 0 && decoded + record.location.rawLength > bytes) {
-      windows.push(window);
-      window = [];
-      decoded = 0;
-    }
-    window.push(record);
-    decoded += record.location.rawLength;
-  }
-  if (window.length > 0) windows.push(window);
-  return windows;
-}
-
-/** Chunks up to this size are copied into the cache (a buffer of their own) rather than kept as views. */
-const CACHE_COPY_BELOW = 64 * 1024;
-
-/**
- * Decoded chunks, least recently used dropped first; chunks over an eighth of the budget are not kept. A chunk
- * opened on a worker is a view of its window's buffer: a small one is kept as a copy, a larger one counts the
- * whole buffer it keeps alive, so the budget bounds the memory held.
- */
+/** Decoded chunks, least recently used dropped first; chunks over an eighth of the budget are not kept. */
 class DecodedCache {
-  private readonly chunks = new Map<ChunkId, { data: Buffer; cost: number }>();
+  private readonly chunks = new Map<ChunkId, Buffer>();
   private bytes = 0;
 
   constructor(private readonly budget: number) {}
 
   get(id: ChunkId): Buffer | undefined {
-    const kept = this.chunks.get(id);
-    if (kept) {
+    const data = this.chunks.get(id);
+    if (data) {
       this.chunks.delete(id);
-      this.chunks.set(id, kept);
+      this.chunks.set(id, data);
     }
-    return kept?.data;
+    return data;
   }
 
   add(id: ChunkId, data: Buffer): void {
     if (data.length > this.budget / 8 || this.chunks.has(id)) return;
-    const whole = data.byteOffset === 0 && data.length === data.buffer.byteLength;
-    const kept = whole || data.length >= CACHE_COPY_BELOW ? data : copyOf(data);
-    const cost = kept.buffer.byteLength;
-    if (cost > this.budget / 8) return;
-    this.chunks.set(id, { data: kept, cost });
-    this.bytes += cost;
+    this.chunks.set(id, data);
+    this.bytes += data.length;
     for (const [oldest, old] of this.chunks) {
       if (this.bytes <= this.budget) break;
       this.chunks.delete(oldest);
-      this.bytes -= old.cost;
+      this.bytes -= old.length;
     }
   }
-}
-
-/** A copy in a buffer of its own (not a slice of Node's shared pool). */
-function copyOf(data: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(data.length);
-  data.copy(copy);
-  return copy;
 }

@@ -114,35 +114,10 @@ export function compressParts(
  * accepts an incomplete frame silently).
  */
 export async function decompress(codec: number, data: Buffer, expectedLength?: number): Promise<Buffer> {
-  const checked = checkedStream(codec, data, expectedLength);
-  if (checked.codec === CODEC_NONE) return data;
-  return decoded(checked.codec, expectedLength, () => decode(checked.codec, checked.stream, expectedLength));
-}
-
-/** `decompress` on the calling thread whatever the size (a pipeline worker's decoding). */
-export function decompressSync(codec: number, data: Buffer, expectedLength: number): Buffer {
-  const checked = checkedStream(codec, data, expectedLength);
-  if (checked.codec === CODEC_NONE) return data;
-  const { stream } = checked;
-  const options = decodeOptions(expectedLength);
-  const out = decodedSync(checked.codec, expectedLength, () =>
-    checked.codec === CODEC_ZSTD
-      ? decoder.decode(stream, expectedLength, options)
-      : zlib.brotliDecompressSync(stream, options),
-  );
-  return out;
-}
-
-/** The codec and the stream to decode (its CRC checked), or codec 0 for data stored as is (its length checked). */
-function checkedStream(
-  codec: number,
-  data: Buffer,
-  expectedLength: number | undefined,
-): { codec: typeof CODEC_NONE } | { codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI; stream: Buffer } {
   if (codec === CODEC_NONE) {
     if (expectedLength !== undefined && data.length !== expectedLength)
       throw corrupt(`uncompressed chunk is ${data.length} bytes, expected ${expectedLength}`);
-    return { codec };
+    return data;
   }
   if (codec !== CODEC_ZSTD && codec !== CODEC_BROTLI)
     throw new TidemarkError('Unsupported', `unknown compression codec ${codec} (this version reads 0, 1, 2)`);
@@ -151,42 +126,14 @@ function checkedStream(
   if (data.length <= CRC_LENGTH) throw corrupt(`${name} data of ${data.length} bytes is too short`);
   const stream = data.subarray(0, data.length - CRC_LENGTH);
   if (crc32(stream) !== data.readUInt32LE(stream.length)) throw corrupt(`${name} data fails its CRC-32 check`);
-  return { codec, stream };
-}
-
-/** The output of a decoder, any failure of it Corrupt, its length checked. */
-async function decoded(
-  codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI,
-  expectedLength: number | undefined,
-  run: () => Buffer | Promise<Buffer>,
-): Promise<Buffer> {
   let out: Buffer;
   try {
-    out = await run();
+    out = await decode(codec, stream, expectedLength);
   } catch (error) {
-    throw notDecoded(codec, error);
+    throw corrupt(`${name} data does not decompress: ${error instanceof Error ? error.message : error}`, error);
   }
-  return lengthChecked(codec, out, expectedLength);
-}
-
-function decodedSync(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, expectedLength: number, run: () => Buffer) {
-  let out: Buffer;
-  try {
-    out = run();
-  } catch (error) {
-    throw notDecoded(codec, error);
-  }
-  return lengthChecked(codec, out, expectedLength);
-}
-
-function notDecoded(codec: typeof CODEC_ZSTD | typeof CODEC_BROTLI, error: unknown): TidemarkError {
-  const message = error instanceof Error ? error.message : String(error);
-  return corrupt(`${CODEC_NAMES[codec]} data does not decompress: ${message}`, error);
-}
-
-function lengthChecked(codec: Codec, out: Buffer, expectedLength: number | undefined): Buffer {
   if (expectedLength !== undefined && out.length !== expectedLength)
-    throw corrupt(`${CODEC_NAMES[codec]} data gives ${out.length} bytes, expected ${expectedLength}`);
+    throw corrupt(`${name} data gives ${out.length} bytes, expected ${expectedLength}`);
   return out;
 }
 
@@ -351,7 +298,9 @@ function decode(
   data: Buffer,
   expectedLength: number | undefined,
 ): Buffer | Promise<Buffer> {
-  const options = decodeOptions(expectedLength);
+  const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
+  // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
+  const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
   if (expectedLength !== undefined && expectedLength <= SYNC_DECODE_MAX)
     return codec === CODEC_ZSTD
       ? decoder.decode(data, expectedLength, options)
@@ -361,12 +310,6 @@ function decode(
     if (codec === CODEC_ZSTD) zlib.zstdDecompress(data, options, done);
     else zlib.brotliDecompress(data, options, done);
   });
-}
-
-function decodeOptions(expectedLength: number | undefined): zlib.ZstdOptions & zlib.BrotliOptions {
-  const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
-  // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
-  return { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
 }
 
 /** CRC-32 (IEEE), zlib's. */

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import type { ChunkId } from '../format.ts';
-import { chunkIdOf, openChunks, sealChunk } from './chunk-work.ts';
+import { chunkIdOf, sealChunk } from './chunk-work.ts';
 import { VERDICT_SEAL, type WorkerJob, type WorkerReply } from './protocol.ts';
 
 /** A pipeline worker: runs one job at a time on chunks in shared memory (see pool.ts). */
@@ -9,11 +9,6 @@ if (!port) throw new Error('chunk-worker.ts runs as a worker thread of the chunk
 port.on('message', (job: WorkerJob) => {
   let reply: WorkerReply;
   try {
-    if (job.kind === 'open-records') {
-      const { output, ends } = openChunks(job.key, new Uint8Array(job.input), job);
-      port.postMessage({ kind: 'opened', output, ends } satisfies WorkerReply, [output]);
-      return;
-    }
     const data = new Uint8Array(job.input, 0, job.length);
     if (job.kind === 'identify') {
       const id = chunkIdOf(job.key, job.chain, data);

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { type ErrorCode, TidemarkError } from '../../errors.ts';
+import { TidemarkError } from '../../errors.ts';
 import type { ChunkId } from '../format.ts';
-import { type RecordsToOpen, sealedBound } from './chunk-work.ts';
+import { sealedBound } from './chunk-work.ts';
 import { cpuQuota } from './cpu-quota.ts';
 import { VERDICT_SEAL, VERDICT_SKIP, VERDICT_STEP, type WorkerJob, type WorkerReply } from './protocol.ts';
 import type { SmallChunkBatch } from './small-chunk-batch.ts';
@@ -46,7 +46,6 @@ interface Running {
 
 interface Queued extends Running {
   job: WorkerJob;
-  transfer: ArrayBuffer[];
 }
 
 interface PipelineWorker {
@@ -159,35 +158,15 @@ export class ChunkPipeline {
     return (reply as Extract<WorkerReply, { kind: 'sealed-batch' }>).records;
   }
 
-  /**
-   * Opens (decrypts, decompresses) records of a pack read on a worker: `input` holds them (records.starts are
-   * offsets into it) and is transferred, so it must be a buffer of its own. Damage fails Corrupt, naming the chunk.
-   */
-  async openRecords(
-    key: Uint8Array,
-    input: ArrayBuffer,
-    records: RecordsToOpen,
-  ): Promise<{ output: ArrayBuffer; ends: number[] }> {
-    const reply = await this.run({ kind: 'open-records', key, input, ...records }, undefined, [input]);
-    return reply as Extract<WorkerReply, { kind: 'opened' }>;
-  }
-
   /** Stops the workers (tests; the shared pipeline's idle workers do not keep a process alive). */
   async close(): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.worker.terminate()));
   }
 
-  /**
-   * Runs a job on a free worker; `onId`: an `identify` job's worker now holds the chunk; `transfer`: buffers the
-   * job gives away.
-   */
-  private run(
-    job: WorkerJob,
-    onId?: (worker: PipelineWorker) => void,
-    transfer: ArrayBuffer[] = [],
-  ): Promise<WorkerReply> {
+  /** Runs a job on a free worker; `onId`: an `identify` job's worker now holds the chunk. */
+  private run(job: WorkerJob, onId?: (worker: PipelineWorker) => void): Promise<WorkerReply> {
     return new Promise<WorkerReply>((resolve, reject) => {
-      this.queue.push({ job, transfer, resolve, reject, ...(onId ? { onId } : {}) });
+      this.queue.push({ job, resolve, reject, ...(onId ? { onId } : {}) });
       this.dispatch();
     }).then(checked);
   }
@@ -195,10 +174,10 @@ export class ChunkPipeline {
   private dispatch(): void {
     while (this.queue.length > 0 && (this.idle.length > 0 || this.workers.size < this.workerCount)) {
       const worker = this.idle.pop() ?? this.start();
-      const { job, transfer, ...running } = this.queue.shift() as Queued;
+      const { job, ...running } = this.queue.shift() as Queued;
       worker.running = running;
       worker.worker.ref();
-      worker.worker.postMessage(job, transfer);
+      worker.worker.postMessage(job);
     }
   }
 
@@ -251,12 +230,9 @@ export class ChunkPipeline {
 
 function checked(reply: WorkerReply): WorkerReply {
   if (reply.kind === 'failed')
-    throw new TidemarkError(KEPT_CODES.has(reply.code ?? '') ? (reply.code as ErrorCode) : 'Internal', reply.message);
+    throw new TidemarkError(reply.code === 'Unsupported' ? 'Unsupported' : 'Internal', reply.message);
   return reply;
 }
-
-/** The failures a worker reports that keep their code (damage found opening records, an unknown codec). */
-const KEPT_CODES = new Set<string>(['Unsupported', 'Corrupt']);
 
 function stopped(reason: string): TidemarkError {
   return new TidemarkError('Internal', `chunk pipeline worker stopped: ${reason}`);

@@ -1,5 +1,3 @@
-import type { RecordsToOpen } from './chunk-work.ts';
-
 /** Messages between the pool (pool.ts) and its workers (chunk-worker.ts); chunk bytes stay in shared memory. */
 interface SharedChunk {
   /** The chunk is input[0, length). */
@@ -34,15 +32,11 @@ export type WorkerJob =
     })
   | (SharedChunk & { kind: 'seal'; key: Uint8Array; id: string; output: SharedArrayBuffer })
   /** Small chunks back to back (chunk i ends at ends[i]), sealed into `output` back to back (small-chunk-batch.ts). */
-  | (SharedChunk & { kind: 'seal-batch'; key: Uint8Array; ids: string[]; ends: number[]; output: SharedArrayBuffer })
-  /** Records of a pack read, opened into a new buffer (chunk-work.ts `openChunks`); `input` is transferred. */
-  | ({ kind: 'open-records'; key: Uint8Array; input: ArrayBuffer } & RecordsToOpen);
+  | (SharedChunk & { kind: 'seal-batch'; key: Uint8Array; ids: string[]; ends: number[]; output: SharedArrayBuffer });
 
 export type WorkerReply =
   | { kind: 'id'; id: string }
   | { kind: 'sealed'; codec: number; length: number }
   /** Codec and record length of each chunk of a `seal-batch` job, in turn. */
   | { kind: 'sealed-batch'; records: number[] }
-  /** The chunks of an `open-records` job back to back in `output` (transferred); chunk i ends at ends[i]. */
-  | { kind: 'opened'; output: ArrayBuffer; ends: number[] }
   | { kind: 'failed'; message: string; code?: string };
