@@ -34,8 +34,6 @@ interface Reply {
 export class UnchangedScanner {
   private readonly workers: ScanWorker[] = [];
   private prescanner: ScanWorker | undefined;
-  /** When a prescan started listing (ms since the epoch). */
-  since: number | undefined;
   private listedAll: () => void = () => {};
   /** Resolves once the prescan has listed the whole tree (never when the walk caught up with it first). */
   readonly prescanned = new Promise<void>((resolve) => (this.listedAll = resolve));
@@ -43,12 +41,13 @@ export class UnchangedScanner {
   constructor(
     private readonly workerCount: number,
     private readonly excludes: string[],
+    /** When a prescan started listing (ms since the epoch). */
+    readonly since?: number,
   ) {}
 
   /** A scanner whose first worker starts listing the tree at `root` at once (see the class). */
   static prescanning(root: string, excludes: string[], workerCount = cpuQuota()): UnchangedScanner {
-    const scanner = new UnchangedScanner(workerCount, excludes);
-    scanner.since = Date.now();
+    const scanner = new UnchangedScanner(workerCount, excludes, Date.now());
     scanner.prescanner = scanner.start(Buffer.from(root));
     while (scanner.workers.length < workerCount) scanner.start(); // ready once the walk catches up
     return scanner;
@@ -58,7 +57,7 @@ export class UnchangedScanner {
     const target = this.prescanner ?? this.leastBusy();
     return new Promise((resolve, reject) => {
       target.waiting.push({ resolve, reject });
-      // Copies of their own (transferred): a Buffer viewing a larger ArrayBuffer would be posted whole.
+      // Copies of their own (the tree's transferred): a Buffer viewing a larger ArrayBuffer is posted whole.
       const parentTree = new Uint8Array(job.parentTree);
       const copy = { ...job, base: new Uint8Array(job.base), realPath: new Uint8Array(job.realPath), parentTree };
       target.worker.postMessage(copy, [parentTree.buffer]);
