@@ -1,4 +1,5 @@
 import { constants, open, openSync } from 'node:fs';
+import { fdCall } from './fd-call.ts';
 
 /** O_NOATIME where the platform has it (Linux), else 0. */
 const O_NOATIME = constants.O_NOATIME ?? 0;
@@ -57,5 +58,5 @@ export class NoAtimeOpener {
 }
 
 function openFd(path: Buffer, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => open(path, flags, (error, fd) => (error ? reject(error) : resolve(fd))));
+  return fdCall((done) => open(path, flags, done));
 }

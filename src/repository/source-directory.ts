@@ -11,6 +11,7 @@ import {
   stat,
   statSync,
 } from 'node:fs';
+import { fdCall } from './fd-call.ts';
 
 /**
  * Where the names of an open directory are reached through its descriptor: /proc/<pid>/fd/<fd>/<name> makes the
@@ -111,9 +112,7 @@ async function reachable(path: Buffer, calls: Calls): Promise<{ path: Buffer; st
 }
 
 export function fstatBigint(fd: number): Promise<BigIntStats> {
-  return new Promise((resolve, reject) =>
-    fstat(fd, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
-  );
+  return fdCall((done) => fstat(fd, { bigint: true }, done));
 }
 
 /** The calls opening a directory makes, made on the spot or on the thread pool. */
@@ -130,11 +129,7 @@ const SYNC: Calls = {
 };
 
 const ASYNC: Calls = {
-  open: (path, flags) =>
-    new Promise((resolve, reject) => open(path, flags, (error, fd) => (error ? reject(error) : resolve(fd)))),
-  stat: (path) =>
-    new Promise((resolve, reject) =>
-      stat(path, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
-    ),
+  open: (path, flags) => fdCall((done) => open(path, flags, done)),
+  stat: (path) => fdCall((done) => stat(path, { bigint: true }, done)),
   fstat: fstatBigint,
 };

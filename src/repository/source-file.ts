@@ -1,5 +1,6 @@
 import { type BigIntStats, close, closeSync, fstatSync, read, readSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
+import { fdCall } from './fd-call.ts';
 import { NoAtimeOpener } from './no-atime.ts';
 import { checkSameRegularFile, fstatBigint, ReplacedError } from './source-directory.ts';
 
@@ -70,13 +71,13 @@ export class SourceFileReader {
       checkSameRegularFile(stat, await fstatBigint(fd));
       result = await consume(readFile(fd, buffer, Number(stat.size)));
     } catch (error) {
-      await closeFile(fd).catch(() => {});
+      await fdCall((done) => close(fd, done)).catch(() => {});
       throw error;
     } finally {
       this.streamBuffers.push(buffer);
     }
     // The descriptor closes while the file is looked at again.
-    const [after] = await Promise.all([lstat(path, { bigint: true }), closeFile(fd)]);
+    const [after] = await Promise.all([lstat(path, { bigint: true }), fdCall((done) => close(fd, done))]);
     return { result, after };
   }
 }
@@ -94,23 +95,13 @@ async function* readFile(fd: number, buffer: Buffer, expected: number): AsyncGen
   let total = 0;
   let target = buffer;
   for (;;) {
-    const bytesRead = await readInto(fd, target);
+    const bytesRead = await fdCall<number>((done) => read(fd, target, 0, target.length, null, done));
     if (bytesRead === 0) return;
     total += bytesRead;
     yield target.subarray(0, bytesRead);
     if (bytesRead < target.length && total >= expected) return;
     target = Buffer.allocUnsafeSlow(LARGE_READ);
   }
-}
-
-function readInto(fd: number, target: Buffer): Promise<number> {
-  return new Promise((resolve, reject) =>
-    read(fd, target, 0, target.length, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
-  );
-}
-
-function closeFile(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => close(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /** ELOOP opening a name listed as a file: a symlink has its name now (the open never follows one). */

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { type ErrorCode, TidemarkError, withCleanup } from '../../errors.ts';
+import { fdCall } from '../fd-call.ts';
 import { type BlobInfo, type Leftover, type Storage, storageError } from './storage.ts';
 
 const validName = /^[a-z0-9_.-]+(\/[a-z0-9_.-]+)*$/;
@@ -44,17 +45,11 @@ export class FileStorage implements Storage {
           );
           if (bytesRead === 0) {
             const { size } = await fdCall<Stats>((done) => fsFstat(fd, done));
-            const reason =
-              range.offset + range.length > size
-                ? `range ${range.offset}+${range.length} is past the end (${size} bytes)`
-                : 'blob shrank while being read';
-            throw storageError(
-              this,
-              range.offset + range.length > size ? 'InvalidArgument' : 'Corrupt',
-              'get',
-              name,
-              reason,
-            );
+            if (range.offset + range.length > size) {
+              const reason = `range ${range.offset}+${range.length} is past the end (${size} bytes)`;
+              throw storageError(this, 'InvalidArgument', 'get', name, reason);
+            }
+            throw storageError(this, 'Corrupt', 'get', name, 'blob shrank while being read');
           }
           read += bytesRead;
         }
@@ -263,9 +258,4 @@ function closing<T>(file: FileHandle, work: (file: FileHandle) => Promise<T>): P
     () => file.close(),
     () => {},
   );
-}
-
-/** A callback-style descriptor call as a promise. */
-function fdCall<T>(call: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => call((error, value) => (error ? reject(error) : resolve(value))));
 }
