@@ -1,7 +1,8 @@
 import { withContext } from '../errors.ts';
 import { ChunkReader } from './chunk-reader.ts';
 import { blobNames, type ChainId, type ChunkId, type ChunkType } from './format.ts';
-import type { ChunkIndex, IndexFile } from './index.ts';
+import type { ChunkIndex } from './index.ts';
+import { type IndexFile, rowsOf } from './index-file.ts';
 import type { MasterKeys } from './keys.ts';
 import { PackWriter } from './pack.ts';
 import { chunkIdOf } from './pipeline/chunk-work.ts';
@@ -216,7 +217,7 @@ export class ChunkStore {
     if (this.pack && this.pack.count > 0) await this.rotate();
     await Promise.all(this.uploads);
     this.throwIfFailed();
-    return { version: 1, packs: [...this.written] };
+    return { packs: [...this.written] };
   }
 
   private filling(): PackWriter {
@@ -237,8 +238,9 @@ export class ChunkStore {
     const upload = this.storage
       .put(blobNames.pack(id), bytes)
       .then(() => {
-        this.written.push({ id, size: bytes.length, chunks: entries });
-        this.index.addPack(id, bytes.length, entries);
+        const indexed = { id, size: bytes.length, rows: rowsOf(entries) };
+        this.written.push(indexed);
+        this.index.add(indexed);
         for (const e of entries) this.pending.delete(e.id);
         // Only after a successful upload: a failed one may still be reading it (an aborted multipart upload).
         this.freePackBuffers.push(buffer);

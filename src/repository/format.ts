@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /**
- * Names and constants of the repository format (docs/repository-format.md). A reader refuses a
- * repository whose config version it does not know.
+ * Names and constants of the repository format (docs/repository-format.md). New repositories are written at
+ * `FORMAT_VERSION`; a reader refuses a repository whose config version it does not know.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 
 export type ChunkType = 'data' | 'tree';
 export const CHUNK_TYPES: readonly ChunkType[] = ['data', 'tree'];

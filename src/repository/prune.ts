@@ -1,8 +1,7 @@
 import { chunksInUse } from './check.ts';
-import { getEncryptedJson } from './encrypted-json.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, type SnapshotId } from './format.ts';
 import { removeCrashLeftovers } from './housekeeping.ts';
-import type { IndexFile } from './index.ts';
+import type { IndexFile } from './index-file.ts';
 import { whileHolding } from './lock.ts';
 import { mapLimit, type Repository } from './repository.ts';
 
@@ -93,8 +92,6 @@ async function packsOfOtherIndexFiles(repository: Repository, known: Set<string>
   const others: string[] = [];
   for await (const blob of repository.storage.list(prefixes.index))
     if (!known.has(idOf(blob.name))) others.push(blob.name);
-  const files = await mapLimit(others, 8, (name) =>
-    getEncryptedJson<IndexFile>(repository.storage, repository.keys.encryption, name),
-  );
+  const files = await mapLimit(others, 8, (name) => repository.readIndexFile(name));
   return files.flatMap((file) => file.packs.map((p) => p.id));
 }

@@ -1,6 +1,6 @@
 import { isCode, TidemarkError } from '../errors.ts';
 import { blobNames, idOf, type PackId, prefixes } from './format.ts';
-import type { IndexFile } from './index.ts';
+import { type IndexFile, rowCount, rowsOf } from './index-file.ts';
 import { whileHolding } from './lock.ts';
 import { type PackEntry, readPackHeader } from './pack.ts';
 import { mapLimit, type Repository } from './repository.ts';
@@ -36,7 +36,7 @@ export async function repairIndex(repository: Repository): Promise<RepairIndexRe
     const report: RepairIndexReport = { packs: 0, chunks: 0, replacedIndexFiles: 0, unreadablePacks: [] };
     const rebuilt = await mapLimit(stored, 8, async ({ id, size }) => {
       try {
-        return { id, size, chunks: await readStoredPackHeader(storage, repository.keys.encryption, id, size) };
+        return { id, size, rows: rowsOf(await readStoredPackHeader(storage, repository.keys.encryption, id, size)) };
       } catch (error) {
         if (isCode(error, 'NotFound')) return undefined;
         const known = repository.index.toFile([id]).packs[0];
@@ -46,14 +46,13 @@ export async function repairIndex(repository: Repository): Promise<RepairIndexRe
       }
     });
     const file: IndexFile = {
-      version: 1,
       packs: rebuilt.filter((p) => p !== undefined),
       supersedes: oldIndexFiles,
     };
     await repository.saveIndex(file);
     await mapLimit(oldIndexFiles, 8, (id) => storage.delete(blobNames.index(id)));
     report.packs = file.packs.length;
-    report.chunks = file.packs.reduce((sum, p) => sum + p.chunks.length, 0);
+    report.chunks = file.packs.reduce((sum, p) => sum + rowCount(p.rows), 0);
     report.replacedIndexFiles = oldIndexFiles.length;
     return report;
   });

@@ -2,9 +2,18 @@ import { type ErrorCode, isCode, TidemarkError } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
-import { getEncryptedJson, putEncryptedJson } from './encrypted-json.ts';
-import { blobNames, FORMAT_VERSION, idOf, prefixes, randomId, type SnapshotId } from './format.ts';
-import { ChunkIndex, type IndexFile, liveIndexFiles } from './index.ts';
+import { getEncryptedJson, getSealed, putEncryptedJson, putSealed } from './encrypted-json.ts';
+import {
+  blobNames,
+  FORMAT_VERSION,
+  idOf,
+  prefixes,
+  READABLE_FORMAT_VERSIONS,
+  randomId,
+  type SnapshotId,
+} from './format.ts';
+import { ChunkIndex, liveIndexFiles } from './index.ts';
+import { decodeIndexFile, encodeIndexFile, type IndexFile } from './index-file.ts';
 import {
   generateMasterKeys,
   type KeyFile,
@@ -117,10 +126,10 @@ export class Repository {
       throw new TidemarkError('NotFound', `${storage.description} holds no repository (no keys/); run \`repo init\``);
     const { keys, keyName } = await openAnyKey(storage, keyNames, passphrase);
     const config = await getEncryptedJson<RepositoryConfig>(storage, keys.encryption, blobNames.config);
-    if (config.version !== FORMAT_VERSION)
+    if (!READABLE_FORMAT_VERSIONS.includes(config.version))
       throw new TidemarkError(
         'Unsupported',
-        `${storage.description} has repository format version ${config.version}; this tidemark reads version ${FORMAT_VERSION}`,
+        `${storage.description} has repository format version ${config.version}; this tidemark reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}`,
       );
     return Repository.reopen(new Repository(storage, keys, config, keyName));
   }
@@ -148,7 +157,7 @@ export class Repository {
       return;
     await mapLimit(names, 8, async (name) => {
       try {
-        files.set(idOf(name), await getEncryptedJson<IndexFile>(this.storage, this.keys.encryption, name));
+        files.set(idOf(name), await this.readIndexFile(name));
       } catch (error) {
         // Deleted meanwhile (a prune superseded it) is not damage; anything else affects only its packs.
         if (!isCode(error, 'NotFound')) damaged.push(damageOf(name, error));
@@ -166,11 +175,22 @@ export class Repository {
     return new ChunkStore(this.storage, this.keys, this.index, options);
   }
 
+  /** Writes an index file in this repository's format version (JSON in version 1, binary since 2). */
   async saveIndex(file: IndexFile): Promise<string> {
     const id = randomId();
-    await putEncryptedJson(this.storage, this.keys.encryption, blobNames.index(id), file);
+    await putSealed(
+      this.storage,
+      this.keys.encryption,
+      blobNames.index(id),
+      encodeIndexFile(file, this.config.version),
+    );
     this.indexFiles.add(id);
     return id;
+  }
+
+  /** Reads `index/<id>` of either encoding. */
+  async readIndexFile(name: string): Promise<IndexFile> {
+    return getSealed(this.storage, this.keys.encryption, name, (plain) => decodeIndexFile(plain, name));
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { repoRoot } from '../../test/harness/tools.ts';
+import { isCode } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { CODEC_BROTLI, CODEC_NONE, CODEC_ZSTD } from './compression.ts';
+import { open } from './crypto.ts';
+import { putEncryptedJson } from './encrypted-json.ts';
 import type { ChunkLocation } from './index.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
@@ -38,7 +41,7 @@ async function restoredFiles(repository: Repository, into: string): Promise<Reco
   return out;
 }
 
-describe('codecs of stored chunks', () => {
+describe('codecs and format versions of what is stored', () => {
   test('a backup writes compressible chunks with zstd (codec 1), incompressible ones as is (codec 0), and reads them back', async () => {
     const source = join(root, 'source');
     await mkdir(join(source, 'dir'), { recursive: true });
@@ -75,5 +78,47 @@ describe('codecs of stored chunks', () => {
     const codecs = new Set((await storedChunks(repository)).map((l) => l.codec));
     assert.deepEqual([...codecs].sort(), [CODEC_NONE, CODEC_BROTLI], 'the fixture holds brotli chunks');
     assert.deepEqual(await restoredFiles(repository, join(root, 'restored-node20')), fixtureFiles());
+  });
+
+  test('a repository of format version 1 keeps writing JSON index files, which version 1 readers read', async () => {
+    const copy = join(root, 'node20-written');
+    await cp(join(repoRoot, 'test/fixtures/node20-brotli-repository'), copy, { recursive: true });
+    const repository = await Repository.open(new FileStorage(copy), Buffer.from('node 20 fixture'));
+    assert.equal(repository.config.version, 1);
+    const source = join(root, 'more');
+    await mkdir(source);
+    await writeFile(join(source, 'new.txt'), 'written by this version\n'.repeat(1000));
+    const before = new Set(await readdir(join(copy, 'index')));
+    await backupTree(repository, source, { type: 'full', source: 'more' });
+    const written = (await readdir(join(copy, 'index'))).filter((name) => !before.has(name));
+    assert.equal(written.length, 1);
+    const name = `index/${written[0]}`;
+    const plain = open(repository.keys.encryption, await readFile(join(copy, name)), Buffer.from(name), name);
+    const json = JSON.parse(plain.toString()) as { version: number; packs: { chunks: { id: string }[] }[] };
+    assert.equal(json.version, 1);
+    assert.ok(json.packs.flatMap((p) => p.chunks).length > 0);
+    const reopened = await Repository.open(new FileStorage(copy), Buffer.from('node 20 fixture'));
+    assert.equal((await reopened.snapshots()).length, 2);
+  });
+
+  test('a new repository is of format version 2 and writes binary index files', async () => {
+    const repository = await Repository.open(new FileStorage(join(root, 'repo')), Buffer.from('codecs'));
+    assert.equal(repository.config.version, 2);
+    for (const name of await readdir(join(root, 'repo', 'index'))) {
+      const blob = `index/${name}`;
+      const plain = open(repository.keys.encryption, await readFile(join(root, 'repo', blob)), Buffer.from(blob), blob);
+      assert.equal(plain.subarray(0, 5).toString('latin1'), 'TMIX\x02');
+    }
+  });
+
+  test('a repository of a format version this tidemark does not know is refused as Unsupported, naming it', async () => {
+    const storage = new FileStorage(join(root, 'future'));
+    const repository = await Repository.init(storage, Buffer.from('future'), { scrypt: { N: 1024, r: 8, p: 1 } });
+    await putEncryptedJson(storage, repository.keys.encryption, 'config', { ...repository.config, version: 3 });
+    await assert.rejects(
+      Repository.open(storage, Buffer.from('future')),
+      (e) =>
+        isCode(e, 'Unsupported') && /format version 3; this tidemark reads versions 1 and 2/.test((e as Error).message),
+    );
   });
 });

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { isCode } from '../../errors.ts';
 import { decompress } from '../compression.ts';
 import type { ChainId, ChunkId } from '../format.ts';
+import { entriesOf } from '../index-file.ts';
 import { openRecord } from '../pack.ts';
 import { Repository } from '../repository.ts';
 import { FileStorage } from '../storage/file.ts';
@@ -69,7 +70,7 @@ describe('chunk pipeline', () => {
     assert.equal(results.filter((r) => r.stored).length, 1);
     assert.equal(new Set(results.map((r) => r.id)).size, 1);
     const index = await store.flush();
-    assert.equal(index.packs.flatMap((p) => p.chunks).length, 1);
+    assert.equal(index.packs.flatMap((p) => entriesOf(p.rows)).length, 1);
   });
 
   it('seals small chunks in batches on the workers: every size below the limit, batch and pack boundaries, duplicates once', async () => {
@@ -93,7 +94,7 @@ describe('chunk pipeline', () => {
     const distinct = new Set(results.map((r) => r.id));
     assert.equal(results.filter((r) => r.stored).length, distinct.size, 'a chunk put twice is stored once');
     const index = await store.flush();
-    const entries = index.packs.flatMap((p) => p.chunks);
+    const entries = index.packs.flatMap((p) => entriesOf(p.rows));
     assert.equal(entries.length, distinct.size);
     assert.ok(index.packs.length > 10, `packs rotate within batches (${index.packs.length})`);
     for (const pack of index.packs)
