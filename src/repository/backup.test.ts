@@ -342,6 +342,39 @@ test('an incremental with directory scan workers stores exactly what one without
   assert.deepEqual(summaryOf(caughtUp), summaryOf(walked));
 });
 
+// The walk reuses a parent's file entry only when the parent kept every attribute; otherwise it reads each file's
+// again and tells in `lossy` what it drops. A scan's "unchanged" reuses files as they are, so no directory may be
+// scanned after such a parent: a snapshot would then claim to be exact.
+test('after a parent that dropped extended attributes, an incremental with scan workers reads them all again', async () => {
+  const repository = await Repository.init(new FileStorage(join(root, 'repo-dropped')), Buffer.from('backup test'), {
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
+  const source = join(root, 'source-dropped');
+  for (const dir of ['a', 'b', 'b/c']) {
+    await mkdir(join(source, dir), { recursive: true });
+    for (const name of ['f0', 'f1']) await writeFile(join(source, dir, name), `${dir}/${name}\n`);
+  }
+  setXattrs([
+    [Buffer.from(join(source, 'b', 'c', 'f1')), Buffer.from('trusted.host'), Buffer.from('here')],
+    [Buffer.from(join(source, 'a', 'f0')), Buffer.from('user.kept'), Buffer.from('value')],
+  ]);
+  const full = await backupTree(repository, source, { type: 'full', source: 'test' });
+  const dropped = /extended attributes outside user.* and POSIX ACLs not kept: trusted.host/;
+  assert.match(full.lossy?.join('\n') ?? '', dropped);
+  const options = { type: 'incremental', parent: full, source: 'test' } as const;
+  const walked = await backupTree(repository, source, { ...options, scanWorkers: 0 });
+  assert.match(walked.lossy?.join('\n') ?? '', dropped);
+  const prescan = UnchangedScanner.prescanning(source, [], 2);
+  await prescan.prescanned;
+  for (const scanned of [
+    await backupTree(repository, source, { ...options, scanWorkers: 2 }),
+    await backupTree(repository, source, { ...options, scanner: prescan }),
+  ]) {
+    assert.deepEqual(scanned.lossy, walked.lossy);
+    assert.equal(scanned.root, walked.root);
+  }
+});
+
 // A directory found unchanged has only its subdirectories walked; one of them may be gone (or be something else)
 // by the time the walk reaches it, which leaves it out or changes its entry: the others must keep their own.
 test('a subdirectory gone between the listing and the walk leaves the other entries of its directory intact', async () => {

@@ -401,6 +401,8 @@ class BackupRun {
     parent?.encoded.catch(() => {}); // surfaces when the walk decodes it (a directory skipped never is)
     const prepared = SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync()).then((opened) => {
       this.openDirectories.add(opened);
+      // A scan reuses files as they are: without every attribute of the parent the walk reads each file's again
+      // (and tells what it drops), so nothing is scanned.
       const scanner = this.parentXattrsComplete ? this.scanner : undefined;
       const scan =
         scanner && parent
@@ -411,7 +413,6 @@ class BackupRun {
                   realPath: dir.realPath,
                   display: dir.display,
                   parentTree,
-                  xattrsComplete: this.parentXattrsComplete,
                 }),
               )
               .catch(() => undefined)

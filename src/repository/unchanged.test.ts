@@ -32,7 +32,7 @@ async function backedUp(name: string): Promise<{ dir: string; parentTree: Buffer
 
 function scan(dir: string, parentTree: Buffer, excluded: (path: string) => boolean = () => false): ScanResult {
   const path = Buffer.from(dir);
-  return scanUnchanged({ base: path, realPath: path, display: '', parentTree, xattrsComplete: true }, excluded);
+  return scanUnchanged({ base: path, realPath: path, display: '', parentTree }, excluded);
 }
 
 test('a directory as its parent tree has it is unchanged: its files counted, its subdirectories left to the walk', async () => {
@@ -78,16 +78,6 @@ test('anything a tree stores that differs from the parent tree is a change', asy
   }
 });
 
-test('without every extended attribute read by the parent, no file is reused as it is', async () => {
-  const { dir, parentTree } = await backedUp('xattrs-incomplete');
-  const path = Buffer.from(dir);
-  const result = scanUnchanged(
-    { base: path, realPath: path, display: '', parentTree, xattrsComplete: false },
-    () => false,
-  );
-  assert.deepEqual(result, { unchanged: false });
-});
-
 // The prescan lists the tree while the repository opens; a scan then takes its directory's listing instead of
 // listing it again. Seen here by changing a directory after it was listed: its scan answers for the tree as listed.
 test('a prescanning scanner answers from the listing made ahead, and lists itself once the walk has caught up', async () => {
@@ -96,7 +86,7 @@ test('a prescanning scanner answers from the listing made ahead, and lists itsel
   try {
     await scanner.prescanned;
     await writeFile(join(dir, 'added'), 'after the listing');
-    const job = { base: Buffer.from(dir), realPath: Buffer.from(dir), display: '', parentTree, xattrsComplete: true };
+    const job = { base: Buffer.from(dir), realPath: Buffer.from(dir), display: '', parentTree };
     assert.equal((await scanner.scan(job)).unchanged, true, 'the listing made before the file was added');
     // Taken once: asked again, the directory is listed anew.
     assert.equal((await scanner.scan(job)).unchanged, false, 'listed again');

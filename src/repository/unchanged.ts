@@ -81,12 +81,11 @@ export function sameFileEntry(previous: TreeEntry, stat: StatLike): boolean {
  * Whether the walk would take the parent's entry of a file as it is: a regular file not hard-linked (link numbers
  * are given in walk order), unchanged in content and extended attributes, and the same entry to the byte.
  */
-export function reusedAsIs(stat: StatLike, previous: TreeEntry, xattrsComplete: boolean): boolean {
+export function reusedAsIs(stat: StatLike, previous: TreeEntry): boolean {
   return (
     stat.isFile() &&
     stat.nlink === 1n &&
     unchangedContent(stat, previous) !== undefined &&
-    xattrsComplete &&
     sameXattrs(stat, previous) !== undefined &&
     sameFileEntry(previous, stat)
   );
@@ -188,8 +187,6 @@ export interface ScanJob {
   display: string;
   /** Its tree in the parent snapshot, encoded. */
   parentTree: Uint8Array;
-  /** Whether the parent snapshot read every extended attribute (else none is reused). */
-  xattrsComplete: boolean;
   /** The directory as a prescan listed it (else the scan lists it). */
   listing?: Listing;
 }
@@ -223,7 +220,7 @@ export function scanUnchanged(job: ScanJob, excluded: (relativePath: string) => 
     if (!decodeName(previous).equals(nameAt(listing, i))) return CHANGED;
     const stat = statAt(listing, i);
     if (previous.type === 'dir' && stat.isDirectory()) result.subdirs.push(i);
-    else if (previous.type === 'file' && reusedAsIs(stat, previous, job.xattrsComplete)) {
+    else if (previous.type === 'file' && reusedAsIs(stat, previous)) {
       result.files++;
       result.bytes += Number(stat.size);
       result.chunks += previous.content?.length ?? 0;
