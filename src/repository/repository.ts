@@ -182,7 +182,7 @@ export class Repository {
       this.storage,
       this.keys.encryption,
       blobNames.index(id),
-      encodeIndexFile(file, this.config.version),
+      await encodeIndexFile(file, this.config.version),
     );
     this.indexFiles.add(id);
     return id;
