@@ -31,7 +31,7 @@ interface AddedPack extends IndexedPack {
  * (any of them holds the same bytes).
  *
  * Compact, because every backup, restore and copy loads it whole: the packs' rows (`index-file.ts`, 46 bytes a
- * chunk, views of the index files as read) and an open-addressing table of row numbers keyed by the id's first
+ * chunk, one buffer per index file read) and an open-addressing table of row numbers keyed by the id's first
  * four bytes (ids are HMAC or SHA-256 outputs, so uniform). About 58 bytes a chunk, against ~300 for a Map of
  * hex strings to objects; a lookup decodes the hex id into a scratch buffer and compares bytes.
  */
