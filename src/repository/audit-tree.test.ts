@@ -5,15 +5,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { auditTree } from './audit-tree.ts';
 import { backupTree } from './backup.ts';
-import { Repository } from './repository.ts';
-import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-audit-tree-'));
 after(() => rm(root, { recursive: true, force: true }));
 
 async function backedUp(dir: string, excludes: string[] = []) {
-  const storage = new FileStorage(join(root, `repo-${Math.random().toString(36).slice(2)}`));
-  const repository = await Repository.init(storage, Buffer.from('pw'), { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, `repo-${Math.random().toString(36).slice(2)}`));
   const snapshot = await backupTree(repository, dir, { type: 'full', source: 'test', excludes });
   return { repository, snapshot };
 }

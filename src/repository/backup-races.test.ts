@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupTree } from './backup.ts';
-import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
-import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-backup-races-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -29,9 +28,7 @@ async function contents(dir: string): Promise<string[]> {
 // with the repository's passphrase, a mounted Secret), or by a FIFO, must never bring the outside content into the
 // snapshot, nor stall the backup: the walk reaches what it listed, or skips the name as replaced.
 test('names replaced after the walk listed them (symlink out of the tree, FIFO) are skipped, never followed', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('races'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo'));
   const outside = join(root, 'outside');
   mkdirSync(join(outside, 'secrets'), { recursive: true });
   await writeFile(join(outside, 'secrets', 'token'), 'TOP SECRET');

@@ -11,6 +11,7 @@ import type { ChunkId } from './format.ts';
 import { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
 import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 import { perNameXattrs, setXattrs } from './testing/xattrs.ts';
 import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
 import { UnchangedScanner } from './unchanged-scanner.ts';
@@ -21,9 +22,7 @@ after(() => rm(root, { recursive: true, force: true }));
 // Small files are read whole with synchronous calls (backup.ts, readWhole): a file that grows after the walk's
 // lstat, or is deleted before it is opened, must still be noted, as a large file read as a stream is.
 test('a small file changed after its lstat is noted as changed while read, a deleted one as vanished', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo'));
   const source = join(root, 'source');
   await mkdir(source);
   for (const name of ['a', 'b', 'c', 'd']) await writeFile(join(source, name), `${name}\n`.repeat(100));
@@ -51,9 +50,7 @@ test('a small file changed after its lstat is noted as changed while read, a del
 // An unchanged directory's tree is the parent's (its id reused, not stored again); a change to anything a tree
 // stores makes a new tree, the same, apart from chunk ids (keyed by chain), as a full backup's.
 test('an incremental reuses the parent tree of an unchanged directory and makes a new one for any change', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo-reuse')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo-reuse'));
   const source = join(root, 'source-reuse');
   const dirs = ['chmod', 'chown', 'utimes', 'atime', 'mtime', 'renamed', 'added', 'removed', 'linked', 'same'];
   for (const dir of dirs) {
@@ -102,9 +99,7 @@ test('an incremental reuses the parent tree of an unchanged directory and makes 
 // Extended attributes are asked of the file metadata helper a batch of a directory's names at a time
 // (backup.ts, batchXattrs): each entry must carry exactly what reading its own attributes gives.
 test('each entry carries the extended attributes a read of its own gives: odd names, a directory larger than a batch, names vanishing meanwhile, an incremental', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo-xattrs')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo-xattrs'));
   const source = join(root, 'source-xattrs');
   const at = (...names: (string | Buffer)[]) =>
     Buffer.concat([Buffer.from(source), ...names.flatMap((n) => [Buffer.from('/'), Buffer.from(n)])]);
@@ -226,9 +221,7 @@ test('an entry whose extended attributes cannot be read is skipped (permission d
   await chmod(join(source, 'b'), 0);
   const repo = join(root, 'repo-locked');
   const passphrase = 'backup test';
-  const repository = await Repository.init(new FileStorage(repo), Buffer.from(passphrase), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(repo, passphrase);
   const full = await backupTree(repository, source, { type: 'full', source: `file://${source}` });
   assert.deepEqual(full.lossy, ['extended attributes outside user.* and POSIX ACLs not kept: trusted.host']);
   // We are root: the incremental runs (the CLI, in a process of its own) without the capabilities that bypass
@@ -273,9 +266,7 @@ test('an entry whose extended attributes cannot be read is skipped (permission d
 // Directories of an incremental are checked against the parent ahead of the walk on worker threads
 // (unchanged.ts): what such a backup stores must be what a walk looking at every name itself stores.
 test('an incremental with directory scan workers stores exactly what one without them stores', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo-scan')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo-scan'));
   const source = join(root, 'source-scan');
   const files = async (dir: string, count: number, text = 'x') => {
     await mkdir(join(source, dir), { recursive: true });
@@ -346,9 +337,7 @@ test('an incremental with directory scan workers stores exactly what one without
 // again and tells in `lossy` what it drops. A scan's "unchanged" reuses files as they are, so no directory may be
 // scanned after such a parent: a snapshot would then claim to be exact.
 test('after a parent that dropped extended attributes, an incremental with scan workers reads them all again', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo-dropped')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo-dropped'));
   const source = join(root, 'source-dropped');
   for (const dir of ['a', 'b', 'b/c']) {
     await mkdir(join(source, dir), { recursive: true });
@@ -378,9 +367,7 @@ test('after a parent that dropped extended attributes, an incremental with scan 
 // A directory found unchanged has only its subdirectories walked; one of them may be gone (or be something else)
 // by the time the walk reaches it, which leaves it out or changes its entry: the others must keep their own.
 test('a subdirectory gone between the listing and the walk leaves the other entries of its directory intact', async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo-gone')), Buffer.from('backup test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, 'repo-gone'));
   const source = join(root, 'source-gone');
   for (const dir of ['a', 'b', 'c', 'd']) {
     await mkdir(join(source, dir), { recursive: true });

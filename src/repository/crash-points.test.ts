@@ -23,6 +23,7 @@ import { restoreTree } from './restore.ts';
 import { type CrashMode, CrashPoint } from './storage/crashing.ts';
 import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-crash-points-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -61,17 +62,17 @@ before(async () => {
   await sourceDir('a3', { 'f1.bin': 20_000, 'f4.bin': 20_000, 'f6.bin': 30_000, 'sub/notes.txt': 'more notes' });
   await symlink('f1.bin', join(sources.get('a3') as string, 'link'));
   await sourceDir('b', { 'g1.bin': 25_000 });
-  const options = { scrypt: { N: 1024, r: 8, p: 1 }, chunker: { min: 1024, avg: 4096, max: 16384 } };
-  const repository = await Repository.init(new FileStorage(base.repository), passphrase, options);
+  const chunker = { min: 1024, avg: 4096, max: 16384 };
+  const repository = await testRepository(base.repository, passphrase, { chunker });
   const a1 = await backupTree(repository, dir('a1'), { type: 'full', source: 'a1' });
   const a2 = await backupTree(repository, dir('a2'), { type: 'incremental', parent: a1, source: 'a2' });
   const b1 = await backupTree(repository, dir('b'), { type: 'full', source: 'b' });
   await backupTree(repository, dir('b'), { type: 'full', source: 'b' });
-  const replica = await Repository.init(new FileStorage(base.replica), passphrase, options);
+  const replica = await testRepository(base.replica, passphrase, { chunker });
   await copySnapshots(repository, replica, [a2]);
   const shared = await openReplica(repository, new FileStorage(base.sharedReplica), passphrase);
   await copySnapshots(repository, shared, [a2]);
-  await Repository.init(new FileStorage(base.probedReplica), passphrase, options);
+  await testRepository(base.probedReplica, passphrase, { chunker });
   await forget(repository, [a1.id as SnapshotId, b1.id as SnapshotId]);
 });
 

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isCode } from '../errors.ts';
 import { generateMasterKeys, unwrapMasterKeys, wrapMasterKeys } from './keys.ts';
-
-const fast = { N: 1024, r: 8, p: 1 };
+import { TEST_SCRYPT } from './testing/repository.ts';
 
 test('master keys wrapped with a passphrase unwrap with it', async () => {
   const keys = generateMasterKeys();
-  const file = await wrapMasterKeys(keys, Buffer.from('passphrase'), fast);
+  const file = await wrapMasterKeys(keys, Buffer.from('passphrase'), TEST_SCRYPT);
   assert.equal(file.kdf, 'scrypt');
   assert.ok(
     !file.data.includes(keys.encryption.toString('base64')),
@@ -17,7 +16,7 @@ test('master keys wrapped with a passphrase unwrap with it', async () => {
 });
 
 test('a wrong passphrase is WrongKey with a clear message', async () => {
-  const file = await wrapMasterKeys(generateMasterKeys(), Buffer.from('right'), fast);
+  const file = await wrapMasterKeys(generateMasterKeys(), Buffer.from('right'), TEST_SCRYPT);
   await assert.rejects(unwrapMasterKeys(file, Buffer.from('wrong')), (e: Error) => {
     assert.ok(isCode(e, 'WrongKey'));
     assert.match(e.message, /wrong repository key/);
@@ -26,7 +25,7 @@ test('a wrong passphrase is WrongKey with a clear message', async () => {
 });
 
 test('an unknown key file version is refused', async () => {
-  const file = await wrapMasterKeys(generateMasterKeys(), Buffer.from('p'), fast);
+  const file = await wrapMasterKeys(generateMasterKeys(), Buffer.from('p'), TEST_SCRYPT);
   await assert.rejects(unwrapMasterKeys({ ...file, version: 2 as 1 }, Buffer.from('p')), (e) =>
     isCode(e, 'Unsupported'),
   );

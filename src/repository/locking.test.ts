@@ -16,8 +16,8 @@ import { forget, prune } from './prune.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
 import type { Snapshot } from './snapshot.ts';
-import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-locking-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -26,7 +26,7 @@ let counter = 0;
 const path = (name: string) => join(root, `${name}-${++counter}`);
 
 async function newRepository(): Promise<Repository> {
-  return Repository.init(new FileStorage(path('repo')), passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  return testRepository(path('repo'), passphrase);
 }
 
 /** A storage that runs `hook` once, before the first call of `operation` on a blob under `prefix`. */

@@ -11,8 +11,8 @@ import { blobNames, prefixes, type SnapshotId } from './format.ts';
 import { forget, prune } from './prune.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
-import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-prune-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -39,8 +39,8 @@ function crashBeforeIndexDeletes(storage: Storage): Storage {
 }
 
 test('a prune after a prune that crashed before deleting the old index files keeps every live chunk', async () => {
-  const storage = new FileStorage(join(root, `repo-${++counter}`));
-  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, `repo-${++counter}`), passphrase);
+  const { storage } = repository;
   const gone = await sourceDir('gone', 'forgotten content');
   const kept = await sourceDir('kept', 'kept content');
   const forgotten = await backupTree(repository, gone, { type: 'full', source: 'gone' });
@@ -61,8 +61,8 @@ test('a prune after a prune that crashed before deleting the old index files kee
 });
 
 test('prune keeps the packs of an index file written after it loaded the index', async () => {
-  const storage = new FileStorage(join(root, `repo-${++counter}`));
-  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, `repo-${++counter}`), passphrase);
+  const { storage } = repository;
   const forgotten = await backupTree(repository, await sourceDir('gone', 'forgotten content'), {
     type: 'full',
     source: 'gone',

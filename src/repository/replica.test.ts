@@ -20,12 +20,13 @@ import { type CountingStorage, counting } from './storage/counting.ts';
 import { faulty } from './storage/faulty.ts';
 import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { TEST_SCRYPT } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-replica-'));
 after(() => rm(root, { recursive: true, force: true }));
 const primaryKey = Buffer.from('primary passphrase');
 const replicaKey = Buffer.from('replica passphrase');
-const options = { scrypt: { N: 1024, r: 8, p: 1 }, chunker: { min: 4096, avg: 16384, max: 65536 } };
+const options = { scrypt: TEST_SCRYPT, chunker: { min: 4096, avg: 16384, max: 65536 } };
 const FILES = 16;
 const FILE_SIZE = 256 * 1024;
 

@@ -6,16 +6,16 @@ import { after, test } from 'node:test';
 import { backupTree } from './backup.ts';
 import { blobNames, prefixes, type SnapshotId } from './format.ts';
 import { Repository } from './repository.ts';
-import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-repository-'));
 after(() => rm(root, { recursive: true, force: true }));
 const passphrase = Buffer.from('repository test');
 
 test('a snapshot forgotten while snapshots() reads them is left out, not an error', async () => {
-  const storage = new FileStorage(join(root, 'repo'));
-  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, 'repo'), passphrase);
+  const { storage } = repository;
   const source = join(root, 'source');
   await rm(source, { recursive: true, force: true });
   await mkdir(source);
@@ -40,8 +40,7 @@ test('a snapshot forgotten while snapshots() reads them is left out, not an erro
 });
 
 test('latestSnapshotOf: the newest snapshot of one source, optionally taken before a time; none names the source', async () => {
-  const storage = new FileStorage(join(root, 'latest'));
-  const repository = await Repository.init(storage, passphrase, { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, 'latest'));
   const source = join(root, 'latest-source');
   await mkdir(source, { recursive: true });
   await writeFile(join(source, 'a.txt'), 'a');

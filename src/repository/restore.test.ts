@@ -13,6 +13,7 @@ import { restoreTree } from './restore.ts';
 import type { Snapshot } from './snapshot.ts';
 import { FileStorage } from './storage/file.ts';
 import type { Storage } from './storage/storage.ts';
+import { testRepository } from './testing/repository.ts';
 
 const MiB = 1024 * 1024;
 const passphrase = Buffer.from('restore');
@@ -43,8 +44,7 @@ function countingPackReads(storage: Storage, description = 's3://counted/repo'):
 }
 
 before(async () => {
-  const repository = await Repository.init(new FileStorage(join(root, 'repo')), passphrase, {
-    scrypt: { N: 1024, r: 8, p: 1 },
+  const repository = await testRepository(join(root, 'repo'), passphrase, {
     chunker: { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 },
   });
   // 36 MiB that does not compress: three 16 MiB packs, hundreds of chunks in one file.

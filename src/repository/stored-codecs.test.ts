@@ -14,6 +14,7 @@ import type { ChunkLocation } from './index.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
 import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-stored-codecs-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -46,9 +47,7 @@ describe('codecs and format versions of what is stored', () => {
     const source = join(root, 'source');
     await mkdir(join(source, 'dir'), { recursive: true });
     for (const [name, data] of Object.entries(fixtureFiles())) await writeFile(join(source, name), data);
-    const repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('codecs'), {
-      scrypt: { N: 1024, r: 8, p: 1 },
-    });
+    const repository = await testRepository(join(root, 'repo'), 'codecs');
     await backupTree(repository, source, { type: 'full', source: 'codecs' });
 
     const locations = await storedChunks(repository);
@@ -112,8 +111,8 @@ describe('codecs and format versions of what is stored', () => {
   });
 
   test('a repository of a format version this tidemark does not know is refused as Unsupported, naming it', async () => {
-    const storage = new FileStorage(join(root, 'future'));
-    const repository = await Repository.init(storage, Buffer.from('future'), { scrypt: { N: 1024, r: 8, p: 1 } });
+    const repository = await testRepository(join(root, 'future'), 'future');
+    const { storage } = repository;
     await putEncryptedJson(storage, repository.keys.encryption, 'config', { ...repository.config, version: 3 });
     await assert.rejects(
       Repository.open(storage, Buffer.from('future')),

@@ -5,17 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupTree } from './backup.ts';
-import { Repository } from './repository.ts';
-import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 import { type ScanResult, scanUnchanged } from './unchanged.ts';
 import { UnchangedScanner } from './unchanged-scanner.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-unchanged-'));
 after(() => rm(root, { recursive: true, force: true }));
 
-const repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('unchanged test'), {
-  scrypt: { N: 1024, r: 8, p: 1 },
-});
+const repository = await testRepository(join(root, 'repo'));
 
 /** A directory `a` (3 and 5 bytes), `b`, subdirectory `s`, backed up; its root tree as the scan gets it. */
 async function backedUp(name: string): Promise<{ dir: string; parentTree: Buffer }> {

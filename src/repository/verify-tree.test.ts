@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { backupTree } from './backup.ts';
-import { Repository } from './repository.ts';
+import type { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
 import type { Snapshot } from './snapshot.ts';
-import { FileStorage } from './storage/file.ts';
+import { testRepository } from './testing/repository.ts';
 import { verifyRestoredTree } from './verify-tree.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-verify-tree-'));
@@ -21,10 +21,7 @@ let restores = 0;
 const ODD = Buffer.from('odd\n\xff name', 'latin1'); // not UTF-8, with a newline
 
 before(async () => {
-  repository = await Repository.init(new FileStorage(join(root, 'repo')), Buffer.from('verify'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-    chunker: { min: 1024, avg: 4096, max: 16384 },
-  });
+  repository = await testRepository(join(root, 'repo'), 'verify', { chunker: { min: 1024, avg: 4096, max: 16384 } });
   const source = join(root, 'source');
   await mkdir(join(source, 'dir/deeper'), { recursive: true });
   await writeFile(join(source, 'big.bin'), randomBytes(200_000)); // dozens of chunks

@@ -8,16 +8,14 @@ import { after, test } from 'node:test';
 import { isCode } from '../../errors.ts';
 import { backupTree } from '../../repository/backup.ts';
 import { Repository } from '../../repository/repository.ts';
-import { FileStorage } from '../../repository/storage/file.ts';
+import { testRepository } from '../../repository/testing/repository.ts';
 import { forgetSnapshot } from './forget.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tidemark-forget-'));
 after(() => rm(root, { recursive: true, force: true }));
 
 async function repositoryWithOneSnapshot(name: string) {
-  const repository = await Repository.init(new FileStorage(join(root, name)), Buffer.from('forget test'), {
-    scrypt: { N: 1024, r: 8, p: 1 },
-  });
+  const repository = await testRepository(join(root, name));
   const source = join(root, `${name}-source`);
   await mkdir(source, { recursive: true });
   await writeFile(join(source, 'a.txt'), 'a');

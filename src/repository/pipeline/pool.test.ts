@@ -11,6 +11,7 @@ import { entriesOf } from '../index-file.ts';
 import { openRecord } from '../pack.ts';
 import { Repository } from '../repository.ts';
 import { FileStorage } from '../storage/file.ts';
+import { testRepository } from '../testing/repository.ts';
 import { chunkIdOf } from './chunk-work.ts';
 import { ChunkPipeline, type Slot } from './pool.ts';
 
@@ -28,8 +29,7 @@ async function repositoryWith(options: ConstructorParameters<typeof ChunkPipelin
   const { packSize = 3 * MiB, ...pipelineOptions } = options;
   const pipeline = new ChunkPipeline(pipelineOptions);
   pipelines.push(pipeline);
-  const storage = new FileStorage(join(root, `repo-${repositories++}`));
-  const repository = await Repository.init(storage, Buffer.from('pipeline test'), { scrypt: { N: 1024, r: 8, p: 1 } });
+  const repository = await testRepository(join(root, `repo-${repositories++}`), 'pipeline test');
   return { repository, store: repository.chunkStore({ pipeline, packSize }) };
 }
 
