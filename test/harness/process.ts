@@ -74,6 +74,12 @@ process.once('exit', () => {
 });
 
 /** Polls `check` until it returns true; fails with the process log's tail if the process exits first. */
+/**
+ * Thrown by a `waitUntil` check when what it waits for can no longer happen (a Backup that Failed): `waitUntil`
+ * fails with it at once, where any other error of a check means "not ready yet".
+ */
+export class WaitFailed extends Error {}
+
 export async function waitUntil(
   what: string,
   check: () => Promise<boolean>,
@@ -88,7 +94,8 @@ export async function waitUntil(
     if (exited) throw new Error(`${what}: ${options.process?.name} exited early; see ${options.process?.logFile}`);
     try {
       if (await check()) return;
-    } catch {
+    } catch (error) {
+      if (error instanceof WaitFailed) throw new Error(`${what}: ${error.message}`);
       // not ready yet
     }
     await sleep(options.intervalMs ?? 100);

@@ -9,7 +9,7 @@ import type { LastAudit } from '../../src/api/backuppolicy.ts';
 import type { Backup, BackupPolicy } from '../../src/api/kinds.ts';
 import { freePort } from '../harness/ports.ts';
 import type { PostgresServer } from '../harness/postgres.ts';
-import { waitUntil } from '../harness/process.ts';
+import { WaitFailed, waitUntil } from '../harness/process.ts';
 import { startTidemarkEnvironment, type TidemarkEnvironment } from '../harness/tidemark.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -83,7 +83,7 @@ async function backUp(suffix: string): Promise<void> {
     async () => {
       const backups = await Promise.all(names.map((n) => env.get<Backup>('backups', n)));
       if (backups.some((b) => b?.status?.phase === 'Failed'))
-        throw new Error(`a Backup failed: ${JSON.stringify(backups)}`);
+        throw new WaitFailed(`a Backup failed: ${JSON.stringify(backups)}`);
       return backups.every((b) => b?.status?.phase === 'Succeeded');
     },
     { timeoutMs: 60_000 },

@@ -16,7 +16,7 @@ import type { Backup, BackupRepository } from '../../src/api/kinds.ts';
 import { volumeSnapshotName } from '../../src/operator/backup/volume-snapshot.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
-import { waitUntil } from '../harness/process.ts';
+import { WaitFailed, waitUntil } from '../harness/process.ts';
 import {
   PASSPHRASE,
   secretObject,
@@ -88,9 +88,9 @@ async function backUp(policy: string, names: string[], namespace = env.namespace
     await waitUntil(
       `Backup ${name} succeeded`,
       async () => {
-        const phase = (await env.get<Backup>('backups', name, namespace))?.status?.phase;
-        if (phase === 'Failed') throw new Error(`Backup ${name} failed`);
-        return phase === 'Succeeded';
+        const status = (await env.get<Backup>('backups', name, namespace))?.status;
+        if (status?.phase === 'Failed') throw new WaitFailed(`Backup ${name} failed: ${status.error}`);
+        return status?.phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );
@@ -382,9 +382,9 @@ describe('volumeSnapshotClassName', () => {
     await waitUntil(
       'Backup csi-run succeeded',
       async () => {
-        const phase = (await env.get<Backup>('backups', 'csi-run'))?.status?.phase;
-        if (phase === 'Failed') throw new Error('Backup csi-run failed');
-        return phase === 'Succeeded';
+        const status = (await env.get<Backup>('backups', 'csi-run'))?.status;
+        if (status?.phase === 'Failed') throw new WaitFailed(`Backup csi-run failed: ${status.error}`);
+        return status?.phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupPolicy, RestoreRequest } from '../../src/api/kinds.ts';
 import { freePort } from '../harness/ports.ts';
-import { type ManagedProcess, waitUntil } from '../harness/process.ts';
+import { type ManagedProcess, WaitFailed, waitUntil } from '../harness/process.ts';
 import { startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -254,7 +254,7 @@ describe('metrics', () => {
       'the restore succeeded',
       async () => {
         restore = await env.read<RestoreRequest>('restorerequests', 'docs-restore');
-        if (restore.status?.phase === 'Failed') throw new Error(`restore failed: ${restore.status.error}`);
+        if (restore.status?.phase === 'Failed') throw new WaitFailed(`restore failed: ${restore.status.error}`);
         return restore.status?.phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 500, process: operator },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Backup, BackupPolicy, BackupRepository, RestoreRequest } from '../../src/api/kinds.ts';
 import type { AzuriteServer } from '../harness/azurite.ts';
-import { waitUntil } from '../harness/process.ts';
+import { WaitFailed, waitUntil } from '../harness/process.ts';
 import { secretObject, startTidemarkEnvironment, type TidemarkEnvironment, volumePolicy } from '../harness/tidemark.ts';
 import { makeWorkDir } from '../harness/workdir.ts';
 
@@ -105,7 +105,7 @@ describe('operator restart mid-scenario', () => {
       'the restore succeeded',
       async () => {
         const request = await env.read<RestoreRequest>('restorerequests', 'across-restart');
-        if (request.status?.phase === 'Failed') throw new Error(`restore failed: ${request.status.error}`);
+        if (request.status?.phase === 'Failed') throw new WaitFailed(`restore failed: ${request.status.error}`);
         return request.status?.phase === 'Succeeded';
       },
       { timeoutMs: 90_000, intervalMs: 1000 },
