@@ -12,10 +12,10 @@ export async function getSealed<T>(
   storage: Storage,
   key: Buffer,
   name: string,
-  decode: (plain: Buffer) => T,
+  decode: (plain: Buffer) => T | Promise<T>,
 ): Promise<T> {
   try {
-    return decode(open(key, await storage.get(name), Buffer.from(name), name));
+    return await decode(open(key, await storage.get(name), Buffer.from(name), name));
   } catch (error) {
     throw withContext(`reading ${name} from ${storage.description}`, error);
   }

@@ -44,8 +44,13 @@ export function rowCount(rows: Buffer): number {
 /** The entry of row `i`. */
 export function entryAt(rows: Buffer, i: number): PackEntry {
   const at = i * ROW_BYTES;
+  return { id: rows.toString('hex', at, at + 32) as ChunkId, ...locationAt(rows, i) };
+}
+
+/** Row `i` without its id (what a lookup by id returns). */
+export function locationAt(rows: Buffer, i: number): Omit<PackEntry, 'id'> {
+  const at = i * ROW_BYTES;
   return {
-    id: rows.toString('hex', at, at + 32) as ChunkId,
     type: CHUNK_TYPES[rows[at + 32] as number] as ChunkType,
     codec: rows[at + 33] as number,
     rawLength: rows.readUInt32LE(at + 34),

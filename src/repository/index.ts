@@ -1,5 +1,5 @@
 import type { ChunkId, ChunkType, PackId } from './format.ts';
-import { entryAt, type IndexedPack, type IndexFile, ROW_BYTES, rowCount } from './index-file.ts';
+import { type IndexedPack, type IndexFile, locationAt, ROW_BYTES, rowCount } from './index-file.ts';
 
 /** Where a chunk lives. */
 export interface ChunkLocation {
@@ -60,8 +60,7 @@ export class ChunkIndex {
     const row = this.find(id);
     if (row < 0) return undefined;
     const pack = this.packOfRow(row);
-    const { type, codec, rawLength, offset, length } = entryAt(pack.rows, row - pack.firstRow);
-    return { pack: pack.id, type, codec, rawLength, offset, length };
+    return { pack: pack.id, ...locationAt(pack.rows, row - pack.firstRow) };
   }
 
   get packCount(): number {

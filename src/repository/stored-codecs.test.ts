@@ -9,7 +9,7 @@ import { isCode } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { CODEC_BROTLI, CODEC_NONE, CODEC_ZSTD } from './compression.ts';
 import { open } from './crypto.ts';
-import { putEncryptedJson } from './encrypted-json.ts';
+import { putEncryptedJson, putSealed } from './encrypted-json.ts';
 import type { ChunkLocation } from './index.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
@@ -108,6 +108,20 @@ describe('codecs and format versions of what is stored', () => {
       const plain = open(repository.keys.encryption, await readFile(join(root, 'repo', blob)), Buffer.from(blob), blob);
       assert.equal(plain.subarray(0, 5).toString('latin1'), 'TMIX\x02');
     }
+  });
+
+  test('an index file that decrypts but does not decode fails Corrupt, naming the file and the storage', async () => {
+    const repository = await testRepository(join(root, 'bad-index'));
+    const name = 'index/0badc0de';
+    const body = Buffer.from([1, 0, 0, 0]); // one supersedes, cut short
+    const head = Buffer.concat([Buffer.from('TMIX'), Buffer.from([2, 0]), Buffer.alloc(8)]);
+    head.writeBigUInt64LE(BigInt(body.length), 6);
+    await putSealed(repository.storage, repository.keys.encryption, name, Buffer.concat([head, body]));
+    await assert.rejects(
+      repository.readIndexFile(name),
+      (e) =>
+        isCode(e, 'Corrupt') && /^reading index\/0badc0de from file:.*index\/0badc0de ends/.test((e as Error).message),
+    );
   });
 
   test('a repository of a format version this tidemark does not know is refused as Unsupported, naming it', async () => {
