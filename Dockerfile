@@ -37,4 +37,5 @@ COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 10001:10001
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+# --max-semi-space-size: src/cli/runtime-flags.ts
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/cli/main.js"]

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
 import { repoRoot, systemTool } from '../test/harness/tools.ts';
 import { type Command, run } from './measure.ts';
 
@@ -53,12 +54,12 @@ function tidemark(ctx: ToolContext): BenchTool {
   const env = { TIDEMARK_REPO_KEY: PASSWORD };
   const cli = (...args: string[]): Command => ({
     command: process.execPath,
-    args: [main, 'repo', '--repo', `file://${repo}`, ...args],
+    args: [...NODE_RUNTIME_FLAGS, main, 'repo', '--repo', `file://${repo}`, ...args],
     env,
   });
   return {
     name: 'tidemark',
-    settings: `file:// backend, AES-256-GCM, default compression (zstd level 1), FastCDC chunks, compiled (dist/)`,
+    settings: `file:// backend, AES-256-GCM, default compression (zstd level 1), FastCDC chunks, compiled (dist/), run as the image runs it (\`node ${NODE_RUNTIME_FLAGS.join(' ')}\`)`,
     repo,
     version: async () => {
       const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { Backup } from '../../src/api/kinds.ts';
+import { NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type AzuriteServer, startAzurite } from './azurite.ts';
@@ -15,7 +16,13 @@ import { repoRoot } from './tools.ts';
 /** The agent image name tests use; the process kubelet runs it as `tidemark` from the work tree. */
 export const AGENT_IMAGE = 'ghcr.io/tidemark-dev/tidemark:test';
 export const PASSPHRASE = 'tidemark test passphrase';
-const tidemark = [process.execPath, '--import', import.meta.resolve('tsx'), join(repoRoot, 'src/cli/main.ts')];
+const tidemark = [
+  process.execPath,
+  ...NODE_RUNTIME_FLAGS,
+  '--import',
+  import.meta.resolve('tsx'),
+  join(repoRoot, 'src/cli/main.ts'),
+];
 
 /**
  * A control plane with a process kubelet that runs agent Jobs, an S3 server and an initialised

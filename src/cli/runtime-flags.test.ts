@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot } from '../../test/harness/tools.ts';
+import { NODE_RUNTIME_FLAGS } from './runtime-flags.ts';
+
+test("the image's ENTRYPOINT runs node with the runtime flags", () => {
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+  assert.ok(entrypoint, 'the Dockerfile has an exec-form ENTRYPOINT');
+  assert.deepEqual(JSON.parse(entrypoint), ['node', ...NODE_RUNTIME_FLAGS, '/app/dist/cli/main.js']);
+});
+
+for (const bin of ['tidemark.js', 'kubectl-tidemark'])
+  test(`bin/${bin} runs node with the runtime flags`, () => {
+    const shebang = readFileSync(join(repoRoot, 'bin', bin), 'utf8').split('\n')[0];
+    assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_RUNTIME_FLAGS.join(' ')}`);
+  });
