@@ -10,7 +10,7 @@ import { isCode, TidemarkError } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { check } from './check.ts';
 import { copySnapshots } from './copy.ts';
-import { getEncryptedJson } from './encrypted-json.ts';
+import { getEncryptedJson } from './sealed-blob.ts';
 import { blobNames, prefixes } from './format.ts';
 import { openReplica } from './replica.ts';
 import { Repository } from './repository.ts';

@@ -2,7 +2,7 @@ import { type ErrorCode, isCode, TidemarkError } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
-import { getEncryptedJson, getSealed, putEncryptedJson, putSealed } from './encrypted-json.ts';
+import { getEncryptedJson, getSealed, putEncryptedJson, putSealed } from './sealed-blob.ts';
 import {
   blobNames,
   FORMAT_VERSION,

@@ -2,7 +2,7 @@ import { withContext } from '../errors.ts';
 import { open, seal } from './crypto.ts';
 import type { Storage } from './storage/storage.ts';
 
-/** Small structured blobs (config, index, snapshots): sealed with the blob's name as aad. */
+/** Small structured blobs (config, index, snapshots), sealed whole with the blob's name as aad: no packs, no chunks. */
 export async function putSealed(storage: Storage, key: Buffer, name: string, plain: Buffer): Promise<void> {
   await storage.put(name, seal(key, plain, Buffer.from(name)));
 }
