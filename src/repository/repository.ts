@@ -2,7 +2,6 @@ import { type ErrorCode, isCode, TidemarkError } from '../errors.ts';
 import { ChunkStore, type ChunkStoreOptions } from './chunk-store.ts';
 import { validateParams } from './chunker/fastcdc.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './crypto.ts';
-import { getEncryptedJson, getSealed, putEncryptedJson, putSealed } from './sealed-blob.ts';
 import {
   blobNames,
   FORMAT_VERSION,
@@ -23,6 +22,7 @@ import {
   wrapMasterKeys,
 } from './keys.ts';
 import { acquireLock, type Lock, type LockOptions } from './lock.ts';
+import { getEncryptedJson, getSealed, putEncryptedJson, putSealed } from './sealed-blob.ts';
 import { byTimeDescending, type Snapshot } from './snapshot.ts';
 import type { Storage } from './storage/storage.ts';
 

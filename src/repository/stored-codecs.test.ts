@@ -9,10 +9,10 @@ import { isCode } from '../errors.ts';
 import { backupTree } from './backup.ts';
 import { CODEC_BROTLI, CODEC_NONE, CODEC_ZSTD } from './compression.ts';
 import { open } from './crypto.ts';
-import { putEncryptedJson, putSealed } from './sealed-blob.ts';
 import type { ChunkLocation } from './index.ts';
 import { Repository } from './repository.ts';
 import { restoreTree } from './restore.ts';
+import { putEncryptedJson, putSealed } from './sealed-blob.ts';
 import { FileStorage } from './storage/file.ts';
 import { testRepository } from './testing/repository.ts';
 
