@@ -3,7 +3,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
+import { NODE_COMMAND, NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
 import { runCommand } from '../test/harness/process.ts';
 import { repoRoot, systemTool } from '../test/harness/tools.ts';
 import { makeWorkDir } from '../test/harness/workdir.ts';
@@ -380,8 +380,8 @@ function render(input: ReportInput): string {
     '### Method',
     '',
     `- All steps in one run, against the same server and database. Each step ran ${repeat}× (the order of floor and Tidemark alternating between rounds); the table keeps the fastest (all wall times listed). Before every step: ${engine.settleNote} and \`sync\`, so no step pays for the writes of the one before.`,
-    `- Floor backup: \`${engine.dumpTool} bench | zstd -3 > file\` in bash with pipefail; \`| zstd -1\` and \`| wc -c\` (${engine.dumpTool} alone, nothing stored) show where the time goes. Tidemark backup: \`node ${NODE_RUNTIME_FLAGS.join(' ')} dist/cli/main.js backup --source ${input.sourceUrl} --repo file:///… --type full\` into a fresh repository, then \`--type incremental\` of the unchanged database into the same one. \`tidemark repo snapshots\` (start Node, load the CLI, open the repository and derive its key, list) shows the fixed cost of every command. ${engine.dumpNote}`,
-    `- Floor restore: \`zstd -dc file | ${engine.loadTool}\` into a database created beforehand (not timed). Tidemark restore: \`restore --snapshot latest --target …/NEWDB\`. ${engine.restoreNote} To see where a difference comes from, each round also streams the snapshot out of the repository alone (\`node ${NODE_RUNTIME_FLAGS.join(' ')} dist/cli/main.js repo restore --snapshot latest --target - | wc -c\`) and pipes that stream into \`${engine.loadTool}\` (the repository engine without the scratch database, row counts and swap). Every restore is checked afterwards (row counts) and dropped.`,
+    `- Floor backup: \`${engine.dumpTool} bench | zstd -3 > file\` in bash with pipefail; \`| zstd -1\` and \`| wc -c\` (${engine.dumpTool} alone, nothing stored) show where the time goes. Tidemark backup: \`${NODE_COMMAND} dist/cli/main.js backup --source ${input.sourceUrl} --repo file:///… --type full\` into a fresh repository, then \`--type incremental\` of the unchanged database into the same one. \`tidemark repo snapshots\` (start Node, load the CLI, open the repository and derive its key, list) shows the fixed cost of every command. ${engine.dumpNote}`,
+    `- Floor restore: \`zstd -dc file | ${engine.loadTool}\` into a database created beforehand (not timed). Tidemark restore: \`restore --snapshot latest --target …/NEWDB\`. ${engine.restoreNote} To see where a difference comes from, each round also streams the snapshot out of the repository alone (\`${NODE_COMMAND} dist/cli/main.js repo restore --snapshot latest --target - | wc -c\`) and pipes that stream into \`${engine.loadTool}\` (the repository engine without the scratch database, row counts and swap). Every restore is checked afterwards (row counts) and dropped.`,
     `- Wall time around the process; CPU (user + system) and peak RSS of the command and its descendants (${engine.dumpTool}, zstd, ${engine.loadTool}) from GNU time; peak RSS is the largest single process's. Server CPU: the server's CPU during the step (/proc), not included in CPU s. Others' CPU: the rest of the machine's busy time during the step (noise from other work). Size: the file written, or \`du -sb\` of the repository.`,
     '',
     '### Results',

@@ -30,7 +30,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
+import { NODE_COMMAND, NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { startProcess } from '../test/harness/process.ts';
@@ -122,7 +122,7 @@ function machine(): string[] {
     `Node ${process.version}; tidemark ${rev}, ${
       values.source
         ? 'run from source with tsx (`node --import tsx src/cli/main.ts operator`, as the tests run it)'
-        : `compiled by \`tsc -p tsconfig.build.json\` and run as the image runs it (\`node ${NODE_RUNTIME_FLAGS.join(' ')} dist/cli/main.js operator\`)`
+        : `compiled by \`tsc -p tsconfig.build.json\` and run as the image runs it (\`${NODE_COMMAND} dist/cli/main.js operator\`)`
     }`,
     `Load average when the run started: ${loadavg()
       .map((n) => n.toFixed(2))

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
+import { NODE_COMMAND, NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
 import { repoRoot, systemTool } from '../test/harness/tools.ts';
 import { type Command, run } from './measure.ts';
 
@@ -59,7 +59,7 @@ function tidemark(ctx: ToolContext): BenchTool {
   });
   return {
     name: 'tidemark',
-    settings: `file:// backend, AES-256-GCM, default compression (zstd level 1), FastCDC chunks, compiled (dist/), run as the image runs it (\`node ${NODE_RUNTIME_FLAGS.join(' ')}\`)`,
+    settings: `file:// backend, AES-256-GCM, default compression (zstd level 1), FastCDC chunks, compiled (dist/), run as the image runs it (\`${NODE_COMMAND}\`)`,
     repo,
     version: async () => {
       const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };

@@ -4,8 +4,10 @@
  * heap once, when the isolate is made, so they cannot be set from inside the process.
  *
  * `--max-semi-space-size=8`: the young generation's two semi-spaces stop growing at 8 MiB each instead of V8's
- * default for a machine of this size (32 MiB each). A backup allocates fast, so the young generation grows to
- * its limit: measured on the 200,000-file first backup, 334 → 280 MiB peak RSS at the same wall time; 4 MiB
- * cost ~30% more time in scavenges (docs/decisions.md, "Memory bound of a backup").
+ * default for a machine of this size (32 MiB each), which a backup's allocation rate reaches: ~50 MiB less peak
+ * RSS at the same speed (docs/decisions.md, "Backing up many files").
  */
 export const NODE_RUNTIME_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+
+/** `node` with the runtime flags, as a command line reads (the image's, the `bin/` shebangs', the benchmarks' text). */
+export const NODE_COMMAND = ['node', ...NODE_RUNTIME_FLAGS].join(' ');
