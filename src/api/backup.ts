@@ -35,6 +35,7 @@ const repositoryState = object({
     timestamp('When a failed copy is tried again (back-off from 30 s doubling to 10 min); absent when not retried.'),
   ),
   jobName: optional(string({ description: 'The Job of the latest copy attempt.', maxLength: 63 })),
+  failureTime: optional(timestamp('When the latest copy attempt to this repository failed.')),
 });
 
 export const backupStatus = object({

@@ -533,6 +533,20 @@ export const backupPolicyStatus = object({
             'Completion time of the newest snapshot this replica holds, for the stalest source (absent while a source with a successful backup has no copy here). The replica lag is now minus this; ReplicasHealthy compares it with maxLag.',
           ),
         ),
+        lastFailure: optional(
+          object(
+            {
+              backup: string({ maxLength: 253 }),
+              source: string({ maxLength: 253 }),
+              time: timestamp('When the copy failed.'),
+              message: optional(string({ maxLength: 4096 })),
+            },
+            {
+              description:
+                'The newest failed copy to this replica, kept (even once its Backup is gone) until a later copy of that source succeeds there; ReplicasHealthy stays False ReplicationFailing while it is set.',
+            },
+          ),
+        ),
       }),
       { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['repository'] },
     ),

@@ -116,11 +116,7 @@ export function objectSamples(observed: ObservedObjects): ObjectSamples {
       if (!Number.isNaN(drillSuccess)) out.drillLastSuccess.push({ labels, value: seconds(drillSuccess) });
     }
 
-    const replicas = replicaHealth(
-      policy,
-      backups.filter((b) => !b.metadata.deletionTimestamp),
-      now,
-    );
+    const replicas = replicaHealth(policy, backups, now);
     for (const replica of policy.spec.replicas ?? []) {
       const labels = { namespace, policy: name, repository: replica.repository };
       const since = replicas.lagSince.get(replica.repository);

@@ -254,6 +254,7 @@ describe('decideBackup: replica copies are retried with back-off', () => {
     assert.equal(replica?.state, 'Failed');
     assert.equal(replica?.attempts, 1);
     assert.equal(replica?.nextRetryTime, '2026-11-23T09:00:30.000Z');
+    assert.equal(replica?.failureTime, '2026-11-23T09:00:00.000Z', 'the policy keeps the failure by this time');
     assert.match(
       d.events.find((e) => e.reason === 'ReplicationFailed')?.message ?? '',
       /attempt 1.*replica unreachable/,

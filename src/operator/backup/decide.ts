@@ -309,6 +309,7 @@ function replicate(
       state.snapshotId = status.snapshotId ?? '';
       state.completionTime = now.toISOString();
       delete state.message;
+      delete state.failureTime;
       decision.events.push({
         type: 'Normal',
         reason: 'Replicated',
@@ -324,6 +325,7 @@ function copyFailed(state: RepositoryState, message: string, decision: BackupDec
   const delay = replicaRetryDelayMs(attempt);
   state.state = 'Failed';
   state.message = message;
+  state.failureTime = now.toISOString();
   state.nextRetryTime = new Date(now.getTime() + delay).toISOString();
   decision.requeueAfterMs = Math.min(decision.requeueAfterMs ?? delay, delay + 5);
   decision.events.push({

@@ -381,6 +381,70 @@ describe('decidePolicy: replica health', () => {
     assert.equal(condition(second, 'ReplicasHealthy')?.status, 'True');
   });
 
+  it('a failed copy stays ReplicationFailing after retention deletes its Backup, until a later copy succeeds', () => {
+    const failed = (name: string, completed: string, failedAt: string) =>
+      copied(name, completed, 'Failed', undefined, { message: 'azure unreachable', failureTime: failedAt });
+    // Retention is deleting the Backup whose copy failed; the newer ones' copies are still running.
+    const deleting = {
+      ...failed('b1', '2026-11-23T02:03:00Z', '2026-11-23T02:09:00Z'),
+      metadata: { name: 'b1', namespace: 'acme', deletionTimestamp: '2026-11-23T02:10:00Z' },
+    } as Backup;
+    const running = copied('b2', '2026-11-23T02:33:00Z', 'Running');
+    const first = decidePolicy(observe({ policy: replicated('1h'), backups: [deleting, running], repositories, now }));
+    assert.equal(condition(first, 'ReplicasHealthy')?.reason, 'ReplicationFailing');
+    assert.match(condition(first, 'ReplicasHealthy')?.message ?? '', /replica: copy of b1 failed: azure unreachable/);
+    const lastFailure = {
+      backup: 'b1',
+      source: 'documents',
+      time: '2026-11-23T02:09:00Z',
+      message: 'azure unreachable',
+    };
+    assert.deepEqual(first.status.replicas?.[0]?.lastFailure, lastFailure);
+
+    // b1 is gone: the policy's own status still says so, and deciding again writes the same status.
+    const remembered = { ...replicated('1h'), status: first.status };
+    const second = decidePolicy(observe({ policy: remembered, backups: [running], repositories, now }));
+    const health = condition(second, 'ReplicasHealthy');
+    assert.equal(health?.reason, 'ReplicationFailing');
+    assert.match(
+      health?.message ?? '',
+      /replica: copy of b1 failed: azure unreachable \(at 2026-11-23T02:09:00Z; no copy of documents succeeded there since\)/,
+    );
+    assert.deepEqual(
+      second.status,
+      decidePolicy(observe({ policy: { ...remembered, status: second.status }, backups: [running], repositories, now }))
+        .status,
+    );
+
+    // A copy that completed after the failure ends it.
+    const done = copied('b2', '2026-11-23T02:33:00Z', 'Succeeded', '2026-11-23T02:40:00Z');
+    const third = decidePolicy(observe({ policy: remembered, backups: [done], repositories, now }));
+    assert.equal(condition(third, 'ReplicasHealthy')?.status, 'True');
+    assert.equal(third.status.replicas?.[0]?.lastFailure, undefined);
+  });
+
+  it('failures of two sources keep a stable status (no rewrite on every decision)', () => {
+    const twoSources = replicated();
+    twoSources.spec.sources = [
+      { name: 'documents', volume: { claimName: 'documents' } },
+      { name: 'uploads', volume: { claimName: 'uploads' } },
+    ] as BackupPolicy['spec']['sources'];
+    const failedOf = (name: string, source: string, failedAt?: string) => {
+      const b = copied(name, '2026-11-23T02:03:00Z', 'Failed', undefined, {
+        message: 'down',
+        ...(failedAt ? { failureTime: failedAt } : {}),
+      });
+      return { ...b, spec: { ...b.spec, source } } as Backup;
+    };
+    const backups = [failedOf('d1', 'documents', '2026-11-23T02:05:00Z'), failedOf('u1', 'uploads')];
+    const first = decidePolicy(observe({ policy: twoSources, backups, repositories, now }));
+    assert.equal(first.status.replicas?.[0]?.lastFailure?.backup, 'd1', 'the newest failure is the one kept');
+    const again = decidePolicy(
+      observe({ policy: { ...twoSources, status: first.status }, backups, repositories, now }),
+    );
+    assert.deepEqual(again.status, first.status);
+  });
+
   it('no replicas, no condition', () => {
     assert.equal(condition(decidePolicy(observe({ policy: suspendedPolicy() })), 'ReplicasHealthy'), undefined);
   });

@@ -169,11 +169,7 @@ export function decidePolicy(observed: PolicyObserved): PolicyDecision {
   const rpo = rpoVerdict(freshness, policy.spec.objectives?.rpo, created, now);
   setOrRemove('RPOMet', rpo.condition);
   requeueAt(rpo.nextChange);
-  const replicas = replicaHealth(
-    policy,
-    observed.backups.filter((b) => !b.metadata.deletionTimestamp),
-    now,
-  );
+  const replicas = replicaHealth(policy, observed.backups, now);
   setOrRemove('ReplicasHealthy', replicas.condition);
   requeueAt(replicas.nextChange);
   setOrRemove('Verification', verificationCondition(policy));

@@ -30,14 +30,17 @@ const time = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
  * Replica health (R-REPL, R-OBJ), pure: per replica, when its newest copy completed and how fresh the
  * newest snapshot it holds is (times, never ages), and one ReplicasHealthy condition:
  * - False ReplicationFailing when, for some source, the newest settled copy to a replica failed
- *   (also while it waits for a retry: the message names the next attempt);
+ *   (also while it waits for a retry: the message names the next attempt), and after that for as long
+ *   as no later copy of that source succeeded there: the failure is kept in the replica's lastFailure,
+ *   because retention may delete the failed copy's Backup while the replica is still down;
  * - False LagExceeded when a replica's newest snapshot of a source is older than its maxLag, or it has
  *   held no copy for longer than maxLag since the source's oldest successful backup;
  * - Unknown CopyPending while a source's successful backup has no copy in a replica yet (within maxLag),
  *   or nothing succeeded yet;
  * - True otherwise. Without maxLag only failures count.
  * A snapshot's time is its Backup's completion in the primary; a copy only counts while its entry in
- * the Backup's status.repositories is Succeeded (Forgotten copies and deleted Backups are gone).
+ * the Backup's status.repositories is Succeeded (Forgotten copies and Backups being deleted are gone),
+ * but a Backup being deleted still tells whether its copy failed.
  */
 export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date): ReplicaHealth {
   const replicas = policy.spec.replicas ?? [];
@@ -52,6 +55,8 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
   for (const replica of replicas) {
     const maxLagMs = replica.maxLag ? parseDuration(replica.maxLag) : undefined;
     const status: ReplicaStatus = { repository: replica.repository };
+    const previous = policy.status?.replicas?.find((r) => r.repository === replica.repository)?.lastFailure;
+    const failures: Failure[] = [];
     let lastCopy: Date | undefined;
     let stalest: Date | undefined;
     let everySourceCopied = true;
@@ -59,8 +64,9 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
       const current = lagSince.get(replica.repository);
       if (!current || at < current) lagSince.set(replica.repository, at);
     };
+    let keepPrevious = previous !== undefined && policy.spec.sources.some((s) => s.name === previous.source);
     for (const source of policy.spec.sources) {
-      const done = backups
+      const all = backups
         .filter((b) => b.spec.source === source.name && b.status?.phase === 'Succeeded' && b.status.completionTime)
         .map((b) => ({
           backup: b,
@@ -68,6 +74,18 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
           entry: entryOf(b, replica.repository),
         }))
         .sort((a, b) => b.at.getTime() - a.at.getTime());
+      const settled = all.find((d) => SETTLED.has(d.entry?.state ?? ''));
+      if (settled && settled.entry?.state !== 'Succeeded') {
+        const name = settled.backup.metadata.name ?? '';
+        // A Backup written before failureTime existed: its completion, a stable time before the failure.
+        const seen =
+          settled.entry?.failureTime ?? (previous?.backup === name ? previous.time : settled.at.toISOString());
+        failing.push(failure(replica.repository, settled));
+        failures.push({ backup: name, source: source.name, time: seen, message: settled.entry?.message });
+        if (previous?.source === source.name) keepPrevious = false;
+      } else if (previous?.source === source.name && all.some((d) => copiedAfter(d.entry, previous.time)))
+        keepPrevious = false;
+      const done = all.filter((d) => !d.backup.metadata.deletionTimestamp);
       if (done.length === 0) continue;
       const copies = done.filter((d) => d.entry?.state === 'Succeeded');
       for (const c of copies) {
@@ -75,8 +93,6 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
         if (!lastCopy || copied > lastCopy) lastCopy = copied;
       }
       const newest = copies[0];
-      const settled = done.find((d) => SETTLED.has(d.entry?.state ?? ''));
-      if (settled && settled.entry?.state !== 'Succeeded') failing.push(failure(replica.repository, settled));
       if (!newest) {
         everySourceCopied = false;
         const since = done[done.length - 1]?.at as Date;
@@ -103,6 +119,14 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
     }
     if (lastCopy) status.lastCopyTime = lastCopy.toISOString();
     if (stalest && everySourceCopied) status.newestSnapshotTime = stalest.toISOString();
+    if (previous && keepPrevious) {
+      failing.push(
+        `${replica.repository}: copy of ${previous.backup} failed${previous.message ? `: ${previous.message}` : ''} (at ${previous.time}; no copy of ${previous.source} succeeded there since)`,
+      );
+      failures.push(previous);
+    }
+    const lastFailure = failures.sort((a, b) => b.time.localeCompare(a.time))[0];
+    if (lastFailure) status.lastFailure = lastFailure;
     statuses.push(status);
   }
 
@@ -134,6 +158,17 @@ export function replicaHealth(policy: BackupPolicy, backups: Backup[], now: Date
     reason: 'Replicated',
     message: `every replica holds a copy of each source's newest successful backup${lagRule}`,
   });
+}
+
+type Failure = NonNullable<ReplicaStatus['lastFailure']>;
+
+/** A copy held there that completed after `since` (a failure it makes history). */
+function copiedAfter(entry: RepositoryEntry | undefined, since: string): boolean {
+  return (
+    entry?.state === 'Succeeded' &&
+    entry.completionTime !== undefined &&
+    Date.parse(entry.completionTime) > Date.parse(since)
+  );
 }
 
 function entryOf(backup: Backup, repository: string): RepositoryEntry | undefined {
