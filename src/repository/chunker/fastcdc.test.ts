@@ -142,6 +142,22 @@ describe('Chunker', () => {
     }
   });
 
+  it('gives each chunker the boundaries of its own seed when chunkers of two seeds take turns', () => {
+    const other = Buffer.alloc(32, 0xa5);
+    const data = randomData(3 * MiB, 'two-seeds');
+    const chunkers = [new Chunker({ seed, ...small }), new Chunker({ seed: other, ...small })];
+    const chunks: Buffer[][] = [[], []];
+    for (let o = 0; o < data.length; o += 100 * KiB)
+      for (const [i, chunker] of chunkers.entries()) chunks[i]?.push(...chunker.push(data.subarray(o, o + 100 * KiB)));
+    for (const [i, chunker] of chunkers.entries()) {
+      const last = chunker.finish();
+      if (last) chunks[i]?.push(last);
+    }
+    assert.deepEqual(lengths(chunks[0] ?? []), referenceLengths(data, { seed, ...small }));
+    assert.deepEqual(lengths(chunks[1] ?? []), referenceLengths(data, { seed: other, ...small }));
+    assert.notDeepEqual(lengths(chunks[0] ?? []), lengths(chunks[1] ?? []));
+  });
+
   it('handles empty input and input shorter than min', async () => {
     assert.deepEqual(await collect(split(Buffer.alloc(0), 1), { seed }), []);
     const chunker = new Chunker({ seed });

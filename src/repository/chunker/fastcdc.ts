@@ -11,7 +11,7 @@
  *   (h & maskS) == 0, maskS having log2(avg)+2 bits (harder to hit); from `avg` on, maskL with
  *   log2(avg)-2 bits (easier) — normalised chunking level 2, which pulls sizes towards `avg`;
  * - a chunk that reaches `max` bytes is cut there.
- * Masks are contiguous runs of bits ending at bit 30 (never bit 31), so the loop can roll two bytes
+ * Masks are contiguous runs of bits ending at bit 30 (never bit 31), so the loop (gear-scan.wat) can roll two bytes
  * per step with a pre-shifted table (the 2020 paper's "rolling two bytes") and still give exactly
  * the boundaries of the one-byte definition above.
  *
@@ -21,6 +21,7 @@
  */
 import { TidemarkError } from '../../errors.ts';
 import { gearTable } from './gear.ts';
+import { type GearTables, scanGear, scannedHash } from './gear-scan.ts';
 
 export interface ChunkerOptions {
   /** 32 bytes, from the repository's keys (see gear.ts). */
@@ -77,12 +78,6 @@ function highMask(bits: number): number {
   return ((2 ** bits - 1) * 2 ** (31 - bits)) | 0;
 }
 
-interface GearTables {
-  gear: Int32Array;
-  /** gear[b] << 1, for the two-bytes-per-step loop (see Chunker.scan). */
-  gearShifted: Int32Array;
-}
-
 /** Tables of the seeds in use, by seed (hex); a process uses one or a few repositories' seeds. */
 const gearTablesBySeed = new Map<string, GearTables>();
 const GEAR_TABLES_KEPT = 16;
@@ -117,8 +112,7 @@ export class Chunker {
   readonly min: number;
   readonly avg: number;
   readonly max: number;
-  private readonly gear: Int32Array;
-  private readonly gearShifted: Int32Array;
+  private readonly tables: GearTables;
   private readonly maskS: number;
   private readonly maskL: number;
   /** Slices of the current chunk from earlier pushes, and their total length (staged bytes included). */
@@ -134,7 +128,7 @@ export class Chunker {
     this.min = min;
     this.avg = avg;
     this.max = max;
-    ({ gear: this.gear, gearShifted: this.gearShifted } = gearTablesOf(options.seed));
+    this.tables = gearTablesOf(options.seed);
     const bits = Math.log2(avg);
     this.maskS = highMask(bits + 2);
     this.maskL = highMask(bits - 2);
@@ -236,40 +230,11 @@ export class Chunker {
     return parts;
   }
 
-  /**
-   * Rolls the hash over data[from, to); returns the index just past the first byte where
-   * (h & mask) == 0, or -1 (with the hash saved) when there is none. Two bytes per step:
-   * (h << 2) + (gear[a] << 1) is h after byte a shifted left by one, tested against mask << 1
-   * (lossless, mask has no bit 31); adding gear[b] gives h after byte b. The bytes are read four at a
-   * time (one bounds-checked load instead of four: ~25% faster).
-   */
+  /** Rolls the hash over data[from, to) (gear-scan.ts); the index past the cut, or -1 with the hash saved. */
   private scan(data: Uint8Array, from: number, to: number, mask: number): number {
-    const gear = this.gear;
-    const gearShifted = this.gearShifted;
-    const maskShifted = mask << 1;
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let h = this.hash;
-    let i = from;
-    const quadsEnd = to - 3;
-    while (i < quadsEnd) {
-      const w = view.getUint32(i, true);
-      h = ((h << 2) + (gearShifted[w & 255] as number)) | 0;
-      if ((h & maskShifted) === 0) return i + 1;
-      h = (h + (gear[(w >>> 8) & 255] as number)) | 0;
-      if ((h & mask) === 0) return i + 2;
-      h = ((h << 2) + (gearShifted[(w >>> 16) & 255] as number)) | 0;
-      if ((h & maskShifted) === 0) return i + 3;
-      h = (h + (gear[w >>> 24] as number)) | 0;
-      if ((h & mask) === 0) return i + 4;
-      i += 4;
-    }
-    while (i < to) {
-      h = ((h << 1) + (gear[data[i] as number] as number)) | 0;
-      i++;
-      if ((h & mask) === 0) return i;
-    }
-    this.hash = h;
-    return -1;
+    const cut = scanGear(this.tables, data, from, to, this.hash, mask);
+    if (cut < 0) this.hash = scannedHash();
+    return cut;
   }
 }
 
