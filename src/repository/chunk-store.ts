@@ -13,7 +13,7 @@ import type { Storage } from './storage/storage.ts';
 export interface ChunkStoreOptions {
   /** A pack is uploaded once it reaches this size. */
   packSize?: number;
-  /** Packs uploading at once; more waits (back-pressure on the reader of the source). */
+  /** Packs uploading at once; more waits (back-pressure on the reader of the source). Default 4, 2 on file storage. */
   parallelUploads?: number;
   onUpload?: (bytes: number) => void;
   /** Worker threads that hash, compress and seal chunks; default: the process's (sized from the CPU quota). */
@@ -79,7 +79,7 @@ export class ChunkStore {
     private readonly options: ChunkStoreOptions = {},
   ) {
     this.packSize = options.packSize ?? 16 * 1024 * 1024;
-    this.parallelUploads = options.parallelUploads ?? 4;
+    this.parallelUploads = options.parallelUploads ?? (storage.description.startsWith('file:') ? 2 : 4);
     this.pipeline = options.pipeline ?? sharedPipeline();
     this.chunkIdKey = Uint8Array.from(keys.chunkId);
     this.encryptionKey = Uint8Array.from(keys.encryption);
