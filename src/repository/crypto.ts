@@ -46,10 +46,10 @@ export function open(key: Buffer, envelope: Buffer, aad: Buffer, what: string): 
   decipher.setAAD(aad);
   decipher.setAuthTag(envelope.subarray(envelope.length - TAG_BYTES));
   try {
-    return Buffer.concat([
-      decipher.update(envelope.subarray(NONCE_BYTES, envelope.length - TAG_BYTES)),
-      decipher.final(),
-    ]);
+    const plaintext = decipher.update(envelope.subarray(NONCE_BYTES, envelope.length - TAG_BYTES));
+    // GCM gives every byte from update: final only checks the tag (no second copy of a chunk to join them).
+    const rest = decipher.final();
+    return rest.length === 0 ? plaintext : Buffer.concat([plaintext, rest]);
   } catch (error) {
     throw new TidemarkError('Corrupt', `${what}: authentication failed (data damaged or not written with this key)`, {
       cause: error,
