@@ -299,8 +299,10 @@ function decode(
   expectedLength: number | undefined,
 ): Buffer | Promise<Buffer> {
   const limit = expectedLength ?? DEFAULT_MAX_OUTPUT;
-  // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces).
-  const options = { chunkSize: Math.max(64, expectedLength ?? 1024 * 1024), maxOutputLength: Math.max(1, limit) };
+  // With the length known, one output buffer of that size (no concatenation of 16 KiB pieces), and a byte more:
+  // node:zlib allocates another whole chunkSize buffer whenever the output fills the one it has.
+  const chunkSize = Math.max(64, expectedLength === undefined ? 1024 * 1024 : expectedLength + 1);
+  const options = { chunkSize, maxOutputLength: Math.max(1, limit) };
   if (expectedLength !== undefined && expectedLength <= SYNC_DECODE_MAX)
     return codec === CODEC_ZSTD
       ? decoder.decode(data, expectedLength, options)
