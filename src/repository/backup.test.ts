@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createCipheriv } from 'node:crypto';
 import { appendFileSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, chown, link, mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { backupTree } from './backup.ts';
 import { keptXattr } from './file-metadata.ts';
 import type { ChunkId } from './format.ts';
 import { Repository } from './repository.ts';
+import { restoreTree } from './restore.ts';
 import type { Snapshot } from './snapshot.ts';
 import { FileStorage } from './storage/file.ts';
 import { testRepository } from './testing/repository.ts';
@@ -392,4 +394,24 @@ test('a subdirectory gone between the listing and the walk leaves the other entr
   assert.equal(await subtree(scanned.root, 'a'), aFull);
   assert.equal(await subtree(scanned.root, 'd'), dFull);
   assert.deepEqual(scanned.skipped, [{ path: '/b', reason: 'vanished while being read' }]);
+});
+
+// Large files are read into 1 MiB buffers that are read into again once the chunks holding their bytes are stored
+// (source-file.ts, FileReads): a buffer reused while a chunk still views it would store the next read's bytes.
+test('large files read at once are stored byte for byte (read buffers are reused only after their chunks are stored)', async () => {
+  const repository = await testRepository(join(root, 'repo-large'), 'test', {
+    chunker: { min: 64 * 1024, avg: 256 * 1024, max: 1024 * 1024 },
+  });
+  const source = join(root, 'source-large');
+  await mkdir(source);
+  const contents = ['a', 'b', 'c'].map((label) => {
+    const key = Buffer.alloc(16, label);
+    return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(24 * 1024 * 1024 + 12345));
+  });
+  for (const [i, content] of contents.entries()) await writeFile(join(source, `file-${i}`), content);
+  const snapshot = await backupTree(repository, source, { type: 'full', source: 'test', parallelFiles: 3 });
+  const target = join(root, 'restored-large');
+  await restoreTree(repository, snapshot, target);
+  for (const [i, content] of contents.entries())
+    assert.ok(readFileSync(join(target, `file-${i}`)).equals(content), `file-${i} restored as backed up`);
 });

@@ -15,7 +15,7 @@ import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot, SnapshotSummary } from './snapshot.ts';
 import { SourceDirectory } from './source-directory.ts';
-import { changedWhileRead, SourceFileReader } from './source-file.ts';
+import { changedWhileRead, type FileBytes, SourceFileReader } from './source-file.ts';
 import { SyncWhileFast } from './sync-while-fast.ts';
 import { decodeName, decodeTree, encodeName, encodeTarget, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 import { type ScanResult, sameFileEntry, sameXattrs, unchangedContent } from './unchanged.ts';
@@ -338,21 +338,29 @@ class BackupRun {
    * Chunks a stream and stores its chunks, several compressing at once, ids kept in order. A chunk goes to the
    * store as the pieces of input it spans (the store copies them), not joined into a new buffer.
    */
-  async content(data: AsyncIterable<Buffer>): Promise<{ content: ChunkId[]; size: number }> {
+  async content(data: AsyncIterable<Buffer> | FileBytes): Promise<{ content: ChunkId[]; size: number }> {
     const content: ChunkId[] = [];
-    const inFlight = new InOrder<ChunkId>();
+    /** Each chunk's id and where it ends in the stream. */
+    const inFlight = new InOrder<{ id: ChunkId; end: number }>();
     let size = 0;
     const { chunker } = this.repository.config;
+    // Chunks are taken in order: once one is stored, so is every byte before its end (the reads can be reused).
+    const next = async () => {
+      const { id, end } = (await inFlight.next()) as { id: ChunkId; end: number };
+      content.push(id);
+      if ('stored' in data) data.stored(end);
+    };
     try {
       for await (const parts of chunkPartsStream(data, { seed: this.repository.keys.chunkerSeed, ...chunker })) {
         let length = 0;
         for (const part of parts) length += part.length;
         size += length;
         this.meter.add(length);
-        inFlight.add(this.putChunk('data', parts, length).then((r) => r.id));
-        if (inFlight.size >= this.limits.parallelChunks) content.push((await inFlight.next()) as ChunkId);
+        const end = size;
+        inFlight.add(this.putChunk('data', parts, length).then(({ id }) => ({ id, end })));
+        if (inFlight.size >= this.limits.parallelChunks) await next();
       }
-      while (inFlight.size > 0) content.push((await inFlight.next()) as ChunkId);
+      while (inFlight.size > 0) await next();
     } catch (error) {
       await inFlight.drain();
       throw error;

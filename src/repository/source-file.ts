@@ -8,6 +8,17 @@ import { checkSameRegularFile, fstatBigint, ReplacedError } from './source-direc
 const READ_BUFFER = 256 * 1024;
 /** Reads of the rest of a larger file. */
 const LARGE_READ = 1024 * 1024;
+/** Large read buffers kept for reuse once their bytes are stored (16 MiB). */
+const LARGE_READS_KEPT = 16;
+
+/**
+ * A file's bytes for the chunker, whose chunks are views of them until the chunk store has copied them:
+ * `stored(bytes)` says the file's first `bytes` bytes are stored, so the buffers that held them can be read
+ * into again. Without it every 1 MiB read of a large file was a fresh buffer (2 GiB of garbage for a 2 GiB backup).
+ */
+export interface FileBytes extends AsyncIterable<Buffer> {
+  stored(bytes: number): void;
+}
 
 /**
  * Reads the files of a tree being backed up: without moving their atimes (no-atime.ts), never through a symlink
@@ -22,6 +33,8 @@ export class SourceFileReader {
   private readonly wholeBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
   /** First-read buffers of `stream`, reused from file to file. */
   private readonly streamBuffers: Buffer[] = [];
+  /** Large read buffers whose bytes are stored, for the next reads of any file. */
+  private readonly largeBuffers: Buffer[] = [];
 
   constructor(chunkerMin: number) {
     this.wholeBelow = Math.min(chunkerMin, READ_BUFFER);
@@ -62,14 +75,14 @@ export class SourceFileReader {
   async stream<T>(
     path: Buffer,
     stat: BigIntStats,
-    consume: (data: AsyncIterable<Buffer>) => Promise<T>,
+    consume: (data: FileBytes) => Promise<T>,
   ): Promise<{ result: T; after: BigIntStats }> {
     const fd = await this.opener.open(path, Number(stat.uid)).catch(replacedIfSymlink);
     const buffer = this.streamBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER);
     let result: T;
     try {
       checkSameRegularFile(stat, await fstatBigint(fd));
-      result = await consume(readFile(fd, buffer, Number(stat.size)));
+      result = await consume(new FileReads(fd, buffer, Number(stat.size), this.largeBuffers));
     } catch (error) {
       await fdCall((done) => close(fd, done)).catch(() => {});
       throw error;
@@ -88,19 +101,40 @@ export function changedWhileRead(before: BigIntStats, after: BigIntStats, size: 
 }
 
 /**
- * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest in
- * fresh reads. A short read at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
+ * A file's bytes: first into `buffer` (reused from file to file; a file that fits takes one read), the rest into
+ * large buffers taken from `free` (or new), given back there once `stored` passes their last byte. A short read
+ * at or past the size seen by lstat is the end; before it, reading goes on to a 0 read.
  */
-async function* readFile(fd: number, buffer: Buffer, expected: number): AsyncGenerator<Buffer> {
-  let total = 0;
-  let target = buffer;
-  for (;;) {
-    const bytesRead = await fdCall<number>((done) => read(fd, target, 0, target.length, null, done));
-    if (bytesRead === 0) return;
-    total += bytesRead;
-    yield target.subarray(0, bytesRead);
-    if (bytesRead < target.length && total >= expected) return;
-    target = Buffer.allocUnsafeSlow(LARGE_READ);
+class FileReads implements FileBytes {
+  /** Large buffers read into and not yet given back, with the file offset their bytes end at. */
+  private readonly held: { buffer: Buffer; end: number }[] = [];
+
+  constructor(
+    private readonly fd: number,
+    private readonly buffer: Buffer,
+    private readonly expected: number,
+    private readonly free: Buffer[],
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    let total = 0;
+    let target = this.buffer;
+    for (;;) {
+      const bytesRead = await fdCall<number>((done) => read(this.fd, target, 0, target.length, null, done));
+      if (bytesRead === 0) return;
+      total += bytesRead;
+      if (target !== this.buffer) this.held.push({ buffer: target, end: total });
+      yield target.subarray(0, bytesRead);
+      if (bytesRead < target.length && total >= this.expected) return;
+      target = this.free.pop() ?? Buffer.allocUnsafeSlow(LARGE_READ);
+    }
+  }
+
+  stored(bytes: number): void {
+    while (this.held.length > 0 && (this.held[0] as { end: number }).end <= bytes) {
+      const { buffer } = this.held.shift() as { buffer: Buffer };
+      if (this.free.length < LARGE_READS_KEPT) this.free.push(buffer);
+    }
   }
 }
 
