@@ -1,5 +1,5 @@
 import { withContext } from '../errors.ts';
-import { ChunkReader } from './chunk-reader.ts';
+import { ChunkReader, isLocal } from './chunk-reader.ts';
 import { blobNames, type ChainId, type ChunkId, type ChunkType } from './format.ts';
 import type { ChunkIndex } from './index.ts';
 import { type IndexFile, rowsOf } from './index-file.ts';
@@ -79,7 +79,7 @@ export class ChunkStore {
     private readonly options: ChunkStoreOptions = {},
   ) {
     this.packSize = options.packSize ?? 16 * 1024 * 1024;
-    this.parallelUploads = options.parallelUploads ?? (storage.description.startsWith('file:') ? 2 : 4);
+    this.parallelUploads = options.parallelUploads ?? (isLocal(storage) ? 2 : 4);
     this.pipeline = options.pipeline ?? sharedPipeline();
     this.chunkIdKey = Uint8Array.from(keys.chunkId);
     this.encryptionKey = Uint8Array.from(keys.encryption);

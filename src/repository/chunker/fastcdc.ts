@@ -21,7 +21,7 @@
  */
 import { TidemarkError } from '../../errors.ts';
 import { gearTable } from './gear.ts';
-import { type GearTables, scanGear, scannedHash } from './gear-scan.ts';
+import { GearScan, type GearTables } from './gear-scan.ts';
 
 export interface ChunkerOptions {
   /** 32 bytes, from the repository's keys (see gear.ts). */
@@ -112,7 +112,8 @@ export class Chunker {
   readonly min: number;
   readonly avg: number;
   readonly max: number;
-  private readonly tables: GearTables;
+  /** The rolling hash (gear-scan.ts). */
+  private readonly rolling: GearScan;
   private readonly maskS: number;
   private readonly maskL: number;
   /** Slices of the current chunk from earlier pushes, and their total length (staged bytes included). */
@@ -121,14 +122,13 @@ export class Chunker {
   /** Small leftovers are copied here instead of kept as views, so tiny input buffers cost no per-slice overhead. */
   private staging: Buffer | undefined;
   private stagingUsed = 0;
-  private hash = 0;
 
   constructor(options: ChunkerOptions) {
     const { min, avg, max } = validateParams(options);
     this.min = min;
     this.avg = avg;
     this.max = max;
-    this.tables = gearTablesOf(options.seed);
+    this.rolling = new GearScan(gearTablesOf(options.seed));
     const bits = Math.log2(avg);
     this.maskS = highMask(bits + 2);
     this.maskL = highMask(bits - 2);
@@ -167,7 +167,7 @@ export class Chunker {
       }
       if (size < this.avg) {
         const end = Math.min(length, i + (this.avg - size));
-        cut = this.scan(data, i, end, this.maskS);
+        cut = this.rolling.scan(data, i, end, this.maskS);
         if (cut < 0) {
           size += end - i;
           i = end;
@@ -176,7 +176,7 @@ export class Chunker {
       }
       if (cut < 0) {
         const end = Math.min(length, i + (this.max - size));
-        cut = this.scan(data, i, end, this.maskL);
+        cut = this.rolling.scan(data, i, end, this.maskL);
         if (cut < 0) {
           size += end - i;
           i = end;
@@ -186,7 +186,7 @@ export class Chunker {
       }
       out.push(this.take(data, start, cut));
       start = i = cut;
-      this.hash = 0;
+      this.rolling.hash = 0;
     }
     if (start < length) this.keep(data.subarray(start));
     return out;
@@ -196,7 +196,7 @@ export class Chunker {
   finishParts(): Uint8Array[] | undefined {
     if (this.pendingLength === 0) return undefined;
     const last = this.take(new Uint8Array(0), 0, 0);
-    this.hash = 0;
+    this.rolling.hash = 0;
     return last;
   }
 
@@ -228,13 +228,6 @@ export class Chunker {
     this.pending = [];
     this.pendingLength = 0;
     return parts;
-  }
-
-  /** Rolls the hash over data[from, to) (gear-scan.ts); the index past the cut, or -1 with the hash saved. */
-  private scan(data: Uint8Array, from: number, to: number, mask: number): number {
-    const cut = scanGear(this.tables, data, from, to, this.hash, mask);
-    if (cut < 0) this.hash = scannedHash();
-    return cut;
   }
 }
 

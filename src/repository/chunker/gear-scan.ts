@@ -20,7 +20,7 @@ let instance: { exports: GearScanExports; memory: Uint8Array; tables: Int32Array
 /** The tables in the module's memory now: chunkers of other seeds load theirs before they scan. */
 let loaded: GearTables | undefined;
 
-function gearScan(): NonNullable<typeof instance> {
+function gearScanModule(): NonNullable<typeof instance> {
   if (!instance) {
     const module = new WebAssembly.Module(Buffer.from(GEAR_SCAN_WASM, 'base64'));
     const exports = new WebAssembly.Instance(module).exports as unknown as GearScanExports;
@@ -30,31 +30,28 @@ function gearScan(): NonNullable<typeof instance> {
   return instance;
 }
 
-/**
- * Rolls the gear hash `h` over data[from, to) (gear-scan.wat): the index just past the first byte where
- * (h & mask) == 0, or -1 when there is none, the hash then being `scannedHash()`.
- */
-export function scanGear(tables: GearTables, data: Uint8Array, from: number, to: number, h: number, mask: number) {
-  const { exports, memory, tables: loadedTables } = gearScan();
-  if (loaded !== tables) {
-    loadedTables.set(tables.gear, 0);
-    loadedTables.set(tables.gearShifted, 256);
-    loaded = tables;
-  }
-  for (let at = from; at < to; at += WINDOW) {
-    const end = Math.min(to, at + WINDOW);
-    memory.set(data.subarray(at, end), WINDOW_AT);
-    const cut = exports.scan(WINDOW_AT, WINDOW_AT + (end - at), h, mask);
-    if (cut >= 0) return at + (cut - WINDOW_AT);
-    h = exports.hash.value as number;
-  }
-  lastHash = h;
-  return -1;
-}
+/** The rolling gear hash of one chunker, rolled by gear-scan.wat (one module per thread, shared by all chunkers). */
+export class GearScan {
+  /** The hash over the bytes of the current chunk scanned so far; the chunker sets it to 0 at each chunk start. */
+  hash = 0;
 
-let lastHash = 0;
+  constructor(private readonly tables: GearTables) {}
 
-/** The hash after the last `scanGear` that found no cut. */
-export function scannedHash(): number {
-  return lastHash;
+  /** Rolls the hash over data[from, to): the index just past the first byte where (hash & mask) == 0, or -1. */
+  scan(data: Uint8Array, from: number, to: number, mask: number): number {
+    const { exports, memory, tables } = gearScanModule();
+    if (loaded !== this.tables) {
+      tables.set(this.tables.gear, 0);
+      tables.set(this.tables.gearShifted, 256);
+      loaded = this.tables;
+    }
+    for (let at = from; at < to; at += WINDOW) {
+      const end = Math.min(to, at + WINDOW);
+      memory.set(data.subarray(at, end), WINDOW_AT);
+      const cut = exports.scan(WINDOW_AT, WINDOW_AT + (end - at), this.hash, mask);
+      if (cut >= 0) return at + (cut - WINDOW_AT);
+      this.hash = exports.hash.value as number;
+    }
+    return -1;
+  }
 }
