@@ -2,9 +2,9 @@
 // `integration` (test/integration/, real control plane and services), `operator` (test/operator/, the
 // operator end to end), or all three when no suite is named.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { repoRoot } from '../test/harness/tools.ts';
+import { failureReportDir, repoRoot } from '../test/harness/tools.ts';
 
 const suites: Record<string, string[]> = {
   unit: ['src', 'test/harness'],
@@ -36,6 +36,7 @@ if (files.length === 0) {
 // A test that hangs fails after 10 minutes (the longest takes ~2) instead of holding CI until its limit: the
 // servers a test file starts keep its event loop alive, so a hang would otherwise never end on its own.
 const testTimeout = '--test-timeout=600000';
+takeFailureReports(); // a report left by an earlier run is not this run's
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', testTimeout, '--test-reporter=spec', '--test-reporter-destination=stdout', ...files],
@@ -45,4 +46,20 @@ const result = spawnSync(
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 );
+// What the environments of failed tests said (test/harness/failure-report.ts), last, where a CI log's tail shows it.
+const reports = takeFailureReports();
+if (reports.length) console.log(['', '✖ what the environments of the failed tests said:', ...reports].join('\n'));
 process.exit(result.status ?? 1);
+
+/** The reports failed tests left (test/harness/failure-report.ts), oldest first; taking them removes them. */
+function takeFailureReports(): string[] {
+  let files: string[] = [];
+  try {
+    files = readdirSync(failureReportDir).sort();
+  } catch {
+    // none
+  }
+  const reports = files.map((f) => readFileSync(join(failureReportDir, f), 'utf8'));
+  rmSync(failureReportDir, { recursive: true, force: true });
+  return reports;
+}

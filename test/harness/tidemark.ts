@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -7,6 +8,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import { openStorage } from '../../src/repository/storage/url.ts';
 import { type AzuriteServer, startAzurite } from './azurite.ts';
 import { type Cluster, startCluster } from './cluster.ts';
+import { logDigest, reportOnFailure } from './failure-report.ts';
 import { type ProcessKubelet, startProcessKubelet } from './kubelet/kubelet.ts';
 import { type PostgresServer, startPostgres } from './postgres.ts';
 import { type ManagedProcess, startProcess } from './process.ts';
@@ -129,6 +131,9 @@ export async function startTidemarkEnvironment(
     }
   };
   const operators: ManagedProcess[] = [];
+  const forgetReport = reportOnFailure(`Tidemark environment in ${workDir}`, () =>
+    describeEnvironment(cluster, kubelet, operators),
+  );
   return {
     cluster,
     kubelet,
@@ -185,11 +190,50 @@ export async function startTidemarkEnvironment(
       return operator;
     },
     async stop() {
+      forgetReport();
       for (const operator of operators) await operator.stop();
       await kubelet.stop();
       await Promise.all([cluster.stop(), s3.stop(), azurite?.stop(), postgres?.stop()]);
     },
   };
+}
+
+/** For a failed test's report: each operator's log digest, and the pods that have not succeeded with their logs' tails. */
+async function describeEnvironment(
+  cluster: Cluster,
+  kubelet: ProcessKubelet,
+  operators: ManagedProcess[],
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (const operator of operators) {
+    const state = operator.child.exitCode ?? operator.child.signalCode;
+    lines.push(`operator ${operator.name} (${state === null ? 'running' : `exited: ${state}`}):`);
+    let log = '';
+    try {
+      log = readFileSync(operator.logFile, 'utf8');
+    } catch {
+      // not written yet
+    }
+    lines.push(...logDigest(log).map((l) => `  ${l}`));
+  }
+  const core = cluster.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const pods = (await core.listPodForAllNamespaces({ timeoutSeconds: 5 })).items;
+  const unfinished = pods.filter((p) => p.status?.phase !== 'Succeeded');
+  lines.push(`pods: ${pods.length - unfinished.length} succeeded${unfinished.length ? ', and:' : ''}`);
+  for (const pod of unfinished) {
+    const { namespace = '', name = '' } = pod.metadata ?? {};
+    const states = (pod.status?.containerStatuses ?? []).map((c) => {
+      const [state, detail] = Object.entries(c.state ?? {})[0] ?? ['unknown', {}];
+      const { reason, exitCode } = detail as { reason?: string; exitCode?: number };
+      return `${c.name} ${state}${reason ? ` ${reason}` : ''}${exitCode !== undefined ? ` ${exitCode}` : ''}`;
+    });
+    lines.push(
+      `  ${namespace}/${name}: ${pod.status?.phase ?? 'no phase'} on ${pod.spec?.nodeName ?? 'no node'}; ${states.join(', ')}`,
+    );
+    for (const container of pod.spec?.containers ?? [])
+      lines.push(...logDigest(kubelet.logs(namespace, name, container.name), 3, 2).map((l) => `    ${l}`));
+  }
+  return lines;
 }
 
 function repositoryObject(namespace: string, name: string, spec: Record<string, unknown>) {

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const toolsBin = join(repoRoot, '.tools', 'bin');
+/** Where failed tests leave their reports (test/harness/failure-report.ts) for scripts/run-tests.ts to print. */
+export const failureReportDir = join(repoRoot, '.work', 'test-failures');
 
 /** Path of a Go tool built by `npm run tools`; a missing tool is an error, never a skip. */
 export function goTool(

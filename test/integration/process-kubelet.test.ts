@@ -174,6 +174,74 @@ describe('process kubelet with the real Job controller', () => {
     assert.equal(readFileSync(`${kubelet.claimDir(namespace, 'results')}/late-greeting`, 'utf8'), 'finally\n');
   });
 
+  test('a status update the API server refuses for a while is retried until accepted, as the status manager does', async () => {
+    // An admission policy refuses status updates of pods labelled hold-status: the kubelet cannot report
+    // Pending (so it starts nothing) until the label is gone.
+    const admission = cluster.kubeConfig.makeApiClient(k8s.AdmissionregistrationV1Api);
+    await admission.createValidatingAdmissionPolicy({
+      body: {
+        metadata: { name: 'hold-pod-status' },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/status'] },
+            ],
+          },
+          validations: [
+            { expression: "!('hold-status' in object.metadata.?labels.orValue({}))", message: 'held by the test' },
+          ],
+        },
+      },
+    });
+    await admission.createValidatingAdmissionPolicyBinding({
+      body: {
+        metadata: { name: 'hold-pod-status' },
+        spec: { policyName: 'hold-pod-status', validationActions: ['Deny'] },
+      },
+    });
+    // In force once a status update of a held pod on another node (this kubelet leaves it alone) is refused.
+    await core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: 'probe-hold', labels: { 'hold-status': 'true' } },
+        spec: { nodeName: 'elsewhere', containers: [{ name: 'main', image: 'busybox' }] },
+      },
+    });
+    await waitUntil(
+      'the admission policy refuses held status updates',
+      async () => {
+        const probe = await core.readNamespacedPod({ name: 'probe-hold', namespace });
+        probe.status = { ...probe.status, message: String(Date.now()) };
+        return core.replaceNamespacedPodStatus({ name: 'probe-hold', namespace, body: probe }).then(
+          () => false,
+          (error: { code?: number }) => error.code === 422 || error.code === 403,
+        );
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+
+    const held = job('held', 'echo released > /out/held');
+    const template = held.spec?.template;
+    if (template) template.metadata = { labels: { 'hold-status': 'true' } };
+    await batch.createNamespacedJob({ namespace, body: held });
+    await waitUntil('pod of held bound', async () => Boolean((await podsOf('held'))[0]?.spec?.nodeName), {
+      timeoutMs: 30_000,
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    const [pod] = await podsOf('held');
+    assert.equal(pod?.status?.phase, 'Pending', 'no status was accepted while held');
+    assert.equal(pod?.status?.containerStatuses, undefined);
+
+    await core.patchNamespacedPod(
+      { name: pod?.metadata?.name ?? '', namespace, body: [{ op: 'remove', path: '/metadata/labels/hold-status' }] },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+    await waitUntil('job held ends', async () => (await jobCondition('held')) !== undefined, { timeoutMs: 60_000 });
+    assert.equal(await jobCondition('held'), 'Complete');
+    assert.equal(readFileSync(`${kubelet.claimDir(namespace, 'results')}/held`, 'utf8'), 'released\n');
+  });
+
   test('deleting a Job garbage-collects its Pods through owner references', async () => {
     const owned = await podsOf('succeeds');
     const owner = await batch.readNamespacedJob({ name: 'succeeds', namespace });

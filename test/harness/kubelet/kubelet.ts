@@ -79,6 +79,7 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
   informer.on('add', handle);
   informer.on('update', handle);
   let stopped = false;
+  const isStopped = () => stopped;
   // An informer stops on a watch error; restart it (the API server may be restarting), until stop().
   informer.on('error', () => {
     if (!stopped) setTimeout(() => void (stopped ? undefined : informer.start().catch(() => undefined)), 1000).unref();
@@ -88,13 +89,22 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
   async function sync(pod: k8s.V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const namespace = pod.metadata?.namespace ?? 'default';
+    if (stopped) return;
     if (!pod.spec?.nodeName) {
       if (pod.metadata?.deletionTimestamp) return;
-      await core.createNamespacedPodBinding({
-        name,
-        namespace,
-        body: { metadata: { name, namespace }, target: { apiVersion: 'v1', kind: 'Node', name: nodeName } },
-      });
+      // The scheduler's part: a binding the API server refused for a moment is tried again, as the scheduler
+      // does; a conflict means the pod is bound already.
+      await untilAccepted(isStopped, () =>
+        core
+          .createNamespacedPodBinding({
+            name,
+            namespace,
+            body: { metadata: { name, namespace }, target: { apiVersion: 'v1', kind: 'Node', name: nodeName } },
+          })
+          .catch((error: { code?: number }) => {
+            if (error.code !== 409) throw error;
+          }),
+      );
       return;
     }
     if (pod.spec.nodeName !== nodeName) return;
@@ -123,13 +133,18 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
     mkdirSync(podDir, { recursive: true });
     const startedAt = new Date();
     const statuses = new Map<string, k8s.V1ContainerStatus>();
-    const report = (phase: string, extra: Partial<k8s.V1PodStatus> = {}) =>
-      writeStatus(core, pod, {
+    // Like the kubelet's status manager: one pod's updates go out in order, each the state when it was reported.
+    let reported = Promise.resolve();
+    const report = (phase: string, extra: Partial<k8s.V1PodStatus> = {}) => {
+      const status = {
         phase,
         startTime: startedAt,
-        containerStatuses: [...statuses.values()],
+        containerStatuses: structuredClone([...statuses.values()]),
         ...extra,
-      });
+      };
+      reported = reported.then(() => writeStatus(core, pod, status, isStopped));
+      return reported;
+    };
     try {
       const config = await configure(pod, podDir, state, statuses, report);
       if (!config) return;
@@ -149,7 +164,8 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
         statuses.set(c.name, waitingStatus(c, reason, (error as Error).message));
       await report('Failed', { reason, message: (error as Error).message }).catch(() => undefined);
     } finally {
-      if (state.stopping) await forceDelete(core, pod.metadata?.name ?? '', pod.metadata?.namespace ?? 'default');
+      if (state.stopping && !stopped)
+        await forceDelete(core, pod.metadata?.name ?? '', pod.metadata?.namespace ?? 'default');
     }
   }
 
@@ -290,6 +306,8 @@ export async function startProcessKubelet(kc: k8s.KubeConfig, options: ProcessKu
       stopped = true;
       logServer.close();
       await informer.stop();
+      // A pod still being set up starts no process once its kubelet is gone (runProcess checks `stopping`).
+      for (const pod of running.values()) pod.stopping = true;
       await Promise.all([...running.values()].map((p) => terminate(p, 2000)));
     },
   };
@@ -303,6 +321,7 @@ function runProcess(
   state: RunningPod,
   onStart: (pid: number) => Promise<void>,
 ): Promise<{ code: number; error?: string }> {
+  if (state.stopping) return Promise.resolve({ code: 143 });
   return new Promise((resolve) => {
     const [command, ...args] = argv;
     const log = createWriteStream(logPath, { flags: 'a' });
@@ -437,13 +456,23 @@ async function registerNode(core: k8s.CoreV1Api, name: string, kubeletPort: numb
   await core.replaceNodeStatus({ name, body: { ...node, status } });
 }
 
-async function writeStatus(core: k8s.CoreV1Api, pod: k8s.V1Pod, status: Partial<k8s.V1PodStatus>): Promise<void> {
+/**
+ * Writes the pod's status as the kubelet's status manager does: again after a conflict (re-reading the pod)
+ * or a refusal of the moment (timeout, 5xx, a dropped connection), until it is accepted, the pod is gone or
+ * already ended, or the kubelet stops. Giving up would leave a finished pod Running and its Job open forever.
+ */
+async function writeStatus(
+  core: k8s.CoreV1Api,
+  pod: k8s.V1Pod,
+  status: Partial<k8s.V1PodStatus>,
+  isStopped: () => boolean,
+): Promise<void> {
   const name = pod.metadata?.name ?? '';
   const namespace = pod.metadata?.namespace ?? 'default';
   const terminal = status.phase === 'Succeeded' || status.phase === 'Failed';
   const ready = status.phase === 'Running' ? 'True' : 'False';
   const now = new Date();
-  for (let attempt = 0; attempt < 10; attempt++) {
+  await untilAccepted(isStopped, async () => {
     const current = await core.readNamespacedPod({ name, namespace });
     if (current.status?.phase === 'Succeeded' || current.status?.phase === 'Failed') return;
     current.status = {
@@ -459,12 +488,23 @@ async function writeStatus(core: k8s.CoreV1Api, pod: k8s.V1Pod, status: Partial<
         { type: 'Ready', status: terminal ? 'False' : ready, lastTransitionTime: now },
       ],
     };
+    await core.replaceNamespacedPodStatus({ name, namespace, body: current });
+  });
+}
+
+/**
+ * Calls `call` until it succeeds or its object is gone (404): at once after a conflict (the next attempt reads
+ * afresh), after a back-off of up to 5 s on any other error. Ends quietly once `isStopped`.
+ */
+async function untilAccepted(isStopped: () => boolean, call: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; !isStopped(); attempt++) {
     try {
-      await core.replaceNamespacedPodStatus({ name, namespace, body: current });
+      await call();
       return;
     } catch (error) {
-      if ((error as { code?: number }).code === 404) return;
-      if ((error as { code?: number }).code !== 409) throw error;
+      const code = (error as { code?: number }).code;
+      if (code === 404) return;
+      if (code !== 409) await sleep(Math.min(5000, 100 * 2 ** attempt));
     }
   }
 }
