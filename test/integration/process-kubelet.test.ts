@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { type Cluster, startCluster } from '../harness/cluster.ts';
@@ -269,5 +269,21 @@ describe('process kubelet with the real Job controller', () => {
     const last = readFileSync(marker, 'utf8');
     await new Promise((r) => setTimeout(r, 600));
     assert.equal(readFileSync(marker, 'utf8'), last, 'the process no longer writes after its pod is gone');
+  });
+  // Last: it stops the kubelet.
+  test('a stopped kubelet starts nothing, also for a pod it was still setting up', async () => {
+    const waiting = job('after-stop', 'echo "$GREETING" > /out/after-stop');
+    const env = waiting.spec?.template.spec?.containers[0]?.env?.[0];
+    if (env?.valueFrom?.secretKeyRef) env.valueFrom.secretKeyRef.name = 'later';
+    await batch.createNamespacedJob({ namespace, body: waiting });
+    await waitUntil(
+      'pod of after-stop waiting for its Secret',
+      async () => (await podsOf('after-stop'))[0]?.status?.containerStatuses?.[0]?.state?.waiting !== undefined,
+      { timeoutMs: 60_000 },
+    );
+    await kubelet.stop();
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'later' }, stringData: { text: 'hi' } } });
+    await new Promise((r) => setTimeout(r, 7000)); // past the set-up's longest retry interval (5 s)
+    assert.equal(existsSync(`${kubelet.claimDir(namespace, 'results')}/after-stop`), false);
   });
 });
