@@ -2,7 +2,7 @@
 // from test/harness, no kubelet) and writes the "Operator" section of BENCHMARKS.md (not run in CI):
 //
 //   npm run bench:operator [-- --policies 2000 --namespaces 20 --backups-per-policy 100 --lag-policies 200
-//                              --steady-minutes 6 --sync-timeout-minutes 30 --lag-slots 2 --scrapes 20 --source --profile --keep --out FILE]
+//                              --steady-minutes 6 --sync-timeout-minutes 30 --lag-slots 2 --scrapes 20 --memory-limit-mib N --source --profile --keep --out FILE]
 //
 // The operator runs compiled, as the image runs it (tsc into .work/bench-operator/); --source runs it with
 // tsx from src/ instead, as the tests do (tsx costs ~100 MiB of RSS more).
@@ -23,6 +23,8 @@
 // 4. Schedule lag: --lag-policies of the policies are patched to run every minute from the next whole
 //    minute; their source selects no PVC, so each Backup fails at once (no Job) and the next slot may run.
 //    Lag = when the Backup appeared (watched from here, ms) − its spec.scheduledTime, over --lag-slots slots.
+// --memory-limit-mib runs the operator in a memory cgroup of that size, as a container (default: the chart's
+// resources.limits.memory; 0: no limit; needs root).
 // --profile runs the operator under `node --cpu-prof` (10 ms samples) and adds its hotspots.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -50,6 +52,7 @@ import { buildOperator } from './operator/build.ts';
 import { dbSize } from './operator/etcd.ts';
 import { createHistory, HISTORY_SOURCES, historyItems } from './operator/history.ts';
 import { limitsOf } from './operator/limits.ts';
+import { chartMemoryLimitMiB, memoryCgroup } from './operator/memory-limit.ts';
 import { allPolicies, createObjects, layout, makeEveryMinute } from './operator/objects.ts';
 import { sampleProcess } from './operator/proc.ts';
 import { type OperatorReport, renderSection, type Target } from './operator/report.ts';
@@ -68,6 +71,7 @@ const { values } = parseArgs({
     'steady-minutes': { type: 'string', default: '6' },
     'sync-timeout-minutes': { type: 'string', default: '30' },
     'lag-slots': { type: 'string', default: '2' },
+    'memory-limit-mib': { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     scrapes: { type: 'string', default: '20' },
     profile: { type: 'boolean', default: false },
@@ -86,6 +90,9 @@ const syncTimeoutMinutes = Number(values['sync-timeout-minutes']);
 const lagSlots = Number(values['lag-slots']);
 const concurrency = Number(values.concurrency);
 const scrapes = Number(values.scrapes);
+// What the chart gives the operator unless told otherwise (0: no limit).
+const memoryLimitMiB =
+  values['memory-limit-mib'] === undefined ? chartMemoryLimitMiB() : Number(values['memory-limit-mib']);
 const args = process.argv.slice(2);
 const commandLine = `npm run bench:operator${args.length ? ` -- ${args.join(' ')}` : ''}`;
 
@@ -150,6 +157,7 @@ async function main(): Promise<void> {
   const profileDir = join(work.path, 'profile');
   const operatorLog = join(work.path, 'operator.log');
   let operator: ReturnType<typeof startProcess> | undefined;
+  const memory = memoryLimitMiB > 0 ? memoryCgroup('tidemark-bench-operator', memoryLimitMiB) : undefined;
   try {
     // 1. Objects, then the operator.
     const l = layout(policies, namespaces);
@@ -193,34 +201,52 @@ async function main(): Promise<void> {
     const metricsPort = await freePort();
     const healthPort = await freePort();
     reconciled.started();
-    operator = startProcess(
-      'tidemark-operator',
-      process.execPath,
-      [
-        ...NODE_RUNTIME_FLAGS,
-        ...nodeArgs,
-        ...entry,
-        'operator',
-        '--agent-image',
-        AGENT_IMAGE,
-        '--metrics-port',
-        String(metricsPort),
-        '--health-port',
-        String(healthPort),
-      ],
-      { logFile: operatorLog, env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath } },
-    );
+    const operatorArgs = [
+      ...NODE_RUNTIME_FLAGS,
+      ...nodeArgs,
+      ...entry,
+      'operator',
+      '--agent-image',
+      AGENT_IMAGE,
+      '--metrics-port',
+      String(metricsPort),
+      '--health-port',
+      String(healthPort),
+    ];
+    const spawned = memory?.wrap(process.execPath, operatorArgs) ?? { command: process.execPath, args: operatorArgs };
+    operator = startProcess('tidemark-operator', spawned.command, spawned.args, {
+      logFile: operatorLog,
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath },
+    });
     const pid = operator.child.pid as number;
     let stopping = false;
-    const exited = operator.exited.then(() => {
-      if (!stopping) throw new Error(`the operator exited early; see ${operatorLog}`);
+    const spawnedAt = performance.now();
+    const exited = operator.exited.then((code) => {
+      if (!stopping)
+        throw new Error(earlyExit(operator?.child.signalCode ?? code, (performance.now() - spawnedAt) / 1000));
       return Number.NaN;
     });
-    const timeout = sleep(syncTimeoutMinutes * MINUTE).then(() => {
+    const earlyExit = (how: string | number | null, afterS: number) => {
+      const limit = memory
+        ? `; memory limit ${memory.limitMiB} MiB, OOM kills in its cgroup: ${memory.oomKills()}`
+        : '';
+      const tail = readFileSync(operatorLog, 'utf8').trim().split('\n').slice(-3).join(' | ').slice(0, 600);
+      return `the operator exited early (${how}) ${afterS.toFixed(0)} s after its start${limit}; log ${operatorLog} ends: ${tail}`;
+    };
+    // Cancelled once synced: a pending deadline would hold the process open, then fail a finished run.
+    const syncDeadline = new AbortController();
+    const timeout = sleep(syncTimeoutMinutes * MINUTE, undefined, { signal: syncDeadline.signal }).then(() => {
       throw new Error(`not every policy was reconciled within ${syncTimeoutMinutes} minutes`);
     });
     const firstMs = await Promise.race([reconciled.first, exited, timeout]);
     const syncMs = await Promise.race([reconciled.all, exited, timeout]);
+    syncDeadline.abort();
+    /** Each later step ends the run if the operator is gone (e.g. past its memory limit) rather than measure nothing. */
+    const stillRunning = () => {
+      const child = operator?.child;
+      if (child && (child.exitCode !== null || child.signalCode !== null))
+        throw new Error(earlyExit(child.signalCode ?? child.exitCode, (performance.now() - spawnedAt) / 1000));
+    };
     const afterSync = sampleProcess(pid);
     await reconciled.stop();
     log(
@@ -228,7 +254,10 @@ async function main(): Promise<void> {
     );
 
     // 2b. /metrics with every policy in the caches.
-    const scraped = await measureScrapes(metricsPort, scrapes);
+    const scraped = await measureScrapes(metricsPort, scrapes).catch((error: unknown) => {
+      stillRunning();
+      throw error;
+    });
     const scrapeP50 = percentile(scraped.timesMs, 0.5);
     const scrapeMax = percentile(scraped.timesMs, 1);
     log(
@@ -250,6 +279,7 @@ async function main(): Promise<void> {
       const last = difference(snapshots.at(-2) as RequestCounts, snapshots.at(-1) as RequestCounts);
       log(`  minute ${minute + 1}: ${total(last, (k) => isOperatorRequest(k) && !isWatch(k))} operator requests`);
     }
+    stillRunning();
     const afterSteady = sampleProcess(pid);
     const steady = difference(snapshots[0] as RequestCounts, snapshots.at(-1) as RequestCounts);
     const minuteTotals = snapshots
@@ -276,6 +306,7 @@ async function main(): Promise<void> {
     const lagCounts = difference(lagStart.counts, await requestCounts(kc));
     const lagPhasePerMin =
       total(lagCounts, (k) => isOperatorRequest(k) && !isWatch(k)) / ((Date.now() - lagStart.at) / MINUTE);
+    stillRunning();
     const end = sampleProcess(pid);
     const inSlots = backups.seen.filter((b) => slots.includes(b.scheduledTime.getTime()));
     const seenLags = inSlots.map((b) => b.seen.getTime() - b.scheduledTime.getTime()).sort((a, b) => a - b);
@@ -350,7 +381,7 @@ async function main(): Promise<void> {
         `${policies} BackupPolicies in ${namespaces} namespaces (${policies / namespaces} each), each namespace with two BackupRepositories, primary and replica (their status written as after a successful probe Job: initialised, checked just now); created with ${concurrency} requests in flight in ${createS.toFixed(1)} s, before the operator starts.`,
         'Each policy: a PostgreSQL source and a volume source, full backup by cron `0 2 1 1 *` (UTC; nothing due during the run), a replica, RPO objective, retention (maxAge 60d: keeps the whole history), daily reports kept 2 days (the history comes without the Final reports an operator running all along would have written; with the default 14 days a first start writes every missing one, which is not the steady state) and allowedRegions — every decision path but creating a Backup runs.',
         `History: ${backupCount} Backups (${backupsPerPolicy} per policy, alternating between its two sources, one run per source every 8 h, the first of each day a full), created before the operator starts; 1 in 8 of the last day's runs Failed (older failures would have been removed by retention), the others Succeeded with the status the Backup controller writes (times, bytes, snapshot and chain ids, primary and replica entries, record counts for ${HISTORY_SOURCES.map((s) => `${s.objects} ${s.name === 'shop' ? 'tables' : 'directories'}`).join(' or ')}). How: through the API server (a create, then a /status replace) the history ran at ~22 Backups/s on this machine (2.5 h for 200,000), so one Backup of each shape (source × Succeeded/Failed) is created through the API server and the whole history is then written straight into etcd as the API server stores it (bench/operator/etcd.ts: sorted-key JSON at /registry/tidemark.dev/backups/<namespace>/<name>, with the witness's managedFields; each Backup created at its slot); the run stops unless each witness's bytes in etcd equal what the seeding builds for it, one seeded Backup of each shape read back through the API server equals what was stored, and a LIST counts all ${backupCount}. ${historyS.toFixed(0)} s (${(backupCount / historyS).toFixed(0)} Backups/s, ${backupConcurrency} transactions of 100 puts in flight). etcd db size afterwards (etcd's status): ${(etcdDb.bytes / 1024 ** 2).toFixed(0)} MiB, ${(etcdDb.inUseBytes / 1024 ** 2).toFixed(0)} MiB in use. The API server is then restarted (ready again in ${restartS.toFixed(0)} s): its watch cache would otherwise replay the seeded writes one event at a time, throttled by its slowest watcher (the controller manager's), and stay behind etcd for longer than the run; restarted, it starts from a LIST of etcd, as an API server over a long-lived history does.`,
-        `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process.${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
+        `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process. ${memory ? `It runs in a memory cgroup limited to ${memory.limitMiB} MiB, as a container with the chart's resources.limits.memory (Node sizes its heap from that limit; OOM kills in the cgroup over the run: ${memory.oomKills()}).` : 'It runs without a memory limit.'}${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
         `Lag: ${lagSet.length} of the policies are patched to \`every: 1m\` from the next whole minute; their source selects no PVC, so each Backup fails at once without a Job and the next slot can run. ${lagSlots} slots are measured.`,
       ],
       targets,
@@ -393,6 +424,7 @@ async function main(): Promise<void> {
     log(`wrote the Operator section of ${values.out}`);
   } finally {
     await operator?.stop();
+    memory?.remove();
     await cluster.stop();
     if (values.keep) log(`kept ${work.path}`);
     else work.remove();
