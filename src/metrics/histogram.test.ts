@@ -83,3 +83,24 @@ describe('AggregatedHistogram', () => {
     );
   });
 });
+
+describe('HistogramCounts.merge', () => {
+  it('adds series it lacks and sums those it has, leaving the merged one unchanged', () => {
+    const whole = new HistogramCounts(BOUNDS);
+    const left = new HistogramCounts(BOUNDS);
+    const right = new HistogramCounts(BOUNDS);
+    OBSERVATIONS.forEach(([labels, value], i) => {
+      const key = Object.values(labels).join('\0');
+      whole.observe(key, labels, value);
+      (i % 2 ? left : right).observe(key, labels, value);
+    });
+    const rightBefore = JSON.stringify([...right.series()]);
+    const merged = new HistogramCounts(BOUNDS);
+    merged.merge(left);
+    merged.merge(right);
+    const byLabels = (h: HistogramCounts) => [...h.series()].map((s) => JSON.stringify(s)).sort();
+    assert.deepEqual(byLabels(merged), byLabels(whole));
+    merged.merge(right);
+    assert.equal(JSON.stringify([...right.series()]), rightBefore, 'the merged-in counts are not changed');
+  });
+});

@@ -34,6 +34,22 @@ export class HistogramCounts {
     series.count += 1;
   }
 
+  /** Adds `other`'s observations (same bounds) to these, series by series. */
+  merge(other: HistogramCounts): void {
+    for (const [key, series] of other.byKey) {
+      const mine = this.byKey.get(key);
+      if (!mine) {
+        this.byKey.set(key, { ...series, counts: [...series.counts] });
+        continue;
+      }
+      series.counts.forEach((n, i) => {
+        mine.counts[i] = (mine.counts[i] as number) + n;
+      });
+      mine.sum += series.sum;
+      mine.count += series.count;
+    }
+  }
+
   /** In the order their label sets were first observed. */
   series(): IterableIterator<HistogramSeries> {
     return this.byKey.values();

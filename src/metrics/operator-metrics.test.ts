@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BackupPolicy } from '../api/kinds.ts';
+import { BackupsByPolicy } from '../operator/runtime/by-policy.ts';
 import { Controller } from '../operator/runtime/controller.ts';
 import { OperatorMetrics } from './operator-metrics.ts';
 
@@ -40,7 +41,7 @@ const policy = {
 
 const observed = () => ({
   policies: [policy],
-  backups: [],
+  backups: BackupsByPolicy.from([]),
   restores: [],
   claims: [],
   now: new Date('2026-11-01T01:00:00Z'),

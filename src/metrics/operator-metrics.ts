@@ -2,7 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Controller, ControllerHooks } from '../operator/runtime/controller.ts';
 import { version } from '../version.ts';
 import { AggregatedHistogram, type HistogramCounts } from './histogram.ts';
-import { type ObjectSamples, type ObservedObjects, objectSamples, type Sample } from './samples.ts';
+import { type ObjectSamples, type ObservedObjects, objectSamples, type Sample, SamplesMemo } from './samples.ts';
 
 type GaugeKey = { [K in keyof ObjectSamples]: ObjectSamples[K] extends Sample[] ? K : never }[keyof ObjectSamples];
 type HistogramKey = {
@@ -135,6 +135,8 @@ export class OperatorMetrics {
   /** Reconcile counting for the controller runtime. */
   readonly controllerHooks: ControllerHooks;
   private snapshot: ObjectSamples | undefined;
+  /** What earlier scrapes computed from objects still in the caches. */
+  private memo = new SamplesMemo();
   private observe: (() => ObservedObjects) | undefined;
   private controllers: Controller[] = [];
   private leading = false;
@@ -229,11 +231,12 @@ export class OperatorMetrics {
     this.leading = false;
     this.observe = undefined;
     this.snapshot = undefined;
+    this.memo = new SamplesMemo();
   }
 
   /** One scrape: the object samples are computed once, then every metric reads them. */
   async render(): Promise<string> {
-    this.snapshot = this.observe ? objectSamples(this.observe()) : undefined;
+    this.snapshot = this.observe ? objectSamples(this.observe(), this.memo) : undefined;
     return this.registry.metrics();
   }
 

@@ -5,9 +5,10 @@ import { describe, it } from 'node:test';
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { decidePolicy } from '../operator/backuppolicy/decide.ts';
+import { BackupsByPolicy } from '../operator/runtime/by-policy.ts';
 import { s3Repository } from '../operator/testing/objects.ts';
 import type { HistogramCounts, Labels } from './histogram.ts';
-import { type ObservedObjects, objectSamples, type Sample } from './samples.ts';
+import { type ObservedObjects, objectSamples, type Sample, SamplesMemo } from './samples.ts';
 
 const NOW = new Date('2026-11-10T12:00:00Z');
 const CREATED = '2026-11-01T00:00:00Z';
@@ -110,8 +111,14 @@ function claim(name: string, namespace: string, labels: Record<string, string> =
   return { metadata: { name, namespace, labels } };
 }
 
-function observe(o: Partial<ObservedObjects>): ReturnType<typeof objectSamples> {
-  return objectSamples({ policies: [], backups: [], restores: [], claims: [], now: NOW, ...o });
+type Observed = Partial<Omit<ObservedObjects, 'backups'>> & { backups?: Backup[] };
+
+function observe(o: Observed, memo?: SamplesMemo): ReturnType<typeof objectSamples> {
+  const { backups = [], ...rest } = o;
+  return objectSamples(
+    { policies: [], restores: [], claims: [], now: NOW, ...rest, backups: BackupsByPolicy.from(backups) },
+    memo,
+  );
 }
 
 /** Samples as `label=value,... value` lines, sorted: compared whole, so a missing or extra series fails. */
@@ -360,5 +367,81 @@ describe('restore drill metrics', () => {
       'namespace=acme,policy=tenants,source=db 1',
     ]);
     assert.deepEqual(observe({ policies: [policy()] }).drillLastResult, [], 'no drill, no series');
+  });
+});
+
+describe('samples kept across scrapes (SamplesMemo)', () => {
+  /** Everything but the memo's own identity: compared as the exposition sees it. */
+  const exposed = (s: ReturnType<typeof objectSamples>) =>
+    JSON.stringify(s, (_key, value) =>
+      value && typeof value === 'object' && 'bounds' in value ? [...value.series()] : value,
+    );
+
+  it('give what a fresh computation gives as Backups, policies and the clock change', () => {
+    const index = BackupsByPolicy.from([
+      backup('db-1', { completed: '2026-11-08T02:10:00Z', copies: [{ repository: 'dr', state: 'Succeeded' }] }),
+      backup('db-2', { phase: 'Failed', completed: '2026-11-09T02:10:00Z' }),
+      backup('docs-1', { source: 'documents', completed: '2026-11-09T03:00:00Z', bytes: 5000 }),
+    ]);
+    const other = { ...backup('x-1', { completed: '2026-11-09T01:00:00Z' }), spec: { policy: 'gone', source: 'db' } };
+    index.put(other);
+    let p = policy({ replicas: [{ repository: 'dr', region: 'eu-west-1', maxLag: '2h' }] });
+    const memo = new SamplesMemo();
+    const both = (now: Date) => {
+      const observed = { policies: [p], backups: index, restores: [], claims: [], now };
+      const kept = objectSamples(observed, memo);
+      assert.equal(exposed(kept), exposed(objectSamples(observed)));
+      return kept;
+    };
+    const first = both(NOW);
+    assert.ok(
+      [...index.groups()].every((g) => memo.groups.has(g.backups)),
+      "every policy's Backups are kept, also those of a policy that is gone",
+    );
+
+    // The clock alone: the RPO and the lag move, nothing else.
+    const later = both(new Date(NOW.getTime() + 3_600_000));
+    const rpo = (s: typeof first) => s.sourceRpo.find((x) => x.labels.source === 'db')?.value as number;
+    assert.equal(rpo(later), rpo(first) + 3600);
+    assert.equal(later.replicaLag[0]?.value, (first.replicaLag[0]?.value as number) + 3600);
+
+    // A Backup replaced, one added, one removed, and the policy changed.
+    index.put(backup('db-2', { completed: '2026-11-10T02:10:00Z' }));
+    index.put(backup('db-3', { phase: 'Failed', completed: '2026-11-10T03:10:00Z' }));
+    index.remove(backup('docs-1', { source: 'documents' }));
+    const changed = both(NOW);
+    assert.equal(rpo(changed), NOW.getTime() / 1000 - seconds('2026-11-10T02:10:00Z'));
+    assert.equal(
+      changed.sourceConsecutiveFailures.find((x) => x.labels.source === 'db')?.value,
+      1,
+      'the newer failure counts',
+    );
+    p = policy({ objectives: { rpo: '2h' } });
+    assert.deepEqual(
+      both(NOW).sourceRpoTarget.map((x) => x.value),
+      [7200, 7200],
+    );
+  });
+
+  it("name a restore's policy from its Backup, also when the Backup's policy is not the restore's from", () => {
+    const done = {
+      ...backup('db-1', { completed: '2026-11-08T02:10:00Z' }),
+      spec: { policy: 'nightly', source: 'db' },
+    };
+    const request = {
+      apiVersion: 'tidemark.dev/v1alpha1',
+      kind: 'RestoreRequest',
+      metadata: { name: 'r', namespace: 'acme' },
+      spec: { from: { backup: 'db-1' } },
+      status: {
+        phase: 'Succeeded',
+        backupName: 'db-1',
+        startTime: '2026-11-10T10:00:00Z',
+        completionTime: '2026-11-10T10:05:00Z',
+        rtoSeconds: 300,
+      },
+    } as unknown as RestoreRequest;
+    const s = observe({ backups: [done], restores: [request] });
+    assert.deepEqual(lines(s.restoreLastRto), ['namespace=acme,policy=nightly 300']);
   });
 });

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
-import type { Backup, BackupPolicy, RestoreRequest } from '../api/kinds.ts';
+import type { BackupPolicy, RestoreRequest } from '../api/kinds.ts';
 import { log } from '../log.ts';
 import { OperatorMetrics } from '../metrics/operator-metrics.ts';
 import { auditController } from './audit/controller.ts';
@@ -115,7 +115,7 @@ function observedObjects(ctx: OperatorContext) {
   const { informers } = ctx;
   return {
     policies: informers.policies.list() as BackupPolicy[],
-    backups: informers.backups.list() as Backup[],
+    backups: ctx.backupsByPolicy,
     restores: informers.restores.list() as RestoreRequest[],
     claims: informers.claims.list(),
     now: ctx.now(),

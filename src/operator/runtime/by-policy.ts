@@ -7,8 +7,8 @@ import type { Backup } from '../../api/kinds.ts';
  * policies with weeks of runs each put hundreds of thousands of Backups in one cache).
  * A Backup's spec (its policy) never changes, so an update only replaces the object.
  */
-export class BackupsByPolicy {
-  private readonly index = new Map<string, Map<string, Backup>>();
+export class BackupsByPolicy implements BackupGroups {
+  private readonly index = new Map<string, PolicyBackups>();
 
   /** Follows `informer`: call before it starts, so its initial LIST fills the index too. */
   static following(informer: k8s.Informer<Backup & k8s.KubernetesObject>): BackupsByPolicy {
@@ -19,23 +19,91 @@ export class BackupsByPolicy {
     return index;
   }
 
+  /** An index of `backups`, as the informer's events would have made it. */
+  static from(backups: Iterable<Backup>): BackupsByPolicy {
+    const index = new BackupsByPolicy();
+    for (const backup of backups) index.put(backup);
+    return index;
+  }
+
   put(backup: Backup): void {
     const key = policyKey(backup.metadata.namespace, backup.spec.policy);
-    const backups = this.index.get(key) ?? new Map<string, Backup>();
-    this.index.set(key, backups);
-    backups.set(backup.metadata.name ?? '', backup);
+    let group = this.index.get(key);
+    if (!group) {
+      group = new PolicyBackups(backup.metadata.namespace ?? '', backup.spec.policy);
+      this.index.set(key, group);
+    }
+    group.put(backup);
   }
 
   remove(backup: Backup): void {
     const key = policyKey(backup.metadata.namespace, backup.spec.policy);
-    const backups = this.index.get(key);
-    backups?.delete(backup.metadata.name ?? '');
-    if (backups?.size === 0) this.index.delete(key);
+    const group = this.index.get(key);
+    group?.remove(backup.metadata.name ?? '');
+    if (group?.size === 0) this.index.delete(key);
   }
 
-  /** The Backups whose spec.policy is `policy`, in `namespace`. */
+  /** The Backups whose spec.policy is `policy`, in `namespace` (a copy the caller may change). */
   of(namespace: string, policy: string): Backup[] {
-    return [...(this.index.get(policyKey(namespace, policy))?.values() ?? [])];
+    return [...(this.index.get(policyKey(namespace, policy))?.backups ?? [])];
+  }
+
+  groups(): Iterable<BackupGroup> {
+    return this.index.values();
+  }
+
+  policyOf(namespace: string, backupName: string): string | undefined {
+    for (const group of this.index.values())
+      if (group.namespace === namespace && group.has(backupName)) return group.policy;
+    return undefined;
+  }
+}
+
+/**
+ * The Backups grouped by the policy they name, each group's array replaced (never changed) when one of
+ * its Backups is: what is computed from a group can be kept for as long as its array is the same.
+ */
+export interface BackupGroups {
+  groups(): Iterable<BackupGroup>;
+  /** The policy the Backup `backupName` in `namespace` belongs to; undefined when there is none. */
+  policyOf(namespace: string, backupName: string): string | undefined;
+}
+
+export interface BackupGroup {
+  readonly namespace: string;
+  readonly policy: string;
+  readonly backups: readonly Backup[];
+}
+
+class PolicyBackups implements BackupGroup {
+  private readonly byName = new Map<string, Backup>();
+  private list: readonly Backup[] | undefined;
+
+  constructor(
+    readonly namespace: string,
+    readonly policy: string,
+  ) {}
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get backups(): readonly Backup[] {
+    this.list ??= [...this.byName.values()];
+    return this.list;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  put(backup: Backup): void {
+    this.byName.set(backup.metadata.name ?? '', backup);
+    this.list = undefined;
+  }
+
+  remove(name: string): void {
+    if (this.byName.delete(name)) this.list = undefined;
   }
 }
 
