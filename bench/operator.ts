@@ -32,7 +32,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { NODE_COMMAND, NODE_RUNTIME_FLAGS } from '../src/cli/runtime-flags.ts';
+import { NODE_COMMAND, NODE_RUNTIME_FLAGS, OPERATOR_NODE_OPTIONS } from '../src/cli/runtime-flags.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { startProcess } from '../test/harness/process.ts';
@@ -237,7 +237,8 @@ async function main(): Promise<void> {
       const spawned = memory?.wrap(process.execPath, args) ?? { command: process.execPath, args };
       return startProcess('tidemark-operator', spawned.command, spawned.args, {
         logFile,
-        env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath },
+        // As the Deployment runs it.
+        env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, NODE_OPTIONS: OPERATOR_NODE_OPTIONS },
       });
     };
     operator = spawnOperator(nodeArgs, operatorLog);
@@ -277,7 +278,9 @@ async function main(): Promise<void> {
     );
 
     // 2b. /metrics with every policy in the caches.
-    const scraped = await measureScrapes(metricsPort, scrapes).catch((error: unknown) => {
+    const scraped = await measureScrapes(metricsPort, scrapes).catch(async (error: unknown) => {
+      // A process that just died closes its sockets before its exit is reported.
+      await Promise.race([operator?.exited, sleep(5_000)]);
       stillRunning();
       throw error;
     });
@@ -440,7 +443,7 @@ async function main(): Promise<void> {
         `${policies} BackupPolicies in ${namespaces} namespaces (${policies / namespaces} each), each namespace with two BackupRepositories, primary and replica (their status written as after a successful probe Job: initialised, checked just now); created with ${concurrency} requests in flight in ${createS.toFixed(1)} s, before the operator starts.`,
         'Each policy: a PostgreSQL source and a volume source, full backup by cron `0 2 1 1 *` (UTC; nothing due during the run), a replica, RPO objective, retention (maxAge 60d: keeps the whole history), daily reports kept 2 days (the history comes without the Final reports an operator running all along would have written; with the default 14 days a first start writes every missing one, which is not the steady state) and allowedRegions — every decision path but creating a Backup runs.',
         `History: ${backupCount} Backups (${backupsPerPolicy} per policy, alternating between its two sources, one run per source every 8 h, the first of each day a full), created before the operator starts; 1 in 8 of the last day's runs Failed (older failures would have been removed by retention), the others Succeeded with the status the Backup controller writes (times, bytes, snapshot and chain ids, primary and replica entries, record counts for ${HISTORY_SOURCES.map((s) => `${s.objects} ${s.name === 'shop' ? 'tables' : 'directories'}`).join(' or ')}). How: through the API server (a create, then a /status replace) the history ran at ~22 Backups/s on this machine (2.5 h for 200,000), so one Backup of each shape (source × Succeeded/Failed) is created through the API server and the whole history is then written straight into etcd as the API server stores it (bench/operator/etcd.ts: sorted-key JSON at /registry/tidemark.dev/backups/<namespace>/<name>, with the witness's managedFields; each Backup created at its slot); the run stops unless each witness's bytes in etcd equal what the seeding builds for it, one seeded Backup of each shape read back through the API server equals what was stored, and a LIST counts all ${backupCount}. ${historyS.toFixed(0)} s (${(backupCount / historyS).toFixed(0)} Backups/s, ${backupConcurrency} transactions of 100 puts in flight). etcd db size afterwards (etcd's status): ${(etcdDb.bytes / 1024 ** 2).toFixed(0)} MiB, ${(etcdDb.inUseBytes / 1024 ** 2).toFixed(0)} MiB in use. The API server is then restarted (ready again in ${restartS.toFixed(0)} s): its watch cache would otherwise replay the seeded writes one event at a time, throttled by its slowest watcher (the controller manager's), and stay behind etcd for longer than the run; restarted, it starts from a LIST of etcd, as an API server over a long-lived history does.`,
-        `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process. ${memory ? `It runs in a memory cgroup limited to ${memory.limitMiB} MiB, as a container with the chart's resources.limits.memory (Node sizes its heap from that limit; OOM kills in the cgroup over the run: ${memory.oomKills()}).` : 'It runs without a memory limit.'}${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
+        `\`tidemark operator\` runs as its own process (no leader election), started after the objects exist; times are from its spawn, as seen by a watch in the benchmark process. ${memory ? `It runs in a memory cgroup limited to ${memory.limitMiB} MiB, as a container with the chart's resources.limits.memory and the Deployment's NODE_OPTIONS, \`${OPERATOR_NODE_OPTIONS}\` (Node sizes its heap from that limit; OOM kills in the cgroup over the run: ${memory.oomKills()}).` : 'It runs without a memory limit.'}${values.profile ? ' It ran under `node --cpu-prof` (sampling costs a little CPU and memory).' : ''}`,
         `Lag: ${lagSet.length} of the policies are patched to \`every: 1m\` from the next whole minute; their source selects no PVC, so each Backup fails at once without a Job and the next slot can run. ${lagSlots} slots are measured.`,
       ],
       targets,
