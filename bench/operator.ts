@@ -464,6 +464,7 @@ async function main(): Promise<void> {
         steady: operatorOnly(steady),
         steadyMinutes,
         steadyCpuS: afterSteady.cpuS - cpuBeforeSteady,
+        sync: { cpuS: afterSync.cpuS, wallS: syncMs / 1000 },
         lagPhasePerMin,
         missed: {
           sync: !targets[0]?.met,
