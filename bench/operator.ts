@@ -144,9 +144,12 @@ function machine(): string[] {
 
 const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
 
+/** A request of the operator's other than a watch. */
+const isOperatorCall = (k: ReturnType<typeof parseKey>) => isOperatorRequest(k) && !isWatch(k);
+
 /** The operator's requests, watches aside. */
 function operatorOnly(counts: RequestCounts): RequestCounts {
-  return new Map([...counts].filter(([key]) => isOperatorRequest(parseKey(key)) && !isWatch(parseKey(key))));
+  return new Map([...counts].filter(([key]) => isOperatorCall(parseKey(key))));
 }
 
 /** Resolves once the operator's /readyz answers 200; fails if it exits first or `timeoutMs` passes. */
@@ -305,13 +308,13 @@ async function main(): Promise<void> {
       await sleep(MINUTE);
       catchUpMinutes += 1;
       const now = await requestCounts(kc);
-      const inMinute = total(difference(settled, now), (k) => isOperatorRequest(k) && !isWatch(k));
+      const inMinute = total(difference(settled, now), isOperatorCall);
       settled = now;
       log(`  settling minute ${catchUpMinutes}: ${inMinute} operator requests`);
       if (inMinute <= TARGET.steadyPerMin) break;
     }
     stillRunning();
-    const catchUpRequests = total(difference(settleStart, settled), (k) => isOperatorRequest(k) && !isWatch(k));
+    const catchUpRequests = total(difference(settleStart, settled), isOperatorCall);
     log(`counting requests for ${steadyMinutes} min`);
     const cpuBeforeSteady = sampleProcess(pid).cpuS;
     const snapshots = [await requestCounts(kc)];
@@ -319,15 +322,15 @@ async function main(): Promise<void> {
       await sleep(MINUTE);
       snapshots.push(await requestCounts(kc));
       const last = difference(snapshots.at(-2) as RequestCounts, snapshots.at(-1) as RequestCounts);
-      log(`  minute ${minute + 1}: ${total(last, (k) => isOperatorRequest(k) && !isWatch(k))} operator requests`);
+      log(`  minute ${minute + 1}: ${total(last, isOperatorCall)} operator requests`);
     }
     stillRunning();
     const afterSteady = sampleProcess(pid);
     const steady = difference(snapshots[0] as RequestCounts, snapshots.at(-1) as RequestCounts);
     const minuteTotals = snapshots
       .slice(1)
-      .map((s, i) => total(difference(snapshots[i] as RequestCounts, s), (k) => isOperatorRequest(k) && !isWatch(k)));
-    const operatorPerMin = total(steady, (k) => isOperatorRequest(k) && !isWatch(k)) / steadyMinutes;
+      .map((s, i) => total(difference(snapshots[i] as RequestCounts, s), isOperatorCall));
+    const operatorPerMin = total(steady, isOperatorCall) / steadyMinutes;
     const watchesPerMin = total(steady, (k) => isOperatorRequest(k) && isWatch(k)) / steadyMinutes;
     const othersPerMin = total(steady, (k) => !isOperatorRequest(k) && !isWatch(k)) / steadyMinutes;
 
@@ -346,8 +349,7 @@ async function main(): Promise<void> {
     await sleep(Math.max(0, waitUntil - Date.now()));
     await backups.stop();
     const lagCounts = difference(lagStart.counts, await requestCounts(kc));
-    const lagPhasePerMin =
-      total(lagCounts, (k) => isOperatorRequest(k) && !isWatch(k)) / ((Date.now() - lagStart.at) / MINUTE);
+    const lagPhasePerMin = total(lagCounts, isOperatorCall) / ((Date.now() - lagStart.at) / MINUTE);
     stillRunning();
     const end = sampleProcess(pid);
     const inSlots = backups.seen.filter((b) => slots.includes(b.scheduledTime.getTime()));

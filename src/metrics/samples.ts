@@ -124,9 +124,7 @@ export function objectSamples(observed: ObservedObjects, memo = new SamplesMemo(
     restoreLastRto: [],
     unprotectedVolumes: [],
   };
-  const groups = new Map<string, readonly Backup[]>();
   for (const group of observed.backups.groups()) {
-    groups.set(`${group.namespace}/${group.policy}`, group.backups);
     let facts = memo.groups.get(group.backups);
     if (!facts) {
       facts = groupFacts(group.backups);
@@ -140,7 +138,8 @@ export function objectSamples(observed: ObservedObjects, memo = new SamplesMemo(
   const since = (s: Since) => ({ labels: s.labels, value: Math.max(0, seconds(now.getTime() - s.since)) });
   for (const policy of observed.policies) {
     if (policy.metadata.deletionTimestamp) continue;
-    const backups = groups.get(`${policy.metadata.namespace ?? ''}/${policy.metadata.name ?? ''}`) ?? NO_BACKUPS;
+    const backups =
+      observed.backups.backupsOf(policy.metadata.namespace ?? '', policy.metadata.name ?? '') ?? NO_BACKUPS;
     let kept = memo.policies.get(policy);
     if (kept?.backups !== backups) {
       kept = { backups, facts: policyFacts(policy, backups) };

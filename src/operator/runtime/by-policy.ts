@@ -9,6 +9,8 @@ import type { Backup } from '../../api/kinds.ts';
  */
 export class BackupsByPolicy implements BackupGroups {
   private readonly index = new Map<string, PolicyBackups>();
+  /** The same groups by namespace, for finding a Backup by name without a pass over every group. */
+  private readonly namespaces = new Map<string, Set<PolicyBackups>>();
 
   /** Follows `informer`: call before it starts, so its initial LIST fills the index too. */
   static following(informer: k8s.Informer<Backup & k8s.KubernetesObject>): BackupsByPolicy {
@@ -32,6 +34,8 @@ export class BackupsByPolicy implements BackupGroups {
     if (!group) {
       group = new PolicyBackups(backup.metadata.namespace ?? '', backup.spec.policy);
       this.index.set(key, group);
+      const inNamespace = this.namespaces.get(group.namespace) ?? new Set();
+      this.namespaces.set(group.namespace, inNamespace.add(group));
     }
     group.put(backup);
   }
@@ -39,8 +43,13 @@ export class BackupsByPolicy implements BackupGroups {
   remove(backup: Backup): void {
     const key = policyKey(backup.metadata.namespace, backup.spec.policy);
     const group = this.index.get(key);
-    group?.remove(backup.metadata.name ?? '');
-    if (group?.size === 0) this.index.delete(key);
+    if (!group) return;
+    group.remove(backup.metadata.name ?? '');
+    if (group.size > 0) return;
+    this.index.delete(key);
+    const inNamespace = this.namespaces.get(group.namespace);
+    inNamespace?.delete(group);
+    if (inNamespace?.size === 0) this.namespaces.delete(group.namespace);
   }
 
   /** The Backups whose spec.policy is `policy`, in `namespace` (a copy the caller may change). */
@@ -52,9 +61,12 @@ export class BackupsByPolicy implements BackupGroups {
     return this.index.values();
   }
 
+  backupsOf(namespace: string, policy: string): readonly Backup[] | undefined {
+    return this.index.get(policyKey(namespace, policy))?.backups;
+  }
+
   policyOf(namespace: string, backupName: string): string | undefined {
-    for (const group of this.index.values())
-      if (group.namespace === namespace && group.has(backupName)) return group.policy;
+    for (const group of this.namespaces.get(namespace) ?? []) if (group.has(backupName)) return group.policy;
     return undefined;
   }
 }
@@ -65,6 +77,8 @@ export class BackupsByPolicy implements BackupGroups {
  */
 export interface BackupGroups {
   groups(): Iterable<BackupGroup>;
+  /** The group's array of the policy `policy` in `namespace`; undefined when no Backup names it. */
+  backupsOf(namespace: string, policy: string): readonly Backup[] | undefined;
   /** The policy the Backup `backupName` in `namespace` belongs to; undefined when there is none. */
   policyOf(namespace: string, backupName: string): string | undefined;
 }

@@ -56,7 +56,7 @@ const BACKUP_STRINGS = new SharedStrings();
  * the snapshot id and completion time is the status's own.
  */
 export function cachedBackup(backup: Backup, strings: SharedStrings = BACKUP_STRINGS): Backup {
-  const { managedFields: _, ...metadata } = backup.metadata as Backup['metadata'] & { managedFields?: unknown };
+  const { metadata, spec, status } = withoutManagedFields(backup);
   const kept: Backup = {
     ...strings.in(backup, ['apiVersion', 'kind']),
     metadata: {
@@ -64,36 +64,37 @@ export function cachedBackup(backup: Backup, strings: SharedStrings = BACKUP_STR
       ...(metadata.labels ? { labels: sharedValues(metadata.labels, strings) } : {}),
       ...(metadata.finalizers ? { finalizers: metadata.finalizers.map((f) => strings.of(f)) } : {}),
     },
-    spec: strings.in(backup.spec, ['policy', 'source', 'type', 'scheduledTime']),
+    spec: strings.in(spec, ['policy', 'source', 'type', 'scheduledTime']),
   };
-  if (!backup.status) return kept;
-  const { objects: __, ...status } = backup.status;
-  const own = (value: string | undefined) =>
-    value === status.snapshotId ? status.snapshotId : value === status.completionTime ? status.completionTime : value;
+  if (!status) return kept;
+  const { objects: _, ...rest } = status;
   return {
     ...kept,
     status: {
-      ...strings.in(status, ['phase', 'size']),
-      ...(status.conditions
+      ...strings.in(rest, ['phase', 'size']),
+      ...(rest.conditions
         ? {
-            conditions: status.conditions.map((c) => ({
+            conditions: rest.conditions.map((c) => ({
               ...strings.in(c, ['type', 'status', 'reason']),
-              lastTransitionTime: own(c.lastTransitionTime) as string,
+              lastTransitionTime: sameAs(c.lastTransitionTime, rest.completionTime),
             })),
           }
         : {}),
-      ...(status.repositories
+      ...(rest.repositories
         ? {
-            repositories: status.repositories.map((r) => ({
+            repositories: rest.repositories.map((r) => ({
               ...strings.in(r, ['repository', 'role', 'state']),
-              ...(r.snapshotId ? { snapshotId: own(r.snapshotId) } : {}),
-              ...(r.completionTime ? { completionTime: own(r.completionTime) } : {}),
+              ...(r.snapshotId ? { snapshotId: sameAs(r.snapshotId, rest.snapshotId) } : {}),
+              ...(r.completionTime ? { completionTime: sameAs(r.completionTime, rest.completionTime) } : {}),
             })),
           }
         : {}),
     },
   };
 }
+
+/** `other` where it equals `value`: the same string once in memory instead of twice. */
+const sameAs = <T extends string>(value: T, other: string | undefined): T => (value === other ? (other as T) : value);
 
 function sharedValues(labels: Record<string, string>, strings: SharedStrings): Record<string, string> {
   const shared: Record<string, string> = {};
