@@ -28,7 +28,7 @@ port.on('message', (job: ScanJob) => {
   const listing = listed.get(key);
   if (listing) {
     listed.delete(key);
-    listedNames -= listing.ends.length;
+    listedNames -= listing.names.length;
     taken?.();
   } else if (ahead) stopPrescan();
   port.postMessage({ result: scanUnchanged(listing ? { ...job, listing } : job, excluded), ahead });
@@ -56,9 +56,9 @@ async function prescan({ path, display }: Directory): Promise<Directory[]> {
   if (!ahead) return [];
   const listing = listDirectory(path, path, display, excluded);
   listed.set(path.toString('latin1'), listing);
-  listedNames += listing.ends.length;
+  listedNames += listing.names.length;
   const subdirs: Directory[] = [];
-  for (let i = 0; i < listing.ends.length; i++) {
+  for (let i = 0; i < listing.names.length; i++) {
     if (!statAt(listing, i).isDirectory()) continue;
     const name = nameAt(listing, i);
     subdirs.push({ path: Buffer.concat([path, SLASH, name]), display: `${display}/${name.toString('utf8')}` });

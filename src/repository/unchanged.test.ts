@@ -91,3 +91,23 @@ test('a prescanning scanner answers from the listing made ahead, and lists itsel
     await scanner.close();
   }
 });
+
+test('names that are not ASCII, or not UTF-8, are compared and sorted as their bytes', async () => {
+  const dir = join(root, 'names');
+  await mkdir(dir, { recursive: true });
+  // Byte order differs from UTF-16 order here: U+FF21 (EF BC A1) sorts before U+1F600 (F0 9F 98 80) in bytes,
+  // after it in UTF-16 code units; 0xFF 0x61 is no UTF-8 at all.
+  const names = [
+    Buffer.from('z'),
+    Buffer.from('é'),
+    Buffer.from('\u{1F600}'),
+    Buffer.from('\uFF21'),
+    Buffer.from([0xff, 0x61]),
+  ];
+  for (const name of names) await writeFile(Buffer.concat([Buffer.from(`${dir}/`), name]), name);
+  const snapshot = await backupTree(repository, dir, { type: 'full', source: 'names' });
+  const parentTree = await repository.chunkStore().get(snapshot.root);
+  assert.deepEqual(scan(dir, parentTree), { unchanged: true, files: 5, bytes: 12, chunks: 5, subdirs: [] });
+  await writeFile(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0xff, 0x61])]), 'changed');
+  assert.equal(scan(dir, parentTree).unchanged, false);
+});

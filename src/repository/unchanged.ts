@@ -73,7 +73,8 @@ export function sameFileEntry(previous: TreeEntry, stat: StatLike): boolean {
     return false;
   const keys = previous.xattrs?.length ? FILE_KEYS_XATTRS : FILE_KEYS;
   let at = 0;
-  for (const key in previous) if (keys[at++] !== key) return false;
+  // A name that is not UTF-8 is stored as nameB64, in name's place.
+  for (const key in previous) if (keys[at++] !== (at === 1 && key === 'nameB64' ? 'name' : key)) return false;
   return at === keys.length;
 }
 
@@ -92,30 +93,29 @@ export function reusedAsIs(stat: StatLike, previous: TreeEntry): boolean {
 }
 
 /**
- * A directory's names, sorted by their bytes and without those excluded, back to back (`ends[i]`: where name i
- * ends), and their lstats packed (STAT_FIELDS each: see `statAt`); `failed`: the listing or an lstat failed.
- * Made by a scan, or ahead of it by the prescan of the same worker (unchanged-scan-worker.ts); packed, because a
- * prescan holds up to 100,000 names' worth (~90 bytes a name, against ~300 as BigIntStats objects).
+ * A directory's names, sorted by their bytes and without those excluded, as latin1 strings (one character per byte,
+ * so any name is its own string and sorts as its bytes), and their lstats packed (STAT_FIELDS each: see `statAt`);
+ * `failed`: the listing or an lstat failed. Made by a scan, or ahead of it by the prescan of the same worker
+ * (unchanged-scan-worker.ts); stats packed, because a prescan holds up to 100,000 names' worth.
  */
 export interface Listing {
-  names: Uint8Array;
-  ends: Uint32Array;
+  names: string[];
   stats: BigInt64Array;
   failed: boolean;
 }
 
 const STAT_FIELDS = 9;
-const failedListing = (): Listing => ({
-  names: new Uint8Array(0),
-  ends: new Uint32Array(0),
-  stats: new BigInt64Array(0),
-  failed: true,
-});
-const SLASH = Buffer.from('/');
+const failedListing = (): Listing => ({ names: [], stats: new BigInt64Array(0), failed: true });
+const NOT_ASCII = /[\u0080-\uffff]/;
+const isAscii = (text: string): boolean => !NOT_ASCII.test(text);
+
+/** A latin1 string as its bytes' UTF-8 text (the same string when ASCII, as almost every name is). */
+const utf8Of = (latin1: string): string => (isAscii(latin1) ? latin1 : Buffer.from(latin1, 'latin1').toString('utf8'));
 
 /**
  * Lists a directory (through `base`) and lstats its names (by `realPath`, as the walk does) with synchronous
- * calls; `display` is its path as the walk shows it ('' for the root), which exclusion patterns match.
+ * calls; `display` is its path as the walk shows it ('' for the root), which exclusion patterns match. A path
+ * whose bytes are ASCII is passed as a string (Node converts a Buffer path on every call, a third of an lstat).
  */
 export function listDirectory(
   base: Buffer,
@@ -123,37 +123,41 @@ export function listDirectory(
   display: string,
   excluded: (relativePath: string) => boolean,
 ): Listing {
-  let names: Buffer[];
+  let names: string[];
   try {
-    names = readdirSync(base, { encoding: 'buffer' });
+    names = readdirSync(base, { encoding: 'latin1' });
   } catch {
     return failedListing();
   }
-  names = names.sort(Buffer.compare).filter((name) => !excluded(`${display}/${name.toString('utf8')}`.slice(1)));
-  const ends = new Uint32Array(names.length);
+  names = names.sort().filter((name) => !excluded(`${display}/${utf8Of(name)}`.slice(1)));
+  const prefix = `${realPath.toString('latin1')}/`;
+  const asciiPrefix = isAscii(prefix);
   const stats = new BigInt64Array(names.length * STAT_FIELDS);
-  let end = 0;
   for (const [i, name] of names.entries()) {
+    const path = prefix + name;
     let stat: BigIntStats;
     try {
-      stat = lstatSync(Buffer.concat([realPath, SLASH, name]), { bigint: true });
+      stat = lstatSync(asciiPrefix && isAscii(name) ? path : Buffer.from(path, 'latin1'), { bigint: true });
     } catch {
       return failedListing();
     }
-    end += name.length;
-    ends[i] = end;
-    stats.set(
-      [stat.mode, stat.nlink, stat.size, stat.ino, stat.uid, stat.gid, stat.mtimeNs, stat.ctimeNs, stat.atimeNs],
-      i * STAT_FIELDS,
-    );
+    const at = i * STAT_FIELDS;
+    stats[at] = stat.mode;
+    stats[at + 1] = stat.nlink;
+    stats[at + 2] = stat.size;
+    stats[at + 3] = stat.ino;
+    stats[at + 4] = stat.uid;
+    stats[at + 5] = stat.gid;
+    stats[at + 6] = stat.mtimeNs;
+    stats[at + 7] = stat.ctimeNs;
+    stats[at + 8] = stat.atimeNs;
   }
-  return { names: Buffer.concat(names, end), ends, stats, failed: false };
+  return { names, stats, failed: false };
 }
 
-/** Name `i` of a listing (a view, not a copy). */
+/** Name `i` of a listing, as its bytes. */
 export function nameAt(listing: Listing, i: number): Buffer {
-  const start = i === 0 ? 0 : (listing.ends[i - 1] as number);
-  return Buffer.from(listing.names.buffer, listing.names.byteOffset + start, (listing.ends[i] as number) - start);
+  return Buffer.from(listing.names[i] as string, 'latin1');
 }
 
 /** The lstat of name `i` of a listing. */
@@ -203,12 +207,17 @@ export type ScanResult =
 
 const CHANGED: ScanResult = { unchanged: false };
 
+/** An entry's name as a latin1 string of its bytes (see `Listing`). */
+function latin1Name(entry: TreeEntry): string {
+  return entry.name !== undefined && isAscii(entry.name) ? entry.name : decodeName(entry).toString('latin1');
+}
+
 /** Scans one directory against its parent tree (a worker thread's job). */
 export function scanUnchanged(job: ScanJob, excluded: (relativePath: string) => boolean): ScanResult {
   const listing = job.listing ?? listDirectory(Buffer.from(job.base), Buffer.from(job.realPath), job.display, excluded);
   if (listing.failed) return CHANGED;
   const { entries } = decodeTree(Buffer.from(job.parentTree.buffer, job.parentTree.byteOffset, job.parentTree.length));
-  if (listing.ends.length !== entries.length) return CHANGED;
+  if (listing.names.length !== entries.length) return CHANGED;
   const result = {
     unchanged: true as const,
     files: 0,
@@ -217,7 +226,7 @@ export function scanUnchanged(job: ScanJob, excluded: (relativePath: string) => 
     subdirs: [] as number[],
   };
   for (const [i, previous] of entries.entries()) {
-    if (!decodeName(previous).equals(nameAt(listing, i))) return CHANGED;
+    if (latin1Name(previous) !== listing.names[i]) return CHANGED;
     const stat = statAt(listing, i);
     if (previous.type === 'dir' && stat.isDirectory()) result.subdirs.push(i);
     else if (previous.type === 'file' && reusedAsIs(stat, previous)) {
