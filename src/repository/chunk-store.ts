@@ -217,6 +217,8 @@ export class ChunkStore {
     if (this.pack && this.pack.count > 0) await this.rotate();
     await Promise.all(this.uploads);
     this.throwIfFailed();
+    // Tens of MiB that would otherwise live as long as the store, through the index and snapshot writes after this.
+    this.freePackBuffers.length = 0;
     return { packs: [...this.written] };
   }
 
