@@ -10,6 +10,7 @@ import { type ChainId, type ChunkId, randomId, type SnapshotId } from './format.
 import { globMatcher } from './glob.ts';
 import { InOrder } from './in-order.ts';
 import { whileHolding } from './lock.ts';
+import { ParentTrees } from './parent-trees.ts';
 import { cpuQuota } from './pipeline/cpu-quota.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import type { Repository } from './repository.ts';
@@ -274,6 +275,8 @@ class BackupRun {
   private readonly openDirectories = new Set<SourceDirectory>();
   /** The file metadata helper reads extended attributes by path (see `readXattrs`). */
   private xattrsByPath = false;
+  /** The parent snapshot's trees, the next subdirectories' read together. */
+  private readonly parentTrees: ParentTrees;
 
   constructor(
     private readonly repository: Repository,
@@ -289,6 +292,7 @@ class BackupRun {
   ) {
     this.inFlight = new Bounded(limits.parallelFiles, BYTES_IN_FLIGHT);
     this.files = new SourceFileReader(repository.config.chunker.min);
+    this.parentTrees = new ParentTrees(store.reader);
   }
 
   /** What this snapshot does not keep exactly (see docs/repository-format.md, "File metadata"). */
@@ -405,7 +409,8 @@ class BackupRun {
    * snapshot (`parentTreeId`) and scanning it against that tree; ahead of the walk for the next subdirectories.
    */
   private prepare(dir: Child, listed: BigIntStats, parentTreeId: ChunkId | undefined): Promise<Prepared> {
-    const parent = parentTreeId === undefined ? undefined : { id: parentTreeId, encoded: this.store.get(parentTreeId) };
+    const parent =
+      parentTreeId === undefined ? undefined : { id: parentTreeId, encoded: this.parentTrees.get(parentTreeId) };
     parent?.encoded.catch(() => {}); // surfaces when the walk decodes it (a directory skipped never is)
     const prepared = SourceDirectory.open(reachedPath(dir), listed, this.sync.useSync()).then((opened) => {
       this.openDirectories.add(opened);
@@ -539,6 +544,7 @@ class BackupRun {
           ? [{ i, subtree: before.subtree, stat: stat.value }]
           : [];
       });
+      const subtrees = subdirs.map(({ subtree }) => subtree);
       const prepared = new Map<number, Promise<Prepared>>();
       let nextSubdir = 0;
       for (const [i, child] of batch.entries()) {
@@ -546,8 +552,12 @@ class BackupRun {
         const order = this.walked++;
         const stat = stats[i] as PromiseSettledResult<BigIntStats>;
         while ((subdirs[nextSubdir]?.i ?? Number.POSITIVE_INFINITY) < i) nextSubdir++;
-        for (const { i: at, subtree, stat: listed } of subdirs.slice(nextSubdir, nextSubdir + DIRECTORIES_AHEAD))
-          if (!prepared.has(at)) prepared.set(at, this.prepare(batch[at] as Child, listed, subtree));
+        for (let k = nextSubdir; k < Math.min(subdirs.length, nextSubdir + DIRECTORIES_AHEAD); k++) {
+          const { i: at, subtree, stat: listed } = subdirs[k] as (typeof subdirs)[number];
+          if (prepared.has(at)) continue;
+          this.parentTrees.readAhead(subtrees.slice(k));
+          prepared.set(at, this.prepare(batch[at] as Child, listed, subtree));
+        }
         const preparedSubdir = prepared.get(i);
         prepared.delete(i);
         const reused = stat.status === 'fulfilled' ? this.reusedFile(child, stat.value, previous[i]) : undefined;

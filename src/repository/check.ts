@@ -2,12 +2,12 @@ import { TidemarkError } from '../errors.ts';
 import { decompress } from './compression.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, sha256Hex } from './format.ts';
 import { findCrashLeftovers } from './housekeeping.ts';
-import { openRecord, readPackHeader } from './pack.ts';
+import { openRecord, type PackEntry, readPackHeader } from './pack.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import { readStoredPackHeader } from './repair.ts';
 import { mapLimit, type Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
-import { decodeName, decodeTree } from './tree.ts';
+import { decodeName, decodeTree, type TreeEntry } from './tree.ts';
 import { walkTrees } from './walk.ts';
 
 /** One object that is damaged or missing, and the snapshots that need it. */
@@ -175,7 +175,9 @@ async function packDamage(
 
 /**
  * Which packs no index lists hold chunks snapshots lack (a deleted or damaged index file): those are to be
- * re-indexed, never deleted. Headers are read only when something is lacking.
+ * re-indexed, never deleted. Headers are read only when something is lacking. A lacking tree found there is read
+ * from that pack, and what it references that no index lists is lacking too: trees and file data are in packs of
+ * their own, so the data of a snapshot whose index file is gone is found only below its trees.
  */
 async function findReindexable(
   repository: Repository,
@@ -185,19 +187,40 @@ async function findReindexable(
 ): Promise<{ packs: Set<PackId>; recoverable: Set<ChunkId>; unreadable: Map<PackId, DamagedObjectReport> }> {
   const found = { packs: new Set<PackId>(), recoverable: new Set<ChunkId>(), unreadable: new Map() };
   if (lacking.size === 0) return found;
+  const key = repository.keys.encryption;
+  const unindexed = new Map<ChunkId, { pack: PackId; entry: PackEntry }>();
   await mapLimit(unreferenced, 8, async (pack) => {
     try {
-      const key = repository.keys.encryption;
       for (const entry of await readStoredPackHeader(repository.storage, key, pack, stored.get(pack) ?? 0))
-        if (lacking.has(entry.id)) {
-          found.recoverable.add(entry.id);
-          found.packs.add(pack);
-        }
+        unindexed.set(entry.id, { pack, entry });
     } catch (error) {
       const reason = `in no index, and ${(error as Error).message}`;
       found.unreadable.set(pack, { object: blobNames.pack(pack), reason, snapshots: [] });
     }
   });
+  const queue = [...lacking];
+  const seen = new Set(queue);
+  for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+    const at = unindexed.get(id);
+    if (!at) continue;
+    found.recoverable.add(id);
+    found.packs.add(at.pack);
+    if (at.entry.type !== 'tree') continue;
+    let entries: TreeEntry[];
+    try {
+      const { pack, entry } = at;
+      const record = await repository.storage.get(blobNames.pack(pack), { offset: entry.offset, length: entry.length });
+      entries = decodeTree(await decompress(entry.codec, openRecord(key, id, record, pack), entry.rawLength)).entries;
+    } catch {
+      continue; // what is below it stays unknown; re-indexing its pack is still what brings it back
+    }
+    for (const entry of entries)
+      for (const below of [...(entry.subtree ? [entry.subtree] : []), ...(entry.content ?? [])])
+        if (!seen.has(below) && !repository.index.has(below)) {
+          seen.add(below);
+          queue.push(below);
+        }
+  }
   return found;
 }
 
@@ -205,7 +228,8 @@ async function findReindexable(
  * The chunks the snapshots use (prune keeps these and deletes every pack its new index does not list). That
  * is safe only when the index is whole and every chunk in use is in a pack that exists, so this refuses
  * (Corrupt) when an index file, a snapshot or a tree cannot be read, or a chunk in use is in no index or
- * in a missing pack: a pack no index lists may hold the only copy of a snapshot's data.
+ * in a pack that is missing or not the size the index says: a pack no index lists may hold the only copy of a
+ * snapshot's data, and a damaged one is for `check` and `repair` to look at, not for a prune to repack.
  */
 export async function chunksInUse(repository: Repository): Promise<Set<ChunkId>> {
   const problems = repository.damagedIndexFiles.map((d) => `${d.name} cannot be read`);
@@ -229,17 +253,20 @@ export async function chunksInUse(repository: Repository): Promise<Set<ChunkId>>
         seen,
       ).catch((error: unknown) => problems.push(`snapshot ${snapshot.id}: ${(error as Error).message}`));
     }
-    const stored = new Set<string>();
-    for await (const blob of repository.storage.list(prefixes.data)) stored.add(idOf(blob.name));
+    const stored = new Map<string, number>();
+    for await (const blob of repository.storage.list(prefixes.data)) stored.set(idOf(blob.name), blob.size);
     let inNoIndex = 0;
-    const missing = new Set<PackId>();
+    const damaged = new Map<PackId, string>();
     for (const chunk of used) {
       const at = repository.index.get(chunk);
       if (!at) inNoIndex++;
-      else if (!stored.has(at.pack)) missing.add(at.pack);
+      else if (damaged.has(at.pack)) continue;
+      else if (!stored.has(at.pack)) damaged.set(at.pack, 'is missing');
+      else if (stored.get(at.pack) !== repository.index.packSize(at.pack))
+        damaged.set(at.pack, `has ${stored.get(at.pack)} bytes, the index says ${repository.index.packSize(at.pack)}`);
     }
     if (inNoIndex) problems.push(`${inNoIndex} chunk(s) that snapshots use are in no index`);
-    for (const pack of missing) problems.push(`pack ${pack} is missing`);
+    for (const [pack, reason] of damaged) problems.push(`pack ${pack} ${reason}`);
   }
   if (problems.length)
     throw new TidemarkError(

@@ -129,6 +129,11 @@ export class ChunkReader {
     return location;
   }
 
+  /** The decoded length of a chunk the index lists, else undefined. */
+  lengthOf(id: ChunkId): number | undefined {
+    return this.index.get(id)?.rawLength;
+  }
+
   /** Reads, decrypts, decompresses one chunk (a fresh buffer, never shared). Damage fails with Corrupt naming chunk and pack. */
   async get(id: ChunkId): Promise<Buffer> {
     const location = this.locate(id);

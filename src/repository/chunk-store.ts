@@ -38,6 +38,12 @@ const SMALL_BELOW = 64 * 1024;
 const BATCHES_SEALING = 4;
 /** Room for the largest record of a default chunk beyond the pack size, so a pack buffer never grows. */
 const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
+/**
+ * Trees go into packs of their own, and smaller ones: a snapshot's trees then lie side by side, so an incremental
+ * reads its parent's trees a run at a time (parent-trees.ts) and a restore finds them together, rather than one
+ * read each among the data; the tree pack being filled holds at most this much memory.
+ */
+const TREE_PACK_SIZE = 4 * 1024 * 1024;
 
 /**
  * The content layer: stores chunks in packs (dedup by id, compress, encrypt, upload in parallel with
@@ -49,10 +55,11 @@ const PACK_MARGIN = 4 * 1024 * 1024 + 64 * 1024;
  * and, told the chunk is new, compresses and seals it into the slot's output (one job per chunk),
  * which is copied into the pack buffer (hashed as it grows). Pack buffers are reused once uploaded.
  * A small chunk is identified on the calling thread and, when new, sealed with others in one job.
+ * Data and trees fill packs of their own (see TREE_PACK_SIZE).
  */
 export class ChunkStore {
-  /** The pack being filled; made on the first chunk (a store that only reads holds no pack buffer). */
-  private pack: PackWriter | undefined;
+  /** The packs being filled, by the type of their chunks; made on the first chunk (a store that only reads holds no pack buffer). */
+  private readonly packs = new Map<ChunkType, PackWriter>();
   private readonly pending = new Set<ChunkId>();
   /** Small chunks not yet sent to be sealed; the batches being sealed; emptied ones for reuse. */
   private batch: SmallChunkBatch | undefined;
@@ -60,7 +67,7 @@ export class ChunkStore {
   private readonly freeBatches: SmallChunkBatch[] = [];
   private readonly uploads = new Set<Promise<void>>();
   private readonly written: IndexFile['packs'] = [];
-  private readonly freePackBuffers: Buffer[] = [];
+  private readonly freePackBuffers = new Map<ChunkType, Buffer[]>();
   private failure: unknown;
   private readonly packSize: number;
   private readonly parallelUploads: number;
@@ -121,7 +128,7 @@ export class ChunkStore {
     } finally {
       this.pipeline.release(slot);
     }
-    await this.rotateIfFull();
+    await this.rotateIfFull(type);
     return { id, stored: true };
   }
 
@@ -137,7 +144,7 @@ export class ChunkStore {
     } finally {
       this.pipeline.release(slot);
     }
-    await this.rotateIfFull();
+    await this.rotateIfFull(type);
     return { id, stored: true };
   }
 
@@ -181,8 +188,10 @@ export class ChunkStore {
       const [codec, length] = [records[2 * i] as number, records[2 * i + 1] as number];
       const end = batch.ends[i] as number;
       const record = new Uint8Array(batch.output, at, length);
-      this.filling().addSealed(id, batch.types[i] as ChunkType, codec, end - start, record);
-      if ((this.pack?.size ?? 0) >= this.packSize) rotations.push(this.rotate());
+      const type = batch.types[i] as ChunkType;
+      const pack = this.filling(type);
+      pack.addSealed(id, type, codec, end - start, record);
+      if (pack.size >= this.sizeOf(type)) rotations.push(this.rotate(type));
       at += length;
       start = end;
     }
@@ -202,7 +211,7 @@ export class ChunkStore {
     try {
       const sealed = await sealing();
       this.throwIfFailed();
-      this.filling().addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
+      this.filling(type).addSealed(id, type, sealed.codec, length, new Uint8Array(slot.output, 0, sealed.length));
     } catch (error) {
       this.pending.delete(id);
       throw error;
@@ -214,29 +223,36 @@ export class ChunkStore {
     this.sendBatch();
     await Promise.all(this.sealing);
     this.throwIfFailed();
-    if (this.pack && this.pack.count > 0) await this.rotate();
+    for (const [type, pack] of this.packs) if (pack.count > 0) await this.rotate(type);
     await Promise.all(this.uploads);
     this.throwIfFailed();
     // Tens of MiB that would otherwise live as long as the store, through the index and snapshot writes after this.
-    this.freePackBuffers.length = 0;
+    this.freePackBuffers.clear();
     return { packs: [...this.written] };
   }
 
-  private filling(): PackWriter {
-    this.pack ??= new PackWriter(
-      this.keys.encryption,
-      this.freePackBuffers.pop() ?? Buffer.allocUnsafe(this.packSize + PACK_MARGIN),
-    );
-    return this.pack;
+  /** The size at which a pack of chunks of `type` is uploaded. */
+  private sizeOf(type: ChunkType): number {
+    return type === 'tree' ? Math.min(this.packSize, TREE_PACK_SIZE) : this.packSize;
   }
 
-  private async rotateIfFull(): Promise<void> {
-    if (this.pack && this.pack.size >= this.packSize) await this.rotate();
+  private filling(type: ChunkType): PackWriter {
+    let pack = this.packs.get(type);
+    if (!pack) {
+      const buffer = this.freePackBuffers.get(type)?.pop() ?? Buffer.allocUnsafe(this.sizeOf(type) + PACK_MARGIN);
+      pack = new PackWriter(this.keys.encryption, buffer);
+      this.packs.set(type, pack);
+    }
+    return pack;
   }
 
-  private async rotate(): Promise<void> {
-    const { id, bytes, entries, buffer } = this.filling().finish();
-    this.pack = undefined;
+  private async rotateIfFull(type: ChunkType): Promise<void> {
+    if ((this.packs.get(type)?.size ?? 0) >= this.sizeOf(type)) await this.rotate(type);
+  }
+
+  private async rotate(type: ChunkType): Promise<void> {
+    const { id, bytes, entries, buffer } = this.filling(type).finish();
+    this.packs.delete(type);
     const upload = this.storage
       .put(blobNames.pack(id), bytes)
       .then(() => {
@@ -245,7 +261,9 @@ export class ChunkStore {
         this.index.add(indexed);
         for (const e of entries) this.pending.delete(e.id);
         // Only after a successful upload: a failed one may still be reading it (an aborted multipart upload).
-        this.freePackBuffers.push(buffer);
+        const free = this.freePackBuffers.get(type) ?? [];
+        free.push(buffer);
+        this.freePackBuffers.set(type, free);
         this.options.onUpload?.(bytes.length);
       })
       .catch((error: unknown) => {

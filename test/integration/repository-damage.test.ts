@@ -12,7 +12,7 @@ import { buildProgram } from '../../src/cli/main.ts';
 import { isCode } from '../../src/errors.ts';
 import { backupTree } from '../../src/repository/backup.ts';
 import { check } from '../../src/repository/check.ts';
-import { blobNames, idOf, prefixes } from '../../src/repository/format.ts';
+import { blobNames, idOf, type PackId, prefixes } from '../../src/repository/format.ts';
 import { findCrashLeftovers, removeCrashLeftovers } from '../../src/repository/housekeeping.ts';
 import { wrapMasterKeys } from '../../src/repository/keys.ts';
 import { forget, prune } from '../../src/repository/prune.ts';
@@ -40,6 +40,9 @@ interface Fixture {
   /** Blobs its backup added. */
   indexFiles: string[];
   packs: string[];
+  /** Its packs of file data, and of trees (a backup writes them apart). */
+  dataPacks: string[];
+  treePacks: string[];
 }
 const fixtures: Record<'aFull' | 'b' | 'aIncremental', Fixture> = {} as never;
 let keyNames: string[] = [];
@@ -60,11 +63,16 @@ async function backUp(repository: Repository, source: string, parent?: Snapshot)
     source: `file://${source}`,
     ...(parent ? { parent } : {}),
   });
+  const packs = (await names(repository.storage, 'data/')).filter((n) => !packsBefore.includes(n));
+  const holdsTrees = (name: string) =>
+    repository.index.chunksOf(idOf(name) as PackId).some((id) => repository.index.get(id)?.type === 'tree');
   return {
     snapshot,
     expected: await describeTree(source),
     indexFiles: (await names(repository.storage, 'index/')).filter((n) => !indexBefore.includes(n)),
-    packs: (await names(repository.storage, 'data/')).filter((n) => !packsBefore.includes(n)),
+    packs,
+    dataPacks: packs.filter((name) => !holdsTrees(name)),
+    treePacks: packs.filter(holdsTrees),
   };
 }
 
@@ -319,17 +327,26 @@ describe('damage to trees and data packs', () => {
 
   test('a data pack of chain A with zero length: both snapshots of the chain are affected, chain B is not', async () => {
     const { root, url } = await copyOfPristine();
-    const pack = fixtures.aFull.packs[0] ?? '';
+    assert.equal(fixtures.aFull.dataPacks.length, 1);
+    const pack = fixtures.aFull.dataPacks[0] ?? '';
     await truncate(join(root, pack), 0);
     const { report } = await assertIsolated(url, ['aFull', 'aIncremental'], new RegExp(`${pack}: has 0 bytes`));
-    assert.ok(report.affected.every((a) => a.lost.length > 0 && a.recoverable.length === 0));
+    const affected = (name: 'aFull' | 'aIncremental') =>
+      report.affected.find((a) => a.snapshot === fixtures[name].snapshot.id);
+    // The trees are in a pack of their own: what is lost is the files whose data was in it, named; the file the
+    // incremental added (its data in the incremental's pack) is not.
+    for (const name of ['aFull', 'aIncremental'] as const) {
+      assert.deepEqual(affected(name)?.lost.sort(), ['/one.txt', '/sub/big.bin'], name);
+      assert.deepEqual(affected(name)?.recoverable, [], name);
+    }
     await assertRestoreFails(url, 'aFull');
     await assertPruneRefuses(url);
   });
 
-  test('a deleted data pack: check names it missing and the snapshot lost; repair index does not hide the loss', async () => {
+  test('a deleted tree pack: check names it missing and the snapshot lost; repair index does not hide the loss', async () => {
     const { root, url } = await copyOfPristine();
-    const pack = fixtures.b.packs[0] ?? '';
+    assert.equal(fixtures.b.treePacks.length, 1);
+    const pack = fixtures.b.treePacks[0] ?? '';
     await rm(join(root, pack));
     const { report } = await assertIsolated(url, ['b'], new RegExp(`${pack}: missing from`));
     assert.ok(report.affected[0]?.lost.includes('/'), 'the whole snapshot is lost (its root tree was in that pack)');
@@ -411,7 +428,8 @@ describe('the CLI', () => {
     assert.match(listing, new RegExp(`${fixtures.aIncremental.snapshot.id.slice(0, 12)}  .*incremental`));
 
     const checked = await cli(['repo', 'check', '--repo', url]);
-    assert.match(checked, /check FAILED: 2 snapshots, .*0 unreferenced packs safe to delete.*2 packs to re-index/);
+    // Each backup's data pack and tree pack.
+    assert.match(checked, /check FAILED: 2 snapshots, .*0 unreferenced packs safe to delete.*4 packs to re-index/);
     assert.equal(process.exitCode, 1);
     process.exitCode = 0;
 
