@@ -151,8 +151,13 @@ export class ChunkReader {
    * Reads every chunk named (each once, however often named) and calls `deliver` once per chunk, in no particular
    * order, waiting for it before delivering more from the same read. Delivered buffers may be shared with later
    * deliveries (the cache): `deliver` must not modify them. Fails with the first failure, once reads in flight end.
+   * `cache: false`: what is read is not kept for later reads (chunks read once, as a backup's parent trees).
    */
-  async read(ids: Iterable<ChunkId>, deliver: (id: ChunkId, data: Buffer) => Promise<void>): Promise<void> {
+  async read(
+    ids: Iterable<ChunkId>,
+    deliver: (id: ChunkId, data: Buffer) => Promise<void>,
+    { cache = true }: { cache?: boolean } = {},
+  ): Promise<void> {
     const records: PlannedRecord[] = [];
     for (const id of ids) {
       const cached = this.cache.get(id);
@@ -165,7 +170,7 @@ export class ChunkReader {
     const worker = async () => {
       while (!failure && next < reads.length) {
         const read = reads[next++] as PackRead;
-        await this.readOne(read, deliver).catch((error: unknown) => {
+        await this.readOne(read, deliver, cache).catch((error: unknown) => {
           failure ??= { error };
         });
       }
@@ -209,7 +214,11 @@ export class ChunkReader {
     }
   }
 
-  private async readOne(read: PackRead, deliver: (id: ChunkId, data: Buffer) => Promise<void>): Promise<void> {
+  private async readOne(
+    read: PackRead,
+    deliver: (id: ChunkId, data: Buffer) => Promise<void>,
+    cache: boolean,
+  ): Promise<void> {
     const bytes = await this.fetch(read);
     const decoding = new InOrder<Buffer>();
     let started = 0;
@@ -226,7 +235,7 @@ export class ChunkReader {
         const record = read.records[delivered++] as PlannedRecord;
         const data = (await decoding.next()) as Buffer;
         decodingBytes -= record.location.rawLength;
-        this.cache.add(record.id, data);
+        if (cache) this.cache.add(record.id, data);
         await deliver(record.id, data);
       }
     } catch (error) {

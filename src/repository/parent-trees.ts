@@ -37,7 +37,7 @@ export class ParentTrees {
     if (already >= TREES_AHEAD / 2 || wanted.size < 2) return;
     const deliver = new Map<ChunkId, (data: Buffer) => void>();
     const trees = new Map([...wanted].map((id) => [id, new Promise<Buffer>((resolve) => deliver.set(id, resolve))]));
-    const read = this.reader.read(wanted, async (id, data) => deliver.get(id)?.(data));
+    const read = this.reader.read(wanted, async (id, data) => deliver.get(id)?.(data), { cache: false });
     for (const [id, tree] of trees) {
       // A read that fails leaves each tree it did not deliver to a read of its own, which names what is damaged.
       const ahead = Promise.race([
