@@ -58,6 +58,14 @@ interface PipelineWorker {
 type Sealed = { codec: number; length: number };
 
 const SLOT_LENGTH = 4 * 1024 * 1024; // the chunker's default max
+/**
+ * A worker's heap holds a job's message and little else (chunks are in shared memory), but each sealed chunk leaves
+ * a buffer of garbage outside it (AES-GCM's output, which node:crypto always allocates). V8 collects those when the
+ * memory outside the heap has grown ~64 MiB, so each worker held up to that much; a small heap limit makes it
+ * collect them sooner: the 2 GiB benchmark set's first backup peaked at ~340 MiB instead of ~430, for ~4% more CPU
+ * (docs/decisions.md). Ten times what a worker's heap holds.
+ */
+const WORKER_HEAP_MIB = 48;
 const workerModule = new URL(`./chunk-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 /**
@@ -199,7 +207,9 @@ export class ChunkPipeline {
   }
 
   private start(): PipelineWorker {
-    const handle: PipelineWorker = { worker: new Worker(this.workerUrl) };
+    const handle: PipelineWorker = {
+      worker: new Worker(this.workerUrl, { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MIB } }),
+    };
     handle.worker.on('message', (reply: WorkerReply) => {
       const running = handle.running;
       handle.running = undefined;
