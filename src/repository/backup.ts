@@ -555,7 +555,7 @@ class BackupRun {
         for (let k = nextSubdir; k < Math.min(subdirs.length, nextSubdir + DIRECTORIES_AHEAD); k++) {
           const { i: at, subtree, stat: listed } = subdirs[k] as (typeof subdirs)[number];
           if (prepared.has(at)) continue;
-          this.parentTrees.readAhead(subtrees.slice(k));
+          this.parentTrees.readAhead(subtrees, k);
           prepared.set(at, this.prepare(batch[at] as Child, listed, subtree));
         }
         const preparedSubdir = prepared.get(i);

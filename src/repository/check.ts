@@ -1,8 +1,7 @@
 import { TidemarkError } from '../errors.ts';
-import { decompress } from './compression.ts';
 import { blobNames, type ChunkId, idOf, type PackId, prefixes, sha256Hex } from './format.ts';
 import { findCrashLeftovers } from './housekeeping.ts';
-import { openRecord, type PackEntry, readPackHeader } from './pack.ts';
+import { decodeRecord, type PackEntry, readPackHeader } from './pack.ts';
 import { type ProgressListener, ProgressMeter } from './progress.ts';
 import { readStoredPackHeader } from './repair.ts';
 import { mapLimit, type Repository } from './repository.ts';
@@ -210,7 +209,7 @@ async function findReindexable(
     try {
       const { pack, entry } = at;
       const record = await repository.storage.get(blobNames.pack(pack), { offset: entry.offset, length: entry.length });
-      entries = decodeTree(await decompress(entry.codec, openRecord(key, id, record, pack), entry.rawLength)).entries;
+      entries = decodeTree(await decodeRecord(key, id, entry, record, pack)).entries;
     } catch {
       continue; // what is below it stays unknown; re-indexing its pack is still what brings it back
     }
@@ -352,8 +351,7 @@ async function verifyPack(
     const at = repository.index.get(chunk);
     if (at?.pack !== pack) continue; // read from another pack
     try {
-      const compressed = openRecord(key, chunk, bytes.subarray(at.offset, at.offset + at.length), pack);
-      const plain = await decompress(at.codec, compressed, at.rawLength);
+      const plain = await decodeRecord(key, chunk, at, bytes.subarray(at.offset, at.offset + at.length), pack);
       if (plain.length !== at.rawLength) chunks.set(chunk, `chunk ${chunk.slice(0, 12)} has the wrong length`);
     } catch (error) {
       chunks.set(chunk, (error as Error).message);

@@ -1,9 +1,8 @@
 import { isCode, TidemarkError, withContext } from '../errors.ts';
-import { decompress } from './compression.ts';
 import { blobNames, type ChunkId, type PackId } from './format.ts';
 import { InOrder } from './in-order.ts';
 import type { ChunkIndex, ChunkLocation } from './index.ts';
-import { openRecord } from './pack.ts';
+import { decodeRecord } from './pack.ts';
 import type { Storage } from './storage/storage.ts';
 
 const MiB = 1024 * 1024;
@@ -261,8 +260,7 @@ export class ChunkReader {
 
   private async decode({ id, location }: PlannedRecord, record: Buffer): Promise<Buffer> {
     try {
-      const compressed = openRecord(this.key, id, record, location.pack);
-      return await decompress(location.codec, compressed, location.rawLength);
+      return await decodeRecord(this.key, id, location, record, location.pack);
     } catch (error) {
       throw withContext(`reading chunk ${id.slice(0, 12)} from pack ${location.pack}`, error);
     }

@@ -58,7 +58,10 @@ const TREE_PACK_SIZE = 4 * 1024 * 1024;
  * Data and trees fill packs of their own (see TREE_PACK_SIZE).
  */
 export class ChunkStore {
-  /** The packs being filled, by the type of their chunks; made on the first chunk (a store that only reads holds no pack buffer). */
+  /**
+   * The packs being filled, by the type of their chunks; each made on its first chunk (a store that only reads
+   * holds no pack buffer).
+   */
   private readonly packs = new Map<ChunkType, PackWriter>();
   private readonly pending = new Set<ChunkId>();
   /** Small chunks not yet sent to be sealed; the batches being sealed; emptied ones for reuse. */

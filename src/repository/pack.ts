@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { TidemarkError } from '../errors.ts';
+import { decompress } from './compression.ts';
 import { ENVELOPE_OVERHEAD, open, sealInto } from './crypto.ts';
 import { CHUNK_TYPES, type ChunkId, type ChunkType, type PackId } from './format.ts';
 
@@ -145,4 +146,15 @@ export function readPackHeader(key: Buffer, packId: string, bytes: Buffer): Pack
 /** Decrypts one record (compressed plaintext). The aad binds it to its id: a moved record fails. */
 export function openRecord(key: Buffer, id: ChunkId, record: Buffer, packId: string): Buffer {
   return open(key, record, Buffer.from(id, 'hex'), `chunk ${id.slice(0, 12)} in pack ${packId}`);
+}
+
+/** The chunk a record holds: decrypted, then decompressed with its codec to its raw length (both from a pack entry). */
+export function decodeRecord(
+  key: Buffer,
+  id: ChunkId,
+  { codec, rawLength }: Pick<PackEntry, 'codec' | 'rawLength'>,
+  record: Buffer,
+  packId: string,
+): Promise<Buffer> {
+  return decompress(codec, openRecord(key, id, record, packId), rawLength);
 }

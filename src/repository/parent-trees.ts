@@ -18,18 +18,17 @@ export class ParentTrees {
   constructor(private readonly reader: ChunkReader) {}
 
   /**
-   * Reads the trees `ids` (the next subdirectories', in walk order) ahead, together, once those already read ahead
-   * are fewer than half the bounds; as many as the bounds admit (the rest: when asked for, or by a later call).
+   * Reads the trees `ids` from `from` on (the next subdirectories', in walk order) ahead, together, once those
+   * already read ahead are fewer than half the bounds; as many as the bounds admit (the rest: when asked for, or by
+   * a later call).
    */
-  readAhead(ids: readonly ChunkId[]): void {
+  readAhead(ids: readonly ChunkId[], from: number): void {
     const wanted = new Set<ChunkId>();
-    let count = 0;
     let bytes = 0;
     let already = 0;
-    for (const id of ids) {
+    for (const id of ids.slice(from, from + TREES_AHEAD)) {
       const length = this.reader.lengthOf(id);
-      if (length === undefined || count >= TREES_AHEAD || bytes + length > BYTES_AHEAD) break;
-      count++;
+      if (length === undefined || bytes + length > BYTES_AHEAD) break;
       bytes += length;
       if (this.ahead.has(id)) already++;
       else wanted.add(id);

@@ -73,8 +73,11 @@ export function sameFileEntry(previous: TreeEntry, stat: StatLike): boolean {
     return false;
   const keys = previous.xattrs?.length ? FILE_KEYS_XATTRS : FILE_KEYS;
   let at = 0;
-  // A name that is not UTF-8 is stored as nameB64, in name's place.
-  for (const key in previous) if (keys[at++] !== (at === 1 && key === 'nameB64' ? 'name' : key)) return false;
+  for (const key in previous) {
+    // A name that is not UTF-8 is stored as nameB64, in name's place.
+    const expected = at === 0 && key === 'nameB64' ? 'name' : key;
+    if (keys[at++] !== expected) return false;
+  }
   return at === keys.length;
 }
 
